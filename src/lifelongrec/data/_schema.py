@@ -1,0 +1,227 @@
+"""The event and item schema every reader produces and every model consumes.
+
+An event is ``user_id, item_id, timestamp, event_type, value``:
+
+* ``user_id``, ``item_id``: external ids as strings, exactly as the source spelled them;
+* ``timestamp``: UTC epoch seconds, ``int64``; sources without time give an ordinal
+  (``Dataset.meta["timestamps"] == "ordinal"``);
+* ``event_type``: a string; ``"interaction"`` when the source has none;
+* ``value``: ``float64``, e.g. a rating; ``NaN`` when absent.
+
+Rows keep the source's order; sorting by time is stable, so equal timestamps keep it too.
+
+An item is ``item_id, title, categories, attributes``: ``title`` a string or ``None``,
+``categories`` a list of strings, ``attributes`` a dict of scalar values (e.g. price).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lifelongrec._errors import DataError
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "ITEM_COLUMNS",
+    "DEFAULT_EVENT_TYPE",
+    "Dataset",
+    "LoadReport",
+    "make_events",
+    "make_items",
+    "as_dataset",
+]
+
+EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value")
+ITEM_COLUMNS = ("item_id", "title", "categories", "attributes")
+DEFAULT_EVENT_TYPE = "interaction"
+
+
+@dataclass
+class LoadReport:
+    """What a loader or preprocessing step did to the rows: nothing is dropped silently.
+
+    Each entry is ``{"step", "rows_in", "rows_out", "removed", "reason"}``.
+    """
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, step: str, rows_in: int, rows_out: int, reason: str) -> None:
+        self.entries.append(
+            {
+                "step": step,
+                "rows_in": int(rows_in),
+                "rows_out": int(rows_out),
+                "removed": int(rows_in) - int(rows_out),
+                "reason": reason,
+            }
+        )
+
+    def removed(self, step: str | None = None) -> int:
+        return sum(e["removed"] for e in self.entries if step is None or e["step"] == step)
+
+    def __str__(self) -> str:
+        if not self.entries:
+            return "no rows removed"
+        return "\n".join(
+            f"{e['step']}: {e['rows_in']} -> {e['rows_out']} rows ({e['removed']} removed: {e['reason']})"
+            for e in self.entries
+        )
+
+
+def make_events(
+    user_id: Any,
+    item_id: Any,
+    timestamp: Any,
+    event_type: Any = None,
+    value: Any = None,
+) -> pd.DataFrame:
+    """Build an events frame in the canonical schema from columns (arrays or lists).
+
+    Ids become strings; ``timestamp`` must be integral; ``event_type`` defaults to
+    ``"interaction"``; ``value`` to ``NaN``.
+    """
+    users = pd.Series(np.asarray(user_id)).astype(str)
+    n = len(users)
+    ts = np.asarray(timestamp)
+    if ts.dtype.kind not in "iu":
+        raise DataError(
+            "timestamps must be integers (UTC epoch seconds)",
+            column="timestamp",
+            value=ts.dtype.name,
+            expected="an integer dtype",
+        )
+    if event_type is None:
+        et = pd.Series([DEFAULT_EVENT_TYPE] * n)
+    elif isinstance(event_type, str):
+        et = pd.Series([event_type] * n)
+    else:
+        et = pd.Series(np.asarray(event_type)).astype(str)
+    val = np.full(n, np.nan) if value is None else np.asarray(value, dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "user_id": users.to_numpy(dtype=object),
+            "item_id": pd.Series(np.asarray(item_id)).astype(str).to_numpy(dtype=object),
+            "timestamp": ts.astype(np.int64),
+            "event_type": et.to_numpy(dtype=object),
+            "value": val,
+        }
+    )
+
+
+def make_items(
+    item_id: Any,
+    title: Any = None,
+    categories: Any = None,
+    attributes: Any = None,
+) -> pd.DataFrame:
+    """Build an items frame in the canonical schema."""
+    ids = [str(i) for i in item_id]
+    n = len(ids)
+    return pd.DataFrame(
+        {
+            "item_id": pd.Series(ids, dtype=object),
+            "title": pd.Series([None] * n if title is None else list(title), dtype=object),
+            "categories": pd.Series(
+                [[] for _ in range(n)] if categories is None else [list(c) for c in categories],
+                dtype=object,
+            ),
+            "attributes": pd.Series(
+                [{} for _ in range(n)] if attributes is None else [dict(a) for a in attributes],
+                dtype=object,
+            ),
+        }
+    )
+
+
+@dataclass
+class Dataset:
+    """Events plus what is known about items and users.
+
+    Attributes
+    ----------
+    events
+        ``pd.DataFrame`` with :data:`EVENT_COLUMNS`, in source order.
+    items
+        ``pd.DataFrame`` with :data:`ITEM_COLUMNS` or ``None`` when the source has no catalogue.
+    users
+        ``pd.DataFrame`` with a ``user_id`` column and any attributes, or ``None``.
+    name
+        Where it came from (a path or ``"synthetic"``).
+    meta
+        Facts about the source, e.g. ``{"format": "movielens-100k", "timestamps": "epoch"}``.
+    report
+        The rows removed while loading and preprocessing, and why.
+    """
+
+    events: pd.DataFrame
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    report: LoadReport = field(default_factory=LoadReport)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in EVENT_COLUMNS if c not in self.events.columns]
+        if missing:
+            raise DataError(
+                "events frame lacks required columns",
+                path=self.name or None,
+                value=missing,
+                expected=f"columns {list(EVENT_COLUMNS)}",
+            )
+        if self.items is not None:
+            missing = [c for c in ITEM_COLUMNS if c not in self.items.columns]
+            if missing:
+                raise DataError(
+                    "items frame lacks required columns",
+                    path=self.name or None,
+                    value=missing,
+                    expected=f"columns {list(ITEM_COLUMNS)}",
+                )
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.events["user_id"].nunique())
+
+    @property
+    def n_items(self) -> int:
+        return int(self.events["item_id"].nunique())
+
+    def with_events(self, events: pd.DataFrame, report: LoadReport | None = None) -> Dataset:
+        """The same catalogue and metadata with other events (e.g. a split's train part)."""
+        return Dataset(
+            events=events,
+            items=self.items,
+            users=self.users,
+            name=self.name,
+            meta=dict(self.meta),
+            report=self.report if report is None else report,
+        )
+
+
+def as_dataset(data: Any, name: str = "") -> Dataset:
+    """Accept a :class:`Dataset` or an events ``DataFrame`` and return a :class:`Dataset`."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, pd.DataFrame):
+        events = data
+        if "event_type" not in events.columns or "value" not in events.columns:
+            events = events.copy()
+            if "event_type" not in events.columns:
+                events["event_type"] = DEFAULT_EVENT_TYPE
+            if "value" not in events.columns:
+                events["value"] = np.nan
+        return Dataset(events=events, name=name)
+    raise DataError(
+        "cannot use this object as interaction data",
+        value=type(data).__name__,
+        expected="a lifelongrec.data.Dataset or a pandas DataFrame with columns "
+        "user_id, item_id, timestamp (event_type and value optional)",
+    )

@@ -1,0 +1,1 @@
+"""lifelongrec.features (see ../shared/DESIGN.md)."""

@@ -1,0 +1,463 @@
+"""The one contract every recommender follows, and the bookkeeping they share.
+
+A subclass stores hyperparameters in ``__init__`` (nothing else) and implements
+
+* ``_fit(X, data)``: learn from ``X``, the binary user x item ``csr_matrix`` (float32)
+  built from ``data.events`` with the rows and columns of ``self.user_ids_`` and
+  ``self.item_ids_``;
+* ``_partial_fit(delta, data, n_users_before, n_items_before)``: update after
+  ``self.user_items_`` has grown to hold new rows/columns and ``delta`` (same shape, the
+  new events only); the base class has already extended the vocabularies;
+* ``_score(rows)``: dense scores ``(B, n_items)`` float32 for known user rows;
+* optionally ``_item_vectors()`` (for cosine ``similar_items``) or ``_similar_scores``;
+* ``_state()`` / ``_set_state(arrays, extra)`` for save/load.
+
+External ids (strings) cross every public method; row numbers never leave the model.
+One id or a batch is accepted everywhere: a scalar id gives 1-d arrays ``(k,)`` back, a
+list gives 2-d ``(n, k)``. When fewer than ``k`` items are eligible a row is padded with
+``None`` ids and ``-inf`` scores.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lifelongrec._errors import NotFittedError, ParameterError, UnknownIdError
+from lifelongrec.data._schema import Dataset, as_dataset
+
+__all__ = ["Recommender", "topk_rows"]
+
+_FORMAT_VERSION = 1
+_SCORE_BATCH_CELLS = 16_000_000  # float32 cells scored at once (64 MB)
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``k`` largest entries of each row, best first.
+
+    Ties inside the top ``k`` are broken by the lower column index, so results repeat.
+    """
+    n_rows, n_cols = scores.shape
+    k_eff = min(k, n_cols)
+    if k_eff <= 0:
+        return np.empty((n_rows, 0), dtype=np.int64), np.empty((n_rows, 0), dtype=scores.dtype)
+    if k_eff < n_cols:
+        idx = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    else:
+        idx = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
+    vals = np.take_along_axis(scores, idx, axis=1)
+    order = np.lexsort((idx, -vals), axis=1)
+    idx = np.take_along_axis(idx, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    return idx, vals
+
+
+def _is_single(ids: Any) -> bool:
+    return isinstance(ids, (str, bytes, int, np.integer)) or np.ndim(ids) == 0
+
+
+def _resize_csr(X: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    X = X.tocsr(copy=True)
+    X.resize(shape)
+    return X
+
+
+class Recommender:
+    """Base class: id vocabularies, seen-item masks, top-k, cold fallback, save/load."""
+
+    #: Short name used by the CLI and ``get_model``.
+    name: ClassVar[str] = "base"
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _validate_params(self) -> None:
+        """Check hyperparameters; raise :class:`ParameterError`. Called by ``fit``."""
+
+    # -------------------------------------------------------------- vocabulary
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "user_items_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(interactions) first"
+            )
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return len(self.user_ids_)
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.item_ids_)
+
+    def _set_vocab(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+        self.user_ids_ = np.asarray(user_ids, dtype=object)
+        self.item_ids_ = np.asarray(item_ids, dtype=object)
+        self._user_index = {u: i for i, u in enumerate(self.user_ids_)}
+        self._item_index = {t: i for i, t in enumerate(self.item_ids_)}
+
+    def _matrix(self, events: pd.DataFrame) -> sp.csr_matrix:
+        """Binary user x item matrix of ``events`` on the current vocabularies."""
+        rows = events["user_id"].astype(str).map(self._user_index).to_numpy()
+        cols = events["item_id"].astype(str).map(self._item_index).to_numpy()
+        X = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows.astype(np.int64), cols.astype(np.int64))),
+            shape=(len(self.user_ids_), len(self.item_ids_)),
+        )
+        X.sum_duplicates()
+        X.data[:] = 1.0
+        return X
+
+    def user_rows(self, users: Any) -> np.ndarray:
+        """Internal rows of ``users`` (``-1`` for unknown). For evaluation code and subclasses."""
+        self._check_fitted()
+        ids = [users] if _is_single(users) else list(users)
+        return np.fromiter((self._user_index.get(str(u), -1) for u in ids), np.int64, len(ids))
+
+    def _item_rows(self, items: Any, *, what: str = "item") -> np.ndarray:
+        ids = [items] if _is_single(items) else list(items)
+        rows = np.fromiter((self._item_index.get(str(i), -1) for i in ids), np.int64, len(ids))
+        if (rows < 0).any():
+            unknown = [ids[j] for j in np.flatnonzero(rows < 0)]
+            raise UnknownIdError(
+                what, unknown, hint=f"{type(self).__name__} knows {len(self.item_ids_)} items"
+            )
+        return rows
+
+    # --------------------------------------------------------------- training
+    def fit(self, interactions: Dataset | pd.DataFrame) -> Recommender:
+        """Learn from ``interactions`` (a :class:`~lifelongrec.data.Dataset` or events frame).
+
+        Forgets anything learned before. Returns ``self``.
+        """
+        self._validate_params()
+        data = as_dataset(interactions)
+        ev = data.events
+        users = pd.unique(ev["user_id"].astype(str).to_numpy())
+        items = pd.unique(ev["item_id"].astype(str).to_numpy())
+        self._set_vocab(users, items)
+        X = self._matrix(ev)
+        self.user_items_ = X
+        self.item_counts_ = np.bincount(
+            ev["item_id"].astype(str).map(self._item_index).to_numpy(), minlength=len(items)
+        ).astype(np.float64)
+        self._fit(X, data)
+        return self
+
+    def partial_fit(self, new_interactions: Dataset | pd.DataFrame) -> Recommender:
+        """Learn from new events without starting over; unseen users and items get rows.
+
+        On an unfitted model this is ``fit``. Returns ``self``.
+        """
+        if not self.is_fitted:
+            return self.fit(new_interactions)
+        data = as_dataset(new_interactions)
+        ev = data.events
+        n_users_before, n_items_before = len(self.user_ids_), len(self.item_ids_)
+        u = pd.unique(ev["user_id"].astype(str).to_numpy())
+        t = pd.unique(ev["item_id"].astype(str).to_numpy())
+        new_u = [x for x in u if x not in self._user_index]
+        new_t = [x for x in t if x not in self._item_index]
+        if new_u or new_t:
+            self._set_vocab(
+                np.concatenate([self.user_ids_, np.asarray(new_u, dtype=object)]),
+                np.concatenate([self.item_ids_, np.asarray(new_t, dtype=object)]),
+            )
+        shape = (len(self.user_ids_), len(self.item_ids_))
+        delta = self._matrix(ev)
+        X = _resize_csr(self.user_items_, shape) + delta
+        X.data[:] = 1.0
+        self.user_items_ = X.tocsr()
+        counts = np.zeros(shape[1])
+        counts[:n_items_before] = self.item_counts_
+        counts += np.bincount(
+            ev["item_id"].astype(str).map(self._item_index).to_numpy(), minlength=shape[1]
+        )
+        self.item_counts_ = counts
+        self._partial_fit(delta, data, n_users_before, n_items_before)
+        return self
+
+    def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
+        raise NotImplementedError
+
+    def _partial_fit(
+        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    ) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- scoring
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _cold_scores(self) -> np.ndarray:
+        """Scores for a user the model has never seen: item popularity."""
+        return self.item_counts_.astype(np.float32)
+
+    def _scores_for(self, rows: np.ndarray) -> np.ndarray:
+        known = rows >= 0
+        S = np.empty((len(rows), len(self.item_ids_)), dtype=np.float32)
+        if known.any():
+            S[known] = self._score(rows[known])
+        if (~known).any():
+            S[~known] = self._cold_scores()
+        return S
+
+    def score_items(self, users: Any, items: Any = None) -> np.ndarray:
+        """Raw scores, ``(n_users, n_items)``; columns follow ``items`` or ``self.item_ids_``.
+
+        Unknown users get the cold-start (popularity) scores. Seen items are not masked.
+        """
+        self._check_fitted()
+        rows = self.user_rows(users)
+        S = self._scores_for(rows)
+        if items is not None:
+            S = S[:, self._item_rows(items)]
+        return S[0] if _is_single(users) else S
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        items: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for one user id or a batch, best first.
+
+        Parameters
+        ----------
+        users
+            One external user id or a sequence of them. Unknown users get popular items.
+        k
+            How many items per user (positive int).
+        exclude_seen
+            Leave out items the user interacted with in the training data.
+        items
+            Optional candidate item ids; only these may be returned. Unknown ids raise
+            :class:`UnknownIdError`.
+
+        Returns
+        -------
+        ids, scores
+            ``(k,)`` arrays for one user, ``(n, k)`` for a batch; ids are external ids
+            (object dtype), padded with ``None`` (score ``-inf``) when fewer are eligible.
+        """
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError("k", k, "a positive integer")
+        k = int(k)
+        rows = self.user_rows(users)
+        cand = None if items is None else np.unique(self._item_rows(items))
+        n_items = len(self.item_ids_)
+        out_ids = np.full((len(rows), k), None, dtype=object)
+        out_scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        batch = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
+        X = self.user_items_
+        for start in range(0, len(rows), batch):
+            r = rows[start : start + batch]
+            S = self._scores_for(r)
+            if cand is not None:
+                masked = np.full_like(S, -np.inf)
+                masked[:, cand] = S[:, cand]
+                S = masked
+            if exclude_seen:
+                for j, row in enumerate(r):
+                    if row >= 0:
+                        S[j, X.indices[X.indptr[row] : X.indptr[row + 1]]] = -np.inf
+            idx, vals = topk_rows(S, k)
+            valid = np.isfinite(vals)
+            ids = self.item_ids_[idx]
+            ids[~valid] = None
+            vals = np.where(valid, vals, -np.inf)
+            out_ids[start : start + len(r), : idx.shape[1]] = ids
+            out_scores[start : start + len(r), : idx.shape[1]] = vals
+        if _is_single(users):
+            return out_ids[0], out_scores[0]
+        return out_ids, out_scores
+
+    # ------------------------------------------------------------ similarity
+    def _item_vectors(self) -> np.ndarray:
+        """Item embedding ``(n_items, D)`` for cosine ``similar_items``; override."""
+        # Default: item-item co-occurrence through the interaction matrix columns.
+        return self.user_items_.T.tocsr()
+
+    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
+        V = self._item_vectors()
+        if sp.issparse(V):
+            norms = np.sqrt(np.asarray(V.multiply(V).sum(axis=1)).ravel())
+            norms[norms == 0] = 1.0
+            Vn = sp.diags(1.0 / norms) @ V
+            S = (Vn[rows] @ Vn.T).toarray()
+        else:
+            V = np.asarray(V, dtype=np.float32)
+            norms = np.linalg.norm(V, axis=1)
+            norms[norms == 0] = 1.0
+            Vn = V / norms[:, None]
+            S = Vn[rows] @ Vn.T
+        return np.asarray(S, dtype=np.float32)
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each given item (the item itself left out).
+
+        Unknown item ids raise :class:`UnknownIdError`. Shapes as in :meth:`recommend`.
+        """
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError("k", k, "a positive integer")
+        rows = self._item_rows(items)
+        S = self._similar_scores(rows).astype(np.float32, copy=True)
+        S[np.arange(len(rows)), rows] = -np.inf
+        idx, vals = topk_rows(S, int(k))
+        out_ids = np.full((len(rows), int(k)), None, dtype=object)
+        out_scores = np.full((len(rows), int(k)), -np.inf, dtype=np.float32)
+        valid = np.isfinite(vals)
+        ids = self.item_ids_[idx]
+        ids[~valid] = None
+        out_ids[:, : idx.shape[1]] = ids
+        out_scores[:, : idx.shape[1]] = np.where(valid, vals, -np.inf)
+        if _is_single(items):
+            return out_ids[0], out_scores[0]
+        return out_ids, out_scores
+
+    # ------------------------------------------------------------- save/load
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(arrays, extra)``: learned arrays (numpy or scipy sparse) and JSON-able extras."""
+        return {}, {}
+
+    def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
+        pass
+
+    def _save_children(self, path: Path) -> None:
+        """Hook for composite models (hybrid) to save sub-models under ``path``."""
+
+    def _load_children(self, path: Path) -> None:
+        pass
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model to the folder ``path`` (created; replaced atomically if it exists).
+
+        The format is JSON plus ``.npz`` (no pickle), so loading runs no stored code.
+        """
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        arrays, extra = self._state()
+        flat: dict[str, np.ndarray] = {
+            "_user_ids": np.asarray(self.user_ids_, dtype=str),
+            "_item_ids": np.asarray(self.item_ids_, dtype=str),
+            "_item_counts": self.item_counts_,
+        }
+        sparse_keys = ["_user_items"]
+        arrays = {"_user_items": self.user_items_, **arrays}
+        for key, value in arrays.items():
+            if sp.issparse(value):
+                value = value.tocsr()
+                flat[f"{key}.data"] = value.data
+                flat[f"{key}.indices"] = value.indices
+                flat[f"{key}.indptr"] = value.indptr
+                flat[f"{key}.shape"] = np.asarray(value.shape, dtype=np.int64)
+                if key not in sparse_keys:
+                    sparse_keys.append(key)
+            else:
+                flat[key] = np.asarray(value)
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "name": self.name,
+            "params": self.get_params(),
+            "sparse": sparse_keys,
+            "extra": extra,
+        }
+        with open(tmp / "arrays.npz", "wb") as fh:
+            np.savez(fh, **flat)
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        self._save_children(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                _rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _rmtree(old)
+        else:
+            os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recommender:
+        """Read a model written by :meth:`save`. ``Recommender.load`` loads any model class."""
+        path = Path(path)
+        meta_file = path / "model.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{path}: not a saved lifelongrec model (no model.json)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: model format version {meta.get('format_version')!r} is not "
+                f"supported; expected {_FORMAT_VERSION}"
+            )
+        module, _, qual = meta["class"].rpartition(".")
+        klass = getattr(importlib.import_module(module), qual)
+        if not issubclass(klass, cls):
+            raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
+        model = klass(**meta["params"])
+        with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+            raw = {k: npz[k] for k in npz.files}
+        arrays: dict[str, Any] = {}
+        for key in meta["sparse"]:
+            arrays[key] = sp.csr_matrix(
+                (raw.pop(f"{key}.data"), raw.pop(f"{key}.indices"), raw.pop(f"{key}.indptr")),
+                shape=tuple(raw.pop(f"{key}.shape")),
+            )
+        arrays.update(raw)
+        model._set_vocab(arrays.pop("_user_ids").astype(object), arrays.pop("_item_ids").astype(object))
+        model.user_items_ = arrays.pop("_user_items")
+        model.item_counts_ = arrays.pop("_item_counts")
+        model._load_children(path)
+        model._set_state(arrays, meta["extra"])
+        return model
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, (tuple, np.ndarray)):
+        return list(o)
+    raise TypeError(f"cannot store {type(o).__name__} in model.json")
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

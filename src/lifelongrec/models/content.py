@@ -1,0 +1,6 @@
+"""(stub)"""
+from lifelongrec.models._base import Recommender
+
+
+class ContentRecommender(Recommender):
+    name = "content"

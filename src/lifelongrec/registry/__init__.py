@@ -1,0 +1,1 @@
+"""lifelongrec.registry (see ../shared/DESIGN.md)."""

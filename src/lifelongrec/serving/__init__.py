@@ -1,0 +1,1 @@
+"""lifelongrec.serving (see ../shared/DESIGN.md)."""

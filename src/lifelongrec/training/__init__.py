@@ -1,0 +1,1 @@
+"""lifelongrec.training (see ../shared/DESIGN.md)."""
