@@ -1,0 +1,258 @@
+"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``demo``.
+
+Argument parsing lives here and only here; the library never reads ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lifelongrec._errors import LifelongrecError, ParameterError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="lifelongrec: recommenders that keep learning. Data, evaluation, models.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Inspect interaction data.")
+app.add_typer(data_app, name="data")
+
+SYNTHETIC = "synthetic"
+
+
+# --------------------------------------------------------------------- helpers
+def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["factors=32", "l2=100.0"]`` -> ``{"factors": 32, "l2": 100.0}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ParameterError("--param", pair, "KEY=VALUE, e.g. --param factors=32")
+        try:
+            params[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = raw  # a bare string such as similarity=cosine
+    return params
+
+
+def load_data(source: str, *, synthetic_events: int = 100_000, seed: int = 0):
+    """A :class:`~lifelongrec.data.Dataset` from a path or the word ``synthetic``."""
+    from lifelongrec import data as D
+
+    if source == SYNTHETIC:
+        return D.synthetic(n_events=synthetic_events, seed=seed)
+    return D.load(Path(source))
+
+
+def prepare(dataset, *, dedupe: bool = True, min_rating: float | None = None):
+    """The evaluation preprocessing: stable time order, one event per (user, item) pair
+    (the first: the task is to predict items new to the user), optional rating threshold.
+    Every step's removed rows are recorded in ``dataset.report``."""
+    from lifelongrec import data as D
+
+    ds = D.sort_by_time(dataset)
+    if min_rating is not None:
+        ds = D.implicit_feedback(ds, threshold=min_rating)
+    if dedupe:
+        ds = D.deduplicate(ds, subset=("user_id", "item_id"), keep="first")
+    return ds
+
+
+def make_split(dataset, protocol: str):
+    from lifelongrec import data as D
+
+    if protocol == "loo":
+        return D.leave_one_out(dataset)
+    if protocol == "temporal":
+        return D.temporal_split(dataset, test_fraction=0.2)
+    raise ParameterError("--protocol", protocol, "'loo' or 'temporal'")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Plain aligned text table; floats with 4 decimals."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return "" if v is None else str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    out = [line, sep]
+    for b in body:
+        out.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(b, widths, strict=True))))
+    return "\n".join(out)
+
+
+def metric_columns(k: int) -> list[str]:
+    return [f"{m}@{k}" for m in ("precision", "recall", "f1", "hr", "ndcg", "mrr", "map", "coverage")]
+
+
+# ------------------------------------------------------------------- commands
+@data_app.command("info")
+def data_info(
+    path: Annotated[str, typer.Argument(help="A data file or folder, or 'synthetic'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
+) -> None:
+    """Counts, time span, density and event types of a dataset."""
+    from lifelongrec.data import describe
+
+    try:
+        info = describe(load_data(path, synthetic_events=synthetic_events))
+    except (LifelongrecError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        if isinstance(value, (dict, list)):
+            typer.echo(f"{key}:")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k2, v2 in items:
+                typer.echo(f"  {k2}: {v2}")
+        else:
+            typer.echo(f"{key}: {value}")
+
+
+def run_evaluation(
+    data: str,
+    model: str,
+    protocol: str,
+    k: int,
+    *,
+    params: dict[str, Any] | None = None,
+    synthetic_events: int = 100_000,
+    seed: int = 0,
+    dedupe: bool = True,
+    min_rating: float | None = None,
+    negatives: int | None = None,
+    auc: bool = False,
+    progress: bool = True,
+    dataset=None,
+    split=None,
+) -> dict[str, Any]:
+    """Load, prepare, split, fit and evaluate one model; the dict ``evaluate --json`` prints."""
+    from lifelongrec.evaluation import evaluate_model
+    from lifelongrec.models import get_model
+
+    recommender = get_model(model, **(params or {}))
+    if split is None:
+        dataset = prepare(
+            load_data(data, synthetic_events=synthetic_events, seed=seed),
+            dedupe=dedupe,
+            min_rating=min_rating,
+        )
+        split = make_split(dataset, protocol)
+    result = evaluate_model(
+        recommender, split, k=k, sampled_negatives=negatives, seed=seed, compute_auc=auc,
+        progress=progress,
+    )
+    out = {"model": model, "params": recommender.get_params(), "data": data, "protocol": protocol, "k": k}
+    out.update(result)
+    out["n_events"] = len(dataset) if dataset is not None else None
+    out["preprocessing"] = dataset.report.entries if dataset is not None else []
+    return out
+
+
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")] = SYNTHETIC,
+    model: Annotated[str, typer.Option("--model", help="Model name, see `lifelongrec models`.")] = "ease",
+    protocol: Annotated[str, typer.Option(help="loo (leave-one-out) or temporal (global 80/20 by time).")] = "loo",
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for synthetic data and sampling.")] = 0,
+    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
+    dedupe: Annotated[bool, typer.Option(help="Keep one event per (user, item): the first.")] = True,
+    min_rating: Annotated[float | None, typer.Option(help="Keep only events rated at least this.")] = None,
+    negatives: Annotated[int | None, typer.Option(help="Also report sampled metrics with N negatives (labelled sampledN_).")] = None,
+    auc: Annotated[bool, typer.Option("--auc", help="Also compute AUC over the full catalogue.")] = False,
+) -> None:
+    """Fit a model on a split and report full-ranking metrics (and timings)."""
+    try:
+        result = run_evaluation(
+            data, model, protocol, k, params=_parse_params(param), synthetic_events=synthetic_events,
+            seed=seed, dedupe=dedupe, min_rating=min_rating, negatives=negatives, auc=auc,
+            progress=not as_json and sys.stderr.isatty(),
+        )
+    except (LifelongrecError, FileNotFoundError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    cols = ["model", *metric_columns(k), "fit_seconds", "recommend_seconds"]
+    extra = [c for c in result if c.startswith("sampled") or c == "auc"]
+    typer.echo(f"data={data} protocol={protocol} ranking={result.get('ranking')} users={result.get('n_users_evaluated')}")
+    typer.echo(format_table([result], cols + extra))
+
+
+@app.command()
+def models() -> None:
+    """List the available models and their default hyperparameters."""
+    from lifelongrec.models import MODELS
+
+    for name, cls in MODELS.items():
+        typer.echo(f"{name:12s} {cls().get_params()}")
+
+
+@app.command()
+def demo(
+    data: Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")] = SYNTHETIC,
+    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    protocol: Annotated[str, typer.Option()] = "loo",
+    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Restrict to these models.")] = None,
+) -> None:
+    """The main job: evaluate every recommender on one dataset and print the comparison."""
+    from lifelongrec.data import describe
+    from lifelongrec.models import MODELS
+
+    names = model or list(MODELS)
+    try:
+        dataset = prepare(load_data(data, synthetic_events=synthetic_events, seed=seed))
+        split = make_split(dataset, protocol)
+    except (LifelongrecError, FileNotFoundError) as exc:
+        _fail(exc)
+    info = describe(dataset)
+    typer.echo(
+        f"data: {data} ({info['n_events']} events, {info['n_users']} users, {info['n_items']} items); "
+        f"protocol: {protocol}; full ranking, K={k}"
+    )
+    rows = []
+    for name in names:
+        typer.echo(f"  fitting {name} ...", err=True)
+        try:
+            res = run_evaluation(data, name, protocol, k, seed=seed, dataset=dataset, split=split, progress=False)
+        except LifelongrecError as exc:
+            rows.append({"model": name, "note": f"n/a: {exc}"})
+            continue
+        rows.append(res)
+    cols = ["model", *metric_columns(k), "fit_seconds", "recommend_seconds"]
+    typer.echo(format_table(rows, cols))
+    for r in rows:
+        if "note" in r:
+            typer.echo(f"{r['model']}: {r['note']}")
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()
