@@ -44,14 +44,22 @@ _SCORE_BATCH_CELLS = 16_000_000  # float32 cells scored at once (64 MB)
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the ``k`` largest entries of each row, best first.
 
-    Ties inside the top ``k`` are broken by the lower column index, so results repeat.
+    Ties are broken by the lower column index everywhere, including which of several
+    items tied at the k-th score make the cut, so results repeat on any numpy version and
+    a model that gives many items one score cannot profit from a lucky order.
     """
     n_rows, n_cols = scores.shape
     k_eff = min(k, n_cols)
     if k_eff <= 0:
         return np.empty((n_rows, 0), dtype=np.int64), np.empty((n_rows, 0), dtype=scores.dtype)
     if k_eff < n_cols:
-        idx = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above = scores > kth
+        at = scores == kth
+        need = k_eff - above.sum(axis=1, keepdims=True)
+        chosen = above | (at & (np.cumsum(at, axis=1) <= need))
+        idx = np.nonzero(chosen)[1].reshape(n_rows, k_eff)
     else:
         idx = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
     vals = np.take_along_axis(scores, idx, axis=1)
@@ -429,7 +437,7 @@ class Recommender:
         klass = getattr(importlib.import_module(module), qual)
         if not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
-        model = klass(**meta["params"])
+        model = klass(**_restore_tuples(klass, meta["params"]))
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             raw = {k: npz[k] for k in npz.files}
         arrays: dict[str, Any] = {}
@@ -445,6 +453,17 @@ class Recommender:
         model._load_children(path)
         model._set_state(arrays, meta["extra"])
         return model
+
+
+def _restore_tuples(klass: type, params: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists: give back a tuple where ``__init__``'s default is one."""
+    sig = inspect.signature(klass.__init__)
+    out = dict(params)
+    for name, value in params.items():
+        p = sig.parameters.get(name)
+        if p is not None and isinstance(p.default, tuple) and isinstance(value, list):
+            out[name] = tuple(value)
+    return out
 
 
 def _json_default(o: Any) -> Any:

@@ -1,10 +1,225 @@
-"""(stub)"""
+"""Neighbourhood models: item-item and user-user similarity over the binary interaction matrix.
+
+Examples
+--------
+>>> from lifelongrec.data import make_events
+>>> ev = make_events(["a", "a", "b", "b", "c"], ["x", "y", "x", "y", "x"], [1, 2, 3, 4, 5])
+>>> ItemKNN().fit(ev).recommend("c", k=1)[0].tolist()
+['y']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from lifelongrec._errors import ParameterError
+from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+
+__all__ = ["ItemKNN", "UserKNN"]
+
+_SIMILARITIES = ("cosine", "jaccard")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ParameterError(name, value, "a positive integer")
+
+
+def _check_non_negative(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or value < 0
+    ):
+        raise ParameterError(name, value, "a finite number >= 0")
+
+
+def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest entries of each row of ``M`` (ties: lower column first)."""
+    M = M.tocsr()
+    M.eliminate_zeros()
+    counts = np.diff(M.indptr)
+    if counts.size == 0 or counts.max(initial=0) <= k:
+        return M.copy()
+    rows = np.repeat(np.arange(M.shape[0]), counts)
+    order = np.lexsort((M.indices, -M.data, rows))
+    rank = np.arange(len(order)) - M.indptr[rows[order]]
+    keep = order[rank < k]
+    keep.sort()  # back to row-major, column-sorted order
+    out = sp.csr_matrix(
+        (M.data[keep], M.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, k))])),
+        shape=M.shape,
+    )
+    return out
 
 
 class ItemKNN(Recommender):
+    """Item-based collaborative filtering with a pruned item-item similarity.
+
+    ``S[i, j]`` is the similarity of items ``i`` and ``j`` from the binary user x item
+    matrix ``X`` (co-occurrence ``C = XᵀX``, item counts ``n = diag(C)``):
+
+    * ``"cosine"``: ``C_ij / (sqrt(n_i n_j) + shrink)``;
+    * ``"jaccard"``: ``C_ij / (n_i + n_j - C_ij + shrink)``.
+
+    Each target item keeps its ``k_neighbors`` most similar items (the column of ``S``
+    is pruned); the score of item ``j`` for user ``u`` is ``sum_i X_ui S_ij``.
+
+    Parameters
+    ----------
+    k_neighbors
+        Neighbours kept per item (positive int).
+    shrink
+        Added to the denominator; damps similarities estimated from few users (>= 0).
+    similarity
+        ``"cosine"`` or ``"jaccard"``.
+
+    Notes
+    -----
+    ``partial_fit`` keeps ``C`` and updates it with the rows of the users the new events
+    touched (``C += X_newᵀX_new - X_oldᵀX_old`` over those rows only), then recomputes the
+    pruned ``S`` from ``C``. New histories count at once because scoring reads
+    ``user_items_``. ``C`` is a cache: it is not saved and is rebuilt from ``user_items_``
+    on the first ``partial_fit`` after a load.
+    """
+
     name = "itemknn"
+
+    def __init__(
+        self, k_neighbors: int = 100, shrink: float = 0.0, similarity: str = "cosine"
+    ) -> None:
+        self.k_neighbors = k_neighbors
+        self.shrink = shrink
+        self.similarity = similarity
+
+    def _validate_params(self) -> None:
+        _check_positive_int("k_neighbors", self.k_neighbors)
+        _check_non_negative("shrink", self.shrink)
+        if self.similarity not in _SIMILARITIES:
+            raise ParameterError("similarity", self.similarity, f"one of {list(_SIMILARITIES)}")
+
+    # ---------------------------------------------------------------- helpers
+    def _similarity_from_cooc(self, C: sp.csr_matrix) -> sp.csr_matrix:
+        C = C.tocoo()
+        n = C.diagonal().astype(np.float64)
+        off = C.row != C.col
+        r, c, v = C.row[off], C.col[off], C.data[off].astype(np.float64)
+        if self.similarity == "cosine":
+            den = np.sqrt(n[r] * n[c]) + self.shrink
+        else:  # jaccard
+            den = n[r] + n[c] - v + self.shrink
+        vals = np.divide(v, den, out=np.zeros_like(v), where=den > 0).astype(np.float32)
+        S = sp.csr_matrix((vals, (c, r)), shape=C.shape)  # row = target item j
+        S = prune_rows(S, int(self.k_neighbors))
+        return S.T.tocsr()  # S[i, j]: neighbour i of target j
+
+    # --------------------------------------------------------------- training
+    def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
+        self._cooc = (X.T @ X).tocsr()
+        self._cooc_source = X
+        self.similarity_ = self._similarity_from_cooc(self._cooc)
+
+    def _partial_fit(
+        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    ) -> None:
+        X_new = self.user_items_
+        n_users, n_items = X_new.shape
+        old = getattr(self, "_cooc_source", None)
+        touched = np.flatnonzero(np.diff(delta.tocsr().indptr))
+        if old is None or getattr(self, "_cooc", None) is None:  # after load: rebuild the cache
+            self._cooc = (X_new.T @ X_new).tocsr()
+        else:
+            C = self._cooc.copy()
+            C.resize((n_items, n_items))
+            old = old.copy()
+            old.resize((n_users, n_items))
+            A_old = old[touched]
+            A_new = X_new[touched]
+            self._cooc = (C + (A_new.T @ A_new) - (A_old.T @ A_old)).tocsr()
+            self._cooc.eliminate_zeros()
+        self._cooc_source = X_new
+        self.similarity_ = self._similarity_from_cooc(self._cooc)
+
+    # ---------------------------------------------------------------- scoring
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        return (self.user_items_[rows] @ self.similarity_).toarray().astype(np.float32)
+
+    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
+        # Column i of S holds item i's kept neighbours.
+        return self.similarity_[:, rows].T.toarray().astype(np.float32)
+
+    # ------------------------------------------------------------- save/load
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"similarity": self.similarity_}, {}
+
+    def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
+        self.similarity_ = arrays["similarity"].tocsr()
+        self._cooc = None
+        self._cooc_source = None
 
 
 class UserKNN(Recommender):
+    """User-based collaborative filtering: what the most similar users interacted with.
+
+    For user ``u`` the cosine similarity to every other user ``v`` is
+    ``|I_u ∩ I_v| / (sqrt(|I_u| |I_v|) + shrink)``; the ``k_neighbors`` most similar users
+    are kept and the score of item ``j`` is ``sum_v sim(u, v) X_vj``.
+
+    Parameters
+    ----------
+    k_neighbors
+        Similar users kept per user (positive int).
+    shrink
+        Added to the denominator (>= 0).
+
+    Notes
+    -----
+    Nothing is learned ahead: similarities are computed at scoring time, in the batches
+    ``recommend`` asks for, with sparse products against the current ``user_items_``.
+    ``partial_fit`` therefore only grows the matrix; new users and new events are used at
+    once, by the user themself and as neighbours of others.
+    """
+
     name = "userknn"
+
+    def __init__(self, k_neighbors: int = 100, shrink: float = 0.0) -> None:
+        self.k_neighbors = k_neighbors
+        self.shrink = shrink
+
+    def _validate_params(self) -> None:
+        _check_positive_int("k_neighbors", self.k_neighbors)
+        _check_non_negative("shrink", self.shrink)
+
+    def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
+        self._X_T = None
+
+    def _partial_fit(
+        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    ) -> None:
+        self._X_T = None
+
+    def _user_similarities(self, rows: np.ndarray) -> sp.csr_matrix:
+        X = self.user_items_
+        if getattr(self, "_X_T", None) is None or self._X_T.shape[1] != X.shape[0]:
+            self._X_T = X.T.tocsr()
+        counts = np.diff(X.indptr).astype(np.float64)
+        overlap = (X[rows] @ self._X_T).tocoo()
+        r, c = overlap.row, overlap.col
+        not_self = c != rows[r]
+        r, c, v = r[not_self], c[not_self], overlap.data[not_self].astype(np.float64)
+        den = np.sqrt(counts[rows[r]] * counts[c]) + self.shrink
+        sims = np.divide(v, den, out=np.zeros_like(v), where=den > 0).astype(np.float32)
+        sim = sp.csr_matrix((sims, (r, c)), shape=(len(rows), X.shape[0]))
+        return prune_rows(sim, int(self.k_neighbors))
+
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        sim = self._user_similarities(np.asarray(rows, dtype=np.int64))
+        return (sim @ self.user_items_).toarray().astype(np.float32)
+
+    def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
+        self._X_T = None

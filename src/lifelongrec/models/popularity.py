@@ -1,6 +1,113 @@
-"""(stub)"""
+"""Most-popular baseline: event counts per item, optionally decayed with a half-life.
+
+Examples
+--------
+>>> from lifelongrec.data import make_events
+>>> ev = make_events(["a", "a", "b", "c"], ["x", "y", "x", "z"], [1, 2, 3, 4])
+>>> ids, scores = Popularity().fit(ev).recommend("c", k=2)
+>>> ids.tolist()
+['x', 'y']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from lifelongrec._errors import ParameterError
+from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+
+__all__ = ["Popularity"]
+
+_SECONDS_PER_DAY = 86_400.0
 
 
 class Popularity(Recommender):
+    """Recommend the items with the most events, the same list for everyone.
+
+    Parameters
+    ----------
+    time_decay_days
+        ``None`` (default): the score of an item is its number of events. A positive
+        number: a half-life in days; an event ``d`` days older than the latest timestamp
+        seen counts ``0.5 ** (d / time_decay_days)``. Timestamps are taken from
+        ``data.events["timestamp"]`` (epoch seconds; ordinal timestamps are treated as
+        seconds too).
+
+    Notes
+    -----
+    ``partial_fit`` is exact and incremental: the stored scores are decayed forward to
+    the new latest timestamp and the new events are added, which equals a fit on all
+    events seen so far (up to float rounding).
+    """
+
     name = "popularity"
+
+    def __init__(self, time_decay_days: float | None = None) -> None:
+        self.time_decay_days = time_decay_days
+
+    def _validate_params(self) -> None:
+        d = self.time_decay_days
+        if d is not None and (
+            isinstance(d, bool)
+            or not isinstance(d, (int, float, np.integer, np.floating))
+            or not np.isfinite(d)
+            or d <= 0
+        ):
+            raise ParameterError("time_decay_days", d, "None or a positive number of days")
+
+    # ---------------------------------------------------------------- helpers
+    def _event_weights(self, data: Dataset, ref_ts: float) -> np.ndarray:
+        ts = data.events["timestamp"].to_numpy(dtype=np.float64)
+        age_days = (ref_ts - ts) / _SECONDS_PER_DAY
+        return np.exp2(-age_days / float(self.time_decay_days))
+
+    def _decayed_counts(self, data: Dataset, ref_ts: float, n_items: int) -> np.ndarray:
+        cols = data.events["item_id"].astype(str).map(self._item_index).to_numpy()
+        return np.bincount(
+            cols.astype(np.int64), weights=self._event_weights(data, ref_ts), minlength=n_items
+        )
+
+    # --------------------------------------------------------------- training
+    def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
+        if self.time_decay_days is None:
+            self.scores_ = self.item_counts_.astype(np.float64)
+            self.last_timestamp_ = None
+            return
+        ts = data.events["timestamp"]
+        self.last_timestamp_ = float(ts.max()) if len(ts) else 0.0
+        self.scores_ = self._decayed_counts(data, self.last_timestamp_, len(self.item_ids_))
+
+    def _partial_fit(
+        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    ) -> None:
+        n_items = len(self.item_ids_)
+        if self.time_decay_days is None:
+            self.scores_ = self.item_counts_.astype(np.float64)
+            return
+        ts = data.events["timestamp"]
+        ref = max(self.last_timestamp_, float(ts.max())) if len(ts) else self.last_timestamp_
+        old = np.zeros(n_items)
+        old[:n_items_before] = self.scores_
+        old *= np.exp2(-(ref - self.last_timestamp_) / _SECONDS_PER_DAY / self.time_decay_days)
+        self.scores_ = old + self._decayed_counts(data, ref, n_items)
+        self.last_timestamp_ = ref
+
+    # ---------------------------------------------------------------- scoring
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        s = self.scores_.astype(np.float32)
+        return np.broadcast_to(s, (len(rows), len(s))).copy()
+
+    def _cold_scores(self) -> np.ndarray:
+        return self.scores_.astype(np.float32)
+
+    # ------------------------------------------------------------- save/load
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"scores": self.scores_}, {"last_timestamp": self.last_timestamp_}
+
+    def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
+        self.scores_ = np.asarray(arrays["scores"], dtype=np.float64)
+        self.last_timestamp_ = extra["last_timestamp"]

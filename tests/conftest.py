@@ -1,0 +1,76 @@
+"""Shared fixtures. Real datasets are read in place from ../shared/data (never copied)."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real public datasets; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+# --------------------------------------------------------------- tiny block world
+# Two disjoint groups: six "A" users each touched all five A items (space/robot titles),
+# ten "B" users the B items (cooking/garden titles; more popular). The probe user "pA"
+# has seen a0..a3, so the one right answer for a personalised model is "a4".
+BLOCK_A = [f"a{i}" for i in range(5)]
+BLOCK_B = [f"b{i}" for i in range(5)]
+
+
+def _block_events():
+    from lifelongrec.data import make_events
+
+    users, items = [], []
+    for u in range(6):
+        for it in BLOCK_A:
+            users.append(f"uA{u}")
+            items.append(it)
+    for u in range(10):
+        for it in BLOCK_B[: 5 if u < 5 else 4]:
+            users.append(f"uB{u}")
+            items.append(it)
+    for it in BLOCK_A[:4]:
+        users.append("pA")
+        items.append(it)
+    return make_events(users, items, list(range(1, len(users) + 1)))
+
+
+def _block_items(extra=()):
+    from lifelongrec.data import make_items
+
+    ids = BLOCK_A + BLOCK_B + list(extra)
+    titles, cats = [], []
+    for i in ids:
+        if i.startswith("a") or i.startswith("na"):
+            titles.append(f"space robot adventure {i}")
+            cats.append(["scifi"])
+        else:
+            titles.append(f"cooking garden recipe {i}")
+            cats.append(["home"])
+    return make_items(ids, titles, cats, [{"price": float(n)} for n in range(len(ids))])
+
+
+@pytest.fixture
+def blocks_dataset():
+    """A :class:`~lifelongrec.data.Dataset` of the block world, with an items catalogue."""
+    from lifelongrec.data import Dataset
+
+    return Dataset(events=_block_events(), items=_block_items(["na0", "nb0"]), name="blocks")
+
+
+@pytest.fixture
+def blocks_update():
+    """New events for the block world: a new user "nA" (a0, a1, a2), two new items
+    ("na0" bought by A users, "nb0" by B users) and one more event for "pA"."""
+    from lifelongrec.data import Dataset, make_events
+
+    users = ["nA", "nA", "nA", "uA0", "uA1", "uA2", "uB0", "uB1", "pA"]
+    items = ["a0", "a1", "a2", "na0", "na0", "na0", "nb0", "nb0", "na0"]
+    ev = make_events(users, items, list(range(100, 100 + len(users))))
+    return Dataset(events=ev, items=_block_items(["na0", "nb0"]), name="blocks-update")
