@@ -37,8 +37,10 @@ exactly ``n_events`` of them, sorted by timestamp (stable), ``event_type`` in
 an explicit signal such as a rating elsewhere in the package, and a price there would be
 mistaken for one; the price of what was bought is ``items.attributes["price"]``.
 
-Generation is vectorised with numpy (no per-event Python loop): about a second for
-10^5 events and a few minutes and some GB for 10^7.
+Generation is vectorised with numpy (no per-event Python loop; a loop over session
+steps and 30-day segments only). On two CPU cores: about 0.1 s for 10^5 events, 1 s for
+10^6, 15 s and 2 GB of memory for 10^7. ``meta`` records the true shift time, the
+category permutation and the resolved sizes, so drift detectors can be scored.
 """
 
 from __future__ import annotations
@@ -452,7 +454,7 @@ def _category_vocab(
     return out
 
 
-def _zipf_ranks(rng: np.random.Generator, groups: np.ndarray, n_groups: int) -> np.ndarray:
+def _random_ranks(rng: np.random.Generator, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """A random 0-based rank of every element within its group."""
     order = np.lexsort((rng.random(len(groups)), groups))
     counts = np.bincount(groups, minlength=n_groups)
@@ -483,7 +485,7 @@ def _catalogue(
     offsets = np.concatenate(([0], np.cumsum(counts)))
 
     # Popularity: Zipf over a random rank within the category.
-    rank_in_cat = _zipf_ranks(rng, cat, n_cat)
+    rank_in_cat = _random_ranks(rng, cat, n_cat)
     # Hidden "next" chain: a random cyclic order through each category.
     chain = np.lexsort((rng.random(n_items), cat))
     nxt = np.empty(n_items, dtype=np.int64)
