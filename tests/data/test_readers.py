@@ -216,7 +216,9 @@ def test_ml100k_non_numeric_rating(tmp_path):
 
 def test_ml100k_bad_genre_flag(tmp_path):
     root = ml100k_tree(tmp_path, item="10|A|||u|0|x\n", genre="x|0\ny|1\n")
-    with pytest.raises(DataError, match=r"u.item, line 1, column 'y': bad genre flag: got 'x'; expected 0 or 1"):
+    with pytest.raises(
+        DataError, match=r"u.item, line 1, column 'y': bad genre flag: got 'x'; expected 0 or 1"
+    ):
         read_movielens_100k(root)
 
 
@@ -233,7 +235,9 @@ def test_ml100k_empty_and_missing(tmp_path):
 
 # ------------------------------------------------------------------ MovieLens CSV
 RATINGS = "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n2,1,5,964982224\n"
-MOVIES = 'movieId,title,genres\n1,"Toy Story, The (1995)",Adventure|Comedy\n3,Odd,(no genres listed)\n'
+MOVIES = (
+    'movieId,title,genres\n1,"Toy Story, The (1995)",Adventure|Comedy\n3,Odd,(no genres listed)\n'
+)
 
 
 def test_ml_csv_crlf_quoted_and_25m_style(tmp_path):
@@ -275,7 +279,9 @@ def test_ml_csv_bad_values_report_exact_line(tmp_path):
     with pytest.raises(DataError, match=r"line 3, column 'rating': non-numeric rating: got 'good'"):
         read_movielens_csv(root)
     write(root / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,4,2\n1,3,4,2.5\n")
-    with pytest.raises(DataError, match=r"line 4, column 'timestamp': non-integer timestamp: got '2.5'"):
+    with pytest.raises(
+        DataError, match=r"line 4, column 'timestamp': non-integer timestamp: got '2.5'"
+    ):
         read_movielens_csv(root)
     # a quoted field spanning two lines shifts the physical line numbers; they stay exact
     write(root / "ratings.csv", RATINGS)
@@ -307,7 +313,9 @@ def test_ml_csv_missing_tags_file(tmp_path):
 # ------------------------------------------------------------------ MovieLens .dat
 def dat_tree(tmp_path):
     root = tmp_path / "ml-1m"
-    write(root / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    write(
+        root / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
+    )
     write(
         root / "movies.dat",
         "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Café: A Story (1996)::Animation|Children's\n",
@@ -344,10 +352,15 @@ def test_ml_dat_reads_ratings_movies_users(tmp_path):
 def test_ml_dat_errors(tmp_path):
     root = dat_tree(tmp_path)
     write(root / "ratings.dat", "1::1193::5::978300760\n1::661::3\n")
-    with pytest.raises(DataError, match=r"ratings.dat, line 2: wrong number of fields \(3\).*expected 4 fields separated by '::'"):
+    with pytest.raises(
+        DataError,
+        match=r"ratings.dat, line 2: wrong number of fields \(3\).*expected 4 fields separated by '::'",
+    ):
         read_movielens_dat(root)
     write(root / "ratings.dat", "1::1193::5::978300760\n1::661::3::x\n")
-    with pytest.raises(DataError, match=r"ratings.dat, line 2, column 'Timestamp': non-numeric timestamp: got 'x'"):
+    with pytest.raises(
+        DataError, match=r"ratings.dat, line 2, column 'Timestamp': non-numeric timestamp: got 'x'"
+    ):
         read_movielens_dat(root)
     write(root / "ratings.dat", "1::1193::5::978300760\n")
     with pytest.raises(FileNotFoundError, match="tags.dat"):
@@ -362,7 +375,9 @@ def review(**kw):
 
 
 def test_amazon_plain_jsonl_keeps_id_spelling(tmp_path):
-    path = write(tmp_path / "r.jsonl", "\n".join([review(), review(reviewerID="U2", verified=True)]) + "\n")
+    path = write(
+        tmp_path / "r.jsonl", "\n".join([review(), review(reviewerID="U2", verified=True)]) + "\n"
+    )
     ds = read_amazon_reviews(path)
     assert ds.events["item_id"].tolist() == ["0001", "0001"]  # leading zeros kept
     assert ds.meta["verified"] == 1
@@ -378,6 +393,9 @@ def test_amazon_bad_json_line(tmp_path):
     assert err.value.line == 3
     assert "r.json.gz, line 3: invalid JSON" in str(err.value)
     assert "expected one JSON object per line" in str(err.value)
+    (tmp_path / "broken.json.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match=r"broken.json.gz: cannot read file"):
+        read_amazon_reviews(tmp_path / "broken.json.gz")
 
 
 def test_amazon_missing_key_and_bad_rating(tmp_path):
@@ -386,7 +404,9 @@ def test_amazon_missing_key_and_bad_rating(tmp_path):
     with pytest.raises(DataError, match=r"line 2, column 'asin': missing field"):
         read_amazon_reviews(path)
     write(path, review() + "\n" + review(overall="great") + "\n")
-    with pytest.raises(DataError, match=r"line 2, column 'overall': non-numeric rating: got 'great'"):
+    with pytest.raises(
+        DataError, match=r"line 2, column 'overall': non-numeric rating: got 'great'"
+    ):
         read_amazon_reviews(path)
     write(path, "\n\n")
     with pytest.raises(DataError, match=r"r.json: empty file"):
@@ -397,7 +417,11 @@ def test_amazon_missing_key_and_bad_rating(tmp_path):
 def test_sequence_tabs_spaces_and_blank_lines(tmp_path):
     path = write(tmp_path / "seq.txt", "u1 a\nu1\tb\n\n  u2   c  \n")
     ds = read_sequence_file(path)
-    assert ds.events[["user_id", "item_id"]].values.tolist() == [["u1", "a"], ["u1", "b"], ["u2", "c"]]
+    assert ds.events[["user_id", "item_id"]].values.tolist() == [
+        ["u1", "a"],
+        ["u1", "b"],
+        ["u2", "c"],
+    ]
     assert ds.events["timestamp"].tolist() == [0, 1, 3]  # 0-based line numbers
     assert detect_format(path) == "sequence"
 
@@ -423,7 +447,13 @@ def test_table_csv_with_mapping_and_iso_times(tmp_path):
         "a,y,2020-01-01 01:00:00+01:00,buy,5,2\n"
         "b,x,2020-01-02,view,NaN,3\n",
     )
-    cols = {"user_id": "uid", "item_id": "sku", "timestamp": "ts", "event_type": "action", "value": "rating"}
+    cols = {
+        "user_id": "uid",
+        "item_id": "sku",
+        "timestamp": "ts",
+        "event_type": "action",
+        "value": "rating",
+    }
     ds = read_table(path, columns=cols)
     assert ds.events["timestamp"].tolist() == [1577836800, 1577836800, 1577923200]
     assert ds.events["event_type"].tolist() == ["view", "buy", "view"]
@@ -472,7 +502,9 @@ def test_table_missing_mapped_column(tmp_path):
     path = write(tmp_path / "log.csv", "uid,sku,when\na,x,1\n")
     with pytest.raises(DataError) as err:
         read_table(path, columns={"user_id": "uid", "item_id": "sku", "timestamp": "ts"})
-    assert "log.csv, line 1, column 'ts': missing column: got ['uid', 'sku', 'when']" in str(err.value)
+    assert "log.csv, line 1, column 'ts': missing column: got ['uid', 'sku', 'when']" in str(
+        err.value
+    )
     pq = tmp_path / "ev.parquet"
     pd.DataFrame({"uid": ["a"], "item_id": ["x"], "timestamp": [1]}).to_parquet(pq)
     with pytest.raises(DataError, match=r"ev.parquet, column 'user_id': missing column"):
@@ -483,16 +515,23 @@ def test_table_missing_mapped_column(tmp_path):
 
 def test_table_bad_timestamps(tmp_path):
     path = write(tmp_path / "log.csv", "user_id,item_id,timestamp\na,x,1\na,y,2\nb,z,three\n")
-    with pytest.raises(DataError, match=r"log.csv, line 4, column 'timestamp': non-numeric timestamp: got 'three'"):
+    with pytest.raises(
+        DataError, match=r"log.csv, line 4, column 'timestamp': non-numeric timestamp: got 'three'"
+    ):
         read_table(path)
     write(path, "user_id,item_id,timestamp\na,x,2020-01-01\na,y,yesterday\n")
-    with pytest.raises(DataError, match=r"line 3, column 'timestamp': unparsable timestamp: got 'yesterday'; expected an ISO-8601"):
+    with pytest.raises(
+        DataError,
+        match=r"line 3, column 'timestamp': unparsable timestamp: got 'yesterday'; expected an ISO-8601",
+    ):
         read_table(path)
     write(path, "user_id,item_id,timestamp,value\na,x,1,bad\n")
     with pytest.raises(DataError, match=r"line 2, column 'value': non-numeric value: got 'bad'"):
         read_table(path)
     pq = tmp_path / "ev.parquet"
-    pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [1.0, None]}).to_parquet(pq)
+    pd.DataFrame(
+        {"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [1.0, None]}
+    ).to_parquet(pq)
     with pytest.raises(DataError, match=r"non-numeric timestamp in row 2"):
         read_table(pq)
 
@@ -538,7 +577,9 @@ def test_folder_with_several_data_files(tmp_path):
     write(tmp_path / "d" / "a.txt", "1 2\n")
     write(tmp_path / "d" / "b.txt", "1 2\n")
     write(tmp_path / "d" / "README.md", "1 2\n")
-    with pytest.raises(DataError, match=r"several data files in the folder: got \['a.txt', 'b.txt'\]"):
+    with pytest.raises(
+        DataError, match=r"several data files in the folder: got \['a.txt', 'b.txt'\]"
+    ):
         detect_format(tmp_path / "d")
     (tmp_path / "d" / "b.txt").unlink()
     assert load(tmp_path / "d").events["item_id"].tolist() == ["2"]

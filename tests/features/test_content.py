@@ -53,7 +53,10 @@ def test_categories_are_whole_tokens_with_hand_idf():
     assert sorted(enc.vocabulary_) == ["cat:jazz", "cat:rock", "jazz", "rock"]
     X = enc.transform(items).toarray()
     # smoothed idf: ln((1 + n) / (1 + df)) + 1 with n = 2 items
-    idf = {t: np.log(3 / (1 + df)) + 1 for t, df in [("jazz", 1), ("rock", 1), ("cat:jazz", 2), ("cat:rock", 1)]}
+    idf = {
+        t: np.log(3 / (1 + df)) + 1
+        for t, df in [("jazz", 1), ("rock", 1), ("cat:jazz", 2), ("cat:rock", 1)]
+    }
     row0 = np.zeros(4)
     row0[enc.vocabulary_["jazz"]] = 2 * idf["jazz"]  # title word counted twice
     row0[enc.vocabulary_["cat:jazz"]] = idf["cat:jazz"]

@@ -195,7 +195,9 @@ def test_content_save_load_round_trip(tmp_path, half_life):
     assert back.get_params() == model.get_params()
     users = ["u1", "u2", "u3", "u9", "nobody"]
     np.testing.assert_array_equal(back.score_items(users), model.score_items(users))
-    np.testing.assert_array_equal(back.similar_items(["j1"], k=3)[0], model.similar_items(["j1"], k=3)[0])
+    np.testing.assert_array_equal(
+        back.similar_items(["j1"], k=3)[0], model.similar_items(["j1"], k=3)[0]
+    )
     # a loaded model keeps learning the same way
     more = make_events(["u1"], ["r2"], np.asarray([900], dtype=np.int64))
     np.testing.assert_array_equal(
@@ -297,7 +299,9 @@ def test_hybrid_maps_components_with_another_item_order():
     assert not np.array_equal(rev.components_[1].item_ids_, rev.item_ids_)
     users = ["u1", "u3", "nobody"]
     np.testing.assert_allclose(rev.score_items(users), plain.score_items(users), atol=1e-6)
-    np.testing.assert_array_equal(rev.similar_items("j1", k=3)[0], plain.similar_items("j1", k=3)[0])
+    np.testing.assert_array_equal(
+        rev.similar_items("j1", k=3)[0], plain.similar_items("j1", k=3)[0]
+    )
 
 
 def test_hybrid_partial_fit_forwards_to_components():

@@ -20,9 +20,7 @@ from lifelongrec.data._schema import Dataset, LoadReport, as_dataset
 __all__ = ["deduplicate", "implicit_feedback", "kcore", "sort_by_time"]
 
 
-def _with(
-    data: Dataset, events: pd.DataFrame, step: str, reason: str, **meta: Any
-) -> Dataset:
+def _with(data: Dataset, events: pd.DataFrame, step: str, reason: str, **meta: Any) -> Dataset:
     """A new Dataset with ``events``, the input's report plus one entry, and ``meta`` added."""
     report = LoadReport(entries=[dict(e) for e in data.report.entries])
     report.add(step, len(data.events), len(events), reason)

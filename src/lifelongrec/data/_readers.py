@@ -371,7 +371,9 @@ def _ids(s: pd.Series, rows: _Rows, column: str, what: str) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
-def _floats(s: pd.Series, rows: _Rows, column: str, what: str, *, allow_missing: bool) -> np.ndarray:
+def _floats(
+    s: pd.Series, rows: _Rows, column: str, what: str, *, allow_missing: bool
+) -> np.ndarray:
     """Numbers as ``float64``; with ``allow_missing`` empty/NaN/null cells become ``NaN``."""
     if s.dtype.kind in "iuf":
         values = s.to_numpy(dtype=np.float64)
@@ -410,7 +412,9 @@ def _epoch_ints(s: pd.Series, rows: _Rows, column: str, unit: str = "s") -> np.n
             bad[~bad] = floats[~bad] % 1 != 0
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                problem = "non-numeric timestamp" if np.isnan(floats[i]) else "non-integer timestamp"
+                problem = (
+                    "non-numeric timestamp" if np.isnan(floats[i]) else "non-integer timestamp"
+                )
                 raise rows.error(problem, i, column=column, value=s.iloc[i], expected=expected)
             values = floats.astype(np.int64)
     if unit == "ms":
@@ -803,7 +807,7 @@ def _json_records(
             record = loads(line)
         except ValueError as exc:
             raise DataError(
-                f"invalid JSON ({exc.args[0] if exc.args else exc})",
+                f"invalid JSON ({getattr(exc, 'msg', exc)})",
                 path=path,
                 line=n,
                 value=line,
@@ -1025,9 +1029,7 @@ def read_table(
     wanted = [c for c in EVENT_COLUMNS if c in required or c in given]
     if available is not None:
         wanted += [
-            c
-            for c in ("event_type", "value")
-            if c not in wanted and mapping[c] in available
+            c for c in ("event_type", "value") if c not in wanted and mapping[c] in available
         ]
         missing = [mapping[c] for c in wanted if mapping[c] not in available]
         if missing:
@@ -1036,8 +1038,7 @@ def read_table(
                 path=p,
                 column=missing[0],
                 value=available,
-                expected="columns "
-                + ", ".join(f"{mapping[c]!r} ({c})" for c in wanted),
+                expected="columns " + ", ".join(f"{mapping[c]!r} ({c})" for c in wanted),
             )
     if kind == "parquet":
         frame = pd.read_parquet(p, columns=[mapping[c] for c in wanted])
@@ -1059,7 +1060,9 @@ def read_table(
         event_types = _ids(frame[mapping["event_type"]], rows, mapping["event_type"], "event type")
     values = None
     if "value" in wanted:
-        values = _floats(frame[mapping["value"]], rows, mapping["value"], "value", allow_missing=True)
+        values = _floats(
+            frame[mapping["value"]], rows, mapping["value"], "value", allow_missing=True
+        )
     events = make_events(
         _ids(frame[mapping["user_id"]], rows, mapping["user_id"], "user id"),
         _ids(frame[mapping["item_id"]], rows, mapping["item_id"], "item id"),

@@ -126,7 +126,9 @@ def leave_one_out(data: Dataset | pd.DataFrame) -> Split:
         "rule": "last event -> test, previous -> valid (users with >= 3 events); "
         "2 events -> train + test; 1 event -> train",
     }
-    return _split(data, events, {"train": train, "valid": valid, "test": test}, "leave_one_out", meta)
+    return _split(
+        data, events, {"train": train, "valid": valid, "test": test}, "leave_one_out", meta
+    )
 
 
 def _fraction(name: str, value: Any, low_open: bool) -> float:
@@ -135,7 +137,9 @@ def _fraction(name: str, value: Any, low_open: bool) -> float:
         value = float(value)
         ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
     if not ok:
-        raise ParameterError(name, value, "a number in (0, 1)" if low_open else "a number in [0, 1)")
+        raise ParameterError(
+            name, value, "a number in (0, 1)" if low_open else "a number in [0, 1)"
+        )
     return value
 
 
@@ -195,11 +199,15 @@ def temporal_split(
         )
     ts = events["timestamp"].to_numpy()
     n = len(ts)
-    test_start = int(ts[min(n - 1, math.floor((1.0 - test_fraction) * n))])
+
+    def position(share: float) -> int:  # floor(share * n), immune to 0.1 + 0.2 rounding
+        return min(n - 1, math.floor(round(share * n, 9)))
+
+    test_start = int(ts[position(1.0 - test_fraction)])
     valid_start = None
     train_end = test_start
     if valid_fraction > 0:
-        valid_start = int(ts[min(n - 1, math.floor((1.0 - test_fraction - valid_fraction) * n))])
+        valid_start = int(ts[position(1.0 - test_fraction - valid_fraction)])
         train_end = valid_start
     test = ts >= test_start
     valid = (ts >= train_end) & ~test

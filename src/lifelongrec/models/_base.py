@@ -447,7 +447,9 @@ class Recommender:
                 shape=tuple(raw.pop(f"{key}.shape")),
             )
         arrays.update(raw)
-        model._set_vocab(arrays.pop("_user_ids").astype(object), arrays.pop("_item_ids").astype(object))
+        model._set_vocab(
+            arrays.pop("_user_ids").astype(object), arrays.pop("_item_ids").astype(object)
+        )
         model.user_items_ = arrays.pop("_user_items")
         model.item_counts_ = arrays.pop("_item_counts")
         model._load_children(path)

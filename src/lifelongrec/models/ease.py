@@ -36,7 +36,7 @@ def _ease_weights(X: sp.csr_matrix, l2: float) -> np.ndarray:
     if m == 0:
         return np.zeros((0, 0), dtype=np.float32)
     with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
-        G = np.asarray((X.T @ X).toarray(), dtype=np.float64, order="F")
+        G = (X.T @ X).astype(np.float64).toarray(order="F")
         G[np.diag_indices(m)] += l2
         potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (G,))
         c, info = potrf(G, lower=False, overwrite_a=True, clean=False)
