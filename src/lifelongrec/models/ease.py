@@ -10,7 +10,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -35,9 +34,11 @@ def _ease_weights(X: sp.csr_matrix, l2: float) -> np.ndarray:
     m = X.shape[1]
     if m == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
-        G = (X.T @ X).astype(np.float64).toarray(order="F")
-        G[np.diag_indices(m)] += l2
+    G = (X.T @ X).astype(np.float64).toarray(order="F")
+    G[np.diag_indices(m)] += l2
+    # One BLAS thread here: OpenBLAS's threaded dpotrf crashes (SIGSEGV) on large matrices
+    # (seen at 20,000 items with 2 threads; cf. OpenMathLib/OpenBLAS#2821 and #352).
+    with threadpool_limits(limits=1, user_api="blas"):
         potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (G,))
         c, info = potrf(G, lower=False, overwrite_a=True, clean=False)
         if info != 0:  # pragma: no cover - XᵀX + l2 I is positive definite for l2 > 0
@@ -45,13 +46,13 @@ def _ease_weights(X: sp.csr_matrix, l2: float) -> np.ndarray:
         P, info = potri(c, lower=False, overwrite_c=True)
         if info != 0:  # pragma: no cover
             raise np.linalg.LinAlgError(f"EASE: inverse failed (info={info})")
-        del c, G
-        d = np.diag(P).copy()
-        B = P.astype(np.float32)  # potri fills the upper triangle only
-        del P
-        _symmetrize_upper(B)
-        B /= -d.astype(np.float32)[None, :]
-        B[np.diag_indices(m)] = 0.0
+    del c, G
+    d = np.diag(P).copy()
+    B = P.astype(np.float32)  # potri fills the upper triangle only
+    del P
+    _symmetrize_upper(B)
+    B /= -d.astype(np.float32)[None, :]
+    B[np.diag_indices(m)] = 0.0
     return B
 
 
