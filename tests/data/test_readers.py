@@ -438,6 +438,15 @@ def test_sequence_malformed_line(tmp_path):
         read_sequence_file(write(tmp_path / "empty.txt", ""))
 
 
+def test_load_sequence_file_with_one_malformed_line_names_that_line(tmp_path):
+    # Auto-detection must not turn one bad line into "unrecognised format".
+    body = "".join(f"u1 i{i}\n" for i in range(14)) + "u2\n" + "u3 i1\n" * 5
+    path = write(tmp_path / "seq.txt", body)
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert "seq.txt, line 15: wrong number of fields (1): got 'u2'" in str(err.value)
+
+
 # -------------------------------------------------------------------------- tables
 def test_table_csv_with_mapping_and_iso_times(tmp_path):
     path = write(

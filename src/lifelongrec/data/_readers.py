@@ -1125,7 +1125,10 @@ def _detect_file(path: Path, has_columns: bool) -> str | None:
             return "table"
         return None
     lines = _peek_lines(path)
-    if lines and all(len(line.split()) == 2 for line in lines):
+    # A sequence file if most sniffed lines are two tokens (the first one included); a
+    # malformed line further on is then reported by the reader with its line number.
+    two = [len(line.split()) == 2 for line in lines]
+    if two and two[0] and sum(two) >= 0.8 * len(two):
         return "sequence"
     return None
 
