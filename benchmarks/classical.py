@@ -34,8 +34,17 @@ BEGIN, END = "<!-- classical:begin -->", "<!-- classical:end -->"
 
 def run_one(dataset: str, model: str, timeout: int) -> dict:
     cmd = [
-        str(ROOT / ".venv" / "bin" / "lifelongrec"), "evaluate", "--data", str(DATASETS[dataset]),
-        "--model", model, "--protocol", "loo", "--k", "10", "--json",
+        str(ROOT / ".venv" / "bin" / "lifelongrec"),
+        "evaluate",
+        "--data",
+        str(DATASETS[dataset]),
+        "--model",
+        model,
+        "--protocol",
+        "loo",
+        "--k",
+        "10",
+        "--json",
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -48,7 +57,12 @@ def run_one(dataset: str, model: str, timeout: int) -> dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         last = (err.strip().splitlines() or ["?"])[-1]
-        return {"model": model, "dataset": dataset, "note": f"n/a: {last[:160]}", "wall_seconds": wall}
+        return {
+            "model": model,
+            "dataset": dataset,
+            "note": f"n/a: {last[:160]}",
+            "wall_seconds": wall,
+        }
     res = json.loads(out)
     res["dataset"] = dataset
     res["wall_seconds"] = wall
@@ -80,11 +94,17 @@ def table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         if "note" in r:
-            lines.append(f"| {r['dataset']} | {r['model']} | " + r["note"] + " |" + " |" * (len(cols) - 3))
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | " + r["note"] + " |" + " |" * (len(cols) - 3)
+            )
             continue
         cells = [r["dataset"], r["model"]]
         cells += [f"{r[m]:.4f}" for m in METRICS]
-        cells += [f"{r['fit_seconds']:.2f}", f"{r['recommend_seconds']:.2f}", f"{r['peak_rss_mb']:.0f}"]
+        cells += [
+            f"{r['fit_seconds']:.2f}",
+            f"{r['recommend_seconds']:.2f}",
+            f"{r['peak_rss_mb']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -92,29 +112,34 @@ def table(results: list[dict]) -> str:
 def write_docs(results: list[dict], command: str) -> None:
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    import numpy, scipy, implicit, torch  # noqa: E401  versions for the record
+    import implicit
+    import numpy  # noqa: E401  versions for the record
+    import scipy
+    import torch
 
-    block = "\n".join([
-        BEGIN,
-        "## Classical recommenders: leave-one-out, full ranking, K=10",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, numpy {numpy.__version__}, "
-        f"scipy {scipy.__version__}, implicit {implicit.__version__}, torch {torch.__version__}; "
-        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        "",
-        "Protocol: events sorted by time (stable), one event per (user, item) pair kept (the first), "
-        "each user's last event is the test item, the one before it validation (classical models "
-        "fit on train + validation); every item in the catalogue is ranked, items the user already "
-        "has are excluded. `peak_rss_mb` is the evaluating process's maximum resident memory, "
-        "loading included. Default hyperparameters.",
-        "",
-        table(results),
-        "",
-        "Raw results: `docs/benchmarks/classical.json`.",
-        END,
-    ])
+    block = "\n".join(
+        [
+            BEGIN,
+            "## Classical recommenders: leave-one-out, full ranking, K=10",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, numpy {numpy.__version__}, "
+            f"scipy {scipy.__version__}, implicit {implicit.__version__}, torch {torch.__version__}; "
+            f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            "",
+            "Protocol: events sorted by time (stable), one event per (user, item) pair kept (the first), "
+            "each user's last event is the test item, the one before it validation (classical models "
+            "fit on train + validation); every item in the catalogue is ranked, items the user already "
+            "has are excluded. `peak_rss_mb` is the evaluating process's maximum resident memory, "
+            "loading included. Default hyperparameters.",
+            "",
+            table(results),
+            "",
+            "Raw results: `docs/benchmarks/classical.json`.",
+            END,
+        ]
+    )
     if BEGIN in text:
         head, _, rest = text.partition(BEGIN)
         _, _, tail = rest.partition(END)
@@ -128,7 +153,9 @@ def write_docs(results: list[dict], command: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per (dataset, model)")
@@ -142,8 +169,14 @@ def main() -> None:
         for model in args.models:
             res = run_one_measured(dataset, model, args.timeout)
             results.append(res)
-            shown = res.get("note") or f"ndcg@10={res['ndcg@10']:.4f} hr@10={res['hr@10']:.4f} fit={res['fit_seconds']:.1f}s"
-            print(f"{dataset:18s} {model:11s} {shown} peak={res.get('peak_rss_mb', 0):.0f}MB", flush=True)
+            shown = (
+                res.get("note")
+                or f"ndcg@10={res['ndcg@10']:.4f} hr@10={res['hr@10']:.4f} fit={res['fit_seconds']:.1f}s"
+            )
+            print(
+                f"{dataset:18s} {model:11s} {shown} peak={res.get('peak_rss_mb', 0):.0f}MB",
+                flush=True,
+            )
     print(table(results))
     if not args.no_write:
         write_docs(results, "python benchmarks/classical.py " + " ".join(sys.argv[1:]))

@@ -31,13 +31,31 @@ def test_data_info_text_on_synthetic():
 
 def test_evaluate_json_keys_follow_k():
     res = invoke(
-        "evaluate", "--data", "synthetic", "--synthetic-events", "3000",
-        "--model", "popularity", "--k", "5", "--json",
+        "evaluate",
+        "--data",
+        "synthetic",
+        "--synthetic-events",
+        "3000",
+        "--model",
+        "popularity",
+        "--k",
+        "5",
+        "--json",
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("precision@5", "recall@5", "f1@5", "hr@5", "ndcg@5", "mrr@5", "map@5", "coverage@5",
-                "fit_seconds", "recommend_seconds"):
+    for key in (
+        "precision@5",
+        "recall@5",
+        "f1@5",
+        "hr@5",
+        "ndcg@5",
+        "mrr@5",
+        "map@5",
+        "coverage@5",
+        "fit_seconds",
+        "recommend_seconds",
+    ):
         assert key in out, key
     assert 0.0 <= out["ndcg@5"] <= out["hr@5"] <= 1.0
     assert out["ranking"] == "full"
@@ -46,8 +64,16 @@ def test_evaluate_json_keys_follow_k():
 
 def test_evaluate_sampled_metrics_are_labelled():
     res = invoke(
-        "evaluate", "--data", "synthetic", "--synthetic-events", "3000",
-        "--model", "popularity", "--negatives", "50", "--json",
+        "evaluate",
+        "--data",
+        "synthetic",
+        "--synthetic-events",
+        "3000",
+        "--model",
+        "popularity",
+        "--negatives",
+        "50",
+        "--json",
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -57,8 +83,17 @@ def test_evaluate_sampled_metrics_are_labelled():
 
 def test_evaluate_table_and_params():
     res = invoke(
-        "evaluate", "--data", "synthetic", "--synthetic-events", "3000",
-        "--model", "als", "--param", "factors=8", "--param", "iterations=2",
+        "evaluate",
+        "--data",
+        "synthetic",
+        "--synthetic-events",
+        "3000",
+        "--model",
+        "als",
+        "--param",
+        "factors=8",
+        "--param",
+        "iterations=2",
     )
     assert res.exit_code == 0, res.output
     assert "ndcg@10" in res.stdout and "als" in res.stdout
@@ -74,7 +109,9 @@ def test_evaluate_table_and_params():
     ],
 )
 def test_evaluate_bad_arguments_exit_2_with_message(args, needle):
-    res = runner.invoke(app, ["evaluate", "--data", "synthetic", "--synthetic-events", "2000", *args])
+    res = runner.invoke(
+        app, ["evaluate", "--data", "synthetic", "--synthetic-events", "2000", *args]
+    )
     assert res.exit_code == 2
     assert needle in res.output
 
@@ -92,3 +129,51 @@ def test_models_lists_every_model():
     assert res.exit_code == 0
     for name in MODELS:
         assert name in res.stdout
+
+
+def test_train_saves_a_model_that_loads_and_recommends(tmp_path):
+    from lifelongrec.models import Recommender
+
+    out = tmp_path / "model"
+    res = invoke(
+        "train",
+        "--data",
+        "synthetic",
+        "--synthetic-events",
+        "3000",
+        "--model",
+        "itemknn",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["out"] == str(out) and summary["n_events"] > 0
+    model = Recommender.load(out)
+    assert type(model).name == "itemknn"
+    assert model.n_items == summary["n_items"]
+    ids, _ = model.recommend(model.user_ids_[0], k=5)
+    assert all(i is not None for i in ids)
+
+
+def test_train_bad_model_param_is_exit_2(tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--synthetic-events",
+            "2000",
+            "--model",
+            "ease",
+            "--param",
+            "l2=-1",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert "l2" in res.output
+    assert not (tmp_path / "m").exists()

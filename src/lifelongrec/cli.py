@@ -88,17 +88,26 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         return "" if v is None else str(v)
 
     body = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)
+    ]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
     out = [line, sep]
     for b in body:
-        out.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(b, widths, strict=True))))
+        out.append(
+            "  ".join(
+                v.rjust(w) if i else v.ljust(w)
+                for i, (v, w) in enumerate(zip(b, widths, strict=True))
+            )
+        )
     return "\n".join(out)
 
 
 def metric_columns(k: int) -> list[str]:
-    return [f"{m}@{k}" for m in ("precision", "recall", "f1", "hr", "ndcg", "mrr", "map", "coverage")]
+    return [
+        f"{m}@{k}" for m in ("precision", "recall", "f1", "hr", "ndcg", "mrr", "map", "coverage")
+    ]
 
 
 # ------------------------------------------------------------------- commands
@@ -158,10 +167,21 @@ def run_evaluation(
         )
         split = make_split(dataset, protocol)
     result = evaluate_model(
-        recommender, split, k=k, sampled_negatives=negatives, seed=seed, compute_auc=auc,
+        recommender,
+        split,
+        k=k,
+        sampled_negatives=negatives,
+        seed=seed,
+        compute_auc=auc,
         progress=progress,
     )
-    out = {"model": model, "params": recommender.get_params(), "data": data, "protocol": protocol, "k": k}
+    out = {
+        "model": model,
+        "params": recommender.get_params(),
+        "data": data,
+        "protocol": protocol,
+        "k": k,
+    }
     out.update(result)
     out["n_events"] = len(dataset) if dataset is not None else None
     out["preprocessing"] = dataset.report.entries if dataset is not None else []
@@ -170,24 +190,50 @@ def run_evaluation(
 
 @app.command()
 def evaluate(
-    data: Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")] = SYNTHETIC,
-    model: Annotated[str, typer.Option("--model", help="Model name, see `lifelongrec models`.")] = "ease",
-    protocol: Annotated[str, typer.Option(help="loo (leave-one-out) or temporal (global 80/20 by time).")] = "loo",
+    data: Annotated[
+        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
+    ] = SYNTHETIC,
+    model: Annotated[
+        str, typer.Option("--model", help="Model name, see `lifelongrec models`.")
+    ] = "ease",
+    protocol: Annotated[
+        str, typer.Option(help="loo (leave-one-out) or temporal (global 80/20 by time).")
+    ] = "loo",
     k: Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    param: Annotated[list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for synthetic data and sampling.")] = 0,
     synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
-    dedupe: Annotated[bool, typer.Option(help="Keep one event per (user, item): the first.")] = True,
-    min_rating: Annotated[float | None, typer.Option(help="Keep only events rated at least this.")] = None,
-    negatives: Annotated[int | None, typer.Option(help="Also report sampled metrics with N negatives (labelled sampledN_).")] = None,
-    auc: Annotated[bool, typer.Option("--auc", help="Also compute AUC over the full catalogue.")] = False,
+    dedupe: Annotated[
+        bool, typer.Option(help="Keep one event per (user, item): the first.")
+    ] = True,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Keep only events rated at least this.")
+    ] = None,
+    negatives: Annotated[
+        int | None,
+        typer.Option(help="Also report sampled metrics with N negatives (labelled sampledN_)."),
+    ] = None,
+    auc: Annotated[
+        bool, typer.Option("--auc", help="Also compute AUC over the full catalogue.")
+    ] = False,
 ) -> None:
     """Fit a model on a split and report full-ranking metrics (and timings)."""
     try:
         result = run_evaluation(
-            data, model, protocol, k, params=_parse_params(param), synthetic_events=synthetic_events,
-            seed=seed, dedupe=dedupe, min_rating=min_rating, negatives=negatives, auc=auc,
+            data,
+            model,
+            protocol,
+            k,
+            params=_parse_params(param),
+            synthetic_events=synthetic_events,
+            seed=seed,
+            dedupe=dedupe,
+            min_rating=min_rating,
+            negatives=negatives,
+            auc=auc,
             progress=not as_json and sys.stderr.isatty(),
         )
     except (LifelongrecError, FileNotFoundError) as exc:
@@ -197,8 +243,72 @@ def evaluate(
         return
     cols = ["model", *metric_columns(k), "fit_seconds", "recommend_seconds"]
     extra = [c for c in result if c.startswith("sampled") or c == "auc"]
-    typer.echo(f"data={data} protocol={protocol} ranking={result.get('ranking')} users={result.get('n_users_evaluated')}")
+    typer.echo(
+        f"data={data} protocol={protocol} ranking={result.get('ranking')} users={result.get('n_users_evaluated')}"
+    )
     typer.echo(format_table([result], cols + extra))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Folder to save the fitted model in.")],
+    data: Annotated[
+        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
+    ] = SYNTHETIC,
+    model: Annotated[
+        str, typer.Option("--model", help="Model name, see `lifelongrec models`.")
+    ] = "ease",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for synthetic data.")] = 0,
+    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
+    dedupe: Annotated[
+        bool, typer.Option(help="Keep one event per (user, item): the first.")
+    ] = True,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Keep only events rated at least this.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit a model on all of a dataset and save it; `Recommender.load(OUT)` reads it back."""
+    import time
+
+    from lifelongrec.models import get_model
+
+    try:
+        recommender = get_model(model, **_parse_params(param))
+        dataset = prepare(
+            load_data(data, synthetic_events=synthetic_events, seed=seed),
+            dedupe=dedupe,
+            min_rating=min_rating,
+        )
+        t0 = time.perf_counter()
+        recommender.fit(dataset)
+        fit_seconds = time.perf_counter() - t0
+        path = recommender.save(out)
+    except (LifelongrecError, FileNotFoundError) as exc:
+        _fail(exc)
+    summary: dict[str, Any] = {
+        "model": model,
+        "params": recommender.get_params(),
+        "data": data,
+        "n_events": len(dataset),
+        "n_users": recommender.n_users,
+        "n_items": recommender.n_items,
+        "fit_seconds": fit_seconds,
+        "out": str(path),
+    }
+    for attr in ("head_metrics_", "history_"):
+        if hasattr(recommender, attr):
+            summary[attr.rstrip("_")] = getattr(recommender, attr)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(
+            f"fitted {model} on {summary['n_events']} events ({summary['n_users']} users, "
+            f"{summary['n_items']} items) in {fit_seconds:.1f} s; saved to {path}"
+        )
 
 
 @app.command()
@@ -212,12 +322,16 @@ def models() -> None:
 
 @app.command()
 def demo(
-    data: Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")] = SYNTHETIC,
+    data: Annotated[
+        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
+    ] = SYNTHETIC,
     k: Annotated[int, typer.Option("--k", min=1)] = 10,
     protocol: Annotated[str, typer.Option()] = "loo",
     synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
     seed: Annotated[int, typer.Option()] = 0,
-    model: Annotated[list[str] | None, typer.Option("--model", help="Restrict to these models.")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Restrict to these models.")
+    ] = None,
 ) -> None:
     """The main job: evaluate every recommender on one dataset and print the comparison."""
     from lifelongrec.data import describe
@@ -238,7 +352,9 @@ def demo(
     for name in names:
         typer.echo(f"  fitting {name} ...", err=True)
         try:
-            res = run_evaluation(data, name, protocol, k, seed=seed, dataset=dataset, split=split, progress=False)
+            res = run_evaluation(
+                data, name, protocol, k, seed=seed, dataset=dataset, split=split, progress=False
+            )
         except LifelongrecError as exc:
             rows.append({"model": name, "note": f"n/a: {exc}"})
             continue
