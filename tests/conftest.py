@@ -7,6 +7,15 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Tests never write to the user's cache: text encodings go to a temporary folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIFELONGREC_CACHE_DIR", str(tmp_path_factory.mktemp("lifelongrec-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real public datasets; tests that need it skip when it is absent."""

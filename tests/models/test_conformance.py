@@ -22,6 +22,17 @@ TINY_PARAMS: dict[str, dict] = {
     "ease": {"l2": 10.0},
     "als": {"factors": 8, "iterations": 10},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
+    "sequential": {
+        "dim": 16,
+        "n_layers": 1,
+        "max_len": 8,
+        "epochs": 30,
+        "lr": 0.01,
+        "batch_size": 16,
+        "validation": False,
+        "text_encoder": "tfidf",
+        "verbose": False,
+    },
 }
 
 #: Models that rank the same for everyone, so no personalised known answer applies.

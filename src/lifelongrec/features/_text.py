@@ -130,6 +130,8 @@ def _get_model(device: str) -> Any:
 
 # ---------------------------------------------------------------------- text
 def _clean(value: Any) -> str:
+    if isinstance(value, str):  # the common case, without pandas' missing-value checks
+        return " ".join(value.split())
     if _is_missing(value):
         return ""
     return " ".join(str(value).split())
@@ -147,7 +149,7 @@ def item_text(title: Any, categories: Any, attributes: Any = None, max_chars: in
     t = _clean(title)
     if t:
         parts.append(t if t[-1] in ".!?" else t + ".")
-    if not _is_missing(categories):
+    if isinstance(categories, (list, tuple)) or not _is_missing(categories):
         if isinstance(categories, str):
             categories = [categories]
         names = dict.fromkeys(c for c in (_clean(c) for c in categories) if c)
@@ -201,10 +203,7 @@ class _VectorCache:
         con = sqlite3.connect(self.path, timeout=60.0)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL) "
-            "WITHOUT ROWID"
-        )
+        con.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL)")
         return con
 
     def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:

@@ -12,11 +12,22 @@ from lifelongrec.models.hybrid import Hybrid
 from lifelongrec.models.knn import ItemKNN, UserKNN
 from lifelongrec.models.mf import ALS, BPR
 from lifelongrec.models.popularity import Popularity
+from lifelongrec.models.sequential import SequentialRecommender
 
 #: Every model by its short name, in the order tables list them.
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Popularity, ItemKNN, UserKNN, EASE, ALS, BPR, ContentRecommender, Hybrid)
+    for cls in (
+        Popularity,
+        ItemKNN,
+        UserKNN,
+        EASE,
+        ALS,
+        BPR,
+        ContentRecommender,
+        Hybrid,
+        SequentialRecommender,
+    )
 }
 
 

@@ -1,0 +1,1236 @@
+"""The large model: a causal transformer user tower over an item tower that carries content.
+
+Architecture (shapes: ``B`` users, ``L = max_len`` events, ``D = dim``, ``N`` items,
+``F`` content features, ``T`` event types, ``C`` categories)::
+
+    item tower   v(i) = E_id[i] + W_c x(i)          E_id (N, D) growable, x(i) (F,) fixed
+                 (x: text vector + multi-hot categories + standardised numeric attributes)
+    user tower   e_t = v(i_t) + E_type[type_t] + E_pos[t] + E_gap[bucket(gap_t)]   (B, L, D)
+                 h = LN(Block_n(... Block_1(dropout(e))))   pre-LN, causal + padding mask
+    heads        u = h[:, -1] (or an MMoE task mix); event type (T,), category (C,) logits
+    score        s(user, i) = <u, v(i)>                         (dot product: ANN-ready)
+
+A user is represented by what they did (their last ``max_len`` events, kept as arrays and
+appended to by ``partial_fit``), so a user with one event is served from that event and a
+new event changes the next recommendation at once. An item with no interaction has a zero
+id row, so its vector is its content projection: it is scorable as soon as it arrives.
+
+Training (see :mod:`lifelongrec.training._sequential`): next-item prediction at every
+position (inputs ``seq[:-1]``, targets ``seq[1:]``), full softmax over a small catalogue
+and logQ-corrected sampled softmax (in-batch + uniform negatives) over a large one, plus
+the weighted auxiliary heads; AdamW, gradient clipping, early stopping on the full-ranking
+NDCG@10 of each user's last training event (held out), best weights kept.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lifelongrec._errors import ParameterError, UnknownIdError
+from lifelongrec.data._schema import Dataset
+from lifelongrec.features._content import TfidfItemEncoder
+from lifelongrec.models._base import Recommender, _is_single
+from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
+from lifelongrec.training import _sequential as T
+
+__all__ = [
+    "ContentFeaturizer",
+    "EncoderConfig",
+    "ItemTower",
+    "ItemTowerConfig",
+    "SequentialModule",
+    "SequentialRecommender",
+    "UserEncoder",
+]
+
+#: Default loss weights of the tasks (``task_weights`` overrides any of them).
+DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.1, "category": 0.1}
+#: Event-type input ids: 0 padding, 1 an unknown type; class ``c`` is ``c + 2``.
+_TYPE_PAD, _TYPE_UNKNOWN = 0, 1
+_TFIDF_MAX_FEATURES = 2048  # width of TF-IDF text vectors fed to the item tower
+_MAX_NUMERIC_ATTRIBUTES = 32
+_MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
+_SCORE_BATCH = 512  # users encoded at once when scoring
+_TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
+
+
+# ===================================================================== configs
+@dataclass(frozen=True)
+class ItemTowerConfig:
+    """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features."""
+
+    n_items: int
+    dim: int
+    content_dim: int = 0
+    content_gate: bool = False
+    id_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The causal transformer over ``max_len`` events."""
+
+    dim: int
+    n_layers: int
+    n_heads: int
+    dropout: float
+    max_len: int
+    n_type_ids: int
+    n_time_buckets: int
+    ffn_mult: int = 1
+
+
+# ===================================================================== modules
+class ItemTower(nn.Module):
+    """``v(i) = E_id[i] + gate * W x(i)``; rows are shifted item rows (0 = padding -> 0).
+
+    ``content`` ``(N + 1, F)`` is a fixed buffer (not trained); its row 0 is zero. During
+    training, ``id_dropout`` zeroes an item's id embedding with that probability so the
+    content projection learns to stand alone (cold items have only content).
+    """
+
+    def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        D = config.dim
+        self.id_emb = nn.Embedding(config.n_items + 1, D, padding_idx=0)
+        nn.init.normal_(self.id_emb.weight, std=D**-0.5)
+        with torch.no_grad():
+            self.id_emb.weight[0].zero_()
+        if config.content_dim > 0:
+            if content is None:
+                content = torch.zeros(config.n_items + 1, config.content_dim)
+            self.register_buffer("content", content.float())
+            self.proj = nn.Linear(config.content_dim, D, bias=False)
+            self.gate = nn.Parameter(torch.ones(D)) if config.content_gate else None
+        else:
+            self.content = None
+            self.proj = None
+            self.gate = None
+
+    @property
+    def n_items(self) -> int:
+        return self.id_emb.num_embeddings - 1
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """Shifted rows ``(...)`` -> vectors ``(..., D)``."""
+        uniq, inverse = torch.unique(rows, return_inverse=True)
+        v = self.id_emb(uniq)
+        if self.training and self.config.id_dropout > 0:
+            keep = torch.rand(len(uniq), device=v.device) >= self.config.id_dropout
+            v = v * keep[:, None]
+        if self.proj is not None:
+            c = self.proj(self.content[uniq])
+            v = v + (c * self.gate if self.gate is not None else c)
+        return v[inverse]
+
+    def all(self) -> torch.Tensor:
+        """Vectors of every item, ``(N, D)``, in item-row order."""
+        return self(torch.arange(1, self.n_items + 1, device=self.id_emb.weight.device))
+
+    def grow(self, content_new: torch.Tensor | None, n_new: int) -> tuple[nn.Parameter, ...]:
+        """Add ``n_new`` items with zero id rows and the given content ``(n_new, F)``.
+
+        Returns ``(old_weight, new_weight)`` so the optimiser state can follow.
+        """
+        old = self.id_emb.weight
+        new = nn.Parameter(torch.cat([old.detach(), old.new_zeros(n_new, old.shape[1])]))
+        emb = nn.Embedding(len(new), old.shape[1], padding_idx=0, device=old.device)
+        emb.weight = new
+        self.id_emb = emb
+        if self.content is not None:
+            if content_new is None:
+                content_new = self.content.new_zeros(n_new, self.content.shape[1])
+            self.content = torch.cat([self.content, content_new.to(self.content)])
+        return old, new
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention under an additive mask ``(B, 1, L, L)`` (0 or -inf)."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x + Attn(LN(x))`` then ``x + FFN(LN(x))``."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, ffn_mult: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), allowed))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class UserEncoder(nn.Module):
+    """Causal transformer over left-padded event sequences.
+
+    ``forward(item_vecs (B, L, D), items (B, L), types (B, L), gaps (B, L)) -> (B, L, D)``;
+    ``items == 0`` marks padding. Output ``t`` depends on events ``<= t`` only.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        D, L = config.dim, config.max_len
+        self.type_emb = nn.Embedding(config.n_type_ids, D, padding_idx=_TYPE_PAD)
+        self.pos_emb = nn.Embedding(L, D)
+        self.gap_emb = nn.Embedding(config.n_time_buckets, D, padding_idx=T.GAP_PAD)
+        for emb in (self.type_emb, self.pos_emb, self.gap_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.type_emb.weight[_TYPE_PAD].zero_()
+            self.gap_emb.weight[T.GAP_PAD].zero_()
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(D, config.n_heads, config.dropout, config.ffn_mult)
+            for _ in range(config.n_layers)
+        )
+        self.norm = nn.LayerNorm(D)
+        self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
+
+    def forward(
+        self, item_vecs: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        L = items.shape[1]
+        pos = torch.arange(self.config.max_len - L, self.config.max_len, device=items.device)
+        x = item_vecs + self.type_emb(types) + self.pos_emb(pos)[None] + self.gap_emb(gaps)
+        valid = items > 0  # (B, L)
+        x = self.drop(x) * valid[..., None]
+        causal = self.causal[-L:, -L:]
+        eye = torch.eye(L, dtype=torch.bool, device=items.device)
+        allowed = (causal[None] & (valid[:, None, :] | eye[None]))[:, None]  # (B, 1, L, L)
+        # an additive float mask runs faster than a boolean one in CPU attention kernels
+        allowed = torch.zeros(allowed.shape, device=x.device).masked_fill(~allowed, float("-inf"))
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.norm(x)
+
+
+class SequentialModule(nn.Module):
+    """Item tower + user encoder + multi-task heads (no loss: see ``MultiTaskLoss``)."""
+
+    def __init__(
+        self,
+        tower: ItemTowerConfig,
+        encoder: EncoderConfig,
+        heads: HeadsConfig,
+        content: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.item_tower = ItemTower(tower, content)
+        self.encoder = UserEncoder(encoder)
+        self.heads = MultiTaskHeads(heads)
+
+    def hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Encoder output at every position, ``(B, L, D)``."""
+        return self.encoder(self.item_tower(items), items, types, gaps)
+
+    def last(
+        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Head outputs at the last position (the user's state now)."""
+        return self.heads(self.hidden(items, types, gaps)[:, -1])
+
+
+# ============================================================== content features
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _text_encoder(name: str | None) -> tuple[str | None, Any]:
+    """``(resolved name, encoder)``; ``"auto"`` prefers MiniLM and falls back to TF-IDF."""
+    if name is None:
+        return None, None
+    if name in ("auto", "minilm"):
+        try:
+            from lifelongrec.features._text import SentenceItemEncoder  # noqa: PLC0415
+
+            return "minilm", SentenceItemEncoder()
+        except Exception as exc:  # missing module, package or model files
+            if name == "minilm":
+                raise ParameterError(
+                    "text_encoder",
+                    name,
+                    f"an available encoder ('minilm' could not be loaded: {exc}); "
+                    "use 'tfidf' or None",
+                ) from None
+    return "tfidf", TfidfItemEncoder(max_features=_TFIDF_MAX_FEATURES, category_weight=0.0)
+
+
+class ContentFeaturizer:
+    """Fixed content features of items: text vector, multi-hot categories, numeric attributes.
+
+    ``fit(items)`` learns the text vocabulary (TF-IDF) or loads the sentence encoder, the
+    category vocabulary (the ``max_categories`` most frequent) and which attributes are
+    numeric (``sign(x) log(1 + |x|)``, standardised; missing -> 0). ``transform(items)``
+    gives ``(content (n, F) float32, categories (n, C) CSR with rows summing to 1)``.
+    Items with nothing known give zero rows.
+    """
+
+    def __init__(self, text_encoder: str | None, max_categories: int) -> None:
+        self.text_encoder = text_encoder
+        self.max_categories = max_categories
+
+    def fit(self, items: pd.DataFrame | None) -> ContentFeaturizer:
+        self.text_name_, self._encoder = None, None
+        self.categories_: list[str] = []
+        self.numeric_: list[str] = []
+        self.num_mean_ = np.zeros(0)
+        self.num_std_ = np.ones(0)
+        self.text_dim_ = 0
+        if items is None or len(items) == 0:
+            return self
+        from lifelongrec._errors import DataError
+
+        name, enc = _text_encoder(self.text_encoder)
+        if enc is not None:
+            try:
+                if hasattr(enc, "fit"):
+                    enc.fit(items)
+                self.text_dim_ = int(np.asarray(self._text(enc, items.iloc[:1])).shape[1])
+                self.text_name_, self._encoder = name, enc
+            except DataError:  # no titles at all: no text features
+                pass
+        counts: dict[str, int] = {}
+        for cats in items["categories"].tolist():
+            for c in _categories(cats):
+                counts[c] = counts.get(c, 0) + 1
+        ranked = sorted(counts, key=lambda c: (-counts[c], c))
+        self.categories_ = ranked[: self.max_categories]
+        keys: dict[str, int] = {}
+        bad: set[str] = set()
+        for attrs in items["attributes"].tolist() if "attributes" in items else []:
+            if not isinstance(attrs, dict):
+                continue
+            for key, v in attrs.items():
+                if v is None:
+                    continue
+                if _is_number(v):
+                    keys[key] = keys.get(key, 0) + 1
+                else:
+                    bad.add(key)
+        good = sorted((k for k in keys if k not in bad), key=lambda k: (-keys[k], k))
+        self.numeric_ = good[:_MAX_NUMERIC_ATTRIBUTES]
+        if self.numeric_:
+            raw, present = self._numeric_raw(items)
+            cnt = present.sum(0).clip(min=1)
+            mean = (raw * present).sum(0) / cnt
+            var = (((raw - mean) * present) ** 2).sum(0) / cnt
+            self.num_mean_, self.num_std_ = mean, np.where(var > 0, np.sqrt(var), 1.0)
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return self.text_dim_ + len(self.categories_) + len(self.numeric_)
+
+    @staticmethod
+    def _text(enc: Any, items: pd.DataFrame) -> np.ndarray:
+        out = enc.transform(items)
+        out = out.toarray() if sp.issparse(out) else np.asarray(out)
+        return out.astype(np.float32)
+
+    def _numeric_raw(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        raw = np.zeros((len(items), len(self.numeric_)))
+        present = np.zeros_like(raw)
+        col = {k: j for j, k in enumerate(self.numeric_)}
+        for i, attrs in enumerate(items["attributes"].tolist()):
+            if isinstance(attrs, dict):
+                for key, v in attrs.items():
+                    j = col.get(key)
+                    if j is not None and _is_number(v):
+                        x = float(v)
+                        raw[i, j] = math.copysign(math.log1p(abs(x)), x)
+                        present[i, j] = 1.0
+        return raw, present
+
+    def transform(self, items: pd.DataFrame) -> tuple[np.ndarray, sp.csr_matrix]:
+        n = len(items)
+        parts = []
+        if self._encoder is not None:
+            parts.append(self._text(self._encoder, items))
+        col = {c: j for j, c in enumerate(self.categories_)}
+        rows, cols = [], []
+        for i, cats in enumerate(items["categories"].tolist()):
+            for c in _categories(cats):
+                j = col.get(c)
+                if j is not None:
+                    rows.append(i)
+                    cols.append(j)
+        multi = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(self.categories_))
+        )
+        multi.sum_duplicates()
+        multi.data[:] = 1.0
+        counts = np.asarray(multi.sum(axis=1)).ravel()
+        if self.categories_:
+            parts.append((sp.diags(1.0 / np.sqrt(np.maximum(counts, 1.0))) @ multi).toarray())
+        if self.numeric_:
+            raw, present = self._numeric_raw(items)
+            parts.append(((raw - self.num_mean_) / self.num_std_ * present).astype(np.float32))
+        content = (
+            np.concatenate(parts, axis=1).astype(np.float32)
+            if parts
+            else np.zeros((n, 0), np.float32)
+        )
+        soft = (sp.diags(1.0 / np.maximum(counts, 1.0)) @ multi).astype(np.float32).tocsr()
+        return content, soft
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {
+            "categories": np.asarray(self.categories_, dtype=str),
+            "numeric": np.asarray(self.numeric_, dtype=str),
+            "num_mean": np.asarray(self.num_mean_, dtype=np.float64),
+            "num_std": np.asarray(self.num_std_, dtype=np.float64),
+        }
+        extra: dict[str, Any] = {"text": self.text_name_, "text_dim": self.text_dim_}
+        if self.text_name_ == "tfidf":
+            enc_arrays, enc_extra = self._encoder.get_state()
+            arrays.update({f"tfidf.{k}": v for k, v in enc_arrays.items()})
+            extra["tfidf"] = enc_extra
+        return arrays, extra
+
+    @classmethod
+    def from_state(
+        cls, arrays: dict[str, np.ndarray], extra: dict[str, Any], params: dict[str, Any]
+    ) -> ContentFeaturizer:
+        self = cls(params["text_encoder"], params["max_categories"])
+        self.categories_ = [str(c) for c in arrays["categories"]]
+        self.numeric_ = [str(c) for c in arrays["numeric"]]
+        self.num_mean_, self.num_std_ = arrays["num_mean"], arrays["num_std"]
+        self.text_name_, self.text_dim_, self._encoder = extra["text"], extra["text_dim"], None
+        if self.text_name_ == "tfidf":
+            enc_arrays = {k[6:]: v for k, v in arrays.items() if k.startswith("tfidf.")}
+            self._encoder = TfidfItemEncoder.from_state(enc_arrays, extra["tfidf"])
+        elif self.text_name_ == "minilm":
+            self._lazy_minilm = True
+        return self
+
+    def ensure_encoder(self) -> None:
+        """Load the sentence encoder of a restored featurizer when new items need it."""
+        if self.text_name_ == "minilm" and self._encoder is None:
+            self._encoder = _text_encoder("minilm")[1]
+
+
+def _categories(value: Any) -> list[str]:
+    if value is None or isinstance(value, float):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    out = []
+    for c in value:
+        if isinstance(c, str) and c.strip():
+            out.append(c.strip())
+    return out
+
+
+def _catalogue_rows(items: pd.DataFrame | None, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The catalogue rows of ``ids`` (first occurrence) and which ids have one."""
+    if items is None or len(items) == 0:
+        return pd.DataFrame(columns=["item_id", "title", "categories", "attributes"]), np.zeros(
+            len(ids), dtype=bool
+        )
+    cat = items.drop_duplicates("item_id", keep="first")
+    index = pd.Index(cat["item_id"].astype(str).to_numpy(dtype=object))
+    pos = index.get_indexer(pd.Index(np.asarray(ids, dtype=object)))
+    found = pos >= 0
+    rows = cat.iloc[pos[found]].reset_index(drop=True)
+    return rows, found
+
+
+# ================================================================ the recommender
+class SequentialRecommender(Recommender):
+    """SASRec/HSTU-style transformer two-tower model with content-aware items.
+
+    Parameters
+    ----------
+    dim
+        Width ``D`` of every embedding and of the user and item vectors.
+    n_layers, n_heads
+        Transformer blocks and attention heads (``dim`` divisible by ``n_heads``).
+    dropout
+        Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``.
+    max_len
+        Events per user the encoder reads (the most recent; also the training window).
+    n_windows
+        Training windows per user going back in time: 1 trains on the last
+        ``max_len`` targets, ``k`` also on the ``(k - 1) * max_len`` before them.
+    n_time_buckets
+        Log2 buckets of the gap to the previous event (>= 3; 2 are reserved).
+    text_encoder
+        ``"auto"`` (MiniLM sentence vectors when ``lifelongrec.features._text`` and its
+        model are installed, else TF-IDF), ``"minilm"``, ``"tfidf"`` or ``None`` (no text).
+    content_gate
+        Multiply the content projection by a learned per-dimension gate.
+    id_dropout
+        Probability of hiding an item's id embedding during training (teaches the
+        content path to serve cold items), in ``[0, 1)``.
+    max_categories
+        Size of the category vocabulary (the most frequent; 0 disables categories).
+    like_threshold
+        With a single event type and ratings, ``value >= like_threshold`` is a "like" and
+        below a "dislike": the classes of the event-type input and head.
+    task_weights
+        Loss weights by task (``next_item``, ``event_type``, ``category``); missing keys
+        take :data:`DEFAULT_TASK_WEIGHTS`. ``None`` uses the defaults.
+    mmoe_experts
+        Experts of a multi-gate mixture between encoder and heads (0: off).
+    epochs, batch_size, lr, weight_decay, grad_clip
+        AdamW training; ``grad_clip`` is the max gradient norm (0: off). ``epochs`` is the
+        maximum: early stopping usually ends sooner.
+    patience
+        Epochs without a better validation NDCG@10 before stopping.
+    validation
+        Hold out each user's last event for early stopping and ``head_metrics_``; with
+        ``False`` train all ``epochs`` on everything.
+    full_softmax_max_items
+        Full softmax over the catalogue up to this many items, sampled softmax above.
+    n_negatives
+        Uniform negatives per batch of the sampled softmax (as many in-batch ones at most).
+    partial_fit_epochs
+        Passes over the new events in ``partial_fit`` (warm start, optimiser carried over).
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed of initialisation, shuffling, dropout and sampling (int >= 0).
+    verbose
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    head_metrics_ : dict
+        Validation metrics at the best epoch: ``next_item`` (``ndcg@10``, ``hr@10``),
+        ``event_type`` (``accuracy``, ``auc`` for two classes), ``category``
+        (``accuracy@1``, ``ndcg@10``, ``cross_entropy``); heads that are off are absent.
+    event_types_ : list[str]
+        Classes of the event-type head (empty when it is off).
+    categories_ : list[str]
+        Classes of the category head.
+    history_ : list[dict]
+        Per epoch: mean training losses and validation NDCG@10.
+    """
+
+    name: ClassVar[str] = "sequential"
+
+    def __init__(
+        self,
+        dim: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        n_windows: int = 1,
+        n_time_buckets: int = 32,
+        text_encoder: str | None = "auto",
+        content_gate: bool = False,
+        id_dropout: float = 0.1,
+        max_categories: int = 1000,
+        like_threshold: float = 4.0,
+        task_weights: dict[str, float] | None = None,
+        mmoe_experts: int = 0,
+        epochs: int = 200,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        grad_clip: float = 1.0,
+        patience: int = 5,
+        validation: bool = True,
+        full_softmax_max_items: int = 20000,
+        n_negatives: int = 256,
+        partial_fit_epochs: int = 2,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.dim = dim
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.max_len = max_len
+        self.n_windows = n_windows
+        self.n_time_buckets = n_time_buckets
+        self.text_encoder = text_encoder
+        self.content_gate = content_gate
+        self.id_dropout = id_dropout
+        self.max_categories = max_categories
+        self.like_threshold = like_threshold
+        self.task_weights = task_weights
+        self.mmoe_experts = mmoe_experts
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.patience = patience
+        self.validation = validation
+        self.full_softmax_max_items = full_softmax_max_items
+        self.n_negatives = n_negatives
+        self.partial_fit_epochs = partial_fit_epochs
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------- validation
+    def _validate_params(self) -> None:
+        def int_at_least(name: str, lo: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ParameterError(name, v, f"an integer >= {lo}")
+
+        def number_in(name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> None:
+            v = getattr(self, name)
+            ok = (
+                not isinstance(v, bool)
+                and isinstance(v, (int, float, np.integer, np.floating))
+                and math.isfinite(float(v))
+                and (v > lo if lo_open else v >= lo)
+                and (v < hi if hi_open else v <= hi)
+            )
+            if not ok:
+                lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+                raise ParameterError(name, v, f"a number in {lb}{lo}, {hi}{rb}")
+
+        def boolean(name: str) -> None:
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterError(name, getattr(self, name), "True or False")
+
+        for name, lo in (
+            ("dim", 1),
+            ("n_layers", 1),
+            ("n_heads", 1),
+            ("max_len", 1),
+            ("n_windows", 1),
+            ("n_time_buckets", 3),
+            ("max_categories", 0),
+            ("mmoe_experts", 0),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("patience", 1),
+            ("full_softmax_max_items", 0),
+            ("n_negatives", 1),
+            ("partial_fit_epochs", 0),
+            ("random_state", 0),
+        ):
+            int_at_least(name, lo)
+        if self.dim % self.n_heads:
+            raise ParameterError(
+                "n_heads", self.n_heads, f"a divisor of dim={self.dim} (dim % n_heads == 0)"
+            )
+        number_in("dropout", 0.0, 1.0, False, True)
+        number_in("id_dropout", 0.0, 1.0, False, True)
+        number_in("lr", 0.0, math.inf, True, True)
+        number_in("weight_decay", 0.0, math.inf, False, True)
+        number_in("grad_clip", 0.0, math.inf, False, True)
+        number_in("like_threshold", -math.inf, math.inf, True, True)
+        for name in ("content_gate", "validation", "verbose"):
+            boolean(name)
+        if self.text_encoder not in _TEXT_ENCODERS:
+            raise ParameterError(
+                "text_encoder", self.text_encoder, "one of 'auto', 'minilm', 'tfidf' or None"
+            )
+        tw = self.task_weights
+        if tw is not None:
+            if not isinstance(tw, dict) or not set(tw) <= set(TASKS):
+                raise ParameterError(
+                    "task_weights", tw, f"None or a dict with keys among {list(TASKS)}"
+                )
+            for key, w in tw.items():
+                if (
+                    isinstance(w, bool)
+                    or not isinstance(w, (int, float, np.integer, np.floating))
+                    or not math.isfinite(float(w))
+                    or w < 0
+                ):
+                    raise ParameterError(
+                        "task_weights", tw, f"finite weights >= 0 (task_weights[{key!r}] is not)"
+                    )
+            if self._weights()["next_item"] <= 0:
+                raise ParameterError("task_weights", tw, "a next_item weight > 0")
+        dev = self.device
+        ok = isinstance(dev, str) and (
+            dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
+        )
+        if not ok:
+            raise ParameterError("device", dev, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    def _weights(self) -> dict[str, float]:
+        return {
+            **DEFAULT_TASK_WEIGHTS,
+            **{k: float(v) for k, v in (self.task_weights or {}).items()},
+        }
+
+    def _device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _train_config(self, epochs: int) -> T.TrainConfig:
+        return T.TrainConfig(
+            epochs=epochs,
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            grad_clip=float(self.grad_clip),
+            patience=int(self.patience),
+            full_softmax=self.n_items <= self.full_softmax_max_items,
+            n_negatives=int(self.n_negatives),
+            task_weights=self._weights(),
+        )
+
+    # ----------------------------------------------------------------- events
+    def _type_classes(self, events: pd.DataFrame) -> tuple[str, list[str]]:
+        types = pd.unique(events["event_type"].astype(str).to_numpy())
+        if len(types) >= 2:
+            return "type", sorted(str(t) for t in types)
+        values = events["value"].to_numpy(dtype=np.float64)
+        if np.isfinite(values).any():
+            return "like", ["dislike", "like"]
+        return "none", [str(types[0])] if len(types) else []
+
+    def _event_arrays(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per-event arrays on the current vocabularies, grouped by user in time order."""
+        users = events["user_id"].astype(str).map(self._user_index).to_numpy(dtype=np.int64)
+        items = events["item_id"].astype(str).map(self._item_index).to_numpy(dtype=np.int64)
+        ts = events["timestamp"].to_numpy(dtype=np.int64)
+        if self.event_mode_ == "type":
+            cls = {c: j for j, c in enumerate(self.event_types_)}
+            target = events["event_type"].astype(str).map(cls).fillna(-1).to_numpy(dtype=np.int64)
+        elif self.event_mode_ == "like":
+            v = events["value"].to_numpy(dtype=np.float64)
+            target = np.where(np.isnan(v), -1, (v >= self.like_threshold).astype(np.int64))
+        else:
+            target = np.zeros(len(events), dtype=np.int64)
+        order = T.order_events(users, ts)
+        target = target[order]
+        return {
+            "user": users[order],
+            "item": items[order] + 1,
+            "ts": ts[order],
+            "type": np.where(target >= 0, target + 2, _TYPE_UNKNOWN),
+            "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
+        }
+
+    def _store_histories(self, ev: dict[str, np.ndarray], users: np.ndarray | None) -> None:
+        """Write the last ``max_len`` events of ``users`` (all when None) into the arrays."""
+        pos = T.positions_from_end(ev["user"])
+        n = len(self.user_ids_)
+        if users is None:
+            rows = ev["user"]
+            shape_rows = n
+        else:
+            slot = np.full(n, -1, dtype=np.int64)
+            slot[users] = np.arange(len(users))
+            rows = slot[ev["user"]]
+            shape_rows = len(users)
+        L = self.max_len
+        mats = {
+            "items": T.right_align(rows, pos, ev["item"], shape_rows, L, dtype=np.int64),
+            "types": T.right_align(rows, pos, ev["type"], shape_rows, L, dtype=np.int64),
+            "gaps": T.right_align(rows, pos, ev["gap"], shape_rows, L, dtype=np.int64),
+            "ts": T.right_align(rows, pos, ev["ts"], shape_rows, L, dtype=np.int64),
+        }
+        if users is None:
+            self._hist = mats
+        else:
+            for key, m in mats.items():
+                self._hist[key][users] = m
+
+    def _history_events(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """The stored events of ``users`` as per-event arrays (time order per user)."""
+        items = self._hist["items"][users]
+        r, c = np.nonzero(items)
+        return {
+            "user": users[r],
+            "item": items[r, c],
+            "ts": self._hist["ts"][users][r, c],
+            "type": self._hist["types"][users][r, c],
+            "gap": self._hist["gaps"][users][r, c],
+        }
+
+    # ---------------------------------------------------------------- content
+    def _content_for(self, ids: np.ndarray, items: pd.DataFrame | None) -> tuple:
+        rows, found = _catalogue_rows(items, ids)
+        F_ = self._featurizer.n_features
+        content = np.zeros((len(ids), F_), dtype=np.float32)
+        soft = sp.csr_matrix((len(ids), len(self._featurizer.categories_)), dtype=np.float32)
+        if found.any() and (F_ or self._featurizer.categories_):
+            self._featurizer.ensure_encoder()
+            c, s = self._featurizer.transform(rows)
+            content[found] = c
+            idx = np.flatnonzero(found)
+            place = sp.csr_matrix(
+                (np.ones(len(idx), np.float32), (idx, np.arange(len(idx)))),
+                shape=(len(ids), len(idx)),
+            )
+            soft = (place @ s).astype(np.float32).tocsr()
+        return content, soft
+
+    # ---------------------------------------------------------------- training
+    def _build(self, content: np.ndarray) -> None:
+        D = int(self.dim)
+        tower = ItemTowerConfig(
+            n_items=len(self.item_ids_),
+            dim=D,
+            content_dim=content.shape[1],
+            content_gate=self.content_gate,
+            id_dropout=float(self.id_dropout) if content.shape[1] else 0.0,
+        )
+        encoder = EncoderConfig(
+            dim=D,
+            n_layers=int(self.n_layers),
+            n_heads=int(self.n_heads),
+            dropout=float(self.dropout),
+            max_len=int(self.max_len),
+            n_type_ids=len(self.event_types_) + 2 if self.event_mode_ != "none" else 3,
+            n_time_buckets=int(self.n_time_buckets),
+        )
+        heads = HeadsConfig(
+            dim=D,
+            n_event_types=len(self.event_types_) if self.event_mode_ != "none" else 0,
+            n_categories=len(self.categories_),
+            mmoe_experts=int(self.mmoe_experts),
+            dropout=float(self.dropout),
+        )
+        padded = np.concatenate([np.zeros((1, content.shape[1]), np.float32), content])
+        c = torch.as_tensor(padded) if content.shape[1] else None
+        self._module = SequentialModule(tower, encoder, heads, c).to(self._torch_device)
+        self._optimizer = T.make_optimizer(self._module, float(self.lr), float(self.weight_decay))
+        self._item_cache = None
+
+    def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
+        self._torch_device = self._device()
+        self.event_mode_, classes = self._type_classes(data.events)
+        self.event_types_ = classes if self.event_mode_ != "none" else []
+        cat_rows, _ = _catalogue_rows(data.items, self.item_ids_)
+        self._featurizer = ContentFeaturizer(self.text_encoder, int(self.max_categories)).fit(
+            cat_rows if len(cat_rows) else None
+        )
+        self.categories_ = list(self._featurizer.categories_)
+        content, self._item_categories = self._content_for(self.item_ids_, data.items)
+        self.n_updates_ = 0
+        self.history_: list[dict[str, Any]] = []
+        self.head_metrics_: dict[str, dict[str, float]] = {}
+        ev = self._event_arrays(data.events)
+        ev["gap"] = T.gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
+        self._store_histories(ev, None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.random_state))
+            self._build(content)
+            rng = np.random.default_rng(int(self.random_state))
+            pos = T.positions_from_end(ev["user"])
+            counts = np.bincount(ev["user"], minlength=len(self.user_ids_))
+            holdout = (pos == 0) & (counts[ev["user"]] >= 2) if self.validation else pos < 0
+            train = {k: v[~holdout] for k, v in ev.items()}
+            windows = T.training_windows(
+                train["user"],
+                train["item"],
+                train["type"],
+                train["gap"],
+                train["target_type"],
+                np.ones(len(train["user"]), np.float32),
+                int(self.max_len),
+                int(self.n_windows),
+            )
+            val = self._validation_set(train, ev, holdout, X, rng) if holdout.any() else None
+            self._train(windows, self._train_config(int(self.epochs)), rng, val)
+
+    def _validation_set(
+        self,
+        train: dict[str, np.ndarray],
+        ev: dict[str, np.ndarray],
+        holdout: np.ndarray,
+        X: sp.csr_matrix,
+        rng: np.random.Generator,
+    ) -> dict[str, Any]:
+        users = ev["user"][holdout]
+        targets = ev["item"][holdout] - 1
+        if len(users) > _MAX_VALIDATION_USERS:
+            pick = np.sort(rng.choice(len(users), _MAX_VALIDATION_USERS, replace=False))
+            users, targets = users[pick], targets[pick]
+        ttype = ev["target_type"][holdout][np.searchsorted(ev["user"][holdout], users)]
+        slot = np.full(len(self.user_ids_), -1, dtype=np.int64)
+        slot[users] = np.arange(len(users))
+        rows = slot[train["user"]]
+        pos = np.where(rows >= 0, T.positions_from_end(train["user"]), -1)
+        rows = np.where(rows >= 0, rows, 0)
+        L = int(self.max_len)
+        seen = X[users].tocoo()
+        return {
+            "items": T.right_align(rows, pos, train["item"], len(users), L),
+            "types": T.right_align(rows, pos, train["type"], len(users), L),
+            "gaps": T.right_align(rows, pos, train["gap"], len(users), L),
+            "targets": targets,
+            "target_types": ttype,
+            "seen": (seen.row, seen.col),
+        }
+
+    def _train(
+        self,
+        windows: T.Windows,
+        config: T.TrainConfig,
+        rng: np.random.Generator,
+        val: dict[str, Any] | None,
+    ) -> None:
+        self._item_cache = None
+        if len(windows) == 0 or config.epochs == 0:
+            return
+        module, dev = self._module, self._torch_device
+        counts = np.asarray(self.item_counts_, dtype=np.float64) + 1e-3
+        item_prob = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=dev)
+        cats = self._item_categories if len(self.categories_) > 1 else None
+        loss = T.MultiTaskLoss(module, config, cats, item_prob)
+        for group in self._optimizer.param_groups:
+            group["lr"] = config.lr
+        params = [p for g in self._optimizer.param_groups for p in g["params"]]
+        stopper = T.EarlyStopping(config.patience) if val is not None else None
+        bar = tqdm(
+            range(config.epochs),
+            desc=f"{self.name} {'fit' if self.n_updates_ == 0 else 'update'}",
+            unit="epoch",
+            disable=None if self.verbose else True,
+            leave=False,
+        )
+        for epoch in bar:
+            t0 = time.perf_counter()
+            module.train()
+            losses = T.train_epoch(
+                loss,
+                windows,
+                self._optimizer,
+                params,
+                config.batch_size,
+                rng,
+                config.grad_clip,
+                dev,
+            )
+            record: dict[str, Any] = {"update": self.n_updates_, "epoch": epoch, **losses}
+            record["train_seconds"] = time.perf_counter() - t0
+            if stopper is not None:
+                metrics = self._evaluate(val)
+                record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
+                bar.set_postfix(
+                    loss=f"{losses.get('next_item', 0):.3f}", ndcg=f"{record['val_ndcg@10']:.4f}"
+                )
+                self.history_.append(record)
+                if stopper.step(record["val_ndcg@10"], epoch, module, metrics):
+                    break
+            else:
+                bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
+                self.history_.append(record)
+        bar.close()
+        if stopper is not None:
+            stopper.restore(module)
+            self.head_metrics_ = stopper.best_info
+            self.best_epoch_ = stopper.best_epoch
+        module.eval()
+        self._item_cache = None
+
+    @torch.no_grad()
+    def _evaluate(self, val: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Full-ranking NDCG@10 / HR@10 of the held-out events and the heads' metrics."""
+        module, dev = self._module, self._torch_device
+        module.eval()
+        V = module.item_tower.all()
+        n = len(val["targets"])
+        ranks, type_probs, cat_logits = [], [], []
+        seen_r, seen_c = val["seen"]
+        for start in range(0, n, _SCORE_BATCH):
+            sl = slice(start, start + _SCORE_BATCH)
+            out = module.last(
+                *(torch.as_tensor(val[k][sl], device=dev) for k in ("items", "types", "gaps"))
+            )
+            S = out["user"] @ V.T
+            sel = (seen_r >= start) & (seen_r < start + _SCORE_BATCH)
+            ranks.append(
+                T.target_ranks(
+                    S,
+                    torch.as_tensor(val["targets"][sl], device=dev),
+                    seen_r[sel] - start,
+                    seen_c[sel],
+                )
+                .cpu()
+                .numpy()
+            )
+            if "event_type" in out:
+                type_probs.append(torch.softmax(out["event_type"], -1).cpu().numpy())
+            if "category" in out:
+                cat_logits.append(out["category"].cpu().numpy())
+        r = np.concatenate(ranks)
+        metrics = {
+            "next_item": {
+                "ndcg@10": float(np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0).mean()),
+                "hr@10": float((r < 10).mean()),
+                "n_users": int(n),
+            }
+        }
+        if type_probs:
+            metrics["event_type"] = _type_metrics(np.concatenate(type_probs), val["target_types"])
+        if cat_logits:
+            soft = self._item_categories[val["targets"]]
+            metrics["category"] = _category_metrics(np.concatenate(cat_logits), soft)
+        return metrics
+
+    # ---------------------------------------------------------------- updates
+    def _partial_fit(
+        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    ) -> None:
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        if n_items > n_items_before:
+            new_ids = self.item_ids_[n_items_before:]
+            content, soft = self._content_for(new_ids, data.items)
+            tower = self._module.item_tower
+            c = torch.as_tensor(content, device=self._torch_device) if content.shape[1] else None
+            old, new = tower.grow(c, n_items - n_items_before)
+            T.grow_parameter(self._optimizer, old, new)
+            self._item_categories = sp.vstack([self._item_categories, soft]).tocsr()
+        if n_users > n_users_before:
+            extra = n_users - n_users_before
+            for key, m in self._hist.items():
+                self._hist[key] = np.concatenate([m, np.zeros((extra, m.shape[1]), m.dtype)])
+        self._item_cache = None
+        new = self._event_arrays(data.events)
+        if len(new["user"]) == 0:
+            return
+        users = np.unique(new["user"])
+        old = self._history_events(users)
+        merged = {k: np.concatenate([old[k], new[k]]) for k in ("user", "item", "ts", "type")}
+        merged["is_new"] = np.r_[np.zeros(len(old["user"]), bool), np.ones(len(new["user"]), bool)]
+        merged["target_type"] = np.r_[np.full(len(old["user"]), -1), new["target_type"]]
+        merged["stored_gap"] = np.r_[old["gap"], np.zeros(len(new["user"]), np.int64)]
+        order = T.order_events(merged["user"], merged["ts"])
+        merged = {k: v[order] for k, v in merged.items()}
+        gap = T.gap_buckets(merged["user"], merged["ts"], int(self.n_time_buckets))
+        first = np.r_[True, merged["user"][1:] != merged["user"][:-1]]
+        keep_stored = first & ~merged["is_new"]
+        merged["gap"] = np.where(keep_stored, merged["stored_gap"], gap)
+        self._store_histories(merged, users)
+        per_user = np.bincount(merged["user"][merged["is_new"]])
+        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // int(self.max_len)))
+        windows = T.training_windows(
+            merged["user"],
+            merged["item"],
+            merged["type"],
+            merged["gap"],
+            merged["target_type"],
+            merged["is_new"].astype(np.float32),
+            int(self.max_len),
+            n_windows,
+        )
+        self.n_updates_ += 1
+        seed = int(self.random_state) + 1_000_003 * self.n_updates_
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            self._train(windows, self._train_config(int(self.partial_fit_epochs)), rng, None)
+
+    # ---------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def _item_matrix(self) -> np.ndarray:
+        if self._item_cache is None:
+            self._module.eval()
+            self._item_cache = self._module.item_tower.all().cpu().numpy()
+        return self._item_cache
+
+    @torch.no_grad()
+    def _last_outputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        module, dev = self._module, self._torch_device
+        module.eval()
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(rows), _SCORE_BATCH):
+            r = rows[start : start + _SCORE_BATCH]
+            out = module.last(
+                *(torch.as_tensor(self._hist[k][r], device=dev) for k in ("items", "types", "gaps"))
+            )
+            for key, value in out.items():
+                parts.setdefault(key, []).append(value.cpu().numpy())
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def user_vectors(self, users: Any) -> np.ndarray:
+        """User vectors ``(n, D)`` (``(D,)`` for one id) from the stored histories."""
+        rows = self._known_rows(users)
+        U = self._last_outputs(rows)["user"] if len(rows) else np.zeros((0, int(self.dim)))
+        return U[0] if _is_single(users) else U
+
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        U = self._last_outputs(np.asarray(rows))["user"]
+        return (U @ self._item_matrix().T).astype(np.float32)
+
+    def _item_vectors(self) -> np.ndarray:
+        return self._item_matrix()
+
+    def _known_rows(self, users: Any) -> np.ndarray:
+        rows = self.user_rows(users)
+        if (rows < 0).any():
+            ids = [users] if _is_single(users) else list(users)
+            raise UnknownIdError(
+                "user",
+                [ids[j] for j in np.flatnonzero(rows < 0)],
+                hint="the heads need the user's history; unknown users have none",
+            )
+        return rows
+
+    def predict_event_type(self, users: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Probability of each type for the users' next event.
+
+        Returns ``(classes (T,), probs)``: ``probs`` is ``(T,)`` for one id, ``(n, T)``
+        for a batch; rows sum to 1. Raises :class:`ParameterError` when the head is off
+        (one event type and no ratings) and :class:`UnknownIdError` for unknown users.
+        """
+        self._check_fitted()
+        if not self.event_types_:
+            raise ParameterError(
+                "predict_event_type",
+                self.event_mode_,
+                "a model fitted on two or more event types or on rated events",
+            )
+        rows = self._known_rows(users)
+        logits = self._last_outputs(rows).get("event_type") if len(rows) else None
+        P = _softmax(logits) if logits is not None else np.zeros((0, len(self.event_types_)))
+        classes = np.asarray(self.event_types_, dtype=object)
+        return classes, (P[0] if _is_single(users) else P)
+
+    def category_interest(self, users: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` categories the users' next item most likely belongs to, with
+        probabilities (softmax over all categories), best first.
+
+        Shapes as in :meth:`recommend`: ``(k,)`` for one id, ``(n, k)`` for a batch.
+        """
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError("k", k, "a positive integer")
+        if len(self.categories_) < 2:
+            raise ParameterError(
+                "category_interest",
+                len(self.categories_),
+                "a model fitted with an items catalogue of two or more categories",
+            )
+        rows = self._known_rows(users)
+        C = len(self.categories_)
+        logits = self._last_outputs(rows)["category"] if len(rows) else np.zeros((0, C))
+        P = _softmax(logits)
+        k_eff = min(int(k), C)
+        idx = np.argsort(-P, axis=1, kind="stable")[:, :k_eff]
+        names = np.asarray(self.categories_, dtype=object)[idx]
+        probs = np.take_along_axis(P, idx, axis=1)
+        return (names[0], probs[0]) if _is_single(users) else (names, probs)
+
+    # ---------------------------------------------------------------- state
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arrays: dict[str, Any] = {
+            f"w/{k}": v.detach().cpu().numpy() for k, v in self._module.state_dict().items()
+        }
+        named = list(self._module.named_parameters())
+        arrays.update(
+            {f"opt/{k}": v for k, v in T.optimizer_arrays(self._optimizer, named).items()}
+        )
+        arrays.update({f"hist/{k}": v for k, v in self._hist.items()})
+        arrays["item_categories"] = self._item_categories
+        f_arrays, f_extra = self._featurizer.get_state()
+        arrays.update({f"feat/{k}": v for k, v in f_arrays.items()})
+        extra = {
+            "event_mode": self.event_mode_,
+            "event_types": list(self.event_types_),
+            "featurizer": f_extra,
+            "content_dim": self._module.item_tower.config.content_dim,
+            "n_updates": self.n_updates_,
+            "head_metrics": self.head_metrics_,
+            "history": self.history_,
+            "best_epoch": getattr(self, "best_epoch_", None),
+        }
+        return arrays, extra
+
+    def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
+        self._torch_device = self._device()
+        self.event_mode_ = extra["event_mode"]
+        self.event_types_ = list(extra["event_types"])
+        feat = {k[5:]: v for k, v in arrays.items() if k.startswith("feat/")}
+        self._featurizer = ContentFeaturizer.from_state(
+            feat, extra["featurizer"], self.get_params()
+        )
+        self.categories_ = list(self._featurizer.categories_)
+        self._item_categories = arrays["item_categories"].astype(np.float32)
+        self._hist = {k[5:]: v.astype(np.int64) for k, v in arrays.items() if k.startswith("hist/")}
+        self.n_updates_ = int(extra["n_updates"])
+        self.head_metrics_ = extra["head_metrics"]
+        self.history_ = extra["history"]
+        if extra.get("best_epoch") is not None:
+            self.best_epoch_ = int(extra["best_epoch"])
+        self._build(np.zeros((len(self.item_ids_), int(extra["content_dim"])), np.float32))
+        state = {
+            k[2:]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("w/")
+        }
+        self._module.load_state_dict(state)
+        opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+        T.load_optimizer_arrays(self._optimizer, list(self._module.named_parameters()), opt)
+        self._module.eval()
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _type_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    ok = targets >= 0
+    out: dict[str, float] = {"n": int(ok.sum())}
+    if not ok.any():
+        return out
+    p, t = probs[ok], targets[ok]
+    out["accuracy"] = float((p.argmax(1) == t).mean())
+    if p.shape[1] == 2 and 0 < t.sum() < len(t):
+        from sklearn.metrics import roc_auc_score
+
+        out["auc"] = float(roc_auc_score(t, p[:, 1]))
+    return out
+
+
+def _category_metrics(logits: np.ndarray, soft: sp.csr_matrix) -> dict[str, float]:
+    has = np.diff(soft.indptr) > 0
+    out: dict[str, float] = {"n": int(has.sum())}
+    if not has.any():
+        return out
+    lg, target = logits[has], soft[has].toarray()
+    logp = lg - lg.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    out["cross_entropy"] = float(-(target * logp).sum(1).mean())
+    out["accuracy@1"] = float((target[np.arange(len(lg)), lg.argmax(1)] > 0).mean())
+    top = np.argsort(-lg, axis=1, kind="stable")[:, :10]
+    rel = target[np.arange(len(lg))[:, None], top] > 0
+    dcg = (rel / np.log2(np.arange(2, 12)[: top.shape[1]])).sum(1)
+    n_rel = np.minimum((target > 0).sum(1), top.shape[1])
+    idcg = np.array([(1.0 / np.log2(np.arange(2, 2 + m))).sum() for m in n_rel])
+    out["ndcg@10"] = float((dcg / idcg).mean())
+    return out

@@ -1,0 +1,369 @@
+"""The sequential (transformer) recommender: towers, heads, cold start, updates, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lifelongrec import ParameterError, UnknownIdError
+from lifelongrec.data import Dataset, make_events, make_items
+from lifelongrec.models import MODELS, Recommender, SequentialRecommender
+
+TINY = dict(
+    dim=16,
+    n_layers=1,
+    n_heads=2,
+    max_len=8,
+    epochs=25,
+    lr=0.01,
+    batch_size=16,
+    text_encoder="tfidf",
+    validation=False,
+    verbose=False,
+)
+
+GROUPS = {
+    "a": ("space robot galaxy", "scifi"),
+    "b": ("cooking garden recipe", "home"),
+}
+
+
+def two_worlds(n_users=24, n_items=10, length=8, seed=0, event_types=True):
+    """Users of group a walk through a-items in order (a3 -> a4 -> a5 ...), b-users the
+    b-items; event types view/purchase (every third is a purchase); content says which
+    group an item belongs to."""
+    rng = np.random.default_rng(seed)
+    users, items, ts, types = [], [], [], []
+    t = 0
+    for u in range(n_users):
+        g = "a" if u % 2 == 0 else "b"
+        start = int(rng.integers(0, n_items - length + 1))
+        for j in range(length):
+            users.append(f"{g}user{u}")
+            items.append(f"{g}{start + j}")
+            t += int(rng.integers(1, 100))
+            ts.append(t)
+            types.append("purchase" if j % 3 == 2 else "view")
+    ev = make_events(users, items, ts, types if event_types else None)
+    return Dataset(events=ev, items=catalogue(n_items), name="two-worlds")
+
+
+def catalogue(n_items, extra=()):
+    ids, titles, cats, attrs = [], [], [], []
+    for g, (title, cat) in GROUPS.items():
+        for i in range(n_items):
+            ids.append(f"{g}{i}")
+            titles.append(f"{title} {g}{i}")
+            cats.append([cat])
+            attrs.append({"price": float(10 + i) if g == "a" else float(100 + i)})
+    for item in extra:
+        title, cat = GROUPS[item[0]]
+        ids.append(item)
+        titles.append(f"{title} new")
+        cats.append([cat])
+        attrs.append({"price": 10.0 if item[0] == "a" else 100.0})
+    return make_items(ids, titles, cats, attrs)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return two_worlds()
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    return SequentialRecommender(**TINY).fit(world)
+
+
+def test_registered_and_default_params_valid():
+    assert MODELS["sequential"] is SequentialRecommender
+    SequentialRecommender()._validate_params()
+
+
+# ------------------------------------------------------------------ histories
+def test_histories_hold_the_last_max_len_events_in_time_order():
+    ev = make_events(
+        ["u"] * 12 + ["v"] * 2,
+        [f"i{j}" for j in range(12)] + ["i0", "i1"],
+        # time order differs from row order, and two events tie (row order decides)
+        [5, 4, 3, 2, 1, 6, 7, 8, 8, 9, 10, 11, 1, 2],
+    )
+    m = SequentialRecommender(**{**TINY, "max_len": 6, "epochs": 1}).fit(ev)
+    order = ["i4", "i3", "i2", "i1", "i0", "i5", "i6", "i7", "i8", "i9", "i10", "i11"]
+    rows = m._hist["items"][m.user_rows("u")[0]]
+    assert [m.item_ids_[r - 1] for r in rows] == order[-6:]
+    rows_v = m._hist["items"][m.user_rows("v")[0]]
+    assert rows_v[:4].tolist() == [0, 0, 0, 0]
+    assert [m.item_ids_[r - 1] for r in rows_v[4:]] == ["i0", "i1"]
+
+
+# ------------------------------------------------------------------ user tower
+def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
+    module = fitted._module
+    module.eval()
+    L = fitted.max_len
+    items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [0, 0, 3, 4, 5, 9, 10, 11]])
+    types = torch.where(items > 0, 2, 0)
+    gaps = torch.where(items > 0, 5, 0)
+    gaps[1, 5:] = 7  # later events differ in item, gap and type
+    types[1, 5:] = 3
+    with torch.no_grad():
+        h = module.hidden(items, types, gaps)
+    assert h.shape == (2, L, fitted.dim)
+    assert torch.allclose(h[0, :5], h[1, :5], atol=1e-6)
+    assert not torch.allclose(h[0, 5:], h[1, 5:])
+
+
+def test_padding_does_not_change_the_user_vector(fitted):
+    module = fitted._module
+    items = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5]])
+    with torch.no_grad():
+        a = module.hidden(items, torch.where(items > 0, 2, 0), torch.where(items > 0, 4, 0))
+        # garbage in padded slots' features must not leak through the padding mask
+        b = module.hidden(items, torch.where(items > 0, 2, 1), torch.where(items > 0, 4, 1))
+    assert torch.allclose(a[0, -3:], b[0, -3:], atol=1e-5)
+
+
+# ------------------------------------------------------------------ cold start
+def test_cold_item_is_served_from_content(world):
+    model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0}).fit(world)
+    upd = Dataset(
+        events=make_events(["newbie"], ["a_new"], [10**7]), items=catalogue(10, ["a_new"])
+    )
+    model.partial_fit(upd)
+    row = model._item_index["a_new"]
+    tower = model._module.item_tower
+    assert torch.count_nonzero(tower.id_emb.weight[row + 1]) == 0  # no id signal yet
+    V = model._item_vectors()
+    assert np.linalg.norm(V[row]) > 0  # ... but a vector from content alone
+    # an a-user ranks the new a-item high: above most b-items, in the top half overall
+    scores = model.score_items("auser0")
+    b_items = [model._item_index[f"b{i}"] for i in range(10)]
+    assert scores[row] > np.median(scores[b_items])
+    assert (scores > scores[row]).sum() < len(scores) / 2
+
+
+def test_one_event_user_gets_a_vector_from_that_event():
+    model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0}).fit(two_worlds())
+    model.partial_fit(make_events(["solo_a", "solo_b"], ["a3", "b3"], [10**7, 10**7]))
+    ua, ub = model.user_vectors(["solo_a", "solo_b"])
+    assert np.linalg.norm(ua) > 0 and not np.allclose(ua, ub)
+    ids, _ = model.recommend("solo_a", k=3)
+    assert all(i.startswith("a") for i in ids), ids
+    ids, _ = model.recommend("solo_b", k=3)
+    assert all(i.startswith("b") for i in ids), ids
+
+
+# ------------------------------------------------------------------ multi-task
+def test_heads_give_distributions_and_their_losses_fall():
+    model = SequentialRecommender(
+        **{**TINY, "epochs": 30, "task_weights": {"event_type": 1.0, "category": 1.0}}
+    ).fit(two_worlds())
+    assert model.event_types_ == ["purchase", "view"]
+    assert model.categories_ == ["home", "scifi"]
+    classes, P = model.predict_event_type(["auser0", "buser1"])
+    assert classes.tolist() == ["purchase", "view"] and P.shape == (2, 2)
+    assert np.allclose(P.sum(1), 1.0) and (P >= 0).all()
+    names, probs = model.category_interest("auser0", k=2)
+    assert names.tolist() == ["scifi", "home"]  # an a-user's next item is sci-fi
+    assert probs[0] >= probs[1] and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    first, last = model.history_[0], model.history_[-1]
+    for task in ("next_item", "event_type", "category"):
+        assert last[task] < first[task], task
+
+
+def test_head_metrics_after_fit_with_validation():
+    model = SequentialRecommender(**{**TINY, "validation": True, "patience": 3}).fit(two_worlds())
+    hm = model.head_metrics_
+    assert 0 <= hm["next_item"]["ndcg@10"] <= 1 and 0 <= hm["next_item"]["hr@10"] <= 1
+    assert 0 <= hm["event_type"]["accuracy"] <= 1 and 0 <= hm["event_type"]["auc"] <= 1
+    assert 0 <= hm["category"]["accuracy@1"] <= 1 and hm["category"]["cross_entropy"] > 0
+    assert all("val_ndcg@10" in h for h in model.history_)
+
+
+def test_ratings_give_like_dislike_head_and_single_type_none():
+    ev = two_worlds().events.copy()
+    ev["event_type"] = "rating"
+    ev["value"] = np.arange(len(ev)) % 5 + 1.0
+    model = SequentialRecommender(**{**TINY, "epochs": 2}).fit(ev)
+    assert model.event_types_ == ["dislike", "like"]
+    ev["value"] = np.nan
+    model = SequentialRecommender(**{**TINY, "epochs": 2}).fit(ev)
+    assert model.event_types_ == []
+    with pytest.raises(ParameterError, match="predict_event_type"):
+        model.predict_event_type("auser0")
+    with pytest.raises(ParameterError, match="category_interest"):
+        model.category_interest("auser0")  # no catalogue: no categories
+
+
+def test_mmoe_and_sampled_softmax_paths_run():
+    model = SequentialRecommender(
+        **{**TINY, "mmoe_experts": 3, "full_softmax_max_items": 0, "n_negatives": 8}
+    ).fit(two_worlds())
+    assert model._module.heads.mmoe is not None
+    ids, scores = model.recommend(["auser0", "buser1"], k=3)
+    assert np.isfinite(scores).all()
+    assert model.history_[-1]["next_item"] < model.history_[0]["next_item"]
+
+
+def test_unknown_user_in_heads_raises(fitted):
+    with pytest.raises(UnknownIdError, match="ghost"):
+        fitted.predict_event_type(["auser0", "ghost"])
+
+
+# ------------------------------------------------------------------ repeatability
+def test_same_seed_same_model_other_seed_differs(world):
+    a = SequentialRecommender(**{**TINY, "epochs": 3}).fit(world)
+    b = SequentialRecommender(**{**TINY, "epochs": 3}).fit(world)
+    c = SequentialRecommender(**{**TINY, "epochs": 3, "random_state": 1}).fit(world)
+    users = ["auser0", "buser1"]
+    np.testing.assert_array_equal(a.score_items(users), b.score_items(users))
+    assert not np.allclose(a.score_items(users), c.score_items(users))
+
+
+def test_save_load_round_trip_scores_heads_and_updates(fitted, world, tmp_path):
+    loaded = Recommender.load(fitted.save(tmp_path / "m"))
+    users = ["auser0", "buser1", "auser2"]
+    np.testing.assert_array_equal(loaded.score_items(users), fitted.score_items(users))
+    np.testing.assert_array_equal(
+        loaded.predict_event_type(users)[1], fitted.predict_event_type(users)[1]
+    )
+    assert loaded.head_metrics_ == fitted.head_metrics_
+    upd = Dataset(
+        events=make_events(["auser0", "newbie"], ["a_new", "a1"], [10**7, 10**7 + 1]),
+        items=catalogue(10, ["a_new"]),
+    )
+    clone = Recommender.load(tmp_path / "m")
+    clone.partial_fit(upd)
+    again = Recommender.load(clone.save(tmp_path / "m2"))
+    loaded.partial_fit(upd)  # same optimiser state and seeds: the same update
+    np.testing.assert_array_equal(loaded.score_items(users), clone.score_items(users))
+    np.testing.assert_array_equal(again.score_items(users), clone.score_items(users))
+
+
+# ------------------------------------------------------------------ partial_fit
+def _old_loss(model, data):
+    """Next-item loss of the model on ``data``'s windows (no update)."""
+    from lifelongrec.training import MultiTaskLoss, training_windows
+
+    ev = model._event_arrays(data.events)
+    from lifelongrec.training import gap_buckets
+
+    gaps = gap_buckets(ev["user"], ev["ts"], model.n_time_buckets)
+    w = training_windows(
+        ev["user"],
+        ev["item"],
+        ev["type"],
+        gaps,
+        ev["target_type"],
+        np.ones(len(gaps), np.float32),
+        model.max_len,
+    )
+    counts = torch.ones(model.n_items) / model.n_items
+    loss = MultiTaskLoss(model._module, model._train_config(1), None, counts)
+    model._module.eval()
+    with torch.no_grad():
+        return loss(w.batch(np.arange(len(w)), torch.device("cpu")))[1]["next_item"]
+
+
+def test_partial_fit_warm_starts_and_acts_at_once(world):
+    model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 2}).fit(world)
+    before = _old_loss(model, world)
+    weights = model._module.encoder.blocks[0].ffn[0].weight.detach().clone()
+    recs_before = model.recommend("auser0", k=3)[0]
+    upd = Dataset(
+        events=make_events(
+            ["auser0", "auser2", "newbie"], ["b5", "a_new", "a2"], [10**7, 10**7, 10**7]
+        ),
+        items=catalogue(10, ["a_new"]),
+    )
+    n_items = model.n_items
+    model.partial_fit(upd)
+    assert model.n_items == n_items + 1 and "a_new" in set(model.item_ids_)
+    assert model._module.item_tower.id_emb.num_embeddings == n_items + 2
+    assert model._module.item_tower.content.shape[0] == n_items + 2
+    # continued from the current weights: moved a little, not re-initialised
+    w = model._module.encoder.blocks[0].ffn[0].weight.detach()
+    assert not torch.equal(w, weights) and torch.allclose(w, weights, atol=0.1)
+    after = _old_loss(model, world)
+    assert after < before * 1.25 + 0.05, (before, after)
+    # the user's new event (a b-item) is in the history and changes the next recommendation
+    hist = model._hist["items"][model.user_rows("auser0")[0]]
+    assert model.item_ids_[hist[-1] - 1] == "b5"
+    assert not np.array_equal(model.recommend("auser0", k=3)[0], recs_before)
+    assert "a_new" in set(model.recommend("auser2", k=model.n_items, exclude_seen=False)[0])
+
+
+def test_partial_fit_without_epochs_updates_histories_only(world):
+    model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0}).fit(world)
+    state = {k: v.clone() for k, v in model._module.state_dict().items()}
+    s0 = model.score_items("buser1")
+    model.partial_fit(make_events(["buser1"], ["a4"], [10**7]))
+    for k, v in model._module.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert not np.allclose(model.score_items("buser1"), s0)  # history moved: new vector
+
+
+def test_time_gaps_kept_across_updates(world):
+    model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0, "max_len": 4}).fit(world)
+    row = model.user_rows("auser0")[0]
+    gaps_before = model._hist["gaps"][row].copy()
+    model.partial_fit(make_events(["auser0"], ["a1"], [10**9]))
+    gaps_after = model._hist["gaps"][row]
+    assert gaps_after[:-1].tolist() == gaps_before[1:].tolist()  # shifted, not recomputed
+    assert gaps_after[-1] == model.n_time_buckets - 1  # a huge gap: the top bucket
+
+
+# ------------------------------------------------------------------ parameters
+BAD_PARAMS = [
+    ("dim", 0, "an integer >= 1"),
+    ("dim", 2.5, "an integer >= 1"),
+    ("n_layers", 0, "an integer >= 1"),
+    ("n_heads", 0, "an integer >= 1"),
+    ("n_heads", 3, "a divisor of dim"),
+    ("dropout", 1.0, r"a number in \[0.0, 1.0\)"),
+    ("dropout", -0.1, r"a number in \[0.0, 1.0\)"),
+    ("max_len", 0, "an integer >= 1"),
+    ("n_windows", 0, "an integer >= 1"),
+    ("n_time_buckets", 2, "an integer >= 3"),
+    ("text_encoder", "bert", "one of 'auto', 'minilm', 'tfidf' or None"),
+    ("content_gate", "yes", "True or False"),
+    ("id_dropout", 1.5, r"a number in \[0.0, 1.0\)"),
+    ("max_categories", -1, "an integer >= 0"),
+    ("like_threshold", float("nan"), "a number in"),
+    ("task_weights", {"nxt": 1.0}, "keys among"),
+    ("task_weights", [1.0], "keys among"),
+    ("task_weights", {"category": -1.0}, "finite weights >= 0"),
+    ("task_weights", {"next_item": 0.0}, "a next_item weight > 0"),
+    ("mmoe_experts", -1, "an integer >= 0"),
+    ("epochs", 0, "an integer >= 1"),
+    ("batch_size", 0, "an integer >= 1"),
+    ("lr", 0.0, r"a number in \(0.0, inf\)"),
+    ("lr", float("inf"), r"a number in \(0.0, inf\)"),
+    ("weight_decay", -1.0, r"a number in \[0.0, inf\)"),
+    ("grad_clip", -1.0, r"a number in \[0.0, inf\)"),
+    ("patience", 0, "an integer >= 1"),
+    ("validation", 1, "True or False"),
+    ("full_softmax_max_items", -1, "an integer >= 0"),
+    ("n_negatives", 0, "an integer >= 1"),
+    ("partial_fit_epochs", -1, "an integer >= 0"),
+    ("device", "tpu", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("device", None, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("random_state", -1, "an integer >= 0"),
+    ("random_state", True, "an integer >= 0"),
+    ("verbose", "no", "True or False"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), BAD_PARAMS)
+def test_bad_hyperparameters_raise(name, value, expected, world):
+    model = SequentialRecommender(**{**TINY, name: value})
+    with pytest.raises(ParameterError, match=rf"'{name}' must be {expected}"):
+        model.fit(world)
+    assert not model.is_fitted
+
+
+def test_every_hyperparameter_is_checked():
+    checked = {name for name, _, _ in BAD_PARAMS}
+    assert checked == set(SequentialRecommender._param_names())
