@@ -58,25 +58,40 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 def ensure_venv(reinstall: bool = False) -> dict[str, str]:
     """Create the RecBole venv if needed; return the versions pip lists there."""
-    ok = VENV_PY.exists() and subprocess.run(
-        [str(VENV_PY), "-c", "import importlib.metadata as m; assert m.version('recbole') == '1.2.1'; "
-         "assert int(m.version('pandas').split('.')[0]) < 3; assert m.version('torch').startswith('2.13.0')"],
-        capture_output=True,
-    ).returncode == 0
+    ok = (
+        VENV_PY.exists()
+        and subprocess.run(
+            [
+                str(VENV_PY),
+                "-c",
+                "import importlib.metadata as m; assert m.version('recbole') == '1.2.1'; "
+                "assert int(m.version('pandas').split('.')[0]) < 3; assert m.version('torch').startswith('2.13.0')",
+            ],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     if not ok or reinstall:
         WORK.mkdir(parents=True, exist_ok=True)
         if not VENV_PY.exists():
             sh(["python3", "-m", "venv", str(VENV)])
         sh(["nice", "-n", "10", str(VENV / "bin" / "pip"), "install", *REQUIREMENTS])
     listed = subprocess.run(
-        [str(VENV / "bin" / "pip"), "list", "--format", "json"], capture_output=True, text=True, check=True
+        [str(VENV / "bin" / "pip"), "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     versions = {p["name"].lower(): p["version"] for p in json.loads(listed)}
     if not versions.get("torch", "").startswith("2.13.0"):
-        raise SystemExit(f"recbole venv has torch {versions.get('torch')!r}, expected 2.13.0 (+cpu)")
+        raise SystemExit(
+            f"recbole venv has torch {versions.get('torch')!r}, expected 2.13.0 (+cpu)"
+        )
     cuda = sorted(n for n in versions if n.startswith("nvidia-"))
     if cuda:
-        raise SystemExit(f"recbole venv pulled CUDA packages {cuda}; reinstall with torch==2.13.0 pinned")
+        raise SystemExit(
+            f"recbole venv pulled CUDA packages {cuda}; reinstall with torch==2.13.0 pinned"
+        )
     return versions
 
 
@@ -93,12 +108,19 @@ def per_user(split) -> dict[str, tuple[list[str], list[int], str | None, str | N
     """user -> (train items, train timestamps, valid item, test item, valid ts, test ts)."""
     users: dict[str, list] = {}
     tr = split.train.events
-    for u, i, t in zip(tr["user_id"].tolist(), tr["item_id"].tolist(), tr["timestamp"].tolist(), strict=True):
+    for u, i, t in zip(
+        tr["user_id"].tolist(), tr["item_id"].tolist(), tr["timestamp"].tolist(), strict=True
+    ):
         rec = users.setdefault(u, [[], [], None, None, 0, 0])
         rec[0].append(i)
         rec[1].append(t)
     for col, part in ((2, split.valid.events), (3, split.test.events)):
-        for u, i, t in zip(part["user_id"].tolist(), part["item_id"].tolist(), part["timestamp"].tolist(), strict=True):
+        for u, i, t in zip(
+            part["user_id"].tolist(),
+            part["item_id"].tolist(),
+            part["timestamp"].tolist(),
+            strict=True,
+        ):
             rec = users.setdefault(u, [[], [], None, None, 0, 0])
             rec[col], rec[col + 2] = i, t
     return {u: tuple(v) for u, v in users.items()}
@@ -116,7 +138,9 @@ def write_atomic(name: str, split, max_len: int) -> dict:
     for u, (train, _, valid, test, _, _) in users.items():
         for token in [u, *train, valid or "", test or ""]:
             if any(c.isspace() for c in token):
-                raise SystemExit(f"{name}: id {token!r} holds whitespace; RecBole token_seq splits on spaces")
+                raise SystemExit(
+                    f"{name}: id {token!r} holds whitespace; RecBole token_seq splits on spaces"
+                )
     out = DATA_OUT / name
     out.mkdir(parents=True, exist_ok=True)
     header = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\n"
@@ -144,7 +168,9 @@ def write_atomic(name: str, split, max_len: int) -> dict:
                 if seq:
                     fte.write(f"{u}\t{' '.join(seq[-max_len:])}\t{test}\t{tts}\n")
                     counts["test"] += 1
-    (out / "meta.json").write_text(json.dumps({"max_len": max_len, "rows": counts, "split": split.meta}, indent=1))
+    (out / "meta.json").write_text(
+        json.dumps({"max_len": max_len, "rows": counts, "split": split.meta}, indent=1)
+    )
     return {"users": users, "rows": counts}
 
 
@@ -152,9 +178,13 @@ def verify(name: str, users: dict, meta: dict, rows: dict, result: dict, max_len
     """Compare what RecBole loaded with our split."""
     problems = []
     if result["n_test_rows"] != meta["users_with_test"]:
-        problems.append(f"test rows {result['n_test_rows']} != our users_with_test {meta['users_with_test']}")
+        problems.append(
+            f"test rows {result['n_test_rows']} != our users_with_test {meta['users_with_test']}"
+        )
     if result["n_valid_rows"] != meta["users_with_valid"]:
-        problems.append(f"valid rows {result['n_valid_rows']} != our users_with_valid {meta['users_with_valid']}")
+        problems.append(
+            f"valid rows {result['n_valid_rows']} != our users_with_valid {meta['users_with_valid']}"
+        )
     expected_train = sum(max(0, len(v[0]) - 1) for v in users.values())
     if result["n_train_targets"] != expected_train:
         problems.append(f"train targets {result['n_train_targets']} != {expected_train}")
@@ -178,8 +208,13 @@ def verify(name: str, users: dict, meta: dict, rows: dict, result: dict, max_len
         if view["test"] != want_test:
             problems.append(f"user {user}: test row differs")
         checked.append({"user": user, "n_train": len(train), "valid": valid, "test": test})
-    return {"ok": not problems, "problems": problems, "users_checked": checked,
-            "test_rows": result["n_test_rows"], "our_users_with_test": meta["users_with_test"]}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "users_checked": checked,
+        "test_rows": result["n_test_rows"],
+        "our_users_with_test": meta["users_with_test"],
+    }
 
 
 # ------------------------------------------------------------------------ run
@@ -189,16 +224,53 @@ def run_model(name: str, model: str, args, users_to_check: list[str]) -> dict:
     for d in (out_json.parent, log.parent, WORK / "recbole-run"):
         d.mkdir(parents=True, exist_ok=True)
     cmd = [
-        "nice", "-n", str(args.nice), str(VENV_PY), str(RUNNER),
-        "--data-path", str(DATA_OUT), "--dataset", rb_token(name), "--model", model, "--out", str(out_json),
-        "--checkpoint-dir", str(WORK / "recbole-saved"),
-        "--hidden-size", str(args.hidden_size), "--inner-size", str(args.inner_size),
-        "--layers", str(args.layers), "--gru-layers", str(args.gru_layers), "--heads", str(args.heads),
-        "--dropout", str(args.dropout), "--attn-dropout", str(args.attn_dropout),
-        "--max-len", str(args.max_len), "--epochs", str(args.epochs), "--stopping-step", str(args.stopping_step),
-        "--batch-size", str(args.batch_size), "--eval-batch-size", str(args.eval_batch_size),
-        "--lr", str(args.lr), "--seed", str(args.seed), "--threads", str(args.threads),
-        "--check-users", *users_to_check,
+        "nice",
+        "-n",
+        str(args.nice),
+        str(VENV_PY),
+        str(RUNNER),
+        "--data-path",
+        str(DATA_OUT),
+        "--dataset",
+        rb_token(name),
+        "--model",
+        model,
+        "--out",
+        str(out_json),
+        "--checkpoint-dir",
+        str(WORK / "recbole-saved"),
+        "--hidden-size",
+        str(args.hidden_size),
+        "--inner-size",
+        str(args.inner_size),
+        "--layers",
+        str(args.layers),
+        "--gru-layers",
+        str(args.gru_layers),
+        "--heads",
+        str(args.heads),
+        "--dropout",
+        str(args.dropout),
+        "--attn-dropout",
+        str(args.attn_dropout),
+        "--max-len",
+        str(args.max_len),
+        "--epochs",
+        str(args.epochs),
+        "--stopping-step",
+        str(args.stopping_step),
+        "--batch-size",
+        str(args.batch_size),
+        "--eval-batch-size",
+        str(args.eval_batch_size),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+        "--threads",
+        str(args.threads),
+        "--check-users",
+        *users_to_check,
     ]
     if args.time_budget is not None:
         cmd += ["--time-budget", str(args.time_budget)]
@@ -211,7 +283,11 @@ def run_model(name: str, model: str, args, users_to_check: list[str]) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-5:]
-        return {"dataset": name, "model": model, "note": f"failed (rc {proc.returncode}): {' | '.join(tail)}"}
+        return {
+            "dataset": name,
+            "model": model,
+            "note": f"failed (rc {proc.returncode}): {' | '.join(tail)}",
+        }
     res = json.loads(out_json.read_text())
     res["dataset"] = name
     res["wall_seconds_incl_startup"] = wall
@@ -219,25 +295,54 @@ def run_model(name: str, model: str, args, users_to_check: list[str]) -> dict:
     return res
 
 
-COLUMNS = ["dataset", "model", "hr@10", "ndcg@10", "recall@10", "native_hr@10", "native_ndcg@10",
-           "epochs", "best", "stop", "s/epoch", "cpu s/epoch", "s/1k targets", "valid s/epoch", "total s"]
+COLUMNS = [
+    "dataset",
+    "model",
+    "hr@10",
+    "ndcg@10",
+    "recall@10",
+    "native_hr@10",
+    "native_ndcg@10",
+    "epochs",
+    "best",
+    "stop",
+    "s/epoch",
+    "cpu s/epoch",
+    "s/1k targets",
+    "valid s/epoch",
+    "total s",
+]
 
 
 def row(r: dict) -> list[str]:
     if "note" in r:
         return [r["dataset"], r["model"], r["note"]]
     t, n = r["test"], r["test_native"]
-    return [r["dataset"], r["model"], f"{t['hit@10']:.4f}", f"{t['ndcg@10']:.4f}", f"{t['recall@10']:.4f}",
-            f"{n['hit@10']:.4f}", f"{n['ndcg@10']:.4f}", f"{r['epochs_run']}/{r['epoch_cap']}",
-            str(r["best_epoch"]), r["stopped_by"], f"{r['mean_train_seconds_per_epoch']:.1f}",
-            f"{r['mean_train_cpu_seconds_per_epoch']:.1f}",
-            f"{r['train_seconds_per_1k_targets']:.3f}", f"{r['mean_valid_seconds_per_epoch']:.1f}",
-            f"{r['total_seconds']:.0f}"]
+    return [
+        r["dataset"],
+        r["model"],
+        f"{t['hit@10']:.4f}",
+        f"{t['ndcg@10']:.4f}",
+        f"{t['recall@10']:.4f}",
+        f"{n['hit@10']:.4f}",
+        f"{n['ndcg@10']:.4f}",
+        f"{r['epochs_run']}/{r['epoch_cap']}",
+        str(r["best_epoch"]),
+        r["stopped_by"],
+        f"{r['mean_train_seconds_per_epoch']:.1f}",
+        f"{r['mean_train_cpu_seconds_per_epoch']:.1f}",
+        f"{r['train_seconds_per_1k_targets']:.3f}",
+        f"{r['mean_valid_seconds_per_epoch']:.1f}",
+        f"{r['total_seconds']:.0f}",
+    ]
 
 
 def print_table(results: list[dict]) -> None:
     body = [row(r) for r in results]
-    widths = [max([len(c)] + [len(b[i]) for b in body if i < len(b) and len(b) > 3]) for i, c in enumerate(COLUMNS)]
+    widths = [
+        max([len(c)] + [len(b[i]) for b in body if i < len(b) and len(b) > 3])
+        for i, c in enumerate(COLUMNS)
+    ]
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for b in body:
@@ -247,7 +352,9 @@ def print_table(results: list[dict]) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=["ml-100k"], choices=list(DATASETS))
-    p.add_argument("--models", nargs="+", default=["SASRec", "GRU4Rec"], choices=["SASRec", "GRU4Rec"])
+    p.add_argument(
+        "--models", nargs="+", default=["SASRec", "GRU4Rec"], choices=["SASRec", "GRU4Rec"]
+    )
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--inner-size", type=int, default=256)
     p.add_argument("--layers", type=int, default=2, help="SASRec transformer layers")
@@ -263,25 +370,39 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--time-budget", type=float, default=None,
-                   help="stop before a new epoch after this many seconds of train+valid")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop before a new epoch after this many seconds of train+valid",
+    )
     p.add_argument("--nice", type=int, default=10)
-    p.add_argument("--no-mask-history", dest="mask_history", action="store_false",
-                   help="RecBole's native ranking (earlier items of the user not excluded)")
+    p.add_argument(
+        "--no-mask-history",
+        dest="mask_history",
+        action="store_false",
+        help="RecBole's native ranking (earlier items of the user not excluded)",
+    )
     p.add_argument("--setup-only", action="store_true", help="venv and data files only")
     p.add_argument("--reinstall", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
 
     versions = ensure_venv(args.reinstall)
-    print("recbole venv:", {k: versions.get(k) for k in ("recbole", "torch", "numpy", "pandas", "scipy", "ray")})
+    print(
+        "recbole venv:",
+        {k: versions.get(k) for k in ("recbole", "torch", "numpy", "pandas", "scipy", "ray")},
+    )
     results = []
     for name in args.datasets:
         t0 = time.perf_counter()
         dataset, split = our_split(name)
         written = write_atomic(name, split, args.max_len)
-        print(f"{name}: {len(dataset.events)} events, split {split.meta}, rows written {written['rows']} "
-              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        print(
+            f"{name}: {len(dataset.events)} events, split {split.meta}, rows written {written['rows']} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
         if args.setup_only:
             continue
         users = written["users"]
@@ -291,22 +412,48 @@ def main(argv=None) -> int:
         for model in args.models:
             res = run_model(name, model, args, check)
             if "note" not in res:
-                res["split_check"] = verify(name, users, split.meta, written["rows"], res, args.max_len)
+                res["split_check"] = verify(
+                    name, users, split.meta, written["rows"], res, args.max_len
+                )
                 res["our_split"] = {k: v for k, v in split.meta.items() if k != "rule"}
                 res["preprocessing"] = dataset.report.entries
                 del res["check_users"]
                 if not res["split_check"]["ok"]:
-                    print(f"SPLIT MISMATCH {name} {model}: {res['split_check']['problems']}", file=sys.stderr)
-            res["pip_versions"] = {k: versions.get(k) for k in ("recbole", "torch", "numpy", "pandas", "scipy",
-                                                                "ray", "thop", "colorlog", "colorama",
-                                                                "texttable", "tensorboard", "scikit-learn")}
+                    print(
+                        f"SPLIT MISMATCH {name} {model}: {res['split_check']['problems']}",
+                        file=sys.stderr,
+                    )
+            res["pip_versions"] = {
+                k: versions.get(k)
+                for k in (
+                    "recbole",
+                    "torch",
+                    "numpy",
+                    "pandas",
+                    "scipy",
+                    "ray",
+                    "thop",
+                    "colorlog",
+                    "colorama",
+                    "texttable",
+                    "tensorboard",
+                    "scikit-learn",
+                )
+            }
             results.append(res)
             print_table([res])
     if args.setup_only:
         return 0
     previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    keep = [r for r in previous["runs"] if (r["dataset"], r["model"]) not in {(x["dataset"], x["model"]) for x in results}]
-    merged = {"command": "benchmarks/recbole_peer.py (see each run's command)", "runs": keep + results}
+    keep = [
+        r
+        for r in previous["runs"]
+        if (r["dataset"], r["model"]) not in {(x["dataset"], x["model"]) for x in results}
+    ]
+    merged = {
+        "command": "benchmarks/recbole_peer.py (see each run's command)",
+        "runs": keep + results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(merged, indent=1, default=str))
     print()

@@ -119,7 +119,12 @@ def recbole_config(a) -> dict:
         "train_neg_sample_args": None,  # required for loss_type CE
         "eval_step": 1,
         # evaluation: full ranking; order TO is required by SequentialDataset.build
-        "eval_args": {"split": {"LS": "valid_and_test"}, "group_by": "user", "order": "TO", "mode": "full"},
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "group_by": "user",
+            "order": "TO",
+            "mode": "full",
+        },
         "metrics": ["Hit", "NDCG", "Recall", "MRR"],
         "topk": [10],
         "valid_metric": "NDCG@10",
@@ -136,14 +141,24 @@ def recbole_config(a) -> dict:
     }
     if a.model == "SASRec":
         cfg.update(
-            hidden_size=a.hidden_size, inner_size=a.inner_size, n_layers=a.layers, n_heads=a.heads,
-            hidden_dropout_prob=a.dropout, attn_dropout_prob=a.attn_dropout, hidden_act="gelu",
-            layer_norm_eps=1e-12, initializer_range=0.02, loss_type="CE",
+            hidden_size=a.hidden_size,
+            inner_size=a.inner_size,
+            n_layers=a.layers,
+            n_heads=a.heads,
+            hidden_dropout_prob=a.dropout,
+            attn_dropout_prob=a.attn_dropout,
+            hidden_act="gelu",
+            layer_norm_eps=1e-12,
+            initializer_range=0.02,
+            loss_type="CE",
         )
     else:
         cfg.update(
-            embedding_size=a.hidden_size, hidden_size=a.hidden_size, num_layers=a.gru_layers,
-            dropout_prob=a.dropout, loss_type="CE",
+            embedding_size=a.hidden_size,
+            hidden_size=a.hidden_size,
+            num_layers=a.gru_layers,
+            dropout_prob=a.dropout,
+            loss_type="CE",
         )
     return cfg
 
@@ -203,7 +218,9 @@ def wrap_full_sort(model, rows, off_valid, off_test, state):
             c_idx.append(hist)
             (test_rows if is_test else valid_rows).append(r)
         if r_idx:
-            scores[torch.from_numpy(np.concatenate(r_idx)), torch.from_numpy(np.concatenate(c_idx))] = -np.inf
+            scores[
+                torch.from_numpy(np.concatenate(r_idx)), torch.from_numpy(np.concatenate(c_idx))
+            ] = -np.inf
         for rr, off in ((test_rows, off_test), (valid_rows, off_valid)):
             if rr and len(off):
                 scores[torch.tensor(rr)[:, None], off[None, :]] = -np.inf
@@ -228,8 +245,13 @@ def dump_users(dataset, parts, users):
             feat = part.inter_feat
             sel = (feat["user_id"] == uid).nonzero().squeeze(1)
             view[name] = [
-                [[str(id2item[i]) for i in feat["item_id_list"][j][: int(feat["item_length"][j])].tolist()],
-                 str(id2item[int(feat["item_id"][j])])]
+                [
+                    [
+                        str(id2item[i])
+                        for i in feat["item_id_list"][j][: int(feat["item_length"][j])].tolist()
+                    ],
+                    str(id2item[int(feat["item_id"][j])]),
+                ]
                 for j in sel.tolist()
             ]
         out[user] = view
@@ -318,10 +340,28 @@ def main(argv=None) -> int:
         },
         "numpy_aliases_shimmed": SHIMMED,
         "threads": torch.get_num_threads(),
-        "config": {k: config[k] for k in sorted(recbole_config(a)) if k not in ("data_path", "checkpoint_dir")}
-        | {k: config[k] for k in ("embedding_size", "hidden_size", "inner_size", "n_layers", "num_layers",
-                                  "n_heads", "hidden_dropout_prob", "attn_dropout_prob", "dropout_prob",
-                                  "loss_type", "MAX_ITEM_LIST_LENGTH") if config[k] is not None},
+        "config": {
+            k: config[k]
+            for k in sorted(recbole_config(a))
+            if k not in ("data_path", "checkpoint_dir")
+        }
+        | {
+            k: config[k]
+            for k in (
+                "embedding_size",
+                "hidden_size",
+                "inner_size",
+                "n_layers",
+                "num_layers",
+                "n_heads",
+                "hidden_dropout_prob",
+                "attn_dropout_prob",
+                "dropout_prob",
+                "loss_type",
+                "MAX_ITEM_LIST_LENGTH",
+            )
+            if config[k] is not None
+        },
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "n_items_incl_padding": int(dataset.item_num),
         "n_users_incl_padding": int(dataset.user_num),
@@ -351,8 +391,15 @@ def main(argv=None) -> int:
         "total_seconds": time.perf_counter() - t_start,
         "test": {k: float(v) for k, v in test.items()},
         "test_native": {k: float(v) for k, v in test_native.items()},
-        "check_users": dump_users(dataset, {"train": train_data._dataset, "valid": valid_data._dataset,
-                                            "test": test_data._dataset}, a.check_users),
+        "check_users": dump_users(
+            dataset,
+            {
+                "train": train_data._dataset,
+                "valid": valid_data._dataset,
+                "test": test_data._dataset,
+            },
+            a.check_users,
+        ),
     }
     Path(a.out).write_text(json.dumps(result, indent=1, default=str))
     return 0

@@ -31,7 +31,7 @@ GROUPS = {
 
 def two_worlds(n_users=24, n_items=10, length=8, seed=0, event_types=True):
     """Users of group a walk through a-items in order (a3 -> a4 -> a5 ...), b-users the
-    b-items; event types view/purchase (every third is a purchase); content says which
+    b-items; event types view/purchase (every third is a purchase, phase by user); content says which
     group an item belongs to."""
     rng = np.random.default_rng(seed)
     users, items, ts, types = [], [], [], []
@@ -44,7 +44,7 @@ def two_worlds(n_users=24, n_items=10, length=8, seed=0, event_types=True):
             items.append(f"{g}{start + j}")
             t += int(rng.integers(1, 100))
             ts.append(t)
-            types.append("purchase" if j % 3 == 2 else "view")
+            types.append("purchase" if (j + u) % 3 == 2 else "view")
     ev = make_events(users, items, ts, types if event_types else None)
     return Dataset(events=ev, items=catalogue(n_items), name="two-worlds")
 
@@ -332,8 +332,8 @@ BAD_PARAMS = [
     ("id_dropout", 1.5, r"a number in \[0.0, 1.0\)"),
     ("max_categories", -1, "an integer >= 0"),
     ("like_threshold", float("nan"), "a number in"),
-    ("task_weights", {"nxt": 1.0}, "keys among"),
-    ("task_weights", [1.0], "keys among"),
+    ("task_weights", {"nxt": 1.0}, "None or a dict with keys among"),
+    ("task_weights", [1.0], "None or a dict with keys among"),
     ("task_weights", {"category": -1.0}, "finite weights >= 0"),
     ("task_weights", {"next_item": 0.0}, "a next_item weight > 0"),
     ("mmoe_experts", -1, "an integer >= 0"),

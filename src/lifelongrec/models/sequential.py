@@ -316,14 +316,21 @@ class ContentFeaturizer:
         from lifelongrec._errors import DataError
 
         name, enc = _text_encoder(self.text_encoder)
-        if enc is not None:
+        for attempt in range(2):
+            if enc is None:
+                break
             try:
                 if hasattr(enc, "fit"):
                     enc.fit(items)
                 self.text_dim_ = int(np.asarray(self._text(enc, items.iloc[:1])).shape[1])
                 self.text_name_, self._encoder = name, enc
+                break
             except DataError:  # no titles at all: no text features
-                pass
+                break
+            except Exception:  # the sentence model failed to load: "auto" falls back
+                if self.text_encoder != "auto" or attempt:
+                    raise
+                name, enc = _text_encoder("tfidf")
         counts: dict[str, int] = {}
         for cats in items["categories"].tolist():
             for c in _categories(cats):
@@ -434,8 +441,6 @@ class ContentFeaturizer:
         if self.text_name_ == "tfidf":
             enc_arrays = {k[6:]: v for k, v in arrays.items() if k.startswith("tfidf.")}
             self._encoder = TfidfItemEncoder.from_state(enc_arrays, extra["tfidf"])
-        elif self.text_name_ == "minilm":
-            self._lazy_minilm = True
         return self
 
     def ensure_encoder(self) -> None:
