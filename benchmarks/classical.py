@@ -160,6 +160,11 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per (dataset, model)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only these (dataset, model) rows in docs/benchmarks/classical.json",
+    )
     args = ap.parse_args()
     missing = [d for d in args.datasets if not DATASETS[d].exists()]
     if missing:
@@ -177,6 +182,12 @@ def main() -> None:
                 f"{dataset:18s} {model:11s} {shown} peak={res.get('peak_rss_mb', 0):.0f}MB",
                 flush=True,
             )
+    if args.merge:
+        raw = ROOT / "docs" / "benchmarks" / "classical.json"
+        fresh = {(r["dataset"], r["model"]): r for r in results}
+        old = json.loads(raw.read_text()) if raw.exists() else []
+        merged = [fresh.pop((r["dataset"], r["model"]), r) for r in old]
+        results = merged + list(fresh.values())
     print(table(results))
     if not args.no_write:
         write_docs(results, "python benchmarks/classical.py " + " ".join(sys.argv[1:]))

@@ -15,7 +15,7 @@ appended to by ``partial_fit``), so a user with one event is served from that ev
 new event changes the next recommendation at once. An item with no interaction has a zero
 id row, so its vector is its content projection: it is scorable as soon as it arrives.
 
-Training (see :mod:`lifelongrec.training._sequential`): next-item prediction at every
+Training (see :mod:`lifelongrec.models._seqtrain`): next-item prediction at every
 position (inputs ``seq[:-1]``, targets ``seq[1:]``), full softmax over a small catalogue
 and logQ-corrected sampled softmax (in-batch + uniform negatives) over a large one, plus
 the weighted auxiliary heads; AdamW, gradient clipping, early stopping on the full-ranking
@@ -41,9 +41,9 @@ from tqdm.auto import tqdm
 from lifelongrec._errors import ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.features._content import TfidfItemEncoder
+from lifelongrec.models import _seqtrain as T
 from lifelongrec.models._base import Recommender, _is_single
 from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
-from lifelongrec.training import _sequential as T
 
 __all__ = [
     "ContentFeaturizer",

@@ -1,11 +1,14 @@
-"""Training: the pieces the sequential model's fit and partial_fit are built from.
+"""Training: fit loops and incremental-update strategies.
 
-Full fit loop pieces (batching, losses, early stopping, optimiser) live in
-:mod:`lifelongrec.training._sequential`; incremental strategies (replay, distillation,
-EWC) and the online learner will join them (see ../shared/DESIGN.md).
+The sequential model's own fit and partial_fit are composed from pieces (batching,
+losses, early stopping, optimiser state) that live beside it in
+:mod:`lifelongrec.models._seqtrain`, because ``models`` may not import ``training``
+(DESIGN: a module imports only from packages to its left). They are re-exported here as
+the public training toolkit; incremental strategies (replay, distillation, EWC) and the
+online learner will join them.
 """
 
-from lifelongrec.training._sequential import (
+from lifelongrec.models._seqtrain import (
     EarlyStopping,
     MultiTaskLoss,
     TrainConfig,

@@ -1,4 +1,6 @@
-"""Training pieces of the sequential (transformer) recommender, composed by the model.
+"""Training pieces of the sequential recommender, composed by the model.
+
+Re-exported as the public training toolkit by :mod:`lifelongrec.training`.
 
 Nothing here knows a model class: each piece takes arrays, tensors or a module with a
 small, documented duck-typed interface, so it can be unit-tested on its own.
