@@ -316,3 +316,14 @@ def test_defaults_beat_popularity_on_movielens_100k(shared_data):
     pop = _ndcg_at_10(Popularity(), train, users, items)
     for model in (EASE(), ALS(), ItemKNN()):
         assert _ndcg_at_10(model, train, users, items) > 1.3 * pop, model
+
+
+def test_ease_weights_are_c_contiguous_after_fit_and_load(tmp_path):
+    # scipy's sparse @ dense copies a Fortran-ordered operand on every call: with B from
+    # LAPACK's potri (Fortran order) that made scoring on beauty take minutes per batch.
+    rng = np.random.default_rng(0)
+    ev = make_events(rng.integers(0, 50, 400), rng.integers(0, 30, 400), np.arange(400))
+    model = EASE(l2=10.0).fit(ev)
+    assert model.weights_.flags["C_CONTIGUOUS"]
+    model.save(tmp_path / "ease")
+    assert Recommender.load(tmp_path / "ease").weights_.flags["C_CONTIGUOUS"]
