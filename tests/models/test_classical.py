@@ -95,7 +95,10 @@ def test_itemknn_similarity_matches_brute_force(similarity, shrink):
     np.testing.assert_allclose(model.similarity_.toarray(), want, rtol=1e-5, atol=1e-7)
     rows = model.user_rows(["u0", "u1"])
     np.testing.assert_allclose(
-        model.score_items(["u0", "u1"]), dense(model)[rows] @ want, rtol=1e-5, atol=1e-6
+        model.score_items(["u0", "u1"]),
+        with_popularity_floor(dense(model)[rows] @ want, event_counts(ev, model)),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -146,7 +149,41 @@ def test_userknn_scores_match_brute_force():
     for j, r in enumerate(rows):
         top = np.lexsort((np.arange(len(S)), -S[r]))[:3]
         want[j] = S[r, top] @ X[top]
-    np.testing.assert_allclose(model.score_items(users), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.score_items(users),
+        with_popularity_floor(want, event_counts(ev, model)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def event_counts(ev, model):
+    """Events per item (duplicates included), in the model's item order, from the frame."""
+    return ev["item_id"].value_counts().reindex(model.item_ids_).to_numpy(dtype=np.float64)
+
+
+def with_popularity_floor(scores, counts):
+    """Independent restatement of the KNN floor: a zero score becomes pop / (max + 1) - 1."""
+    out = scores.astype(np.float64).copy()
+    for i, j in zip(*np.nonzero(out <= 0), strict=True):
+        out[i, j] = counts[j] / (counts.max() + 1.0) - 1.0
+    return out
+
+
+def test_knn_items_without_evidence_follow_popularity():
+    # u0 and u1 have identical histories: u1 is u0's only neighbour and adds nothing, so
+    # every unseen item has score 0; they must come in popularity order, not index order.
+    # Item "d" is the most popular of the unseen items, then "c", then "e".
+    ev = make_events(
+        ["u0", "u0", "u1", "u1", "u2", "u3", "u3", "u4", "u5", "u6"],
+        ["a", "b", "a", "b", "e", "c", "d", "c", "d", "d"],
+        np.arange(10),
+    )
+    ids, _ = UserKNN(k_neighbors=1).fit(ev).recommend("u0", k=3)
+    assert list(ids) == ["d", "c", "e"]
+    # ItemKNN: a and b co-occur only with each other, so c, d, e have no evidence for u0.
+    ids, _ = ItemKNN(k_neighbors=1).fit(ev).recommend("u0", k=3)
+    assert list(ids) == ["d", "c", "e"]
 
 
 def test_userknn_new_user_is_a_neighbour_at_once():

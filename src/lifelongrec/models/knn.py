@@ -58,6 +58,17 @@ def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return out
 
 
+def below_by_popularity(S: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Items with no neighbourhood evidence (score 0) rank after every item with some,
+    among themselves by popularity: they get ``pop - 1`` with ``pop = counts / (max + 1)``
+    in ``[0, 1)``. Without this, a user whose neighbours add nothing new would get an
+    arbitrary (lowest-index) order of zero-score items."""
+    pop = (counts / (counts.max(initial=0.0) + 1.0) - 1.0).astype(np.float32)
+    rows, cols = np.nonzero(S <= 0)
+    S[rows, cols] = pop[cols]
+    return S
+
+
 class ItemKNN(Recommender):
     """Item-based collaborative filtering with a pruned item-item similarity.
 
@@ -68,7 +79,8 @@ class ItemKNN(Recommender):
     * ``"jaccard"``: ``C_ij / (n_i + n_j - C_ij + shrink)``.
 
     Each target item keeps its ``k_neighbors`` most similar items (the column of ``S``
-    is pruned); the score of item ``j`` for user ``u`` is ``sum_i X_ui S_ij``.
+    is pruned); the score of item ``j`` for user ``u`` is ``sum_i X_ui S_ij``. Items with
+    no evidence (score 0) rank after the others, by popularity (:func:`below_by_popularity`).
 
     Parameters
     ----------
@@ -147,7 +159,8 @@ class ItemKNN(Recommender):
 
     # ---------------------------------------------------------------- scoring
     def _score(self, rows: np.ndarray) -> np.ndarray:
-        return (self.user_items_[rows] @ self.similarity_).toarray().astype(np.float32)
+        S = (self.user_items_[rows] @ self.similarity_).toarray().astype(np.float32)
+        return below_by_popularity(S, self.item_counts_)
 
     def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
         # Column i of S holds item i's kept neighbours.
@@ -168,7 +181,8 @@ class UserKNN(Recommender):
 
     For user ``u`` the cosine similarity to every other user ``v`` is
     ``|I_u ∩ I_v| / (sqrt(|I_u| |I_v|) + shrink)``; the ``k_neighbors`` most similar users
-    are kept and the score of item ``j`` is ``sum_v sim(u, v) X_vj``.
+    are kept and the score of item ``j`` is ``sum_v sim(u, v) X_vj``. Items no neighbour
+    has rank after the others, by popularity (:func:`below_by_popularity`).
 
     Parameters
     ----------
@@ -219,7 +233,8 @@ class UserKNN(Recommender):
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         sim = self._user_similarities(np.asarray(rows, dtype=np.int64))
-        return (sim @ self.user_items_).toarray().astype(np.float32)
+        S = (sim @ self.user_items_).toarray().astype(np.float32)
+        return below_by_popularity(S, self.item_counts_)
 
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         self._X_T = None
