@@ -119,7 +119,7 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results: list[dict], command: str) -> None:
+def write_docs(results: list[dict], commands: list[str]) -> None:
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     import implicit
@@ -132,7 +132,9 @@ def write_docs(results: list[dict], command: str) -> None:
             BEGIN,
             "## Classical recommenders: leave-one-out, full ranking, K=10",
             "",
-            f"Command: `{command}`",
+            "Commands (run in this order; `--merge` reruns replace only their rows):",
+            "",
+            *[f"    {c}" for c in commands],
             "",
             f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, numpy {numpy.__version__}, "
             f"scipy {scipy.__version__}, implicit {implicit.__version__}, torch {torch.__version__}; "
@@ -159,7 +161,7 @@ def write_docs(results: list[dict], command: str) -> None:
     doc.write_text(text)
     raw = ROOT / "docs" / "benchmarks" / "classical.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps(results, indent=2, default=str))
+    raw.write_text(json.dumps({"commands": commands, "results": results}, indent=2, default=str))
 
 
 def main() -> None:
@@ -192,6 +194,8 @@ def main() -> None:
                 f"{dataset:18s} {model:11s} {shown} peak={res.get('peak_rss_mb', 0):.0f}MB",
                 flush=True,
             )
+    command = ".venv/bin/python benchmarks/classical.py " + " ".join(sys.argv[1:])
+    commands = [command]
     if args.merge:
         raw = ROOT / "docs" / "benchmarks" / "classical.json"
 
@@ -199,12 +203,14 @@ def main() -> None:
             return r["dataset"], r.get("model_name", r["model"])
 
         fresh = {key(r): r for r in results}
-        old = json.loads(raw.read_text()) if raw.exists() else []
+        saved = json.loads(raw.read_text()) if raw.exists() else {}
+        old = saved.get("results", [])
+        commands = [*saved.get("commands", []), command]
         merged = [fresh.pop(key(r), r) for r in old]
         results = merged + list(fresh.values())
     print(table(results))
     if not args.no_write:
-        write_docs(results, "python benchmarks/classical.py " + " ".join(sys.argv[1:]))
+        write_docs(results, commands)
 
 
 if __name__ == "__main__":
