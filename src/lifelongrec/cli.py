@@ -26,6 +26,20 @@ app.add_typer(data_app, name="data")
 SYNTHETIC = "synthetic"
 
 
+# Options shared by several commands, declared once.
+DataOpt = Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Model name, see `lifelongrec models`.")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for synthetic data and sampling.")]
+SyntheticEventsOpt = Annotated[int, typer.Option(help="Size of the synthetic world.")]
+DedupeOpt = Annotated[bool, typer.Option(help="Keep one event per (user, item): the first.")]
+MinRatingOpt = Annotated[float | None, typer.Option(help="Keep only events rated at least this.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")]
+
+
 # --------------------------------------------------------------------- helpers
 def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
     """``["factors=32", "l2=100.0"]`` -> ``{"factors": 32, "l2": 100.0}``."""
@@ -114,8 +128,8 @@ def metric_columns(k: int) -> list[str]:
 @data_app.command("info")
 def data_info(
     path: Annotated[str, typer.Argument(help="A data file or folder, or 'synthetic'.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
+    as_json: JsonOpt = False,
+    synthetic_events: SyntheticEventsOpt = 100_000,
 ) -> None:
     """Counts, time span, density and event types of a dataset."""
     from lifelongrec.data import describe
@@ -190,28 +204,18 @@ def run_evaluation(
 
 @app.command()
 def evaluate(
-    data: Annotated[
-        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
-    ] = SYNTHETIC,
-    model: Annotated[
-        str, typer.Option("--model", help="Model name, see `lifelongrec models`.")
-    ] = "ease",
+    data: DataOpt = SYNTHETIC,
+    model: ModelOpt = "ease",
     protocol: Annotated[
         str, typer.Option(help="loo (leave-one-out) or temporal (global 80/20 by time).")
     ] = "loo",
-    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for synthetic data and sampling.")] = 0,
-    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
-    dedupe: Annotated[
-        bool, typer.Option(help="Keep one event per (user, item): the first.")
-    ] = True,
-    min_rating: Annotated[
-        float | None, typer.Option(help="Keep only events rated at least this.")
-    ] = None,
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    synthetic_events: SyntheticEventsOpt = 100_000,
+    dedupe: DedupeOpt = True,
+    min_rating: MinRatingOpt = None,
     negatives: Annotated[
         int | None,
         typer.Option(help="Also report sampled metrics with N negatives (labelled sampledN_)."),
@@ -252,24 +256,14 @@ def evaluate(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Folder to save the fitted model in.")],
-    data: Annotated[
-        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
-    ] = SYNTHETIC,
-    model: Annotated[
-        str, typer.Option("--model", help="Model name, see `lifelongrec models`.")
-    ] = "ease",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for synthetic data.")] = 0,
-    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
-    dedupe: Annotated[
-        bool, typer.Option(help="Keep one event per (user, item): the first.")
-    ] = True,
-    min_rating: Annotated[
-        float | None, typer.Option(help="Keep only events rated at least this.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data: DataOpt = SYNTHETIC,
+    model: ModelOpt = "ease",
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    synthetic_events: SyntheticEventsOpt = 100_000,
+    dedupe: DedupeOpt = True,
+    min_rating: MinRatingOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit a model on all of a dataset and save it; `Recommender.load(OUT)` reads it back."""
     import time
@@ -322,13 +316,11 @@ def models() -> None:
 
 @app.command()
 def demo(
-    data: Annotated[
-        str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")
-    ] = SYNTHETIC,
-    k: Annotated[int, typer.Option("--k", min=1)] = 10,
+    data: DataOpt = SYNTHETIC,
+    k: KOpt = 10,
     protocol: Annotated[str, typer.Option()] = "loo",
-    synthetic_events: Annotated[int, typer.Option(help="Size of the synthetic world.")] = 100_000,
-    seed: Annotated[int, typer.Option()] = 0,
+    synthetic_events: SyntheticEventsOpt = 100_000,
+    seed: SeedOpt = 0,
     model: Annotated[
         list[str] | None, typer.Option("--model", help="Restrict to these models.")
     ] = None,
