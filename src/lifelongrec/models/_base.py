@@ -53,13 +53,19 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k_eff <= 0:
         return np.empty((n_rows, 0), dtype=np.int64), np.empty((n_rows, 0), dtype=scores.dtype)
     if k_eff < n_cols:
-        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        above = scores > kth
-        at = scores == kth
-        need = k_eff - above.sum(axis=1, keepdims=True)
-        chosen = above | (at & (np.cumsum(at, axis=1) <= need))
-        idx = np.nonzero(chosen)[1].reshape(n_rows, k_eff)
+        idx = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        part_vals = np.take_along_axis(scores, idx, axis=1)
+        kth = part_vals.min(axis=1, keepdims=True)
+        # The partition is already the answer unless more items tie at the k-th score
+        # than it kept; only those rows need the lowest-index choice among the tied.
+        short = (scores == kth).sum(axis=1) > (part_vals == kth).sum(axis=1)
+        if short.any():
+            sub, sub_kth = scores[short], kth[short]
+            above = sub > sub_kth
+            at = sub == sub_kth
+            need = k_eff - above.sum(axis=1, keepdims=True)
+            chosen = above | (at & (np.cumsum(at, axis=1) <= need))
+            idx[short] = np.nonzero(chosen)[1].reshape(-1, k_eff)
     else:
         idx = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
     vals = np.take_along_axis(scores, idx, axis=1)
