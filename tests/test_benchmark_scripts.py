@@ -1,0 +1,122 @@
+"""The benchmark drivers in benchmarks/ run their smallest paths (seconds, synthetic data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential.py"
+TINY = {"dim": 8, "n_heads": 2, "n_layers": 1, "max_len": 10, "epochs": 1, "verbose": False}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_sequential", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_parser_defaults_and_overrides(bench):
+    parser = bench.build_parser()
+    args = parser.parse_args(["compare"])
+    assert args.datasets == ["ml-100k", "ml-latest-small", "beauty"]
+    assert "sequential" in args.models and "hybrid" in args.models
+    assert parser.parse_args(["multitask"]).seeds == [0, 1, 2]
+    assert parser.parse_args(["coldstart"]).datasets == ["ml-latest-small"]
+    args = parser.parse_args(
+        ["ablation", "--seeds", "3", "4", "--epochs", "2", "--param", "dim=16", "--no-write"]
+    )
+    assert args.seeds == [3, 4] and args.no_write
+    params = bench.seq_params(args, 3, n_layers=1)
+    assert params == {"verbose": False, "random_state": 3, "dim": 16, "epochs": 2, "n_layers": 1}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--datasets", "nope"])
+
+
+def test_compare_jobs_give_hybrid_the_content_less_override(bench):
+    args = bench.build_parser().parse_args(
+        ["compare", "--datasets", "beauty", "ml-100k", "--models", "hybrid", "sequential"]
+    )
+    args.seeds = [0, 1]
+    jobs = bench.compare_jobs(args)
+    labels = [(j["dataset"], j["label"], j.get("seed")) for j in jobs]
+    assert ("beauty", "hybrid (ease+als)", None) in labels
+    assert ("ml-100k", "hybrid", None) in labels
+    assert [j["seed"] for j in jobs if j["model"] == "sequential"] == [0, 1, 0, 1]
+
+
+def test_summarise_and_table(bench):
+    results = [
+        {"dataset": "d", "label": "seq", "ndcg@10": 0.1, "head_metrics": {"x": {"y": 1.0}}},
+        {"dataset": "d", "label": "seq", "ndcg@10": 0.3, "head_metrics": {"x": {"y": 3.0}}},
+        {"dataset": "d", "label": "pop", "note": "n/a: broken"},
+    ]
+    rows = bench.summarise(results, ["ndcg@10", "head_metrics.x.y"])
+    seq, pop = rows
+    assert seq["n_runs"] == 2 and seq["ndcg@10"] == pytest.approx((0.2, 0.1414213), rel=1e-5)
+    assert seq["head_metrics.x.y"][0] == pytest.approx(2.0)
+    text = bench.md_table(
+        rows, [("dataset", "dataset", 0), ("label", "model", 0), ("ndcg@10", "NDCG", 3)]
+    )
+    assert "| d | seq | 0.200 ± 0.141 |" in text
+    assert "n/a: broken" in text
+
+
+def test_write_block_replaces_only_its_own_block(bench, tmp_path, monkeypatch):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# B\n\nkeep me\n")
+    monkeypatch.setattr(bench, "DOC", doc)
+    monkeypatch.setattr(bench, "RAW_DIR", tmp_path / "raw")
+    bench.write_block("x", "Title", "cmd --a", ["first"], {"results": []})
+    bench.write_block("x", "Title", "cmd --b", ["second"], {"results": [1]})
+    text = doc.read_text()
+    assert "keep me" in text and "second" in text and "first" not in text
+    assert text.count("<!-- sequential-x:begin -->") == 1
+    assert (tmp_path / "raw" / "sequential-x.json").exists()
+
+
+def test_worker_offline_reports_epochs_and_heads(bench):
+    job = {"dataset": "synthetic", "model": "sequential", "synthetic_events": 1500}
+    job["params"] = {**TINY, "text_encoder": None}
+    res = bench.worker(job)
+    assert 0.0 <= res["ndcg@10"] <= 1.0
+    assert res["epochs_run"] == 1 and res["seconds_per_epoch"] > 0
+    assert "next_item" in res["head_metrics"]
+
+
+def test_worker_coldstart_admits_cold_items_untrained(bench):
+    job = {"task": "coldstart", "dataset": "synthetic", "model": "sequential"}
+    job.update(synthetic_events=1500, strip_content=True)
+    job["params"] = {**TINY, **bench.NO_CONTENT_PARAMS}
+    res = bench.worker(job)
+    assert res["n_cold_test_events"] > 0
+    assert (
+        res["n_cold_events_known_users"] + res["n_cold_events_new_users"]
+        == (res["n_cold_test_events"])
+    )
+    assert res["n_users_evaluated"] > 0 and 0.0 <= res["full_recall@10"] <= 1.0
+    # admitting trained nothing: the fit's epochs only
+    assert [h["update"] for h in res["history"]] == [0]
+
+
+def test_main_runs_a_job_in_its_own_process(bench, capsys):
+    bench.main(
+        [
+            "compare",
+            "--datasets",
+            "synthetic",
+            "--synthetic-events",
+            "1500",
+            "--models",
+            "popularity",
+            "--no-write",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "| synthetic | popularity |" in out and "peak=" in out
