@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["EASE"]
 
@@ -103,16 +104,8 @@ class EASE(Recommender):
         self.refit_threshold = refit_threshold
 
     def _validate_params(self) -> None:
-        if (
-            isinstance(self.l2, bool)
-            or not isinstance(self.l2, (int, float, np.integer, np.floating))
-            or not np.isfinite(self.l2)
-            or self.l2 <= 0
-        ):
-            raise ParameterError("l2", self.l2, "a finite number > 0")
-        m = self.max_items
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ParameterError("max_items", m, "a positive integer")
+        check_number("l2", self.l2, positive=True)
+        check_int("max_items", self.max_items, 1, "a positive integer")
         t = self.refit_threshold
         if (
             isinstance(t, bool)

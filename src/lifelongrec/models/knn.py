@@ -18,25 +18,11 @@ import scipy.sparse as sp
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["ItemKNN", "UserKNN"]
 
 _SIMILARITIES = ("cosine", "jaccard")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(name, value, "a positive integer")
-
-
-def _check_non_negative(name: str, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not np.isfinite(value)
-        or value < 0
-    ):
-        raise ParameterError(name, value, "a finite number >= 0")
 
 
 def prune_rows(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -110,8 +96,8 @@ class ItemKNN(Recommender):
         self.similarity = similarity
 
     def _validate_params(self) -> None:
-        _check_positive_int("k_neighbors", self.k_neighbors)
-        _check_non_negative("shrink", self.shrink)
+        check_int("k_neighbors", self.k_neighbors, 1, "a positive integer")
+        check_number("shrink", self.shrink, positive=False)
         if self.similarity not in _SIMILARITIES:
             raise ParameterError("similarity", self.similarity, f"one of {list(_SIMILARITIES)}")
 
@@ -206,8 +192,8 @@ class UserKNN(Recommender):
         self.shrink = shrink
 
     def _validate_params(self) -> None:
-        _check_positive_int("k_neighbors", self.k_neighbors)
-        _check_non_negative("shrink", self.shrink)
+        check_int("k_neighbors", self.k_neighbors, 1, "a positive integer")
+        check_number("shrink", self.shrink, positive=False)
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         self._X_T = None

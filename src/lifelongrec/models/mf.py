@@ -16,34 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._validation import check_int, check_number, check_seed
 
 __all__ = ["ALS", "BPR"]
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ParameterError(name, value, f"an integer >= {low}")
-
-
-def _check_number(name: str, value: Any, *, positive: bool) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float, np.integer, np.floating))
-        and np.isfinite(value)
-        and (value > 0 if positive else value >= 0)
-    )
-    if not ok:
-        raise ParameterError(name, value, "a finite number " + ("> 0" if positive else ">= 0"))
-
-
-def _check_seed(value: Any) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0
-    ):
-        raise ParameterError("random_state", value, "None or a non-negative integer")
 
 
 def _grow(A: np.ndarray, n: int, fill: np.ndarray | None = None) -> np.ndarray:
@@ -121,11 +98,11 @@ class ALS(_Factorization):
         self.random_state = random_state
 
     def _validate_params(self) -> None:
-        _check_int("factors", self.factors, 1)
-        _check_number("regularization", self.regularization, positive=False)
-        _check_number("alpha", self.alpha, positive=True)
-        _check_int("iterations", self.iterations, 1)
-        _check_seed(self.random_state)
+        check_int("factors", self.factors, 1)
+        check_number("regularization", self.regularization, positive=False)
+        check_number("alpha", self.alpha, positive=True)
+        check_int("iterations", self.iterations, 1)
+        check_seed(self.random_state)
 
     def _implicit_model(self):
         from implicit.cpu.als import AlternatingLeastSquares
@@ -219,11 +196,11 @@ class BPR(_Factorization):
         self.random_state = random_state
 
     def _validate_params(self) -> None:
-        _check_int("factors", self.factors, 1)
-        _check_number("learning_rate", self.learning_rate, positive=True)
-        _check_number("regularization", self.regularization, positive=False)
-        _check_int("iterations", self.iterations, 1)
-        _check_seed(self.random_state)
+        check_int("factors", self.factors, 1)
+        check_number("learning_rate", self.learning_rate, positive=True)
+        check_number("regularization", self.regularization, positive=False)
+        check_int("iterations", self.iterations, 1)
+        check_seed(self.random_state)
 
     def _new_model(self, iterations: int, seed: int | None):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
