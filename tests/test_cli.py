@@ -177,3 +177,31 @@ def test_train_bad_model_param_is_exit_2(tmp_path):
     assert res.exit_code == 2
     assert "l2" in res.output
     assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_json_carries_the_sequential_training_record():
+    # --no-dedupe keeps the view -> cart -> purchase funnel (the first event per pair is
+    # always a view), so the event-type head has classes to learn
+    args = ["evaluate", "--data", "synthetic", "--synthetic-events", "3000", "--no-dedupe"]
+    args += ["--model", "sequential", "--json"]
+    for kv in ("dim=16", "n_layers=1", "max_len=8", "epochs=3", "patience=3"):
+        args += ["--param", kv]
+    args += ["--param", "text_encoder=tfidf", "--param", "verbose=false"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert 1 <= len(out["history"]) <= 3
+    assert all("train_seconds" in h and "val_ndcg@10" in h for h in out["history"])
+    # the heads' validation metrics at the best epoch: next item always, the others here too
+    assert set(out["head_metrics"]) >= {"next_item", "event_type", "category"}
+    assert 0.0 <= out["head_metrics"]["event_type"]["accuracy"] <= 1.0
+    # a classical model keeps no such record
+    res = invoke("evaluate", "--data", "synthetic", "--synthetic-events", "3000", "--json")
+    assert "history" not in json.loads(res.stdout)
+
+
+def test_param_values_parse_as_literals_json_words_or_strings():
+    from lifelongrec.cli import _parse_params
+
+    got = _parse_params(["a=32", "b=1e-3", "c=false", "d=True", "e=null", "f=cosine", "g=(1,2)"])
+    assert got == {"a": 32, "b": 1e-3, "c": False, "d": True, "e": None, "f": "cosine", "g": (1, 2)}

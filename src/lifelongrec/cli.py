@@ -41,13 +41,20 @@ KOpt = Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric
 
 
 # --------------------------------------------------------------------- helpers
+_JSON_WORDS = {"true": True, "false": False, "null": None}
+
+
 def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``["factors=32", "l2=100.0"]`` -> ``{"factors": 32, "l2": 100.0}``."""
+    """``["factors=32", "l2=100.0", "verbose=false"]`` -> ``{"factors": 32, "l2": 100.0,
+    "verbose": False}``: Python literals, ``true``/``false``/``null``, else the string."""
     params: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ParameterError("--param", pair, "KEY=VALUE, e.g. --param factors=32")
+        if raw.strip() in _JSON_WORDS:  # true/false/null as typed in a shell or JSON
+            params[key.strip()] = _JSON_WORDS[raw.strip()]
+            continue
         try:
             params[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -197,6 +204,12 @@ def run_evaluation(
         "k": k,
     }
     out.update(result)
+    # What the model learned along the way (the sequential model's per-epoch record and
+    # its heads' validation metrics), when it keeps one.
+    for attr in ("history_", "head_metrics_"):
+        value = getattr(recommender, attr, None)
+        if value:
+            out[attr.rstrip("_")] = value
     out["n_events"] = len(dataset) if dataset is not None else None
     out["preprocessing"] = dataset.report.entries if dataset is not None else []
     return out

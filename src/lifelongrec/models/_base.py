@@ -10,6 +10,8 @@ A subclass stores hyperparameters in ``__init__`` (nothing else) and implements
   new events only); the base class has already extended the vocabularies;
 * ``_score(rows)``: dense scores ``(B, n_items)`` float32 for known user rows;
 * optionally ``_item_vectors()`` (for cosine ``similar_items``) or ``_similar_scores``;
+* optionally ``_add_items(data, n_items_before, refreshed)`` for :meth:`Recommender.add_items`
+  (the default runs ``_partial_fit`` with no events, which grows every item table);
 * ``_state()`` / ``_set_state(arrays, extra)`` for save/load.
 
 External ids (strings) cross every public method; row numbers never leave the model.
@@ -32,8 +34,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lifelongrec._errors import NotFittedError, ParameterError, UnknownIdError
-from lifelongrec.data._schema import Dataset, as_dataset
+from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
+from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, as_dataset
 
 __all__ = ["Recommender", "topk_rows"]
 
@@ -219,6 +221,50 @@ class Recommender:
         self.item_counts_ = counts
         self._partial_fit(delta, data, n_users_before, n_items_before)
         return self
+
+    def add_items(self, items: pd.DataFrame | Dataset) -> Recommender:
+        """Admit catalogue items that have no events yet; refresh the content of known ones.
+
+        ``items`` is a catalogue frame (columns ``item_id, title, categories, attributes``)
+        or a :class:`~lifelongrec.data.Dataset` whose ``items`` are used. Unknown ids get
+        rows at the end of ``item_ids_`` at once, with no interactions: content-aware
+        models (``content``, ``sequential``, a ``hybrid`` holding one) score them from
+        their content, so a new item is recommendable before anyone has touched it;
+        collaborative models rank it below every item with evidence. Rows of ids the model
+        already knows replace that item's content where the model uses content. Returns
+        ``self``.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted (there is nothing to add to).
+        DataError
+            ``items`` is not a catalogue frame, lacks columns, has a missing ``item_id``
+            or repeats one (each row must name a distinct item).
+        """
+        self._check_fitted()
+        frame = _catalogue_frame(items)
+        ids = frame["item_id"].astype(str).to_numpy(dtype=object)
+        known = np.fromiter((i in self._item_index for i in ids), bool, len(ids))
+        n_items_before = len(self.item_ids_)
+        if (~known).any():
+            self._set_vocab(self.user_ids_, np.concatenate([self.item_ids_, ids[~known]]))
+            shape = (len(self.user_ids_), len(self.item_ids_))
+            self.user_items_ = _resize_csr(self.user_items_, shape).tocsr()
+            counts = np.zeros(shape[1])
+            counts[:n_items_before] = self.item_counts_
+            self.item_counts_ = counts
+        data = Dataset(events=pd.DataFrame({c: [] for c in EVENT_COLUMNS}), items=frame)
+        self._add_items(data, n_items_before, ids[known])
+        return self
+
+    def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
+        """Grow item tables for ``item_ids_[n_items_before:]`` (``data.items`` holds their
+        content) and refresh the content of the known ids in ``refreshed``; models without
+        content ignore the latter."""
+        shape = (len(self.user_ids_), len(self.item_ids_))
+        delta = sp.csr_matrix(shape, dtype=np.float32)
+        self._partial_fit(delta, data, len(self.user_ids_), n_items_before)
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         raise NotImplementedError
@@ -461,6 +507,43 @@ class Recommender:
         model._load_children(path)
         model._set_state(arrays, meta["extra"])
         return model
+
+
+def _catalogue_frame(items: Any) -> pd.DataFrame:
+    """Validate an ``add_items`` argument and return its catalogue frame."""
+    frame = items.items if isinstance(items, Dataset) else items
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            "cannot use this object as an item catalogue",
+            value=type(items).__name__,
+            expected=f"a pandas DataFrame with columns {list(ITEM_COLUMNS)} "
+            "or a lifelongrec.data.Dataset with items",
+        )
+    missing = [c for c in ITEM_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            "items frame lacks required columns",
+            value=missing,
+            expected=f"columns {list(ITEM_COLUMNS)}",
+        )
+    null = frame["item_id"].isna().to_numpy()
+    if null.any():
+        raise DataError(
+            "item_id is missing in the catalogue",
+            column="item_id",
+            value=f"row {int(np.flatnonzero(null)[0])} (0-based position in the frame)",
+            expected="an id in every row",
+        )
+    ids = frame["item_id"].astype(str)
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        raise DataError(
+            "the catalogue names an item more than once",
+            column="item_id",
+            value=sorted(set(ids[dup]))[:10],
+            expected="one row per item (merge or drop the repeated rows first)",
+        )
+    return frame
 
 
 def _restore_tuples(klass: type, params: dict[str, Any]) -> dict[str, Any]:

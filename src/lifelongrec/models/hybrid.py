@@ -255,6 +255,14 @@ class Hybrid(Recommender):
         self.components_ = fitted
         self._sync_columns()
 
+    def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
+        for i, model in enumerate(self.components_):
+            try:
+                model.add_items(data.items)
+            except DataError as exc:
+                raise self._component_error(i, exc, "add the catalogue items") from exc
+        self._sync_columns()
+
     def _partial_fit(
         self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
     ) -> None:

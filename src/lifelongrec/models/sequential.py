@@ -1008,6 +1008,23 @@ class SequentialRecommender(Recommender):
         return metrics
 
     # ---------------------------------------------------------------- updates
+    def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
+        super()._add_items(data, n_items_before, refreshed)
+        if len(refreshed) == 0:
+            return
+        rows = np.fromiter((self._item_index[i] for i in refreshed), np.int64, len(refreshed))
+        content, soft = self._content_for(refreshed, data.items)
+        tower = self._module.item_tower
+        if tower.content is not None:
+            with torch.no_grad():
+                tower.content[torch.as_tensor(rows + 1, device=tower.content.device)] = (
+                    torch.as_tensor(content, device=tower.content.device)
+                )
+        C = self._item_categories.tolil()
+        C[rows] = soft
+        self._item_categories = C.tocsr()
+        self._item_cache = None
+
     def _partial_fit(
         self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
     ) -> None:
