@@ -60,7 +60,6 @@ NO_MULTITASK = {"next_item": 1.0, "event_type": 0.0, "category": 0.0}
 # max_categories=0 the categories, but numeric item attributes would still be used, so the
 # job also withholds the catalogue (Dataset.items = None): nothing about items is known.
 NO_CONTENT_PARAMS = {"text_encoder": None, "max_categories": 0}
-COLD_PROBE_USER = "__coldstart_probe__"
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW_DIR = ROOT / "docs" / "benchmarks"
 
@@ -127,31 +126,27 @@ def run_offline(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def admit_items(model: Any, train, item_ids: list[str]) -> None:
-    """Make the fitted model know ``item_ids`` without learning from any event.
+    """Admit ``item_ids`` to the fitted model from ``train``'s catalogue, learning nothing:
+    ``Recommender.add_items`` gives them zero id rows plus their content projection
+    (ids without a catalogue row get empty content: id-only)."""
+    import pandas as pd
 
-    The model API has no way to add catalogue items without events (vocabularies grow
-    only through ``partial_fit`` events). So one probe user, never evaluated, gets one
-    event per new item, passed with ``train``'s catalogue so the featuriser sees the
-    items' content, and with ``partial_fit_epochs = 0`` so nothing is trained: the items
-    get zero id rows plus their content projection, exactly what a new item has.
-    """
-    import numpy as np
-
-    from lifelongrec.data import make_events
+    from lifelongrec.data import ITEM_COLUMNS
 
     if not item_ids:
         return
-    ts = int(train.events["timestamp"].max())
-    etype = str(train.events["event_type"].mode().iloc[0])
-    probe = make_events(
-        [COLD_PROBE_USER] * len(item_ids), item_ids, np.full(len(item_ids), ts), etype
+    cat = train.items if train.items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
+    rows = cat[cat["item_id"].astype(str).isin(set(item_ids))].drop_duplicates("item_id")
+    missing = sorted(set(item_ids) - set(rows["item_id"].astype(str)))
+    blank = pd.DataFrame(
+        {
+            "item_id": missing,
+            "title": [""] * len(missing),
+            "categories": [[] for _ in missing],
+            "attributes": [{} for _ in missing],
+        }
     )
-    epochs = model.partial_fit_epochs
-    model.partial_fit_epochs = 0
-    try:
-        model.partial_fit(train.with_events(probe))
-    finally:
-        model.partial_fit_epochs = epochs
+    model.add_items(pd.concat([rows, blank], ignore_index=True))
 
 
 def top_k_random_ties(S, k: int, seed: int):
@@ -635,8 +630,7 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         f"{counts.get('n_cold_events_known_users', '?')} of them belong to users with "
         "training history (the ones scored; users first seen after the cut have no "
         f"history to encode, {counts.get('n_cold_events_new_users', '?')} events left out). "
-        "The cold items are admitted after fitting without any training "
-        "(see Gaps). For each such user the relevant set is their cold test items; "
+        "The cold items are admitted after fitting without any training. For each such user the relevant set is their cold test items; "
         f"`full`: the whole catalogue ranked (training items excluded, K={args.k}), "
         "`cold-only`: only the cold items ranked. Score ties broken at random (seeded) so "
         "items with equal (e.g. zero) vectors get no positional credit. Arms: `minilm` = "
@@ -647,11 +641,9 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         "",
         md_table(rows, cols),
         "",
-        "Gaps: the model has no way to add catalogue items without events (vocabularies "
-        "grow only through `partial_fit` events). The benchmark admits cold items with one "
-        f"probe user (`{COLD_PROBE_USER}`, never scored) holding one event per cold item, "
-        "passed with the catalogue and `partial_fit_epochs=0`: the item tower grows (zero "
-        "id rows + content projection) and nothing is trained.",
+        "Cold items are admitted with `Recommender.add_items(catalogue rows)` after "
+        "fitting: the item tower grows (zero id rows + content projection) and nothing is "
+        "trained.",
     ]
     finish(args, "coldstart", "Item cold start: content vs id-only item vectors", body, results)
 
