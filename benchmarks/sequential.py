@@ -450,6 +450,8 @@ def write_block(name: str, title: str, command: str, body: list[str], raw: dict)
 
 def finish(args, name: str, title: str, body: list[str], results: list[dict]) -> None:
     print("\n".join(body))
+    if getattr(args, "block", None):  # a separate block, e.g. one dataset run on its own
+        name, title = f"{name}-{args.block}", f"{title} ({args.block})"
     if not args.no_write:
         write_block(name, title, command_line(args.argv), body, {"results": results})
 
@@ -722,6 +724,12 @@ def add_common(p: argparse.ArgumentParser, datasets: list[str], seeds: list[int]
     p.add_argument("--k", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--synthetic-events", type=int, default=3000, help="size of 'synthetic'")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--block",
+        default=None,
+        metavar="SUFFIX",
+        help="write to the block `sequential-<command>-SUFFIX` (and its JSON) instead",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``demo``.
+"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``demo``.
 
 Argument parsing lives here and only here; the library never reads ``sys.argv``.
 """
@@ -98,6 +98,22 @@ def make_split(dataset, protocol: str):
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _run_command(
+    run: Any, *args: Any, as_json: bool, param: list[str] | None, **kwargs: Any
+) -> dict[str, Any]:
+    """``run(*args, params=..., progress=..., **kwargs)`` with the ``--param`` pairs parsed:
+    a user error exits 2 with its message; with ``as_json`` the result is printed as JSON
+    (a progress bar only without it, on a terminal)."""
+    try:
+        params = _parse_params(param)
+        result = run(*args, params=params, progress=not as_json and sys.stderr.isatty(), **kwargs)
+    except (LifelongrecError, FileNotFoundError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    return result
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -238,25 +254,22 @@ def evaluate(
     ] = False,
 ) -> None:
     """Fit a model on a split and report full-ranking metrics (and timings)."""
-    try:
-        result = run_evaluation(
-            data,
-            model,
-            protocol,
-            k,
-            params=_parse_params(param),
-            synthetic_events=synthetic_events,
-            seed=seed,
-            dedupe=dedupe,
-            min_rating=min_rating,
-            negatives=negatives,
-            auc=auc,
-            progress=not as_json and sys.stderr.isatty(),
-        )
-    except (LifelongrecError, FileNotFoundError) as exc:
-        _fail(exc)
+    result = _run_command(
+        run_evaluation,
+        data,
+        model,
+        protocol,
+        k,
+        as_json=as_json,
+        param=param,
+        synthetic_events=synthetic_events,
+        seed=seed,
+        dedupe=dedupe,
+        min_rating=min_rating,
+        negatives=negatives,
+        auc=auc,
+    )
     if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
         return
     cols = ["model", *metric_columns(k), "fit_seconds", "recommend_seconds"]
     extra = [c for c in result if c.startswith("sampled") or c == "auc"]
@@ -316,6 +329,216 @@ def train(
             f"fitted {model} on {summary['n_events']} events ({summary['n_users']} users, "
             f"{summary['n_items']} items) in {fit_seconds:.1f} s; saved to {path}"
         )
+
+
+# ---------------------------------------------------------------------- stream
+STREAM_ALL = "all"
+
+
+def _check_stream_arguments(
+    model: str,
+    strategy: str,
+    windows: int,
+    params: dict[str, Any],
+    replay_size: int,
+    plot: Path | None,
+) -> list[str]:
+    """Validate ``stream``'s options before any data is read; the strategy names to run."""
+    from lifelongrec.models import MODELS
+    from lifelongrec.training import STRATEGIES
+
+    choices = [*STRATEGIES, STREAM_ALL]
+    if strategy not in choices:
+        raise ParameterError("--strategy", strategy, f"one of {choices}")
+    if windows < 2:
+        raise ParameterError(
+            "--windows", windows, "an integer >= 2 (window 0 is learned, the others evaluated)"
+        )
+    if model not in MODELS:
+        raise ParameterError("--model", model, f"one of {sorted(MODELS)}")
+    cls = MODELS[model]
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:
+        raise ParameterError(
+            "--param",
+            unknown,
+            f"hyperparameters of {model} ({', '.join(cls._param_names()) or 'none'})",
+        )
+    cls(**params)._validate_params()
+    if replay_size < 1:
+        raise ParameterError("--replay-size", replay_size, "a positive number of events")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ParameterError("--plot", str(plot), "a file name ending in .png")
+    return list(STRATEGIES) if strategy == STREAM_ALL else [strategy]
+
+
+def run_stream(
+    data: str,
+    model: str,
+    strategy: str,
+    windows: int,
+    k: int,
+    *,
+    params: dict[str, Any] | None = None,
+    replay_size: int = 10_000,
+    plot: Path | None = None,
+    synthetic_events: int = 100_000,
+    seed: int = 0,
+    dedupe: bool = True,
+    min_rating: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load, prepare and run the prequential protocol; the dict ``stream --json`` prints.
+
+    One strategy gives its :func:`~lifelongrec.evaluation.prequential` result (plus
+    ``data`` and ``preprocessing``); ``"all"`` gives ``{"data", "model", "params", "k",
+    "n_windows", "strategies": {name: result}, ...}``, every strategy on the same windows.
+    """
+    from lifelongrec.evaluation import plot_prequential, prequential
+    from lifelongrec.models import get_model
+    from lifelongrec.training import get_strategy
+
+    params = params or {}
+    names = _check_stream_arguments(model, strategy, windows, params, replay_size, plot)
+    dataset = prepare(
+        load_data(data, synthetic_events=synthetic_events, seed=seed),
+        dedupe=dedupe,
+        min_rating=min_rating,
+    )
+    runs: dict[str, dict[str, Any]] = {}
+    for name in names:
+        settings = {"replay_size": replay_size} if name == "lifelong" else {}
+        runs[name] = prequential(
+            get_model(model, **params),
+            dataset,
+            get_strategy(name, seed=seed, **settings),
+            n_windows=windows,
+            k=k,
+            seed=seed,
+            progress=progress,
+        )
+    common = {"data": data, "preprocessing": dataset.report.entries}
+    if strategy == STREAM_ALL:
+        first = runs[names[0]]
+        out = {
+            "data": data,
+            "model": model,
+            "params": first["params"],
+            "k": k,
+            "n_windows": first["n_windows"],
+            "n_events": first["n_events"],
+            "strategies": runs,
+            "preprocessing": common["preprocessing"],
+        }
+    else:
+        out = {**runs[strategy], **common}
+    if plot is not None:
+        out["plot"] = str(plot_prequential(runs, plot))
+    return out
+
+
+def _stream_text(result: dict[str, Any], k: int, dates: bool) -> str:
+    """A readable table of one prequential result, then its summary lines."""
+    from datetime import UTC, datetime
+
+    def when(t: int) -> str:
+        return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d") if dates else str(t)
+
+    recall, ndcg = f"recall@{k}", f"ndcg@{k}"
+    rows = [
+        {**r, "start": when(r["start"]), "end": when(r["end"]), "update_s": r["update_seconds"]}
+        for r in result["windows"]
+    ]
+    cols = ["window", "start", "end", "n_events", "n_users", recall, ndcg]
+    cols += [f"{ndcg}_after_update", f"{ndcg}_final", "n_unknown_items", "update_s"]
+    mean, bwt = result["mean"], result["bwt"]
+
+    def num(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    windows = bwt["windows"]
+    span = f"windows {windows[0]}-{windows[-1]}" if windows else "no windows"
+    lines = [
+        f"strategy={result['strategy']} model={result['model']} windows={result['n_windows']} "
+        f"events={result['n_events']} K={k}",
+        format_table(rows, cols),
+        f"mean over windows 1-{result['n_windows'] - 1}: {recall}={num(mean[recall])} "
+        f"{ndcg}={num(mean[ndcg])}; total update seconds "
+        f"{result['total_update_seconds']:.2f}",
+        f"backward transfer ({span}): {recall}={num(bwt[recall])} {ndcg}={num(bwt[ndcg])}",
+    ]
+    return "\n".join(lines)
+
+
+@app.command()
+def stream(
+    data: DataOpt = SYNTHETIC,
+    model: ModelOpt = "itemknn",
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="static, retrain, finetune, lifelong, or all (each on the same windows)."
+        ),
+    ] = "finetune",
+    windows: Annotated[
+        int, typer.Option(help="Time windows (>= 2): learn window 0, then test-then-learn each.")
+    ] = 10,
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG: NDCG@K per window and cumulative update seconds."),
+    ] = None,
+    param: ParamOpt = None,
+    replay_size: Annotated[
+        int, typer.Option(help="Events in the lifelong strategy's replay buffer.")
+    ] = 10_000,
+    seed: SeedOpt = 0,
+    synthetic_events: SyntheticEventsOpt = 100_000,
+    dedupe: DedupeOpt = True,
+    min_rating: MinRatingOpt = None,
+) -> None:
+    """Prequential evaluation: learn window 0, then for each later window rank every event
+    from the past only, then learn the window; forgetting as backward transfer."""
+    result = _run_command(
+        run_stream,
+        data,
+        model,
+        strategy,
+        windows,
+        k,
+        as_json=as_json,
+        param=param,
+        replay_size=replay_size,
+        plot=plot,
+        synthetic_events=synthetic_events,
+        seed=seed,
+        dedupe=dedupe,
+        min_rating=min_rating,
+    )
+    if as_json:
+        return
+    runs = result.get("strategies") or {result["strategy"]: result}
+    dates = data == SYNTHETIC or min(r["windows"][0]["start"] for r in runs.values()) > 10**8
+    typer.echo(f"data={data} full ranking, next item, only the past visible")
+    for run in runs.values():
+        typer.echo("")
+        typer.echo(_stream_text(run, k, dates))
+    if len(runs) > 1:
+        summary = [
+            {
+                "strategy": name,
+                f"recall@{k}": r["mean"][f"recall@{k}"],
+                f"ndcg@{k}": r["mean"][f"ndcg@{k}"],
+                f"bwt_ndcg@{k}": r["bwt"][f"ndcg@{k}"],
+                "update_seconds": r["total_update_seconds"],
+            }
+            for name, r in runs.items()
+        ]
+        typer.echo("")
+        typer.echo(format_table(summary, list(summary[0])))
+    if "plot" in result:
+        typer.echo(f"plot: {result['plot']}")
 
 
 @app.command()

@@ -9,15 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_conformance import NAMES, fitted, make
 
 from lifelongrec import DataError, NotFittedError
 from lifelongrec.data import make_events
 from lifelongrec.models import Recommender
-from conftest import _block_items
-from test_conformance import NAMES, fitted, make
 
 #: Models whose scores come (partly) from item content.
 CONTENT_AWARE = {"content", "sequential", "hybrid"}
+
+
+def _block_items(extra):
+    """The block world's catalogue rows of ``extra`` ids (titles/categories by block)."""
+    from lifelongrec.data import make_items
+
+    titles = [
+        f"space robot adventure {i}" if i.startswith("na") else f"cooking garden recipe {i}"
+        for i in extra
+    ]
+    cats = [["scifi"] if i.startswith("na") else ["home"] for i in extra]
+    return make_items(list(extra), titles, cats, [{"price": 0.0} for _ in extra])
 
 
 def new_catalogue() -> pd.DataFrame:

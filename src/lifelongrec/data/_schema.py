@@ -16,6 +16,7 @@ An item is ``item_id, title, categories, attributes``: ``title`` a string or ``N
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "make_events",
     "make_items",
     "as_dataset",
+    "frame_of",
 ]
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value")
@@ -225,3 +227,34 @@ def as_dataset(data: Any, name: str = "") -> Dataset:
         expected="a lifelongrec.data.Dataset or a pandas DataFrame with columns "
         "user_id, item_id, timestamp (event_type and value optional)",
     )
+
+
+def frame_of(
+    value: Any,
+    columns: Sequence[str],
+    *,
+    what: str,
+    frame_name: str,
+    accepts: str,
+    part: str = "events",
+    note: str = "",
+) -> pd.DataFrame:
+    """The DataFrame ``value`` (or a :class:`Dataset`'s ``part``), checked to have ``columns``.
+
+    Raises :class:`DataError` "cannot use this object as {what}" (expected ``accepts``)
+    when it is no DataFrame, and "{frame_name} lacks required columns" (expected the
+    columns, then ``note``) when columns are missing.
+    """
+    frame = getattr(value, part) if isinstance(value, Dataset) else value
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f"cannot use this object as {what}", value=type(value).__name__, expected=accepts
+        )
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{frame_name} lacks required columns",
+            value=missing,
+            expected=f"columns {list(columns)}{note}",
+        )
+    return frame

@@ -2,11 +2,15 @@
 
 ``lifelongrec.evaluation.metrics`` holds the metric functions; :func:`evaluate_model` runs
 the offline protocol on a :class:`~lifelongrec.data.Split`; :func:`evaluate_recommendations`
-aggregates ranked lists into the flat report both protocols share.
+aggregates ranked lists into the flat report. :func:`prequential` runs the streaming
+protocol (evaluate each time window, then learn it; forgetting as backward transfer),
+:func:`evaluate_window` is its per-window step and :func:`plot_prequential` draws runs.
 """
 
 from lifelongrec.evaluation import metrics
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
+from lifelongrec.evaluation._plots import plot_prequential
+from lifelongrec.evaluation._prequential import evaluate_window, prequential
 from lifelongrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -28,6 +32,7 @@ __all__ = [
     "coverage_at_k",
     "evaluate_model",
     "evaluate_recommendations",
+    "evaluate_window",
     "f1_at_k",
     "hit_rate_at_k",
     "map_at_k",
@@ -35,7 +40,9 @@ __all__ = [
     "mrr_at_k",
     "ndcg_at_k",
     "ndcg_from_scores",
+    "plot_prequential",
     "precision_at_k",
+    "prequential",
     "ranking_metrics",
     "recall_at_k",
 ]

@@ -9,6 +9,11 @@ A subclass stores hyperparameters in ``__init__`` (nothing else) and implements
   ``self.user_items_`` has grown to hold new rows/columns and ``delta`` (same shape, the
   new events only); the base class has already extended the vocabularies;
 * ``_score(rows)``: dense scores ``(B, n_items)`` float32 for known user rows;
+* ``_score_history(hist)``: the same for users given by their history instead of their
+  stored row (a :class:`~lifelongrec.models._history.HistoryBatch`; see
+  :meth:`Recommender.score_histories`). The default scores ``hist.matrix()`` with
+  ``_score``, which is right when ``_score`` reads a user only through
+  ``user_items_[rows]``; models with per-user state override it;
 * optionally ``_item_vectors()`` (for cosine ``similar_items``) or ``_similar_scores``;
 * optionally ``_add_items(data, n_items_before, refreshed)`` for :meth:`Recommender.add_items`
   (the default runs ``_partial_fit`` with no events, which grows every item table);
@@ -22,6 +27,7 @@ list gives 2-d ``(n, k)``. When fewer than ``k`` items are eligible a row is pad
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import json
@@ -35,7 +41,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
-from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, as_dataset
+from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, as_dataset, frame_of
+from lifelongrec.models._history import HistoryBatch, history_batch
 
 __all__ = ["Recommender", "topk_rows"]
 
@@ -79,6 +86,18 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _is_single(ids: Any) -> bool:
     return isinstance(ids, (str, bytes, int, np.integer)) or np.ndim(ids) == 0
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError("k", k, "a positive integer")
+    return int(k)
+
+
+def _mask_seen(S: np.ndarray, seen: sp.csr_matrix) -> None:
+    """Set ``S[i, j] = -inf`` for every stored entry ``(i, j)`` of ``seen`` (in place)."""
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    S[rows, seen.indices] = -np.inf
 
 
 def _resize_csr(X: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -297,8 +316,10 @@ class Recommender:
         Unknown users get the cold-start (popularity) scores. Seen items are not masked.
         """
         self._check_fitted()
-        rows = self.user_rows(users)
-        S = self._scores_for(rows)
+        return self._shaped(self._scores_for(self.user_rows(users)), users, items)
+
+    def _shaped(self, S: np.ndarray, users: Any, items: Any) -> np.ndarray:
+        """Score rows with the columns of ``items`` (all when None); 1-d for one user."""
         if items is not None:
             S = S[:, self._item_rows(items)]
         return S[0] if _is_single(users) else S
@@ -331,37 +352,189 @@ class Recommender:
             (object dtype), padded with ``None`` (score ``-inf``) when fewer are eligible.
         """
         self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError("k", k, "a positive integer")
-        k = int(k)
+        k = _check_k(k)
         rows = self.user_rows(users)
+        X = self.user_items_
+
+        def batch(index: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None]:
+            r = rows[index]
+            if not exclude_seen:
+                return self._scores_for(r), None
+            known = np.flatnonzero(r >= 0)  # unknown users have seen nothing
+            pick = sp.csr_matrix(
+                (np.ones(len(known), np.float32), (known, r[known])), shape=(len(r), X.shape[0])
+            )
+            return self._scores_for(r), (pick @ X).tocsr()
+
+        ids, scores = self._ranked(len(rows), batch, k, items)
+        return (ids[0], scores[0]) if _is_single(users) else (ids, scores)
+
+    def _ranked(
+        self,
+        n: int,
+        batch: Any,
+        k: int,
+        items: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ids and scores ``(n, k)`` of ``n`` score rows made in batches.
+
+        ``batch(index)`` returns the scores ``(len(index), n_items)`` of the rows at
+        ``index`` and a csr of the items to leave out per row (or ``None``).
+        """
         cand = None if items is None else np.unique(self._item_rows(items))
         n_items = len(self.item_ids_)
-        out_ids = np.full((len(rows), k), None, dtype=object)
-        out_scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        batch = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
-        X = self.user_items_
-        for start in range(0, len(rows), batch):
-            r = rows[start : start + batch]
-            S = self._scores_for(r)
+        out_ids = np.full((n, k), None, dtype=object)
+        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+        size = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
+        for start in range(0, n, size):
+            index = np.arange(start, min(n, start + size))
+            S, seen = batch(index)
             if cand is not None:
                 masked = np.full_like(S, -np.inf)
                 masked[:, cand] = S[:, cand]
                 S = masked
-            if exclude_seen:
-                for j, row in enumerate(r):
-                    if row >= 0:
-                        S[j, X.indices[X.indptr[row] : X.indptr[row + 1]]] = -np.inf
+            if seen is not None:
+                _mask_seen(S, seen)
             idx, vals = topk_rows(S, k)
             valid = np.isfinite(vals)
             ids = self.item_ids_[idx]
             ids[~valid] = None
             vals = np.where(valid, vals, -np.inf)
-            out_ids[start : start + len(r), : idx.shape[1]] = ids
-            out_scores[start : start + len(r), : idx.shape[1]] = vals
-        if _is_single(users):
-            return out_ids[0], out_scores[0]
+            out_ids[index, : idx.shape[1]] = ids
+            out_scores[index, : idx.shape[1]] = vals
         return out_ids, out_scores
+
+    # ------------------------------------------------------ given histories
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        """Scores ``(len(hist), n_items)`` float32 of queries whose history is not empty.
+
+        Default: ``_score`` on a shallow copy of the model whose ``user_items_`` holds
+        exactly the history rows ``hist.matrix()``. That is right for a model whose
+        ``_score(rows)`` reads a user only through ``user_items_[rows]`` (and item-side
+        state); models with per-user state (factors, sequences, neighbours among the
+        stored users) override it.
+        """
+        view = copy.copy(self)
+        view.user_items_ = hist.matrix()
+        return view._score(np.arange(len(hist)))
+
+    def _history_scores(self, hist: HistoryBatch) -> np.ndarray:
+        """Scores of every query: cold-start scores for an empty history, else
+        ``_score_history`` in batches of bounded size."""
+        n_items = len(self.item_ids_)
+        S = np.empty((len(hist), n_items), dtype=np.float32)
+        has = hist.lengths > 0
+        if (~has).any():
+            S[~has] = self._cold_scores()
+        todo = np.flatnonzero(has)
+        size = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
+        for start in range(0, len(todo), size):
+            index = todo[start : start + size]
+            S[index] = self._score_history(hist.subset(index))
+        return S
+
+    def _histories(self, users: Any, history: Any, before: Any) -> HistoryBatch:
+        self._check_fitted()
+        ids = [str(u) for u in ([users] if _is_single(users) else list(users))]
+        return history_batch(self, ids, history, before)
+
+    def score_histories(
+        self,
+        users: Any,
+        history: Dataset | pd.DataFrame,
+        before: Any = None,
+        items: Any = None,
+        exclude_seen: bool = False,
+    ) -> np.ndarray:
+        """Raw scores for users *as if their history were exactly the given events*.
+
+        The model's learned parameters are used, but not what it stored about these
+        users: each query is scored from its events in ``history`` alone (for
+        prequential evaluation, where a user must be ranked from what happened before a
+        moment, and for serving a session the model has not learned). Each model does
+        this its own way: item-item models (``itemknn``, ``ease``, ``content``) score
+        the history row, ``userknn`` finds neighbours for it among the stored users
+        (the user's own stored row left out), ``als`` folds it in with implicit's
+        ``recalculate_user``, ``bpr`` by a least-squares fold-in on its item factors,
+        ``sequential`` encodes the event sequence, ``hybrid`` asks its components,
+        ``popularity`` ignores it.
+
+        Parameters
+        ----------
+        users
+            One external user id or a sequence of ``n`` (the queries; an id may repeat,
+            e.g. one user at several moments). Unknown ids are fine.
+        history
+            Events (a DataFrame with ``user_id, item_id, timestamp``, optionally
+            ``event_type`` and ``value``; or a :class:`~lifelongrec.data.Dataset`). A
+            query sees the events of its user id, in time order (stable). Events on items
+            the model does not know are left out (it cannot use them).
+        before
+            ``None`` (every event of the user), one timestamp for all queries, or one per
+            query: a query sees only its user's events with ``timestamp < before``.
+        items
+            Optional item ids selecting (and ordering) the returned columns.
+        exclude_seen
+            Set the scores of the items in each query's history to ``-inf``.
+
+        Returns
+        -------
+        ndarray of float32
+            ``(n_items,)`` for one user, ``(n, n_items)`` for a batch; columns follow
+            ``items`` or ``self.item_ids_``. A query with no visible event on a known item
+            gets the cold-start scores (those of an unknown user in :meth:`score_items`).
+
+        Raises
+        ------
+        DataError
+            ``history`` is not an events frame, lacks a required column, or has missing
+            ids or non-integer timestamps.
+        ParameterError
+            ``before`` is neither ``None``, one number, nor one number per query.
+        UnknownIdError
+            ``items`` names an item the model does not know.
+
+        Examples
+        --------
+        >>> from lifelongrec.data import make_events
+        >>> from lifelongrec.models import ItemKNN
+        >>> ev = make_events(["a", "a", "b", "b"], ["x", "y", "x", "y"], [1, 2, 3, 4])
+        >>> m = ItemKNN().fit(ev)
+        >>> new = make_events(["z"], ["x"], [9])
+        >>> m.score_histories("z", new, items=["y"]).round(3).tolist()
+        [1.0]
+        """
+        hist = self._histories(users, history, before)
+        S = self._history_scores(hist)
+        if exclude_seen:
+            _mask_seen(S, hist.matrix())
+        return self._shaped(S, users, items)
+
+    def recommend_histories(
+        self,
+        users: Any,
+        history: Dataset | pd.DataFrame,
+        before: Any = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        items: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for users given by their history (see :meth:`score_histories`).
+
+        ``exclude_seen`` leaves out the items in each query's visible history (not what
+        the model stored about the user). ``k`` and ``items`` and the returned shapes are
+        as in :meth:`recommend`.
+        """
+        self._check_fitted()
+        k = _check_k(k)
+        hist = self._histories(users, history, before)
+
+        def batch(index: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None]:
+            sub = hist.subset(index)
+            return self._history_scores(sub), (sub.matrix() if exclude_seen else None)
+
+        ids, scores = self._ranked(len(hist), batch, k, items)
+        return (ids[0], scores[0]) if _is_single(users) else (ids, scores)
 
     # ------------------------------------------------------------ similarity
     def _item_vectors(self) -> np.ndarray:
@@ -390,12 +563,11 @@ class Recommender:
         Unknown item ids raise :class:`UnknownIdError`. Shapes as in :meth:`recommend`.
         """
         self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError("k", k, "a positive integer")
+        k = _check_k(k)
         rows = self._item_rows(items)
         S = self._similar_scores(rows).astype(np.float32, copy=True)
         S[np.arange(len(rows)), rows] = -np.inf
-        idx, vals = topk_rows(S, int(k))
+        idx, vals = topk_rows(S, k)
         out_ids = np.full((len(rows), int(k)), None, dtype=object)
         out_scores = np.full((len(rows), int(k)), -np.inf, dtype=np.float32)
         valid = np.isfinite(vals)
@@ -511,21 +683,15 @@ class Recommender:
 
 def _catalogue_frame(items: Any) -> pd.DataFrame:
     """Validate an ``add_items`` argument and return its catalogue frame."""
-    frame = items.items if isinstance(items, Dataset) else items
-    if not isinstance(frame, pd.DataFrame):
-        raise DataError(
-            "cannot use this object as an item catalogue",
-            value=type(items).__name__,
-            expected=f"a pandas DataFrame with columns {list(ITEM_COLUMNS)} "
-            "or a lifelongrec.data.Dataset with items",
-        )
-    missing = [c for c in ITEM_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            "items frame lacks required columns",
-            value=missing,
-            expected=f"columns {list(ITEM_COLUMNS)}",
-        )
+    frame = frame_of(
+        items,
+        ITEM_COLUMNS,
+        what="an item catalogue",
+        frame_name="items frame",
+        accepts=f"a pandas DataFrame with columns {list(ITEM_COLUMNS)} "
+        "or a lifelongrec.data.Dataset with items",
+        part="items",
+    )
     null = frame["item_id"].isna().to_numpy()
     if null.any():
         raise DataError(

@@ -38,10 +38,14 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "Distillation",
+    "EWC",
     "EarlyStopping",
     "MultiTaskLoss",
     "TrainConfig",
     "Windows",
+    "concat_windows",
+    "estimate_fisher",
     "full_softmax_loss",
     "gap_buckets",
     "grow_parameter",
@@ -58,6 +62,7 @@ __all__ = [
     "target_ranks",
     "train_epoch",
     "training_windows",
+    "windows_ending_at",
 ]
 
 #: Time-gap bucket ids: 0 padding, 1 "no previous event", 2.. ``floor(log2(1 + gap))``.
@@ -247,6 +252,55 @@ def training_windows(
     )
 
 
+def windows_ending_at(
+    sorted_user_rows: np.ndarray,
+    items: np.ndarray,
+    types: np.ndarray,
+    gaps: np.ndarray,
+    target_types: np.ndarray,
+    anchors: np.ndarray,
+    max_len: int,
+) -> Windows:
+    """One window per anchor event: the ``max_len + 1`` events of its user ending at it.
+
+    For replay: ``anchors`` are indices into the per-event arrays (grouped by user in time
+    order, :func:`order_events`) of past events drawn from a replay buffer. Each window
+    re-learns the anchor and the events before it (every valid position is a target of
+    weight 1), exactly as they were seen, whatever came after.
+    """
+    u = np.asarray(sorted_user_rows)
+    a = np.asarray(anchors, dtype=np.int64)
+    L = max_len
+    if len(a) == 0:
+        empty = np.zeros((0, L), dtype=np.int64)
+        return Windows(empty, empty, empty, empty, empty.copy(), np.zeros((0, L), np.float32))
+    idx = a[:, None] - np.arange(L, -1, -1)[None, :]  # (A, L + 1), oldest .. anchor
+    valid = idx >= 0
+    safe = np.where(valid, idx, 0)
+    valid &= u[safe] == u[a][:, None]
+
+    def take(values: np.ndarray, fill: int = 0) -> np.ndarray:
+        return np.where(valid, values[safe], fill)
+
+    it, ty, gp, tt = take(items), take(types), take(gaps), take(target_types, -1)
+    has_input = valid[:, :-1]
+    target_ok = valid[:, 1:] & has_input
+    return Windows(
+        items=it[:, :-1],
+        types=ty[:, :-1],
+        gaps=gp[:, :-1],
+        target_items=np.where(target_ok, it[:, 1:], 0),
+        target_types=np.where(target_ok, tt[:, 1:], -1),
+        target_weight=target_ok.astype(np.float32),
+    )
+
+
+def concat_windows(*parts: Windows) -> Windows:
+    """Stack windows (same ``max_len``) into one set."""
+    fields = ("items", "types", "gaps", "target_items", "target_types", "target_weight")
+    return Windows(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+
 def minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
     """Index arrays covering ``range(n)`` in batches (shuffled when ``rng`` is given)."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -345,6 +399,10 @@ class MultiTaskLoss(nn.Module):
         mean no target), or ``None`` without a category head.
     item_prob
         ``(N,)`` tensor, how often each item is a target (sums to 1), for logQ.
+    distillation, distill_weight
+        A :class:`Distillation` from the previous version and its loss weight (off at 0).
+    ewc, ewc_weight
+        An :class:`EWC` penalty and its weight (off at 0).
     """
 
     def __init__(
@@ -353,12 +411,20 @@ class MultiTaskLoss(nn.Module):
         config: TrainConfig,
         item_categories: sp.csr_matrix | None,
         item_prob: torch.Tensor,
+        distillation: Distillation | None = None,
+        distill_weight: float = 0.0,
+        ewc: EWC | None = None,
+        ewc_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.config = config
         self.item_categories = item_categories
         self.register_buffer("item_prob", item_prob, persistent=False)
+        self.distillation = distillation if distill_weight > 0 else None
+        self.distill_weight = float(distill_weight)
+        self.ewc = ewc if ewc_weight > 0 else None
+        self.ewc_weight = float(ewc_weight)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, model = self.config, self.model
@@ -391,6 +457,14 @@ class MultiTaskLoss(nn.Module):
                 logits = out["category"][mask][sel]
                 parts["category"] = soft_cross_entropy(logits, dense, weight[sel])
         total = sum(cfg.task_weights.get(name, 0.0) * loss for name, loss in parts.items())
+        if self.distillation is not None:
+            parts["distill"] = self.distillation.loss(
+                model, batch, mask, user, targets, weight, cfg.full_softmax, cfg.n_negatives
+            )
+            total = total + self.distill_weight * parts["distill"]
+        if self.ewc is not None:
+            parts["ewc"] = self.ewc.penalty(model)
+            total = total + self.ewc_weight * parts["ewc"]
         return total, {name: float(loss.detach()) for name, loss in parts.items()}
 
     def _sampled(
@@ -418,6 +492,132 @@ class MultiTaskLoss(nn.Module):
             log_q[len(targets) :],
             weight,
         )
+
+
+# ------------------------------------------------------- anti-forgetting terms
+class Distillation:
+    """Knowledge distillation from a frozen earlier version (the teacher).
+
+    The student is pulled towards the teacher's next-item distribution over a candidate
+    set: all items the teacher knows when ``full`` (small catalogues), else the batch's
+    targets plus ``n_negatives`` uniform draws among them. Loss:
+    ``tau^2 * KL(softmax(teacher / tau) || softmax(student / tau))`` per target position
+    (Hinton et al. 2015; "learning without forgetting", Li & Hoiem 2017), averaged with
+    the positions' weights. Items added after the teacher have no teacher score and are
+    left out of the candidate set.
+    """
+
+    name = "distill"
+
+    def __init__(self, teacher: nn.Module, temperature: float = 1.0) -> None:
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.temperature = float(temperature)
+        self.n_items = int(teacher.item_tower.n_items)
+
+    def loss(
+        self,
+        model: nn.Module,
+        batch: dict[str, torch.Tensor],
+        mask: torch.Tensor,
+        user: torch.Tensor,
+        targets: torch.Tensor,
+        weight: torch.Tensor,
+        full: bool,
+        n_negatives: int,
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            h = self.teacher.hidden(batch["items"], batch["types"], batch["gaps"])
+            t_user = self.teacher.heads(h)["user"][mask]
+            if full:
+                cand = torch.arange(self.n_items, device=user.device)
+            else:
+                known = targets[targets < self.n_items]
+                uniform = torch.randint(0, self.n_items, (n_negatives,), device=user.device)
+                cand = torch.unique(torch.cat([known, uniform]))
+            t_logits = t_user @ self.teacher.item_tower(cand + 1).T
+        s_logits = user @ model.item_tower(cand + 1).T
+        tau = self.temperature
+        p_t = torch.softmax(t_logits / tau, dim=-1)
+        kl = (p_t * (torch.log(p_t.clamp_min(1e-12)) - torch.log_softmax(s_logits / tau, -1))).sum(
+            -1
+        )
+        return _weighted_mean(kl * tau * tau, weight)
+
+
+class EWC:
+    """Elastic weight consolidation (Kirkpatrick et al. 2017): a quadratic pull towards
+    the weights of the previous version, each weighted by its diagonal (empirical)
+    Fisher information, ``sum(F * (theta - theta_star)^2) / 2``.
+
+    ``fisher`` and ``anchor`` map parameter names (``module.named_parameters()``) to
+    tensors of the parameter's shape; rows a table grew by later (new items) have no
+    entry and so are free. Build it with :func:`estimate_fisher`.
+    """
+
+    name = "ewc"
+
+    def __init__(self, fisher: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> None:
+        self.fisher = fisher
+        self.anchor = anchor
+
+    def penalty(self, module: nn.Module) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for name, p in module.named_parameters():
+            f = self.fisher.get(name)
+            if f is None:
+                continue
+            n = f.shape[0]  # a grown table: only its old rows are anchored
+            d = p[:n] - self.anchor[name]
+            term = (f * d * d).sum()
+            total = term if total is None else total + term
+        if total is None:
+            return torch.zeros(())
+        return 0.5 * total
+
+
+def estimate_fisher(
+    loss_fn: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]],
+    module: nn.Module,
+    windows: Windows,
+    batch_size: int,
+    n_batches: int,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> EWC:
+    """Diagonal empirical Fisher: mean squared gradient of the training loss over up to
+    ``n_batches`` random mini-batches of ``windows``, anchored at the current weights.
+
+    Scaled so that its mean over all entries is 1: the squared gradients of a batch-mean
+    loss are tiny and depend on batch size and model size, so without the scaling no one
+    ``ewc_weight`` would mean the same on two models. With it, ``ewc_weight`` is the
+    strength of an L2 pull towards the anchor for a parameter of average importance.
+    """
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    fisher = {n: torch.zeros_like(p) for n, p in named}
+    seen = 0
+    was_training = module.training
+    module.eval()  # no dropout noise in the information estimate
+    for idx in minibatches(len(windows), batch_size, rng):
+        if seen >= n_batches:
+            break
+        module.zero_grad(set_to_none=True)
+        total, _ = loss_fn(windows.batch(idx, device))
+        total.backward()
+        for n, p in named:
+            if p.grad is not None:
+                fisher[n] += p.grad.detach() ** 2
+        seen += 1
+    module.zero_grad(set_to_none=True)
+    module.train(was_training)
+    n_entries = sum(f.numel() for f in fisher.values())
+    mean = float(sum(f.sum() for f in fisher.values())) / max(n_entries, 1)
+    scale = 1.0 / mean if mean > 0 else 0.0
+    return EWC(
+        {n: f * scale for n, f in fisher.items()},
+        {n: p.detach().clone() for n, p in named},
+    )
 
 
 # ---------------------------------------------------------------- loop pieces

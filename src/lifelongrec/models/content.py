@@ -20,6 +20,7 @@ from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._history import HistoryBatch
 
 __all__ = ["ContentRecommender"]
 
@@ -245,18 +246,35 @@ class ContentRecommender(Recommender):
         """Row-per-user weights over items: the history, recency-weighted if asked."""
         if self.half_life is None:
             return self.user_items_[rows]
-        T = self.last_seen_[rows].tocsr()
+        return self._recency(self.last_seen_[rows])
+
+    def _recency(self, T: sp.csr_matrix) -> sp.csr_matrix:
+        """``0.5 ** ((t_max - t) / half_life)`` for the latest times ``T`` of a user's
+        items (a row per user; ``t_max``: the row's latest)."""
+        T = T.tocsr()
         W = T.copy()
-        for j in range(len(rows)):
-            lo, hi = T.indptr[j], T.indptr[j + 1]
-            if hi > lo:
-                t = T.data[lo:hi]
-                W.data[lo:hi] = np.exp2(-(t.max() - t) / float(self.half_life))
+        counts = np.diff(T.indptr)
+        has = counts > 0
+        if has.any():
+            latest = np.zeros(T.shape[0])
+            latest[has] = np.maximum.reduceat(T.data, T.indptr[:-1][has])
+            row = np.repeat(np.arange(T.shape[0]), counts)
+            W.data = np.exp2(-(latest[row] - T.data) / float(self.half_life))
         return W
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
+        return self._profile_scores(self._weights(rows))
+
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # The profile of the given history (recency from its own timestamps).
+        if self.half_life is None:
+            return self._profile_scores(hist.matrix())
+        return self._profile_scores(self._recency(hist.last_seen()))
+
+    def _profile_scores(self, weights: sp.csr_matrix) -> np.ndarray:
+        """Cosine of each row's content profile (``weights @ item_vectors_``) with every item."""
         V = self.item_vectors_
-        P = normalize(self._weights(rows) @ V, norm="l2", axis=1)
+        P = normalize(weights @ V, norm="l2", axis=1)
         S = np.asarray((P @ V.T).todense(), dtype=np.float32)
         no_profile = P.getnnz(axis=1) == 0
         if no_profile.any():

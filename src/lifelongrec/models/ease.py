@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._history import HistoryBatch
 from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["EASE"]
@@ -147,13 +148,21 @@ class EASE(Recommender):
 
     # ---------------------------------------------------------------- scoring
     def _score(self, rows: np.ndarray) -> np.ndarray:
+        Xu = self.user_items_[rows][:, self.ease_items_]
+        return self._with_uncovered(np.asarray(Xu @ self.weights_, dtype=np.float32))
+
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # The same ``X_u B`` with the given history rows as ``X_u``.
+        ease = hist.dot(self.weights_, columns=self.ease_items_)
+        return self._with_uncovered(ease.astype(np.float32, copy=False))
+
+    def _with_uncovered(self, ease: np.ndarray) -> np.ndarray:
+        """Full-catalogue scores from the EASE scores ``(B, len(ease_items_))``."""
         cols = self.ease_items_
         n_items = len(self.item_ids_)
-        Xu = self.user_items_[rows][:, cols]
-        ease = np.asarray(Xu @ self.weights_, dtype=np.float32)
         if len(cols) == n_items:
             return ease
-        out = np.empty((len(rows), n_items), dtype=np.float32)
+        out = np.empty((len(ease), n_items), dtype=np.float32)
         # Uncovered items: below every EASE score of the row, ordered by popularity.
         pop = self.item_counts_.astype(np.float64)
         pop = (pop / (pop.max() + 1.0)).astype(np.float32)

@@ -22,6 +22,7 @@ from scipy.stats import rankdata
 from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._history import HistoryBatch
 
 __all__ = ["Hybrid", "NORMALIZATIONS", "normalize_rows"]
 
@@ -317,14 +318,26 @@ class Hybrid(Recommender):
     def _active(self) -> list[int]:
         return [i for i, w in enumerate(self.weights) if w > 0]
 
-    def _score(self, rows: np.ndarray) -> np.ndarray:
-        users = list(self.user_ids_[rows])
-        seen = self.user_items_[rows].toarray() > 0
+    def _blend_components(self, score: Any, seen: np.ndarray) -> np.ndarray:
+        """Blend of ``score(component)`` over the weighted components."""
         parts = [
-            (float(self.weights[c]), self._aligned(c, self.components_[c].score_items(users)))
+            (float(self.weights[c]), self._aligned(c, score(self.components_[c])))
             for c in self._active()
         ]
         return self._blend(parts, seen)
+
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        users = list(self.user_ids_[rows])
+        seen = self.user_items_[rows].toarray() > 0
+        return self._blend_components(lambda m: m.score_items(users), seen)
+
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # Each component scores the same queries from the same events.
+        users = list(hist.users)
+        return self._blend_components(
+            lambda m: m.score_histories(users, hist.history, hist.before),
+            hist.matrix().toarray() > 0,
+        )
 
     def _cold_scores(self) -> np.ndarray:
         parts = [

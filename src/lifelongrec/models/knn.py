@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._history import HistoryBatch
 from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["ItemKNN", "UserKNN"]
@@ -148,6 +149,11 @@ class ItemKNN(Recommender):
         S = (self.user_items_[rows] @ self.similarity_).toarray().astype(np.float32)
         return below_by_popularity(S, self.item_counts_)
 
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # The same ``X_u S`` with the given history rows as ``X_u``.
+        S = hist.dot(self.similarity_).astype(np.float32, copy=False)
+        return below_by_popularity(S, self.item_counts_)
+
     def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
         # Column i of S holds item i's kept neighbours.
         return self.similarity_[:, rows].T.toarray().astype(np.float32)
@@ -203,24 +209,42 @@ class UserKNN(Recommender):
     ) -> None:
         self._X_T = None
 
-    def _user_similarities(self, rows: np.ndarray) -> sp.csr_matrix:
+    def _items_users(self) -> sp.csr_matrix:
         X = self.user_items_
         if getattr(self, "_X_T", None) is None or self._X_T.shape[1] != X.shape[0]:
             self._X_T = X.T.tocsr()
+        return self._X_T
+
+    def _neighbour_scores(
+        self, overlap: Any, n_query: np.ndarray, self_rows: np.ndarray
+    ) -> np.ndarray:
+        """Scores from ``overlap`` ``(B, n_users)`` (items shared with each stored user),
+        the queries' item counts ``n_query`` and their own stored rows (``-1``: none),
+        which are never their own neighbours."""
+        X = self.user_items_
         counts = np.diff(X.indptr).astype(np.float64)
-        overlap = (X[rows] @ self._X_T).tocoo()
+        overlap = sp.coo_matrix(overlap)
         r, c = overlap.row, overlap.col
-        not_self = c != rows[r]
+        not_self = c != self_rows[r]
         r, c, v = r[not_self], c[not_self], overlap.data[not_self].astype(np.float64)
-        den = np.sqrt(counts[rows[r]] * counts[c]) + self.shrink
+        den = np.sqrt(n_query[r] * counts[c]) + self.shrink
         sims = np.divide(v, den, out=np.zeros_like(v), where=den > 0).astype(np.float32)
-        sim = sp.csr_matrix((sims, (r, c)), shape=(len(rows), X.shape[0]))
-        return prune_rows(sim, int(self.k_neighbors))
+        sim = sp.csr_matrix((sims, (r, c)), shape=(len(n_query), X.shape[0]))
+        sim = prune_rows(sim, int(self.k_neighbors))
+        S = (sim @ X).toarray().astype(np.float32)
+        return below_by_popularity(S, self.item_counts_)
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
-        sim = self._user_similarities(np.asarray(rows, dtype=np.int64))
-        S = (sim @ self.user_items_).toarray().astype(np.float32)
-        return below_by_popularity(S, self.item_counts_)
+        rows = np.asarray(rows, dtype=np.int64)
+        X = self.user_items_
+        counts = np.diff(X.indptr).astype(np.float64)
+        return self._neighbour_scores(X[rows] @ self._items_users(), counts[rows], rows)
+
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # Neighbours of the given history among the stored users; the user's own stored
+        # row (which may hold later events) is left out, as in ``_score``.
+        overlap = hist.dot(self._items_users())
+        return self._neighbour_scores(overlap, hist.n_distinct().astype(np.float64), hist.rows)
 
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         self._X_T = None

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._history import HistoryBatch
 from lifelongrec.models._validation import check_int, check_number, check_seed
 
 __all__ = ["ALS", "BPR"]
@@ -79,6 +80,9 @@ class ALS(_Factorization):
     (``partial_fit_users``), then the touched items (new items included) against the
     updated user factors (``partial_fit_items``), then the touched users once more so
     they see the new items. Untouched rows keep their factors.
+
+    :meth:`score_histories` folds a given history in with implicit's
+    ``recalculate_user`` (one least-squares user solve against the item factors).
     """
 
     name = "als"
@@ -150,6 +154,13 @@ class ALS(_Factorization):
             m.partial_fit_users(users, X[users])
         self.user_factors_, self.item_factors_ = m.user_factors, m.item_factors
 
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # Fold-in: implicit's own ``recalculate_user`` solves each history row against the
+        # fixed item factors, exactly as a user is solved in a fit sweep.
+        with threadpool_limits(1, "blas"):
+            U = self._implicit_model().recalculate_user(np.arange(len(hist)), hist.matrix())
+        return np.asarray(U @ self.item_factors_.T, dtype=np.float32)
+
 
 class BPR(_Factorization):
     """Bayesian Personalised Ranking: ``implicit.cpu.bpr.BayesianPersonalizedRanking``.
@@ -177,6 +188,11 @@ class BPR(_Factorization):
     histories, against negatives drawn from all items. This updates the touched users'
     vectors and the item vectors those users' positives and negatives reach; other users
     keep theirs.
+
+    implicit cannot recalculate a BPR user from a row, so :meth:`score_histories` folds a
+    given history in by least squares: the ridge regression of the binary history row on
+    the item factors (ridge weight ``regularization * n_items``). It approximates the
+    vector BPR would learn for that history; it is not the same thing.
     """
 
     name = "bpr"
@@ -252,6 +268,19 @@ class BPR(_Factorization):
 
     def _item_vectors(self) -> np.ndarray:
         return self.item_factors_[:, :-1]  # without the bias column
+
+    def _score_history(self, hist: HistoryBatch) -> np.ndarray:
+        # implicit's BPR cannot recalculate a user (its recalculate_user raises
+        # NotImplementedError), so a history is folded in by least squares instead: the
+        # ridge regression of the binary history row x on the item factors V (the bias
+        # column included, as a free coefficient), u = (VᵀV + λI)⁻¹ Vᵀx, score = V u.
+        # BPR's regularization weighs one sampled pair; the regression has one row per
+        # item, so λ = regularization * n_items.
+        V = self.item_factors_.astype(np.float64)
+        lam = float(self.regularization) * len(V) + 1e-9
+        A = V.T @ V + lam * np.eye(V.shape[1])
+        U = np.linalg.solve(A, hist.dot(V).T).T
+        return (U @ V.T).astype(np.float32)
 
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         super()._set_state(arrays, extra)

@@ -4,8 +4,9 @@ The sequential model's own fit and partial_fit are composed from pieces (batchin
 losses, early stopping, optimiser state) that live beside it in
 :mod:`lifelongrec.models._seqtrain`, because ``models`` may not import ``training``
 (DESIGN: a module imports only from packages to its left). They are re-exported here as
-the public training toolkit; incremental strategies (replay, distillation, EWC) and the
-online learner will join them.
+the public training toolkit. :mod:`lifelongrec.training._strategies` holds the update
+strategies a model learns a stream of time windows with (static, retrain, finetune,
+lifelong with a replay buffer); the online learner will join them.
 """
 
 from lifelongrec.models._seqtrain import (
@@ -30,14 +31,32 @@ from lifelongrec.models._seqtrain import (
     train_epoch,
     training_windows,
 )
+from lifelongrec.training._strategies import (
+    STRATEGIES,
+    FineTune,
+    Lifelong,
+    ReservoirBuffer,
+    Retrain,
+    Static,
+    Strategy,
+    get_strategy,
+)
 
 __all__ = [
+    "STRATEGIES",
     "EarlyStopping",
+    "FineTune",
+    "Lifelong",
     "MultiTaskLoss",
+    "ReservoirBuffer",
+    "Retrain",
+    "Static",
+    "Strategy",
     "TrainConfig",
     "Windows",
     "full_softmax_loss",
     "gap_buckets",
+    "get_strategy",
     "grow_parameter",
     "load_optimizer_arrays",
     "make_optimizer",

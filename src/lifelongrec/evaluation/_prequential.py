@@ -1,0 +1,330 @@
+"""The prequential (streaming) protocol: evaluate each time window first, then learn it.
+
+Time is cut into windows (:func:`lifelongrec.data.time_windows`). The model learns
+window 0; then, for each later window, every event ``(user, item, t)`` of the window is
+predicted by ranking the full catalogue from the user's history strictly before ``t``
+(earlier windows and earlier events of the same window; through
+:meth:`~lifelongrec.models.Recommender.score_histories`), and only then is the window
+learned by an update strategy (:mod:`lifelongrec.training`). After the last window,
+every earlier window is evaluated again with the final model to measure forgetting
+(backward transfer, Lopez-Paz & Ranzato, NeurIPS 2017).
+
+Per event the target is one item, so Recall@K equals the hit rate:
+``hit = rank < K`` and ``NDCG@K = 1 / log2(rank + 2)`` for a hit, where ``rank`` counts
+the items ranked above the target among those not in the visible history (ties broken
+by the lower item column, as :meth:`~lifelongrec.models.Recommender.recommend` does).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from lifelongrec._errors import ParameterError
+from lifelongrec.data import Dataset, as_dataset, time_windows
+from lifelongrec.data._schema import frame_of
+from lifelongrec.evaluation.metrics import _check_k
+from lifelongrec.models import Recommender
+from lifelongrec.training import Strategy, get_strategy
+
+__all__ = ["evaluate_window", "prequential"]
+
+_SCORE_BATCH_CELLS = 16_000_000  # float32 score cells per score_histories call (64 MB)
+
+
+def _clone(model: Recommender) -> Recommender:
+    """A new, unfitted model with ``model``'s hyperparameters."""
+    return type(model)(**copy.deepcopy(model.get_params()))
+
+
+def evaluate_window(
+    model: Recommender,
+    events: pd.DataFrame | Dataset,
+    history: pd.DataFrame | Dataset,
+    k: int = 10,
+    *,
+    bar: Any = None,
+) -> dict[str, Any]:
+    """Next-item Recall@K and NDCG@K of ``model`` on ``events``, each ranked from its
+    user's history strictly before it.
+
+    Parameters
+    ----------
+    model
+        A fitted recommender.
+    events
+        The events to predict (``user_id, item_id, timestamp``, ...).
+    history
+        The events a query may see (it sees its user's events with an earlier
+        timestamp); normally everything up to the end of ``events``' window.
+    k
+        Cut-off (positive int).
+    bar
+        Optional tqdm bar, advanced by the number of events scored.
+
+    Returns
+    -------
+    dict
+        ``recall@k`` and ``ndcg@k`` (means over ``n_events``; ``None`` when there are no
+        events), ``n_events``, ``n_users``, ``n_unknown_items`` (events whose item the
+        model does not know: misses) and ``n_repeat_items`` (events whose item is in the
+        user's visible history, so excluded from the ranking: misses; none after
+        deduplication).
+
+    Raises
+    ------
+    DataError
+        ``events`` is not an events frame (or Dataset) with ``user_id, item_id,
+        timestamp``; ``history`` is rejected by
+        :meth:`~lifelongrec.models.Recommender.score_histories`.
+    ParameterError
+        A bad ``k``.
+    """
+    k = _check_k(k)
+    events = frame_of(
+        events,
+        ("user_id", "item_id", "timestamp"),
+        what="events to evaluate",
+        frame_name="events to evaluate",
+        accepts="a pandas DataFrame of events or a lifelongrec.data.Dataset",
+    )
+    users = events["user_id"].astype(str).to_numpy(dtype=object)
+    ts = events["timestamp"].to_numpy().astype(np.int64)
+    n = len(users)
+    out: dict[str, Any] = {
+        f"recall@{k}": None,
+        f"ndcg@{k}": None,
+        "n_events": n,
+        "n_users": int(pd.unique(users).size),
+        "n_unknown_items": 0,
+        "n_repeat_items": 0,
+    }
+    if n == 0:
+        return out
+    catalogue = pd.Index(np.asarray(model.item_ids_, dtype=object))
+    cols = catalogue.get_indexer(events["item_id"].astype(str)).astype(np.int64)
+    # Events of one user at one timestamp see the same history: one query for them all.
+    query = pd.DataFrame({"u": users, "t": ts}).groupby(["u", "t"], sort=False).ngroup()
+    query = query.to_numpy(np.int64)
+    order = np.argsort(query, kind="stable")
+    first = order[np.r_[True, query[order][1:] != query[order][:-1]]]
+    q_users, q_ts = users[first], ts[first]
+    n_items = len(model.item_ids_)
+    size = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
+    bounds = np.searchsorted(query[order], np.arange(0, len(first) + size, size))
+    hits = np.zeros(n, dtype=bool)
+    gains = np.zeros(n, dtype=np.float64)
+    repeats = 0
+    for b, start in enumerate(range(0, len(first), size)):
+        S = model.score_histories(
+            q_users[start : start + size],
+            history,
+            before=q_ts[start : start + size],
+            exclude_seen=True,
+        )
+        ev = order[bounds[b] : bounds[b + 1]]
+        ev = ev[cols[ev] >= 0]
+        rows, c = query[ev] - start, cols[ev]
+        target = S[rows, c]
+        R = S[rows]
+        rank = (R > target[:, None]).sum(axis=1) + (
+            (R == target[:, None]) & (np.arange(n_items)[None, :] < c[:, None])
+        ).sum(axis=1)
+        ok = np.isfinite(target)
+        repeats += int((~ok).sum())
+        hit = ok & (rank < k)
+        hits[ev] = hit
+        gains[ev] = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+        if bar is not None:
+            bar.update(int(bounds[b + 1] - bounds[b]))
+    out[f"recall@{k}"] = float(hits.mean())
+    out[f"ndcg@{k}"] = float(gains.mean())
+    out["n_unknown_items"] = int((cols < 0).sum())
+    out["n_repeat_items"] = repeats
+    return out
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def prequential(
+    model: Recommender,
+    data: Any,
+    strategy: str | Strategy = "finetune",
+    n_windows: int = 10,
+    k: int = 10,
+    *,
+    by: str = "count",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Learn window 0, then for each later window evaluate it first and learn it after.
+
+    Parameters
+    ----------
+    model
+        A recommender used as a template: every model the run fits is a new one with its
+        hyperparameters (``model`` itself is never fitted).
+    data
+        A :class:`~lifelongrec.data.Dataset` or an events frame, cut by
+        :func:`~lifelongrec.data.time_windows` into ``n_windows`` windows.
+    strategy
+        A name from :data:`lifelongrec.training.STRATEGIES` (``"static"``,
+        ``"retrain"``, ``"finetune"``, ``"lifelong"``; built with ``seed``) or a
+        :class:`~lifelongrec.training.Strategy`.
+    n_windows
+        Windows, at least 2 (window 0 is only learned).
+    k
+        Cut-off of Recall@K and NDCG@K (positive int).
+    by
+        ``"count"`` (equal event counts) or ``"duration"`` (equal time spans), as in
+        :func:`~lifelongrec.data.time_windows`. An empty window is neither evaluated nor
+        learned.
+    seed
+        Seed of a strategy given by name (the ``lifelong`` replay buffer).
+    progress
+        Show a progress bar over the events scored (hidden when not on a terminal).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable:
+
+        * ``windows``: one record per window: ``window``, ``start``/``end`` (its
+          inclusive timestamp range), ``n_events``, ``n_users``; ``recall@K`` and
+          ``ndcg@K``, the prequential figures (the model before it learned the window;
+          ``None`` for window 0), with ``n_unknown_items`` and ``n_repeat_items`` (misses
+          by construction, see :func:`evaluate_window`); ``update_seconds`` (wall clock of
+          the strategy's learning call only; for window 0 the first fit);
+          ``recall@K_after_update`` / ``ndcg@K_after_update``, the window's own events
+          right after it was learned (``a_{w,w}``); ``recall@K_final`` /
+          ``ndcg@K_final``, the same events with the final model (``a_{T,w}``);
+        * ``mean``: ``recall@K``, ``ndcg@K`` and ``update_seconds`` averaged over the
+          evaluated windows 1..N-1 (each window weighs the same);
+        * ``total_update_seconds``: the sum over all windows, the first fit included;
+        * ``bwt``: backward transfer ``mean_w (a_{T,w} - a_{w,w})`` for ``recall@K`` and
+          ``ndcg@K`` over the windows in ``bwt["windows"]``: every window learned before
+          the last one (0..N-2; the last has nothing after it to forget). Negative means
+          forgetting; a static model has exactly 0;
+        * ``protocol``, ``strategy``, ``strategy_params``, ``model``, ``params``, ``k``,
+          ``n_windows``, ``by``, ``seed``, ``n_events``, ``n_unknown_items`` and
+          ``n_repeat_items`` (totals over the prequential figures).
+
+    Raises
+    ------
+    ParameterError
+        ``n_windows`` below 2, a bad ``k``, ``by`` or strategy name, or a ``model`` that
+        is not a Recommender.
+    DataError
+        From :func:`~lifelongrec.data.time_windows` (no events, windows that would be
+        empty) or from the model.
+    """
+    k = _check_k(k)
+    if not isinstance(model, Recommender):
+        raise ParameterError("model", type(model).__name__, "a lifelongrec Recommender")
+    if isinstance(n_windows, bool) or not isinstance(n_windows, (int, np.integer)) or n_windows < 2:
+        raise ParameterError(
+            "n_windows", n_windows, "an integer >= 2 (window 0 is learned, the rest evaluated)"
+        )
+    if isinstance(strategy, str):
+        strategy = get_strategy(strategy, seed=seed)
+    elif not isinstance(strategy, Strategy):
+        raise ParameterError(
+            "strategy", strategy, "a strategy name or a lifelongrec.training.Strategy"
+        )
+    windows = time_windows(as_dataset(data), int(n_windows), by=by)
+    W = len(windows)
+    full = pd.concat([w.events for w in windows], ignore_index=True)
+    ends = np.cumsum([len(w) for w in windows])
+
+    def seen_until(w: int) -> pd.DataFrame:  # every event up to the end of window w
+        return full.iloc[: ends[w]]
+
+    recall, ndcg = f"recall@{k}", f"ndcg@{k}"
+    sizes = np.array([len(w) for w in windows])
+    total = int(sizes[1:].sum() + sizes.sum() + sizes[:-1].sum())
+    bar = tqdm(
+        total=total,
+        desc=f"prequential {strategy.name}",
+        unit="event",
+        disable=None if progress else True,
+        leave=False,
+    )
+    records: list[dict[str, Any]] = []
+    try:
+        t0 = time.perf_counter()
+        current = strategy.start(lambda: _clone(model), windows[0])
+        first_seconds = time.perf_counter() - t0
+        for w, window in enumerate(windows):
+            rec: dict[str, Any] = {
+                "window": w,
+                "start": int(window.meta["start"]),
+                "end": int(window.meta["end"]),
+                "n_events": len(window),
+                "n_users": int(window.events["user_id"].nunique()),
+                recall: None,
+                ndcg: None,
+                "n_unknown_items": 0,
+                "n_repeat_items": 0,
+                "update_seconds": first_seconds if w == 0 else 0.0,
+            }
+            if w > 0 and len(window):
+                res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
+                for key in (recall, ndcg, "n_unknown_items", "n_repeat_items"):
+                    rec[key] = res[key]
+                t0 = time.perf_counter()
+                current = strategy.update(window)
+                rec["update_seconds"] = time.perf_counter() - t0
+            res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
+            rec[f"{recall}_after_update"] = res[recall]
+            rec[f"{ndcg}_after_update"] = res[ndcg]
+            records.append(rec)
+        for w, rec in enumerate(records):
+            if w < W - 1:
+                res = evaluate_window(current, windows[w].events, seen_until(w), k, bar=bar)
+            else:  # the final model is the one that just learned the last window
+                res = {m: rec[f"{m}_after_update"] for m in (recall, ndcg)}
+            rec[f"{recall}_final"] = res[recall]
+            rec[f"{ndcg}_final"] = res[ndcg]
+    finally:
+        bar.close()
+
+    evaluated = records[1:]
+    bwt_windows = [r["window"] for r in records[:-1] if r[f"{recall}_after_update"] is not None]
+
+    def bwt(metric: str) -> float | None:
+        diffs = [
+            records[w][f"{metric}_final"] - records[w][f"{metric}_after_update"]
+            for w in bwt_windows
+        ]
+        return float(np.mean(diffs)) if diffs else None
+
+    return {
+        "protocol": "prequential",
+        "strategy": strategy.name,
+        "strategy_params": strategy.get_params(),
+        "model": model.name,
+        "params": model.get_params(),
+        "k": k,
+        "n_windows": W,
+        "by": by,
+        "seed": seed,
+        "n_events": int(len(full)),
+        "windows": records,
+        "mean": {
+            recall: _mean([r[recall] for r in evaluated]),
+            ndcg: _mean([r[ndcg] for r in evaluated]),
+            "update_seconds": _mean([r["update_seconds"] for r in evaluated]),
+        },
+        "total_update_seconds": float(sum(r["update_seconds"] for r in records)),
+        "bwt": {recall: bwt(recall), ndcg: bwt(ndcg), "windows": bwt_windows},
+        "n_unknown_items": int(sum(r["n_unknown_items"] for r in evaluated)),
+        "n_repeat_items": int(sum(r["n_repeat_items"] for r in evaluated)),
+    }

@@ -1,0 +1,267 @@
+"""The prequential protocol: figures known by hand, a slow reference loop, no leakage,
+backward transfer, and the result's keys."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lifelongrec import DataError, ParameterError
+from lifelongrec.data import Dataset, make_events, synthetic, time_windows
+from lifelongrec.evaluation import evaluate_window, prequential
+from lifelongrec.models import get_model
+from lifelongrec.training import Static
+
+
+def hand_stream() -> pd.DataFrame:
+    """Three windows of four events (distinct timestamps).
+
+    W0: a:x b:x b:y c:x           -> popularity x=3, y=1 (x first)
+    W1: d:y d:x a:z e:z           -> z is new
+    W2: f:z g:z g:y a:y
+    """
+    users = ["a", "b", "b", "c", "d", "d", "a", "e", "f", "g", "g", "a"]
+    items = ["x", "x", "y", "x", "y", "x", "z", "z", "z", "z", "y", "y"]
+    return make_events(users, items, np.arange(1, 13))
+
+
+L3 = 1.0 / math.log2(3)  # NDCG of a hit at rank 1 (the second place)
+
+
+def test_hand_computed_windows_for_a_static_popularity_model():
+    r = prequential(get_model("popularity"), hand_stream(), "static", 3, k=2, progress=False)
+    w0, w1, w2 = r["windows"]
+    assert w0["recall@2"] is None and w0["n_events"] == 4
+    # W1: d:y sees nothing -> ranking x, y -> y second (hit, 1/log2 3); d:x sees {y} -> x
+    # first; a:z and e:z: z unknown -> misses
+    assert w1["recall@2"] == pytest.approx(2 / 4)
+    assert w1["ndcg@2"] == pytest.approx((L3 + 1.0) / 4)
+    assert w1["n_unknown_items"] == 2
+    # W2: f:z, g:z unknown; g:y sees {z} (unknown, ignored) -> y second; a:y sees {x, z}
+    # -> x excluded -> y first
+    assert w2["recall@2"] == pytest.approx(2 / 4)
+    assert w2["ndcg@2"] == pytest.approx((L3 + 1.0) / 4)
+    assert w2["n_unknown_items"] == 2
+    assert r["mean"]["recall@2"] == pytest.approx(0.5)
+    assert r["n_unknown_items"] == 4
+    # static: the model never changes, so every figure of a window is the same one
+    for w in (w1, w2):
+        assert w["ndcg@2_after_update"] == w["ndcg@2"] == w["ndcg@2_final"]
+    assert r["bwt"] == {"recall@2": 0.0, "ndcg@2": 0.0, "windows": [0, 1]}
+
+
+def test_hand_computed_windows_for_a_finetuned_popularity_model():
+    r = prequential(get_model("popularity"), hand_stream(), "finetune", 3, k=2, progress=False)
+    w2 = r["windows"][2]
+    # after W1 the counts are x=4, y=2, z=2 (z after y in the catalogue): f:z and g:z
+    # rank z third -> misses; g:y sees {z} -> y second; a:y sees {x, z} -> y first
+    assert w2["recall@2"] == pytest.approx(2 / 4)
+    assert w2["ndcg@2"] == pytest.approx((L3 + 1.0) / 4)
+    assert w2["n_unknown_items"] == 0
+    # with K=1 only a:y is a hit
+    r1 = prequential(get_model("popularity"), hand_stream(), "finetune", 3, k=1, progress=False)
+    assert r1["windows"][2]["recall@1"] == pytest.approx(1 / 4)
+
+
+def reference_popularity(train: pd.DataFrame, window: pd.DataFrame, log: pd.DataFrame, k: int):
+    """Event by event: rank the items of ``train`` by count (ties: first appearance),
+    leaving out the user's items strictly before the event; recall and NDCG."""
+    counts = Counter(train["item_id"])
+    order = list(dict.fromkeys(train["item_id"]))  # first appearance
+    hits, gains = [], []
+    for u, i, t in window[["user_id", "item_id", "timestamp"]].itertuples(index=False):
+        past = set(log[(log["user_id"] == u) & (log["timestamp"] < t)]["item_id"])
+        ranked = sorted(
+            (j for j in order if j not in past), key=lambda j: (-counts[j], order.index(j))
+        )
+        rank = ranked.index(i) if i in ranked else None
+        hit = rank is not None and rank < k
+        hits.append(hit)
+        gains.append(1.0 / math.log2(rank + 2) if hit else 0.0)
+    return float(np.mean(hits)), float(np.mean(gains))
+
+
+@pytest.mark.parametrize("strategy", ["static", "finetune"])
+def test_matches_a_slow_event_by_event_reference(strategy):
+    data = synthetic(n_events=1_500, seed=2)
+    r = prequential(get_model("popularity"), data, strategy, 4, k=5, progress=False)
+    windows = time_windows(data, 4)
+    for w in range(1, 4):
+        learned = windows[:1] if strategy == "static" else windows[:w]
+        train = pd.concat([x.events for x in learned])
+        log = pd.concat([x.events for x in windows[: w + 1]])
+        rec, ndcg = reference_popularity(train, windows[w].events, log, 5)
+        assert r["windows"][w]["recall@5"] == pytest.approx(rec, abs=1e-12)
+        assert r["windows"][w]["ndcg@5"] == pytest.approx(ndcg, abs=1e-12)
+
+
+def test_itemknn_matches_one_recommend_call_per_event():
+    # The batched path against recommend_histories called once per event on the history
+    # cut by hand in the test, with the model refitted on the windows learned so far.
+    data = synthetic(n_events=1_200, seed=5)
+    r = prequential(get_model("itemknn"), data, "retrain", 3, k=10, progress=False)
+    windows = time_windows(data, 3)
+    w = 2
+    model = get_model("itemknn").fit(pd.concat([x.events for x in windows[:w]]))
+    log = pd.concat([x.events for x in windows[: w + 1]])
+    hits, gains = [], []
+    for u, i, t in windows[w].events[["user_id", "item_id", "timestamp"]].itertuples(index=False):
+        past = log[(log["user_id"] == u) & (log["timestamp"] < t)]
+        ids, _ = model.recommend_histories(u, past, k=10)
+        top = list(ids)
+        hit = i in top
+        hits.append(hit)
+        gains.append(1.0 / math.log2(top.index(i) + 2) if hit else 0.0)
+    assert r["windows"][w]["recall@10"] == pytest.approx(np.mean(hits), abs=1e-12)
+    assert r["windows"][w]["ndcg@10"] == pytest.approx(np.mean(gains), abs=1e-12)
+
+
+# ------------------------------------------------------------------ leakage
+@pytest.fixture
+def pop_model():
+    return get_model("popularity").fit(
+        make_events(["a", "b", "b", "c"], list("xxyx"), [1, 2, 3, 4])
+    )
+
+
+def test_later_events_of_the_user_are_not_visible(pop_model):
+    # d:y at t=5 with d:x at t=6 in the log: seeing x (later) would exclude it and put y
+    # first, a hit at K=1; from the past only, x ranks first and y is a miss
+    log = make_events(["d", "d"], ["y", "x"], [5, 6])
+    res = evaluate_window(pop_model, log.iloc[:1], log, k=1)
+    assert res["recall@1"] == 0.0
+    assert evaluate_window(pop_model, log.iloc[:1], log, k=2)["ndcg@2"] == pytest.approx(L3)
+
+
+def test_the_event_itself_is_not_visible(pop_model):
+    # were d:x its own history, x would be excluded and the event a miss
+    log = make_events(["d", "d"], ["y", "x"], [5, 6])
+    assert evaluate_window(pop_model, log.iloc[1:], log, k=1)["recall@1"] == 1.0
+    # and equal timestamps are not "before": both events see an empty history
+    same = make_events(["d", "d"], ["y", "x"], [5, 5])
+    res = evaluate_window(pop_model, same, same, k=1)
+    assert res["recall@1"] == 0.5  # x first (hit); y second (miss, x was not excluded)
+
+
+def test_other_users_and_the_future_do_not_leak_through_userknn():
+    # stored: u liked x and then y; a fresh query for u before y must not find u's own
+    # stored row (which holds y) as a neighbour
+    train = make_events(["u", "u", "v", "v"], ["x", "y", "x", "q"], [1, 2, 3, 4])
+    model = get_model("userknn").fit(train)
+    ev = make_events(["u"], ["y"], [2])
+    res = evaluate_window(model, ev, train, k=1)
+    assert res["recall@1"] == 0.0  # v's q, not u's own y, is the neighbour evidence
+
+
+# ---------------------------------------------------------------- forgetting
+def drifting_stream() -> Dataset:
+    """Window 0: everyone takes items a*; later windows: items b*, then c*."""
+    users, items, ts = [], [], []
+    t = 0
+    for block in ("a", "b", "c"):
+        for u in range(12):
+            for j in range(3):
+                users.append(f"{block}{u}")
+                items.append(f"{block}{(u + j) % 6}")
+                t += 1
+                ts.append(t * 3600)
+    return Dataset(events=make_events(users, items, ts))
+
+
+def test_backward_transfer_is_negative_when_the_model_forgets():
+    # popularity with a short half-life forgets the a* items once b* and c* arrive
+    model = get_model("popularity", time_decay_days=0.05)
+    r = prequential(model, drifting_stream(), "finetune", 3, k=3, progress=False)
+    recs = r["windows"]
+    assert recs[0]["recall@3_final"] < recs[0]["recall@3_after_update"]
+    assert r["bwt"]["recall@3"] < 0 and r["bwt"]["ndcg@3"] < 0
+    expected = np.mean([recs[w]["ndcg@3_final"] - recs[w]["ndcg@3_after_update"] for w in (0, 1)])
+    assert r["bwt"]["ndcg@3"] == pytest.approx(expected)
+    assert r["bwt"]["windows"] == [0, 1]
+    # the static model cannot forget
+    s = prequential(model, drifting_stream(), "static", 3, k=3, progress=False)
+    assert s["bwt"]["ndcg@3"] == 0.0
+    assert model.is_fitted is False  # the template is never fitted
+
+
+# ------------------------------------------------------------------ the result
+def test_result_keys_and_json():
+    data = synthetic(n_events=1_000, seed=1)
+    r = prequential(get_model("itemknn"), data, Static(), 3, k=4, progress=False)
+    text = json.dumps(r, allow_nan=False)  # plain JSON: no NaN, no numpy types
+    assert json.loads(text) == r
+    assert {
+        "protocol",
+        "strategy",
+        "strategy_params",
+        "model",
+        "params",
+        "k",
+        "n_windows",
+        "by",
+        "seed",
+        "n_events",
+        "windows",
+        "mean",
+        "total_update_seconds",
+        "bwt",
+        "n_unknown_items",
+        "n_repeat_items",
+    } <= set(r)
+    assert r["strategy"] == "static" and r["model"] == "itemknn" and r["n_windows"] == 3
+    rec = r["windows"][1]
+    for key in (
+        "window",
+        "start",
+        "end",
+        "n_events",
+        "n_users",
+        "recall@4",
+        "ndcg@4",
+        "update_seconds",
+        "n_unknown_items",
+        "recall@4_after_update",
+        "ndcg@4_after_update",
+        "recall@4_final",
+        "ndcg@4_final",
+    ):
+        assert key in rec, key
+    assert sum(w["n_events"] for w in r["windows"]) == r["n_events"] == 1_000
+    assert r["windows"][0]["end"] <= r["windows"][1]["start"]
+    assert r["total_update_seconds"] == pytest.approx(
+        sum(w["update_seconds"] for w in r["windows"])
+    )
+    assert set(r["mean"]) == {"recall@4", "ndcg@4", "update_seconds"}
+
+
+def test_bad_arguments_raise_parameter_errors():
+    data = hand_stream()
+    model = get_model("popularity")
+    with pytest.raises(ParameterError, match="n_windows"):
+        prequential(model, data, "static", 1)
+    with pytest.raises(ParameterError, match="'k'"):
+        prequential(model, data, "static", 3, k=0)
+    with pytest.raises(ParameterError, match="strategy"):
+        prequential(model, data, "sometimes", 3)
+    with pytest.raises(ParameterError, match="strategy"):
+        prequential(model, data, 42, 3)
+    with pytest.raises(ParameterError, match="model"):
+        prequential("popularity", data, "static", 3)
+    with pytest.raises(ParameterError, match="by"):
+        prequential(model, data, "static", 3, by="weekday")
+
+
+def test_evaluate_window_rejects_what_is_not_events(pop_model):
+    with pytest.raises(DataError, match="events to evaluate"):
+        evaluate_window(pop_model, [("d", "x", 5)], hand_stream())
+    with pytest.raises(DataError, match="lacks required columns"):
+        evaluate_window(pop_model, pd.DataFrame({"user_id": ["d"]}), hand_stream())
+    with pytest.raises(DataError, match="history"):
+        evaluate_window(pop_model, hand_stream(), "not a history")
+    empty = evaluate_window(pop_model, hand_stream().iloc[:0], hand_stream())
+    assert empty["recall@10"] is None and empty["n_events"] == 0

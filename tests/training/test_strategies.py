@@ -1,0 +1,192 @@
+"""Update strategies (static, retrain, finetune, lifelong) and the reservoir buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lifelongrec import NotFittedError, ParameterError
+from lifelongrec.data import make_events, synthetic, time_windows
+from lifelongrec.models import Popularity, get_model
+from lifelongrec.training import (
+    STRATEGIES,
+    FineTune,
+    Lifelong,
+    ReservoirBuffer,
+    Retrain,
+    Static,
+    Strategy,
+    get_strategy,
+)
+
+
+@pytest.fixture(scope="module")
+def windows():
+    return time_windows(synthetic(n_events=2_000, seed=4), 4)
+
+
+def factory(name: str = "itemknn", **params):
+    return lambda: get_model(name, **params)
+
+
+def test_registry_names_every_strategy():
+    assert list(STRATEGIES) == ["static", "retrain", "finetune", "lifelong"]
+    for name, cls in STRATEGIES.items():
+        assert cls.name == name and issubclass(cls, Strategy)
+        assert isinstance(get_strategy(name), cls)
+
+
+def test_static_never_changes_after_window_0(windows):
+    s = Static()
+    model = s.start(factory(), windows[0])
+    users = list(model.user_ids_[:5])
+    before = model.score_items(users)
+    n_users = model.n_users
+    for w in windows[1:]:
+        assert s.update(w) is model
+    assert model.n_users == n_users and s.n_updates_ == 3
+    np.testing.assert_array_equal(model.score_items(users), before)
+
+
+@pytest.mark.parametrize("name, params", [("itemknn", {}), ("als", {"factors": 8})])
+def test_retrain_equals_a_fresh_fit_on_the_union(windows, name, params):
+    s = Retrain()
+    first = s.start(factory(name, **params), windows[0])
+    model = first
+    for w in windows[1:3]:
+        model = s.update(w)
+    assert model is not first  # a new model each time
+    union = pd.concat([w.events for w in windows[:3]], ignore_index=True)
+    fresh = get_model(name, **params).fit(union)
+    assert list(model.item_ids_) == list(fresh.item_ids_)
+    users = list(fresh.user_ids_[:20]) + ["nobody"]
+    np.testing.assert_allclose(model.score_items(users), fresh.score_items(users), rtol=1e-5)
+
+
+def test_finetune_is_partial_fit_on_the_window_only(windows):
+    s = FineTune()
+    model = s.start(factory("popularity"), windows[0])
+    assert s.update(windows[1]) is model
+    counts = pd.concat([windows[0].events, windows[1].events])["item_id"].value_counts()
+    got = dict(zip(model.item_ids_, model.scores_, strict=True))
+    assert got == counts.astype(float).to_dict()
+
+
+def test_lifelong_replays_a_sample_of_earlier_windows(windows):
+    s = Lifelong(replay_size=100, replay_share=0.25, seed=1)
+    model = s.start(factory("popularity"), windows[0])
+    n0 = len(windows[0])
+    assert len(s.buffer_) == 100 and s.buffer_.n_seen_ == n0
+    s.update(windows[1])
+    n_new = len(windows[1])
+    expected = min(100, round(n_new * 0.25 / 0.75))
+    assert s.n_replayed_ == [expected]
+    # popularity counts replayed events again: the totals say how many were learned
+    assert model.scores_.sum() == n0 + n_new + expected
+    assert s.buffer_.n_seen_ == n0 + n_new  # the window joins the buffer after its update
+
+
+def test_lifelong_with_no_replay_is_finetune(windows):
+    a, b = Lifelong(replay_share=0.0), FineTune()
+    ma, mb = a.start(factory(), windows[0]), b.start(factory(), windows[0])
+    for w in windows[1:]:
+        a.update(w)
+        b.update(w)
+    users = list(mb.user_ids_[:10])
+    np.testing.assert_allclose(ma.score_items(users), mb.score_items(users), rtol=1e-6)
+    assert a.n_replayed_ == [0, 0, 0]
+
+
+def test_lifelong_hooks_teacher_and_replay_keyword(windows):
+    class Student(Popularity):
+        teachers: list = []
+        calls: list = []
+
+        def set_teacher(self, previous):
+            self.teachers.append((previous, previous.scores_.sum()))
+
+        def partial_fit(self, new_interactions, replay=None):
+            self.calls.append((len(new_interactions), None if replay is None else len(replay)))
+            return super().partial_fit(new_interactions)
+
+    s = Lifelong(replay_size=50, replay_share=0.5, seed=0)
+    model = s.start(Student, windows[0])
+    total_before = model.scores_.sum()
+    s.update(windows[1])
+    ((teacher, teacher_total),) = Student.teachers
+    assert teacher is not model and teacher_total == total_before  # a frozen copy
+    assert teacher.scores_.sum() == total_before  # not updated afterwards
+    assert Student.calls == [(len(windows[1]), 50)]  # replay apart from the new events
+
+
+def test_strategies_are_seeded(windows):
+    runs = []
+    for _ in range(2):
+        s = Lifelong(replay_size=64, replay_share=0.5, seed=7)
+        model = s.start(factory("popularity"), windows[0])
+        s.update(windows[1])
+        runs.append((model.scores_.copy(), s.buffer_.events))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+
+
+def test_strategy_errors(windows):
+    with pytest.raises(ParameterError, match="strategy"):
+        get_strategy("forever")
+    with pytest.raises(ParameterError, match="replay_size"):
+        get_strategy("finetune", replay_size=10)
+    assert get_strategy("static", seed=3).get_params() == {}  # seed only where taken
+    with pytest.raises(NotFittedError, match="start"):
+        FineTune().update(windows[0])
+    with pytest.raises(ParameterError, match="replay_share"):
+        Lifelong(replay_share=1.0).start(factory(), windows[0])
+    with pytest.raises(ParameterError, match="replay_size"):
+        Lifelong(replay_size=0).start(factory(), windows[0])
+    with pytest.raises(ParameterError, match="seed"):
+        Lifelong(seed=-1).start(factory(), windows[0])
+    with pytest.raises(ParameterError, match="model_factory"):
+        Static().start(get_model("itemknn"), windows[0])
+
+
+# ---------------------------------------------------------------- reservoir
+def stream(n: int):
+    return make_events([f"u{i}" for i in range(n)], [f"i{i}" for i in range(n)], np.arange(n))
+
+
+def test_reservoir_fills_then_keeps_capacity_and_repeats_with_a_seed():
+    a, b = ReservoirBuffer(10, seed=3), ReservoirBuffer(10, seed=3)
+    ev = stream(55)
+    a.add(ev.iloc[:5])
+    assert len(a) == 5 and a.events["item_id"].tolist() == [f"i{i}" for i in range(5)]
+    for part in (ev.iloc[5:30], ev.iloc[30:]):
+        a.add(part)
+    b.add(ev.iloc[:5])
+    b.add(ev.iloc[5:30])
+    b.add(ev.iloc[30:])
+    assert len(a) == 10 and a.n_seen_ == 55
+    assert a.events["item_id"].is_unique
+    pd.testing.assert_frame_equal(a.events, b.events)
+    s = a.sample(4)
+    assert len(s) == 4 and s["timestamp"].is_monotonic_increasing
+    assert set(s["item_id"]) <= set(a.events["item_id"])
+    assert len(a.sample(100)) == 10
+    with pytest.raises(ParameterError, match="capacity"):
+        ReservoirBuffer(0)
+
+
+def test_reservoir_is_a_uniform_sample():
+    # every one of 60 events is kept with probability 12 / 60 = 0.2, whatever its place
+    n, cap, trials = 60, 12, 400
+    kept = np.zeros(n)
+    ev = stream(n)
+    for seed in range(trials):
+        buf = ReservoirBuffer(cap, seed=seed)
+        buf.add(ev.iloc[:7])
+        buf.add(ev.iloc[7:])
+        kept[buf.events["timestamp"].to_numpy()] += 1
+    rate = kept / trials
+    assert abs(rate.mean() - cap / n) < 1e-12  # exactly cap kept per trial
+    # early, middle and late events alike (binomial sd of a third's mean ~0.011)
+    thirds = rate.reshape(3, -1).mean(axis=1)
+    assert np.all(np.abs(thirds - 0.2) < 0.05), thirds
