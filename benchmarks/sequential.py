@@ -3,8 +3,7 @@
 Each job (one dataset, model, hyperparameters, seed) runs in its own process: this script
 started again as ``--worker JOB_JSON``, which runs the job in-process and prints one JSON
 object, including the sequential model's ``history_`` (per-epoch ``train_seconds``),
-``best_epoch_`` and ``head_metrics_`` that ``lifelongrec evaluate --json`` does not
-print. Peak memory is that process's maximum RSS (``os.wait4``), loading included.
+``head_metrics_`` (both also in ``lifelongrec evaluate --json``) and ``best_epoch_``. Peak memory is that process's maximum RSS (``os.wait4``), loading included.
 
 Subcommands (each writes its own block of docs/benchmarks.md and
 docs/benchmarks/sequential-<name>.json, with the command line and machine facts):
@@ -159,25 +158,19 @@ def top_k_random_ties(S, k: int, seed: int):
     return order[:, :k]
 
 
-def rank_for(model: Any, users: list[str], cols, k: int, seed: int) -> list[list[str]]:
-    """Top-``k`` ids per user among the catalogue columns ``cols``, training items left out."""
-    import numpy as np
-
-    S = np.asarray(model.score_items(users), dtype=np.float64).reshape(len(users), -1)
-    rows = model.user_rows(users)
-    X = model.user_items_[rows].tocoo()
-    S[X.row, X.col] = -np.inf
-    S = S[:, cols]
-    top = top_k_random_ties(S, k, seed)
-    ids = np.asarray(model.item_ids_, dtype=object)[np.asarray(cols)]
-    return [[ids[j] for j in row if np.isfinite(S[i, j])] for i, row in enumerate(top)]
-
-
 def cold_test_events(split) -> tuple[Any, dict[str, int]]:
-    """The test events whose item never occurs in training, and their counts."""
+    """The test events whose item never occurs in training, the ones that can be scored
+    (their user has an earlier event, in training or earlier in the test period), and
+    counts."""
+    import numpy as np
+    import pandas as pd
+
     train = split.train_full.events
     test = split.test.events
     cold = test[~test["item_id"].isin(set(train["item_id"]))]
+    everything = pd.concat([train, test], ignore_index=True)
+    first = everything.groupby("user_id")["timestamp"].min()
+    scorable = cold["timestamp"].to_numpy() > cold["user_id"].map(first).to_numpy()
     known = cold["user_id"].isin(set(train["user_id"]))
     counts = {
         "n_train_events": len(train),
@@ -186,17 +179,33 @@ def cold_test_events(split) -> tuple[Any, dict[str, int]]:
         "n_cold_items": int(cold["item_id"].nunique()),
         "n_cold_events_known_users": int(known.sum()),
         "n_cold_events_new_users": int((~known).sum()),
+        "n_cold_events_scored": int(scorable.sum()),
+        "n_cold_events_without_history": int((~scorable).sum()),
+        "n_users_scored": int(cold.loc[scorable, "user_id"].nunique()),
     }
-    return cold[known], counts
+    return cold[np.asarray(scorable)], counts
+
+
+def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
+    """Per-event hit (= recall@k with one relevant item) and NDCG@k of ``targets``
+    (column per row) under scores ``S``; ties broken at random (seeded)."""
+    import numpy as np
+
+    top = top_k_random_ties(S, k, seed)
+    hit_at = top == np.asarray(targets)[:, None]
+    hit = hit_at.any(axis=1)
+    rank = np.argmax(hit_at, axis=1)
+    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+    return {"hits": hit.astype(float), "ndcg": ndcg}
 
 
 def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
-    """Fit on a global temporal split's past; rank for users with cold test events."""
+    """Fit on a global temporal split's past, admit the new items from their catalogue
+    rows, then rank for every cold test event from its user's history before it."""
     import numpy as np
     import pandas as pd
 
     from lifelongrec.data import temporal_split
-    from lifelongrec.evaluation import evaluate_recommendations
     from lifelongrec.models import get_model
 
     k = int(job.get("k", 10))
@@ -206,25 +215,36 @@ def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     model.fit(split.train_full)
     out["fit_seconds"] = time.perf_counter() - t0
-    cold_ids = list(dict.fromkeys(cold["item_id"].astype(str)))
+    cold_ids = list(dict.fromkeys(split.test.events["item_id"].astype(str)))
+    cold_ids = [i for i in cold_ids if i not in model._item_index]
     admit_items(model, split.train_full, cold_ids)
-    users = list(dict.fromkeys(cold["user_id"].astype(str)))
-    relevant = cold.groupby("user_id", sort=False)["item_id"].agg(set).to_dict()
-    rel = [relevant[u] for u in users]
-    catalogue = np.arange(len(model.item_ids_))
-    cold_cols = pd.Index(np.asarray(model.item_ids_, dtype=object)).get_indexer(cold_ids)
+    history = pd.concat([split.train_full.events, split.test.events], ignore_index=True)
+    index = pd.Index(np.asarray(model.item_ids_, dtype=object))
+    cold_cols = index.get_indexer(cold_ids)
     seed = int(job.get("params", {}).get("random_state", 0))
-    if users:
-        full = evaluate_recommendations(
-            rank_for(model, users, catalogue, k, seed), rel, k, len(catalogue)
-        )
-        only = evaluate_recommendations(
-            rank_for(model, users, cold_cols, k, seed), rel, k, max(len(cold_cols), 1)
-        )
-        out.update({f"full_{m}": v for m, v in full.items()})
-        out.update({f"coldonly_{m}": v for m, v in only.items()})
-    out["n_users_evaluated"] = len(users)
-    out["n_items_ranked"] = len(catalogue)
+    sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
+    n = len(cold)
+    for start in range(0, n, 1000):
+        part = cold.iloc[start : start + 1000]
+        S = model.score_histories(
+            list(part["user_id"].astype(str)),
+            history,
+            before=part["timestamp"].to_numpy(),
+            exclude_seen=True,
+        ).astype(np.float64)
+        target = index.get_indexer(part["item_id"].astype(str))
+        full = event_metrics(S, target, k, seed + start)
+        pos = pd.Index(cold_cols).get_indexer(target)
+        only = event_metrics(S[:, cold_cols], pos, k, seed + start)
+        for name, m in (("full", full), ("coldonly", only)):
+            sums[name][0] += float(m["hits"].sum())
+            sums[name][1] += float(m["ndcg"].sum())
+    for name, (hits, ndcg) in sums.items():
+        out[f"{name}_recall@{k}"] = hits / max(n, 1)
+        out[f"{name}_hr@{k}"] = hits / max(n, 1)
+        out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
+    out["n_items_ranked"] = len(model.item_ids_)
+    out["n_cold_items_ranked"] = len(cold_cols)
     out["params"] = model.get_params()
     out.update(model_facts(model))
     return out
@@ -605,7 +625,7 @@ COLD_METRICS = [
 
 def _show_cold(r: dict) -> str:
     return (
-        f"cold={r['n_cold_test_events']} (known users {r['n_cold_events_known_users']}) "
+        f"cold events scored={r['n_cold_events_scored']} of {r['n_cold_test_events']} "
         f"recall@10 full={r.get('full_recall@10', float('nan')):.4f} "
         f"cold-only={r.get('coldonly_recall@10', float('nan')):.4f}"
     )
@@ -626,26 +646,28 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
     body = [
         "Protocol: preprocessing as `compare`, then one global temporal cut "
         "(`temporal_split(test_fraction=0.2)`): the model fits on the earlier 80 % of "
-        "events. A cold test event is a test event whose item never occurs in training: "
-        f"{counts.get('n_cold_test_events', '?')} of {counts.get('n_test_events', '?')} "
-        f"test events, {counts.get('n_cold_items', '?')} items; "
-        f"{counts.get('n_cold_events_known_users', '?')} of them belong to users with "
-        "training history (the ones scored; users first seen after the cut have no "
-        f"history to encode, {counts.get('n_cold_events_new_users', '?')} events left out). "
-        "The cold items are admitted after fitting without any training. For each such user the relevant set is their cold test items; "
-        f"`full`: the whole catalogue ranked (training items excluded, K={args.k}), "
-        "`cold-only`: only the cold items ranked. Score ties broken at random (seeded) so "
-        "items with equal (e.g. zero) vectors get no positional credit. Arms: `minilm` = "
-        "MiniLM title vectors + genres; `genres-only` = `text_encoder=None` (genres still "
-        "give cold items a content vector); `id-only` = no content at all (catalogue "
-        "withheld, `max_categories=0`): a cold item's vector is its zero id row. Seeds "
-        f"{args.seeds}, mean ± sample std.",
+        "events and learns nothing after. A cold test event is a test event whose item "
+        f"never occurs in training: {counts.get('n_cold_test_events', '?')} of "
+        f"{counts.get('n_test_events', '?')} test events, "
+        f"{counts.get('n_cold_items', '?')} items. Those items are admitted after fitting "
+        "with `Recommender.add_items(catalogue rows)` (zero id rows + content projection; "
+        "nothing trained). Every cold test event whose user has an earlier event (in "
+        "training or earlier in the test period) is scored from that user's history "
+        "strictly before it (`Recommender.score_histories(..., before=t)`, the sequence "
+        f"encoded as is, history items excluded): {counts.get('n_cold_events_scored', '?')} "
+        f"events of {counts.get('n_users_scored', '?')} users; "
+        f"{counts.get('n_cold_events_without_history', '?')} are a user's very first "
+        "event and are left out. Per event one relevant item, so Recall@10 = HR@10. "
+        f"`full`: the whole catalogue ranked (K={args.k}); `cold-only`: only the cold "
+        "items ranked. Score ties broken at random (seeded), so items with equal (zero) "
+        "vectors get no positional credit. Arms: `minilm` = MiniLM title vectors + "
+        "genres; `genres-only` = `text_encoder=None` (genres still give cold items a "
+        "content vector); `id-only` = no content at all (catalogue withheld, "
+        "`max_categories=0`): a cold item's vector is its zero id row, so its ranking "
+        f"among cold items is chance. Seeds {args.seeds}, mean ± sample std.",
         "",
         md_table(rows, cols),
         "",
-        "Cold items are admitted with `Recommender.add_items(catalogue rows)` after "
-        "fitting: the item tower grows (zero id rows + content projection) and nothing is "
-        "trained.",
     ]
     finish(args, "coldstart", "Item cold start: content vs id-only item vectors", body, results)
 
