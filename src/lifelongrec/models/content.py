@@ -211,16 +211,10 @@ class ContentRecommender(Recommender):
         ids = items["item_id"].astype(str).to_numpy(dtype=object)
         old = np.fromiter((i in self._catalog_index for i in ids), bool, len(ids))
         if old.any():  # catalogue items (with or without events) whose content changed
-            V = sp.csr_matrix(self.encoder_.transform(items.loc[old]), dtype=np.float32)
             rows = np.fromiter((self._catalog_index[i] for i in ids[old]), np.int64, int(old.sum()))
-            keep = np.ones(len(self.catalog_ids_), bool)
-            keep[rows] = False
-            stay = sp.diags(keep.astype(np.float32)) @ self.catalog_vectors_
-            place = sp.csr_matrix(
-                (np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))),
-                shape=(len(self.catalog_ids_), len(rows)),
-            )
-            self.catalog_vectors_ = (stay + place @ V).tocsr().astype(np.float32)
+            C = self.catalog_vectors_.tolil()
+            C[rows] = sp.csr_matrix(self.encoder_.transform(items.loc[old]), dtype=np.float32)
+            self.catalog_vectors_ = C.tocsr()
         super()._add_items(data, n_items_before, refreshed)
 
     def _partial_fit(

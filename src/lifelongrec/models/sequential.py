@@ -943,9 +943,12 @@ class SequentialRecommender(Recommender):
         counts = np.asarray(self.item_counts_, dtype=np.float64) + 1e-3
         item_prob = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=dev)
         cats = self._item_categories if len(self.categories_) > 1 else None
-        distill = None
-        if teacher is not None and self.distill_weight > 0:
-            distill = T.Distillation(teacher, float(self.distill_temperature))
+        # a teacher exists only when distill_weight > 0 (see _partial_fit)
+        distill = (
+            T.Distillation(teacher, float(self.distill_temperature))
+            if teacher is not None
+            else None
+        )
         loss = T.MultiTaskLoss(
             module,
             config,
@@ -953,7 +956,7 @@ class SequentialRecommender(Recommender):
             item_prob,
             distill,
             float(self.distill_weight),
-            self._ewc if self.n_updates_ > 0 else None,
+            self._ewc,  # None during a fit (reset there), the previous state in updates
             float(self.ewc_weight),
         )
         for group in self._optimizer.param_groups:
