@@ -1,1 +1,29 @@
-"""lifelongrec.registry (see ../shared/DESIGN.md)."""
+"""The model registry: versions on disk, lineage and metrics; promotion gate; rollback.
+
+:class:`ModelRegistry` keeps every model version in a folder (written atomically, with
+SHA-256 sums to detect corruption), a champion pointer, the history of promotions and
+rollbacks, and each version's parent, data window and figures. :class:`PromotionGate`
+decides whether a challenger may replace the champion, on the freshest held-out slice
+with the prequential protocol's per-event figures. :class:`ChampionChallenger` runs an
+update strategy so that every update is a registered challenger and only a gated one
+goes live.
+"""
+
+from lifelongrec.registry._continuous import ChampionChallenger, split_freshest
+from lifelongrec.registry._errors import CorruptVersionError, RegistryError, RegistryWarning
+from lifelongrec.registry._gate import GATE_METRICS, GateDecision, PromotionGate
+from lifelongrec.registry._registry import ModelRegistry, VersionInfo, version_id
+
+__all__ = [
+    "GATE_METRICS",
+    "ChampionChallenger",
+    "CorruptVersionError",
+    "GateDecision",
+    "ModelRegistry",
+    "PromotionGate",
+    "RegistryError",
+    "RegistryWarning",
+    "VersionInfo",
+    "split_freshest",
+    "version_id",
+]
