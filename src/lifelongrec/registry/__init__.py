@@ -6,15 +6,18 @@ rollbacks, and each version's parent, data window and figures. :class:`Promotion
 decides whether a challenger may replace the champion, on the freshest held-out slice
 with the prequential protocol's per-event figures. :class:`ChampionChallenger` runs an
 update strategy so that every update is a registered challenger and only a gated one
-goes live.
+goes live. :func:`tune` searches hyperparameters on recent data with Optuna (optional
+dependency: ``pip install lifelongrec[tune]``).
 """
 
 from lifelongrec.registry._continuous import ChampionChallenger, split_freshest
 from lifelongrec.registry._errors import CorruptVersionError, RegistryError, RegistryWarning
 from lifelongrec.registry._gate import GATE_METRICS, GateDecision, PromotionGate
 from lifelongrec.registry._registry import ModelRegistry, VersionInfo, version_id
+from lifelongrec.registry._tune import DEFAULT_SPACES, tune
 
 __all__ = [
+    "DEFAULT_SPACES",
     "GATE_METRICS",
     "ChampionChallenger",
     "CorruptVersionError",
@@ -25,5 +28,6 @@ __all__ = [
     "RegistryWarning",
     "VersionInfo",
     "split_freshest",
+    "tune",
     "version_id",
 ]
