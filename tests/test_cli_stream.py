@@ -90,6 +90,19 @@ def test_model_params_are_passed_on():
         (["--replay-size", "0"], "--replay-size"),
         (["--plot", "out.svg"], "--plot"),
         (["--windows", "many"], "--windows"),
+        (["--drift", "cusum"], "--drift"),
+        (["--drift-delta", "2"], "--drift-delta"),
+        (["--drift", "page-hinkley", "--drift-delta", "-1"], "--drift-delta"),
+        (["--drift", "none", "--drift-delta", "0.01"], "--drift-delta"),
+        (["--shift-at", "1.5"], "--shift-at"),
+        (["--replay-share", "1.0"], "--replay-share"),
+        (["--strategy", "lifelong", "--drift-epochs-factor", "0.5"], "--drift-epochs-factor"),
+        (["--strategy", "lifelong", "--drift-replay-share", "-0.2"], "--drift-replay-share"),
+        (["--strategy", "finetune", "--drift-replay-share", "0.2"], "--drift-replay-share"),
+        (["--strategy", "lifelong", "--distill-weight", "1"], "--distill-weight"),  # itemknn
+        (["--strategy", "lifelong", "--ewc-weight", "1"], "--ewc-weight"),
+        (["--strategy", "static", "--distill-weight", "1"], "--distill-weight"),
+        (["--strategy", "lifelong", "--distill-weight", "-1"], "--distill-weight"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_option(args, needle):
@@ -103,3 +116,60 @@ def test_missing_data_and_too_many_windows_exit_2(tmp_path):
     assert res.exit_code == 2 and "missing" in res.output
     res = runner.invoke(app, ["stream", *SMALL, "--windows", "100000"])
     assert res.exit_code == 2 and "n_windows" in res.output
+
+
+def test_shift_at_with_a_data_path_is_an_error(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n1,1,4.0,100\n1,2,3.0,200\n")
+    res = runner.invoke(app, ["stream", "--data", str(path), "--shift-at", "0.5"])
+    assert res.exit_code == 2, res.output
+    assert "--shift-at" in res.output and "synthetic" in res.output
+
+
+def test_drift_detection_and_the_true_shift_in_json_text_and_plot(tmp_path):
+    from lifelongrec.data import synthetic
+
+    png = tmp_path / "drift.png"
+    res = invoke(
+        "--model", "itemknn", "--strategy", "all", "--windows", "4", "--shift-at", "0.5",
+        "--drift", "page-hinkley", "--drift-delta", "0.01", "--replay-size", "40",
+        "--replay-share", "0.4", "--drift-epochs-factor", "3", "--drift-replay-share", "0.1",
+        "--json", "--plot", str(png),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["shift_at"] == 0.5
+    shift = synthetic(n_events=1500, seed=0, shift_at=0.5).meta["shift_timestamp"]
+    for name, run in out["strategies"].items():
+        drift = run["drift"]
+        assert drift["detector"] == "page-hinkley" and drift["params"]["delta"] == 0.01
+        assert drift["detector_params"]["delta"] == 0.01
+        assert drift["true_shift_timestamp"] == shift, name
+        assert drift["n_monitored"] == sum(w["n_events"] for w in run["windows"][1:])
+        assert all("drift_detected" in w and "update_cpu_seconds" in w for w in run["windows"])
+        assert run["total_update_cpu_seconds"] >= 0
+    params = out["strategies"]["lifelong"]["strategy_params"]
+    assert params["replay_share"] == 0.4 and params["drift_epochs_factor"] == 3.0
+    assert params["drift_replay_share"] == 0.1 and params["distill_weight"] is None
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the text output says what was detected and where the true shift was
+    text = invoke("--model", "itemknn", "--strategy", "finetune", "--windows", "4",
+                  "--shift-at", "0.5").stdout  # fmt: skip
+    assert "drift (adwin, hit):" in text and "true shift at 2024-" in text
+    assert "update_cpu_s" in text
+
+
+def test_drift_none_and_a_sequential_lifelong_with_distillation():
+    res = invoke("--model", "popularity", "--strategy", "static", "--windows", "2",
+                 "--drift", "none", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["drift"] is None and "drift_detected" not in out["windows"][1]
+    # the weights reach a model that has them (checked before any data is read)
+    from lifelongrec.cli import _check_stream_arguments
+
+    names = _check_stream_arguments(
+        "synthetic", "sequential", "all", 3, {}, 10, None,
+        lifelong={"distill_weight": 1.0, "ewc_weight": 2.0},
+    )  # fmt: skip
+    assert names == ["static", "retrain", "finetune", "lifelong"]

@@ -333,19 +333,27 @@ def train(
 
 # ---------------------------------------------------------------------- stream
 STREAM_ALL = "all"
+DRIFT_NONE = "none"
 
 
 def _check_stream_arguments(
+    data: str,
     model: str,
     strategy: str,
     windows: int,
     params: dict[str, Any],
     replay_size: int,
     plot: Path | None,
+    *,
+    drift: str = "adwin",
+    drift_delta: float | None = None,
+    shift_at: float | None = None,
+    lifelong: dict[str, Any] | None = None,
 ) -> list[str]:
     """Validate ``stream``'s options before any data is read; the strategy names to run."""
+    from lifelongrec.evaluation import DETECTORS, DriftMonitor
     from lifelongrec.models import MODELS
-    from lifelongrec.training import STRATEGIES
+    from lifelongrec.training import STRATEGIES, Lifelong
 
     choices = [*STRATEGIES, STREAM_ALL]
     if strategy not in choices:
@@ -369,7 +377,50 @@ def _check_stream_arguments(
         raise ParameterError("--replay-size", replay_size, "a positive number of events")
     if plot is not None and plot.suffix.lower() != ".png":
         raise ParameterError("--plot", str(plot), "a file name ending in .png")
-    return list(STRATEGIES) if strategy == STREAM_ALL else [strategy]
+    if drift not in [*DETECTORS, DRIFT_NONE]:
+        raise ParameterError("--drift", drift, f"one of {[*DETECTORS, DRIFT_NONE]}")
+    if drift_delta is not None:
+        if drift == DRIFT_NONE:
+            raise ParameterError("--drift-delta", drift_delta, "unset with --drift none")
+        try:
+            DriftMonitor(drift, delta=drift_delta)
+        except ParameterError as exc:
+            raise ParameterError("--drift-delta", drift_delta, exc.expected) from None
+    if shift_at is not None:
+        if data != SYNTHETIC:
+            raise ParameterError(
+                "--shift-at",
+                shift_at,
+                f"unset with --data {data}: only the synthetic world (--data synthetic) can "
+                "inject an interest shift",
+            )
+        if not 0 < shift_at < 1:
+            raise ParameterError("--shift-at", shift_at, "a fraction of the time span in (0, 1)")
+    names = list(STRATEGIES) if strategy == STREAM_ALL else [strategy]
+    settings = dict(lifelong or {})
+    try:
+        Lifelong(replay_size=replay_size, **settings)._validate()
+    except ParameterError as exc:
+        raise ParameterError(f"--{exc.name.replace('_', '-')}", exc.value, exc.expected) from None
+    for name in ("distill_weight", "ewc_weight", "drift_replay_share"):
+        value = settings.get(name)
+        option = f"--{name.replace('_', '-')}"
+        if value is not None and "lifelong" not in names:
+            raise ParameterError(option, value, "used only with --strategy lifelong or all")
+        if value is not None and name != "drift_replay_share" and name not in cls._param_names():
+            raise ParameterError(
+                option, value, f"unset with --model {model}, which has no {name} (sequential has)"
+            )
+    return names
+
+
+def _stream_data(data: str, *, synthetic_events: int, seed: int, shift_at: float | None):
+    """``load_data``, or the synthetic world with a sudden interest shift at ``shift_at``."""
+    if shift_at is None:
+        return load_data(data, synthetic_events=synthetic_events, seed=seed)
+    from lifelongrec import data as D
+
+    return D.synthetic(n_events=synthetic_events, seed=seed, shift_at=shift_at)
 
 
 def run_stream(
@@ -381,6 +432,14 @@ def run_stream(
     *,
     params: dict[str, Any] | None = None,
     replay_size: int = 10_000,
+    replay_share: float = 0.5,
+    distill_weight: float | None = None,
+    ewc_weight: float | None = None,
+    drift: str = "adwin",
+    drift_delta: float | None = None,
+    drift_epochs_factor: float = 2.0,
+    drift_replay_share: float | None = None,
+    shift_at: float | None = None,
     plot: Path | None = None,
     synthetic_events: int = 100_000,
     seed: int = 0,
@@ -393,21 +452,44 @@ def run_stream(
     One strategy gives its :func:`~lifelongrec.evaluation.prequential` result (plus
     ``data`` and ``preprocessing``); ``"all"`` gives ``{"data", "model", "params", "k",
     "n_windows", "strategies": {name: result}, ...}``, every strategy on the same windows.
+    ``drift`` (``"adwin"``, ``"page-hinkley"`` or ``"none"``) watches each run's hit
+    stream (a fresh detector per strategy); the lifelong settings go to
+    :class:`~lifelongrec.training.Lifelong`.
     """
-    from lifelongrec.evaluation import plot_prequential, prequential
+    from lifelongrec.evaluation import DriftMonitor, plot_prequential, prequential
     from lifelongrec.models import get_model
     from lifelongrec.training import get_strategy
 
     params = params or {}
-    names = _check_stream_arguments(model, strategy, windows, params, replay_size, plot)
+    lifelong = {
+        "replay_share": replay_share,
+        "distill_weight": distill_weight,
+        "ewc_weight": ewc_weight,
+        "drift_epochs_factor": drift_epochs_factor,
+        "drift_replay_share": drift_replay_share,
+    }
+    names = _check_stream_arguments(
+        data,
+        model,
+        strategy,
+        windows,
+        params,
+        replay_size,
+        plot,
+        drift=drift,
+        drift_delta=drift_delta,
+        shift_at=shift_at,
+        lifelong=lifelong,
+    )
     dataset = prepare(
-        load_data(data, synthetic_events=synthetic_events, seed=seed),
+        _stream_data(data, synthetic_events=synthetic_events, seed=seed, shift_at=shift_at),
         dedupe=dedupe,
         min_rating=min_rating,
     )
+    monitor = None if drift == DRIFT_NONE else DriftMonitor(drift, delta=drift_delta)
     runs: dict[str, dict[str, Any]] = {}
     for name in names:
-        settings = {"replay_size": replay_size} if name == "lifelong" else {}
+        settings = {"replay_size": replay_size, **lifelong} if name == "lifelong" else {}
         runs[name] = prequential(
             get_model(model, **params),
             dataset,
@@ -416,8 +498,11 @@ def run_stream(
             k=k,
             seed=seed,
             progress=progress,
+            drift=monitor,
         )
     common = {"data": data, "preprocessing": dataset.report.entries}
+    if shift_at is not None:
+        common["shift_at"] = shift_at
     if strategy == STREAM_ALL:
         first = runs[names[0]]
         out = {
@@ -428,13 +513,43 @@ def run_stream(
             "n_windows": first["n_windows"],
             "n_events": first["n_events"],
             "strategies": runs,
-            "preprocessing": common["preprocessing"],
+            **common,
         }
     else:
         out = {**runs[strategy], **common}
     if plot is not None:
         out["plot"] = str(plot_prequential(runs, plot))
     return out
+
+
+def _drift_text(result: dict[str, Any], when: Any) -> list[str]:
+    """Lines on the drift detections and the strategy's reactions of one result."""
+    drift = result.get("drift")
+    if not drift:
+        return []
+    found = drift["detections"]
+    where = ", ".join(f"window {d['window']} at {when(d['timestamp'])}" for d in found)
+    lines = [
+        f"drift ({drift['detector']}, {drift['params']['signal']}): "
+        f"{len(found)} detection{'' if len(found) == 1 else 's'}" + (f": {where}" if found else "")
+    ]
+    if drift["true_shift_timestamp"] is not None:
+        first = drift["first_detection_after_shift"]
+        lag = (
+            "not detected after it"
+            if first is None
+            else f"first detected {first['delay_events']} events "
+            f"({first['delay_seconds'] / 86400:.1f} days) later"
+        )
+        lines.append(f"true shift at {when(drift['true_shift_timestamp'])}: {lag}")
+    for r in drift["reactions"]:
+        epochs = r["partial_fit_epochs"]
+        heavier = f", partial_fit_epochs {epochs[0]} -> {epochs[1]}" if epochs else ""
+        lines.append(
+            f"reaction in the update of window {r['window']}: replay share "
+            f"{r['replay_share']:.2f} ({r['n_replayed']} events){heavier}"
+        )
+    return lines
 
 
 def _stream_text(result: dict[str, Any], k: int, dates: bool) -> str:
@@ -446,11 +561,19 @@ def _stream_text(result: dict[str, Any], k: int, dates: bool) -> str:
 
     recall, ndcg = f"recall@{k}", f"ndcg@{k}"
     rows = [
-        {**r, "start": when(r["start"]), "end": when(r["end"]), "update_s": r["update_seconds"]}
+        {
+            **r,
+            "start": when(r["start"]),
+            "end": when(r["end"]),
+            "update_s": r["update_seconds"],
+            "update_cpu_s": r["update_cpu_seconds"],
+            "drift": "yes" if r.get("drift_detected") else "",
+        }
         for r in result["windows"]
     ]
     cols = ["window", "start", "end", "n_events", "n_users", recall, ndcg]
     cols += [f"{ndcg}_after_update", f"{ndcg}_final", "n_unknown_items", "update_s"]
+    cols += ["update_cpu_s"] + (["drift"] if result.get("drift") else [])
     mean, bwt = result["mean"], result["bwt"]
 
     def num(v: Any) -> str:
@@ -464,8 +587,10 @@ def _stream_text(result: dict[str, Any], k: int, dates: bool) -> str:
         format_table(rows, cols),
         f"mean over windows 1-{result['n_windows'] - 1}: {recall}={num(mean[recall])} "
         f"{ndcg}={num(mean[ndcg])}; total update seconds "
-        f"{result['total_update_seconds']:.2f}",
+        f"{result['total_update_seconds']:.2f} ({result['total_update_seconds_after_first']:.2f}"
+        f" after the first fit; CPU {result['total_update_cpu_seconds']:.2f})",
         f"backward transfer ({span}): {recall}={num(bwt[recall])} {ndcg}={num(bwt[ndcg])}",
+        *_drift_text(result, when),
     ]
     return "\n".join(lines)
 
@@ -487,19 +612,72 @@ def stream(
     as_json: JsonOpt = False,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write a PNG: NDCG@K per window and cumulative update seconds."),
+        typer.Option(
+            help="Write a PNG: NDCG@K per window (drift detections and the true shift as "
+            "vertical lines) and cumulative update seconds."
+        ),
     ] = None,
     param: ParamOpt = None,
     replay_size: Annotated[
         int, typer.Option(help="Events in the lifelong strategy's replay buffer.")
     ] = 10_000,
+    replay_share: Annotated[
+        float, typer.Option(help="Lifelong: share of each update's events replayed, [0, 1).")
+    ] = 0.5,
+    distill_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Lifelong: set the model's distill_weight (sequential); default: the model's own."
+        ),
+    ] = None,
+    ewc_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Lifelong: set the model's ewc_weight (sequential); default: the model's own."
+        ),
+    ] = None,
+    drift: Annotated[
+        str,
+        typer.Option(
+            help="Drift detector on the per-event hits: adwin, page-hinkley or none. Lifelong "
+            "reacts to a detection with a heavier next update."
+        ),
+    ] = "adwin",
+    drift_delta: Annotated[
+        float | None,
+        typer.Option(
+            help="The detector's delta (default: river's, adwin 0.002, page-hinkley 0.005)."
+        ),
+    ] = None,
+    drift_epochs_factor: Annotated[
+        float,
+        typer.Option(
+            help="Lifelong, after a drift: partial_fit_epochs times this for the "
+            "next update (>= 1)."
+        ),
+    ] = 2.0,
+    drift_replay_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Lifelong, after a drift: the next update's replay share "
+            "(default: half of --replay-share)."
+        ),
+    ] = None,
+    shift_at: Annotated[
+        float | None,
+        typer.Option(
+            help="Synthetic data only: a sudden interest shift at this fraction "
+            "of the time span, in (0, 1)."
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     synthetic_events: SyntheticEventsOpt = 100_000,
     dedupe: DedupeOpt = True,
     min_rating: MinRatingOpt = None,
 ) -> None:
     """Prequential evaluation: learn window 0, then for each later window rank every event
-    from the past only, then learn the window; forgetting as backward transfer."""
+    from the past only, then learn the window; forgetting as backward transfer; drift
+    detection on the hit stream (ADWIN by default)."""
     result = _run_command(
         run_stream,
         data,
@@ -510,6 +688,14 @@ def stream(
         as_json=as_json,
         param=param,
         replay_size=replay_size,
+        replay_share=replay_share,
+        distill_weight=distill_weight,
+        ewc_weight=ewc_weight,
+        drift=drift,
+        drift_delta=drift_delta,
+        drift_epochs_factor=drift_epochs_factor,
+        drift_replay_share=drift_replay_share,
+        shift_at=shift_at,
         plot=plot,
         synthetic_events=synthetic_events,
         seed=seed,
@@ -532,6 +718,9 @@ def stream(
                 f"ndcg@{k}": r["mean"][f"ndcg@{k}"],
                 f"bwt_ndcg@{k}": r["bwt"][f"ndcg@{k}"],
                 "update_seconds": r["total_update_seconds"],
+                "after_first_s": r["total_update_seconds_after_first"],
+                "update_cpu_s": r["total_update_cpu_seconds"],
+                **({"drifts": r["drift"]["n_detections"]} if r.get("drift") else {}),
             }
             for name, r in runs.items()
         ]

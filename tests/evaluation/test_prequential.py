@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 
 import numpy as np
@@ -236,7 +237,71 @@ def test_result_keys_and_json():
     assert r["total_update_seconds"] == pytest.approx(
         sum(w["update_seconds"] for w in r["windows"])
     )
-    assert set(r["mean"]) == {"recall@4", "ndcg@4", "update_seconds"}
+    assert set(r["mean"]) == {"recall@4", "ndcg@4", "update_seconds", "update_cpu_seconds"}
+    assert r["drift"] is None  # not watched unless asked
+
+
+class Busy(Static):
+    """Static, but its updates spend CPU (spin) or only wall time (sleep)."""
+
+    def __init__(self, work: str = "spin", seconds: float = 0.05) -> None:
+        self.work = work
+        self.seconds = seconds
+
+    def _update(self, window):
+        if self.work == "sleep":
+            time.sleep(self.seconds)
+        else:
+            end = time.process_time() + self.seconds
+            while time.process_time() < end:
+                pass
+        return self.model_
+
+
+@pytest.mark.parametrize("work", ["spin", "sleep"])
+def test_update_cpu_seconds_beside_wall_seconds(work):
+    data = synthetic(n_events=600, seed=1)
+    r = prequential(get_model("popularity"), data, Busy(work), 4, k=5, progress=False)
+    recs = r["windows"]
+    for rec in recs:
+        assert rec["update_cpu_seconds"] >= 0 and rec["update_seconds"] >= 0
+    for rec in recs[1:]:
+        if work == "spin":  # CPU time is counted
+            assert rec["update_cpu_seconds"] >= 0.05
+        else:  # waiting is wall time only
+            assert rec["update_seconds"] >= 0.05 and rec["update_cpu_seconds"] < 0.03
+    assert r["total_update_cpu_seconds"] == pytest.approx(
+        sum(w["update_cpu_seconds"] for w in recs)
+    )
+    assert r["total_update_seconds_after_first"] == pytest.approx(
+        sum(w["update_seconds"] for w in recs[1:])
+    )
+    assert r["total_update_cpu_seconds_after_first"] == pytest.approx(
+        sum(w["update_cpu_seconds"] for w in recs[1:])
+    )
+    assert r["total_update_seconds"] == pytest.approx(
+        recs[0]["update_seconds"] + r["total_update_seconds_after_first"]
+    )
+    assert r["mean"]["update_cpu_seconds"] == pytest.approx(
+        np.mean([w["update_cpu_seconds"] for w in recs[1:]])
+    )
+
+
+def test_evaluate_window_per_event_figures_in_time_order(pop_model):
+    # hand_stream's W1 with the model of W0 (x=3, y=1), K=2: d:y (t=5) second -> hit with
+    # gain 1/log2(3); d:x (t=6) first -> 1; a:z, e:z unknown -> misses. Given backwards.
+    log = hand_stream().iloc[:8]
+    w1 = log.iloc[4:8].iloc[::-1]
+    res = evaluate_window(pop_model, w1, log, k=2, per_event=True)
+    pe = res["per_event"]
+    np.testing.assert_array_equal(pe["timestamp"], [5, 6, 7, 8])
+    np.testing.assert_array_equal(pe["hit"], [True, True, False, False])
+    np.testing.assert_allclose(pe["gain"], [L3, 1.0, 0.0, 0.0])
+    assert res["recall@2"] == pe["hit"].mean() and res["ndcg@2"] == pytest.approx(pe["gain"].mean())
+    plain = evaluate_window(pop_model, w1, log, k=2)
+    assert "per_event" not in plain and plain == {k: v for k, v in res.items() if k != "per_event"}
+    empty = evaluate_window(pop_model, w1.iloc[:0], log, per_event=True)
+    assert all(len(v) == 0 for v in empty["per_event"].values())
 
 
 def test_bad_arguments_raise_parameter_errors():

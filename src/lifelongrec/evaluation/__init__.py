@@ -4,10 +4,13 @@
 the offline protocol on a :class:`~lifelongrec.data.Split`; :func:`evaluate_recommendations`
 aggregates ranked lists into the flat report. :func:`prequential` runs the streaming
 protocol (evaluate each time window, then learn it; forgetting as backward transfer),
-:func:`evaluate_window` is its per-window step and :func:`plot_prequential` draws runs.
+:func:`evaluate_window` is its per-window step, :class:`DriftMonitor` watches its hit
+stream for drift (``river.drift``: ADWIN, Page-Hinkley) and :func:`plot_prequential`
+draws runs.
 """
 
 from lifelongrec.evaluation import metrics
+from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import evaluate_window, prequential
@@ -27,7 +30,9 @@ from lifelongrec.evaluation.metrics import (
 )
 
 __all__ = [
+    "DETECTORS",
     "RANKING_METRICS",
+    "DriftMonitor",
     "auc",
     "coverage_at_k",
     "evaluate_model",

@@ -7,7 +7,10 @@ predicted by ranking the full catalogue from the user's history strictly before 
 :meth:`~lifelongrec.models.Recommender.score_histories`), and only then is the window
 learned by an update strategy (:mod:`lifelongrec.training`). After the last window,
 every earlier window is evaluated again with the final model to measure forgetting
-(backward transfer, Lopez-Paz & Ranzato, NeurIPS 2017).
+(backward transfer, Lopez-Paz & Ranzato, NeurIPS 2017). Optionally a drift detector
+(:class:`~lifelongrec.evaluation.DriftMonitor`) watches the per-event hits in time order
+and the strategy is told when it fires, before it learns the window
+(:meth:`~lifelongrec.training.Strategy.on_drift`).
 
 Per event the target is one item, so Recall@K equals the hit rate:
 ``hit = rank < K`` and ``NDCG@K = 1 / log2(rank + 2)`` for a hit, where ``rank`` counts
@@ -28,6 +31,7 @@ from tqdm.auto import tqdm
 from lifelongrec._errors import ParameterError
 from lifelongrec.data import Dataset, as_dataset, time_windows
 from lifelongrec.data._schema import frame_of
+from lifelongrec.evaluation._drift import DriftMonitor
 from lifelongrec.evaluation.metrics import _check_k
 from lifelongrec.models import Recommender
 from lifelongrec.training import Strategy, get_strategy
@@ -49,6 +53,7 @@ def evaluate_window(
     k: int = 10,
     *,
     bar: Any = None,
+    per_event: bool = False,
 ) -> dict[str, Any]:
     """Next-item Recall@K and NDCG@K of ``model`` on ``events``, each ranked from its
     user's history strictly before it.
@@ -66,6 +71,8 @@ def evaluate_window(
         Cut-off (positive int).
     bar
         Optional tqdm bar, advanced by the number of events scored.
+    per_event
+        Also return the figures of every event, in time order (for drift detection).
 
     Returns
     -------
@@ -74,7 +81,10 @@ def evaluate_window(
         events), ``n_events``, ``n_users``, ``n_unknown_items`` (events whose item the
         model does not know: misses) and ``n_repeat_items`` (events whose item is in the
         user's visible history, so excluded from the ranking: misses; none after
-        deduplication).
+        deduplication). With ``per_event``, also ``per_event``: ``{"timestamp": int64,
+        "hit": bool, "gain": float64}`` arrays (numpy, not JSON), one entry per event in
+        time order (a stable sort: equal timestamps keep the order of ``events``); the
+        gain is the event's NDCG@K contribution, ``1 / log2(rank + 2)`` for a hit.
 
     Raises
     ------
@@ -105,6 +115,12 @@ def evaluate_window(
         "n_repeat_items": 0,
     }
     if n == 0:
+        if per_event:
+            out["per_event"] = {
+                "timestamp": np.zeros(0, np.int64),
+                "hit": np.zeros(0, bool),
+                "gain": np.zeros(0, np.float64),
+            }
         return out
     catalogue = pd.Index(np.asarray(model.item_ids_, dtype=object))
     cols = catalogue.get_indexer(events["item_id"].astype(str)).astype(np.int64)
@@ -146,12 +162,43 @@ def evaluate_window(
     out[f"ndcg@{k}"] = float(gains.mean())
     out["n_unknown_items"] = int((cols < 0).sum())
     out["n_repeat_items"] = repeats
+    if per_event:
+        in_time = np.argsort(ts, kind="stable")
+        out["per_event"] = {"timestamp": ts[in_time], "hit": hits[in_time], "gain": gains[in_time]}
     return out
 
 
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+def _drift_summary(
+    monitor: DriftMonitor, shift: int | None, n_before_shift: int, reactions: list[dict]
+) -> dict[str, Any]:
+    """The ``drift`` entry of a prequential result (see :func:`prequential`)."""
+    after = None
+    if shift is not None:
+        late = [d for d in monitor.detections_ if d["timestamp"] >= shift]
+        if late:
+            first = late[0]
+            after = {
+                **first,
+                "delay_events": int(first["index"] - n_before_shift),
+                "delay_seconds": int(first["timestamp"] - shift),
+            }
+    return {
+        "detector": monitor.detector,
+        "params": monitor.get_params(),
+        "detector_params": monitor.detector_params(),
+        "n_monitored": int(monitor.n_seen_),
+        "detections": list(monitor.detections_),
+        "n_detections": len(monitor.detections_),
+        "n_ignored": int(monitor.n_ignored_),
+        "true_shift_timestamp": shift,
+        "first_detection_after_shift": after,
+        "reactions": list(reactions),
+    }
 
 
 def prequential(
@@ -164,6 +211,7 @@ def prequential(
     by: str = "count",
     seed: int = 0,
     progress: bool = True,
+    drift: DriftMonitor | str | None = None,
 ) -> dict[str, Any]:
     """Learn window 0, then for each later window evaluate it first and learn it after.
 
@@ -191,6 +239,14 @@ def prequential(
         Seed of a strategy given by name (the ``lifelong`` replay buffer).
     progress
         Show a progress bar over the events scored (hidden when not on a terminal).
+    drift
+        ``None`` (no drift detection), a detector name (``"adwin"``, ``"page-hinkley"``:
+        a :class:`~lifelongrec.evaluation.DriftMonitor` with its defaults) or a
+        DriftMonitor, used as a template (a clone watches this run; the one given is
+        left as it was). It is fed each evaluated window's per-event figures in time
+        order (windows 1..N-1, the prequential figures only); when it fires while window
+        ``w`` is evaluated, ``strategy.on_drift({"window": w, "detections": [...]})`` is
+        called before ``strategy.update`` of that window.
 
     Returns
     -------
@@ -203,12 +259,34 @@ def prequential(
           ``None`` for window 0), with ``n_unknown_items`` and ``n_repeat_items`` (misses
           by construction, see :func:`evaluate_window`); ``update_seconds`` (wall clock of
           the strategy's learning call only; for window 0 the first fit);
+          ``update_cpu_seconds``, the CPU time of that call (``time.process_time``: every
+          thread of the process, so torch's or BLAS's worker threads add up and it can
+          exceed the wall clock; child processes are not counted);
           ``recall@K_after_update`` / ``ndcg@K_after_update``, the window's own events
           right after it was learned (``a_{w,w}``); ``recall@K_final`` /
-          ``ndcg@K_final``, the same events with the final model (``a_{T,w}``);
-        * ``mean``: ``recall@K``, ``ndcg@K`` and ``update_seconds`` averaged over the
-          evaluated windows 1..N-1 (each window weighs the same);
-        * ``total_update_seconds``: the sum over all windows, the first fit included;
+          ``ndcg@K_final``, the same events with the final model (``a_{T,w}``); with
+          ``drift``: ``drift_detected`` (bool), ``drift_events`` (the timestamps of the
+          detections while the window was evaluated) and ``drift_reaction`` (what the
+          strategy did in its update of this window, see ``reactions_`` of
+          :class:`~lifelongrec.training.Lifelong`; ``None`` when nothing);
+        * ``mean``: ``recall@K``, ``ndcg@K``, ``update_seconds`` and
+          ``update_cpu_seconds`` averaged over the evaluated windows 1..N-1 (each window
+          weighs the same);
+        * ``total_update_seconds`` and ``total_update_cpu_seconds``: the sums over all
+          windows, the first fit included; ``total_update_seconds_after_first`` and
+          ``total_update_cpu_seconds_after_first``: over windows 1..N-1 only (the
+          compute of the updates, for strategies that share the same first fit);
+        * ``drift``: ``None`` without ``drift``; else ``detector``, ``params`` (the
+          monitor's settings), ``detector_params`` (river's, defaults filled in),
+          ``n_monitored`` (events fed), ``detections`` (the monitor's records; their
+          ``index`` counts the monitored events, i.e. from the first event of window 1),
+          ``n_detections``, ``n_ignored`` (changes in a direction that does not count),
+          ``true_shift_timestamp`` (``data.meta["shift_timestamp"]`` when the data has
+          one, e.g. the synthetic world with ``shift_at``; else ``None``),
+          ``first_detection_after_shift`` (the first detection at or after the true
+          shift, with ``delay_events``, monitored events from the first one at or after
+          the shift, and ``delay_seconds``; ``None`` when there is none or no true
+          shift) and ``reactions`` (the strategy's ``reactions_``);
         * ``bwt``: backward transfer ``mean_w (a_{T,w} - a_{w,w})`` for ``recall@K`` and
           ``ndcg@K`` over the windows in ``bwt["windows"]``: every window learned before
           the last one (0..N-2; the last has nothing after it to forget). Negative means
@@ -220,8 +298,9 @@ def prequential(
     Raises
     ------
     ParameterError
-        ``n_windows`` below 2, a bad ``k``, ``by`` or strategy name, or a ``model`` that
-        is not a Recommender.
+        ``n_windows`` below 2, a bad ``k``, ``by`` or strategy name, a ``model`` that is
+        not a Recommender, or a ``drift`` that is neither None, a detector name nor a
+        DriftMonitor.
     DataError
         From :func:`~lifelongrec.data.time_windows` (no events, windows that would be
         empty) or from the model.
@@ -239,7 +318,20 @@ def prequential(
         raise ParameterError(
             "strategy", strategy, "a strategy name or a lifelongrec.training.Strategy"
         )
-    windows = time_windows(as_dataset(data), int(n_windows), by=by)
+    if drift is None:
+        monitor = None
+    elif isinstance(drift, DriftMonitor):
+        monitor = drift.clone()
+    elif isinstance(drift, str):
+        monitor = DriftMonitor(drift)
+    else:
+        raise ParameterError(
+            "drift", drift, "None, a detector name ('adwin', 'page-hinkley') or a DriftMonitor"
+        )
+    dataset = as_dataset(data)
+    shift = dataset.meta.get("shift_timestamp")
+    shift = None if shift is None else int(shift)
+    windows = time_windows(dataset, int(n_windows), by=by)
     W = len(windows)
     full = pd.concat([w.events for w in windows], ignore_index=True)
     ends = np.cumsum([len(w) for w in windows])
@@ -258,10 +350,12 @@ def prequential(
         leave=False,
     )
     records: list[dict[str, Any]] = []
+    n_before_shift = 0  # monitored events before the true shift
     try:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         current = strategy.start(lambda: _clone(model), windows[0])
         first_seconds = time.perf_counter() - t0
+        first_cpu = time.process_time() - c0
         for w, window in enumerate(windows):
             rec: dict[str, Any] = {
                 "window": w,
@@ -274,14 +368,34 @@ def prequential(
                 "n_unknown_items": 0,
                 "n_repeat_items": 0,
                 "update_seconds": first_seconds if w == 0 else 0.0,
+                "update_cpu_seconds": first_cpu if w == 0 else 0.0,
             }
+            if monitor is not None:
+                rec.update(drift_detected=False, drift_events=[], drift_reaction=None)
             if w > 0 and len(window):
-                res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
+                res = evaluate_window(
+                    current, window.events, seen_until(w), k, bar=bar, per_event=monitor is not None
+                )
                 for key in (recall, ndcg, "n_unknown_items", "n_repeat_items"):
                     rec[key] = res[key]
-                t0 = time.perf_counter()
+                n_reactions = len(getattr(strategy, "reactions_", []))
+                if monitor is not None:
+                    events = res["per_event"]
+                    if shift is not None:
+                        n_before_shift += int((events["timestamp"] < shift).sum())
+                    signal = events["hit"] if monitor.signal == "hit" else events["gain"]
+                    found = monitor.update(signal, events["timestamp"], window=w)
+                    rec["drift_detected"] = bool(found)
+                    rec["drift_events"] = [d["timestamp"] for d in found]
+                    if found:
+                        strategy.on_drift({"window": w, "detections": found})
+                c0, t0 = time.process_time(), time.perf_counter()
                 current = strategy.update(window)
                 rec["update_seconds"] = time.perf_counter() - t0
+                rec["update_cpu_seconds"] = time.process_time() - c0
+                reactions = getattr(strategy, "reactions_", [])
+                if monitor is not None and len(reactions) > n_reactions:
+                    rec["drift_reaction"] = reactions[-1]
             res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
             rec[f"{recall}_after_update"] = res[recall]
             rec[f"{ndcg}_after_update"] = res[ndcg]
@@ -322,8 +436,17 @@ def prequential(
             recall: _mean([r[recall] for r in evaluated]),
             ndcg: _mean([r[ndcg] for r in evaluated]),
             "update_seconds": _mean([r["update_seconds"] for r in evaluated]),
+            "update_cpu_seconds": _mean([r["update_cpu_seconds"] for r in evaluated]),
         },
         "total_update_seconds": float(sum(r["update_seconds"] for r in records)),
+        "total_update_cpu_seconds": float(sum(r["update_cpu_seconds"] for r in records)),
+        "total_update_seconds_after_first": float(sum(r["update_seconds"] for r in evaluated)),
+        "total_update_cpu_seconds_after_first": float(
+            sum(r["update_cpu_seconds"] for r in evaluated)
+        ),
+        "drift": None
+        if monitor is None
+        else _drift_summary(monitor, shift, n_before_shift, getattr(strategy, "reactions_", [])),
         "bwt": {recall: bwt(recall), ndcg: bwt(ndcg), "windows": bwt_windows},
         "n_unknown_items": int(sum(r["n_unknown_items"] for r in evaluated)),
         "n_repeat_items": int(sum(r["n_repeat_items"] for r in evaluated)),

@@ -4,16 +4,23 @@ The sequential model's own fit and partial_fit are composed from pieces (batchin
 losses, early stopping, optimiser state) that live beside it in
 :mod:`lifelongrec.models._seqtrain`, because ``models`` may not import ``training``
 (DESIGN: a module imports only from packages to its left). They are re-exported here as
-the public training toolkit. :mod:`lifelongrec.training._strategies` holds the update
+the public training toolkit (anti-forgetting terms included: :class:`Distillation`,
+:class:`EWC` with :func:`estimate_fisher`; replay windows: :func:`windows_ending_at`,
+:func:`concat_windows`). :mod:`lifelongrec.training._strategies` holds the update
 strategies a model learns a stream of time windows with (static, retrain, finetune,
-lifelong with a replay buffer); the online learner will join them.
+lifelong with a replay buffer, distillation / EWC and a reaction to drift); the online
+learner will join them.
 """
 
 from lifelongrec.models._seqtrain import (
+    EWC,
+    Distillation,
     EarlyStopping,
     MultiTaskLoss,
     TrainConfig,
     Windows,
+    concat_windows,
+    estimate_fisher,
     full_softmax_loss,
     gap_buckets,
     grow_parameter,
@@ -30,6 +37,7 @@ from lifelongrec.models._seqtrain import (
     target_ranks,
     train_epoch,
     training_windows,
+    windows_ending_at,
 )
 from lifelongrec.training._strategies import (
     STRATEGIES,
@@ -43,7 +51,9 @@ from lifelongrec.training._strategies import (
 )
 
 __all__ = [
+    "EWC",
     "STRATEGIES",
+    "Distillation",
     "EarlyStopping",
     "FineTune",
     "Lifelong",
@@ -54,6 +64,8 @@ __all__ = [
     "Strategy",
     "TrainConfig",
     "Windows",
+    "concat_windows",
+    "estimate_fisher",
     "full_softmax_loss",
     "gap_buckets",
     "get_strategy",
@@ -71,4 +83,5 @@ __all__ = [
     "target_ranks",
     "train_epoch",
     "training_windows",
+    "windows_ending_at",
 ]

@@ -6,11 +6,14 @@ the prequential protocol, :func:`lifelongrec.evaluation.prequential`) only ever 
 .. code-block:: python
 
     model = strategy.start(model_factory, first_window)   # learn window 0
+    strategy.on_drift(info)                               # optional: drift was detected
     model = strategy.update(window)                       # learn each later window
 
 and serves whatever model the last call returned, so it needs to know nothing about what
 a strategy does inside; a new strategy is a subclass with a ``name`` and an ``_update``
-(and a line in :data:`STRATEGIES`).
+(and a line in :data:`STRATEGIES`). ``on_drift`` tells the strategy that a drift
+detector (:class:`lifelongrec.evaluation.DriftMonitor`) fired while the window about to
+be learned was evaluated; only ``lifelong`` reacts to it (the others ignore it).
 
 Strategies
 ----------
@@ -27,7 +30,9 @@ Strategies
     a ``set_teacher(previous)`` method: the strategy then passes it a frozen copy of the
     model as it was before the update. A model whose ``partial_fit`` takes a ``replay``
     keyword gets the replay sample there, apart from the new events (so it can tell old
-    from new); any other model gets the two together, in time order.
+    from new); any other model gets the two together, in time order. The strategy can
+    switch the model's own distillation and EWC on (``distill_weight``, ``ewc_weight``),
+    and reacts to a detected drift with a heavier update.
 """
 
 from __future__ import annotations
@@ -62,6 +67,14 @@ def _check_seed(seed: Any) -> None:
         isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
     ):
         raise ParameterError("seed", seed, "None or a non-negative integer")
+
+
+def _is_number(v: Any) -> bool:
+    return (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float, np.integer, np.floating))
+        and math.isfinite(float(v))
+    )
 
 
 def _time_order(events: pd.DataFrame) -> pd.DataFrame:
@@ -162,6 +175,9 @@ class Strategy:
         The model serving now (after the last ``start``/``update``).
     n_updates_ : int
         Windows learned after the first.
+    reactions_ : list[dict]
+        What the strategy did about detected drifts (see :meth:`on_drift`), one record
+        per reacting update; always empty for a strategy that does not react.
     """
 
     name: ClassVar[str] = "base"
@@ -196,13 +212,27 @@ class Strategy:
             )
         self._factory = model_factory
         self.n_updates_ = 0
+        self.reactions_: list[dict[str, Any]] = []
         first = as_dataset(first_window)
-        self.model_ = model_factory().fit(first)
+        self.model_ = self._configure(model_factory()).fit(first)
         self._started(first)
         return self.model_
 
+    def _configure(self, model: Recommender) -> Recommender:
+        """Hook on the new model before its first fit (e.g. to set a hyperparameter)."""
+        return model
+
     def _started(self, first: Dataset) -> None:
         """Hook after the first fit (e.g. to remember its events)."""
+
+    def on_drift(self, info: dict[str, Any]) -> None:
+        """A drift detector fired while the next window to learn was evaluated.
+
+        Called (by :func:`lifelongrec.evaluation.prequential`) before :meth:`update` of
+        that window. ``info`` holds ``window`` (its number) and ``detections`` (the
+        detector's records, see :class:`lifelongrec.evaluation.DriftMonitor`). The base
+        strategy does nothing; :class:`Lifelong` makes its next update heavier.
+        """
 
     def update(self, window: Dataset | pd.DataFrame) -> Recommender:
         """Learn ``window`` (the events after everything learned so far); return the
@@ -260,7 +290,8 @@ class FineTune(Strategy):
 
 
 class Lifelong(Strategy):
-    """``partial_fit`` on the new window plus a replay sample of earlier events.
+    """``partial_fit`` on the new window plus a replay sample of earlier events, the
+    model's own distillation / EWC switched on when asked, a heavier update after drift.
 
     Parameters
     ----------
@@ -272,6 +303,24 @@ class Lifelong(Strategy):
         the buffer holds fewer); ``0`` replays nothing.
     seed
         Seed of the buffer and its samples.
+    distill_weight, ewc_weight
+        ``None`` (the default: leave the model's own setting) or a number >= 0 set on the
+        model's hyperparameter of that name before its first fit (the sequential model
+        has both: distillation from the model as it was before each update, and the
+        Fisher-weighted pull towards it). Set before the fit because EWC needs the
+        Fisher information of what the fit learned, which the model estimates at the end
+        of a fit only when ``ewc_weight > 0``; a fit itself uses neither (there is no
+        earlier version yet), so it is the same fit. A model without that hyperparameter
+        is an error, not a silent no-op. The default of ``distill_weight`` stays
+        ``None`` until measurements pick one.
+    drift_epochs_factor
+        After a detected drift (:meth:`on_drift`), the next update only runs
+        ``ceil(partial_fit_epochs * factor)`` passes on a model with a
+        ``partial_fit_epochs`` hyperparameter (restored right after). A number >= 1;
+        ``1`` turns the heavier update off.
+    drift_replay_share
+        The replay share of that next update, in ``[0, 1)``; ``None`` (default): half of
+        ``replay_share``.
 
     Notes
     -----
@@ -284,55 +333,146 @@ class Lifelong(Strategy):
     (distillation, EWC), and a ``replay`` keyword of ``partial_fit`` receives the sample
     apart from the new events.
 
+    Why a drift makes the replay share *smaller* by default, although the issue that
+    asked for a reaction named "a larger replay share": the detector watches the
+    prequential figures, i.e. how well the model predicts events it has *not* learned
+    yet. When they drop suddenly, the world moved (the users' interests shifted, new
+    items took the traffic), not the model's memory of the past; the buffer's events
+    describe the world before the change, and replaying more of them pulls the update
+    back towards it. The reaction therefore spends more compute on the new window (more
+    passes) and less of each update on the past. Replay protects against forgetting
+    during ordinary updates, which is what ``replay_share`` is for; a larger share on
+    drift is one setting away (``drift_replay_share=0.75``) for a stream where that
+    measures better.
+
     Attributes
     ----------
     buffer_ : ReservoirBuffer
     n_replayed_ : list[int]
         Replayed events per update.
+    reactions_ : list[dict]
+        Per reacting update: ``update`` (its number, 1-based), ``window`` and
+        ``n_detections`` (from :meth:`on_drift`'s ``info``), ``replay_share`` and
+        ``n_replayed`` as used, and ``partial_fit_epochs`` ``[usual, used]`` (``None``
+        for a model without it).
     """
 
     name = "lifelong"
 
     def __init__(
-        self, replay_size: int = 10_000, replay_share: float = 0.5, seed: int | None = 0
+        self,
+        replay_size: int = 10_000,
+        replay_share: float = 0.5,
+        seed: int | None = 0,
+        distill_weight: float | None = None,
+        ewc_weight: float | None = None,
+        drift_epochs_factor: float = 2.0,
+        drift_replay_share: float | None = None,
     ) -> None:
         self.replay_size = replay_size
         self.replay_share = replay_share
         self.seed = seed
+        self.distill_weight = distill_weight
+        self.ewc_weight = ewc_weight
+        self.drift_epochs_factor = drift_epochs_factor
+        self.drift_replay_share = drift_replay_share
 
     def _validate(self) -> None:
         r = self.replay_size
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
             raise ParameterError("replay_size", r, "a positive integer (events in the buffer)")
-        s = self.replay_share
-        if (
-            isinstance(s, bool)
-            or not isinstance(s, (int, float, np.integer, np.floating))
-            or not 0 <= s < 1
-        ):
-            raise ParameterError("replay_share", s, "a number in [0, 1)")
+        for name in ("replay_share", "drift_replay_share"):
+            s = getattr(self, name)
+            if name == "drift_replay_share" and s is None:
+                continue
+            if not _is_number(s) or not 0 <= s < 1:
+                what = "a number in [0, 1)"
+                raise ParameterError(name, s, what if name == "replay_share" else f"None or {what}")
         _check_seed(self.seed)
+        for name in ("distill_weight", "ewc_weight"):
+            w = getattr(self, name)
+            if w is not None and not (_is_number(w) and w >= 0):
+                raise ParameterError(name, w, "None (the model's own setting) or a number >= 0")
+        f = self.drift_epochs_factor
+        if not (_is_number(f) and f >= 1):
+            raise ParameterError("drift_epochs_factor", f, "a number >= 1 (1: no extra passes)")
+
+    def _configure(self, model: Recommender) -> Recommender:
+        params = model.get_params()
+        for name in ("distill_weight", "ewc_weight"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name not in params:
+                raise ParameterError(
+                    name,
+                    value,
+                    f"None for the {type(model).__name__} model, which has no {name} "
+                    "hyperparameter (the sequential model has one)",
+                )
+            setattr(model, name, float(value))
+        return model
 
     def _started(self, first: Dataset) -> None:
         self.buffer_ = ReservoirBuffer(int(self.replay_size), self.seed)
         self.buffer_.add(first.events)
         self.n_replayed_: list[int] = []
+        self._drift: dict[str, Any] | None = None
+
+    def on_drift(self, info: dict[str, Any]) -> None:
+        """Make the next update (only) heavier: more passes, its own replay share.
+
+        See the class docstring (``drift_epochs_factor``, ``drift_replay_share``). Several
+        calls before one update make one reaction (the latest ``info`` is recorded).
+        """
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this Lifelong strategy has not started; call start(model_factory, "
+                "first_window) before on_drift"
+            )
+        if not isinstance(info, dict):
+            raise ParameterError("info", info, "a dict with 'window' and 'detections'")
+        self._drift = dict(info)
 
     def _update(self, window: Dataset) -> Recommender:
         model = self.model_
+        drift, self._drift = self._drift, None
         share = float(self.replay_share)
+        epochs: list[int] | None = None
+        if drift is not None:
+            share = share / 2 if self.drift_replay_share is None else float(self.drift_replay_share)
+            if "partial_fit_epochs" in model.get_params():
+                usual = int(model.partial_fit_epochs)
+                epochs = [usual, math.ceil(usual * float(self.drift_epochs_factor))]
         n_replay = math.floor(len(window) * share / (1.0 - share) + 0.5)
         replay = self.buffer_.sample(n_replay)
         self.n_replayed_.append(len(replay))
         if callable(getattr(model, "set_teacher", None)):
             model.set_teacher(copy.deepcopy(model))
-        if "replay" in inspect.signature(model.partial_fit).parameters:
-            model.partial_fit(window, replay=window.with_events(replay))
-        else:
-            new = window.events.loc[:, list(EVENT_COLUMNS)]
-            both = pd.concat([replay, new], ignore_index=True)
-            model.partial_fit(window.with_events(_time_order(both)))
+        if epochs is not None:
+            model.partial_fit_epochs = epochs[1]
+        try:
+            if "replay" in inspect.signature(model.partial_fit).parameters:
+                model.partial_fit(window, replay=window.with_events(replay))
+            else:
+                new = window.events.loc[:, list(EVENT_COLUMNS)]
+                both = pd.concat([replay, new], ignore_index=True)
+                model.partial_fit(window.with_events(_time_order(both)))
+        finally:
+            if epochs is not None:
+                model.partial_fit_epochs = epochs[0]
         self.buffer_.add(window.events)
+        if drift is not None:
+            self.reactions_.append(
+                {
+                    "update": self.n_updates_ + 1,
+                    "window": drift.get("window"),
+                    "n_detections": len(drift.get("detections") or []),
+                    "replay_share": share,
+                    "n_replayed": len(replay),
+                    "partial_fit_epochs": epochs,
+                }
+            )
         return model
 
 
