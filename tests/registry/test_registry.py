@@ -285,6 +285,20 @@ def test_bad_lock_timeout(tmp_path, bad):
         ModelRegistry(tmp_path / "r", lock_timeout=bad)
 
 
+def test_a_composite_model_keeps_its_nested_files(reg, split):
+    from lifelongrec.models import Hybrid
+
+    model = Hybrid(component_params=[{"l2": 10.0}, {}]).fit(split[0])
+    info = reg.register(model)
+    assert "component-0-ease/arrays.npz" in info.files
+    users = probe_users(model)
+    assert scores(reg.load(1), users).tobytes() == scores(model, users).tobytes()
+    nested = Path(info.path) / "model" / "component-1-content" / "model.json"
+    nested.write_text(nested.read_text() + " ")
+    with pytest.raises(CorruptVersionError, match="component-1-content/model.json"):
+        reg.verify(1)
+
+
 # ------------------------------------------------------------------ corruption
 def test_a_changed_file_is_detected_and_never_loaded_or_promoted(reg, models):
     reg.register(models["pop"], status="champion")
@@ -467,6 +481,29 @@ def test_writers_wait_for_the_lock_and_time_out(tmp_path, models):
     finally:
         os.close(fd)
     assert reg.register(models["pop"]).version == "v000001"
+
+
+def test_opening_never_waits_for_a_writer(tmp_path, models):
+    reg = ModelRegistry(tmp_path / "r", lock_timeout=0.1)
+    reg.register(models["pop"], status="champion")
+    busy = reg.root / "versions" / ".tmp-v000002-123-abc"  # a writer's folder, in use
+    busy.mkdir()
+    fd = os.open(reg.root / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        reader = ModelRegistry(reg.root, create=False, lock_timeout=30)
+        assert reader.recovered_ == [] and busy.is_dir()  # not taken for a leftover
+        assert reader.champion() == "v000001"
+    finally:
+        os.close(fd)
+    with pytest.warns(RegistryWarning):
+        assert ModelRegistry(reg.root).recovered_ == ["versions/.tmp-v000002-123-abc"]
+
+
+def test_a_folder_holding_only_a_lock_file_becomes_a_registry(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".lock").touch()  # another process is creating it
+    assert ModelRegistry(tmp_path / "r").versions() == []
 
 
 def test_concurrent_writers_get_distinct_versions(tmp_path, models):

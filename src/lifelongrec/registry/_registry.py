@@ -287,24 +287,36 @@ class ModelRegistry:
                     f"{self.root}: not a model registry (no registry.json); create one with "
                     "ModelRegistry(path) or register a model there first"
                 )
-            if self.root.exists() and any(self.root.iterdir()):
+            # What a registry being created by another process may already hold.
+            own = {".lock", "versions", "registry.json"}
+            foreign = [
+                p.name
+                for p in (self.root.iterdir() if self.root.exists() else [])
+                if p.name not in own and not p.name.startswith(_TMP_PREFIX)
+            ]
+            if foreign:
                 raise RegistryError(
                     f"{self.root}: the folder is not empty and not a model registry (no "
                     "registry.json); use an empty or new folder"
                 )
             self.root.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if not marker.is_file():
+        #: Names of temporary leftovers of interrupted writes removed on opening.
+        self.recovered_: list[str] = []
+        if not is_registry:
+            with self._locked():
+                if not marker.is_file():
+                    (self.root / "versions").mkdir(exist_ok=True)
+                    _replace_durable(
+                        marker,
+                        json.dumps({"format_version": _FORMAT_VERSION, "created_at": _now()}),
+                    )
+        self._check_format(marker)
+        # Clean up after a crash, unless a writer is at work right now (its temporary
+        # folder is not a leftover; the next opening cleans up): readers never wait.
+        with self._locked(wait=False) as locked:
+            if locked:
                 (self.root / "versions").mkdir(exist_ok=True)
-                _replace_durable(
-                    marker,
-                    json.dumps({"format_version": _FORMAT_VERSION, "created_at": _now()}),
-                )
-            else:
-                self._check_format(marker)
-            (self.root / "versions").mkdir(exist_ok=True)
-            #: Names of temporary leftovers of interrupted writes removed on opening.
-            self.recovered_: list[str] = self._clean_leftovers()
+                self.recovered_ = self._clean_leftovers()
         if self.recovered_:
             warnings.warn(
                 f"{self.root}: removed {len(self.recovered_)} leftover(s) of interrupted "
@@ -342,13 +354,15 @@ class ModelRegistry:
             )
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the exclusive registry lock (re-entrant within one thread)."""
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the exclusive registry lock (re-entrant within one thread); yields
+        whether it is held, which is always so with ``wait`` (else RegistryError after
+        ``lock_timeout``) and so without it only when nobody else held it."""
         depth = getattr(self._local, "depth", 0)
         if depth:
             self._local.depth = depth + 1
             try:
-                yield
+                yield True
             finally:
                 self._local.depth -= 1
             return
@@ -360,6 +374,9 @@ class ModelRegistry:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    if not wait:
+                        yield False
+                        return
                     if time.monotonic() >= deadline:
                         raise RegistryError(
                             f"{self.root}: another writer has held the registry lock for "
@@ -369,7 +386,7 @@ class ModelRegistry:
                     time.sleep(0.02)
             self._local.depth = 1
             try:
-                yield
+                yield True
             finally:
                 self._local.depth = 0
         finally:
