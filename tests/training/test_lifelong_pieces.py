@@ -220,3 +220,29 @@ def test_estimate_fisher_is_the_mean_squared_gradient_scaled_to_mean_one():
     for n in acc:
         torch.testing.assert_close(ewc.fisher[n], acc[n] / mean)
     assert float(ewc.penalty(m).detach()) == 0.0
+
+
+def test_distillation_feeds_the_teacher_padding_for_items_it_never_knew():
+    """Input events of items added after the teacher: the teacher reads them as padding
+    (the history without them), and the loss equals the one computed by hand that way."""
+    teacher = tiny_module(n_items=30)
+    student = tiny_module(n_items=30, seed=5)
+    student.item_tower.grow(None, 5)
+    batch = tiny_batch(n_items=30)
+    batch["items"][:, 1] = 33  # shifted row 33 = a new item (the teacher has 31 rows)
+    batch["items"][0, -1] = 35
+    mask = batch["target_items"] > 0
+    u = student.heads(student.hidden(batch["items"], batch["types"], batch["gaps"]))["user"][mask]
+    targets = batch["target_items"][mask] - 1
+    got = Distillation(teacher).loss(
+        student, batch, mask, u, targets, torch.ones(len(targets)), True, 0
+    )
+    seen = batch["items"].masked_fill(batch["items"] > 30, 0)
+    with torch.no_grad():
+        u_t = teacher.heads(teacher.hidden(seen, batch["types"], batch["gaps"]))["user"][mask]
+        t = u_t @ teacher.item_tower.all().T
+        s = u.detach() @ student.item_tower.all()[:30].T
+        want = (torch.softmax(t, -1) * (torch.log_softmax(t, -1) - torch.log_softmax(s, -1))).sum(
+            -1
+        )
+    assert float(got.detach()) == pytest.approx(float(want.mean()), rel=1e-5)

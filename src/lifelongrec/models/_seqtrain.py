@@ -504,7 +504,8 @@ class Distillation:
     ``tau^2 * KL(softmax(teacher / tau) || softmax(student / tau))`` per target position
     (Hinton et al. 2015; "learning without forgetting", Li & Hoiem 2017), averaged with
     the positions' weights. Items added after the teacher have no teacher score and are
-    left out of the candidate set.
+    left out of the candidate set; in the teacher's input sequences their events are
+    padding (the teacher sees the history without them, as it would have before).
     """
 
     name = "distill"
@@ -528,7 +529,11 @@ class Distillation:
         n_negatives: int,
     ) -> torch.Tensor:
         with torch.no_grad():
-            h = self.teacher.hidden(batch["items"], batch["types"], batch["gaps"])
+            items = batch["items"]
+            unknown = items > self.n_items  # shifted rows the teacher has no row for
+            if bool(unknown.any()):
+                items = items.masked_fill(unknown, 0)
+            h = self.teacher.hidden(items, batch["types"], batch["gaps"])
             t_user = self.teacher.heads(h)["user"][mask]
             if full:
                 cand = torch.arange(self.n_items, device=user.device)
