@@ -17,7 +17,14 @@ A subclass stores hyperparameters in ``__init__`` (nothing else) and implements
 * optionally ``_item_vectors()`` (for cosine ``similar_items``) or ``_similar_scores``;
 * optionally ``_add_items(data, n_items_before, refreshed)`` for :meth:`Recommender.add_items`
   (the default runs ``_partial_fit`` with no events, which grows every item table);
-* ``_state()`` / ``_set_state(arrays, extra)`` for save/load.
+* ``_state()`` / ``_set_state(arrays, extra)`` for save/load;
+* optionally a dynamic vocabulary: ``_init_vocab(events)`` (rows of ``fit``),
+  ``_grow_vocab(events)`` (rows of ``partial_fit``) and ``_admit_items(ids)`` (rows of
+  ``add_items``) decide which ids get rows and where; the defaults give every unseen id a
+  new row at the end. A model that admits selectively (``sequential``'s admission
+  threshold) leaves some events without a row: ``user_items_`` and ``item_counts_`` then
+  hold only the events with a row, and the model accounts for the others itself. Such a
+  model may also free rows (``expire``); the default :meth:`Recommender.expire` raises.
 
 External ids (strings) cross every public method; row numbers never leave the model.
 One id or a batch is accepted everywhere: a scalar id gives 1-d arrays ``(k,)`` back, a
@@ -160,12 +167,49 @@ class Recommender:
         self._user_index = {u: i for i, u in enumerate(self.user_ids_)}
         self._item_index = {t: i for i, t in enumerate(self.item_ids_)}
 
-    def _matrix(self, events: pd.DataFrame) -> sp.csr_matrix:
-        """Binary user x item matrix of ``events`` on the current vocabularies."""
+    def _init_vocab(self, events: pd.DataFrame) -> None:
+        """Rows for ``fit``: every distinct user and item, in order of first appearance."""
+        users = pd.unique(events["user_id"].astype(str).to_numpy())
+        items = pd.unique(events["item_id"].astype(str).to_numpy())
+        self._set_vocab(users, items)
+
+    def _grow_vocab(self, events: pd.DataFrame) -> None:
+        """Rows for ``partial_fit``: unseen users and items get new rows at the end."""
+        u = pd.unique(events["user_id"].astype(str).to_numpy())
+        t = pd.unique(events["item_id"].astype(str).to_numpy())
+        new_u = [x for x in u if x not in self._user_index]
+        new_t = [x for x in t if x not in self._item_index]
+        if new_u or new_t:
+            self._set_vocab(
+                np.concatenate([self.user_ids_, np.asarray(new_u, dtype=object)]),
+                np.concatenate([self.item_ids_, np.asarray(new_t, dtype=object)]),
+            )
+
+    def _admit_items(self, ids: np.ndarray) -> None:
+        """Rows for ``add_items``: the (unknown) ``ids`` get new rows at the end."""
+        self._set_vocab(self.user_ids_, np.concatenate([self.item_ids_, ids]))
+
+    def _event_cells(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(user rows, item columns)`` of the events whose user and item have a row."""
         rows = events["user_id"].astype(str).map(self._user_index).to_numpy()
         cols = events["item_id"].astype(str).map(self._item_index).to_numpy()
+        if rows.dtype.kind != "i" or cols.dtype.kind != "i":
+            # NaN where an id has no row (only with a selective vocabulary), or empty
+            ok = pd.notna(rows) & pd.notna(cols)
+            rows, cols = rows[ok], cols[ok]
+        return rows.astype(np.int64), cols.astype(np.int64)
+
+    def _item_event_counts(self, events: pd.DataFrame) -> np.ndarray:
+        """Events per item column (float64, ``(n_items,)``) of the events with a row."""
+        _, cols = self._event_cells(events)
+        return np.bincount(cols, minlength=len(self.item_ids_)).astype(np.float64)
+
+    def _matrix(self, events: pd.DataFrame) -> sp.csr_matrix:
+        """Binary user x item matrix of ``events`` on the current vocabularies (events
+        whose user or item has no row are not in it)."""
+        rows, cols = self._event_cells(events)
         X = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows.astype(np.int64), cols.astype(np.int64))),
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
             shape=(len(self.user_ids_), len(self.item_ids_)),
         )
         X.sum_duplicates()
@@ -197,14 +241,10 @@ class Recommender:
         self._validate_params()
         data = as_dataset(interactions)
         ev = data.events
-        users = pd.unique(ev["user_id"].astype(str).to_numpy())
-        items = pd.unique(ev["item_id"].astype(str).to_numpy())
-        self._set_vocab(users, items)
+        self._init_vocab(ev)
         X = self._matrix(ev)
         self.user_items_ = X
-        self.item_counts_ = np.bincount(
-            ev["item_id"].astype(str).map(self._item_index).to_numpy(), minlength=len(items)
-        ).astype(np.float64)
+        self.item_counts_ = self._item_event_counts(ev)
         self._fit(X, data)
         return self
 
@@ -218,15 +258,7 @@ class Recommender:
         data = as_dataset(new_interactions)
         ev = data.events
         n_users_before, n_items_before = len(self.user_ids_), len(self.item_ids_)
-        u = pd.unique(ev["user_id"].astype(str).to_numpy())
-        t = pd.unique(ev["item_id"].astype(str).to_numpy())
-        new_u = [x for x in u if x not in self._user_index]
-        new_t = [x for x in t if x not in self._item_index]
-        if new_u or new_t:
-            self._set_vocab(
-                np.concatenate([self.user_ids_, np.asarray(new_u, dtype=object)]),
-                np.concatenate([self.item_ids_, np.asarray(new_t, dtype=object)]),
-            )
+        self._grow_vocab(ev)
         shape = (len(self.user_ids_), len(self.item_ids_))
         delta = self._matrix(ev)
         X = _resize_csr(self.user_items_, shape) + delta
@@ -234,9 +266,7 @@ class Recommender:
         self.user_items_ = X.tocsr()
         counts = np.zeros(shape[1])
         counts[:n_items_before] = self.item_counts_
-        counts += np.bincount(
-            ev["item_id"].astype(str).map(self._item_index).to_numpy(), minlength=shape[1]
-        )
+        counts += self._item_event_counts(ev)
         self.item_counts_ = counts
         self._partial_fit(delta, data, n_users_before, n_items_before)
         return self
@@ -267,7 +297,7 @@ class Recommender:
         known = np.fromiter((i in self._item_index for i in ids), bool, len(ids))
         n_items_before = len(self.item_ids_)
         if (~known).any():
-            self._set_vocab(self.user_ids_, np.concatenate([self.item_ids_, ids[~known]]))
+            self._admit_items(ids[~known])
             shape = (len(self.user_ids_), len(self.item_ids_))
             self.user_items_ = _resize_csr(self.user_items_, shape).tocsr()
             counts = np.zeros(shape[1])
@@ -284,6 +314,22 @@ class Recommender:
         shape = (len(self.user_ids_), len(self.item_ids_))
         delta = sp.csr_matrix(shape, dtype=np.float32)
         self._partial_fit(delta, data, len(self.user_ids_), n_items_before)
+
+    def expire(self, now: Any = None) -> dict[str, Any]:
+        """Free the rows of users and items unseen for longer than the model's
+        time-to-live. Only models with a dynamic vocabulary support it (``sequential``:
+        see its ``user_ttl`` / ``item_ttl``); the others keep every id for ever.
+
+        Raises
+        ------
+        NotImplementedError
+            This model has no dynamic vocabulary.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} keeps every id it has seen: it has no dynamic "
+            "vocabulary, so ids cannot expire (SequentialRecommender supports expiry "
+            "through user_ttl / item_ttl)"
+        )
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         raise NotImplementedError

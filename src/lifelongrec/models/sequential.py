@@ -15,6 +15,16 @@ appended to by ``partial_fit``), so a user with one event is served from that ev
 new event changes the next recommendation at once. An item with no interaction has a zero
 id row, so its vector is its content projection: it is scorable as soon as it arrives.
 
+Dynamic vocabulary (see :class:`lifelongrec.features.IdVocabulary`): ids map to table
+rows without hashing. An item gets its own row once it has ``item_min_count`` events
+(before that, its events stay in the users' sequences as a shared out-of-vocabulary
+input, :data:`OOV_ROW`, with a learned vector: the user vector sees that something
+happened, and the item is never recommended). With ``user_ttl`` / ``item_ttl``, ids
+unseen for that long are expired at each ``partial_fit`` (and by :meth:`expire`): their
+rows are reset and reused by the next new ids before the tables grow, so memory stays
+flat when ids churn; a reused item row starts exactly as a new one (zero id embedding,
+content from the catalogue, no optimiser state).
+
 Training (see :mod:`lifelongrec.models._seqtrain`): next-item prediction at every
 position (inputs ``seq[:-1]``, targets ``seq[1:]``), full softmax over a small catalogue
 and logQ-corrected sampled softmax (in-batch + uniform negatives) over a large one, plus
@@ -39,9 +49,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from lifelongrec._errors import ParameterError, UnknownIdError
+from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._content import TfidfItemEncoder
+from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.models import _seqtrain as T
 from lifelongrec.models._base import Recommender, _is_single
 from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
@@ -65,18 +76,23 @@ _MAX_NUMERIC_ATTRIBUTES = 32
 _MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
 _SCORE_BATCH = 512  # users encoded at once when scoring
 _TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
+#: Table row, inside event sequences, of an event whose item has no row of its own (not
+#: admitted yet, or expired since): it reads the item tower's learned ``oov`` vector.
+OOV_ROW = -1
 
 
 # ===================================================================== configs
 @dataclass(frozen=True)
 class ItemTowerConfig:
-    """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features."""
+    """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features;
+    ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`)."""
 
     n_items: int
     dim: int
     content_dim: int = 0
     content_gate: bool = False
     id_dropout: float = 0.0
+    oov: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,10 @@ class ItemTower(nn.Module):
 
     ``content`` ``(N + 1, F)`` is a fixed buffer (not trained); its row 0 is zero. During
     training, ``id_dropout`` zeroes an item's id embedding with that probability so the
-    content projection learns to stand alone (cold items have only content).
+    content projection learns to stand alone (cold items have only content). With
+    ``config.oov``, the row :data:`OOV_ROW` (``-1``) reads the learned vector ``oov``
+    ``(D,)`` (zero at first): the stand-in of items that have no row (without it, such
+    rows read zero).
     """
 
     def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
@@ -120,14 +139,20 @@ class ItemTower(nn.Module):
             self.content = None
             self.proj = None
             self.gate = None
+        # zeros: no draw from the random stream, so seeded models without it are unchanged
+        self.oov = nn.Parameter(torch.zeros(D)) if config.oov else None
 
     @property
     def n_items(self) -> int:
         return self.id_emb.num_embeddings - 1
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """Shifted rows ``(...)`` -> vectors ``(..., D)``."""
+        """Shifted rows ``(...)`` -> vectors ``(..., D)`` (:data:`OOV_ROW` allowed)."""
         uniq, inverse = torch.unique(rows, return_inverse=True)
+        oov = uniq < 0
+        has_oov = bool(oov.any())
+        if has_oov:
+            uniq = uniq.clamp_min(0)
         v = self.id_emb(uniq)
         if self.training and self.config.id_dropout > 0:
             keep = torch.rand(len(uniq), device=v.device) >= self.config.id_dropout
@@ -135,6 +160,9 @@ class ItemTower(nn.Module):
         if self.proj is not None:
             c = self.proj(self.content[uniq])
             v = v + (c * self.gate if self.gate is not None else c)
+        if has_oov:
+            stand_in = self.oov if self.oov is not None else v.new_zeros(v.shape[1])
+            v = torch.where(oov[:, None], stand_in, v)
         return v[inverse]
 
     def all(self) -> torch.Tensor:
@@ -156,6 +184,14 @@ class ItemTower(nn.Module):
                 content_new = self.content.new_zeros(n_new, self.content.shape[1])
             self.content = torch.cat([self.content, content_new.to(self.content)])
         return old, new
+
+    @torch.no_grad()
+    def reset_rows(self, rows: torch.Tensor, content: torch.Tensor | None = None) -> None:
+        """Start the shifted ``rows`` ``(R,)`` over as new items: zero id embedding and
+        the given content ``(R, F)`` (zero when ``None``)."""
+        self.id_emb.weight[rows] = 0.0
+        if self.content is not None:
+            self.content[rows] = 0.0 if content is None else content.to(self.content)
 
 
 class CausalSelfAttention(nn.Module):
@@ -199,7 +235,8 @@ class UserEncoder(nn.Module):
     """Causal transformer over left-padded event sequences.
 
     ``forward(item_vecs (B, L, D), items (B, L), types (B, L), gaps (B, L)) -> (B, L, D)``;
-    ``items == 0`` marks padding. Output ``t`` depends on events ``<= t`` only.
+    ``items == 0`` marks padding (:data:`OOV_ROW` is a real event). Output ``t``
+    depends on events ``<= t`` only.
     """
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -228,7 +265,7 @@ class UserEncoder(nn.Module):
         L = items.shape[1]
         pos = torch.arange(self.config.max_len - L, self.config.max_len, device=items.device)
         x = item_vecs + self.type_emb(types) + self.pos_emb(pos)[None] + self.gap_emb(gaps)
-        valid = items > 0  # (B, L)
+        valid = items != 0  # (B, L); OOV_ROW (-1) is an event, 0 padding
         x = self.drop(x) * valid[..., None]
         causal = self.causal[-L:, -L:]
         eye = torch.eye(L, dtype=torch.bool, device=items.device)
@@ -357,7 +394,11 @@ class ContentFeaturizer:
             cnt = present.sum(0).clip(min=1)
             mean = (raw * present).sum(0) / cnt
             var = (((raw - mean) * present) ** 2).sum(0) / cnt
-            self.num_mean_, self.num_std_ = mean, np.where(var > 0, np.sqrt(var), 1.0)
+            # a constant attribute's variance is rounding noise: dividing by its root
+            # would blow up any later item whose value differs (std 1 instead)
+            std = np.sqrt(var)
+            constant = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
+            self.num_mean_, self.num_std_ = mean, np.where(constant, 1.0, std)
         return self
 
     @property
@@ -476,6 +517,31 @@ def _catalogue_rows(items: pd.DataFrame | None, ids: np.ndarray) -> tuple[pd.Dat
     return rows, found
 
 
+def _set_csr_rows(C: sp.csr_matrix, rows: np.ndarray, new: sp.csr_matrix | None) -> sp.csr_matrix:
+    """``C`` with its ``rows`` replaced by the rows of ``new`` (``(len(rows), C.shape[1])``;
+    ``None``: empty rows)."""
+    coo = C.tocoo()
+    keep = ~np.isin(coo.row, rows)
+    r, c, d = [coo.row[keep]], [coo.col[keep]], [coo.data[keep]]
+    if new is not None:
+        n = new.tocoo()
+        r.append(np.asarray(rows)[n.row])
+        c.append(n.col)
+        d.append(n.data.astype(C.dtype))
+    return sp.csr_matrix(
+        (np.concatenate(d), (np.concatenate(r), np.concatenate(c))), shape=C.shape, dtype=C.dtype
+    )
+
+
+def _drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    """``X`` without the entries in ``rows`` or in ``cols`` (same shape)."""
+    coo = X.tocoo()
+    keep = ~(np.isin(coo.row, rows) | np.isin(coo.col, cols))
+    return sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=X.shape, dtype=X.dtype
+    )
+
+
 # ================================================================ the recommender
 class SequentialRecommender(Recommender):
     """SASRec/HSTU-style transformer two-tower model with content-aware items.
@@ -538,6 +604,23 @@ class SequentialRecommender(Recommender):
         Elastic weight consolidation in ``partial_fit``: weight of the Fisher-weighted pull
         towards the weights after the previous fit/update (0 = off), and how many
         mini-batches estimate the diagonal Fisher information after each fit/update.
+    item_min_count
+        Events an item needs before it gets its own row (an id embedding, a place in
+        the catalogue), counted across ``fit`` and ``partial_fit`` calls (int >= 1; 1 =
+        at first sight). Until then its events stay in the users' sequences through the
+        shared out-of-vocabulary row (:data:`OOV_ROW`, a learned vector): the user
+        vector sees that something happened, but the item cannot be recommended, scored
+        by id or trained on as a target. Events already stored that way stay so when the
+        item is admitted later. :meth:`add_items` admits catalogue items at once.
+    user_ttl, item_ttl
+        Time-to-live in seconds (``None``: never expire; else a number > 0): a user or
+        item (or a pending item's count) unseen for longer than this is expired at each
+        ``partial_fit`` (now = the newest event timestamp seen; ids in the batch are
+        alive) and by :meth:`expire`. An expired user's stored history is cleared; an
+        expired item's id embedding, optimiser state, content and category rows are
+        reset, it leaves every ``user_items_`` row, and the events on it in stored
+        histories become out-of-vocabulary events. Their rows are reused by the next new
+        ids before the tables grow; an expired id seen again is admitted as new.
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state
@@ -557,6 +640,20 @@ class SequentialRecommender(Recommender):
         Classes of the category head.
     history_ : list[dict]
         Per epoch: mean training losses and validation NDCG@10.
+    user_vocab_, item_vocab_ : IdVocabulary
+        Which id holds which row (``user_ids_`` / ``item_ids_`` are their ``ids``:
+        ``None`` at free rows, whose scores are ``-inf`` so they are never recommended),
+        when each was last seen, the free rows and the pending items.
+    last_timestamp_ : int
+        The newest event timestamp seen ("now" for expiry).
+    expired_ : dict
+        What the last expiry freed: ``now``, ``users`` and ``items`` (ids),
+        ``n_pending_items_dropped``.
+    n_expired_users_, n_expired_items_ : int
+        Ids expired since ``fit``.
+    n_oov_events_ : int
+        Events learned since ``fit`` whose item had no row (kept as out-of-vocabulary
+        context).
     """
 
     name: ClassVar[str] = "sequential"
@@ -591,6 +688,9 @@ class SequentialRecommender(Recommender):
         distill_temperature: float = 1.0,
         ewc_weight: float = 0.0,
         fisher_batches: int = 20,
+        item_min_count: int = 1,
+        user_ttl: float | None = None,
+        item_ttl: float | None = None,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = True,
@@ -623,6 +723,9 @@ class SequentialRecommender(Recommender):
         self.distill_temperature = distill_temperature
         self.ewc_weight = ewc_weight
         self.fisher_batches = fisher_batches
+        self.item_min_count = item_min_count
+        self.user_ttl = user_ttl
+        self.item_ttl = item_ttl
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -667,9 +770,19 @@ class SequentialRecommender(Recommender):
             ("n_negatives", 1),
             ("partial_fit_epochs", 0),
             ("fisher_batches", 1),
+            ("item_min_count", 1),
             ("random_state", 0),
         ):
             int_at_least(name, lo)
+        for name in ("user_ttl", "item_ttl"):
+            v = getattr(self, name)
+            if v is not None and not (
+                not isinstance(v, bool)
+                and isinstance(v, (int, float, np.integer, np.floating))
+                and math.isfinite(float(v))
+                and v > 0
+            ):
+                raise ParameterError(name, v, "None or a number of seconds > 0")
         if self.dim % self.n_heads:
             raise ParameterError(
                 "n_heads", self.n_heads, f"a divisor of dim={self.dim} (dim % n_heads == 0)"
@@ -748,10 +861,23 @@ class SequentialRecommender(Recommender):
             return "like", ["dislike", "like"]
         return "none", [str(types[0])] if len(types) else []
 
-    def _event_arrays(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Per-event arrays on the current vocabularies, grouped by user in time order."""
-        users = events["user_id"].astype(str).map(self._user_index).to_numpy(dtype=np.int64)
-        items = events["item_id"].astype(str).map(self._item_index).to_numpy(dtype=np.int64)
+    def _event_arrays(
+        self, events: pd.DataFrame, users: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-event arrays on the current vocabularies, grouped by user in time order.
+
+        ``users`` (rows, one per event) replaces the mapping of ``user_id``. ``item`` is
+        the shifted table row, :data:`OOV_ROW` for an item without a row.
+        """
+        if users is None:
+            users = events["user_id"].astype(str).map(self._user_index).to_numpy(np.int64)
+        cols = events["item_id"].astype(str).map(self._item_index).to_numpy()
+        if cols.dtype.kind != "i":  # items without a row (pending or expired), or empty
+            known = pd.notna(cols)
+            items = np.full(len(cols), OOV_ROW - 1, dtype=np.int64)
+            items[known] = cols[known].astype(np.int64)
+        else:
+            items = cols.astype(np.int64)
         ts = events["timestamp"].to_numpy(dtype=np.int64)
         if self.event_mode_ == "type":
             cls = {c: j for j, c in enumerate(self.event_types_)}
@@ -835,6 +961,7 @@ class SequentialRecommender(Recommender):
             content_dim=content.shape[1],
             content_gate=self.content_gate,
             id_dropout=float(self.id_dropout) if content.shape[1] else 0.0,
+            oov=self._uses_oov(),
         )
         encoder = EncoderConfig(
             dim=D,
@@ -873,6 +1000,7 @@ class SequentialRecommender(Recommender):
         self.history_: list[dict[str, Any]] = []
         self.head_metrics_: dict[str, dict[str, float]] = {}
         ev = self._event_arrays(data.events)
+        self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
         ev["gap"] = T.gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
         self._store_histories(ev, None)
         with torch.random.fork_rng(devices=[]):
@@ -881,7 +1009,11 @@ class SequentialRecommender(Recommender):
             rng = np.random.default_rng(int(self.random_state))
             pos = T.positions_from_end(ev["user"])
             counts = np.bincount(ev["user"], minlength=len(self.user_ids_))
-            holdout = (pos == 0) & (counts[ev["user"]] >= 2) if self.validation else pos < 0
+            holdout = (
+                (pos == 0) & (counts[ev["user"]] >= 2) & (ev["item"] > 0)
+                if self.validation
+                else pos < 0
+            )
             if holdout.sum() > _MAX_VALIDATION_USERS:
                 # Only the validation sample gives up its last event; every other user
                 # trains on its whole history (on beauty that is 30k more targets).
@@ -895,7 +1027,7 @@ class SequentialRecommender(Recommender):
                 train["type"],
                 train["gap"],
                 train["target_type"],
-                np.ones(len(train["user"]), np.float32),
+                (train["item"] > 0).astype(np.float32),  # an OOV event is no target
                 int(self.max_len),
                 int(self.n_windows),
             )
@@ -1107,6 +1239,267 @@ class SequentialRecommender(Recommender):
             hist["user"], hist["item"], types, hist["gap"], target, anchors, int(self.max_len)
         )
 
+    # ---------------------------------------------------------------- vocabulary
+    # Rows come from two IdVocabulary objects (user_vocab_, item_vocab_); user_ids_,
+    # item_ids_ and the base class's indexes are views of them (None at free rows).
+    def _uses_oov(self) -> bool:
+        """Whether events can lack their item's row (admission threshold or expiry)."""
+        return int(self.item_min_count) > 1 or self.item_ttl is not None
+
+    def _sync_vocab(self) -> None:
+        self.user_ids_ = self.user_vocab_.ids
+        self.item_ids_ = self.item_vocab_.ids
+        self._user_index = self.user_vocab_.index
+        self._item_index = self.item_vocab_.index
+
+    def _restore_vocab(self, arrays: dict[str, Any], extra: dict[str, Any] | None) -> None:
+        """The vocabularies of a saved model (``_set_state``); a model saved before they
+        existed gets every id active, seen at its newest stored event."""
+        uv = {k[7:]: v for k, v in arrays.items() if k.startswith("uvocab/")}
+        iv = {k[7:]: v for k, v in arrays.items() if k.startswith("ivocab/")}
+        if uv and iv:
+            self.user_vocab_ = IdVocabulary.from_state(uv)
+            self.item_vocab_ = IdVocabulary.from_state(iv)
+        else:
+            ts = arrays.get("hist/ts")
+            t = int(ts.max()) if ts is not None and ts.size else 0
+            self.user_vocab_ = IdVocabulary(1)
+            self.user_vocab_.admit(self.user_ids_.astype(str), t)
+            self.item_vocab_ = IdVocabulary(int(self.item_min_count))
+            self.item_vocab_.admit(self.item_ids_.astype(str), t)
+            extra = {"last_timestamp": t}
+        self.last_timestamp_ = int(extra["last_timestamp"])
+        self.expired_ = extra.get(
+            "expired",
+            {"now": self.last_timestamp_, "users": [], "items": [], "n_pending_items_dropped": 0},
+        )
+        self.n_expired_users_ = int(extra.get("n_expired_users", 0))
+        self.n_expired_items_ = int(extra.get("n_expired_items", 0))
+        self.n_oov_events_ = int(extra.get("n_oov_events", 0))
+        self._admitted_items = np.empty(0, np.int64)
+        self._sync_vocab()
+
+    @staticmethod
+    def _cutoff(ttl: float | None, now: int) -> int | None:
+        """Expire what was last seen before this (unseen for longer than ``ttl``)."""
+        return None if ttl is None else int(math.ceil(now - float(ttl)))
+
+    def _init_vocab(self, events: pd.DataFrame) -> None:
+        ts = events["timestamp"].to_numpy(dtype=np.int64)
+        users, items = IdVocabulary(1), IdVocabulary(int(self.item_min_count))
+        users.observe(events["user_id"].astype(str).to_numpy(dtype=object), ts)
+        items.observe(events["item_id"].astype(str).to_numpy(dtype=object), ts)
+        if len(ts) and items.n_active == 0:
+            raise DataError(
+                "no item has enough events to be admitted",
+                column="item_id",
+                value=f"at most {max((c for c, _ in items.pending.values()), default=0)} "
+                f"events per item, item_min_count={self.item_min_count}",
+                expected="at least one item with item_min_count events (lower it)",
+            )
+        self.user_vocab_, self.item_vocab_ = users, items
+        self.last_timestamp_ = int(ts.max()) if len(ts) else 0
+        self.n_expired_users_ = self.n_expired_items_ = 0
+        self.expired_ = {"now": self.last_timestamp_, "users": [], "items": []}
+        self.expired_["n_pending_items_dropped"] = 0
+        self._admitted_items = np.empty(0, np.int64)
+        self._sync_vocab()
+
+    def _grow_vocab(self, events: pd.DataFrame) -> None:
+        """Count the new events' ids, expire what is stale, admit what qualifies (see
+        :class:`~lifelongrec.features.IdVocabulary.observe`); rows taken by new items are
+        remembered for ``_partial_fit``, which gives them their content."""
+        ts = events["timestamp"].to_numpy(dtype=np.int64)
+        now = max(self.last_timestamp_, int(ts.max())) if len(ts) else self.last_timestamp_
+        up_u = self.user_vocab_.observe(
+            events["user_id"].astype(str).to_numpy(dtype=object),
+            ts,
+            expire_before=self._cutoff(self.user_ttl, now),
+        )
+        up_i = self.item_vocab_.observe(
+            events["item_id"].astype(str).to_numpy(dtype=object),
+            ts,
+            expire_before=self._cutoff(self.item_ttl, now),
+        )
+        self.last_timestamp_ = now
+        self._sync_vocab()
+        if self.user_ttl is not None or self.item_ttl is not None:
+            self._release(up_u.expired, up_i.expired, now)
+        self._admitted_items = up_i.admitted_rows
+        self._reset_item_rows(up_i.reused_rows)  # a free row may have drifted as a negative
+
+    def _admit_items(self, ids: np.ndarray) -> None:
+        n_before = self.item_vocab_.n_rows
+        rows = self.item_vocab_.admit(ids, self.last_timestamp_)
+        self._sync_vocab()
+        self._admitted_items = rows
+        self._reset_item_rows(rows[rows < n_before])  # reused: start over as new
+
+    def expire(self, now: Any = None) -> dict[str, Any]:
+        """Expire the users and items unseen for longer than ``user_ttl`` / ``item_ttl``.
+
+        ``partial_fit`` does this by itself with ``now`` = the newest event timestamp
+        seen; call it to expire between updates (e.g. on a clock). Freed rows are reset
+        (see the ``user_ttl`` parameter) and reused by the next new ids; with no
+        time-to-live set nothing expires.
+
+        Parameters
+        ----------
+        now
+            The current time (integer epoch seconds); ``None``: ``last_timestamp_``.
+
+        Returns
+        -------
+        dict
+            ``now``, ``users`` and ``items`` (the expired ids), and
+            ``n_pending_items_dropped`` (items below ``item_min_count`` forgotten); also
+            kept in ``expired_``.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        ParameterError
+            ``now`` is not an integer timestamp.
+        """
+        self._check_fitted()
+        if now is None:
+            t = self.last_timestamp_
+        else:
+            ok = isinstance(now, numbers.Real) and not isinstance(now, bool)
+            if ok and not isinstance(now, numbers.Integral):
+                ok = math.isfinite(float(now)) and float(now).is_integer()
+            if not ok:
+                raise ParameterError("now", now, "None or an integer timestamp (epoch seconds)")
+            t = int(now)
+        none = Expired(np.empty(0, np.int64), np.empty(0, object), 0)
+        cut_u, cut_i = self._cutoff(self.user_ttl, t), self._cutoff(self.item_ttl, t)
+        gone_u = none if cut_u is None else self.user_vocab_.expire(cut_u)
+        gone_i = none if cut_i is None else self.item_vocab_.expire(cut_i)
+        self._sync_vocab()
+        self._release(gone_u, gone_i, t)
+        return self.expired_
+
+    def _release(self, users: Expired, items: Expired, now: int) -> None:
+        """Reset what expired ids left behind: stored histories of users; id, optimiser,
+        content and category rows of items, and their events in stored histories (which
+        become out-of-vocabulary events); both leave ``user_items_`` and the counts."""
+        u, i = users.rows, items.rows
+        if len(u):
+            for m in self._hist.values():
+                m[u] = 0
+        if len(i):
+            h = self._hist["items"]
+            h[np.isin(h, i + 1)] = OOV_ROW
+            counts = self.item_counts_.copy()
+            counts[i] = 0.0
+            self.item_counts_ = counts
+            self._item_categories = _set_csr_rows(self._item_categories, i, None)
+            self._reset_item_rows(i)
+        if len(u) or len(i):
+            self.user_items_ = _drop_cells(self.user_items_, u, i)
+        self.n_expired_users_ += len(u)
+        self.n_expired_items_ += len(i)
+        self.expired_ = {
+            "now": int(now),
+            "users": users.ids.tolist(),
+            "items": items.ids.tolist(),
+            "n_pending_items_dropped": int(items.n_pending_dropped),
+        }
+
+    def _reset_item_rows(self, rows: np.ndarray, content: np.ndarray | None = None) -> None:
+        """Start item ``rows`` over as new: zero id embedding and AdamW moments, the given
+        content (zero when ``None``), no EWC anchor."""
+        if len(rows) == 0:
+            return
+        tower = self._module.item_tower
+        weight = tower.id_emb.weight
+        t = torch.as_tensor(np.asarray(rows, dtype=np.int64) + 1, device=weight.device)
+        c = None
+        if content is not None and tower.content is not None:
+            c = torch.as_tensor(content, device=weight.device)
+        tower.reset_rows(t, c)
+        with torch.no_grad():
+            for value in self._optimizer.state.get(weight, {}).values():
+                if torch.is_tensor(value) and value.shape == weight.shape:
+                    value[t] = 0.0
+            ewc = self._ewc
+            name = "item_tower.id_emb.weight"
+            if ewc is not None and name in ewc.fisher:
+                inside = t[t < ewc.fisher[name].shape[0]]
+                ewc.fisher[name][inside] = 0.0
+                ewc.anchor[name][inside] = 0.0
+        self._item_cache = None
+
+    def memory_report(self) -> dict[str, int]:
+        """Rows of the tables and bytes of what the model holds, to watch memory over a
+        stream.
+
+        Returns
+        -------
+        dict
+            ``user_rows``, ``user_active``, ``user_free``, ``item_rows``, ``item_active``,
+            ``item_free``, ``item_pending`` (rows allocated, held, free; items counted but
+            not admitted); bytes (tensor ``nbytes``, numpy ``nbytes``) of
+            ``parameter_bytes`` (module parameters and buffers), ``optimizer_bytes``
+            (AdamW state), ``ewc_bytes`` (Fisher and anchor), ``history_bytes`` (stored
+            histories), ``interaction_bytes`` (``user_items_``, ``item_counts_``, category
+            rows), ``vocabulary_bytes`` (the vocabularies' state arrays) and
+            ``total_bytes``.
+        """
+        self._check_fitted()
+
+        def tensors(ts: Any) -> int:
+            return int(sum(t.numel() * t.element_size() for t in ts if torch.is_tensor(t)))
+
+        def csr(X: sp.csr_matrix) -> int:
+            return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+
+        module = self._module
+        ewc = self._ewc
+        out = {
+            "user_rows": self.user_vocab_.n_rows,
+            "user_active": self.user_vocab_.n_active,
+            "user_free": self.user_vocab_.n_free,
+            "item_rows": self.item_vocab_.n_rows,
+            "item_active": self.item_vocab_.n_active,
+            "item_free": self.item_vocab_.n_free,
+            "item_pending": self.item_vocab_.n_pending,
+            "parameter_bytes": tensors([*module.parameters(), *module.buffers()]),
+            "optimizer_bytes": tensors(
+                v for st in self._optimizer.state.values() for v in st.values()
+            ),
+            "ewc_bytes": 0
+            if ewc is None
+            else tensors([*ewc.fisher.values(), *ewc.anchor.values()]),
+            "history_bytes": int(sum(m.nbytes for m in self._hist.values())),
+            "interaction_bytes": csr(self.user_items_)
+            + csr(self._item_categories)
+            + int(self.item_counts_.nbytes),
+            "vocabulary_bytes": int(
+                sum(
+                    a.nbytes
+                    for v in (self.user_vocab_, self.item_vocab_)
+                    for a in v.get_state().values()
+                )
+            ),
+        }
+        out["total_bytes"] = sum(v for k, v in out.items() if k.endswith("_bytes"))
+        return out
+
+    def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
+        """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
+        free = self.item_vocab_.free_rows
+        if len(free):
+            S[..., free] = -np.inf
+        return S
+
+    def _cold_scores(self) -> np.ndarray:
+        return self._free_item_mask(super()._cold_scores())
+
+    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
+        return self._free_item_mask(super()._similar_scores(rows))
+
     def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
         super()._add_items(data, n_items_before, refreshed)
         if len(refreshed) == 0:
@@ -1140,6 +1533,12 @@ class SequentialRecommender(Recommender):
             old, new = tower.grow(c, n_items - n_items_before)
             T.grow_parameter(self._optimizer, old, new)
             self._item_categories = sp.vstack([self._item_categories, soft]).tocsr()
+        admitted, self._admitted_items = self._admitted_items, np.empty(0, np.int64)
+        reused = admitted[admitted < n_items_before]
+        if len(reused):  # freed rows taken by new items: content as for a grown row
+            content, soft = self._content_for(self.item_ids_[reused], data.items)
+            self._reset_item_rows(reused, content)
+            self._item_categories = _set_csr_rows(self._item_categories, reused, soft)
         if n_users > n_users_before:
             extra = n_users - n_users_before
             for key, m in self._hist.items():
@@ -1148,6 +1547,7 @@ class SequentialRecommender(Recommender):
         new = self._event_arrays(data.events)
         if len(new["user"]) == 0:
             return
+        self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
         replay = getattr(self, "_replay", None)
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
@@ -1217,7 +1617,7 @@ class SequentialRecommender(Recommender):
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         U = self._last_outputs(np.asarray(rows))["user"]
-        return (U @ self._item_matrix().T).astype(np.float32)
+        return self._free_item_mask((U @ self._item_matrix().T).astype(np.float32))
 
     # ---- given histories (Recommender.score_histories; prequential evaluation) ----
     @torch.no_grad()
@@ -1228,8 +1628,8 @@ class SequentialRecommender(Recommender):
         log = hist.events
         # _event_arrays groups events by user row and time: a stand-in known user and the
         # log position as timestamp keep the log's own order, so its types line up.
-        stand_in = log.assign(user_id=self.user_ids_[0], timestamp=np.arange(len(log)))
-        ev = self._event_arrays(stand_in)
+        stand_in = log.assign(timestamp=np.arange(len(log)))
+        ev = self._event_arrays(stand_in, users=np.zeros(len(log), np.int64))
         gaps = T.gap_buckets(hist.groups, hist.timestamps, int(self.n_time_buckets))
         query, pos, event = hist.recent(int(self.max_len))
         n, L = len(hist), int(self.max_len)
@@ -1243,7 +1643,8 @@ class SequentialRecommender(Recommender):
         for s in range(0, n, _SCORE_BATCH):
             out = module.last(*(torch.as_tensor(m[s : s + _SCORE_BATCH], device=dev) for m in seqs))
             parts.append(out["user"].cpu().numpy())
-        return (np.concatenate(parts) @ self._item_matrix().T).astype(np.float32)
+        S = (np.concatenate(parts) @ self._item_matrix().T).astype(np.float32)
+        return self._free_item_mask(S)
 
     # ---- end of given histories ----
 
@@ -1324,6 +1725,8 @@ class SequentialRecommender(Recommender):
         arrays["item_categories"] = self._item_categories
         f_arrays, f_extra = self._featurizer.get_state()
         arrays.update({f"feat/{k}": v for k, v in f_arrays.items()})
+        arrays.update({f"uvocab/{k}": v for k, v in self.user_vocab_.get_state().items()})
+        arrays.update({f"ivocab/{k}": v for k, v in self.item_vocab_.get_state().items()})
         extra = {
             "event_mode": self.event_mode_,
             "event_types": list(self.event_types_),
@@ -1333,11 +1736,19 @@ class SequentialRecommender(Recommender):
             "head_metrics": self.head_metrics_,
             "history": self.history_,
             "best_epoch": getattr(self, "best_epoch_", None),
+            "vocab": {
+                "last_timestamp": self.last_timestamp_,
+                "expired": self.expired_,
+                "n_expired_users": self.n_expired_users_,
+                "n_expired_items": self.n_expired_items_,
+                "n_oov_events": self.n_oov_events_,
+            },
         }
         return arrays, extra
 
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         self._torch_device = self._device()
+        self._restore_vocab(arrays, extra.get("vocab"))
         self.event_mode_ = extra["event_mode"]
         self.event_types_ = list(extra["event_types"])
         feat = {k[5:]: v for k, v in arrays.items() if k.startswith("feat/")}
