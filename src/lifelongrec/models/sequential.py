@@ -1587,6 +1587,463 @@ class SequentialRecommender(Recommender):
             config = self._train_config(int(self.partial_fit_epochs))
             self._train(windows, config, rng, None, teacher)
 
+    # ---------------------------------------------------------------- online learning
+    # The fast path of online learning (driven by lifelongrec.training.OnlineLearner):
+    # ``observe`` puts events into the users' stored histories at once, exactly as
+    # ``partial_fit`` with ``partial_fit_epochs=0`` would, and keeps them as training
+    # material; ``online_step`` takes optimiser steps on the windows ending at them.
+    def observe(self, events: Any, items: pd.DataFrame | None = None) -> SequentialRecommender:
+        """Take new events into the users' state at once, without a gradient step.
+
+        Each event is merged into its user's stored recent events exactly as
+        :meth:`partial_fit` with ``partial_fit_epochs=0`` merges it (time order, equal
+        timestamps after what is stored, time-gap buckets and event types computed the
+        same way, the seen-items matrix and item counts updated too), so the user's next
+        :meth:`recommend` reflects it. When every user and item is known this costs a
+        few numpy operations on the users' rows (no pandas, no sparse sums); a call with
+        a user or item the model does not know goes through that ``partial_fit`` itself,
+        which grows the tables (new items get content from ``items``). The events are
+        also kept for the next :meth:`online_step` (``n_online_pending``).
+
+        Parameters
+        ----------
+        events
+            New events: a DataFrame in the event schema (``user_id, item_id,
+            timestamp``; ``event_type`` and ``value`` optional), a
+            :class:`~lifelongrec.data.Dataset` (its ``items`` describe new items), or a
+            mapping of those column names to equal-length arrays.
+        items
+            Catalogue rows (``item_id, title, categories, attributes``) of new items;
+            overrides a Dataset's ``items``.
+
+        Returns
+        -------
+        SequentialRecommender
+            ``self``.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        DataError
+            ``events`` is not one of the accepted forms, lacks a required column, has
+            columns of different lengths, a missing id or a non-integer timestamp.
+
+        Notes
+        -----
+        Not thread-safe on its own: a caller that scores or trains from other threads
+        holds one lock around every call (``OnlineLearner.lock``). Observed events not
+        trained on yet are not part of :meth:`save` (take an :meth:`online_step` first);
+        a new :meth:`fit` discards them (counted in ``n_online_discarded_``).
+        """
+        self._check_fitted()
+        cols, data_items = self._online_columns(events)
+        if items is None:
+            items = data_items
+        n = len(cols["user_id"])
+        if n == 0:
+            return self
+        users = self.user_rows(cols["user_id"])
+        rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
+        known = bool((users >= 0).all() and (rows >= 0).all())
+        if known and self._touch_vocab(users, rows, cols["timestamp"]):
+            new = self._online_event_arrays(users, rows, cols)
+            self._online_record(new)  # the users' stored events before these
+            self._merge_into_histories(new)
+            self._add_seen(new["user"], new["item"] - 1)
+        else:
+            old, new = self._observe_growing(cols, items, users)
+            self._online_record(new, old)
+        return self
+
+    def online_step(self, steps: int = 1) -> dict[str, Any]:
+        """Take ``steps`` optimiser steps on the events observed since the last step.
+
+        The windows are those :meth:`partial_fit` would train on had it been given all
+        those events at once: each user's stored events as they were before their first
+        observed event, merged with the observed ones, ``max_len + 1`` events per window
+        ending at the user's last one (more windows when a user brought more than
+        ``max_len`` events); only the observed events are targets. Each step is one
+        optimiser step over all of those windows (one mini-batch) with the loss of
+        :meth:`partial_fit` (next item, auxiliary heads, and the EWC pull when
+        ``ewc_weight > 0``; distillation is left to ``partial_fit``, as a teacher copied
+        before one small step would teach nothing), the optimiser state carried over.
+        The material is used up whatever ``steps`` is; ``n_online_steps_`` counts the
+        steps taken (it also varies the seed of each step's dropout and negatives).
+
+        Parameters
+        ----------
+        steps
+            Optimiser steps (an integer >= 0; 0 discards the material without training).
+
+        Returns
+        -------
+        dict
+            ``n_events`` (events trained on), ``n_windows``, ``n_steps`` and the mean
+            loss of each task over the steps.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        ParameterError
+            ``steps`` is not an integer >= 0.
+        """
+        self._check_fitted()
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ParameterError("steps", steps, "an integer >= 0")
+        buf = self._online_buffer(create=False)
+        self._online_buf = None
+        out: dict[str, Any] = {"n_events": 0, "n_windows": 0, "n_steps": 0}
+        if buf is None or buf["n"] == 0:
+            return out
+        windows = self._online_windows(buf)
+        out["n_events"], out["n_windows"] = buf["n"], len(windows)
+        if len(windows) == 0 or steps == 0:
+            return out
+        module, dev = self._module, self._torch_device
+        config = self._train_config(int(steps))  # one mini-batch of all windows per step
+        counts = np.asarray(self.item_counts_, dtype=np.float64) + 1e-3
+        item_prob = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=dev)
+        cats = self._item_categories if len(self.categories_) > 1 else None
+        ewc = getattr(self, "_ewc", None)
+        loss = T.MultiTaskLoss(
+            module, config, cats, item_prob, None, 0.0, ewc, float(self.ewc_weight)
+        )
+        for group in self._optimizer.param_groups:
+            group["lr"] = config.lr
+        params = [p for g in self._optimizer.param_groups for p in g["params"]]
+        self.n_online_steps_ = getattr(self, "n_online_steps_", 0)
+        seed = int(self.random_state) + 7_368_787 * (self.n_online_steps_ + 1)
+        sums: dict[str, float] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            module.train()
+            try:
+                for _ in range(int(steps)):
+                    losses = T.train_epoch(
+                        loss,
+                        windows,
+                        self._optimizer,
+                        params,
+                        len(windows),
+                        rng,
+                        config.grad_clip,
+                        dev,
+                    )
+                    for name, value in losses.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    self.n_online_steps_ += 1
+            finally:
+                module.eval()
+                self._item_cache = None
+        out["n_steps"] = int(steps)
+        out.update({name: value / int(steps) for name, value in sums.items()})
+        return out
+
+    @property
+    def n_online_pending(self) -> int:
+        """Events observed since the last :meth:`online_step` (not trained on yet)."""
+        buf = self._online_buffer(create=False)
+        return 0 if buf is None else int(buf["n"])
+
+    @staticmethod
+    def _online_columns(events: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
+        """``observe``'s argument as checked column arrays (ids as ``str``) and the items."""
+        from collections.abc import Mapping  # noqa: PLC0415
+
+        from lifelongrec.data._schema import DEFAULT_EVENT_TYPE, EVENT_COLUMNS  # noqa: PLC0415
+
+        items = None
+        if isinstance(events, Dataset):
+            events, items = events.events, events.items
+        if not isinstance(events, (pd.DataFrame, Mapping)):
+            raise DataError(
+                "cannot use this object as events",
+                value=type(events).__name__,
+                expected="a pandas DataFrame, a lifelongrec.data.Dataset or a mapping of "
+                "column name -> array with user_id, item_id, timestamp",
+            )
+        missing = [c for c in ("user_id", "item_id", "timestamp") if c not in events]
+        if missing:
+            raise DataError(
+                "events lack required columns",
+                value=missing,
+                expected="columns user_id, item_id, timestamp (event_type, value optional)",
+            )
+        raw = {c: np.asarray(events[c]) for c in EVENT_COLUMNS if c in events}
+        n = len(raw["user_id"])
+        for name, values in raw.items():
+            if values.ndim != 1 or len(values) != n:
+                raise DataError(
+                    "event columns differ in length",
+                    column=name,
+                    value=f"shape {values.shape}",
+                    expected=f"{n} values, one per event (as user_id has)",
+                )
+        cols: dict[str, np.ndarray] = {}
+        for name in ("user_id", "item_id"):
+            values = raw[name]
+            bad = np.asarray(pd.isna(values), dtype=bool)
+            if bad.any():
+                raise DataError(
+                    f"{name} is missing",
+                    column=name,
+                    value=f"event {int(np.flatnonzero(bad)[0])} (0-based position)",
+                    expected="an id in every event",
+                )
+            cols[name] = values.astype(str).astype(object)
+        ts = raw["timestamp"]
+        if ts.dtype.kind not in "iu":
+            ok = np.fromiter(
+                (isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in ts.tolist()),
+                bool,
+                n,
+            )
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                raise DataError(
+                    "timestamp is not an integer",
+                    column="timestamp",
+                    value=f"{ts[i]!r} in event {i} (0-based position)",
+                    expected="integer UTC epoch seconds",
+                )
+        cols["timestamp"] = ts.astype(np.int64)
+        et = raw.get("event_type")
+        cols["event_type"] = (
+            np.full(n, DEFAULT_EVENT_TYPE, dtype=object) if et is None else et.astype(object)
+        )
+        value = raw.get("value")
+        try:
+            cols["value"] = (
+                np.full(n, np.nan) if value is None else np.asarray(value, dtype=np.float64)
+            )
+        except (TypeError, ValueError):
+            raise DataError(
+                "values must be numbers", column="value", expected="numbers or NaN"
+            ) from None
+        return cols, items
+
+    def _online_event_arrays(
+        self, users: np.ndarray, rows: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """What ``_event_arrays`` gives for these events (user rows known), without pandas."""
+        n = len(users)
+        if self.event_mode_ == "type":
+            cls = {c: j for j, c in enumerate(self.event_types_)}
+            target = np.fromiter((cls.get(str(t), -1) for t in cols["event_type"]), np.int64, n)
+        elif self.event_mode_ == "like":
+            v = cols["value"]
+            target = np.where(np.isnan(v), -1, (v >= self.like_threshold).astype(np.int64))
+        else:
+            target = np.zeros(n, dtype=np.int64)
+        ts = cols["timestamp"]
+        order = T.order_events(users, ts)
+        target = target[order]
+        rows = rows[order]
+        return {
+            "user": users[order],
+            "item": np.where(rows >= 0, rows + 1, OOV_ROW),  # no row (pending): OOV_ROW
+            "ts": ts[order],
+            "type": np.where(target >= 0, target + 2, _TYPE_UNKNOWN),
+            "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
+        }
+
+    def _merged_events(
+        self, old: dict[str, np.ndarray], new: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Stored events ``old`` and new events merged as ``partial_fit`` merges them:
+        grouped by user in time order (stored first at equal times), gaps recomputed
+        except for each user's first stored event; ``is_new`` marks the new ones."""
+        n_old, n_new = len(old["user"]), len(new["user"])
+        merged = {k: np.concatenate([old[k], new[k]]) for k in ("user", "item", "ts", "type")}
+        merged["is_new"] = np.r_[np.zeros(n_old, bool), np.ones(n_new, bool)]
+        merged["target_type"] = np.r_[np.full(n_old, -1), new["target_type"]]
+        merged["stored_gap"] = np.r_[old["gap"], np.zeros(n_new, np.int64)]
+        order = T.order_events(merged["user"], merged["ts"])
+        merged = {k: v[order] for k, v in merged.items()}
+        gap = T.gap_buckets(merged["user"], merged["ts"], int(self.n_time_buckets))
+        first = np.r_[True, merged["user"][1:] != merged["user"][:-1]]
+        keep_stored = first & ~merged["is_new"]
+        merged["gap"] = np.where(keep_stored, merged["stored_gap"], gap)
+        return merged
+
+    def _merge_into_histories(self, new: dict[str, np.ndarray]) -> None:
+        """Merge known users' new events into their stored rows (as ``partial_fit``)."""
+        H = self._hist
+        if len(new["user"]) == 1:  # one event, after the user's stored ones: shift the row
+            r, t = int(new["user"][0]), int(new["ts"][0])
+            has, prev = bool(H["items"][r, -1] != 0), int(H["ts"][r, -1])
+            if not has or t >= prev:
+                # the gap partial_fit computes (stored gaps are those of their predecessors)
+                gap, nb = T.GAP_FIRST, int(self.n_time_buckets)
+                if has:
+                    gap = int(T.gap_buckets(np.zeros(2, np.int64), np.array([prev, t]), nb)[1])
+                values = (("items", new["item"][0]), ("types", new["type"][0]), ("gaps", gap))
+                for key, value in (*values, ("ts", t)):
+                    row = H[key][r]
+                    row[:-1] = row[1:]
+                    row[-1] = value
+                return
+        users = np.unique(new["user"])
+        old = self._history_events(users)
+        self._store_histories(self._merged_events(old, new), users)
+
+    def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
+        the base ``partial_fit`` leaves them, by inserting the new cells (each row's
+        columns stay sorted) instead of a sparse sum. New objects replace the old ones,
+        so a reader holding the old matrix is not disturbed."""
+        n_items = len(self.item_ids_)
+        self.item_counts_ = self.item_counts_ + np.bincount(cols, minlength=n_items)
+        X = self.user_items_
+        if not X.has_sorted_indices:
+            X = X.sorted_indices()
+        indptr, indices = X.indptr, X.indices
+        if len(rows) == 1:  # one event: is its cell there already?
+            a, b, v = int(indptr[rows[0]]), int(indptr[rows[0] + 1]), int(cols[0])
+            p = a + int(np.searchsorted(indices[a:b], v))
+            if p < b and indices[p] == v:
+                return
+        keys = np.unique(rows * n_items + cols)
+        r, c = keys // n_items, keys % n_items
+        lo, hi = indptr[r].astype(np.int64), indptr[r + 1].astype(np.int64)
+        if len(keys) <= 16:  # a few cells: a binary search in each row
+            spans = zip(lo.tolist(), hi.tolist(), c.tolist(), strict=True)
+            pos = np.fromiter(
+                (a + int(np.searchsorted(indices[a:b], v)) for a, b, v in spans), np.int64, len(c)
+            )
+        else:  # many: one search among the touched rows' (row, column) keys
+            from lifelongrec.models._history import _ranges  # noqa: PLC0415
+
+            touched, first = np.unique(r, return_index=True)
+            lengths = hi[first] - lo[first]
+            have = np.repeat(touched, lengths) * n_items + indices[_ranges(lo[first], lengths)]
+            offset = np.cumsum(lengths) - lengths  # where each touched row starts in `have`
+            pos = lo + np.searchsorted(have, keys) - offset[np.searchsorted(touched, r)]
+        fresh = pos >= hi
+        inside = ~fresh
+        fresh[inside] = indices[pos[inside]] != c[inside]
+        if not fresh.any():
+            return
+        pos, r, c = pos[fresh], r[fresh], c[fresh]
+        new_indptr = indptr.copy()
+        new_indptr[1:] += np.cumsum(np.bincount(r, minlength=X.shape[0])).astype(indptr.dtype)
+        Y = sp.csr_matrix(
+            (
+                np.insert(X.data, pos, np.ones(len(c), X.data.dtype)),
+                np.insert(indices, pos, c.astype(indices.dtype)),
+                new_indptr,
+            ),
+            shape=X.shape,
+        )
+        Y.has_sorted_indices = True
+        self.user_items_ = Y
+
+    def _touch_vocab(self, users: np.ndarray, rows: np.ndarray, ts: np.ndarray) -> bool:
+        """The vocabulary bookkeeping ``partial_fit`` does for a batch whose ids all hold
+        rows (their ``last_seen`` and counts, the clock ``last_timestamp_``, the record
+        ``expired_``), in numpy. Returns False, changing nothing, when an id would expire
+        now: ``partial_fit`` itself must run then (it frees and resets rows)."""
+        now = max(int(self.last_timestamp_), int(ts.max()))
+        pairs = (
+            (self.user_vocab_, users, self._cutoff(self.user_ttl, now)),
+            (self.item_vocab_, rows, self._cutoff(self.item_ttl, now)),
+        )
+        for vocab, r, cut in pairs:
+            if cut is None:
+                continue
+            stale = (vocab.last_seen < cut) & vocab.active
+            stale[r] = False  # ids of the batch are alive now
+            if stale.any():
+                return False
+            if vocab.n_pending and min(t for _, t in vocab.pending.values()) < cut:
+                return False
+        for vocab, r, _ in pairs:  # IdVocabulary.observe for ids with rows, minus pandas
+            np.maximum.at(vocab._last_seen, r, ts)
+            np.add.at(vocab._counts, r, 1)
+        self.last_timestamp_ = now
+        if self.user_ttl is not None or self.item_ttl is not None:
+            nothing = Expired(np.empty(0, np.int64), np.empty(0, object), 0)
+            self._release(nothing, nothing, now)
+        self._admitted_items = np.empty(0, np.int64)
+        return True
+
+    def _observe_growing(
+        self, cols: dict[str, np.ndarray], items: pd.DataFrame | None, users: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """``observe`` through ``partial_fit`` with no training, for a call with ids
+        without a row or one that expires ids: that grows (or frees and reuses) the rows
+        and merges the histories. Returns the stored events from before of the users who
+        kept their row, and the new events as ``partial_fit`` saw them."""
+        known = np.unique(users[users >= 0])
+        holders = self.user_ids_[known].copy()
+        old = self._history_events(known)
+        frame = pd.DataFrame(cols)
+        epochs, updates = self.partial_fit_epochs, self.n_updates_
+        self.partial_fit_epochs = 0
+        try:
+            self.partial_fit(Dataset(events=frame, items=items))
+        finally:
+            self.partial_fit_epochs, self.n_updates_ = epochs, updates
+        kept = known[self.user_ids_[known] == holders]  # a row may have expired meanwhile
+        keep = np.isin(old["user"], kept)
+        users = self.user_rows(cols["user_id"])
+        n = len(users)
+        rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
+        new = self._online_event_arrays(users, rows, cols)  # as partial_fit's _event_arrays
+        return {k: v[keep] for k, v in old.items()}, new
+
+    def _online_buffer(self, create: bool) -> dict[str, Any] | None:
+        """The material of the next ``online_step``; material gathered before the module
+        was rebuilt (a new ``fit``) is discarded and counted in ``n_online_discarded_``."""
+        buf = getattr(self, "_online_buf", None)
+        if buf is not None and buf["module"] is not self._module:
+            self.n_online_discarded_ = getattr(self, "n_online_discarded_", 0) + buf["n"]
+            buf = self._online_buf = None
+        if buf is None and create:
+            buf = {"module": self._module, "snapped": set(), "old": [], "new": [], "n": 0}
+            self._online_buf = buf
+        return buf
+
+    def _online_record(
+        self, new: dict[str, np.ndarray], old: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Keep new events and, for users not in the material yet, their stored events
+        from before (``old``, or the stored histories now): the context ``partial_fit``
+        would merge them with."""
+        buf = self._online_buffer(create=True)
+        users = np.unique(new["user"]).tolist()
+        fresh = [u for u in users if u not in buf["snapped"]]
+        buf["snapped"].update(fresh)
+        if old is None:
+            buf["old"].append(self._history_events(np.asarray(fresh, dtype=np.int64)))
+        else:
+            keep = np.isin(old["user"], fresh)
+            buf["old"].append({k: v[keep] for k, v in old.items()})
+        buf["new"].append(new)
+        buf["n"] += len(new["user"])
+
+    def _online_windows(self, buf: dict[str, Any]) -> T.Windows:
+        """The training windows of the gathered material (see ``online_step``)."""
+        old = {k: np.concatenate([o[k] for o in buf["old"]]) for k in buf["old"][0]}
+        new = {k: np.concatenate([e[k] for e in buf["new"]]) for k in buf["new"][0]}
+        merged = self._merged_events(old, new)
+        per_user = np.bincount(merged["user"][merged["is_new"]])
+        L = int(self.max_len)
+        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
+        return T.training_windows(
+            merged["user"],
+            merged["item"],
+            merged["type"],
+            merged["gap"],
+            merged["target_type"],
+            merged["is_new"].astype(np.float32),
+            L,
+            n_windows,
+        )
+
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
     def _item_matrix(self) -> np.ndarray:

@@ -8,8 +8,9 @@ the public training toolkit (anti-forgetting terms included: :class:`Distillatio
 :class:`EWC` with :func:`estimate_fisher`; replay windows: :func:`windows_ending_at`,
 :func:`concat_windows`). :mod:`lifelongrec.training._strategies` holds the update
 strategies a model learns a stream of time windows with (static, retrain, finetune,
-lifelong with a replay buffer, distillation / EWC and a reaction to drift); the online
-learner will join them.
+lifelong with a replay buffer, distillation / EWC and a reaction to drift);
+:mod:`lifelongrec.training._online` the online learner (:class:`OnlineLearner`: state at
+once, parameters in mini-batches).
 """
 
 from lifelongrec.models._seqtrain import (
@@ -39,6 +40,7 @@ from lifelongrec.models._seqtrain import (
     training_windows,
     windows_ending_at,
 )
+from lifelongrec.training._online import OnlineLearner, OnlineStats, online_events
 from lifelongrec.training._strategies import (
     STRATEGIES,
     FineTune,
@@ -58,6 +60,8 @@ __all__ = [
     "FineTune",
     "Lifelong",
     "MultiTaskLoss",
+    "OnlineLearner",
+    "OnlineStats",
     "ReservoirBuffer",
     "Retrain",
     "Static",
@@ -74,6 +78,7 @@ __all__ = [
     "make_optimizer",
     "minibatches",
     "mixed_log_q",
+    "online_events",
     "optimizer_arrays",
     "order_events",
     "positions_from_end",
