@@ -434,10 +434,13 @@ def command_line(argv: list[str]) -> str:
     return ".venv/bin/python benchmarks/sequential.py " + shlex.join(argv)
 
 
-def write_block(name: str, title: str, command: str, body: list[str], raw: dict) -> None:
-    """Replace (or append) the ``sequential-<name>`` block of docs/benchmarks.md and write
-    the raw JSON to docs/benchmarks/sequential-<name>.json."""
-    begin, end = f"<!-- sequential-{name}:begin -->", f"<!-- sequential-{name}:end -->"
+def write_block(
+    name: str, title: str, command: str, body: list[str], raw: dict, prefix: str = "sequential"
+) -> None:
+    """Replace (or append) the ``<prefix>-<name>`` block of docs/benchmarks.md and write
+    the raw JSON to docs/benchmarks/<prefix>-<name>.json."""
+    name = f"{prefix}-{name}"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = "\n".join(
         [
             begin,
@@ -451,7 +454,7 @@ def write_block(name: str, title: str, command: str, body: list[str], raw: dict)
             "",
             *body,
             "",
-            f"Raw results: `docs/benchmarks/sequential-{name}.json`.",
+            f"Raw results: `docs/benchmarks/{name}.json`.",
             end,
         ]
     )
@@ -465,7 +468,7 @@ def write_block(name: str, title: str, command: str, body: list[str], raw: dict)
     DOC.write_text(text)
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     raw = {"command": command, **raw}
-    (RAW_DIR / f"sequential-{name}.json").write_text(json.dumps(raw, indent=2, default=str))
+    (RAW_DIR / f"{name}.json").write_text(json.dumps(raw, indent=2, default=str))
 
 
 def finish(args, name: str, title: str, body: list[str], results: list[dict]) -> None:

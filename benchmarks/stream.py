@@ -1,0 +1,209 @@
+"""Issue 4 benchmark: every strategy of the prequential protocol, per dataset and model.
+
+For each (dataset, model) this runs ``lifelongrec stream --strategy all`` in-process
+(:func:`lifelongrec.cli.run_stream`: static, retrain, finetune and lifelong on the same
+windows, a fresh drift detector per strategy) and writes one table to the
+``stream-<block>`` block of docs/benchmarks.md, the raw results to
+docs/benchmarks/stream-<block>.json and one PNG per (dataset, model) beside it.
+
+The table answers issue 4's done-when: the lifelong strategy's mean NDCG@10 as a share of
+full retrain's, its update compute as a share of full retrain's (wall and CPU seconds of
+the learning calls after the shared first fit), and backward transfer against naive
+fine-tuning.
+
+    .venv/bin/python benchmarks/stream.py --datasets ml-latest-small --models sequential ease itemknn
+    .venv/bin/python benchmarks/stream.py --datasets synthetic --synthetic-events 100000 \\
+        --shift-at 0.5 --models sequential ease itemknn --block synthetic
+    # smoke test (seconds):
+    .venv/bin/python benchmarks/stream.py --datasets synthetic --synthetic-events 3000 \\
+        --windows 3 --models popularity --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
+_seq = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_seq)  # the dataset table and the docs block writer
+DATASETS, RAW_DIR, fmt, md_table = _seq.DATASETS, _seq.RAW_DIR, _seq.fmt, _seq.md_table
+
+STRATEGY_ORDER = ["static", "retrain", "finetune", "lifelong"]
+
+
+def parse_kv(items: list[str] | None) -> dict[str, Any]:
+    """``model:key=value`` or ``key=value`` (every model) -> {model or "*": {key: value}}."""
+    from lifelongrec.cli import _parse_params
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        scope, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
+        out.setdefault(scope, {}).update(_parse_params([kv]))
+    return out
+
+
+def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> list[dict]:
+    """One row per strategy; shares are relative to the retrain strategy of the same run."""
+    runs = result["strategies"]
+    ndcg, recall = f"ndcg@{k}", f"recall@{k}"
+    ref = runs.get("retrain")
+    rows = []
+    for name in [s for s in STRATEGY_ORDER if s in runs]:
+        r = runs[name]
+        row = {
+            "dataset": dataset,
+            "model": model,
+            "strategy": name,
+            recall: r["mean"][recall],
+            ndcg: r["mean"][ndcg],
+            "bwt": r["bwt"][ndcg],
+            "wall": r["total_update_seconds_after_first"],
+            "cpu": r["total_update_cpu_seconds_after_first"],
+            "first": r["windows"][0]["update_seconds"],
+            "drifts": len(r["drift"]["detections"]) if r.get("drift") else None,
+        }
+        if ref is not None:
+            row["ndcg_share"] = r["mean"][ndcg] / ref["mean"][ndcg] if ref["mean"][ndcg] else None
+            row["cpu_share"] = row["cpu"] / ref["total_update_cpu_seconds_after_first"]
+            row["wall_share"] = row["wall"] / ref["total_update_seconds_after_first"]
+        rows.append(row)
+    return rows
+
+
+def pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--datasets", nargs="+", default=["ml-latest-small"], choices=list(DATASETS))
+    ap.add_argument("--models", nargs="+", default=["sequential", "ease", "itemknn"])
+    ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument(
+        "--param",
+        action="append",
+        metavar="[MODEL:]KEY=VALUE",
+        help="hyperparameter of one model (MODEL:KEY=VALUE) or of every model (repeatable)",
+    )
+    ap.add_argument(
+        "--lifelong",
+        action="append",
+        metavar="KEY=VALUE",
+        help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
+        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
+    )
+    ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+    ap.add_argument("--shift-at", type=float, default=None, help="synthetic only")
+    ap.add_argument("--synthetic-events", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block", default=None, help="block stream-<block> (default stream-all)")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+
+    from lifelongrec.cli import _parse_params, run_stream
+
+    per_model = parse_kv(args.param)
+    lifelong = _parse_params(args.lifelong or [])
+    block = f"stream-{args.block or 'all'}"
+    results, rows = [], []
+    for dataset in args.datasets:
+        for model in args.models:
+            params = {**per_model.get("*", {}), **per_model.get(model, {})}
+            plot = None if args.no_write else RAW_DIR / f"{block}-{dataset}-{model}.png"
+            t0 = time.perf_counter()
+            out = run_stream(
+                str(DATASETS[dataset]),
+                model,
+                "all",
+                args.windows,
+                args.k,
+                params=params,
+                drift=args.drift,
+                shift_at=args.shift_at,
+                plot=plot,
+                synthetic_events=args.synthetic_events,
+                seed=args.seed,
+                progress=False,
+                **lifelong,
+            )
+            out["dataset"], out["wall_seconds"] = dataset, time.perf_counter() - t0
+            results.append(out)
+            new = summary_rows(dataset, model, out, args.k)
+            rows += new
+            for r in new:
+                print(
+                    f"{dataset} {model} {r['strategy']}: ndcg@{args.k}={fmt(r[f'ndcg@{args.k}'])} "
+                    f"({pct(r.get('ndcg_share'))} of retrain) cpu={r['cpu']:.1f}s "
+                    f"({pct(r.get('cpu_share'))}) bwt={fmt(r['bwt'])}",
+                    flush=True,
+                )
+    k = args.k
+    table = [
+        {
+            **r,
+            "ndcg_share": pct(r.get("ndcg_share")),
+            "cpu_share": pct(r.get("cpu_share")),
+            "wall_share": pct(r.get("wall_share")),
+        }
+        for r in rows
+    ]
+    cols = [
+        ("dataset", "dataset", 0),
+        ("model", "model", 0),
+        ("strategy", "strategy", 0),
+        (f"recall@{k}", f"mean Recall@{k}", 4),
+        (f"ndcg@{k}", f"mean NDCG@{k}", 4),
+        ("ndcg_share", "NDCG vs retrain", 0),
+        ("bwt", f"BWT NDCG@{k}", 4),
+        ("wall", "update s", 1),
+        ("cpu", "update CPU s", 1),
+        ("cpu_share", "CPU vs retrain", 0),
+        ("first", "first fit s", 1),
+        ("drifts", "drift detections", 0),
+    ]
+    first = results[0] if results else {}
+    body = [
+        f"Protocol: `lifelongrec stream --strategy all` ({args.windows} windows of equal "
+        "event counts; window 0 is learned, every later window is first ranked event by "
+        "event from the past only (full catalogue, the user's earlier items excluded), then "
+        f"learned). Means over windows 1..{args.windows - 1}. `update s` / `update CPU s`: "
+        "wall and process CPU seconds of the learning calls after the first fit (which all "
+        "strategies share); shares are against `retrain` of the same model and run. BWT: "
+        "mean over windows 0..N-2 of (final model's NDCG@10 on the window - NDCG@10 right "
+        "after learning it); negative = forgetting. Drift: "
+        f"`{args.drift}` on the per-event hit stream; the lifelong strategy reacts "
+        "(its next update runs more epochs with a smaller replay share). "
+        f"Lifelong settings: {json.dumps(first.get('strategies', {}).get('lifelong', {}).get('strategy_params', {}))}. "
+        f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}.",
+        "",
+        md_table(table, cols),
+        "",
+        "Plots (NDCG@10 per window, cumulative update seconds): "
+        + ", ".join(f"`docs/benchmarks/{block}-{r['dataset']}-{r['model']}.png`" for r in results)
+        + ".",
+    ]
+    print("\n".join(body))
+    if not args.no_write:
+        command = ".venv/bin/python benchmarks/stream.py " + shlex.join(argv)
+        title = "Prequential (streaming) evaluation: static, retrain, fine-tune, lifelong"
+        if args.block:
+            title += f" ({args.block})"
+        _seq.write_block(
+            args.block or "all", title, command, body, {"results": results, "rows": rows}, "stream"
+        )
+
+
+if __name__ == "__main__":
+    main()
