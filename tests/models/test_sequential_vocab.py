@@ -18,7 +18,7 @@ from test_sequential import TINY, catalogue, two_worlds
 from lifelongrec import DataError, ParameterError, UnknownIdError
 from lifelongrec.data import Dataset, make_events, synthetic
 from lifelongrec.models import ItemKNN, Recommender, SequentialRecommender
-from lifelongrec.models.sequential import OOV_ROW
+from lifelongrec.models.sequential import OOV_ROW, FreeRow
 
 #: Structure, not quality, is under test in most places: a few epochs do.
 FAST = {**TINY, "epochs": 3}
@@ -134,7 +134,14 @@ def test_expiry_frees_rows_and_new_ids_reuse_them(aged):
     assert model._item_index["a_new"] == freed[0]
     assert model.item_vocab_.free_rows.tolist() == freed[1:]
     assert model.user_rows("newbie")[0] < n_users
-    assert {i for i in model.item_ids_ if i is not None} == alive_items
+    assert {i for i in model.item_ids_ if isinstance(i, str)} == alive_items
+    # free rows hold placeholders equal to no id: the id arrays stay unique, so an index
+    # on them (as the evaluation protocols build) maps expired ids nowhere
+    for ids in (model.item_ids_, model.user_ids_):
+        assert pd.Index(ids).is_unique and len(ids) == len(set(ids))
+    rows = pd.Index(model.item_ids_).get_indexer(["a1", "b3", "a_new"])
+    assert rows.tolist() == [model._item_index["a1"], -1, model._item_index["a_new"]]
+    assert model.item_ids_[freed[1]] == FreeRow(freed[1]) != FreeRow(freed[2])
     assert model.n_expired_items_ == len(freed) and model.n_expired_users_ == n_users - 2
 
 
@@ -265,6 +272,17 @@ def test_explicit_expire_and_its_errors():
     assert plain.expire(now=10**12)["items"] == []  # no time-to-live: nothing expires
     with pytest.raises(NotImplementedError, match="ItemKNN keeps every id"):
         ItemKNN().fit(world).expire()
+
+
+def test_the_prequential_protocol_runs_on_a_model_that_expires_and_admits():
+    from lifelongrec.evaluation import prequential
+
+    data = synthetic(n_events=900, seed=2, n_users=40, n_items=60, duration_days=60)
+    params = {**FAST, "epochs": 1, "partial_fit_epochs": 1, "text_encoder": None}
+    model = SequentialRecommender(**params, item_min_count=2, item_ttl=10 * 86400.0)
+    out = prequential(model, data, "finetune", n_windows=3, k=5, progress=False)
+    assert len(out["windows"]) == 3
+    assert all(0.0 <= w["ndcg@5"] <= 1.0 for w in out["windows"][1:])
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
 __all__ = [
     "ContentFeaturizer",
     "EncoderConfig",
+    "FreeRow",
     "ItemTower",
     "ItemTowerConfig",
     "SequentialModule",
@@ -79,6 +80,26 @@ _TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
 #: Table row, inside event sequences, of an event whose item has no row of its own (not
 #: admitted yet, or expired since): it reads the item tower's learned ``oov`` vector.
 OOV_ROW = -1
+
+
+class FreeRow:
+    """Stands for a free row in ``user_ids_`` / ``item_ids_``: equal to no id (only to the
+    placeholder of the same row), so the id arrays stay unique and an index built on them
+    (``pd.Index(model.item_ids_)``) maps every id to its row and no id to a free one."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: int) -> None:
+        self.row = int(row)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FreeRow) and other.row == self.row
+
+    def __hash__(self) -> int:
+        return hash((FreeRow, self.row))
+
+    def __repr__(self) -> str:
+        return f"<free row {self.row}>"
 
 
 # ===================================================================== configs
@@ -641,9 +662,10 @@ class SequentialRecommender(Recommender):
     history_ : list[dict]
         Per epoch: mean training losses and validation NDCG@10.
     user_vocab_, item_vocab_ : IdVocabulary
-        Which id holds which row (``user_ids_`` / ``item_ids_`` are their ``ids``:
-        ``None`` at free rows, whose scores are ``-inf`` so they are never recommended),
-        when each was last seen, the free rows and the pending items.
+        Which id holds which row (``user_ids_`` / ``item_ids_`` are their ``ids``, with
+        a :class:`FreeRow` placeholder at each free row; free item rows score ``-inf``,
+        so they are never recommended), when each was last seen, the free rows and the
+        pending items.
     last_timestamp_ : int
         The newest event timestamp seen ("now" for expiry).
     expired_ : dict
@@ -1241,14 +1263,21 @@ class SequentialRecommender(Recommender):
 
     # ---------------------------------------------------------------- vocabulary
     # Rows come from two IdVocabulary objects (user_vocab_, item_vocab_); user_ids_,
-    # item_ids_ and the base class's indexes are views of them (None at free rows).
+    # item_ids_ are their ids with FreeRow placeholders; the indexes are theirs.
     def _uses_oov(self) -> bool:
         """Whether events can lack their item's row (admission threshold or expiry)."""
         return int(self.item_min_count) > 1 or self.item_ttl is not None
 
     def _sync_vocab(self) -> None:
-        self.user_ids_ = self.user_vocab_.ids
-        self.item_ids_ = self.item_vocab_.ids
+        def placeheld(vocab: IdVocabulary) -> np.ndarray:
+            ids = vocab.ids.copy()
+            free = vocab.free_rows
+            if len(free):
+                ids[free] = np.fromiter((FreeRow(r) for r in free), object, len(free))
+            return ids
+
+        self.user_ids_ = placeheld(self.user_vocab_)
+        self.item_ids_ = placeheld(self.item_vocab_)
         self._user_index = self.user_vocab_.index
         self._item_index = self.item_vocab_.index
 
