@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps-per-batch", type=int, default=1)
     p.add_argument("--max-events", type=int, default=None, help="replayed events per run")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (the cores used)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (the cores used); on a machine busy with other work use 1: "
+        "two spin-wait for each other (an online step took 10-40x longer)",
+    )
     p.add_argument(
         "--blas-threads",
         type=int,
@@ -150,21 +156,23 @@ def replay(model, reqs, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     calls, recommend = [], []
     n_users_before = m.n_users
-    total = 0.0
+    total = cpu = 0.0
     for j, req in enumerate(reqs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         learner.learn(req)
         dt = time.perf_counter() - t0
+        cpu += time.process_time() - c0
         calls.append(dt * 1e3)
         total += dt
         if mode == "state" and args.recommend_every and j % args.recommend_every == 0:
             t0 = time.perf_counter()
             m.recommend(req[-1]["user_id"], k=10)
             recommend.append((time.perf_counter() - t0) * 1e3)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     if mode == "params":
         learner.flush()
     total += time.perf_counter() - t0
+    cpu += time.process_time() - c0
     stats = learner.stats.as_dict()
     n = stats["n_events"]
     out = {
@@ -174,6 +182,10 @@ def replay(model, reqs, mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "n_calls": len(reqs),
         "seconds": total,
         "events_per_second": n / total if total > 0 else float("nan"),
+        # CPU time of the process (all its threads): with one torch thread, what a quiet
+        # machine would give; other work on the machine inflates wall time, not this
+        "cpu_seconds": cpu,
+        "events_per_cpu_second": n / cpu if cpu > 0 else float("nan"),
         "call_ms": percentiles(calls),
         "ms_per_event": total * 1e3 / max(n, 1),
         "n_new_users": m.n_users - n_users_before,
@@ -235,7 +247,8 @@ def _runs(args: argparse.Namespace, load_before: float) -> dict[str, Any]:
             results.append(replay(model, reqs, mode, args))
             r = results[-1]
             print(
-                f"requests of {size:>5} {mode:>6}: {r['events_per_second']:9.0f} events/s, "
+                f"requests of {size:>5} {mode:>6}: {r['events_per_second']:9.0f} events/s "
+                f"({r['events_per_cpu_second']:.0f} per CPU second), "
                 f"call p50 {r['call_ms']['p50']:.2f} ms p99 {r['call_ms']['p99']:.2f} ms",
                 flush=True,
             )
@@ -272,15 +285,16 @@ def machine() -> str:
 
 def markdown(raw: dict[str, Any], command: str) -> str:
     head = (
-        "| request size | mode | events/s | call p50 ms | call p99 ms | ms/event | "
-        "state s | step s | updates | new users | recommend p50/p99 ms |"
+        "| request size | mode | events/s | events/CPU-s | call p50 ms | call p99 ms | "
+        "ms/event | state s | step s | updates | new users | recommend p50/p99 ms |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in raw["results"]:
         s = r["learner"]
         rec = r.get("recommend_after_event_ms")
         lines.append(
             f"| {r['request_size']} | {r['mode']} | {r['events_per_second']:,.0f} | "
+            f"{r['events_per_cpu_second']:,.0f} | "
             f"{r['call_ms']['p50']:.2f} | {r['call_ms']['p99']:.2f} | {r['ms_per_event']:.3f} | "
             f"{s['state_seconds']:.2f} | {s['step_seconds']:.2f} | {s['n_batches']} | "
             f"{r['n_new_users']} | "
@@ -315,8 +329,10 @@ def markdown(raw: dict[str, Any], command: str) -> str:
             + f". Parameter updates every {raw['batch_size']} events, "
             f"{raw['steps_per_batch']} optimiser step(s) each. `state`: state updates only; "
             "`params`: state and parameter steps in the same thread (the rest flushed at the "
-            "end, timed). events/s is events over the wall time of all calls; the time split "
-            "is the learner's own; `recommend` is timed right after an event (k=10).",
+            "end, timed). events/s is events over the wall time of all calls, events/CPU-s "
+            "over the process's CPU time in them (all threads; with one torch thread, about "
+            "what a quiet machine gives); the time split is the learner's own (wall); "
+            "`recommend` is timed right after an event (k=10).",
             "",
             *lines,
             END,
