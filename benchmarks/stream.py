@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--datasets", nargs="+", default=["ml-latest-small"], choices=list(DATASETS))
-    ap.add_argument("--models", nargs="+", default=["sequential", "ease", "itemknn"])
+    ap.add_argument(
+        "--models", nargs="*", default=["sequential", "ease", "itemknn"], help="none: imports only"
+    )
     ap.add_argument("--windows", type=int, default=10)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument(
@@ -110,6 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block", default=None, help="block stream-<block> (default stream-all)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--strategies", nargs="+", default=None, choices=STRATEGY_ORDER, help="default: all"
+    )
+    ap.add_argument(
+        "--import",
+        dest="imports",
+        nargs="+",
+        default=[],
+        metavar="DATASET:MODEL:FILE",
+        help="add the output of `lifelongrec stream --json` (one strategy or all) run "
+        "separately (e.g. one strategy per process), as that dataset and model",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the block's earlier results of other (dataset, model, strategy)",
+    )
     args = ap.parse_args(argv)
 
     from lifelongrec.cli import _parse_params, run_stream
@@ -117,38 +136,67 @@ def main(argv: list[str] | None = None) -> None:
     per_model = parse_kv(args.param)
     lifelong = _parse_params(args.lifelong or [])
     block = f"stream-{args.block or 'all'}"
-    results, rows = [], []
+    runs: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, model) -> run
+    raw_path = RAW_DIR / f"{block}.json"
+    if args.merge and raw_path.exists():
+        for old in json.loads(raw_path.read_text())["results"]:
+            runs[(old["dataset"], old["model"])] = old
+    for spec in args.imports:
+        dataset, model, path = spec.split(":", 2)
+        got = json.loads(Path(path).read_text())
+        found = got["strategies"] if "strategies" in got else {got["strategy"]: got}
+        run = runs.setdefault((dataset, model), {"dataset": dataset, "model": model})
+        run.setdefault("strategies", {}).update(found)
+        run.setdefault("imported", {}).update({name: path for name in found})
     for dataset in args.datasets:
         for model in args.models:
             params = {**per_model.get("*", {}), **per_model.get(model, {})}
-            plot = None if args.no_write else RAW_DIR / f"{block}-{dataset}-{model}.png"
             t0 = time.perf_counter()
-            out = run_stream(
-                str(DATASETS[dataset]),
-                model,
-                "all",
-                args.windows,
-                args.k,
-                params=params,
-                drift=args.drift,
-                shift_at=args.shift_at,
-                plot=plot,
-                synthetic_events=args.synthetic_events,
-                seed=args.seed,
-                progress=False,
-                **lifelong,
-            )
-            out["dataset"], out["wall_seconds"] = dataset, time.perf_counter() - t0
-            results.append(out)
-            new = summary_rows(dataset, model, out, args.k)
-            rows += new
-            for r in new:
-                print(
-                    f"{dataset} {model} {r['strategy']}: ndcg@{args.k}={fmt(r[f'ndcg@{args.k}'])} "
-                    f"({pct(r.get('ndcg_share'))} of retrain) cpu={r['cpu']:.1f}s "
-                    f"({pct(r.get('cpu_share'))}) bwt={fmt(r['bwt'])}",
-                    flush=True,
+            names = args.strategies or ["all"]
+            out: dict[str, Any] = {"dataset": dataset, "model": model, "strategies": {}}
+            for name in names:
+                got = run_stream(
+                    str(DATASETS[dataset]),
+                    model,
+                    name,
+                    args.windows,
+                    args.k,
+                    params=params,
+                    drift=args.drift,
+                    shift_at=args.shift_at,
+                    plot=None,  # drawn below, from every strategy of the run
+                    synthetic_events=args.synthetic_events,
+                    seed=args.seed,
+                    progress=False,
+                    **(lifelong if name in ("all", "lifelong") else {}),
                 )
+                out["strategies"].update(got["strategies"] if name == "all" else {name: got})
+                out["params"] = got["params"]
+            out["wall_seconds"] = time.perf_counter() - t0
+            run = runs.setdefault((dataset, model), {"dataset": dataset, "model": model})
+            run.setdefault("strategies", {}).update(out.pop("strategies"))
+            run.update(out)
+    results = list(runs.values())
+    for run in results:
+        if not args.no_write and len(run["strategies"]) > 1:
+            from lifelongrec.evaluation import plot_prequential
+
+            order = [s for s in STRATEGY_ORDER if s in run["strategies"]]
+            plot_prequential(
+                {s: run["strategies"][s] for s in order},
+                RAW_DIR / f"{block}-{run['dataset']}-{run['model']}.png",
+            )
+    rows = []
+    for run in results:
+        new_rows = summary_rows(run["dataset"], run["model"], run, args.k)
+        rows += new_rows
+        for r in new_rows:
+            print(
+                f"{run['dataset']} {run['model']} {r['strategy']}: "
+                f"ndcg@{args.k}={fmt(r[f'ndcg@{args.k}'])} ({pct(r.get('ndcg_share'))} of "
+                f"retrain) cpu={r['cpu']:.1f}s ({pct(r.get('cpu_share'))}) bwt={fmt(r['bwt'])}",
+                flush=True,
+            )
     k = args.k
     table = [
         {
@@ -173,7 +221,12 @@ def main(argv: list[str] | None = None) -> None:
         ("first", "first fit s", 1),
         ("drifts", "drift detections", 0),
     ]
-    first = results[0] if results else {}
+    lifelong_settings = {
+        f"{r['dataset']}/{r['model']}": r["strategies"]["lifelong"]["strategy_params"]
+        for r in results
+        if "lifelong" in r["strategies"]
+    }
+    imported = {f"{r['dataset']}/{r['model']}": r["imported"] for r in results if "imported" in r}
     body = [
         f"Protocol: `lifelongrec stream --strategy all` ({args.windows} windows of equal "
         "event counts; window 0 is learned, every later window is first ranked event by "
@@ -185,8 +238,13 @@ def main(argv: list[str] | None = None) -> None:
         "after learning it); negative = forgetting. Drift: "
         f"`{args.drift}` on the per-event hit stream; the lifelong strategy reacts "
         "(its next update runs more epochs with a smaller replay share). "
-        f"Lifelong settings: {json.dumps(first.get('strategies', {}).get('lifelong', {}).get('strategy_params', {}))}. "
-        f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}.",
+        f"Lifelong settings: {json.dumps(lifelong_settings)}. "
+        f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}."
+        + (
+            f" Imported from separate `lifelongrec stream --json` runs: {json.dumps(imported)}."
+            if imported
+            else ""
+        ),
         "",
         md_table(table, cols),
         "",

@@ -1,0 +1,63 @@
+"""benchmarks/stream.py: issue 4's table is computed from the prequential results it runs
+or imports (shares against retrain, update compute after the first fit)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stream.py"
+
+
+@pytest.fixture(scope="module")
+def stream_bench():
+    spec = importlib.util.spec_from_file_location("bench_stream", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_runs_imports_merges_and_writes_shares_against_retrain(stream_bench, tmp_path, monkeypatch):
+    from lifelongrec.cli import run_stream
+
+    seq = stream_bench._seq
+    monkeypatch.setattr(seq, "DOC", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(seq, "RAW_DIR", tmp_path)
+    monkeypatch.setattr(stream_bench, "RAW_DIR", tmp_path)
+    common = dict(windows=3, k=10, synthetic_events=3000, progress=False, drift="none")
+    # one strategy run elsewhere (as `lifelongrec stream --json` prints it), imported
+    lifelong = run_stream("synthetic", "popularity", "lifelong", **common)
+    path = tmp_path / "lifelong.json"
+    path.write_text(json.dumps(lifelong))
+    argv = ["--datasets", "synthetic", "--synthetic-events", "3000", "--windows", "3"]
+    argv += ["--drift", "none", "--block", "t", "--models", "popularity"]
+    stream_bench.main([*argv, "--strategies", "static", "retrain"])
+    stream_bench.main(
+        [*argv[:-2], "--models", "--import", f"synthetic:popularity:{path}", "--merge"]
+    )
+    raw = json.loads((tmp_path / "stream-t.json").read_text())
+    (run,) = raw["results"]
+    assert sorted(run["strategies"]) == ["lifelong", "retrain", "static"]
+    by = {r["strategy"]: r for r in raw["rows"]}
+    ref = run["strategies"]["retrain"]
+    got = run["strategies"]["lifelong"]
+    assert by["lifelong"]["ndcg_share"] == pytest.approx(
+        got["mean"]["ndcg@10"] / ref["mean"]["ndcg@10"]
+    )
+    assert by["lifelong"]["cpu_share"] == pytest.approx(
+        got["total_update_cpu_seconds_after_first"] / ref["total_update_cpu_seconds_after_first"]
+    )
+    assert by["retrain"]["ndcg_share"] == pytest.approx(1.0)
+    assert by["static"]["bwt"] == 0.0  # a model that never learns forgets nothing
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert (
+        text.count("<!-- stream-t:begin -->") == 1
+        and "| synthetic | popularity | lifelong |" in text
+    )
+    assert (tmp_path / "stream-t-synthetic-popularity.png").stat().st_size > 0
