@@ -1,0 +1,93 @@
+"""Exploratory (issue 3, cold start in the full catalogue): id rows of new items taken from
+their content neighbours' id rows instead of zero.
+
+Fits the sequential model on ml-latest-small's global temporal 80 % (as
+``benchmarks/sequential.py coldstart``), admits the cold items with ``add_items`` (zero id
+rows + content), then, without training, sets each cold item's id row to a softmax-
+weighted mean (temperature ``tau`` over cosine similarity of the content projections) of
+its ``k`` most similar warm items' id rows, and scores every cold test event from the
+user's history before it. Prints full-catalogue and cold-only Recall@10 per setting.
+
+    .venv/bin/python benchmarks/cold_neighbours.py minilm     # or: none (genres only)
+
+Uses the model's private tables (``_module.item_tower``): a probe, not an API.
+"""
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+_spec = importlib.util.spec_from_file_location(
+    "_seqbench", Path(__file__).resolve().parent / "sequential.py"
+)
+B = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(B)
+
+from lifelongrec.data import temporal_split  # noqa: E402
+from lifelongrec.models import get_model  # noqa: E402
+
+SETTINGS = [(1, 0.1), (3, 0.1), (5, 0.1), (10, 0.1), (20, 0.1), (50, 0.1), (5, 1.0), (10, 0.03)]
+
+
+def main() -> None:
+    text = sys.argv[1] if len(sys.argv) > 1 else "minilm"
+    params = {"text_encoder": None if text == "none" else text, "verbose": False}
+    split = temporal_split(B.load_prepared({"dataset": "ml-latest-small"}), test_fraction=0.2)
+    cold, _ = B.cold_test_events(split)
+    model = get_model("sequential", **params)
+    t0 = time.time()
+    model.fit(split.train_full)
+    print(f"text={text} fit {time.time() - t0:.0f} s", flush=True)
+    n_warm = len(model.item_ids_)
+    ids = dict.fromkeys(split.test.events["item_id"].astype(str))
+    cold_ids = [i for i in ids if i not in model._item_index]
+    B.admit_items(model, split.train_full, cold_ids)
+    history = pd.concat([split.train_full.events, split.test.events], ignore_index=True)
+    index = pd.Index(np.asarray(model.item_ids_, dtype=object))
+    cold_cols = index.get_indexer(cold_ids)
+
+    def evaluate(tag: str) -> None:
+        model._item_cache = None
+        full, only = [], []
+        for s in range(0, len(cold), 1000):
+            part = cold.iloc[s : s + 1000]
+            S = model.score_histories(
+                list(part["user_id"].astype(str)),
+                history,
+                before=part["timestamp"].to_numpy(),
+                exclude_seen=True,
+            ).astype(np.float64)
+            target = index.get_indexer(part["item_id"].astype(str))
+            full.append(B.event_metrics(S, target, 10, s)["hits"])
+            pos = pd.Index(cold_cols).get_indexer(target)
+            only.append(B.event_metrics(S[:, cold_cols], pos, 10, s)["hits"])
+        print(
+            f"{tag}: full Recall@10 {np.concatenate(full).mean():.4f} "
+            f"cold-only {np.concatenate(only).mean():.4f}",
+            flush=True,
+        )
+
+    evaluate("zero id rows (add_items)")
+    tower = model._module.item_tower
+    with torch.no_grad():
+        E = tower.id_emb.weight
+        C = torch.nn.functional.normalize(tower.proj(tower.content), dim=1)
+        warm = torch.arange(1, n_warm + 1)
+        rows = torch.as_tensor(cold_cols + 1)
+        sim = C[rows] @ C[warm].T
+        for k, tau in SETTINGS:
+            top = sim.topk(k, dim=1)
+            w = torch.softmax(top.values / tau, dim=1)
+            E[rows] = (w[:, :, None] * E[warm][top.indices]).sum(1)
+            evaluate(f"neighbour id rows k={k} tau={tau}")
+        E[rows] = E[warm].mean(0)
+        evaluate("mean warm id row")
+
+
+if __name__ == "__main__":
+    main()
