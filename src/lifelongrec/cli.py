@@ -432,7 +432,7 @@ def run_stream(
     *,
     params: dict[str, Any] | None = None,
     replay_size: int = 10_000,
-    replay_share: float = 0.5,
+    replay_share: float = 0.25,
     distill_weight: float | None = None,
     ewc_weight: float | None = None,
     drift: str = "adwin",
@@ -623,7 +623,7 @@ def stream(
     ] = 10_000,
     replay_share: Annotated[
         float, typer.Option(help="Lifelong: share of each update's events replayed, [0, 1).")
-    ] = 0.5,
+    ] = 0.25,
     distill_weight: Annotated[
         float | None,
         typer.Option(

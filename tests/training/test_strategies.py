@@ -267,7 +267,7 @@ def test_lifelong_settings_are_params_and_checked(windows):
     s = get_strategy("lifelong", seed=3, distill_weight=0.5, drift_epochs_factor=3)
     assert s.get_params() == {
         "replay_size": 10_000,
-        "replay_share": 0.5,
+        "replay_share": 0.25,
         "seed": 3,
         "distill_weight": 0.5,
         "ewc_weight": None,
