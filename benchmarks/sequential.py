@@ -676,7 +676,11 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
 
 
 MT_ARMS = {
+    # "on" = the model's default weights: 0.1 / 0.1 until session 3, 0.03 / 0.03 since
     "multi-task on": {"params": {}},
+    "multi-task 0.1": {
+        "params": {"task_weights": {"next_item": 1.0, "event_type": 0.1, "category": 0.1}}
+    },
     "multi-task off": {"params": {"task_weights": NO_MULTITASK}},
     # lighter auxiliary weights, and the multi-gate mixture of experts between encoder
     # and heads (each head its own gated mix of 4 experts)
@@ -719,8 +723,9 @@ def cmd_multitask(args: argparse.Namespace) -> None:
     cols.append(("n_runs", "runs", 0))
     body = [
         "Protocol: as `compare` (leave-one-out, full ranking, K="
-        f"{args.k}); next-item figures on the test events. `multi-task on` = default task "
-        "weights (next item 1, event type 0.1, category 0.1); `off` = event type and "
+        f"{args.k}); next-item figures on the test events. `multi-task on` = the default "
+        "task weights (next item 1, event type and category 0.1 until session 3, 0.03 "
+        "since); `0.1` = those weights given explicitly; `off` = event type and "
         "category weights 0; `0.03` = both auxiliary weights 0.03; `mmoe` = default "
         "weights with `mmoe_experts=4`. Head metrics are `head_metrics_` (the model's own validation: "
         "each user's last training event, at the best epoch); on the `off` arm the "
