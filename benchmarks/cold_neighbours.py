@@ -52,23 +52,11 @@ def main() -> None:
     cold_cols = index.get_indexer(cold_ids)
 
     def evaluate(tag: str) -> None:
-        model._item_cache = None
-        full, only = [], []
-        for s in range(0, len(cold), 1000):
-            part = cold.iloc[s : s + 1000]
-            S = model.score_histories(
-                list(part["user_id"].astype(str)),
-                history,
-                before=part["timestamp"].to_numpy(),
-                exclude_seen=True,
-            ).astype(np.float64)
-            target = index.get_indexer(part["item_id"].astype(str))
-            full.append(B.event_metrics(S, target, 10, s)["hits"])
-            pos = pd.Index(cold_cols).get_indexer(target)
-            only.append(B.event_metrics(S[:, cold_cols], pos, 10, s)["hits"])
+        model._item_cache = None  # item vectors changed below
+        m = B.cold_metrics(model, cold, history, index, cold_cols, 10, 0)
         print(
-            f"{tag}: full Recall@10 {np.concatenate(full).mean():.4f} "
-            f"cold-only {np.concatenate(only).mean():.4f}",
+            f"{tag}: full Recall@10 {m['full_recall@10']:.4f} "
+            f"cold-only {m['coldonly_recall@10']:.4f}",
             flush=True,
         )
 

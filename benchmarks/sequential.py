@@ -199,6 +199,37 @@ def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
     return {"hits": hit.astype(float), "ndcg": ndcg}
 
 
+def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
+    """Recall/HR/NDCG@k of every cold test event, scored from its user's history before
+    it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns)."""
+    import numpy as np
+    import pandas as pd
+
+    sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
+    n = len(cold)
+    for start in range(0, n, 1000):
+        part = cold.iloc[start : start + 1000]
+        S = model.score_histories(
+            list(part["user_id"].astype(str)),
+            history,
+            before=part["timestamp"].to_numpy(),
+            exclude_seen=True,
+        ).astype(np.float64)
+        target = index.get_indexer(part["item_id"].astype(str))
+        full = event_metrics(S, target, k, seed + start)
+        pos = pd.Index(cold_cols).get_indexer(target)
+        only = event_metrics(S[:, cold_cols], pos, k, seed + start)
+        for name, m in (("full", full), ("coldonly", only)):
+            sums[name][0] += float(m["hits"].sum())
+            sums[name][1] += float(m["ndcg"].sum())
+    out = {}
+    for name, (hits, ndcg) in sums.items():
+        out[f"{name}_recall@{k}"] = hits / max(n, 1)
+        out[f"{name}_hr@{k}"] = hits / max(n, 1)
+        out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
+    return out
+
+
 def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
     """Fit on a global temporal split's past, admit the new items from their catalogue
     rows, then rank for every cold test event from its user's history before it."""
@@ -222,27 +253,7 @@ def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
     index = pd.Index(np.asarray(model.item_ids_, dtype=object))
     cold_cols = index.get_indexer(cold_ids)
     seed = int(job.get("params", {}).get("random_state", 0))
-    sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
-    n = len(cold)
-    for start in range(0, n, 1000):
-        part = cold.iloc[start : start + 1000]
-        S = model.score_histories(
-            list(part["user_id"].astype(str)),
-            history,
-            before=part["timestamp"].to_numpy(),
-            exclude_seen=True,
-        ).astype(np.float64)
-        target = index.get_indexer(part["item_id"].astype(str))
-        full = event_metrics(S, target, k, seed + start)
-        pos = pd.Index(cold_cols).get_indexer(target)
-        only = event_metrics(S[:, cold_cols], pos, k, seed + start)
-        for name, m in (("full", full), ("coldonly", only)):
-            sums[name][0] += float(m["hits"].sum())
-            sums[name][1] += float(m["ndcg"].sum())
-    for name, (hits, ndcg) in sums.items():
-        out[f"{name}_recall@{k}"] = hits / max(n, 1)
-        out[f"{name}_hr@{k}"] = hits / max(n, 1)
-        out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
+    out.update(cold_metrics(model, cold, history, index, cold_cols, k, seed))
     out["n_items_ranked"] = len(model.item_ids_)
     out["n_cold_items_ranked"] = len(cold_cols)
     out["params"] = model.get_params()
