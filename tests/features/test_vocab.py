@@ -272,3 +272,14 @@ def test_inconsistent_state_is_rejected(edit, match):
     edit(state)
     with pytest.raises(DataError, match=match):
         IdVocabulary.from_state(state)
+
+
+def test_forget_frees_given_ids_whatever_their_age():
+    v = IdVocabulary(min_count=2)
+    v.observe(["a", "b", "c", "c", "p"], [1, 1, 1, 1, 5])  # a, b seen once: pending
+    v.observe(["a", "b"], [2, 2])
+    assert sorted(v.index) == ["a", "b", "c"] and "p" in v.pending
+    gone = v.forget(["b", "p", "unknown"])
+    assert gone.ids.tolist() == ["b"] and gone.n_pending_dropped == 1
+    assert "b" not in v and "p" not in v.pending and len(v) == 2
+    assert v.observe(["d", "d"], [3, 3]).admitted_rows.tolist() == gone.rows.tolist()

@@ -447,3 +447,40 @@ def test_rows_stay_bounded_with_expiry_and_grow_without(churn):
     assert freed[-1]["item_free"] + freed[-1]["item_active"] == freed[-1]["item_rows"]
     assert freed[-1]["total_bytes"] < kept[-1]["total_bytes"]
     assert all(r["rss_bytes"] > 0 for r in freed)
+
+
+# ------------------------------------------------------------- the right to be forgotten
+def test_forget_users_erases_state_frees_the_row_and_pending_material():
+    world = two_worlds()
+    model = SequentialRecommender(**FAST).fit(world)
+    row = int(model.user_rows(["auser0"])[0])
+    t = int(world.events["timestamp"].max()) + 1
+    model.observe(make_events(["auser0", "auser1"], ["a1", "a2"], [t, t]))
+    assert model.n_online_pending == 2
+    assert model.forget_users(["auser0", "nobody"]) == ["auser0"]
+    assert int(model.user_rows(["auser0"])[0]) == -1
+    assert not model._hist["items"][row].any()
+    assert model.user_items_[row].nnz == 0
+    assert model.n_online_pending == 1  # auser1's event stays, auser0's is gone
+    assert model.online_step(1)["n_events"] == 1
+    # the row is reused by the next new user, who starts from nothing of auser0's
+    model.observe(make_events(["fresh"], ["a3"], [t + 1]))
+    assert int(model.user_rows(["fresh"])[0]) == row
+    assert _stored_items(model, "fresh") == ["a3"]
+    assert model.forget_users("fresh") == ["fresh"]
+    with pytest.raises(NotImplementedError, match="refit it without"):
+        ItemKNN().fit(world).forget_users(["auser1"])
+
+
+def test_item_vectors_score_like_recommend_and_skip_free_rows(aged):
+    world, fitted, update = aged
+    model = copy.deepcopy(fitted)
+    model.partial_fit(update)  # frees rows of expired items
+    ids, V = model.item_vectors()
+    assert not any(isinstance(i, FreeRow) for i in ids)
+    assert set(ids) == {i for i in model.item_ids_ if isinstance(i, str)}
+    u = model.user_vectors("auser0")
+    order = np.argsort(-(V @ u), kind="stable")
+    top, scores = model.recommend("auser0", k=3, exclude_seen=False)
+    assert list(ids[order[:3]]) == list(top)
+    np.testing.assert_allclose(np.sort(V @ u)[::-1][:3], scores, rtol=1e-5)

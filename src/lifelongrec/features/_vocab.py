@@ -386,6 +386,26 @@ class IdVocabulary:
         by later admissions, lowest first."""
         return self._expire(_check_time("before", before), np.empty(0, np.int64), set())
 
+    def forget(self, ids: Any) -> Expired:
+        """Free the rows of the given ids and drop pending ones, whatever their age (the
+        right to be forgotten). Ids the vocabulary does not hold are ignored (they are
+        in neither list of the result). Returns what was freed (:class:`Expired`, rows
+        ascending)."""
+        wanted = set(_check_ids(ids).tolist())
+        rows = np.sort(np.asarray([self._index[i] for i in wanted if i in self._index], np.int64))
+        gone = self._ids[rows].copy()
+        for i in gone.tolist():
+            del self._index[i]
+        self._ids[rows] = None
+        self._last_seen[rows] = NEVER
+        self._counts[rows] = 0
+        for r in rows.tolist():
+            heapq.heappush(self._free, r)
+        drop = [i for i in self._pending if i in wanted]
+        for i in drop:
+            del self._pending[i]
+        return Expired(rows, gone, len(drop))
+
     def _expire(self, before: int, exempt_rows: np.ndarray, exempt_ids: set[str]) -> Expired:
         stale = self._last_seen < before
         stale &= self._last_seen != NEVER

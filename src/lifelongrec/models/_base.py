@@ -331,6 +331,22 @@ class Recommender:
             "through user_ttl / item_ttl)"
         )
 
+    def forget_users(self, users: Any) -> list[str]:
+        """Erase users' stored state (the right to be forgotten). Only models that keep
+        per-user state in a dynamic vocabulary support it (``sequential``); refit the
+        others without the users' events.
+
+        Raises
+        ------
+        NotImplementedError
+            This model has no dynamic vocabulary.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot erase a user in place: it has no dynamic "
+            "vocabulary; refit it without the user's events (SequentialRecommender "
+            "supports forget_users)"
+        )
+
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         raise NotImplementedError
 

@@ -1413,6 +1413,62 @@ class SequentialRecommender(Recommender):
         self._release(gone_u, gone_i, t)
         return self.expired_
 
+    def forget_users(self, users: Any) -> list[str]:
+        """Erase users: their stored events, seen items and rows (the right to be
+        forgotten).
+
+        Each user's row is freed (reused by later new users) and its stored history and
+        seen items are cleared; events of theirs observed but not trained on yet are
+        dropped from the next :meth:`online_step`. The user is unknown afterwards (a
+        later event makes a new user). What the parameters learned from their past
+        events (shared item and encoder weights, no per-user row) stays; retrain without
+        their events to remove that too. Ids the model does not know are skipped.
+
+        Parameters
+        ----------
+        users
+            One user id or a 1-d sequence of them.
+
+        Returns
+        -------
+        list of str
+            The ids that were erased.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
+        self._check_fitted()
+        ids = [users] if _is_single(users) else list(users)
+        gone = self.user_vocab_.forget([str(u) for u in ids])
+        self._sync_vocab()
+        rows = gone.rows
+        if len(rows):
+            for m in self._hist.values():
+                m[rows] = 0
+            self.user_items_ = _drop_cells(self.user_items_, rows, np.empty(0, np.int64))
+            buf = self._online_buffer(create=False)
+            if buf is not None:
+                for part in ("old", "new"):
+                    kept = []
+                    for arrays in buf[part]:
+                        keep = ~np.isin(arrays["user"], rows)
+                        kept.append({k: v[keep] for k, v in arrays.items()})
+                    buf[part] = kept
+                buf["n"] = int(sum(len(a["user"]) for a in buf["new"]))
+                buf["snapped"].difference_update(rows.tolist())
+        return [str(i) for i in gone.ids.tolist()]
+
+    def item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live items' ids ``(n,)`` and vectors ``(n, D)`` (float32): a user's score
+        for an item is ``user_vectors(user) @ vector``; free rows are left out. For an
+        ANN index (``lifelongrec.serving.ItemIndex``)."""
+        self._check_fitted()
+        V = self._item_matrix()
+        rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
+        return self.item_ids_[rows].astype(object), np.ascontiguousarray(V[rows], np.float32)
+
     def _release(self, users: Expired, items: Expired, now: int) -> None:
         """Reset what expired ids left behind: stored histories of users; id, optimiser,
         content and category rows of items, and their events in stored histories (which
@@ -1729,6 +1785,9 @@ class SequentialRecommender(Recommender):
         self._online_buf = None
         out: dict[str, Any] = {"n_events": 0, "n_windows": 0, "n_steps": 0}
         if buf is None or buf["n"] == 0:
+            return out
+        if steps == 0:  # discard the material: no windows to build
+            out["n_events"] = buf["n"]
             return out
         windows = self._online_windows(buf)
         out["n_events"], out["n_windows"] = buf["n"], len(windows)
