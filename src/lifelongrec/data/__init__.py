@@ -1,4 +1,5 @@
-"""Events and catalogues: schema, readers, the synthetic world, preprocessing, splits."""
+"""Events and catalogues: schema, readers, the synthetic world, the event store,
+preprocessing, splits."""
 
 from lifelongrec.data._preprocess import deduplicate, implicit_feedback, kcore, sort_by_time
 from lifelongrec.data._readers import (
@@ -24,16 +25,20 @@ from lifelongrec.data._schema import (
 )
 from lifelongrec.data._split import Split, leave_one_out, temporal_split, time_windows
 from lifelongrec.data._stats import describe
+from lifelongrec.data._store import AppendResult, EventStore, StoreClosedError
 from lifelongrec.data._synthetic import SyntheticWorld, synthetic
 
 __all__ = [
+    "AppendResult",
     "DEFAULT_EVENT_TYPE",
     "EVENT_COLUMNS",
     "FORMATS",
     "ITEM_COLUMNS",
     "Dataset",
+    "EventStore",
     "LoadReport",
     "Split",
+    "StoreClosedError",
     "SyntheticWorld",
     "as_dataset",
     "deduplicate",

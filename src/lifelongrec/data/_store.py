@@ -1,0 +1,793 @@
+"""The embedded event store: one SQLite file holds the event log and the item catalogue.
+
+A service's home folder keeps its events here (``HOME/events.sqlite``). The store is
+built for the service's needs:
+
+* **durable appends**: :meth:`EventStore.append` returns only after its transaction is
+  committed and fsynced (SQLite in WAL mode with ``synchronous=FULL``), so an event the
+  service acknowledged survives a crash or a ``kill -9`` of the process;
+* **idempotency**: an event may carry an ``event_id``; an id already stored is not
+  written again, so a client may retry a request whose reply it did not get;
+* **a cursor**: every stored event gets a monotonically increasing integer ``seq``
+  (never reused, even after deletions); a learner reads "everything after the last
+  ``seq`` I saw" with :meth:`EventStore.read`;
+* **erasure**: :meth:`EventStore.delete_user` erases a user's events and their event
+  ids (the freed bytes are overwritten);
+* **a catalogue**: :meth:`EventStore.upsert_items` inserts or replaces items; lists and
+  dicts are stored as JSON and come back equal.
+
+SQLite was chosen over DuckDB by measurement (``benchmarks/store.py``, the
+``service-store`` block of ``docs/benchmarks.md``): it acknowledges single events
+durably far faster and reads one user's recent history in well under a millisecond.
+
+Thread safety: one store object may be shared by many threads. Writes (append, delete,
+upsert) are serialised on one connection under a lock; reads use a pool of read
+connections and run beside a write (WAL readers see the last committed state). One
+process at a time should open a store; a store left by a killed process opens normally
+(SQLite recovers from its write-ahead log).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lifelongrec._errors import DataError, LifelongrecError, ParameterError
+from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, frame_of
+
+__all__ = ["AppendResult", "EventStore", "StoreClosedError"]
+
+_APPLICATION_ID = 0x4C4C5253  # "LLRS": marks a SQLite file as a lifelongrec event store
+_SCHEMA_VERSION = 1
+_CHUNK = 900  # ids per "IN (...)" lookup, well under SQLite's host-parameter limit
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    value REAL,
+    event_id TEXT
+);
+CREATE INDEX events_user_time ON events (user_id, timestamp);
+CREATE UNIQUE INDEX events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE items (
+    pos INTEGER PRIMARY KEY,
+    item_id TEXT NOT NULL UNIQUE,
+    title TEXT,
+    categories TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+"""
+_EVENT_SELECT = "SELECT user_id, item_id, timestamp, event_type, value, seq FROM events"
+
+
+class StoreClosedError(LifelongrecError, ValueError):
+    """An :class:`EventStore` was used after :meth:`EventStore.close`.
+
+    A ``ValueError``, as Python's own "I/O operation on closed file" is.
+    """
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What :meth:`EventStore.append` did with a batch.
+
+    Attributes
+    ----------
+    n_written
+        Events stored by this call.
+    n_duplicates
+        Events not stored because their ``event_id`` was already stored, or repeated an
+        earlier row of the same batch (the first row wins).
+    last_seq
+        The store's highest ``seq`` after the call (its value before the call when
+        nothing was written).
+    seqs
+        ``int64`` array, one per row of the batch: the ``seq`` under which that event is
+        stored; for a duplicate, the ``seq`` of the stored event it repeats. The rows
+        written get consecutive values, in row order.
+    """
+
+    n_written: int
+    n_duplicates: int
+    last_seq: int
+    seqs: np.ndarray = field(repr=False)
+
+
+class EventStore:
+    """An embedded, durable, idempotent event log plus the item catalogue (one SQLite file).
+
+    Parameters
+    ----------
+    path
+        The store's file, e.g. ``HOME/events.sqlite``; created when absent (its folder
+        must exist). SQLite keeps two companions beside it while open (``-wal``,
+        ``-shm``); they belong to the store.
+
+    Raises
+    ------
+    ParameterError
+        ``path`` is not a str or path, names a folder, or its folder does not exist.
+    DataError
+        The file exists but is not a lifelongrec event store (another SQLite database,
+        or no database at all), or was written by a newer lifelongrec.
+
+    Notes
+    -----
+    Events are rows of :data:`~lifelongrec.data.EVENT_COLUMNS` plus ``seq``, the
+    store's order of arrival (1, 2, 3, ...; a number is never reused, deletions leave
+    gaps). Use it as a cursor: ``store.read(after_seq=cursor)``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from lifelongrec.data import EventStore, make_events, make_items
+    >>> home = tempfile.mkdtemp()
+    >>> with EventStore(os.path.join(home, "events.sqlite")) as store:
+    ...     r = store.append(make_events(["u1", "u1"], ["a", "b"], [10, 20]), event_ids=["e1", "e2"])
+    ...     again = store.append(make_events(["u1"], ["a"], [10]), event_ids=["e1"])
+    ...     n_new, n_updated = store.upsert_items(make_items(["a"], ["Alpha"], [["x"]], [{"p": 1.5}]))
+    ...     (r.n_written, again.n_duplicates, store.last_seq, store.read(after_seq=1)["item_id"].tolist(),
+    ...      store.item("a")["attributes"])
+    (2, 1, 2, ['b'], {'p': 1.5})
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ParameterError("path", path, "a str or os.PathLike naming the store's file")
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ParameterError("path", str(path), "a file name, not a folder")
+        if not self.path.parent.is_dir():
+            raise ParameterError(
+                "path", str(path), f"a file in an existing folder ({self.path.parent} is none)"
+            )
+        self._state = threading.Condition()
+        self._busy = 0  # calls in flight; close() waits for them
+        self._closed = True  # until the writer is open
+        self._write_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []  # idle read connections
+        self._all_readers: list[sqlite3.Connection] = []
+        self._writer = self._connect()
+        try:
+            self._writer.execute("PRAGMA secure_delete = ON")  # erased rows are overwritten
+            self._writer.execute("PRAGMA journal_size_limit = 67108864")
+            self._writer.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache
+            self._open_schema()
+        except BaseException:
+            self._writer.close()
+            raise
+        self._closed = False
+
+    # ------------------------------------------------------------------ plumbing
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise self._not_a_store(exc) from exc
+        try:
+            conn.execute("PRAGMA synchronous = FULL")  # commit = fsync of the WAL
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._not_a_store(exc) from exc
+        return conn
+
+    def _not_a_store(self, exc: sqlite3.Error) -> DataError:
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+            # e.g. "unable to open database file"
+            return DataError(
+                f"cannot open the event store ({exc})",
+                path=self.path,
+                expected="a file this process may read and write",
+            )
+        return DataError(
+            f"not a lifelongrec event store ({exc})",
+            path=self.path,
+            expected="a file made by lifelongrec.data.EventStore, or a new file name",
+        )
+
+    def _open_schema(self) -> None:
+        conn = self._writer
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            n_objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._not_a_store(exc) from exc
+        if app_id == 0 and n_objects == 0:  # a new (or empty) file: create the schema
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise DataError(
+                    "SQLite refused write-ahead logging for the event store",
+                    path=self.path,
+                    expected="a file on a local file system",
+                )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            return
+        if app_id != _APPLICATION_ID:
+            raise self._not_a_store(f"a SQLite database with application id {app_id}")
+        if version > _SCHEMA_VERSION:
+            raise DataError(
+                "event store written by a newer lifelongrec",
+                path=self.path,
+                value=f"schema version {version}",
+                expected=f"schema version {_SCHEMA_VERSION} or older",
+            )
+        conn.execute("PRAGMA journal_mode = WAL")
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        with self._state:
+            if self._closed:
+                raise StoreClosedError(f"the event store {self.path} is closed")
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._busy -= 1
+                self._state.notify_all()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._call():
+            with self._state:
+                conn = self._readers.pop() if self._readers else None
+            if conn is None:
+                conn = self._connect()
+                with self._state:
+                    self._all_readers.append(conn)
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                with self._state:
+                    self._readers.append(conn)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the write lock."""
+        with self._call(), self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")  # synchronous=FULL: durable when this returns
+            except BaseException:
+                if conn.in_transaction:  # the body or the commit failed: nothing is written
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Wait for calls in flight, then close every connection. Closing twice is fine."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            while self._busy:
+                self._state.wait()
+            readers, self._readers, self._all_readers = self._all_readers, [], []
+        for conn in readers:
+            conn.close()
+        self._writer.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"last_seq={self.last_seq}"
+        return f"EventStore({str(self.path)!r}, {state})"
+
+    # ------------------------------------------------------------------ events
+    @staticmethod
+    def _last_seq(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    @property
+    def last_seq(self) -> int:
+        """The highest ``seq`` ever given (0 for a new store); deletions do not lower it."""
+        with self._reading() as conn:
+            return self._last_seq(conn)
+
+    @property
+    def n_events(self) -> int:
+        """The number of events stored."""
+        with self._reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def append(
+        self, events: pd.DataFrame, event_ids: Sequence[str | None] | None = None
+    ) -> AppendResult:
+        """Store a batch of events in one durable transaction; skip events already stored.
+
+        Parameters
+        ----------
+        events
+            A frame with exactly the columns :data:`~lifelongrec.data.EVENT_COLUMNS`
+            (any order, any index): ``user_id``, ``item_id`` and ``event_type``
+            non-empty strings, ``timestamp`` integers (UTC epoch seconds, int64 range),
+            ``value`` real numbers or missing (NaN/None). Not modified.
+        event_ids
+            ``None``, or one entry per row: a non-empty string identifying the event
+            (e.g. a client-made UUID) or ``None`` (no idempotency for that row). A row
+            whose id is already stored, or repeats an earlier row of this batch, is not
+            written (the first occurrence wins) and is counted as a duplicate.
+
+        Returns
+        -------
+        AppendResult
+            ``n_written``, ``n_duplicates``, ``last_seq`` and each row's ``seq``.
+
+        Raises
+        ------
+        DataError
+            A column is missing or unknown, or a row holds a bad value; the message
+            names the row (0-based position; also the error's ``row`` attribute) and
+            the field. Nothing of the batch is written.
+        ParameterError
+            ``event_ids`` is not a sequence of the batch's length.
+        StoreClosedError
+            The store is closed.
+
+        Notes
+        -----
+        The call returns after the commit is durable (the write-ahead log is fsynced).
+        Ids of events erased by :meth:`delete_user` are forgotten with them: the same
+        id sent again is stored again.
+        """
+        columns = _event_columns(events)
+        n = len(columns[0])
+        ids = _event_ids(event_ids, n)
+        rows = list(zip(*columns, ids, strict=True))
+        seqs = np.zeros(n, dtype=np.int64)
+        with self._writing() as conn:
+            base = self._last_seq(conn)
+            known = _lookup(conn, "SELECT event_id, seq FROM events WHERE event_id IN", ids)
+            write = []
+            next_seq = base
+            for pos, (row, eid) in enumerate(zip(rows, ids, strict=True)):
+                if eid is not None:
+                    seen = known.get(eid)
+                    if seen is not None:
+                        seqs[pos] = seen
+                        continue
+                next_seq += 1
+                seqs[pos] = next_seq
+                if eid is not None:
+                    known[eid] = next_seq
+                write.append((next_seq, *row))
+            if write:
+                conn.executemany(
+                    "INSERT INTO events (seq, user_id, item_id, timestamp, event_type, value,"
+                    " event_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    write,
+                )
+        return AppendResult(len(write), n - len(write), next_seq, seqs)
+
+    def read(self, after_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
+        """Events with ``seq > after_seq`` in ``seq`` order (at most ``limit`` of them).
+
+        Returns a frame with :data:`~lifelongrec.data.EVENT_COLUMNS` plus ``seq``
+        (``int64``), dtypes as :func:`~lifelongrec.data.make_events` gives. The next
+        cursor is ``frame["seq"].iloc[-1]`` (keep the old one when the frame is empty).
+
+        Raises
+        ------
+        ParameterError
+            ``after_seq`` is not an integer >= 0, or ``limit`` not ``None`` or >= 0.
+        StoreClosedError
+            The store is closed.
+        """
+        after_seq = _count("after_seq", after_seq)
+        limit = None if limit is None else _count("limit", limit)
+        sql = f"{_EVENT_SELECT} WHERE seq > ? ORDER BY seq"
+        args: tuple[int, ...] = (after_seq,)
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", (after_seq, limit)
+        with self._reading() as conn:
+            return _events_frame(conn.execute(sql, args).fetchall())
+
+    def user_events(self, user_id: str, limit: int | None = None) -> pd.DataFrame:
+        """The user's most recent ``limit`` events (all when ``None``), in time order.
+
+        "Recent" is by ``timestamp``, ties broken by ``seq``; the frame is in that order
+        (oldest first), columns as :meth:`read` gives. A user without events gets an
+        empty frame.
+
+        Raises
+        ------
+        ParameterError
+            ``user_id`` is not a non-empty string, or ``limit`` not ``None`` or >= 0.
+        StoreClosedError
+            The store is closed.
+        """
+        user_id = _id_argument("user_id", user_id)
+        limit = -1 if limit is None else _count("limit", limit)  # SQLite: LIMIT -1 = all
+        sql = f"{_EVENT_SELECT} WHERE user_id = ? ORDER BY timestamp DESC, seq DESC LIMIT ?"
+        with self._reading() as conn:
+            rows = conn.execute(sql, (user_id, limit)).fetchall()
+        rows.reverse()
+        return _events_frame(rows)
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every event of ``user_id`` (and their event ids); return how many.
+
+        Durable when it returns. The erased rows' bytes are overwritten in the database
+        file (SQLite ``secure_delete``), and the write-ahead log, which still holds
+        them, is checkpointed and truncated unless a reader holds an older snapshot at
+        that moment (then the next checkpoint overwrites it). A user without events
+        gives 0.
+
+        Raises
+        ------
+        ParameterError
+            ``user_id`` is not a non-empty string.
+        StoreClosedError
+            The store is closed.
+        """
+        user_id = _id_argument("user_id", user_id)
+        with self._writing() as conn:
+            n = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+        if n:
+            with self._call(), self._write_lock:
+                self._writer.execute("PRAGMA busy_timeout = 0")
+                try:
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                finally:
+                    self._writer.execute("PRAGMA busy_timeout = 10000")
+        return int(n)
+
+    # ------------------------------------------------------------------ items
+    @property
+    def n_items(self) -> int:
+        """The number of items in the catalogue."""
+        with self._reading() as conn:
+            return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    def upsert_items(self, items: pd.DataFrame) -> tuple[int, int]:
+        """Insert new items and replace stored ones (all four fields); one durable transaction.
+
+        Parameters
+        ----------
+        items
+            A frame with exactly :data:`~lifelongrec.data.ITEM_COLUMNS`: ``item_id`` a
+            non-empty string, unique in the batch; ``title`` a string or missing
+            (``None``/NaN); ``categories`` a list (tuple, array) of strings;
+            ``attributes`` a dict with string keys whose values are ``None``, bools,
+            numbers, strings, or lists and dicts of these. numpy scalars are stored as
+            the equal Python values; everything else comes back equal, with its type.
+
+        Returns
+        -------
+        (n_new, n_updated)
+            Items added, and items that were present and are now replaced.
+
+        Raises
+        ------
+        DataError
+            A column is missing or unknown, an item id repeats, or a row holds a bad
+            value (the message names the row and the field). Nothing is written.
+        StoreClosedError
+            The store is closed.
+        """
+        rows = _item_rows(items)
+        ids = [r[0] for r in rows]
+        with self._writing() as conn:
+            known = _lookup(conn, "SELECT item_id, pos FROM items WHERE item_id IN", ids)
+            conn.executemany(
+                "INSERT INTO items (item_id, title, categories, attributes) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,"
+                " categories = excluded.categories, attributes = excluded.attributes",
+                rows,
+            )
+        return len(rows) - len(known), len(known)
+
+    def items(self) -> pd.DataFrame:
+        """The catalogue in :data:`~lifelongrec.data.ITEM_COLUMNS`, in order of first insertion.
+
+        Types as :func:`~lifelongrec.data.make_items` gives (``object`` columns; lists
+        and dicts). An empty catalogue gives an empty frame with those columns.
+        """
+        with self._reading() as conn:
+            return _items_frame(self._item_rows(conn))
+
+    @staticmethod
+    def _item_rows(conn: sqlite3.Connection) -> list[tuple]:
+        sql = "SELECT item_id, title, categories, attributes FROM items ORDER BY pos"
+        return conn.execute(sql).fetchall()
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        """One item as ``{"item_id", "title", "categories", "attributes"}``, or ``None``.
+
+        Raises
+        ------
+        ParameterError
+            ``item_id`` is not a non-empty string.
+        """
+        item_id = _id_argument("item_id", item_id)
+        sql = "SELECT item_id, title, categories, attributes FROM items WHERE item_id = ?"
+        with self._reading() as conn:
+            row = conn.execute(sql, (item_id,)).fetchone()
+        if row is None:
+            return None
+        return dict(zip(ITEM_COLUMNS, _item_values(row), strict=True))
+
+    # ------------------------------------------------------------------ all of it
+    def to_dataset(self) -> Dataset:
+        """All events and the catalogue (one consistent snapshot) as a :class:`Dataset`.
+
+        Events are in time order (stable: equal timestamps keep ``seq`` order) with
+        :data:`~lifelongrec.data.EVENT_COLUMNS`; ``items`` is ``None`` when the
+        catalogue is empty. ``meta`` holds ``format="event-store"``,
+        ``timestamps="epoch"`` and the snapshot's ``last_seq``.
+        """
+        with self._reading() as conn:
+            conn.execute("BEGIN")  # one snapshot for the three reads
+            last = self._last_seq(conn)
+            events = _events_frame(conn.execute(f"{_EVENT_SELECT} ORDER BY seq").fetchall())
+            item_rows = self._item_rows(conn)
+            conn.execute("COMMIT")
+        order = np.argsort(events["timestamp"].to_numpy(), kind="stable")
+        events = events.iloc[order][list(EVENT_COLUMNS)].reset_index(drop=True)
+        return Dataset(
+            events=events,
+            items=_items_frame(item_rows) if item_rows else None,
+            name=str(self.path),
+            meta={"format": "event-store", "timestamps": "epoch", "last_seq": last},
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _lookup(conn: sqlite3.Connection, select: str, keys: Sequence[str | None]) -> dict:
+    """``{key: value}`` for the stored keys among ``keys`` (``select`` ends with "IN")."""
+    wanted = list({k for k in keys if k is not None})
+    found: dict = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        found.update(conn.execute(f"{select} ({marks})", chunk).fetchall())
+    return found
+
+
+def _bad(row: int, field: str, problem: str, value: Any, expected: str) -> DataError:
+    err = DataError(f"row {row}: {problem}", column=field, value=value, expected=expected)
+    err.row = row  # the 0-based position in the batch, for callers that report it
+    return err
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ParameterError(name, value, "an integer >= 0")
+    return int(value)
+
+
+def _id_argument(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ParameterError(name, value, "a non-empty string")
+    return str(value)
+
+
+def _exact_columns(frame: Any, columns: Sequence[str], what: str) -> pd.DataFrame:
+    frame = frame_of(
+        frame,
+        columns,
+        what=what,
+        frame_name=f"{what} frame",
+        accepts=f"a pandas DataFrame with columns {list(columns)}",
+    )
+    extra = [c for c in frame.columns if c not in columns]
+    if extra:
+        raise DataError(
+            f"{what} frame has columns the store does not keep",
+            value=extra,
+            expected=f"only {list(columns)} (drop the others first)",
+        )
+    return frame
+
+
+def _strings(values: list, field: str, what: str) -> list[str]:
+    for pos, v in enumerate(values):
+        if not isinstance(v, str) or not v:
+            raise _bad(pos, field, f"bad {what}", v, "a non-empty string")
+    return [str(v) for v in values]  # numpy str_ -> str
+
+
+def _event_columns(events: Any) -> list[list]:
+    """The batch's five columns as lists of Python values, every row checked."""
+    frame = _exact_columns(events, EVENT_COLUMNS, "events")
+    users = _strings(frame["user_id"].tolist(), "user_id", "user id")
+    items = _strings(frame["item_id"].tolist(), "item_id", "item id")
+    types = _strings(frame["event_type"].tolist(), "event_type", "event type")
+    return [users, items, _timestamps(frame["timestamp"]), types, _values(frame["value"])]
+
+
+def _timestamps(col: pd.Series) -> list[int]:
+    expected = "an integer (UTC epoch seconds) in the int64 range"
+    if col.dtype.kind == "i":
+        return col.to_numpy(dtype=np.int64).tolist()
+    if col.dtype.kind == "u":
+        big = np.flatnonzero(col.to_numpy() > _INT64_MAX)
+        if len(big):
+            raise _bad(
+                int(big[0]), "timestamp", "timestamp out of range", col.iloc[big[0]], expected
+            )
+        return col.to_numpy(dtype=np.int64).tolist()
+    values = col.tolist()
+    for pos, v in enumerate(values):
+        ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+        if not ok or not _INT64_MIN <= v <= _INT64_MAX:
+            raise _bad(pos, "timestamp", "bad timestamp", v, expected)
+    return [int(v) for v in values]
+
+
+def _values(col: pd.Series) -> list[float | None]:
+    expected = "a real number, or NaN/None when absent"
+    if col.dtype.kind in "fiu":
+        arr = col.to_numpy(dtype=np.float64)
+        return [None if math.isnan(v) else v for v in arr.tolist()]
+    out: list[float | None] = []
+    for pos, v in enumerate(col.tolist()):
+        if v is None or v is pd.NA:
+            out.append(None)
+        elif isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
+            out.append(None if math.isnan(v) else float(v))
+        else:
+            raise _bad(pos, "value", "bad value", v, expected)
+    return out
+
+
+def _event_ids(event_ids: Any, n: int) -> list[str | None]:
+    if event_ids is None:
+        return [None] * n
+    if isinstance(event_ids, (str, bytes)) or not hasattr(event_ids, "__len__"):
+        raise ParameterError("event_ids", event_ids, "None or a sequence of ids, one per event")
+    if len(event_ids) != n:
+        raise ParameterError(
+            "event_ids", f"{len(event_ids)} ids", f"None or one id per event ({n})"
+        )
+    values = event_ids.tolist() if hasattr(event_ids, "tolist") else list(event_ids)
+    out: list[str | None] = []
+    for pos, v in enumerate(values):
+        if isinstance(v, str) and v:
+            out.append(str(v))
+        elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            out.append(None)
+        else:
+            raise _bad(pos, "event_id", "bad event id", v, "a non-empty string or None")
+    return out
+
+
+def _events_frame(rows: list[tuple]) -> pd.DataFrame:
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return pd.DataFrame(
+        {
+            "user_id": np.array(cols[0], dtype=object),
+            "item_id": np.array(cols[1], dtype=object),
+            "timestamp": np.array(cols[2], dtype=np.int64),
+            "event_type": np.array(cols[3], dtype=object),
+            "value": np.array(cols[4], dtype=np.float64),  # NULL -> NaN
+            "seq": np.array(cols[5], dtype=np.int64),
+        }
+    )
+
+
+# ---------------------------------------------------------------------- items
+def _json_value(value: Any, where: str) -> Any:
+    """``value`` as JSON-storable Python (numpy scalars -> Python), or TypeError(where)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.number)):
+        return value.item()
+    if isinstance(value, list):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a string")
+            out[k] = _json_value(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(f"{where} is a {type(value).__name__}")
+
+
+def _item_rows(items: Any) -> list[tuple[str, str | None, str, str]]:
+    frame = _exact_columns(items, ITEM_COLUMNS, "items")
+    ids = _strings(frame["item_id"].tolist(), "item_id", "item id")
+    first: dict[str, int] = {}
+    for pos, i in enumerate(ids):
+        if i in first:
+            raise _bad(
+                pos, "item_id", f"item id repeated (first at row {first[i]})", i, "unique item ids"
+            )
+        first[i] = pos
+    rows = []
+    for pos, (iid, title, cats, attrs) in enumerate(
+        zip(
+            ids,
+            frame["title"].tolist(),
+            frame["categories"].tolist(),
+            frame["attributes"].tolist(),
+            strict=True,
+        )
+    ):
+        if isinstance(title, float) and math.isnan(title) or title is None or title is pd.NA:
+            title = None
+        elif not isinstance(title, str):
+            raise _bad(pos, "title", "bad title", title, "a string or None")
+        if isinstance(cats, (str, bytes)) or not isinstance(cats, (list, tuple, np.ndarray)):
+            raise _bad(pos, "categories", "bad categories", cats, "a list of strings")
+        cats = list(cats.tolist() if isinstance(cats, np.ndarray) else cats)
+        for c in cats:
+            if not isinstance(c, str):
+                raise _bad(pos, "categories", "a category is not a string", c, "a list of strings")
+        if not isinstance(attrs, Mapping):
+            raise _bad(pos, "attributes", "bad attributes", attrs, "a dict")
+        try:
+            attrs = _json_value(dict(attrs), "attributes")
+        except TypeError as exc:
+            raise _bad(
+                pos,
+                "attributes",
+                f"value not storable ({exc})",
+                attrs,
+                "a dict with string keys of None, bool, numbers, strings, lists and dicts",
+            ) from None
+        rows.append(
+            (
+                iid,
+                None if title is None else str(title),
+                json.dumps([str(c) for c in cats]),
+                json.dumps(attrs),
+            )
+        )
+    return rows
+
+
+def _item_values(row: tuple) -> tuple[str, str | None, list, dict]:
+    return row[0], row[1], json.loads(row[2]), json.loads(row[3])
+
+
+def _items_frame(rows: list[tuple]) -> pd.DataFrame:
+    values = [_item_values(r) for r in rows]
+    cols = list(zip(*values, strict=True)) if values else [()] * 4
+    return pd.DataFrame(
+        {c: pd.Series(list(v), dtype=object) for c, v in zip(ITEM_COLUMNS, cols, strict=True)}
+    )
