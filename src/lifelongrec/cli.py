@@ -1,4 +1,5 @@
-"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``demo``.
+"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``demo``,
+``models``, ``serve``.
 
 Argument parsing lives here and only here; the library never reads ``sys.argv``.
 """
@@ -936,6 +937,111 @@ def models_verify(version: VersionArg, registry: RegistryOpt) -> None:
         return reg.info(version).version
 
     typer.echo(f"{_registry_call(run)}: files match the manifest")
+
+
+# ---------------------------------------------------------------------- serve
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def serve_banner(host: str, port: int, keys: Any, version: str) -> str:
+    """What ``serve`` prints once it is ready: where to point a browser or curl."""
+    where = f"[{host}]" if ":" in host else host
+    base = f"http://{where}:{port}"
+    lines = [
+        f"lifelongrec is serving model {version} on {base}",
+        f"  API docs in a browser: {base}/docs",
+    ]
+    header = ""
+    if keys.is_open:
+        lines.append("  open access (--open): no API key needed")
+    else:
+        lines.append(f"  API keys from {keys.source}")
+        if keys.created:
+            for k in keys.keys():
+                lines.append(f"    {k['name'] or 'key'} ({', '.join(k['scopes'])}): {k['key']}")
+        write = next((k for k in keys.keys() if "write" in k["scopes"]), None)
+        if write is not None and keys.created:
+            header = f"-H 'X-API-Key: {write['key']}' "
+        else:
+            header = "-H 'X-API-Key: YOUR_KEY' "
+    lines.append(f"  try: curl {header}{base}/users/u00001/recommendations?k=5")
+    return "\n".join(lines)
+
+
+@app.command()
+def serve(
+    home: Annotated[Path, typer.Option("--home", help="The service's home folder.")] = Path(
+        "lifelongrec-home"
+    ),
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Data for the first start (a path or 'synthetic'); later starts load the "
+            "champion from the home folder.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+    model: ModelOpt = "sequential",
+    param: ParamOpt = None,
+    synthetic_events: SyntheticEventsOpt = 20_000,
+    seed: SeedOpt = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A JSON file of service settings (see ServiceConfig)."),
+    ] = None,
+    open_access: Annotated[
+        bool,
+        typer.Option("--open", help="No API keys (development on localhost only)."),
+    ] = False,
+    torch_threads: Annotated[
+        int, typer.Option(min=1, help="Threads for torch (1 keeps request latency steady).")
+    ] = 1,
+) -> None:
+    """Run the recommendation service: HTTP API, durable events, online learning."""
+    import torch
+    import uvicorn
+
+    from lifelongrec.serving import KeyRing, RecommenderService, create_app
+
+    if open_access and host not in _LOOPBACK:
+        _fail(
+            ParameterError(
+                "--open",
+                host,
+                "a loopback --host (127.0.0.1, localhost, ::1): open access "
+                "is for development on your own machine",
+            )
+        )
+    torch.set_num_threads(torch_threads)
+    settings: dict[str, Any] | None = {}
+    if config is not None:
+        try:
+            settings = json.loads(config.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            _fail(ParameterError("--config", str(config), f"a readable JSON file ({exc})"))
+    params = _parse_params(param)
+    if config is None and not params and (home / "service.json").is_file():
+        settings = None  # a later start: the settings saved by the last one
+    else:
+        settings.setdefault("model", model)
+        settings.setdefault("seed", seed)
+        settings.setdefault("synthetic_events", synthetic_events)
+        if params:
+            settings["model_params"] = {**settings.get("model_params", {}), **params}
+    typer.echo(f"opening {home} ...", err=True)
+    try:
+        service = RecommenderService.open(home, data=data, config=settings)
+        keys = KeyRing.open_access() if open_access else KeyRing.for_home(home)
+    except (LifelongrecError, OSError) as exc:
+        _fail(exc)
+    app_ = create_app(service, keys)
+    typer.echo(serve_banner(host, port, keys, service.live_version))
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        service.close()
 
 
 def main() -> None:  # console-script entry point

@@ -1,0 +1,120 @@
+"""Prometheus metrics of the service (``GET /metrics``, text exposition format).
+
+Each app gets its own :class:`prometheus_client.CollectorRegistry`, so several services
+in one process (tests) do not mix their figures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from lifelongrec.serving._service import RecommenderService
+
+__all__ = ["ServiceMetrics"]
+
+# Request latency buckets (seconds): fine below 50 ms, where the targets are.
+_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class _ServiceCollector:
+    """Figures read from the service when /metrics is scraped."""
+
+    def __init__(self, service: RecommenderService) -> None:
+        self.service = service
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):  # noqa: ANN201 (prometheus_client protocol)
+        s = self.service
+        c = s.counters
+        total = GaugeMetricFamily(
+            "lifelongrec_events_ingested",
+            "Events written to the store since start",
+            value=c["events_ingested"],
+        )
+        yield total
+        yield GaugeMetricFamily(
+            "lifelongrec_events_duplicate",
+            "Events acknowledged again through a known event_id since start",
+            value=c["events_duplicate"],
+        )
+        yield GaugeMetricFamily(
+            "lifelongrec_online_lag_events",
+            "Stored events the background learner has not trained on yet",
+            value=s.lag()["events"],
+        )
+        info = GaugeMetricFamily(
+            "lifelongrec_model_info", "The model version serving now (value 1)", labels=["version"]
+        )
+        info.add_metric([s.live_version], 1.0)
+        yield info
+        number = s.live_version.lstrip("v")
+        yield GaugeMetricFamily(
+            "lifelongrec_model_version",
+            "Number of the model version serving now",
+            value=float(number) if number.isdigit() else 0.0,
+        )
+        for name, help_ in (
+            ("challengers", "Challengers judged by the promotion gate"),
+            ("promotions", "Challengers promoted to champion"),
+            ("learner_errors", "Background learner rounds that failed"),
+        ):
+            yield GaugeMetricFamily(f"lifelongrec_{name}", help_, value=c[name])
+        learner = s.learner_stats()
+        for name, help_ in (
+            ("n_batches", "Online parameter updates taken"),
+            ("n_trained_events", "Events the online updates trained on"),
+        ):
+            yield GaugeMetricFamily(f"lifelongrec_learner_{name}", help_, value=learner[name])
+
+
+class ServiceMetrics:
+    """Request latency histograms and the service's figures."""
+
+    def __init__(self, service: RecommenderService) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "lifelongrec_request_seconds",
+            "Request latency by route",
+            ["method", "route", "status"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "lifelongrec_requests",
+            "Requests by route",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.registry.register(_ServiceCollector(service))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self.latency.labels(*labels).observe(seconds)
+        self.requests.labels(*labels).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,934 @@
+"""The service behind ``lifelongrec serve``: champion, user state, index, learner.
+
+:class:`RecommenderService` is what the HTTP layer (:mod:`lifelongrec.serving._app`)
+calls; it holds no HTTP concerns and can be driven from Python directly.
+
+One home folder holds everything (DESIGN, "Storage and scale")::
+
+    HOME/events.sqlite    the event store (every acknowledged event and the catalogue)
+    HOME/registry/        the model registry (versions, champion pointer, history)
+    HOME/keys.json        API keys (see lifelongrec.serving._auth)
+    HOME/service.json     the settings (ServiceConfig) of the last start, used by the
+                          next start unless it is given settings
+
+How an event flows
+------------------
+1. ``ingest`` validates the batch (nothing of a bad batch is written), appends it to the
+   store in one durable transaction (idempotent through ``event_id``), and then, under
+   the same ingestion lock, lets the *live* model observe the written events: the user's
+   stored sequence changes at once, so the next recommendation reflects the event. The
+   live model's parameters never change in place.
+2. A background thread reads the store after its cursor and feeds a *trainer* copy of
+   the model through :class:`~lifelongrec.training.OnlineLearner` (state at once,
+   parameter steps in mini-batches). The distance between the store's newest event and
+   the trainer's cursor is the online-learning lag (``/metrics``).
+3. Every ``challenger_every`` learned events the trainer is snapshotted; once
+   ``holdout_events`` newer events exist (events the snapshot never learned), the
+   promotion gate judges the snapshot against the champion on them (the prequential
+   per-event protocol), and the snapshot is registered either way. A promoted snapshot
+   catches up with the events that arrived meanwhile (state only), gets its own index,
+   and replaces the live model and index in one reference swap: a request sees either the
+   old pair or the new one, never a mix, and none fails.
+
+Locks: ``_ingest_lock`` orders store appends and the live model's state updates (so a
+model swap can catch up exactly); ``_model_lock`` guards the live model's state while a
+request reads it (short: one user's vector); the learner's own lock guards the trainer.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lifelongrec._errors import DataError, LifelongrecError, ParameterError, UnknownIdError
+from lifelongrec.data import EVENT_COLUMNS, Dataset, EventStore, load, make_items, synthetic
+from lifelongrec.models import Recommender, get_model
+from lifelongrec.registry import ChampionChallenger, ModelRegistry, PromotionGate
+from lifelongrec.serving._index import ItemIndex
+from lifelongrec.training import FineTune, OnlineLearner, online_events
+
+__all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
+
+log = logging.getLogger("lifelongrec.serving")
+
+STORE_FILE = "events.sqlite"
+CONFIG_FILE = "service.json"
+ERASURES_FILE = "erasures.jsonl"
+REGISTRY_DIR = "registry"
+_READ_CHUNK = 50_000
+
+
+class ServiceError(LifelongrecError, RuntimeError):
+    """The service cannot do what was asked in its current state (e.g. a home folder
+    without a champion and no data to train one)."""
+
+
+@dataclass
+class ServiceConfig:
+    """Settings of a :class:`RecommenderService` (all have working defaults).
+
+    Attributes
+    ----------
+    model, model_params
+        The model trained on first start (``lifelongrec models`` lists names).
+    synthetic_events, seed
+        Size and seed of the synthetic world when the data source is ``synthetic``.
+    ann_threshold
+        Catalogues with at least this many items are searched through a FAISS HNSW index;
+        smaller ones exactly.
+    hnsw_m, hnsw_ef_search
+        HNSW graph degree and search breadth.
+    index_max_delta
+        Item upserts kept beside the HNSW graph before the learner thread rebuilds it.
+    learner_batch
+        Events per online parameter update.
+    challenger_every
+        Learned events between challengers (0: never make one).
+    holdout_events
+        Fresh events a challenger is judged on (events it never learned).
+    history_events
+        Past events the gate's held-out queries are ranked from.
+    gate_metric, gate_tolerance
+        The promotion gate (see :class:`~lifelongrec.registry.PromotionGate`).
+    max_batch
+        Most events in one ``ingest`` call.
+    background
+        Run the background learner thread (``False``: call :meth:`RecommenderService.
+        learn_step` yourself, e.g. in tests).
+    """
+
+    model: str = "sequential"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    synthetic_events: int = 20_000
+    seed: int = 0
+    ann_threshold: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    index_max_delta: int = 10_000
+    learner_batch: int = 256
+    challenger_every: int = 5_000
+    holdout_events: int = 1_000
+    history_events: int = 50_000
+    gate_metric: str = "ndcg@10"
+    gate_tolerance: float = 0.0
+    max_batch: int = 10_000
+    background: bool = True
+
+    def validate(self) -> ServiceConfig:
+        ints = {
+            "synthetic_events": 1,
+            "ann_threshold": 1,
+            "hnsw_m": 2,
+            "hnsw_ef_search": 1,
+            "index_max_delta": 1,
+            "learner_batch": 1,
+            "challenger_every": 0,
+            "holdout_events": 1,
+            "history_events": 1,
+            "max_batch": 1,
+        }
+        for name, low in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ParameterError(name, v, f"an integer >= {low}")
+        if not isinstance(self.model_params, Mapping):
+            raise ParameterError("model_params", self.model_params, "a dict of hyperparameters")
+        if not isinstance(self.background, bool):
+            raise ParameterError("background", self.background, "True or False")
+        PromotionGate(self.gate_metric, self.gate_tolerance).validate()
+        return self
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ServiceConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ParameterError("config", unknown, f"settings among {sorted(known)}")
+        return cls(**dict(values)).validate()
+
+
+@dataclass
+class _Live:
+    """What requests read: swapped as one reference."""
+
+    model: Recommender
+    version: str
+    index: ItemIndex | None
+    categories: dict[str, np.ndarray]
+
+
+def _has_vectors(model: Recommender) -> bool:
+    return callable(getattr(model, "item_vectors", None)) and callable(
+        getattr(model, "user_vectors", None)
+    )
+
+
+class RecommenderService:
+    """The long-running recommender: open it on a home folder, then call its methods
+    from any thread (see the module docstring).
+
+    Use :meth:`open` to construct one; :meth:`close` stops the learner and closes the
+    store.
+    """
+
+    def __init__(self, home: Path, config: ServiceConfig) -> None:
+        self.home = home
+        self.config = config
+        self.store = EventStore(home / STORE_FILE)
+        self.registry = ModelRegistry(home / REGISTRY_DIR)
+        self.gate = PromotionGate(config.gate_metric, config.gate_tolerance)
+        self._cc = ChampionChallenger(FineTune(), self.registry, self.gate)
+        self._ingest_lock = threading.Lock()
+        self._model_lock = threading.RLock()
+        self._swap_lock = threading.RLock()  # one model swap at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._item_queue: list[pd.DataFrame] = []
+        self._fresh: list[str] = []  # catalogue upserts, newest last
+        self._snapshot: tuple[Recommender, int] | None = None
+        self._learned_since = 0
+        self.started_at = time.time()
+        self.counters: dict[str, float] = {
+            "events_ingested": 0,
+            "events_duplicate": 0,
+            "challengers": 0,
+            "promotions": 0,
+            "learner_errors": 0,
+        }
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        home: str | Path,
+        data: str | Dataset | None = None,
+        config: ServiceConfig | Mapping[str, Any] | None = None,
+    ) -> RecommenderService:
+        """Open (or create) a home folder and get the service ready to answer.
+
+        Parameters
+        ----------
+        home
+            The home folder (created when absent).
+        data
+            Only used when the registry has no champion yet: a dataset path, the word
+            ``"synthetic"``, or a :class:`~lifelongrec.data.Dataset`. Its events and
+            catalogue go into the event store and a champion is trained on them.
+        config
+            A :class:`ServiceConfig` or a dict of its fields; ``None``: the settings the
+            last start saved in ``HOME/service.json`` (the defaults on a first start).
+            Given settings are saved there for the next start.
+
+        Raises
+        ------
+        ServiceError
+            No champion in the home folder and no ``data`` to train one.
+        """
+        home = Path(home)
+        saved = home / CONFIG_FILE
+        if config is None and saved.is_file():
+            try:
+                config = json.loads(saved.read_text())
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    "not valid JSON", path=saved, line=exc.lineno, expected="service settings"
+                ) from None
+        if config is None:
+            config = ServiceConfig()
+        elif isinstance(config, Mapping):
+            config = ServiceConfig.from_dict(config)
+        elif not isinstance(config, ServiceConfig):
+            raise ParameterError("config", type(config).__name__, "a ServiceConfig or a dict")
+        config.validate()
+        if home.exists() and not home.is_dir():
+            raise ParameterError("home", str(home), "a folder (or a path to create one at)")
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
+        os.replace(tmp, saved)
+        service = cls(home, config)
+        try:
+            if service.registry.champion() is None:
+                if data is None:
+                    raise ServiceError(
+                        f"{home} has no champion model yet; start once with data "
+                        "(--data PATH or --data synthetic) to train one"
+                    )
+                service._first_start(data)
+            service._load_champion()
+        except BaseException:
+            service.store.close()
+            raise
+        if config.background:
+            service.start_learner()
+        return service
+
+    def _first_start(self, data: str | Dataset) -> None:
+        cfg = self.config
+        if isinstance(data, Dataset):
+            dataset = data
+        elif str(data) == "synthetic":
+            dataset = synthetic(n_events=cfg.synthetic_events, seed=cfg.seed)
+        else:
+            dataset = load(Path(data))
+        events = dataset.events.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        if self.store.n_events == 0:
+            for s in range(0, len(events), _READ_CHUNK):
+                self.store.append(events.iloc[s : s + _READ_CHUNK])
+        if dataset.items is not None and len(dataset.items):
+            self.store.upsert_items(dataset.items)
+        stored = self.store.to_dataset()
+        log.info("training the first champion on %d events", len(stored.events))
+        t0 = time.perf_counter()
+        model = get_model(cfg.model, **dict(cfg.model_params)).fit(stored)
+        seconds = time.perf_counter() - t0
+        ts = stored.events["timestamp"]
+        self.registry.register(
+            model,
+            window=(int(ts.min()), int(ts.max())),
+            data={"last_seq": int(self.store.last_seq), "n_events": len(stored.events)},
+            tags={"source": str(data) if not isinstance(data, Dataset) else "dataset"},
+            metrics={"fit_seconds": round(seconds, 3)},
+            status="champion",
+            reason="first start: trained on the initial data",
+        )
+
+    def _load_champion(self) -> None:
+        version = self.registry.champion()
+        model, seq = self._load_version(version)
+        self._install(model, version, seq)
+        # The trainer: a copy that learns every stored event (the learner thread).
+        self._trainer = copy.deepcopy(self._live.model)
+        self._learner = OnlineLearner(
+            self._trainer, batch_size=self.config.learner_batch, train_inline=False
+        )
+        self._trainer_seq = seq
+        self._line_version = version
+        self._fresh = [str(i) for i in self.store.items()["item_id"].tolist()[-1000:]]
+
+    # --------------------------------------------------------------- model swap
+    def _build_index(self, model: Recommender) -> ItemIndex | None:
+        if not _has_vectors(model):
+            return None
+        ids, vectors = model.item_vectors()
+        cfg = self.config
+        return ItemIndex(
+            ann_threshold=cfg.ann_threshold,
+            m=cfg.hnsw_m,
+            ef_search=cfg.hnsw_ef_search,
+            max_delta=cfg.index_max_delta,
+        ).build(ids, vectors)
+
+    def _categories(self) -> dict[str, np.ndarray]:
+        items = self.store.items()
+        out: dict[str, list[str]] = {}
+        for item_id, cats in zip(items["item_id"], items["categories"], strict=True):
+            for c in cats or ():
+                out.setdefault(str(c), []).append(str(item_id))
+        return {c: np.asarray(v, dtype=object) for c, v in out.items()}
+
+    def _install(self, model: Recommender, version: str, seq: int) -> None:
+        """Catch ``model`` up with the store's events after ``seq`` and make it live."""
+        # Most of the catch-up outside the ingestion lock, the rest under it.
+        while True:
+            missed = self.store.read(after_seq=seq, limit=_READ_CHUNK)
+            if len(missed) < _READ_CHUNK:
+                break
+            model.observe(missed[list(EVENT_COLUMNS)])
+            seq = int(missed["seq"].iloc[-1])
+        self._catch_up_items(model)
+        index = self._build_index(model)
+        categories = self._categories()
+        with self._ingest_lock:
+            missed = self.store.read(after_seq=seq)
+            if len(missed):
+                model.observe(missed[list(EVENT_COLUMNS)])
+            added = self._catch_up_items(model)
+            _discard_online_material(model)
+            if index is not None and added:
+                ids, vectors = model.item_vectors()
+                keep = np.isin(ids, added)
+                index.upsert(ids[keep], vectors[keep])
+            with self._model_lock:
+                self._live = _Live(model, version, index, categories)
+        self._cc.champion_, self._cc.champion_version_ = model, version
+
+    def _catch_up_items(self, model: Recommender) -> list[str]:
+        items = self.store.items()
+        if not len(items):
+            return []
+        known = set(np.asarray(model.item_ids_, dtype=object).tolist())
+        new = items[~items["item_id"].isin(known)]
+        if len(new):
+            model.add_items(new.reset_index(drop=True))
+        return [str(i) for i in new["item_id"]]
+
+    # ------------------------------------------------------------------- events
+    def ingest(self, events: Any, event_ids: Sequence[str | None] | None = None) -> dict[str, int]:
+        """Store events durably, then update their users' state at once.
+
+        Parameters
+        ----------
+        events
+            One event (a dict), a list of dicts or a DataFrame in the event schema
+            (``user_id, item_id, timestamp``; ``event_type``, ``value`` optional).
+        event_ids
+            Optional idempotency keys, one per event (``None`` for none): an event whose
+            key is already stored is acknowledged again but not stored twice.
+
+        Returns
+        -------
+        dict
+            ``n_received``, ``n_written``, ``n_duplicates``, ``last_seq``.
+
+        Raises
+        ------
+        DataError
+            A malformed event (nothing of the batch is written) or a batch longer than
+            ``max_batch``.
+        """
+        cols, _ = online_events(events)
+        n = len(cols["user_id"])
+        if n > self.config.max_batch:
+            raise DataError(
+                "too many events in one batch",
+                column="events",
+                value=n,
+                expected=f"at most {self.config.max_batch} events per request",
+            )
+        if event_ids is not None and len(event_ids) != n:
+            raise DataError(
+                "event_ids and events differ in length",
+                column="event_ids",
+                value=len(event_ids),
+                expected=f"{n} (one per event, None for no key)",
+            )
+        frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
+        with self._ingest_lock:
+            before = self.store.last_seq
+            result = self.store.append(frame, event_ids)
+            written = self.store.read(after_seq=before) if result.n_written else None
+            if written is not None and len(written):
+                model = self._live.model
+                with self._model_lock:
+                    model.observe(written[list(EVENT_COLUMNS)])
+                    _discard_online_material(model)
+        self.counters["events_ingested"] += result.n_written
+        self.counters["events_duplicate"] += result.n_duplicates
+        return {
+            "n_received": n,
+            "n_written": int(result.n_written),
+            "n_duplicates": int(result.n_duplicates),
+            "last_seq": int(result.last_seq),
+        }
+
+    # ---------------------------------------------------------- recommendations
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        exclude_seen: bool = True,
+        category: str | None = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        """Top-``k`` items for a user; a user the model does not know gets cold-start
+        items (popular ones interleaved with the newest catalogue entries).
+
+        Returns a dict: ``user_id``, ``model_version``, ``cold_start`` (bool) and
+        ``items`` (a list of ``{"item_id", "score"}``, with ``"reason"`` when ``explain``).
+
+        Raises
+        ------
+        UnknownIdError
+            ``category`` names no item's category.
+        ParameterError
+            ``k`` is not a positive integer.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError("k", k, "a positive integer")
+        live = self._live
+        allowed = None
+        if category is not None:
+            allowed = live.categories.get(str(category))
+            if allowed is None:
+                raise UnknownIdError(
+                    "category", [category], hint="no item of the catalogue has this category"
+                )
+        model = live.model
+        with self._model_lock:
+            row = int(model.user_rows([str(user_id)])[0])
+            known = row >= 0
+            history = _user_items(model, row) if known else np.empty(0, object)
+            vector = model.user_vectors(str(user_id)) if known and live.index is not None else None
+        if not known:
+            ids, scores, reasons = self._cold_start(live, int(k), allowed)
+        elif live.index is not None:
+            exclude = [history] if exclude_seen else None
+            allow = None if allowed is None else set(allowed.tolist())
+            ids, scores = live.index.search(vector, int(k), exclude=exclude, allowed=allow)
+            ids, scores = _trim(ids, scores)
+            reasons = None
+        else:
+            with self._model_lock:
+                ids, scores = model.recommend(
+                    str(user_id), k=int(k), exclude_seen=exclude_seen, items=allowed
+                )
+            ids, scores = _trim(ids, scores)
+            reasons = None
+        items = [{"item_id": str(i), "score": float(s)} for i, s in zip(ids, scores, strict=True)]
+        if explain:
+            if reasons is None:
+                reasons = self._explain(live, history, ids)
+            for item, reason in zip(items, reasons, strict=True):
+                item["reason"] = reason
+        return {
+            "user_id": str(user_id),
+            "model_version": live.version,
+            "cold_start": not known,
+            "items": items,
+        }
+
+    def _cold_start(
+        self, live: _Live, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        model = live.model
+        ids = np.asarray(model.item_ids_, dtype=object)
+        counts = np.asarray(model.item_counts_, dtype=np.float64)[: len(ids)]
+        ok = np.fromiter((isinstance(i, str) for i in ids), bool, len(ids))
+        if allowed is not None:
+            ok &= np.isin(ids, allowed)
+        order = np.argsort(-np.where(ok, counts, -1.0), kind="stable")
+        popular = [(str(ids[j]), float(counts[j]), "popular") for j in order[:k] if ok[j]]
+        allowed_set = None if allowed is None else set(allowed.tolist())
+        known = set(ids[ok].tolist())
+        fresh = [
+            (i, 0.0, "new in the catalogue")
+            for i in reversed(self._fresh)
+            if i in known and (allowed_set is None or i in allowed_set)
+        ][:k]
+        out: list[tuple[str, float, str]] = []
+        seen: set[str] = set()
+        for pair in zip(popular, fresh + [None] * len(popular), strict=False):
+            for entry in pair:
+                if entry is not None and entry[0] not in seen and len(out) < k:
+                    out.append(entry)
+                    seen.add(entry[0])
+        for entry in popular + fresh:
+            if len(out) >= k:
+                break
+            if entry[0] not in seen:
+                out.append(entry)
+                seen.add(entry[0])
+        return (
+            np.asarray([e[0] for e in out], dtype=object),
+            np.asarray([e[1] for e in out], dtype=np.float32),
+            [e[2] for e in out],
+        )
+
+    def _explain(self, live: _Live, history: np.ndarray, ids: np.ndarray) -> list[str]:
+        """For each recommended item, the item of the user's history whose vector is most
+        similar to it (cosine), when the model has vectors."""
+        model = live.model
+        if not len(history) or not _has_vectors(model):
+            return ["matches your history" for _ in ids]
+        with self._model_lock:
+            all_ids, V = model.item_vectors()
+        pos = {str(i): j for j, i in enumerate(all_ids.tolist())}
+        h = [pos[str(i)] for i in history[-50:] if str(i) in pos]
+        r = [pos.get(str(i), -1) for i in ids]
+        if not h:
+            return ["matches your history" for _ in ids]
+        norm = np.linalg.norm(V, axis=1, keepdims=True)
+        Vn = V / np.where(norm > 0, norm, 1.0)
+        out = []
+        for j in r:
+            if j < 0:
+                out.append("matches your history")
+                continue
+            sims = Vn[h] @ Vn[j]
+            best = int(np.argmax(sims))
+            out.append(f"similar to {all_ids[h[best]]} (cosine {sims[best]:.2f})")
+        return out
+
+    def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
+        """The ``k`` items closest to an item.
+
+        Raises
+        ------
+        UnknownIdError
+            The item is not in the live model.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError("k", k, "a positive integer")
+        live = self._live
+        if live.index is not None:
+            ids, scores = live.index.similar(str(item_id), int(k))
+        else:
+            with self._model_lock:
+                ids, scores = live.model.similar_items(str(item_id), k=int(k))
+        ids, scores = _trim(ids, scores)
+        return {
+            "item_id": str(item_id),
+            "model_version": live.version,
+            "items": [
+                {"item_id": str(i), "score": float(s)} for i, s in zip(ids, scores, strict=True)
+            ],
+        }
+
+    # ---------------------------------------------------------------- catalogue
+    def upsert_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """Add or update one catalogue item; a new item is recommendable at once through
+        its content vector. Returns ``{"item_id", "created"}``.
+
+        Raises
+        ------
+        DataError
+            A field of the wrong type.
+        """
+        frame = _item_frame(item)
+        with self._ingest_lock:
+            n_new, _ = self.store.upsert_items(frame)
+            live = self._live
+            with self._model_lock:
+                live.model.add_items(frame)
+                _discard_online_material(live.model)
+                if live.index is not None:
+                    ids, vectors = live.model.item_vectors()
+                    at = np.flatnonzero(ids == frame["item_id"].iloc[0])
+                    live.index.upsert(ids[at], vectors[at])
+                _recategorise(
+                    live.categories, frame["item_id"].iloc[0], frame["categories"].iloc[0]
+                )
+            self._item_queue.append(frame)
+            self._fresh.append(str(frame["item_id"].iloc[0]))
+            self._fresh = self._fresh[-1000:]
+        return {"item_id": str(frame["item_id"].iloc[0]), "created": bool(n_new)}
+
+    # ----------------------------------------------------------------- deletion
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Erase a user's events from the store and their state from the live model and
+        the trainer. Returns ``{"user_id", "events_erased", "state_erased"}``.
+
+        Raises
+        ------
+        UnknownIdError
+            The service has neither events nor state of this user.
+        """
+        uid = str(user_id)
+        with self._ingest_lock:
+            n = self.store.delete_user(uid)
+            # Registered versions learned before now may hold the user's sequence: a
+            # later load forgets the user again (see _load_version).
+            with open(self.home / ERASURES_FILE, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"user_id": uid, "seq": int(self.store.last_seq) + 1}) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            live = self._live
+            with self._model_lock:
+                erased = _forget(live.model, uid)
+        with self._learner.lock:
+            _forget(self._trainer, uid)
+            if self._snapshot is not None:
+                _forget(self._snapshot[0], uid)
+        if n == 0 and not erased:
+            raise UnknownIdError("user", [uid], hint="no events or state of this user")
+        return {"user_id": uid, "events_erased": int(n), "state_erased": bool(erased)}
+
+    # ------------------------------------------------------------------- models
+    def models(self) -> dict[str, Any]:
+        """The registry's versions, its champion and the live version."""
+        return {
+            "champion": self.registry.champion(),
+            "live": self._live.version,
+            "versions": [v.to_dict() for v in self.registry.versions()],
+        }
+
+    def promote(self, version: Any, reason: str = "promoted through the API") -> dict[str, Any]:
+        """Make a registered version the champion and serve it."""
+        info = self.registry.promote(version, reason=reason)
+        self._serve_registry_champion()
+        return info.to_dict()
+
+    def rollback(self, reason: str = "rolled back through the API") -> dict[str, Any]:
+        """Go back to the previous champion and serve it."""
+        info = self.registry.rollback(reason=reason)
+        self._serve_registry_champion()
+        return info.to_dict()
+
+    def _serve_registry_champion(self) -> None:
+        with self._swap_lock:
+            version = self.registry.champion()
+            if version == self._live.version:
+                return
+            model, seq = self._load_version(version)
+            self._install(model, version, seq)
+
+    def _load_version(self, version: str) -> tuple[Recommender, int]:
+        """A registered model and the store position it had learned up to, without the
+        users erased after that position (they come back only through newer events)."""
+        model = self.registry.load(version)
+        seq = int(self.registry.info(version).data.get("last_seq", 0))
+        erased = [e["user_id"] for e in self._erasures() if e["seq"] > seq]
+        if erased:
+            for uid in erased:
+                _forget(model, uid)
+        return model, seq
+
+    def _erasures(self) -> list[dict[str, Any]]:
+        path = self.home / ERASURES_FILE
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash: its deletion was not acknowledged
+        return out
+
+    # ---------------------------------------------------------- the learner
+    def start_learner(self) -> None:
+        """Start the background learner thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._learn_loop, name="learner", daemon=True)
+        self._thread.start()
+
+    def _learn_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.learn_step()
+            except Exception:  # keep serving; the error is logged and counted
+                log.exception("background learner step failed")
+                self.counters["learner_errors"] += 1
+                busy = False
+            if not busy:
+                self._stop.wait(0.05)
+
+    def learn_step(self, max_events: int = 5_000) -> bool:
+        """One round of the background learner: feed the trainer the next events after
+        its cursor, take the parameter steps that are due, and make or judge a
+        challenger when one is due. Returns whether there was anything to do."""
+        busy = False
+        learner = self._learner
+        if self._item_queue:
+            with self._ingest_lock:
+                queued, self._item_queue = self._item_queue, []
+            with learner.lock:
+                for frame in queued:
+                    self._trainer.add_items(frame)
+            busy = True
+        batch = self.store.read(after_seq=self._trainer_seq, limit=max_events)
+        if len(batch):
+            learner.observe(batch[list(EVENT_COLUMNS)])
+            self._trainer_seq = int(batch["seq"].iloc[-1])
+            self._learned_since += len(batch)
+            busy = True
+        if learner.train_pending():
+            busy = True
+        return self._challenge() or self._compact_index() or busy
+
+    def _compact_index(self) -> bool:
+        """Swap in a rebuilt index once upserts have piled up beside the HNSW graph (the
+        index replays writes made during the build, so none is lost)."""
+        live = self._live
+        if live.index is None or not live.index.needs_rebuild:
+            return False
+        fresh = live.index.rebuilt()
+        with self._model_lock:
+            if self._live is live:
+                self._live = dataclasses.replace(live, index=fresh)
+        return True
+
+    def _challenge(self) -> bool:
+        cfg = self.config
+        if cfg.challenger_every == 0:
+            return False
+        learner = self._learner
+        if self._snapshot is None:
+            if self._learned_since < cfg.challenger_every:
+                return False
+            with learner.lock:
+                learner.flush()
+                self._snapshot = (copy.deepcopy(self._trainer), self._trainer_seq)
+            self._learned_since = 0
+            return True
+        challenger, seq = self._snapshot
+        holdout = self.store.read(after_seq=seq, limit=cfg.holdout_events)
+        if len(holdout) < cfg.holdout_events:
+            return False
+        start = max(0, seq - cfg.history_events)
+        history = self.store.read(after_seq=start, limit=seq - start)
+        history = history[history["seq"] <= seq]
+        with self._swap_lock:
+            return self._judge(challenger, seq, holdout, history)
+
+    def _judge(
+        self, challenger: Recommender, seq: int, holdout: pd.DataFrame, history: pd.DataFrame
+    ) -> bool:
+        ev = pd.concat([history, holdout], ignore_index=True)
+        ts = ev["timestamp"]
+        self._cc.champion_, self._cc.champion_version_ = self._live.model, self._live.version
+        record = self._cc.consider(
+            challenger,
+            holdout[list(EVENT_COLUMNS)],
+            history[list(EVENT_COLUMNS)],
+            parent=self._line_version,
+            window=(int(ts.min()), int(ts.max())) if len(ts) else None,
+            data={"last_seq": int(seq), "n_holdout": len(holdout)},
+            tags={"source": "online learner"},
+        )
+        self._snapshot = None
+        self._line_version = record["version"]
+        self.counters["challengers"] += 1
+        if record["promoted"]:
+            self.counters["promotions"] += 1
+            self._install(challenger, record["version"], seq)
+        else:
+            # the champion object must not be the one the gate just saw replaced
+            self._cc.champion_, self._cc.champion_version_ = (
+                self._live.model,
+                self._live.version,
+            )
+        log.info("challenger %s: %s", record["version"], record["reason"])
+        return True
+
+    # ------------------------------------------------------------------- status
+    @property
+    def live_version(self) -> str:
+        """The registry version serving now."""
+        return self._live.version
+
+    def learner_stats(self) -> dict[str, Any]:
+        """The online learner's counters (``OnlineStats.as_dict``)."""
+        return self._learner.stats.as_dict()
+
+    def lag(self) -> dict[str, float]:
+        """The online learner's distance to the newest stored event."""
+        last = int(self.store.last_seq)
+        behind = max(0, last - int(self._trainer_seq)) + int(self._learner.n_pending)
+        return {"events": float(behind)}
+
+    def health(self) -> dict[str, Any]:
+        live = self._live
+        return {
+            "status": "ok",
+            "model_version": live.version,
+            "model": type(live.model).__name__,
+            "n_items": int(len(live.index) if live.index is not None else live.model.n_items),
+            "n_users": int(live.model.n_users),
+            "n_events": int(self.store.n_events),
+            "index": None if live.index is None else live.index.kind,
+            "learner_running": bool(self._thread is not None and self._thread.is_alive()),
+            "learner_lag_events": self.lag()["events"],
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "config": asdict(self.config),
+        }
+
+    def close(self) -> None:
+        """Stop the learner thread and close the store."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.store.close()
+
+    def __enter__(self) -> RecommenderService:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------ helpers
+def _discard_online_material(model: Recommender) -> None:
+    """The live model observes for its state only; it never trains."""
+    if getattr(model, "n_online_pending", 0):
+        model.online_step(0)
+
+
+def _forget(model: Recommender, user_id: str) -> bool:
+    if int(model.user_rows([user_id])[0]) < 0:
+        return False
+    return bool(model.forget_users([user_id]))
+
+
+def _user_items(model: Recommender, row: int) -> np.ndarray:
+    X = model.user_items_
+    cols = X.indices[X.indptr[row] : X.indptr[row + 1]]
+    return np.asarray(model.item_ids_, dtype=object)[cols]
+
+
+def _recategorise(categories: dict[str, np.ndarray], item_id: str, names: Sequence[str]) -> None:
+    """Put ``item_id`` in exactly the categories ``names`` (an upsert may change them)."""
+    wanted = {str(c) for c in names}
+    for c, members in list(categories.items()):
+        if c not in wanted and item_id in members:
+            categories[c] = members[members != item_id]
+    for c in wanted:
+        members = categories.get(c, np.empty(0, object))
+        if item_id not in members:
+            categories[c] = np.append(members, item_id).astype(object)
+
+
+def _item_frame(item: Mapping[str, Any]) -> pd.DataFrame:
+    """One catalogue row, checked field by field."""
+    if not isinstance(item, Mapping):
+        raise DataError(
+            "an item must be a mapping",
+            value=type(item).__name__,
+            expected="a dict with item_id, title, categories, attributes",
+        )
+    item_id = item.get("item_id")
+    if not isinstance(item_id, str) or not item_id:
+        raise DataError(
+            "missing or empty item id",
+            column="item_id",
+            value=item_id,
+            expected="a non-empty string",
+        )
+    title = item.get("title")
+    if title is not None and not isinstance(title, str):
+        raise DataError(
+            "title is not text", column="title", value=title, expected="a string or null"
+        )
+    cats = item.get("categories") or []
+    if (
+        isinstance(cats, str)
+        or not isinstance(cats, Sequence)
+        or not all(isinstance(c, str) and c for c in cats)
+    ):
+        raise DataError(
+            "categories are not a list of names",
+            column="categories",
+            value=cats,
+            expected="a list of non-empty strings",
+        )
+    attrs = item.get("attributes") or {}
+    if not isinstance(attrs, Mapping) or not all(isinstance(k, str) for k in attrs):
+        raise DataError(
+            "attributes are not a mapping",
+            column="attributes",
+            value=attrs,
+            expected="an object of name -> value",
+        )
+    return make_items([item_id], [title], [list(cats)], [dict(attrs)])
+
+
+def _trim(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.asarray(ids, dtype=object)
+    scores = np.asarray(scores, dtype=np.float32)
+    keep = np.fromiter((i is not None for i in ids), bool, len(ids)) & np.isfinite(scores)
+    return ids[keep], scores[keep]

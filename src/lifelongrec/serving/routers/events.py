@@ -1,0 +1,32 @@
+"""POST /events: behaviour events in, durably."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from lifelongrec.serving._deps import ServiceDep, require_write
+from lifelongrec.serving._schemas import Ack, EventBatch, EventIn, EventsBody
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+@router.post(
+    "",
+    response_model=Ack,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[require_write],
+    summary="Record one event or a batch",
+    responses={422: {"description": "A malformed event; nothing of the batch is written"}},
+)
+def post_events(body: EventsBody, service: ServiceDep) -> Ack:
+    """Validate, store durably (the reply comes after the commit), and update the users'
+    state at once: their next recommendation reflects these events. An event whose
+    `event_id` is already stored is acknowledged again but not stored twice."""
+    events: list[EventIn] = body.events if isinstance(body, EventBatch) else [body]
+    records = [e.model_dump(exclude={"event_id"}) for e in events]
+    for r in records:
+        if r["value"] is None:
+            r["value"] = float("nan")
+    ids = [e.event_id for e in events]
+    result = service.ingest(records, ids if any(i is not None for i in ids) else None)
+    return Ack(**result)

@@ -1,0 +1,48 @@
+"""Recommendations for a user, and the right to be forgotten."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from lifelongrec.serving._deps import ServiceDep, require_read, require_write
+from lifelongrec.serving._schemas import Erased, Recommendations
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+@router.get(
+    "/{user_id}/recommendations",
+    response_model=Recommendations,
+    dependencies=[require_read],
+    summary="Top-K items for a user",
+    responses={404: {"description": "The category names no item's category"}},
+)
+def recommendations(
+    user_id: UserId,
+    service: ServiceDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    exclude_seen: bool = True,
+    category: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    explain: bool = False,
+) -> Recommendations:
+    """The user's next items from their state now (it includes every acknowledged event).
+    An unknown user gets cold-start items (popular and fresh), never an error."""
+    out = service.recommend(user_id, k, exclude_seen, category, explain)
+    return Recommendations(**out)
+
+
+@router.delete(
+    "/{user_id}",
+    response_model=Erased,
+    dependencies=[require_write],
+    summary="Erase a user (the right to be forgotten)",
+    responses={404: {"description": "No events or state of this user"}},
+)
+def delete_user(user_id: UserId, service: ServiceDep) -> Erased:
+    """Erase the user's events from the store and their state and rows from the serving
+    and training models."""
+    return Erased(**service.delete_user(user_id))

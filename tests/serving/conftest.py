@@ -1,0 +1,78 @@
+"""Fixtures of the service tests: one tiny trained home folder, copied for each test."""
+
+import shutil
+
+import pytest
+
+TINY = {
+    "dim": 16,
+    "n_heads": 1,
+    "n_layers": 1,
+    "max_len": 8,
+    "epochs": 2,
+    "text_encoder": None,
+    "validation": False,
+    "verbose": False,
+}
+CONFIG = {
+    "model": "sequential",
+    "model_params": TINY,
+    "synthetic_events": 3_000,
+    "background": False,
+    "learner_batch": 64,
+    "challenger_every": 300,
+    "holdout_events": 100,
+    "max_batch": 500,
+}
+WRITE_KEY = "write-key-0123456789"
+READ_KEY = "read-key-0123456789"
+
+
+@pytest.fixture
+def service_config():
+    """The settings the test home was made with (a copy to change)."""
+    return dict(CONFIG)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory):
+    """A home folder with the event store and a first champion (trained once)."""
+    from lifelongrec.serving import RecommenderService
+
+    home = tmp_path_factory.mktemp("home-template") / "home"
+    RecommenderService.open(home, data="synthetic", config=CONFIG).close()
+    return home
+
+
+@pytest.fixture
+def home(trained_home, tmp_path):
+    dst = tmp_path / "home"
+    shutil.copytree(trained_home, dst)
+    return dst
+
+
+@pytest.fixture
+def service(home):
+    from lifelongrec.serving import RecommenderService
+
+    s = RecommenderService.open(home, config=CONFIG)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def keys():
+    from lifelongrec.serving import KeyRing
+
+    return KeyRing.from_env(f"{WRITE_KEY}:read,write;{READ_KEY}:read")
+
+
+@pytest.fixture
+def client(service, keys):
+    from fastapi.testclient import TestClient
+
+    from lifelongrec.serving import create_app
+
+    with TestClient(create_app(service, keys, max_body_bytes=200_000)) as c:
+        c.headers["X-API-Key"] = WRITE_KEY
+        yield c

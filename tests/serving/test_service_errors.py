@@ -1,0 +1,161 @@
+"""Error paths of the service, its settings, its keys and the serve command."""
+
+import json
+import os
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from lifelongrec import DataError, ParameterError, UnknownIdError
+from lifelongrec.cli import app, serve_banner
+from lifelongrec.serving import KeyRing, RecommenderService, ServiceConfig, ServiceError
+
+
+# ------------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({"learner_batch": 0}, "learner_batch"),
+        ({"max_batch": "many"}, "max_batch"),
+        ({"challenger_every": -1}, "challenger_every"),
+        ({"background": "yes"}, "background"),
+        ({"model_params": [1, 2]}, "model_params"),
+        ({"gate_metric": "accuracy"}, "metric"),
+        ({"no_such_setting": 1}, "config"),
+    ],
+)
+def test_bad_settings_name_the_setting(settings, name):
+    with pytest.raises(ParameterError) as err:
+        ServiceConfig.from_dict(settings)
+    assert err.value.name == name
+
+
+def test_open_needs_data_or_a_champion(tmp_path):
+    with pytest.raises(ServiceError, match="no champion model yet; start once with data"):
+        RecommenderService.open(tmp_path / "empty", config={"background": False})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ParameterError, match="a folder"):
+        RecommenderService.open(tmp_path / "file")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "service.json").write_text("{oops")
+    with pytest.raises(DataError, match="service.json.*not valid JSON"):
+        RecommenderService.open(tmp_path / "bad")
+    with pytest.raises(ParameterError, match="ServiceConfig or a dict"):
+        RecommenderService.open(tmp_path / "x", config=42)
+
+
+# -------------------------------------------------------------------- service
+def test_service_input_errors(service):
+    user = next(u for u in service._live.model.user_ids_ if isinstance(u, str))
+    n0 = service.store.n_events
+    ev = {"user_id": user, "item_id": "i000001", "timestamp": 2_000_000_000}
+    with pytest.raises(DataError, match="at most 500 events"):
+        service.ingest([ev] * 501)
+    with pytest.raises(DataError, match="event_ids and events differ"):
+        service.ingest([ev, ev], event_ids=["a"])
+    with pytest.raises(DataError, match="timestamp"):
+        service.ingest([ev, {**ev, "timestamp": "soon"}])
+    assert service.store.n_events == n0
+    with pytest.raises(ParameterError, match="'k'"):
+        service.recommend(user, k=0)
+    with pytest.raises(ParameterError, match="'k'"):
+        service.similar("i000001", k=True)
+    with pytest.raises(UnknownIdError, match="unknown item id: .nope."):
+        service.similar("nope")
+    with pytest.raises(UnknownIdError, match="category"):
+        service.recommend(user, category="nope")
+    with pytest.raises(UnknownIdError, match="no events or state"):
+        service.delete_user("nobody")
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"item_id": ""}, "item_id"),
+        ({"item_id": 5}, "item_id"),
+        ({"item_id": "x", "title": 3}, "title"),
+        ({"item_id": "x", "categories": "shoes"}, "categories"),
+        ({"item_id": "x", "categories": ["", "a"]}, "categories"),
+        ({"item_id": "x", "attributes": ["price"]}, "attributes"),
+    ],
+)
+def test_bad_items_name_the_field(service, item, field):
+    n = service.store.n_items
+    with pytest.raises(DataError) as err:
+        service.upsert_item(item)
+    assert err.value.column == field
+    assert service.store.n_items == n
+
+
+# ----------------------------------------------------------------------- keys
+def test_keys_from_the_environment_and_their_errors():
+    ring = KeyRing.from_env("abcdefgh12:read,write; zyxwvut987:read")
+    assert ring.scopes_of("abcdefgh12") == {"read", "write"}
+    assert ring.scopes_of("zyxwvut987") == {"read"}
+    assert ring.scopes_of("abcdefgh1") is None and ring.scopes_of(None) is None
+    with pytest.raises(DataError, match="entry 1.*no scopes"):
+        KeyRing.from_env("abcdefgh12")
+    with pytest.raises(DataError, match="entry 2.*unknown or missing key scope"):
+        KeyRing.from_env("abcdefgh12:read;zyxwvut987:admin")
+    with pytest.raises(DataError, match="too short"):
+        KeyRing.from_env("short:read")
+    with pytest.raises(DataError, match="holds no key"):
+        KeyRing.from_env(" ; ")
+
+
+def test_keys_file_created_once_private_and_read_back(tmp_path):
+    ring = KeyRing.for_home(tmp_path, environ={})
+    assert ring.created and len(ring.keys()) == 2
+    path = tmp_path / "keys.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = KeyRing.for_home(tmp_path, environ={})
+    assert not again.created and again.keys() == ring.keys()
+    admin = next(k for k in ring.keys() if k["name"] == "admin")
+    assert again.scopes_of(admin["key"]) == {"read", "write"}
+    env = KeyRing.for_home(tmp_path, environ={"LIFELONGREC_API_KEYS": "abcdefgh12:read"})
+    assert env.keys()[0]["key"] == "abcdefgh12"  # the environment wins
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{nope", "not valid JSON"),
+        ('{"keys": []}', "no keys"),
+        ('{"keys": [5]}', "not an object"),
+        ('{"keys": [{"key": "abcdefgh12", "scopes": ["root"]}]}', "scope"),
+    ],
+)
+def test_bad_keys_file(tmp_path, text, match):
+    (tmp_path / "keys.json").write_text(text)
+    with pytest.raises(DataError, match=match):
+        KeyRing.for_home(tmp_path, environ={})
+
+
+# ---------------------------------------------------------------------- serve
+def test_serve_refuses_open_access_off_loopback(tmp_path):
+    r = CliRunner().invoke(app, ["serve", "--home", str(tmp_path), "--open", "--host", "0.0.0.0"])
+    assert r.exit_code == 2 and "loopback" in r.output
+
+
+def test_serve_without_data_or_champion_fails_clearly(tmp_path):
+    r = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "h"), "--port", "0"])
+    assert r.exit_code == 2 and "start once with data" in r.output
+
+
+def test_serve_rejects_an_unreadable_config(tmp_path):
+    bad = tmp_path / "settings.json"
+    bad.write_text("{")
+    r = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "h"), "--config", str(bad)])
+    assert r.exit_code == 2 and "--config" in r.output
+
+
+def test_banner_says_where_to_point_a_browser_and_curl(tmp_path):
+    ring = KeyRing.for_home(tmp_path, environ={})
+    text = serve_banner("127.0.0.1", 8000, ring, "v000001")
+    admin = next(k for k in ring.keys() if k["name"] == "admin")["key"]
+    assert "http://127.0.0.1:8000/docs" in text
+    assert f"curl -H 'X-API-Key: {admin}' http://127.0.0.1:8000/users/" in text
+    assert "no API key needed" in serve_banner("::1", 9, KeyRing.open_access(), "v2")
+    assert "http://[::1]:9/docs" in serve_banner("::1", 9, KeyRing.open_access(), "v2")
+    json.dumps(ring.keys())  # printable
