@@ -996,7 +996,8 @@ def serve(
         typer.Option("--open", help="No API keys (development on localhost only)."),
     ] = False,
     torch_threads: Annotated[
-        int, typer.Option(min=1, help="Threads for torch (1 keeps request latency steady).")
+        int,
+        typer.Option(min=1, help="Threads for torch and faiss (1 keeps request latency steady)."),
     ] = 1,
 ) -> None:
     """Run the recommendation service: HTTP API, durable events, online learning."""
@@ -1014,7 +1015,10 @@ def serve(
                 "is for development on your own machine",
             )
         )
+    import faiss
+
     torch.set_num_threads(torch_threads)
+    faiss.omp_set_num_threads(torch_threads)  # index builds leave a core to requests
     settings: dict[str, Any] | None = {}
     if config is not None:
         try:

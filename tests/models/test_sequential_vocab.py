@@ -484,3 +484,19 @@ def test_item_vectors_score_like_recommend_and_skip_free_rows(aged):
     top, scores = model.recommend("auser0", k=3, exclude_seen=False)
     assert list(ids[order[:3]]) == list(top)
     np.testing.assert_allclose(np.sort(V @ u)[::-1][:3], scores, rtol=1e-5)
+
+
+def test_encode_state_of_a_copy_equals_user_vectors_at_the_copy():
+    world = two_worlds()
+    model = SequentialRecommender(**FAST).fit(world)  # no time-to-live: nothing expires
+    users = ["auser0", "buser1"]
+    state = model.user_state(users)
+    before = model.user_vectors(users)
+    np.testing.assert_allclose(model.encode_state(state), before, rtol=1e-6)
+    t = int(world.events["timestamp"].max()) + 1
+    model.observe(make_events(["auser0"], ["b1"], [t]))  # the copy does not move
+    np.testing.assert_allclose(model.encode_state(state), before, rtol=1e-6)
+    assert not np.allclose(model.user_vectors("auser0"), before[0])
+    assert model.encode_state(model.user_state([])).shape == (0, model.dim)
+    with pytest.raises(UnknownIdError):
+        model.user_state(["nobody"])

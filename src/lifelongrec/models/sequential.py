@@ -2145,14 +2145,20 @@ class SequentialRecommender(Recommender):
         return self._item_cache
 
     @torch.no_grad()
-    def _last_outputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _last_outputs(
+        self, rows: np.ndarray, state: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         module, dev = self._module, self._torch_device
-        module.eval()
+        if module.training:
+            module.eval()
+        hist = self._hist if state is None else state
+        if state is not None:
+            rows = np.arange(len(state["items"]))
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(rows), _SCORE_BATCH):
             r = rows[start : start + _SCORE_BATCH]
             out = module.last(
-                *(torch.as_tensor(self._hist[k][r], device=dev) for k in ("items", "types", "gaps"))
+                *(torch.as_tensor(hist[k][r], device=dev) for k in ("items", "types", "gaps"))
             )
             for key, value in out.items():
                 parts.setdefault(key, []).append(value.cpu().numpy())
@@ -2163,6 +2169,20 @@ class SequentialRecommender(Recommender):
         rows = self._known_rows(users)
         U = self._last_outputs(rows)["user"] if len(rows) else np.zeros((0, int(self.dim)))
         return U[0] if _is_single(users) else U
+
+    def user_state(self, users: Any) -> dict[str, np.ndarray]:
+        """A copy of the users' stored recent events (the encoder's input), for
+        :meth:`encode_state`. Copying is cheap; a service copies under its lock and
+        encodes outside it, so state updates never wait for an encoder pass."""
+        rows = self._known_rows(users)
+        return {k: self._hist[k][rows].copy() for k in ("items", "types", "gaps")}
+
+    def encode_state(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """User vectors ``(n, D)`` of a :meth:`user_state` copy (equal to
+        :meth:`user_vectors` of those users at the time of the copy)."""
+        if len(state["items"]) == 0:
+            return np.zeros((0, int(self.dim)), np.float32)
+        return self._last_outputs(np.empty(0, np.int64), state)["user"]
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         U = self._last_outputs(np.asarray(rows))["user"]

@@ -83,6 +83,39 @@ class _TooLarge(Exception):
     pass
 
 
+class Timed:
+    """Request latency per route template into the metrics (a plain ASGI middleware:
+    no extra task or thread per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            self.metrics.observe(
+                scope.get("method", ""),
+                getattr(route, "path", "unmatched"),
+                status,
+                time.perf_counter() - t0,
+            )
+
+
 def _error(status: int, exc: Exception, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__, **extra}, status)
 
@@ -123,17 +156,6 @@ def create_app(
     for r in (events, users, items, models, ops):
         app.include_router(r.router)
 
-    @app.middleware("http")
-    async def timed(request: Request, call_next):  # noqa: ANN202
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.metrics.observe(
-            request.method, path, response.status_code, time.perf_counter() - t0
-        )
-        return response
-
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
         return _error(422, exc, field=exc.column)
@@ -155,4 +177,5 @@ def create_app(
         return _error(503, exc)
 
     app.add_middleware(BodyLimit, limit=int(max_body_bytes))
+    app.add_middleware(Timed, metrics=app.state.metrics)
     return app

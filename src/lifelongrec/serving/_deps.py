@@ -1,5 +1,6 @@
 """Shared concerns of the routers: the service and the key checks (FastAPI
-dependencies)."""
+dependencies). They are ``async``: cheap and non-blocking, so FastAPI runs them on the
+event loop instead of handing each to the threadpool."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API 
 _bearer = HTTPBearer(auto_error=False, description="An API key as a bearer token")
 
 
-def get_service(request: Request) -> RecommenderService:
+async def get_service(request: Request) -> RecommenderService:
     return request.app.state.service
 
 
@@ -24,7 +25,7 @@ ServiceDep = Annotated[RecommenderService, Depends(get_service)]
 
 
 def _require(scope: str):
-    def check(
+    async def check(
         request: Request,
         key: Annotated[str | None, Security(_api_key)] = None,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -68,6 +69,8 @@ CONFIG_FILE = "service.json"
 ERASURES_FILE = "erasures.jsonl"
 REGISTRY_DIR = "registry"
 _READ_CHUNK = 50_000
+_POPULAR = 1_000  # popular items kept ready for cold-start answers
+_REFRESH_SECONDS = 30.0  # how often the learner thread refreshes them
 
 
 class ServiceError(LifelongrecError, RuntimeError):
@@ -86,7 +89,7 @@ class ServiceConfig:
     synthetic_events, seed
         Size and seed of the synthetic world when the data source is ``synthetic``.
     ann_threshold
-        Catalogues with at least this many items are searched through a FAISS HNSW index;
+        Catalogues of more items than this are searched through a FAISS HNSW index;
         smaller ones exactly.
     hnsw_m, hnsw_ef_search
         HNSW graph degree and search breadth.
@@ -166,7 +169,9 @@ class _Live:
     model: Recommender
     version: str
     index: ItemIndex | None
-    categories: dict[str, np.ndarray]
+    categories: dict[str, set[str]]
+    popular: list[tuple[str, float]]  # the most popular live items, most first
+    item_set: set[str]  # the live items (cold start filters "new" items by it)
 
 
 def _has_vectors(model: Recommender) -> bool:
@@ -199,6 +204,7 @@ class RecommenderService:
         self._fresh: list[str] = []  # catalogue upserts, newest last
         self._snapshot: tuple[Recommender, int] | None = None
         self._learned_since = 0
+        self._refreshed_at = time.monotonic()
         self.started_at = time.time()
         self.counters: dict[str, float] = {
             "events_ingested": 0,
@@ -331,13 +337,13 @@ class RecommenderService:
             max_delta=cfg.index_max_delta,
         ).build(ids, vectors)
 
-    def _categories(self) -> dict[str, np.ndarray]:
+    def _categories(self) -> dict[str, set[str]]:
         items = self.store.items()
-        out: dict[str, list[str]] = {}
+        out: dict[str, set[str]] = {}
         for item_id, cats in zip(items["item_id"], items["categories"], strict=True):
             for c in cats or ():
-                out.setdefault(str(c), []).append(str(item_id))
-        return {c: np.asarray(v, dtype=object) for c, v in out.items()}
+                out.setdefault(str(c), set()).add(str(item_id))
+        return out
 
     def _install(self, model: Recommender, version: str, seq: int) -> None:
         """Catch ``model`` up with the store's events after ``seq`` and make it live."""
@@ -361,8 +367,10 @@ class RecommenderService:
                 ids, vectors = model.item_vectors()
                 keep = np.isin(ids, added)
                 index.upsert(ids[keep], vectors[keep])
+            popular = _popularity(model, _POPULAR)
+            live_items = {i for i in model.item_ids_ if isinstance(i, str)}
             with self._model_lock:
-                self._live = _Live(model, version, index, categories)
+                self._live = _Live(model, version, index, categories, popular, live_items)
         self._cc.champion_, self._cc.champion_version_ = model, version
 
     def _catch_up_items(self, model: Recommender) -> list[str]:
@@ -467,23 +475,30 @@ class RecommenderService:
                     "category", [category], hint="no item of the catalogue has this category"
                 )
         model = live.model
-        with self._model_lock:
+        encode = live.index is not None and callable(getattr(model, "user_state", None))
+        with self._model_lock:  # a copy of the user's state; the encoder runs unlocked
             row = int(model.user_rows([str(user_id)])[0])
             known = row >= 0
             history = _user_items(model, row) if known else np.empty(0, object)
-            vector = model.user_vectors(str(user_id)) if known and live.index is not None else None
+            state = model.user_state([str(user_id)]) if known and encode else None
+            if known and live.index is not None and not encode:
+                vector = model.user_vectors(str(user_id))
+        if state is not None:
+            vector = model.encode_state(state)[0]
         if not known:
             ids, scores, reasons = self._cold_start(live, int(k), allowed)
         elif live.index is not None:
             exclude = [history] if exclude_seen else None
-            allow = None if allowed is None else set(allowed.tolist())
-            ids, scores = live.index.search(vector, int(k), exclude=exclude, allowed=allow)
+            ids, scores = live.index.search(vector, int(k), exclude=exclude, allowed=allowed)
             ids, scores = _trim(ids, scores)
             reasons = None
         else:
             with self._model_lock:
                 ids, scores = model.recommend(
-                    str(user_id), k=int(k), exclude_seen=exclude_seen, items=allowed
+                    str(user_id),
+                    k=int(k),
+                    exclude_seen=exclude_seen,
+                    items=None if allowed is None else sorted(allowed),
                 )
             ids, scores = _trim(ids, scores)
             reasons = None
@@ -501,36 +516,31 @@ class RecommenderService:
         }
 
     def _cold_start(
-        self, live: _Live, k: int, allowed: np.ndarray | None
+        self, live: _Live, k: int, allowed: set[str] | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        model = live.model
-        ids = np.asarray(model.item_ids_, dtype=object)
-        counts = np.asarray(model.item_counts_, dtype=np.float64)[: len(ids)]
-        ok = np.fromiter((isinstance(i, str) for i in ids), bool, len(ids))
-        if allowed is not None:
-            ok &= np.isin(ids, allowed)
-        order = np.argsort(-np.where(ok, counts, -1.0), kind="stable")
-        popular = [(str(ids[j]), float(counts[j]), "popular") for j in order[:k] if ok[j]]
-        allowed_set = None if allowed is None else set(allowed.tolist())
-        known = set(ids[ok].tolist())
-        fresh = [
-            (i, 0.0, "new in the catalogue")
-            for i in reversed(self._fresh)
-            if i in known and (allowed_set is None or i in allowed_set)
-        ][:k]
+        """Popular items interleaved with the newest catalogue entries (the popularity
+        ranking is computed when a model goes live and refreshed by the learner thread,
+        not per request)."""
+        popular = [(i, c, "popular") for i, c in live.popular if allowed is None or i in allowed][
+            :k
+        ]
+        if allowed is not None and len(popular) < k:  # a rare category: look further
+            popular = [(i, c, "popular") for i, c in _popularity(live.model, None) if i in allowed][
+                :k
+            ]
+        fresh = []
+        for i in reversed(self._fresh):
+            if len(fresh) >= k:
+                break
+            if (allowed is None or i in allowed) and i in live.item_set:
+                fresh.append((i, 0.0, "new in the catalogue"))
         out: list[tuple[str, float, str]] = []
         seen: set[str] = set()
-        for pair in zip(popular, fresh + [None] * len(popular), strict=False):
+        for pair in itertools.zip_longest(popular, fresh):
             for entry in pair:
                 if entry is not None and entry[0] not in seen and len(out) < k:
                     out.append(entry)
                     seen.add(entry[0])
-        for entry in popular + fresh:
-            if len(out) >= k:
-                break
-            if entry[0] not in seen:
-                out.append(entry)
-                seen.add(entry[0])
         return (
             np.asarray([e[0] for e in out], dtype=object),
             np.asarray([e[1] for e in out], dtype=np.float32),
@@ -608,6 +618,7 @@ class RecommenderService:
                     ids, vectors = live.model.item_vectors()
                     at = np.flatnonzero(ids == frame["item_id"].iloc[0])
                     live.index.upsert(ids[at], vectors[at])
+                live.item_set.add(str(frame["item_id"].iloc[0]))
                 _recategorise(
                     live.categories, frame["item_id"].iloc[0], frame["categories"].iloc[0]
                 )
@@ -739,7 +750,20 @@ class RecommenderService:
             busy = True
         if learner.train_pending():
             busy = True
-        return self._challenge() or self._compact_index() or busy
+        return self._challenge() or self._compact_index() or self._refresh() or busy
+
+    def _refresh(self) -> bool:
+        """Every ``_REFRESH_SECONDS``: the popularity ranking of cold-start answers."""
+        now = time.monotonic()
+        if now - self._refreshed_at < _REFRESH_SECONDS:
+            return False
+        self._refreshed_at = now
+        live = self._live
+        with self._model_lock:
+            popular = _popularity(live.model, _POPULAR)
+            if self._live is live:
+                self._live = dataclasses.replace(live, popular=popular)
+        return False  # cheap: not a reason to skip the pause
 
     def _compact_index(self) -> bool:
         """Swap in a rebuilt index once upserts have piled up beside the HNSW graph (the
@@ -795,8 +819,8 @@ class RecommenderService:
         self._line_version = record["version"]
         self.counters["challengers"] += 1
         if record["promoted"]:
-            self.counters["promotions"] += 1
             self._install(challenger, record["version"], seq)
+            self.counters["promotions"] += 1
         else:
             # the champion object must not be the one the gate just saw replaced
             self._cc.champion_, self._cc.champion_version_ = (
@@ -871,16 +895,28 @@ def _user_items(model: Recommender, row: int) -> np.ndarray:
     return np.asarray(model.item_ids_, dtype=object)[cols]
 
 
-def _recategorise(categories: dict[str, np.ndarray], item_id: str, names: Sequence[str]) -> None:
+def _recategorise(categories: dict[str, set[str]], item_id: str, names: Sequence[str]) -> None:
     """Put ``item_id`` in exactly the categories ``names`` (an upsert may change them)."""
     wanted = {str(c) for c in names}
-    for c, members in list(categories.items()):
-        if c not in wanted and item_id in members:
-            categories[c] = members[members != item_id]
+    for c, members in categories.items():
+        if c not in wanted:
+            members.discard(item_id)
     for c in wanted:
-        members = categories.get(c, np.empty(0, object))
-        if item_id not in members:
-            categories[c] = np.append(members, item_id).astype(object)
+        categories.setdefault(c, set()).add(item_id)
+
+
+def _popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
+    """The live items by event count, most first (ties: row order), the first ``top``."""
+    ids = np.asarray(model.item_ids_, dtype=object)
+    counts = np.asarray(model.item_counts_, dtype=np.float64)[: len(ids)]
+    live = np.fromiter((isinstance(i, str) for i in ids), bool, len(ids))
+    counts = np.where(live, counts, -np.inf)
+    n = int(live.sum()) if top is None else min(int(top), int(live.sum()))
+    if n == 0:
+        return []
+    part = np.argpartition(-counts, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
+    order = part[np.lexsort((part, -counts[part]))][:n]
+    return [(str(ids[j]), float(counts[j])) for j in order]
 
 
 def _item_frame(item: Mapping[str, Any]) -> pd.DataFrame:
