@@ -33,9 +33,13 @@ assignment; a search reads one snapshot from start to end, so it sees each updat
 entirely or not at all (an item is never returned twice, nor with a half-applied
 change). Mutations (``build``, ``upsert``, ``remove``) are serialised by an internal
 lock. FAISS HNSW searches release the GIL and are safe to run concurrently; numpy's
-matrix products release it too. FAISS's OpenMP thread count is left to the caller
-(``faiss.omp_set_num_threads``): a single-query search runs on the calling thread
-anyway, the count matters for batch searches and for building the graph.
+matrix products release it too. Thread counts are left to the caller
+(``faiss.omp_set_num_threads``, threadpoolctl for BLAS). Measured on 2 shared cores
+(docs/benchmarks.md, ``service-ann``): one FAISS and one BLAS thread give the lowest
+single-query latency (two BLAS threads made exact scoring of 100k items ~4x slower at
+the median); parallelism is better had from request threads (two client threads served
+1.3-1.7x the queries of one). More OpenMP threads pay off for building the graph and
+for batch searches.
 """
 
 from __future__ import annotations
