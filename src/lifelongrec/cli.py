@@ -1016,9 +1016,11 @@ def serve(
             )
         )
     import faiss
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(torch_threads)
     faiss.omp_set_num_threads(torch_threads)  # index builds leave a core to requests
+    threadpool_limits(torch_threads)  # BLAS of exact scoring: parallel requests instead
     settings: dict[str, Any] | None = {}
     if config is not None:
         try:

@@ -113,6 +113,19 @@ def _resize_csr(X: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     return X
 
 
+def map_ids(ids: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """``ids.astype(str).map(index).to_numpy()`` at a cost that follows the batch, not
+    the index: pandas builds a lookup table of the whole dict on every ``map``, which for
+    a few events against a large catalogue (the online path) costs far more than the
+    events. int64 rows when every id has one; float64 with NaN for those without."""
+    if len(ids) * 8 >= len(index):
+        return ids.astype(str).map(index).to_numpy()
+    out = np.fromiter((index.get(str(v), -1) for v in ids.to_numpy()), np.int64, len(ids))
+    if (out < 0).any():
+        return np.where(out < 0, np.nan, out.astype(np.float64))
+    return out
+
+
 class Recommender:
     """Base class: id vocabularies, seen-item masks, top-k, cold fallback, save/load."""
 
@@ -191,8 +204,8 @@ class Recommender:
 
     def _event_cells(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(user rows, item columns)`` of the events whose user and item have a row."""
-        rows = events["user_id"].astype(str).map(self._user_index).to_numpy()
-        cols = events["item_id"].astype(str).map(self._item_index).to_numpy()
+        rows = map_ids(events["user_id"], self._user_index)
+        cols = map_ids(events["item_id"], self._item_index)
         if rows.dtype.kind != "i" or cols.dtype.kind != "i":
             # NaN where an id has no row (only with a selective vocabulary), or empty
             ok = pd.notna(rows) & pd.notna(cols)

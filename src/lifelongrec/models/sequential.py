@@ -54,7 +54,7 @@ from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.models import _seqtrain as T
-from lifelongrec.models._base import Recommender, _is_single
+from lifelongrec.models._base import Recommender, _is_single, map_ids
 from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
 
 __all__ = [
@@ -896,8 +896,8 @@ class SequentialRecommender(Recommender):
         the shifted table row, :data:`OOV_ROW` for an item without a row.
         """
         if users is None:
-            users = events["user_id"].astype(str).map(self._user_index).to_numpy(np.int64)
-        cols = events["item_id"].astype(str).map(self._item_index).to_numpy()
+            users = map_ids(events["user_id"], self._user_index).astype(np.int64)
+        cols = map_ids(events["item_id"], self._item_index)
         if cols.dtype.kind != "i":  # items without a row (pending or expired), or empty
             known = pd.notna(cols)
             items = np.full(len(cols), OOV_ROW - 1, dtype=np.int64)

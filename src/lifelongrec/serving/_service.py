@@ -172,6 +172,7 @@ class _Live:
     categories: dict[str, set[str]]
     popular: list[tuple[str, float]]  # the most popular live items, most first
     item_set: set[str]  # the live items (cold start filters "new" items by it)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # category -> index mask
 
 
 def _has_vectors(model: Recommender) -> bool:
@@ -489,6 +490,11 @@ class RecommenderService:
             ids, scores, reasons = self._cold_start(live, int(k), allowed)
         elif live.index is not None:
             exclude = [history] if exclude_seen else None
+            if allowed is not None:  # a cached mask: no per-request set lookups
+                mask = live.masks.get(str(category))
+                if mask is None:
+                    mask = live.masks[str(category)] = live.index.mask(sorted(allowed))
+                allowed = mask
             ids, scores = live.index.search(vector, int(k), exclude=exclude, allowed=allowed)
             ids, scores = _trim(ids, scores)
             reasons = None
@@ -619,9 +625,11 @@ class RecommenderService:
                     at = np.flatnonzero(ids == frame["item_id"].iloc[0])
                     live.index.upsert(ids[at], vectors[at])
                 live.item_set.add(str(frame["item_id"].iloc[0]))
-                _recategorise(
+                changed = _recategorise(
                     live.categories, frame["item_id"].iloc[0], frame["categories"].iloc[0]
                 )
+                for c in changed:
+                    live.masks.pop(c, None)
             self._item_queue.append(frame)
             self._fresh.append(str(frame["item_id"].iloc[0]))
             self._fresh = self._fresh[-1000:]
@@ -773,8 +781,8 @@ class RecommenderService:
             return False
         fresh = live.index.rebuilt()
         with self._model_lock:
-            if self._live is live:
-                self._live = dataclasses.replace(live, index=fresh)
+            if self._live is live:  # masks belong to an index object: start afresh
+                self._live = dataclasses.replace(live, index=fresh, masks={})
         return True
 
     def _challenge(self) -> bool:
@@ -895,14 +903,21 @@ def _user_items(model: Recommender, row: int) -> np.ndarray:
     return np.asarray(model.item_ids_, dtype=object)[cols]
 
 
-def _recategorise(categories: dict[str, set[str]], item_id: str, names: Sequence[str]) -> None:
-    """Put ``item_id`` in exactly the categories ``names`` (an upsert may change them)."""
+def _recategorise(categories: dict[str, set[str]], item_id: str, names: Sequence[str]) -> list[str]:
+    """Put ``item_id`` in exactly the categories ``names`` (an upsert may change them);
+    returns the categories it left or joined."""
     wanted = {str(c) for c in names}
+    changed = []
     for c, members in categories.items():
-        if c not in wanted:
+        if c not in wanted and item_id in members:
             members.discard(item_id)
+            changed.append(c)
     for c in wanted:
-        categories.setdefault(c, set()).add(item_id)
+        members = categories.setdefault(c, set())
+        if item_id not in members:
+            members.add(item_id)
+            changed.append(c)
+    return changed
 
 
 def _popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
