@@ -146,10 +146,16 @@ def test_unknown_user_gets_cold_start_items_not_an_error(client, service):
 def test_recommendations_equal_an_exact_computation(client, service):
     user = _known_user(service)
     model = service._live.model
-    got = _recs(client, user, k=10)["items"]
-    ids, scores = model.recommend(user, k=10, exclude_seen=True)
-    assert [i["item_id"] for i in got] == list(ids)
-    np.testing.assert_allclose([i["score"] for i in got], scores, rtol=1e-4, atol=1e-5)
+    for step in range(3):  # computed, then from the cache, then after an event
+        got = _recs(client, user, k=10)["items"]
+        ids, scores = model.recommend(user, k=10, exclude_seen=True)
+        assert [i["item_id"] for i in got] == list(ids)
+        np.testing.assert_allclose([i["score"] for i in got], scores, rtol=1e-4, atol=1e-5)
+        assert user in service._live.vectors
+        if step == 1:
+            event = {"user_id": user, "item_id": ids[0], "timestamp": 2_000_000_000}
+            assert client.post("/events", json=event).status_code == 201
+            assert user not in service._live.vectors
 
 
 def test_category_filter_and_explanations(client, service):

@@ -191,8 +191,9 @@ class ItemIndex:
         Catalogues of more items than this get an HNSW graph; smaller ones are searched
         exactly.
     exact_filter_max : int, default 100_000
-        When the graph rows a query may return (live, and in ``allowed``) number at most
-        this, they are scored exactly instead of walking the graph. Exact, and on an
+        When a query has an ``allowed`` filter and the graph rows it may return (live,
+        and in ``allowed``) number at most this, they are scored exactly instead of
+        walking the graph (a query without a filter always walks the graph). Exact, and on an
         inner-product graph the better choice for most filters: a filtered walk loses
         recall fast as the filter gets selective (docs/benchmarks.md: ~0.84 for a 10 %
         category at 100k items), while exact scoring of 100k rows takes a few ms.
@@ -779,7 +780,10 @@ class ItemIndex:
             elig_main = allow[:n_main] & st.main_ok
             n_elig = int(np.count_nonzero(elig_main))
         cands: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(m)]
-        if st.main.hnsw is None or n_elig <= self.exact_filter_max:
+        # Exact over the eligible rows when there is no graph, or when a filter leaves
+        # few enough of them (a filtered graph walk loses recall; see the class docs).
+        # Without a filter the graph answers, whatever the catalogue's size.
+        if st.main.hnsw is None or (allow is not None and n_elig <= self.exact_filter_max):
             self._exact_main(st, q, k, excl_main, elig_main, cands, range(m))
         else:
             self._hnsw_main(st, q, k, excl_main, elig_main, n_elig, cands)

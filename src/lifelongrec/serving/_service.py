@@ -173,6 +173,16 @@ class _Live:
     popular: list[tuple[str, float]]  # the most popular live items, most first
     item_set: set[str]  # the live items (cold start filters "new" items by it)
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # category -> index mask
+    # User vectors computed by requests, dropped when the user's state changes (an
+    # event, an erasure); ``generation`` tells a request whose encoder pass raced with
+    # such a change not to keep its (stale) vector. Only touched under the model lock.
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    generation: dict[str, int] = field(default_factory=dict)
+
+    def forget_vectors(self, users: Sequence[str]) -> None:
+        for u in users:
+            self.vectors.pop(u, None)
+            self.generation[u] = self.generation.get(u, 0) + 1
 
 
 def _has_vectors(model: Recommender) -> bool:
@@ -430,10 +440,11 @@ class RecommenderService:
             result = self.store.append(frame, event_ids)
             written = self.store.read(after_seq=before) if result.n_written else None
             if written is not None and len(written):
-                model = self._live.model
+                live = self._live
                 with self._model_lock:
-                    model.observe(written[list(EVENT_COLUMNS)])
-                    _discard_online_material(model)
+                    live.model.observe(written[list(EVENT_COLUMNS)])
+                    _discard_online_material(live.model)
+                    live.forget_vectors(written["user_id"].unique().tolist())
         self.counters["events_ingested"] += result.n_written
         self.counters["events_duplicate"] += result.n_duplicates
         return {
@@ -475,17 +486,25 @@ class RecommenderService:
                 raise UnknownIdError(
                     "category", [category], hint="no item of the catalogue has this category"
                 )
-        model = live.model
+        model, uid = live.model, str(user_id)
         encode = live.index is not None and callable(getattr(model, "user_state", None))
+        state = vector = None
         with self._model_lock:  # a copy of the user's state; the encoder runs unlocked
-            row = int(model.user_rows([str(user_id)])[0])
+            row = int(model.user_rows([uid])[0])
             known = row >= 0
             history = _user_items(model, row) if known else np.empty(0, object)
-            state = model.user_state([str(user_id)]) if known and encode else None
-            if known and live.index is not None and not encode:
-                vector = model.user_vectors(str(user_id))
+            if known and live.index is not None:
+                vector = live.vectors.get(uid)
+                if vector is None and encode:
+                    state = model.user_state([uid])
+                    generation = live.generation.get(uid, 0)
+                elif vector is None:
+                    vector = model.user_vectors(uid)
         if state is not None:
             vector = model.encode_state(state)[0]
+            with self._model_lock:
+                if live.generation.get(uid, 0) == generation:
+                    live.vectors[uid] = vector
         if not known:
             ids, scores, reasons = self._cold_start(live, int(k), allowed)
         elif live.index is not None:
@@ -657,6 +676,7 @@ class RecommenderService:
             live = self._live
             with self._model_lock:
                 erased = _forget(live.model, uid)
+                live.forget_vectors([uid])
         with self._learner.lock:
             _forget(self._trainer, uid)
             if self._snapshot is not None:
