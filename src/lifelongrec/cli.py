@@ -1036,6 +1036,13 @@ def serve(
         settings.setdefault("synthetic_events", synthetic_events)
         if params:
             settings["model_params"] = {**settings.get("model_params", {}), **params}
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("lifelongrec")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     typer.echo(f"opening {home} ...", err=True)
     try:
         service = RecommenderService.open(home, data=data, config=settings)

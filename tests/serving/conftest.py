@@ -21,6 +21,8 @@ CONFIG = {
     "background": False,
     "learner_batch": 64,
     "challenger_every": 300,
+    "challenger_min_seconds": 0,
+    "learner_share": 1.0,
     "holdout_events": 100,
     "max_batch": 500,
 }

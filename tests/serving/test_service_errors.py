@@ -23,6 +23,9 @@ from lifelongrec.serving import KeyRing, RecommenderService, ServiceConfig, Serv
         ({"model_params": [1, 2]}, "model_params"),
         ({"gate_metric": "accuracy"}, "metric"),
         ({"no_such_setting": 1}, "config"),
+        ({"learner_share": 0}, "learner_share"),
+        ({"learner_share": 1.5}, "learner_share"),
+        ({"challenger_min_seconds": -1}, "challenger_min_seconds"),
     ],
 )
 def test_bad_settings_name_the_setting(settings, name):

@@ -37,6 +37,7 @@ request reads it (short: one user's vector); the learner's own lock guards the t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -45,7 +46,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,15 @@ class ServiceConfig:
         Events per online parameter update.
     challenger_every
         Learned events between challengers (0: never make one).
+    challenger_min_seconds
+        ... and at least this many seconds between them: judging and swapping in a
+        model (gate, registry write, index build) is a burst of work; once every few
+        minutes is plenty for a live service.
+    learner_share
+        Largest share of one core the learner thread may take while it has work, in
+        ``(0, 1]``: after a round that took ``t`` seconds it pauses ``t * (1 - share) /
+        share``. Requests and the learner share the process (and Python's GIL); at 1.0
+        the learner runs flat out and request latency suffers on a small machine.
     holdout_events
         Fresh events a challenger is judged on (events it never learned).
     history_events
@@ -122,6 +132,8 @@ class ServiceConfig:
     index_max_delta: int = 10_000
     learner_batch: int = 256
     challenger_every: int = 5_000
+    challenger_min_seconds: float = 600.0
+    learner_share: float = 0.5
     holdout_events: int = 1_000
     history_events: int = 50_000
     gate_metric: str = "ndcg@10"
@@ -148,6 +160,13 @@ class ServiceConfig:
                 raise ParameterError(name, v, f"an integer >= {low}")
         if not isinstance(self.model_params, Mapping):
             raise ParameterError("model_params", self.model_params, "a dict of hyperparameters")
+        for name in ("challenger_min_seconds",):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ParameterError(name, v, "a number >= 0")
+        share = self.learner_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            raise ParameterError("learner_share", share, "a number in (0, 1]")
         if not isinstance(self.background, bool):
             raise ParameterError("background", self.background, "True or False")
         PromotionGate(self.gate_metric, self.gate_tolerance).validate()
@@ -216,6 +235,8 @@ class RecommenderService:
         self._snapshot: tuple[Recommender, int] | None = None
         self._learned_since = 0
         self._refreshed_at = time.monotonic()
+        self._challenged_at = time.monotonic()  # the first challenger waits too
+        self.timings: dict[str, tuple[float, float]] = {}  # learner phase: (last, max) s
         self.started_at = time.time()
         self.counters: dict[str, float] = {
             "events_ingested": 0,
@@ -747,15 +768,20 @@ class RecommenderService:
         self._thread.start()
 
     def _learn_loop(self) -> None:
+        share = float(self.config.learner_share)
         while not self._stop.is_set():
+            t0 = time.perf_counter()
             try:
                 busy = self.learn_step()
             except Exception:  # keep serving; the error is logged and counted
                 log.exception("background learner step failed")
                 self.counters["learner_errors"] += 1
                 busy = False
+            took = time.perf_counter() - t0
             if not busy:
                 self._stop.wait(0.05)
+            elif share < 1.0:
+                self._stop.wait(took * (1.0 - share) / share)
 
     def learn_step(self, max_events: int = 5_000) -> bool:
         """One round of the background learner: feed the trainer the next events after
@@ -766,19 +792,39 @@ class RecommenderService:
         if self._item_queue:
             with self._ingest_lock:
                 queued, self._item_queue = self._item_queue, []
-            with learner.lock:
+            with learner.lock, self._timed("items"):
                 for frame in queued:
                     self._trainer.add_items(frame)
             busy = True
-        batch = self.store.read(after_seq=self._trainer_seq, limit=max_events)
+        with self._timed("read"):
+            batch = self.store.read(after_seq=self._trainer_seq, limit=max_events)
         if len(batch):
-            learner.observe(batch[list(EVENT_COLUMNS)])
+            with self._timed("observe"):
+                learner.observe(batch[list(EVENT_COLUMNS)])
             self._trainer_seq = int(batch["seq"].iloc[-1])
             self._learned_since += len(batch)
             busy = True
-        if learner.train_pending():
-            busy = True
-        return self._challenge() or self._compact_index() or self._refresh() or busy
+        with self._timed("train"):
+            if learner.train_pending():
+                busy = True
+        with self._timed("challenge"):
+            challenged = self._challenge()
+        with self._timed("index"):
+            compacted = self._compact_index()
+        return challenged or compacted or self._refresh() or busy
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Time a learner phase: the last and the longest duration, for /health."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            took = time.perf_counter() - t0
+            last, longest = self.timings.get(phase, (0.0, 0.0))
+            self.timings[phase] = (took, max(longest, took))
+            if took > 1.0:
+                log.info("learner %s took %.2f s", phase, took)
 
     def _refresh(self) -> bool:
         """Every ``_REFRESH_SECONDS``: the popularity ranking of cold-start answers."""
@@ -813,6 +859,8 @@ class RecommenderService:
         if self._snapshot is None:
             if self._learned_since < cfg.challenger_every:
                 return False
+            if time.monotonic() - self._challenged_at < cfg.challenger_min_seconds:
+                return False
             with learner.lock:
                 learner.flush()
                 self._snapshot = (copy.deepcopy(self._trainer), self._trainer_seq)
@@ -844,6 +892,7 @@ class RecommenderService:
             tags={"source": "online learner"},
         )
         self._snapshot = None
+        self._challenged_at = time.monotonic()
         self._line_version = record["version"]
         self.counters["challengers"] += 1
         if record["promoted"]:
@@ -886,6 +935,9 @@ class RecommenderService:
             "index": None if live.index is None else live.index.kind,
             "learner_running": bool(self._thread is not None and self._thread.is_alive()),
             "learner_lag_events": self.lag()["events"],
+            "learner_phase_seconds": {
+                k: {"last": round(v[0], 4), "max": round(v[1], 4)} for k, v in self.timings.items()
+            },
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "config": asdict(self.config),
         }

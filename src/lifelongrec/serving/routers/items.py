@@ -35,7 +35,7 @@ def put_item(item_id: ItemId, body: ItemIn, service: ServiceDep, response: Respo
     summary="Items similar to an item",
     responses={404: {"description": "Unknown item"}},
 )
-def similar(
+async def similar(
     item_id: ItemId, service: ServiceDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> Similar:
     return Similar(**service.similar(item_id, k))
