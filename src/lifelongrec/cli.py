@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -1019,7 +1020,7 @@ def serve(
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(torch_threads)
-    faiss.omp_set_num_threads(torch_threads)  # index builds leave a core to requests
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # the first index build: all cores
     threadpool_limits(torch_threads)  # BLAS of exact scoring: parallel requests instead
     settings: dict[str, Any] | None = {}
     if config is not None:
@@ -1046,6 +1047,7 @@ def serve(
     typer.echo(f"opening {home} ...", err=True)
     try:
         service = RecommenderService.open(home, data=data, config=settings)
+        faiss.omp_set_num_threads(torch_threads)  # later builds leave a core to requests
         keys = KeyRing.open_access() if open_access else KeyRing.for_home(home)
     except (LifelongrecError, OSError) as exc:
         _fail(exc)
