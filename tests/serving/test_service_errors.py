@@ -37,6 +37,7 @@ def test_bad_settings_name_the_setting(settings, name):
 def test_open_needs_data_or_a_champion(tmp_path):
     with pytest.raises(ServiceError, match="no champion model yet; start once with data"):
         RecommenderService.open(tmp_path / "empty", config={"background": False})
+    assert not (tmp_path / "empty" / "service.json").exists()  # nothing to shadow a retry
     (tmp_path / "file").write_text("x")
     with pytest.raises(ParameterError, match="a folder"):
         RecommenderService.open(tmp_path / "file")

@@ -295,9 +295,6 @@ class RecommenderService:
         if home.exists() and not home.is_dir():
             raise ParameterError("home", str(home), "a folder (or a path to create one at)")
         home.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
-        os.replace(tmp, saved)
         service = cls(home, config)
         try:
             if service.registry.champion() is None:
@@ -311,6 +308,11 @@ class RecommenderService:
         except BaseException:
             service.store.close()
             raise
+        # Saved once the start worked: a failed first start leaves no settings behind
+        # that would shadow the next attempt's.
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
+        os.replace(tmp, saved)
         if config.background:
             service.start_learner()
         return service
