@@ -393,24 +393,18 @@ class IdVocabulary:
         ascending)."""
         wanted = set(_check_ids(ids).tolist())
         rows = np.sort(np.asarray([self._index[i] for i in wanted if i in self._index], np.int64))
-        gone = self._ids[rows].copy()
-        for i in gone.tolist():
-            del self._index[i]
-        self._ids[rows] = None
-        self._last_seen[rows] = NEVER
-        self._counts[rows] = 0
-        for r in rows.tolist():
-            heapq.heappush(self._free, r)
-        drop = [i for i in self._pending if i in wanted]
-        for i in drop:
-            del self._pending[i]
-        return Expired(rows, gone, len(drop))
+        return self._free_rows(rows, [i for i in self._pending if i in wanted])
 
     def _expire(self, before: int, exempt_rows: np.ndarray, exempt_ids: set[str]) -> Expired:
         stale = self._last_seen < before
         stale &= self._last_seen != NEVER
         stale[exempt_rows] = False
         rows = np.flatnonzero(stale).astype(np.int64)
+        drop = [i for i, (_, t) in self._pending.items() if t < before and i not in exempt_ids]
+        return self._free_rows(rows, drop)
+
+    def _free_rows(self, rows: np.ndarray, pending: list[str]) -> Expired:
+        """Free ``rows`` (ascending) for reuse and forget the ``pending`` ids."""
         ids = self._ids[rows].copy()
         for i in ids.tolist():
             del self._index[i]
@@ -419,10 +413,9 @@ class IdVocabulary:
         self._counts[rows] = 0
         for r in rows.tolist():
             heapq.heappush(self._free, r)
-        drop = [i for i, (_, t) in self._pending.items() if t < before and i not in exempt_ids]
-        for i in drop:
+        for i in pending:
             del self._pending[i]
-        return Expired(rows, ids, len(drop))
+        return Expired(rows, ids, len(pending))
 
     def _assign(self, ids: list[str], counts: list[int], last: list[int]) -> np.ndarray:
         n = len(ids)
