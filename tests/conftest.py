@@ -83,3 +83,29 @@ def blocks_update():
     items = ["a0", "a1", "a2", "na0", "na0", "na0", "nb0", "nb0", "na0"]
     ev = make_events(users, items, list(range(100, 100 + len(users))))
     return Dataset(events=ev, items=_block_items(["na0", "nb0"]), name="blocks-update")
+
+
+# ---------------------------------------------------------- benchmark scripts
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """Import a script of benchmarks/ as a module, for the time of a ``with``:
+    ``with benchmark_module("load") as module: ...`` (its name stays in sys.modules
+    meanwhile, which dataclasses in the script need)."""
+    import contextlib
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    @contextlib.contextmanager
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+            yield module
+        finally:
+            sys.modules.pop(spec.name, None)
+
+    return load

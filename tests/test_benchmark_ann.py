@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ann.py"
-
 
 @pytest.fixture(scope="module")
-def ann():
-    spec = importlib.util.spec_from_file_location("bench_ann", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def ann(benchmark_module):
+    with benchmark_module("ann") as module:
+        yield module
 
 
 def test_exact_topk_is_the_brute_force_order(ann):

@@ -4,25 +4,16 @@ run (a real ``lifelongrec serve`` subprocess on loopback; tens of seconds)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
-
 
 @pytest.fixture(scope="module")
-def load():
-    spec = importlib.util.spec_from_file_location("bench_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def load(benchmark_module):
+    with benchmark_module("load") as module:
+        yield module
 
 
 def test_arguments_and_what_they_imply(load, tmp_path):

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential.py"
 TINY = {"dim": 8, "n_heads": 2, "n_layers": 1, "max_len": 10, "epochs": 1, "verbose": False}
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_sequential", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench(benchmark_module):
+    with benchmark_module("sequential") as module:
+        yield module
 
 
 def test_parser_defaults_and_overrides(bench):

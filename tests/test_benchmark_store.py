@@ -3,28 +3,18 @@ whole driver runs its smallest path (seconds, synthetic events)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from lifelongrec.data import make_events
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "store.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
+def bench(benchmark_module):
     pytest.importorskip("duckdb")
-    spec = importlib.util.spec_from_file_location("bench_store", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("store") as module:
+        yield module
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb"])

@@ -3,24 +3,15 @@ or imports (shares against retrain, update compute after the first fit)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stream.py"
-
 
 @pytest.fixture(scope="module")
-def stream_bench():
-    spec = importlib.util.spec_from_file_location("bench_stream", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def stream_bench(benchmark_module):
+    with benchmark_module("stream") as module:
+        yield module
 
 
 def test_runs_imports_merges_and_writes_shares_against_retrain(stream_bench, tmp_path, monkeypatch):

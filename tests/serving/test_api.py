@@ -94,6 +94,23 @@ def test_batch_is_idempotent_through_event_ids(client, service):
     stored = service.store.read(after_seq=first["last_seq"] - 2)
     assert stored["event_type"].tolist() == ["interaction", "purchase"]
     assert stored["value"].iloc[1] == 4.5 and math.isnan(stored["value"].iloc[0])
+    # a key repeated inside one batch: the first event is written and observed, once
+    model = service._live.model
+    row = int(model.user_rows([user])[0])
+    before = model.user_items_[row].nnz
+    twice = {
+        "events": [
+            {"user_id": user, "item_id": "i000003", "timestamp": 2_000_000_002, "event_id": "e3"},
+            {"user_id": user, "item_id": "i000004", "timestamp": 2_000_000_003, "event_id": "e3"},
+        ]
+    }
+    ack = client.post("/events", json=twice).json()
+    assert (ack["n_written"], ack["n_duplicates"]) == (1, 1)
+    seen_now = set(service.store.user_events(user)["item_id"])
+    assert "i000003" in seen_now and "i000004" not in seen_now
+    cols = model.user_items_[row].indices
+    assert model.item_ids_[cols].tolist().count("i000004") == 0
+    assert model.user_items_[row].nnz <= before + 1
 
 
 @pytest.mark.parametrize(
@@ -166,6 +183,16 @@ def test_category_filter_and_explanations(client, service):
     out = _recs(client, user, k=5, category=cat, explain="true")
     assert out["items"] and all(i["item_id"] in in_cat for i in out["items"])
     assert all(i["reason"] for i in out["items"])
+    seen = set(service.store.user_events(user)["item_id"])
+    for item in out["items"]:  # the most similar item of the user's own history, by cosine
+        named = item["reason"].split()[2]
+        assert item["reason"].startswith("similar to ") and named in seen
+        model = service._live.model
+        _, v = model.item_vectors([item["item_id"]])
+        _, h = model.item_vectors(sorted(seen))
+        cos = (h @ v[0]) / (np.linalg.norm(h, axis=1) * np.linalg.norm(v[0]))
+        best = float(cos.max())
+        assert f"(cosine {best:.2f})" in item["reason"] or len(seen) > 50
     r = client.get(f"/users/{user}/recommendations", params={"category": "no-such-category"})
     assert r.status_code == 404 and "no-such-category" in r.json()["detail"]
     assert client.get(f"/users/{user}/recommendations", params={"k": 0}).status_code == 422

@@ -1460,13 +1460,18 @@ class SequentialRecommender(Recommender):
                 buf["snapped"].difference_update(rows.tolist())
         return [str(i) for i in gone.ids.tolist()]
 
-    def item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """The live items' ids ``(n,)`` and vectors ``(n, D)`` (float32): a user's score
-        for an item is ``user_vectors(user) @ vector``; free rows are left out. For an
-        ANN index (``lifelongrec.serving.ItemIndex``)."""
+    def item_vectors(self, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Item ids ``(n,)`` and vectors ``(n, D)`` (float32): a user's score for an item
+        is ``user_vectors(user) @ vector``. ``items=None``: every live item (free rows
+        left out), for an ANN index (``lifelongrec.serving.ItemIndex``); else those ids,
+        in that order (an unknown id raises :class:`UnknownIdError`), copying only
+        their rows."""
         self._check_fitted()
         V = self._item_matrix()
-        rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
+        if items is None:
+            rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
+        else:
+            rows = self._item_rows([items] if _is_single(items) else list(items))
         return self.item_ids_[rows].astype(object), np.ascontiguousarray(V[rows], np.float32)
 
     def _release(self, users: Expired, items: Expired, now: int) -> None:

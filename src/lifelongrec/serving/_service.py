@@ -207,8 +207,11 @@ class _Live:
 
 
 def _has_vectors(model: Recommender) -> bool:
-    return callable(getattr(model, "item_vectors", None)) and callable(
-        getattr(model, "user_vectors", None)
+    """Whether the model scores by user vector . item vector and can copy a user's
+    state to encode outside the lock (the index path; others answer via recommend)."""
+    return all(
+        callable(getattr(model, name, None))
+        for name in ("item_vectors", "user_state", "encode_state")
     )
 
 
@@ -350,7 +353,7 @@ class RecommenderService:
     def _load_champion(self) -> None:
         version = self.registry.champion()
         model, seq = self._load_version(version)
-        self._install(model, version, seq)
+        items = self._install(model, version, seq)
         # The trainer: a copy that learns every stored event (the learner thread).
         self._trainer = copy.deepcopy(self._live.model)
         self._learner = OnlineLearner(
@@ -358,7 +361,7 @@ class RecommenderService:
         )
         self._trainer_seq = seq
         self._line_version = version
-        self._fresh = [str(i) for i in self.store.items()["item_id"].tolist()[-1000:]]
+        self._fresh = [str(i) for i in items["item_id"].tolist()[-1000:]]
 
     # --------------------------------------------------------------- model swap
     def _build_index(self, model: Recommender) -> ItemIndex | None:
@@ -373,16 +376,18 @@ class RecommenderService:
             max_delta=cfg.index_max_delta,
         ).build(ids, vectors)
 
-    def _categories(self) -> dict[str, set[str]]:
-        items = self.store.items()
+    @staticmethod
+    def _categories(items: pd.DataFrame) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for item_id, cats in zip(items["item_id"], items["categories"], strict=True):
             for c in cats or ():
                 out.setdefault(str(c), set()).add(str(item_id))
         return out
 
-    def _install(self, model: Recommender, version: str, seq: int) -> None:
-        """Catch ``model`` up with the store's events after ``seq`` and make it live."""
+    def _install(self, model: Recommender, version: str, seq: int) -> pd.DataFrame:
+        """Catch ``model`` up with the store's events after ``seq`` and make it live.
+        Returns the catalogue it read (once: a million-item catalogue is seconds of
+        JSON decoding)."""
         # Most of the catch-up outside the ingestion lock, the rest under it.
         while True:
             missed = self.store.read(after_seq=seq, limit=_READ_CHUNK)
@@ -390,34 +395,27 @@ class RecommenderService:
                 break
             model.observe(missed[list(EVENT_COLUMNS)])
             seq = int(missed["seq"].iloc[-1])
-        self._catch_up_items(model)
+        items = self.store.items()
+        _catch_up_items(model, items)
         index = self._build_index(model)
-        categories = self._categories()
+        categories = self._categories(items)
         with self._ingest_lock:
             missed = self.store.read(after_seq=seq)
             if len(missed):
                 model.observe(missed[list(EVENT_COLUMNS)])
-            added = self._catch_up_items(model)
+            if self.store.n_items != len(items):  # new items were upserted meanwhile
+                items = self.store.items()
+                added = _catch_up_items(model, items)
+                categories = self._categories(items)
+                if index is not None and added:
+                    index.upsert(*model.item_vectors(added))
             _discard_online_material(model)
-            if index is not None and added:
-                ids, vectors = model.item_vectors()
-                keep = np.isin(ids, added)
-                index.upsert(ids[keep], vectors[keep])
             popular = _popularity(model, _POPULAR)
             live_items = {i for i in model.item_ids_ if isinstance(i, str)}
             with self._model_lock:
                 self._live = _Live(model, version, index, categories, popular, live_items)
         self._cc.champion_, self._cc.champion_version_ = model, version
-
-    def _catch_up_items(self, model: Recommender) -> list[str]:
-        items = self.store.items()
-        if not len(items):
-            return []
-        known = set(np.asarray(model.item_ids_, dtype=object).tolist())
-        new = items[~items["item_id"].isin(known)]
-        if len(new):
-            model.add_items(new.reset_index(drop=True))
-        return [str(i) for i in new["item_id"]]
+        return items
 
     # ------------------------------------------------------------------- events
     def ingest(self, events: Any, event_ids: Sequence[str | None] | None = None) -> dict[str, int]:
@@ -463,11 +461,15 @@ class RecommenderService:
         with self._ingest_lock:
             before = self.store.last_seq
             result = self.store.append(frame, event_ids)
-            written = self.store.read(after_seq=before) if result.n_written else None
-            if written is not None and len(written):
+            if result.n_written:
+                # The rows given a new seq, each once (a key repeated in the batch
+                # shares its first row's seq): what was written, without reading back.
+                seqs = np.asarray(result.seqs)
+                new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
+                written = frame[new]
                 live = self._live
                 with self._model_lock:
-                    live.model.observe(written[list(EVENT_COLUMNS)])
+                    live.model.observe(written)
                     _discard_online_material(live.model)
                     live.forget_vectors(written["user_id"].unique().tolist())
         self.counters["events_ingested"] += result.n_written
@@ -512,7 +514,6 @@ class RecommenderService:
                     "category", [category], hint="no item of the catalogue has this category"
                 )
         model, uid = live.model, str(user_id)
-        encode = live.index is not None and callable(getattr(model, "user_state", None))
         state = vector = None
         with self._model_lock:  # a copy of the user's state; the encoder runs unlocked
             row = int(model.user_rows([uid])[0])
@@ -520,11 +521,9 @@ class RecommenderService:
             history = _user_items(model, row) if known else np.empty(0, object)
             if known and live.index is not None:
                 vector = live.vectors.get(uid)
-                if vector is None and encode:
+                if vector is None:
                     state = model.user_state([uid])
                     generation = live.generation.get(uid, 0)
-                elif vector is None:
-                    vector = model.user_vectors(uid)
         if state is not None:
             vector = model.encode_state(state)[0]
             with self._model_lock:
@@ -603,24 +602,19 @@ class RecommenderService:
         model = live.model
         if not len(history) or not _has_vectors(model):
             return ["matches your history" for _ in ids]
-        with self._model_lock:
-            all_ids, V = model.item_vectors()
-        pos = {str(i): j for j, i in enumerate(all_ids.tolist())}
-        h = [pos[str(i)] for i in history[-50:] if str(i) in pos]
-        r = [pos.get(str(i), -1) for i in ids]
-        if not h:
+        past = [str(i) for i in history[:50] if str(i) in live.item_set]
+        if not past or not len(ids):
             return ["matches your history" for _ in ids]
-        norm = np.linalg.norm(V, axis=1, keepdims=True)
-        Vn = V / np.where(norm > 0, norm, 1.0)
-        out = []
-        for j in r:
-            if j < 0:
-                out.append("matches your history")
-                continue
-            sims = Vn[h] @ Vn[j]
-            best = int(np.argmax(sims))
-            out.append(f"similar to {all_ids[h[best]]} (cosine {sims[best]:.2f})")
-        return out
+        with self._model_lock:  # only the rows needed, not the whole table
+            _, H = model.item_vectors(past)
+            _, R = model.item_vectors([str(i) for i in ids])
+        H = H / np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-12)
+        R = R / np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-12)
+        sims = R @ H.T  # (k, history)
+        best = sims.argmax(axis=1)
+        return [
+            f"similar to {past[b]} (cosine {sims[j, b]:.2f})" for j, b in enumerate(best.tolist())
+        ]
 
     def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
         """The ``k`` items closest to an item.
@@ -665,9 +659,7 @@ class RecommenderService:
                 live.model.add_items(frame)
                 _discard_online_material(live.model)
                 if live.index is not None:
-                    ids, vectors = live.model.item_vectors()
-                    at = np.flatnonzero(ids == frame["item_id"].iloc[0])
-                    live.index.upsert(ids[at], vectors[at])
+                    live.index.upsert(*live.model.item_vectors([frame["item_id"].iloc[0]]))
                 live.item_set.add(str(frame["item_id"].iloc[0]))
                 changed = _recategorise(
                     live.categories, frame["item_id"].iloc[0], frame["categories"].iloc[0]
@@ -1052,6 +1044,17 @@ def _item_frame(item: Mapping[str, Any]) -> pd.DataFrame:
             expected="an object of name -> value",
         )
     return make_items([item_id], [title], [list(cats)], [dict(attrs)])
+
+
+def _catch_up_items(model: Recommender, items: pd.DataFrame) -> list[str]:
+    """Give ``model`` the catalogue items it has no row for; returns their ids."""
+    if not len(items):
+        return []
+    known = set(np.asarray(model.item_ids_, dtype=object).tolist())
+    new = items[~items["item_id"].isin(known)]
+    if len(new):
+        model.add_items(new.reset_index(drop=True))
+    return [str(i) for i in new["item_id"]]
 
 
 def _trim(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
