@@ -1073,6 +1073,7 @@ def recall_phase(args: argparse.Namespace, home: Path, config: dict[str, Any]) -
             "open_seconds": round(open_s, 2),
             "hnsw_m": int(index.m),
             "hnsw_ef_search": int(index.ef_search),
+            "hnsw_exact_head": int(getattr(index, "exact_head", 0)),
         }
         graph = _graph_search(index, int(index.ef_search))
         if graph is not None:
@@ -1184,7 +1185,8 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
     index = start.get("index") or (res.get("recall") or {}).get("index")
     index_desc = (
         f"HNSW (m {cfg.get('hnsw_m', _DEFAULTS.hnsw_m)}, ef_search "
-        f"{cfg.get('hnsw_ef_search', _DEFAULTS.hnsw_ef_search)})"
+        f"{cfg.get('hnsw_ef_search', _DEFAULTS.hnsw_ef_search)}, exact head "
+        f"{cfg.get('hnsw_exact_head', _DEFAULTS.hnsw_exact_head):,})"
         if index == "hnsw"
         else str(index)
     )

@@ -15,7 +15,8 @@ from lifelongrec._errors import DataError, NotFittedError, ParameterError, Unkno
 from lifelongrec.serving import ItemIndex
 
 D = 16
-HNSW = {"ann_threshold": 100, "ef_search": 64}  # graph: the default M=32, efConstruction=200
+# graph alone (no exact head): the default M=32, efConstruction=200
+HNSW = {"ann_threshold": 100, "ef_search": 64, "exact_head": 0}
 
 
 def clustered(n: int, seed: int = 0, n_queries: int = 0):
@@ -264,6 +265,53 @@ def test_hnsw_small_filter_is_exact_and_never_short(big, monkeypatch):
     assert sum(x is not None for x in got) == 17
 
 
+def test_exact_head_holds_the_largest_norms_and_recovers_what_the_walk_misses():
+    """A crippled graph (M=2, efSearch=1) misses most of the exact top 10; with the 300
+    largest-norm rows scored exactly as well, every query whose answers lie among them
+    is answered exactly, and the others keep what the walk found."""
+    ids, v, q = clustered(3000, seed=5, n_queries=60)
+    # Large norms concentrate the answers (as popularity does in trained models).
+    v = v * np.random.default_rng(6).pareto(3.0, (len(v), 1)).astype(np.float32) + v
+    weak = {"ann_threshold": 100, "m": 2, "ef_construction": 8, "ef_search": 1}
+    index = ItemIndex(**weak, exact_head=300).build(ids, v)
+    head = index._snapshot().main.head_rows
+    norms = np.linalg.norm(v, axis=1)
+    assert sorted(head.tolist()) == sorted(np.argsort(-norms)[:300].tolist())
+    want = [brute(ids, v, qq, 10)[0] for qq in q]
+    graph_only = ItemIndex(**weak, exact_head=0).build(ids, v).search(q, 10)[0]
+    assert recall(graph_only, want) < 0.9  # the walk alone misses (else this proves nothing)
+    got, scores = index.search(q, 10)
+    in_head = set(np.asarray(ids, dtype=object)[head].tolist())
+    covered = [all(w in in_head for w in ww) for ww in want]
+    assert sum(covered) >= 30
+    for g, w, c in zip(got.tolist(), want, covered, strict=True):
+        if c:
+            assert g == w
+    assert recall(got, want) > recall(graph_only, want)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    assert all(len(set(g)) == 10 for g in got.tolist())  # a row the walk found too: once
+
+
+def test_exact_head_respects_excludes_filters_and_updates():
+    ids, v, q = clustered(1000, seed=9, n_queries=20)
+    index = ItemIndex(ann_threshold=100, exact_head=1000).build(ids, v)  # head = every row
+    rng = np.random.default_rng(10)
+    ex = [set(rng.choice(ids, 30, replace=False).tolist()) for _ in q]
+    cat = set(ids[::3])  # 334 graph rows: a filtered walk when exact_filter_max is 0
+    index.exact_filter_max = 0
+    got, _ = index.search(q, 10, exclude=ex, allowed=cat)
+    want = [brute(ids, v, qq, 10, exclude=e, allowed=cat)[0] for qq, e in zip(q, ex, strict=True)]
+    assert got.tolist() == want
+    # Changed and removed head rows are masked; their new vectors come from the delta.
+    changed = {x: -v[i] for i, x in enumerate(ids[:50])}
+    index.upsert(list(changed), np.array(list(changed.values())))
+    index.remove(ids[50:80])
+    items = {x: v[i] for i, x in enumerate(ids) if i >= 80} | changed
+    cur_ids, cur_v = current(items)
+    got, _ = index.search(q, 10)
+    assert got.tolist() == [brute(cur_ids, cur_v, qq, 10)[0] for qq in q]
+
+
 # ---------------------------------------------------------------- rebuild
 def test_rebuilt_exact_gives_identical_results(data, queries):
     ids, v = data
@@ -401,6 +449,7 @@ def test_unbuilt_index_raises_not_fitted(queries):
         ({"ef_construction": 0}, "ef_construction"),
         ({"ef_search": 2.5}, "ef_search"),
         ({"ann_threshold": -1}, "ann_threshold"),
+        ({"exact_head": -1}, "exact_head"),
         ({"exact_filter_max": -1}, "exact_filter_max"),
         ({"max_delta": 0}, "max_delta"),
         ({"max_stale": 0}, "max_stale"),

@@ -96,6 +96,11 @@ class ServiceConfig:
         HNSW graph degree and search breadth (256: with a trained model's item vectors
         at 100k items, 128 gave recall@10 0.956 against exact search, below the 0.95
         wanted once seen items are excluded; docs/benchmarks.md, service-load).
+    hnsw_exact_head
+        Item vectors of largest norm scored exactly beside every HNSW search (see
+        :class:`ItemIndex`, ``exact_head``): the graph walk misses large-norm answers,
+        and at 1M items it alone found 0.866 of the exact top 10 (0.9997 with this
+        head of 10,000; docs/benchmarks.md, "Retrieval index: the exact head").
     index_max_delta
         Item upserts kept beside the HNSW graph before the learner thread rebuilds it.
     learner_batch
@@ -131,6 +136,7 @@ class ServiceConfig:
     ann_threshold: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 256
+    hnsw_exact_head: int = 10_000
     index_max_delta: int = 10_000
     learner_batch: int = 256
     challenger_every: int = 5_000
@@ -149,6 +155,7 @@ class ServiceConfig:
             "ann_threshold": 1,
             "hnsw_m": 2,
             "hnsw_ef_search": 1,
+            "hnsw_exact_head": 0,
             "index_max_delta": 1,
             "learner_batch": 1,
             "challenger_every": 0,
@@ -373,6 +380,7 @@ class RecommenderService:
             ann_threshold=cfg.ann_threshold,
             m=cfg.hnsw_m,
             ef_search=cfg.hnsw_ef_search,
+            exact_head=cfg.hnsw_exact_head,
             max_delta=cfg.index_max_delta,
         ).build(ids, vectors)
 
