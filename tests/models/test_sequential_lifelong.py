@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_sequential import TINY, two_worlds
 
+from lifelongrec._errors import ParameterError
 from lifelongrec.data import Dataset, make_events
 from lifelongrec.models import Recommender, SequentialRecommender
 
@@ -96,3 +97,66 @@ def test_updates_repeat_with_the_same_seed(kw):
     a.partial_fit(update)
     b.partial_fit(update)
     np.testing.assert_allclose(b_scores(a), b_scores(b), rtol=1e-6, atol=1e-6)
+
+
+def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(monkeypatch):
+    """partial_fit_context_weight: the active users' already learned events within their
+    last max_len events become targets of that weight; older ones and other users' do not."""
+    model, world, update = fitted(partial_fit_context_weight=0.3, max_len=5)
+    seen: list = []
+    real = SequentialRecommender._train
+
+    def spy(self, windows, *args, **kwargs):
+        seen.append(windows)
+        return real(self, windows, *args, **kwargs)
+
+    monkeypatch.setattr(SequentialRecommender, "_train", spy)
+    model.partial_fit(update)
+    (w,) = seen
+    weights = w.target_weight[w.target_items > 0]
+    n_new = len(update.events)
+    # Every a-user acting in the update has 8 learned events and 3 new ones: each user's
+    # one window (5 targets) holds the 3 new events and the 2 learned ones before them.
+    assert len(w.target_weight) == 12
+    assert np.count_nonzero(weights == 1.0) == n_new
+    assert np.count_nonzero(np.isclose(weights, 0.3)) == 2 * 12
+    assert len(weights) == n_new + 2 * 12  # nothing else is a target
+    # Off (the default): the new events only.
+    plain, _, _ = fitted(max_len=5)
+    seen.clear()
+    plain.partial_fit(update)
+    w0 = seen[0].target_weight[seen[0].target_items > 0]
+    assert np.count_nonzero(w0 == 1.0) == n_new and np.count_nonzero(w0) == n_new
+
+
+def test_context_weight_must_be_a_non_negative_number():
+    world, _ = split_world()
+    with pytest.raises(ParameterError, match="partial_fit_context_weight"):
+        SequentialRecommender(**TINY, partial_fit_context_weight=-1).fit(world)
+
+
+def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
+    """partial_fit_max_len: update windows (new and replayed) are that long; a user with
+    more new events than fit in one gets several, and every new event is a target once."""
+    model, world, update = fitted(partial_fit_max_len=2)
+    seen: list = []
+    real = SequentialRecommender._train
+
+    def spy(self, windows, *args, **kwargs):
+        seen.append(windows)
+        return real(self, windows, *args, **kwargs)
+
+    monkeypatch.setattr(SequentialRecommender, "_train", spy)
+    past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
+    model.partial_fit(update, replay=past)
+    (w,) = seen
+    assert w.items.shape[1] == 2 and w.target_items.shape[1] == 2
+    # 3 new events per a-user (12 of them), 2 targets per window: 2 windows each, then
+    # one window per replayed event (concatenated after them)
+    assert len(w.items) == 12 * 2 + model.n_replayed_ and model.n_replayed_ > 0
+    fresh = (w.target_weight[:24] > 0) & (w.target_items[:24] > 0)
+    assert np.count_nonzero(fresh) == len(update.events)
+    # scoring keeps the full context: the model's user state is max_len long
+    assert model._hist["items"].shape[1] == int(TINY["max_len"])
+    with pytest.raises(ParameterError, match="partial_fit_max_len"):
+        SequentialRecommender(**TINY, partial_fit_max_len=0).fit(world)

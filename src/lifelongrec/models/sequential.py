@@ -621,6 +621,17 @@ class SequentialRecommender(Recommender):
         0.0260 (one seed each; docs/benchmarks.md).
     partial_fit_epochs
         Passes over the new events in ``partial_fit`` (warm start, optimiser carried over).
+    partial_fit_context_weight
+        In ``partial_fit``, the loss weight of the user's already learned events that sit
+        in the same training window as their new ones (the last ``max_len`` events; new
+        events weigh 1). The encoder runs over those positions anyway, so rehearsing
+        them costs only their share of the output layer: a local replay of each active
+        user's recent past. 0 trains on the new events only.
+    partial_fit_max_len
+        Length of ``partial_fit``'s training windows (new and replayed events; ``None``:
+        ``max_len``). A user with a few new events still costs a whole window; a shorter
+        one costs less (attention is quadratic in it) at the price of less context per
+        target during updates. Scoring always uses ``max_len``.
     distill_weight, distill_temperature
         Anti-forgetting in ``partial_fit``: weight of a distillation term that keeps the
         next-item distribution close to the model's own before the update (the teacher,
@@ -710,6 +721,8 @@ class SequentialRecommender(Recommender):
         full_softmax_max_items: int = 20000,
         n_negatives: int = 2048,
         partial_fit_epochs: int = 2,
+        partial_fit_context_weight: float = 0.0,
+        partial_fit_max_len: int | None = None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
         ewc_weight: float = 0.0,
@@ -745,6 +758,8 @@ class SequentialRecommender(Recommender):
         self.full_softmax_max_items = full_softmax_max_items
         self.n_negatives = n_negatives
         self.partial_fit_epochs = partial_fit_epochs
+        self.partial_fit_context_weight = partial_fit_context_weight
+        self.partial_fit_max_len = partial_fit_max_len
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
         self.ewc_weight = ewc_weight
@@ -800,6 +815,8 @@ class SequentialRecommender(Recommender):
             ("random_state", 0),
         ):
             int_at_least(name, lo)
+        if self.partial_fit_max_len is not None:
+            int_at_least("partial_fit_max_len", 1)
         for name in ("user_ttl", "item_ttl"):
             v = getattr(self, name)
             if v is not None and not (
@@ -819,6 +836,7 @@ class SequentialRecommender(Recommender):
         number_in("weight_decay", 0.0, math.inf, False, True)
         number_in("grad_clip", 0.0, math.inf, False, True)
         number_in("like_threshold", -math.inf, math.inf, True, True)
+        number_in("partial_fit_context_weight", 0.0, math.inf, False, True)
         number_in("distill_weight", 0.0, math.inf, False, True)
         number_in("distill_temperature", 0.0, math.inf, True, True)
         number_in("ewc_weight", 0.0, math.inf, False, True)
@@ -1236,6 +1254,11 @@ class SequentialRecommender(Recommender):
         finally:
             self._replay = None
 
+    def _update_len(self) -> int:
+        """Window length of ``partial_fit``'s training windows (new and replayed)."""
+        m = self.partial_fit_max_len
+        return int(self.max_len) if m is None else min(int(m), int(self.max_len))
+
     def _replay_windows(self, events: pd.DataFrame) -> T.Windows:
         """Windows ending at each replayed event in the stored histories (see partial_fit)."""
         users = events["user_id"].astype(str).map(self._user_index)
@@ -1262,7 +1285,7 @@ class SequentialRecommender(Recommender):
         types = hist["type"]
         target = np.where((types >= 2) & (self.event_mode_ != "none"), types - 2, -1)
         return T.windows_ending_at(
-            hist["user"], hist["item"], types, hist["gap"], target, anchors, int(self.max_len)
+            hist["user"], hist["item"], types, hist["gap"], target, anchors, self._update_len()
         )
 
     # ---------------------------------------------------------------- vocabulary
@@ -1660,15 +1683,21 @@ class SequentialRecommender(Recommender):
         merged["gap"] = np.where(keep_stored, merged["stored_gap"], gap)
         self._store_histories(merged, users)
         per_user = np.bincount(merged["user"][merged["is_new"]])
-        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // int(self.max_len)))
+        L = self._update_len()
+        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
+        weight = merged["is_new"].astype(np.float32)
+        if self.partial_fit_context_weight > 0:  # learned events in the user's last window
+            from_end = T.positions_from_end(merged["user"])  # targets of window 0: < max_len
+            context = ~merged["is_new"] & (from_end < L)
+            weight[context] = float(self.partial_fit_context_weight)
         windows = T.training_windows(
             merged["user"],
             merged["item"],
             merged["type"],
             merged["gap"],
             merged["target_type"],
-            merged["is_new"].astype(np.float32),
-            int(self.max_len),
+            weight,
+            L,
             n_windows,
         )
         self.n_updates_ += 1
