@@ -82,6 +82,26 @@ def pct(value: Any) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
+def _imported_params(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per ``dataset/model/strategy`` of imported runs: the model parameters they ran
+    with that differ from the model's defaults (``verbose`` and ``device`` left out)."""
+    from lifelongrec.models import get_model
+
+    out: dict[str, dict[str, Any]] = {}
+    for run in results:
+        for name in run.get("imported", {}):
+            got = run["strategies"][name].get("params") or {}
+            defaults = get_model(run["model"]).get_params()
+            diff = {
+                k: v
+                for k, v in got.items()
+                if k not in ("verbose", "device") and k in defaults and defaults[k] != v
+            }
+            if diff:
+                out[f"{run['dataset']}/{run['model']}/{name}"] = diff
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(
@@ -227,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         if "lifelong" in r["strategies"]
     }
     imported = {f"{r['dataset']}/{r['model']}": r["imported"] for r in results if "imported" in r}
+    imported_params = _imported_params(results)
     body = [
         f"Protocol: `lifelongrec stream --strategy all` ({args.windows} windows of equal "
         "event counts; window 0 is learned, every later window is first ranked event by "
@@ -243,6 +264,12 @@ def main(argv: list[str] | None = None) -> None:
         + (
             f" Imported from separate `lifelongrec stream --json` runs: {json.dumps(imported)}."
             if imported
+            else ""
+        )
+        + (
+            " Model parameters of the imported runs that differ from the model's defaults: "
+            f"{json.dumps(imported_params)}."
+            if imported_params
             else ""
         ),
         "",

@@ -52,3 +52,22 @@ def test_runs_imports_merges_and_writes_shares_against_retrain(stream_bench, tmp
         and "| synthetic | popularity | lifelong |" in text
     )
     assert (tmp_path / "stream-t-synthetic-popularity.png").stat().st_size > 0
+
+
+def test_imported_params_lists_what_differs_from_the_defaults(stream_bench):
+    from lifelongrec.models import get_model
+
+    defaults = get_model("sequential").get_params()
+    changed = {**defaults, "partial_fit_epochs": 16, "verbose": False, "device": "cpu"}
+    results = [
+        {
+            "dataset": "synthetic",
+            "model": "sequential",
+            "imported": {"lifelong": "a.json", "static": "b.json"},
+            "strategies": {"lifelong": {"params": changed}, "static": {"params": defaults}},
+        },
+        {"dataset": "x", "model": "ease", "strategies": {"retrain": {}}},  # not imported
+    ]
+    assert stream_bench._imported_params(results) == {
+        "synthetic/sequential/lifelong": {"partial_fit_epochs": 16}
+    }

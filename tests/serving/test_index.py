@@ -275,6 +275,7 @@ def test_exact_head_holds_the_largest_norms_and_recovers_what_the_walk_misses():
     weak = {"ann_threshold": 100, "m": 2, "ef_construction": 8, "ef_search": 1}
     index = ItemIndex(**weak, exact_head=300).build(ids, v)
     head = index._snapshot().main.head_rows
+    assert index.stats()["n_head"] == 300
     norms = np.linalg.norm(v, axis=1)
     assert sorted(head.tolist()) == sorted(np.argsort(-norms)[:300].tolist())
     want = [brute(ids, v, qq, 10)[0] for qq in q]

@@ -370,7 +370,8 @@ class ItemIndex:
         return self._fallbacks
 
     def stats(self) -> dict[str, Any]:
-        """Sizes for monitoring: live items, graph rows (and masked ones), delta rows."""
+        """Sizes for monitoring: live items, graph rows (and masked ones), delta rows,
+        rows of the exact head."""
         st = self._snapshot()
         return {
             "kind": self.kind,
@@ -378,6 +379,7 @@ class ItemIndex:
             "n_main": st.n_main,
             "n_main_stale": st.n_main - st.n_main_ok,
             "n_delta": st.n_delta,
+            "n_head": int(st.main.head_rows.size),
             "n_exact_fallbacks": self._fallbacks,
             "needs_rebuild": self.needs_rebuild,
         }
