@@ -39,8 +39,15 @@ _seq = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_seq)  # the docs block writer and table helpers
 md_table, write_block = _seq.md_table, _seq.write_block
 
-COLS = ["head", "ef_search", "recall@10", "recall@10 seen excluded", "users with recall < 0.5",
-        "search p50 ms", "search p99 ms"]  # fmt: skip
+COLS = [
+    ("head", "exact head (rows)", 0),
+    ("ef_search", "efSearch", 0),
+    ("recall@10", "recall@10", 4),
+    ("recall@10 seen excluded", "recall@10, seen excluded", 4),
+    ("users with recall < 0.5", "users with recall < 0.5", 0),
+    ("search p50 ms", "search p50 ms", 3),
+    ("search p99 ms", "search p99 ms", 3),
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -31,6 +31,8 @@ def test_head_table_full_head_is_exact_and_no_head_is_the_graph(bench):
     want_missed = round((1 - by[(0, 1)]["recall@10"]) * 30 * 10)
     assert len(info["misses"]["missed"]) == want_missed
     assert len(info["misses"]["found"]) == 300 - want_missed
+    table = bench.md_table(rows, bench.COLS)  # the docs table renders every row
+    assert table.count("\n") == 1 + len(rows) and "| 2000 | 64 | 1.0000 | 1.0000 | 0 |" in table
 
 
 def test_with_head_picks_the_largest_norms(bench):

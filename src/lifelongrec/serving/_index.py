@@ -13,9 +13,9 @@ Why the head: top-K by inner product is dominated by items of large norm (the sc
 at most ``|u| |v|``; in trained recommenders the popular items have the largest
 vectors), and an inner-product graph reaches them unreliably: the greedy walk stops at a
 local maximum among smaller vectors. On real model vectors at 1M items (docs/
-benchmarks.md, "Retrieval index: the exact head") the graph alone found 0.866 of the
+benchmarks.md, "Retrieval index: the exact head") the graph alone found 0.869 of the
 exact top 10 at efSearch 256, with some users getting none of it; scoring the 10,000
-largest vectors exactly as well raised that to 0.9997 for ~0.1 ms per query. This is
+largest vectors exactly as well raised that to 0.9997 for ~0.2 ms more per query. This is
 the norm-ranging idea of Yan et al. (2018) in its simplest form: the top norm range is
 searched exactly and the rest by the graph.
 

@@ -99,7 +99,7 @@ class ServiceConfig:
     hnsw_exact_head
         Item vectors of largest norm scored exactly beside every HNSW search (see
         :class:`ItemIndex`, ``exact_head``): the graph walk misses large-norm answers,
-        and at 1M items it alone found 0.866 of the exact top 10 (0.9997 with this
+        and at 1M items it alone found 0.869 of the exact top 10 (0.9997 with this
         head of 10,000; docs/benchmarks.md, "Retrieval index: the exact head").
     index_max_delta
         Item upserts kept beside the HNSW graph before the learner thread rebuilds it.
