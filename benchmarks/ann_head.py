@@ -141,13 +141,10 @@ def head_table(
                     row["search p50 ms"] = round(float(np.percentile(ms, 50)), 3)
                     row["search p99 ms"] = round(float(np.percentile(ms, 99)), 3)
                     if size == 0 and misses is None:
+                        pairs = list(zip(got, truth[False], strict=True))
                         misses = {
-                            "missed": np.concatenate(
-                                [np.fromiter(b - a, np.int64) for a, b in zip(got, truth[False])]
-                            ),
-                            "found": np.concatenate(
-                                [np.fromiter(b & a, np.int64) for a, b in zip(got, truth[False])]
-                            ),
+                            "missed": np.array([x for a, b in pairs for x in b - a], np.int64),
+                            "found": np.array([x for a, b in pairs for x in b & a], np.int64),
                         }
             rows.append(row)
     return rows, {"build_seconds": round(build_s, 1), "misses": misses}

@@ -7,7 +7,6 @@ import pytest
 import torch
 from test_sequential import TINY, two_worlds
 
-from lifelongrec._errors import ParameterError
 from lifelongrec.data import Dataset, make_events
 from lifelongrec.models import Recommender, SequentialRecommender
 
@@ -129,12 +128,6 @@ def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(mo
     assert np.count_nonzero(w0 == 1.0) == n_new and np.count_nonzero(w0) == n_new
 
 
-def test_context_weight_must_be_a_non_negative_number():
-    world, _ = split_world()
-    with pytest.raises(ParameterError, match="partial_fit_context_weight"):
-        SequentialRecommender(**TINY, partial_fit_context_weight=-1).fit(world)
-
-
 def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     """partial_fit_max_len: update windows (new and replayed) are that long; a user with
     more new events than fit in one gets several, and every new event is a target once."""
@@ -158,5 +151,3 @@ def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     assert np.count_nonzero(fresh) == len(update.events)
     # scoring keeps the full context: the model's user state is max_len long
     assert model._hist["items"].shape[1] == int(TINY["max_len"])
-    with pytest.raises(ParameterError, match="partial_fit_max_len"):
-        SequentialRecommender(**TINY, partial_fit_max_len=0).fit(world)
