@@ -818,7 +818,9 @@ class ItemIndex:
         # Exact over the eligible rows when there is no graph, or when a filter leaves
         # few enough of them (a filtered graph walk loses recall; see the class docs).
         # Without a filter the graph answers, whatever the catalogue's size.
-        if st.main.hnsw is None or (allow is not None and n_elig <= self.exact_filter_max):
+        # A head holding every graph row makes the walk pointless: exact it is.
+        exact = st.main.hnsw is None or st.main.head_rows.size >= n_main
+        if exact or (allow is not None and n_elig <= self.exact_filter_max):
             self._exact_main(st, q, k, excl_main, elig_main, cands, range(m))
         else:
             self._hnsw_main(st, q, k, excl_main, elig_main, n_elig, cands)
