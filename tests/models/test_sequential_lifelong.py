@@ -98,10 +98,8 @@ def test_updates_repeat_with_the_same_seed(kw):
     np.testing.assert_allclose(b_scores(a), b_scores(b), rtol=1e-6, atol=1e-6)
 
 
-def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(monkeypatch):
-    """partial_fit_context_weight: the active users' already learned events within their
-    last max_len events become targets of that weight; older ones and other users' do not."""
-    model, world, update = fitted(partial_fit_context_weight=0.3, max_len=5)
+def trained_windows(monkeypatch) -> list:
+    """The windows every later ``_train`` call receives (it still trains), in order."""
     seen: list = []
     real = SequentialRecommender._train
 
@@ -110,6 +108,14 @@ def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(mo
         return real(self, windows, *args, **kwargs)
 
     monkeypatch.setattr(SequentialRecommender, "_train", spy)
+    return seen
+
+
+def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(monkeypatch):
+    """partial_fit_context_weight: the active users' already learned events within their
+    last max_len events become targets of that weight; older ones and other users' do not."""
+    model, world, update = fitted(partial_fit_context_weight=0.3, max_len=5)
+    seen = trained_windows(monkeypatch)
     model.partial_fit(update)
     (w,) = seen
     weights = w.target_weight[w.target_items > 0]
@@ -132,14 +138,7 @@ def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     """partial_fit_max_len: update windows (new and replayed) are that long; a user with
     more new events than fit in one gets several, and every new event is a target once."""
     model, world, update = fitted(partial_fit_max_len=2)
-    seen: list = []
-    real = SequentialRecommender._train
-
-    def spy(self, windows, *args, **kwargs):
-        seen.append(windows)
-        return real(self, windows, *args, **kwargs)
-
-    monkeypatch.setattr(SequentialRecommender, "_train", spy)
+    seen = trained_windows(monkeypatch)
     past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
     model.partial_fit(update, replay=past)
     (w,) = seen
