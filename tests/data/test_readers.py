@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec.data._readers import _release_year
 from lifelongrec.data import (
     EVENT_COLUMNS,
     FORMATS,
@@ -59,6 +60,10 @@ def test_ml100k_counts_first_line_and_catalogue(ml100k):
     assert items.loc["1", "title"] == "Toy Story (1995)"
     assert items.loc["1", "categories"] == ["Animation", "Children's", "Comedy"]
     assert items.loc["1", "attributes"]["release_date"] == "01-Jan-1995"
+    assert items.loc["1", "attributes"]["year"] == 1995
+    years = items["attributes"].map(lambda a: a.get("year"))
+    assert years.notna().sum() == 1681  # item 267 is "unknown", with no date
+    assert (years.min(), years.max()) == (1922, 1998)
     assert items.loc["2", "categories"] == ["Action", "Adventure", "Thriller"]
     assert ml100k.report.entries[0]["rows_in"] == 100_000
     assert ml100k.report.removed() == 0
@@ -88,7 +93,12 @@ def test_ml_latest_small(mlsmall):
     assert items.loc["11", "title"] == "American President, The (1995)"
     assert items.loc["11", "categories"] == ["Comedy", "Drama", "Romance"]
     assert items.loc["114335", "categories"] == []  # "(no genres listed)"
-    assert items.loc["1", "attributes"] == {"imdb_id": "0114709", "tmdb_id": "862"}
+    assert items.loc["1", "attributes"] == {"imdb_id": "0114709", "tmdb_id": "862", "year": 1995}
+    years = items["attributes"].map(lambda a: a.get("year"))
+    assert (years.notna().sum(), years.min(), years.max()) == (9730, 1902, 2018)
+    assert items.loc["171749", "attributes"]["year"] == 2006  # "(2006–2007)": the first year
+    assert items.loc["40697", "title"] == "Babylon 5"
+    assert "year" not in items.loc["40697", "attributes"]  # no year in the title
     assert mlsmall.users is None
 
 
@@ -177,7 +187,11 @@ def test_ml100k_small_tree_without_genre_file(tmp_path):
     ds = read_movielens_100k(root)
     assert ds.items.iloc[0]["title"] == "Café (1990)"
     assert ds.items.iloc[0]["categories"] == ["War", "Western"]
-    assert ds.items.iloc[0]["attributes"] == {"release_date": "01-Jan-1990", "imdb_url": "http://x"}
+    assert ds.items.iloc[0]["attributes"] == {
+        "release_date": "01-Jan-1990",
+        "imdb_url": "http://x",
+        "year": 1990,
+    }
     assert ds.users is None
     assert read_movielens_100k(root / "u.data").events.equals(ds.events)
 
@@ -248,8 +262,31 @@ def test_ml_csv_crlf_quoted_and_25m_style(tmp_path):
     assert ds.events["value"].tolist() == [4.0, 3.5, 5.0]
     assert ds.items["title"].tolist() == ["Toy Story, The (1995)", "Odd"]
     assert ds.items["categories"].tolist() == [["Adventure", "Comedy"], []]
-    assert ds.items["attributes"].tolist() == [{}, {}]
+    assert ds.items["attributes"].tolist() == [{"year": 1995}, {}]
     assert detect_format(root) == "movielens-csv"
+
+
+@pytest.mark.parametrize(
+    ("title", "release_date", "year"),
+    [
+        ("Heat (1995)", None, 1995),
+        ("Heat (1995)  ", None, 1995),  # trailing blanks
+        ("2001: A Space Odyssey (1968)", None, 1968),  # a number inside the title
+        ("1984 (1956)", None, 1956),
+        ("Babylon 5 (1994-1998)", None, 1994),  # a span: the first year
+        ("Death Note (2006\u20132007)", None, 2006),  # en dash
+        ("Show (2017- )", None, 2017),  # an open span
+        ("Babylon 5", None, None),
+        ("Kids (1995) Remastered", None, None),  # the year must end the title
+        ("Short (95)", None, None),
+        (None, None, None),
+        ("Toy Story (1995)", "01-Jan-1996", 1996),  # ml-100k's release date first
+        ("Toy Story (1995)", "", 1995),  # an empty date: the title's year
+        ("Toy Story", "sometime", None),
+    ],
+)
+def test_release_year(title, release_date, year):
+    assert _release_year(title, release_date) == year
 
 
 def test_ml_csv_missing_column(tmp_path):
@@ -340,6 +377,7 @@ def test_ml_dat_reads_ratings_movies_users(tmp_path):
     items = ds.items.set_index("item_id")
     assert items.loc["661", "title"] == "Café: A Story (1996)"
     assert items.loc["661", "categories"] == ["Animation", "Children's"]
+    assert items["attributes"].tolist() == [{"year": 1975}, {"year": 1996}]
     assert ds.users.to_dict("records")[1] == {
         "user_id": "2",
         "gender": "M",

@@ -511,6 +511,27 @@ def _split_genres(genres: pd.Series) -> list[list[str]]:
     return [[] if g in ("", _ML_NO_GENRE) else g.split("|") for g in genres.tolist()]
 
 
+#: A MovieLens title ends in its release year, ``"Heat (1995)"``, or a span for a series,
+#: ``"Babylon 5 (1994-1998)"`` (hyphen or en dash): the first year is the release.
+_ML_TITLE_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+#: ml-100k's ``release_date``: ``01-Jan-1995``.
+_ML_DATE_YEAR = re.compile(r"^\d{1,2}-[A-Za-z]{3}-(\d{4})$")
+
+
+def _release_year(title: Any, release_date: Any = None) -> int | None:
+    """The release year of a MovieLens movie: from ``release_date`` when it parses, else
+    from the ``(YYYY)`` the title ends with; ``None`` when neither says."""
+    for pattern, text in ((_ML_DATE_YEAR, release_date), (_ML_TITLE_YEAR, title)):
+        if isinstance(text, str) and (m := pattern.search(text.strip())):
+            return int(m.group(1))
+    return None
+
+
+def _with_year(attributes: dict[str, Any], title: Any) -> dict[str, Any]:
+    year = _release_year(title, attributes.get("release_date"))
+    return attributes if year is None else {**attributes, "year": year}
+
+
 # -------------------------------------------------------------------- MovieLens
 def read_movielens_100k(path: str | Path) -> Dataset:
     """Read MovieLens 100K: ``u.data`` ratings, ``u.item`` movies, ``u.user`` users.
@@ -527,7 +548,8 @@ def read_movielens_100k(path: str | Path) -> Dataset:
         rating. ``items`` (when ``u.item`` exists): ``title``; ``categories`` the genre
         names (from ``u.genre`` when present, else the standard 19) whose flag is 1;
         ``attributes`` the non-empty ``release_date``, ``video_release_date`` and
-        ``imdb_url``. ``users`` (when ``u.user`` exists): ``user_id``, ``age`` (int),
+        ``imdb_url``, and ``year`` (int) the release year, from ``release_date`` or else
+        the ``(YYYY)`` ending the title (absent when neither has one). ``users`` (when ``u.user`` exists): ``user_id``, ``age`` (int),
         ``gender``, ``occupation``, ``zip``.
 
     Raises
@@ -580,11 +602,12 @@ def read_movielens_100k(path: str | Path) -> Dataset:
         genre_arr = np.asarray(genres, dtype=object)
         categories = [genre_arr[row].tolist() for row in flags == "1"]
         attr_cols = [iframe[c].tolist() for c in names[2:]]
+        titles = iframe["title"].tolist()
         attributes = [
-            {k: v for k, v in zip(names[2:], vals, strict=True) if v}
-            for vals in zip(*attr_cols, strict=True)
+            _with_year({k: v for k, v in zip(names[2:], vals, strict=True) if v}, title)
+            for title, vals in zip(titles, zip(*attr_cols, strict=True), strict=True)
         ]
-        items = make_items(ids, iframe["title"].tolist(), categories, attributes)
+        items = make_items(ids, titles, categories, attributes)
 
     users = None
     user_path = root / "u.user"
@@ -627,7 +650,9 @@ def read_movielens_csv(path: str | Path, *, include_tags: bool = False) -> Datas
         ``events``: ``"rating"`` events in file order (then tags). ``items`` (when
         ``movies.csv`` exists): every catalogue movie with ``title``, ``categories`` the
         ``|``-separated genres (``"(no genres listed)"`` gives none) and ``attributes``
-        ``imdb_id``/``tmdb_id`` from ``links.csv`` when present. ``users`` is ``None``.
+        ``imdb_id``/``tmdb_id`` from ``links.csv`` when present and ``year`` (int), the
+        release year the title ends with (``"Heat (1995)"``; the first year of a span
+        such as ``"(1994-1998)"``; absent when the title has none). ``users`` is ``None``.
 
     Raises
     ------
@@ -673,7 +698,8 @@ def read_movielens_csv(path: str | Path, *, include_tags: bool = False) -> Datas
     if movies_path.is_file():
         mframe, mrows = _read_csv(movies_path, ("movieId", "title", "genres"))
         ids = _ids(mframe["movieId"], mrows, "movieId", "item id")
-        attributes = None
+        titles = mframe["title"].tolist()
+        links: dict[Any, dict[str, Any]] = {}
         links_path = root / "links.csv"
         if links_path.is_file():
             lframe, _ = _read_csv(links_path, ("movieId", "imdbId", "tmdbId"))
@@ -686,10 +712,8 @@ def read_movielens_csv(path: str | Path, *, include_tags: bool = False) -> Datas
                     strict=True,
                 )
             }
-            attributes = [links.get(m, {}) for m in ids]
-        items = make_items(
-            ids, mframe["title"].tolist(), _split_genres(mframe["genres"]), attributes
-        )
+        attributes = [_with_year(links.get(m, {}), t) for m, t in zip(ids, titles, strict=True)]
+        items = make_items(ids, titles, _split_genres(mframe["genres"]), attributes)
     return _dataset(
         events,
         path=root,
@@ -716,7 +740,7 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
     Returns
     -------
     Dataset
-        As :func:`read_movielens_csv`; ``users`` (when ``users.dat`` exists) has
+        As :func:`read_movielens_csv` (``attributes`` holds ``year`` only); ``users`` (when ``users.dat`` exists) has
         ``user_id``, ``gender``, ``age`` (the age-group code, int), ``occupation`` (the
         code as given) and ``zip``.
 
@@ -764,7 +788,9 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
     if movies_path.is_file():
         mframe, mrows = _read_lines(movies_path, "::", ("MovieID", "Title", "Genres"))
         ids = _ids(mframe["MovieID"], mrows, "MovieID", "item id")
-        items = make_items(ids, mframe["Title"].tolist(), _split_genres(mframe["Genres"]))
+        titles = mframe["Title"].tolist()
+        attributes = [_with_year({}, t) for t in titles]
+        items = make_items(ids, titles, _split_genres(mframe["Genres"]), attributes)
 
     users = None
     users_path = root / "users.dat"
