@@ -81,6 +81,14 @@ def load_prepared(job: dict[str, Any]):
     data = prepare(data)
     if job.get("strip_content"):
         data = dataclasses.replace(data, items=None)
+    elif job.get("drop_attributes") and data.items is not None:
+        drop = set(job["drop_attributes"])
+        items = data.items.copy()
+        items["attributes"] = [
+            {k: v for k, v in a.items() if k not in drop} if isinstance(a, dict) else a
+            for a in items["attributes"].tolist()
+        ]
+        data = dataclasses.replace(data, items=items)
     return data
 
 
@@ -592,6 +600,8 @@ def variant_jobs(args, variants: dict[str, dict[str, Any]], task: str = "offline
                 job["params"] = params
                 if spec.get("strip_content"):
                     job["strip_content"] = True
+                if spec.get("drop_attributes"):
+                    job["drop_attributes"] = list(spec["drop_attributes"])
                 jobs.append(job)
     return jobs
 
@@ -623,6 +633,8 @@ def cmd_ablation(args: argparse.Namespace) -> None:
 COLD_ARMS = {
     "minilm": {"params": {"text_encoder": "minilm"}},
     "genres-only": {"params": {"text_encoder": None}},
+    "minilm-no-year": {"params": {"text_encoder": "minilm"}, "drop_attributes": ["year"]},
+    "genres-no-year": {"params": {"text_encoder": None}, "drop_attributes": ["year"]},
     "id-only": {"params": dict(NO_CONTENT_PARAMS), "strip_content": True},
 }
 COLD_METRICS = [
@@ -675,8 +687,10 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         f"`full`: the whole catalogue ranked (K={args.k}); `cold-only`: only the cold "
         "items ranked. Score ties broken at random (seeded), so items with equal (zero) "
         "vectors get no positional credit. Arms: `minilm` = MiniLM title vectors + "
-        "genres; `genres-only` = `text_encoder=None` (genres still give cold items a "
-        "content vector); `id-only` = no content at all (catalogue withheld, "
+        "genres + release year (the numeric attribute `year` the MovieLens readers take "
+        "from the title); `genres-only` = `text_encoder=None` (genres and year still give "
+        "cold items a content vector); `*-no-year` = the same with `year` removed from "
+        "every item's attributes; `id-only` = no content at all (catalogue withheld, "
         "`max_categories=0`): a cold item's vector is its zero id row, so its ranking "
         f"among cold items is chance. Seeds {args.seeds}, mean ± sample std.",
         "",

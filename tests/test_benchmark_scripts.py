@@ -118,3 +118,23 @@ def test_main_runs_a_job_in_its_own_process(bench, capsys):
     )
     out = capsys.readouterr().out
     assert "| synthetic | popularity |" in out and "peak=" in out
+
+
+def test_load_prepared_drops_named_attributes_only(bench):
+    kept = bench.load_prepared({"dataset": "ml-100k"}).items
+    dropped = bench.load_prepared({"dataset": "ml-100k", "drop_attributes": ["year"]}).items
+    assert sum("year" in a for a in kept["attributes"]) == 1681
+    assert not any("year" in a for a in dropped["attributes"])
+    # everything else is as loaded
+    without = [{k: v for k, v in a.items() if k != "year"} for a in kept["attributes"]]
+    assert dropped["attributes"].tolist() == without
+    assert dropped["item_id"].tolist() == kept["item_id"].tolist()
+
+
+def test_cold_arms_without_year_name_the_attribute(bench):
+    args = bench.build_parser().parse_args(["coldstart", "--arms", "genres-no-year", "id-only"])
+    jobs = bench.variant_jobs(args, {a: bench.COLD_ARMS[a] for a in args.arms}, "coldstart")
+    by = {j["label"]: j for j in jobs}
+    assert by["genres-no-year"]["drop_attributes"] == ["year"]
+    assert by["genres-no-year"]["params"]["text_encoder"] is None
+    assert "drop_attributes" not in by["id-only"] and by["id-only"]["strip_content"]

@@ -242,6 +242,20 @@ def test_save_load_round_trip_scores_heads_and_updates(fitted, world, tmp_path):
     np.testing.assert_array_equal(again.score_items(users), clone.score_items(users))
 
 
+def test_ffn_mult_sets_the_feed_forward_width_and_survives_save(world, tmp_path):
+    wide = SequentialRecommender(**{**TINY, "ffn_mult": 4, "epochs": 2}).fit(world)
+    ffn = wide._module.encoder.blocks[0].ffn
+    assert ffn[0].weight.shape == (64, 16) and ffn[2].weight.shape == (16, 64)
+    narrow = SequentialRecommender(**{**TINY, "epochs": 2}).fit(world)
+    n = sum(p.numel() for p in narrow._module.parameters())
+    w = sum(p.numel() for p in wide._module.parameters())
+    assert w - n == 2 * 16 * (64 - 16) + (64 - 16)  # two matrices and one bias grow
+    loaded = Recommender.load(wide.save(tmp_path / "wide"))
+    assert loaded.ffn_mult == 4
+    users = ["auser0", "buser1"]
+    np.testing.assert_array_equal(loaded.score_items(users), wide.score_items(users))
+
+
 # ------------------------------------------------------------------ partial_fit
 def _old_loss(model, data):
     """Next-item loss of the model on ``data``'s windows (no update)."""
@@ -322,6 +336,7 @@ BAD_PARAMS = [
     ("n_layers", 0, "an integer >= 1"),
     ("n_heads", 0, "an integer >= 1"),
     ("n_heads", 3, "a divisor of dim"),
+    ("ffn_mult", 0, "an integer >= 1"),
     ("dropout", 1.0, r"a number in \[0.0, 1.0\)"),
     ("dropout", -0.1, r"a number in \[0.0, 1.0\)"),
     ("max_len", 0, "an integer >= 1"),

@@ -577,6 +577,9 @@ class SequentialRecommender(Recommender):
         Width ``D`` of every embedding and of the user and item vectors.
     n_layers, n_heads
         Transformer blocks and attention heads (``dim`` divisible by ``n_heads``).
+    ffn_mult
+        Width of each block's feed-forward layer as a multiple of ``dim`` (1: ``dim``;
+        SASRec's usual 4 gives ``inner_size = 4 * dim``).
     dropout
         Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``.
     max_len
@@ -705,6 +708,7 @@ class SequentialRecommender(Recommender):
         dim: int = 64,
         n_layers: int = 2,
         n_heads: int = 2,
+        ffn_mult: int = 1,
         dropout: float = 0.2,
         max_len: int = 50,
         n_windows: int = 1,
@@ -742,6 +746,7 @@ class SequentialRecommender(Recommender):
         self.dim = dim
         self.n_layers = n_layers
         self.n_heads = n_heads
+        self.ffn_mult = ffn_mult
         self.dropout = dropout
         self.max_len = max_len
         self.n_windows = n_windows
@@ -804,6 +809,7 @@ class SequentialRecommender(Recommender):
             ("dim", 1),
             ("n_layers", 1),
             ("n_heads", 1),
+            ("ffn_mult", 1),
             ("max_len", 1),
             ("n_windows", 1),
             ("n_time_buckets", 3),
@@ -1020,6 +1026,7 @@ class SequentialRecommender(Recommender):
             max_len=int(self.max_len),
             n_type_ids=len(self.event_types_) + 2 if self.event_mode_ != "none" else 3,
             n_time_buckets=int(self.n_time_buckets),
+            ffn_mult=int(self.ffn_mult),
         )
         heads = HeadsConfig(
             dim=D,
