@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from lifelongrec._errors import DataError, ParameterError
-from lifelongrec.data._readers import _release_year
 from lifelongrec.data import (
     EVENT_COLUMNS,
     FORMATS,
@@ -22,6 +21,7 @@ from lifelongrec.data import (
     read_sequence_file,
     read_table,
 )
+from lifelongrec.data._readers import _release_year
 
 
 def write(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> Path:

@@ -549,8 +549,8 @@ def read_movielens_100k(path: str | Path) -> Dataset:
         names (from ``u.genre`` when present, else the standard 19) whose flag is 1;
         ``attributes`` the non-empty ``release_date``, ``video_release_date`` and
         ``imdb_url``, and ``year`` (int) the release year, from ``release_date`` or else
-        the ``(YYYY)`` ending the title (absent when neither has one). ``users`` (when ``u.user`` exists): ``user_id``, ``age`` (int),
-        ``gender``, ``occupation``, ``zip``.
+        the ``(YYYY)`` ending the title (absent when neither has one). ``users`` (when
+        ``u.user`` exists): ``user_id``, ``age`` (int), ``gender``, ``occupation``, ``zip``.
 
     Raises
     ------
@@ -740,9 +740,9 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
     Returns
     -------
     Dataset
-        As :func:`read_movielens_csv` (``attributes`` holds ``year`` only); ``users`` (when ``users.dat`` exists) has
-        ``user_id``, ``gender``, ``age`` (the age-group code, int), ``occupation`` (the
-        code as given) and ``zip``.
+        As :func:`read_movielens_csv` (``attributes`` holds ``year`` only); ``users``
+        (when ``users.dat`` exists) has ``user_id``, ``gender``, ``age`` (the age-group
+        code, int), ``occupation`` (the code as given) and ``zip``.
 
     Raises
     ------
