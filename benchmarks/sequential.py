@@ -568,7 +568,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def ablation_variants() -> dict[str, dict[str, Any]]:
-    """Variant name -> job fields (params overrides, strip_content)."""
+    """Variant name -> job fields (params overrides; data fields such as strip_content)."""
     text = resolved_text_encoder()
     return {
         "full": {"params": {"text_encoder": text}},
@@ -597,11 +597,8 @@ def variant_jobs(args, variants: dict[str, dict[str, Any]], task: str = "offline
             for seed in args.seeds:
                 params = seq_params(args, seed, **spec.get("params", {}))
                 job = base_job(args, dataset, task=task, model=SEQ, label=name, seed=seed)
-                job["params"] = params
-                if spec.get("strip_content"):
-                    job["strip_content"] = True
-                if spec.get("drop_attributes"):
-                    job["drop_attributes"] = list(spec["drop_attributes"])
+                # the variant's data fields (strip_content, drop_attributes) go as they are
+                job.update({k: v for k, v in spec.items() if k != "params"}, params=params)
                 jobs.append(job)
     return jobs
 
