@@ -29,6 +29,9 @@ __all__ = [
     "EVENT_COLUMNS",
     "ITEM_COLUMNS",
     "DEFAULT_EVENT_TYPE",
+    "TIMESTAMP_MIN",
+    "TIMESTAMP_MAX",
+    "TIMESTAMP_RANGE",
     "Dataset",
     "LoadReport",
     "make_events",
@@ -40,6 +43,12 @@ __all__ = [
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value")
 ITEM_COLUMNS = ("item_id", "title", "categories", "attributes")
 DEFAULT_EVENT_TYPE = "interaction"
+#: The valid event times, UTC epoch seconds: 1970-01-01T00:00:00Z ..
+#: 2199-12-31T23:59:59Z. Readers and the service refuse times outside it (a value
+#: above it is most often milliseconds or microseconds read as seconds).
+TIMESTAMP_MIN = 0
+TIMESTAMP_MAX = 7_258_118_399
+TIMESTAMP_RANGE = "UTC epoch seconds from 0 (1970-01-01) to 7258118399 (2199-12-31)"
 
 
 @dataclass
