@@ -131,7 +131,7 @@ def test_a_malformed_event_is_a_422_naming_the_field_and_nothing_is_written(
     good = {"user_id": "u", "item_id": "i000001", "timestamp": 2_000_000_000}
     r = client.post("/events", json={"events": [good, good, bad]})
     assert r.status_code == 422
-    locs = [e["loc"] for e in r.json()["detail"]]
+    locs = [e["loc"] for e in r.json()["errors"]]
     assert any(loc[-1] == field and 2 in loc for loc in locs), locs
     assert service.store.n_events == n0
 

@@ -157,6 +157,10 @@ class EventStore:
             raise ParameterError(
                 "path", str(path), f"a file in an existing folder ({self.path.parent} is none)"
             )
+        if not self.path.exists():
+            # Events are personal data: only the owner may read them. SQLite gives its
+            # write-ahead log and shared-memory files the database file's mode.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._state = threading.Condition()
         self._busy = 0  # calls in flight; close() waits for them
         self._closed = True  # until the writer is open
@@ -330,6 +334,12 @@ class EventStore:
         """The number of events stored."""
         with self._reading() as conn:
             return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def event_types(self) -> list[str]:
+        """The distinct event types stored, sorted."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT DISTINCT event_type FROM events").fetchall()
+        return sorted(r[0] for r in rows)
 
     def append(
         self, events: pd.DataFrame, event_ids: Sequence[str | None] | None = None
@@ -547,6 +557,20 @@ class EventStore:
         if row is None:
             return None
         return dict(zip(ITEM_COLUMNS, _item_values(row), strict=True))
+
+    def item_details(self, item_ids: Sequence[str]) -> dict[str, tuple[str | None, list[str]]]:
+        """``{item_id: (title, categories)}`` of the given ids that are in the catalogue
+        (one indexed lookup per 900 ids; for answers that show items by name)."""
+        ids = [str(i) for i in item_ids]
+        out: dict[str, tuple[str | None, list[str]]] = {}
+        with self._reading() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                part = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT item_id, title, categories FROM items WHERE item_id IN ({marks})"
+                for item_id, title, cats in conn.execute(sql, part).fetchall():
+                    out[item_id] = (title, json.loads(cats))
+        return out
 
     # ------------------------------------------------------------------ all of it
     def to_dataset(self) -> Dataset:

@@ -333,6 +333,7 @@ class ChampionChallenger:
         window: Any = None,
         data: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
+        prepare: Callable[[Recommender], None] | None = None,
     ) -> dict[str, Any]:
         """Gate a challenger made elsewhere, register it, and promote it if it passes.
 
@@ -350,6 +351,9 @@ class ChampionChallenger:
             Its parent version (default: the champion it was compared with).
         window, data, tags
             As in :meth:`ModelRegistry.register`.
+        prepare
+            Called with the challenger after the gate decided and before it is
+            registered (a service removes users erased while the gate evaluated).
 
         Returns
         -------
@@ -373,6 +377,8 @@ class ChampionChallenger:
             for key, value in (figures or {}).items():
                 if "@" in key:
                     metrics[prefix + key] = value
+        if prepare is not None:
+            prepare(challenger)
         with self.registry._locked():
             if self.registry.champion() != before:  # changed while the gate evaluated
                 decision = dataclasses.replace(

@@ -54,6 +54,9 @@ class GateDecision:
     champion_metrics, challenger_metrics
         Every figure of :func:`~lifelongrec.evaluation.evaluate_window` for each model
         (``None`` when not evaluated).
+    decided
+        False when the slice was too small or degenerate to judge on (see
+        :meth:`PromotionGate.shortfall`): the champion was kept without a comparison.
     """
 
     promoted: bool
@@ -67,6 +70,7 @@ class GateDecision:
     n_events: int
     champion_metrics: dict[str, Any] | None = None
     challenger_metrics: dict[str, Any] | None = None
+    decided: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (stored in the registry's manifest)."""
@@ -99,6 +103,13 @@ class PromotionGate:
     min_events
         The fewest held-out events the gate judges on (positive int). On fewer it keeps
         the champion (a decision, not an error): a handful of events is noise.
+    min_users, min_items
+        The fewest distinct users and distinct items the held-out slice must hold
+        (positive ints). A slice of many events from a few users or on a few items is
+        degenerate (10,000 events on one item score NDCG 1.0 for any model that ranks
+        it first, so every challenger ties the champion): on such a slice the gate
+        keeps the champion and says so (``decided`` is False); a caller that can wait
+        for more events checks :meth:`shortfall` first.
 
     Notes
     -----
@@ -125,11 +136,15 @@ class PromotionGate:
         tolerance: float = 0.0,
         relative: bool = False,
         min_events: int = 1,
+        min_users: int = 1,
+        min_items: int = 1,
     ) -> None:
         self.metric = metric
         self.tolerance = tolerance
         self.relative = relative
         self.min_events = min_events
+        self.min_users = min_users
+        self.min_items = min_items
 
     def get_params(self) -> dict[str, Any]:
         """Settings as given to ``__init__``."""
@@ -138,6 +153,8 @@ class PromotionGate:
             "tolerance": self.tolerance,
             "relative": self.relative,
             "min_events": self.min_events,
+            "min_users": self.min_users,
+            "min_items": self.min_items,
         }
 
     def __repr__(self) -> str:
@@ -167,10 +184,39 @@ class PromotionGate:
             raise ParameterError(
                 "tolerance", tol, "a share in [0, 1] when relative=True (0.02 = 2% worse)"
             )
-        m = self.min_events
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ParameterError("min_events", m, "a positive integer")
+        for label in ("min_events", "min_users", "min_items"):
+            m = getattr(self, label)
+            if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+                raise ParameterError(label, m, "a positive integer")
         return name, k
+
+    def shortfall(self, holdout: pd.DataFrame | Dataset) -> str | None:
+        """Why the gate cannot decide on ``holdout`` (too few events, distinct users or
+        distinct items), or ``None`` when it can."""
+        self.validate()
+        frame = frame_of(
+            holdout,
+            ("user_id", "item_id", "timestamp"),
+            what="held-out events",
+            frame_name="held-out events",
+            accepts="a pandas DataFrame of events or a lifelongrec.data.Dataset",
+        )
+        n = len(frame)
+        if n < self.min_events:
+            return f"the held-out slice has {n} events, fewer than min_events={self.min_events}"
+        users = int(frame["user_id"].nunique())
+        if users < self.min_users:
+            return (
+                f"the held-out slice has {users} distinct users, fewer than "
+                f"min_users={self.min_users}"
+            )
+        items = int(frame["item_id"].nunique())
+        if items < self.min_items:
+            return (
+                f"the held-out slice has {items} distinct items, fewer than "
+                f"min_items={self.min_items}"
+            )
+        return None
 
     def threshold(self, champion_value: float) -> float:
         """The least challenger value promoted against ``champion_value``."""
@@ -237,16 +283,17 @@ class PromotionGate:
             accepts="a pandas DataFrame of events or a lifelongrec.data.Dataset",
         )
         n_events = len(holdout)
-        if n_events < self.min_events:
+        short = self.shortfall(holdout)
+        if short is not None:
             if champion is None:
                 return GateDecision(
                     promoted=True,
                     champion_value=None,
                     challenger_value=None,
                     threshold=None,
-                    reason=f"no champion yet (the held-out slice has {n_events} events, "
-                    f"fewer than min_events={self.min_events}, so it was not evaluated)",
+                    reason=f"no champion yet ({short}, so it was not evaluated)",
                     n_events=n_events,
+                    decided=False,
                     **common,
                 )
             return GateDecision(
@@ -254,9 +301,9 @@ class PromotionGate:
                 champion_value=None,
                 challenger_value=None,
                 threshold=None,
-                reason=f"kept the champion: the held-out slice has {n_events} events, fewer "
-                f"than min_events={self.min_events}",
+                reason=f"kept the champion: {short}",
                 n_events=n_events,
+                decided=False,
                 **common,
             )
         ch = evaluate_window(challenger, holdout, history, k)

@@ -53,6 +53,7 @@ __all__ = ["ModelRegistry", "VersionInfo", "version_id"]
 
 _FORMAT_VERSION = 1
 _VERSION_RE = re.compile(r"^v\d{6}$")
+_MODEL_DIR_RE = re.compile(r"^model(-r[1-9]\d*)?$")
 _TMP_PREFIX = ".tmp-"
 _STATUSES = ("challenger", "rejected", "champion")
 _MANIFEST_KEYS = ("id", "created_at", "parent", "model", "files", "status")
@@ -71,7 +72,7 @@ def version_id(version: Any) -> str:
         text = version.strip()
         if _VERSION_RE.match(text):
             return text
-        if text.isdigit() and 0 < int(text) < 1_000_000:
+        if text.isascii() and text.isdigit() and 0 < int(text) < 1_000_000:
             return f"v{int(text):06d}"
         raise ParameterError("version", version, expected)
     if isinstance(version, (int, np.integer)) and not isinstance(version, bool):
@@ -403,6 +404,22 @@ class ModelRegistry:
                     with contextlib.suppress(OSError):
                         p.unlink()
                 removed.append(p.relative_to(self.root).as_posix())
+        for folder in self._version_dirs():  # what an interrupted rewrite left behind
+            try:
+                current = self._model_dir(folder.name, self._read_manifest(folder.name)).name
+            except (CorruptVersionError, UnknownIdError):
+                continue  # reported when the version is used; never delete evidence
+            for p in sorted(folder.iterdir()):
+                stale = p.name.startswith(_TMP_PREFIX) or (
+                    p.is_dir() and _MODEL_DIR_RE.match(p.name) and p.name != current
+                )
+                if stale:
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            p.unlink()
+                    removed.append(p.relative_to(self.root).as_posix())
         return removed
 
     def _version_dirs(self) -> list[Path]:
@@ -436,6 +453,17 @@ class ModelRegistry:
                 f"version {vid}: {file} names version {manifest['id']!r}; expected {vid!r}"
             )
         return manifest
+
+    def _model_dir(self, vid: str, manifest: dict[str, Any]) -> Path:
+        """The folder of a version's model files (``model``, or the folder a
+        :meth:`rewrite` put in its place)."""
+        name = manifest.get("model_dir", "model")
+        if not isinstance(name, str) or not _MODEL_DIR_RE.match(name):
+            raise CorruptVersionError(
+                f"version {vid}: its manifest names the model folder {name!r}; expected "
+                "'model' or 'model-rN'"
+            )
+        return self._versions_dir / vid / name
 
     def _known_hint(self) -> str:
         ids = [p.name for p in self._version_dirs()]
@@ -594,7 +622,7 @@ class ModelRegistry:
         """
         vid = version_id(version)
         manifest = self._read_manifest(vid)
-        model_dir = self._versions_dir / vid / "model"
+        model_dir = self._model_dir(vid, manifest)
         expected = manifest["files"]
         found = _tree_files(model_dir) if model_dir.is_dir() else {}
         missing = sorted(set(expected) - set(found))
@@ -622,9 +650,20 @@ class ModelRegistry:
         vid = version_id(version)
         if verify:
             self.verify(vid)
-        else:
-            self._read_manifest(vid)
-        return Recommender.load(self._versions_dir / vid / "model")
+        return Recommender.load(self._model_dir(vid, self._read_manifest(vid)))
+
+    def saved_user_ids(self, version: Any) -> list[str]:
+        """The user ids a version's model holds rows for, read from its files without
+        loading the model (an erasure check over many versions stays cheap)."""
+        vid = version_id(version)
+        arrays = self._model_dir(vid, self._read_manifest(vid)) / "arrays.npz"
+        try:
+            with np.load(arrays, allow_pickle=False) as npz:
+                return [str(u) for u in npz["_user_ids"].tolist()]
+        except (OSError, KeyError, ValueError) as exc:
+            raise CorruptVersionError(
+                f"version {vid}: cannot read its user ids from {arrays.name} ({exc})"
+            ) from None
 
     def load_champion(self, *, verify: bool = True) -> Recommender:
         """The champion's model; :class:`RegistryError` when there is none yet."""
@@ -750,6 +789,61 @@ class ModelRegistry:
                 raise
             if status == "champion":
                 self._set_champion(vid, "promote", reason or "registered as champion")
+        return self.info(vid)
+
+    def rewrite(self, version: Any, model: Recommender, reason: str) -> VersionInfo:
+        """Replace a version's model files by ``model`` (e.g. the same model with erased
+        users removed), keeping its id, lineage, figures and place in the history.
+
+        The new files go to a new folder and the manifest (with their SHA-256 sums and a
+        ``rewrites`` entry saying when and why) is replaced atomically, then the old
+        folder is deleted: a crash leaves either the old version or the new one, never a
+        mix (the next opening removes the leftover folder).
+
+        Raises
+        ------
+        ParameterError
+            ``model`` is not a fitted Recommender of the version's class, or ``reason``
+            is not a non-empty string.
+        UnknownIdError, CorruptVersionError
+            As in :meth:`info`.
+        """
+        if not isinstance(model, Recommender) or not model.is_fitted:
+            raise ParameterError("model", type(model).__name__, "a fitted lifelongrec Recommender")
+        if not isinstance(reason, str) or not reason:
+            raise ParameterError("reason", reason, "a non-empty string")
+        vid = version_id(version)
+        with self._locked():
+            manifest = self._read_manifest(vid)
+            klass = f"{type(model).__module__}.{type(model).__qualname__}"
+            if manifest["model"].get("class") != klass:
+                raise ParameterError(
+                    "model", klass, f"a {manifest['model'].get('class')} like the version's"
+                )
+            folder = self._versions_dir / vid
+            old_dir = self._model_dir(vid, manifest)
+            rewrites = list(manifest.get("rewrites") or [])
+            name = f"model-r{len(rewrites) + 1}"
+            tmp = folder / f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            try:
+                model.save(tmp)
+                files = {}
+                for rel, path in _tree_files(tmp).items():
+                    with open(path, "rb") as fh:
+                        os.fsync(fh.fileno())
+                    files[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+                for sub in sorted({p.parent for p in tmp.rglob("*")}):
+                    _fsync_dir(sub)
+                os.rename(tmp, folder / name)
+                _fsync_dir(folder)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            rewrites.append({"time": _now(), "reason": reason, "model_dir": name})
+            manifest = {**manifest, "files": files, "model_dir": name, "rewrites": rewrites}
+            _replace_durable(folder / "manifest.json", json.dumps(manifest, indent=2))
+            if old_dir.name != name:
+                shutil.rmtree(old_dir, ignore_errors=True)
         return self.info(vid)
 
     def promote(self, version: Any, reason: str = "") -> VersionInfo:

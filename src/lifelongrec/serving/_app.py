@@ -8,22 +8,30 @@ a missing key 401, a key without the scope 403.
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import time
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifelongrec import __version__
 from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.registry import RegistryError
-from lifelongrec.serving._auth import KeyRing
+from lifelongrec.serving._auth import KeyRing, key_problem, request_key
 from lifelongrec.serving._metrics import ServiceMetrics
 from lifelongrec.serving._service import RecommenderService, ServiceError
 from lifelongrec.serving.routers import events, items, models, ops, users
 
-__all__ = ["create_app", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = ["create_app", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS"]
+
+log = logging.getLogger("lifelongrec.serving")
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -39,9 +47,31 @@ Authentication: send an API key as `X-API-Key: KEY` (or `Authorization: Bearer K
 """
 
 
+def _json_bytes(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    """An ASGI response as (start message, body message)."""
+    payload = json.dumps(body, ensure_ascii=True).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    for name, value in (headers or {}).items():
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return (
+        {"type": "http.response.start", "status": status, "headers": raw},
+        {"type": "http.response.body", "body": payload},
+    )
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    start, message = _json_bytes(status, body, headers)
+    await send(start)
+    await send(message)
+
+
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, by the declared length and by
-    what actually arrives (a chunked body without a length is counted too)."""
+    """Read a request body whole before the app sees it, refusing more than ``limit``
+    bytes with 413: by the declared length before reading anything, and by what
+    actually arrives (a chunked body without a length is counted as it comes). The
+    refused body is not drained: the answer says ``Connection: close``."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -53,34 +83,114 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(scope, receive, send)
+                await self._refuse(send)
                 return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return  # the client left: nothing to answer
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        await _send_json(
+            send,
+            413,
+            {
+                "detail": f"request body over {self.limit} bytes; send smaller batches",
+                "error": "BodyTooLarge",
+            },
+            {"connection": "close"},
+        )
+
+
+# Paths open to anyone (no key): liveness and the API's own documentation.
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class KeyFirst:
+    """Check the API key before anything of the request is read or parsed: reads
+    (``GET``) need the ``read`` scope, changes the ``write`` scope, the paths of
+    :data:`OPEN_PATHS` none. The routes declare the same checks as dependencies (for
+    the OpenAPI document); this middleware answers first, so an unauthenticated client
+    cannot make the service read and parse a body."""
+
+    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.keys.is_open or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        need = "read" if scope["method"] in _READ_METHODS else "write"
+        problem = key_problem(self.keys, request_key(headers), need)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        status, detail = problem
+        extra = {"www-authenticate": "Bearer"} if status == 401 else {}
+        if scope["method"] not in _READ_METHODS:
+            extra["connection"] = "close"  # the unread body would follow on this connection
+        await _send_json(send, status, {"detail": detail, "error": "Unauthorized"}, extra)
+
+
+class CatchAll:
+    """The last line: an exception no handler turned into an answer becomes a logged
+    500 with a JSON body, and the connection stays usable (uvicorn closes a
+    keep-alive connection without ``Connection: close`` when an exception escapes the
+    app, which breaks a pooled client's next request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
         try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body over {self.limit} bytes; send smaller batches"},
-            status_code=413,
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half an answer is out: only closing the connection is honest
+            await _send_json(
+                send,
+                500,
+                {
+                    "detail": "internal error; the server logged it",
+                    "error": type(exc).__name__,
+                },
+            )
 
 
 class Timed:
@@ -120,6 +230,49 @@ def _error(status: int, exc: Exception, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__, **extra}, status)
 
 
+def _safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, short echo of a bad input: non-finite numbers as text, text that is
+    not valid Unicode escaped, long values cut (the echo must never fail itself)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text if len(text) <= 200 else text[:197] + "..."
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= 2:
+        return f"<{type(value).__name__}>"
+    if isinstance(value, dict):
+        items = list(value.items())[:10]
+        return {str(_safe(k, 3)): _safe(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v, depth + 1) for v in list(value)[:10]]
+    return f"<{type(value).__name__}>"
+
+
+def _loc(loc: Any) -> str:
+    return ".".join(str(_safe(p, 3)) for p in loc)
+
+
+def validation_answer(exc: RequestValidationError) -> JSONResponse:
+    """422 naming every bad field, with a short echo of what was sent."""
+    errors = []
+    for e in exc.errors()[:20]:
+        entry = {"loc": [_safe(p, 3) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        entry["type"] = str(e.get("type", ""))
+        if "input" in e:
+            entry["input"] = _safe(e["input"])
+        errors.append(entry)
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    field = _loc(first["loc"])
+    detail = f"{field}: {first['msg']}" if field else first["msg"]
+    if len(exc.errors()) > 1:
+        detail += f" (and {len(exc.errors()) - 1} more problem(s), see 'errors')"
+    return JSONResponse(
+        {"detail": detail, "error": "ValidationError", "field": field, "errors": errors}, 422
+    )
+
+
 def create_app(
     service: RecommenderService,
     keys: KeyRing | None = None,
@@ -156,6 +309,18 @@ def create_app(
     for r in (events, users, items, models, ops):
         app.include_router(r.router)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_answer(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc.detail), "error": "HTTPError"},
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
         return _error(422, exc, field=exc.column)
@@ -176,6 +341,10 @@ def create_app(
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return _error(503, exc)
 
+    # Starlette runs the last added middleware first: timing, then the catch-all, the
+    # key check and the body limit, in that order, before any route.
     app.add_middleware(BodyLimit, limit=int(max_body_bytes))
+    app.add_middleware(KeyFirst, keys=keys)
+    app.add_middleware(CatchAll)
     app.add_middleware(Timed, metrics=app.state.metrics)
     return app

@@ -31,7 +31,7 @@ from typing import Any
 
 from lifelongrec._errors import DataError
 
-__all__ = ["SCOPES", "KeyRing", "ENV_KEYS", "KEYS_FILE"]
+__all__ = ["SCOPES", "KeyRing", "ENV_KEYS", "KEYS_FILE", "key_problem", "request_key"]
 
 SCOPES = ("read", "write")
 ENV_KEYS = "LIFELONGREC_API_KEYS"
@@ -166,3 +166,31 @@ class KeyRing:
             if hmac.compare_digest(k.key.encode(), key.encode()):
                 found = k.scopes
         return found
+
+
+def request_key(headers: Any) -> str | None:
+    """The API key a request sends (``X-API-Key`` or ``Authorization: Bearer``)."""
+    key = headers.get("x-api-key")
+    if key is not None:
+        return key
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
+
+
+def key_problem(keys: KeyRing, given: str | None, need: str) -> tuple[int, str] | None:
+    """``None`` when ``given`` is a key with scope ``need``; else ``(status, detail)``."""
+    scopes = keys.scopes_of(given)
+    if scopes is None:
+        return 401, (
+            "missing or unknown API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'"
+        )
+    if need not in scopes:
+        return 403, (
+            f"this API key lacks the '{need}' scope needed here "
+            f"(it has: {', '.join(sorted(scopes))})"
+        )
+    return None

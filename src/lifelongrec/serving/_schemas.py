@@ -1,39 +1,102 @@
 """Request and response bodies of the HTTP API (pydantic models: validated on the way
-in, documented in the OpenAPI schema)."""
+in, documented in the OpenAPI schema).
+
+The wire is strict: a JSON ``true`` is not a timestamp, the string ``"5"`` is not a
+value, ``NaN`` and ``Infinity`` are not numbers, and text must be encodable as UTF-8 (a
+lone surrogate such as ``"\\ud800"`` is refused). Every refusal is a 422 naming the
+field (see :class:`ErrorOut`).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
+
+from lifelongrec.data import TIMESTAMP_MAX, TIMESTAMP_MIN
 
 __all__ = [
     "Ack",
+    "CatalogueItem",
     "Erased",
+    "ErrorOut",
     "EventBatch",
     "EventIn",
     "EventsBody",
+    "ItemBatch",
     "ItemIn",
     "ItemOut",
+    "ItemsOut",
+    "NamedItemIn",
     "Recommendation",
     "Recommendations",
     "Similar",
+    "error_responses",
 ]
 
-Id = Annotated[str, Field(min_length=1, max_length=256, examples=["u00042"])]
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _utf8(value: str) -> str:
+    """Refuse text that cannot be stored as UTF-8 (lone surrogates from JSON escapes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"text must be valid Unicode: a lone surrogate at position {exc.start}"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+Id = Annotated[Text, Field(min_length=1, max_length=256, examples=["u00042"])]
+Timestamp = Annotated[
+    int,
+    Field(
+        ge=TIMESTAMP_MIN,
+        le=TIMESTAMP_MAX,
+        description="UTC epoch seconds, 0 (1970-01-01) .. 7258118399 (2199-12-31)",
+    ),
+]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ErrorOut(BaseModel):
+    """Every error answer (4xx, and 5xx should one ever happen)."""
+
+    detail: str = Field(description="What was wrong, where, and what was expected")
+    error: str | None = Field(default=None, description="The error's kind")
+    field: str | None = Field(default=None, description="The offending field, when one is")
+    kind: str | None = Field(default=None, description="For an unknown id: user, item, ...")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Every validation problem: loc, msg, type"
+    )
 
 
 class EventIn(BaseModel):
     """One behaviour event."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     user_id: Id
     item_id: Id
-    timestamp: Annotated[int, Field(ge=0, description="UTC epoch seconds")]
-    event_type: Annotated[str, Field(min_length=1, max_length=64)] = "interaction"
-    value: float | None = Field(default=None, description="e.g. a rating; null for none")
-    event_id: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+    timestamp: Timestamp | None = Field(
+        default=None,
+        description="UTC epoch seconds; absent or null: the time the server received it",
+    )
+    event_type: Annotated[Text, Field(min_length=1, max_length=64)] = Field(
+        default="interaction",
+        description="One of the service's event types (GET /health with a key lists them)",
+    )
+    value: Finite | None = Field(default=None, description="e.g. a rating; null for none")
+    event_id: Annotated[Text, Field(min_length=1, max_length=256)] | None = Field(
         default=None,
         description="Idempotency key: an event whose key is stored is not stored twice",
     )
@@ -42,7 +105,7 @@ class EventIn(BaseModel):
 class EventBatch(BaseModel):
     """A batch of events, written all or nothing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     events: list[EventIn] = Field(min_length=1)
 
@@ -72,6 +135,10 @@ class Recommendation(BaseModel):
     item_id: str
     score: float
     reason: str | None = None
+    title: str | None = Field(default=None, description="With details=true (the default)")
+    categories: list[str] | None = Field(
+        default=None, description="With details=true (the default)"
+    )
 
 
 class Recommendations(BaseModel):
@@ -87,16 +154,37 @@ class Similar(BaseModel):
     items: list[Recommendation]
 
 
+AttributeValue = Annotated[Text, Field(max_length=10_000)] | bool | int | Finite | None
+
+
 class ItemIn(BaseModel):
     """A catalogue entry (the item id is in the path)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
-    title: Annotated[str, Field(max_length=10_000)] | None = None
-    categories: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+    title: Annotated[Text, Field(max_length=10_000)] | None = None
+    categories: list[Annotated[Text, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list, max_length=100
     )
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: dict[Annotated[Text, Field(min_length=1, max_length=256)], AttributeValue] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Scalar values by name (text, number, true/false, null), e.g. price",
+    )
+
+
+class NamedItemIn(ItemIn):
+    """A catalogue entry with its id (batch upserts)."""
+
+    item_id: Id
+
+
+class ItemBatch(BaseModel):
+    """Catalogue entries, written all or nothing."""
+
+    model_config = _STRICT
+
+    items: list[NamedItemIn] = Field(min_length=1)
 
 
 class ItemOut(BaseModel):
@@ -104,7 +192,38 @@ class ItemOut(BaseModel):
     created: bool
 
 
+class CatalogueItem(BaseModel):
+    """A catalogue entry as stored."""
+
+    item_id: str
+    title: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ItemsOut(BaseModel):
+    n_received: int
+    n_created: int
+    n_updated: int
+
+
 class Erased(BaseModel):
     user_id: str
     events_erased: int
     state_erased: bool
+
+
+_STATUS_TEXT = {
+    400: "A malformed request (e.g. a body that is not JSON)",
+    401: "No API key, or an unknown one",
+    403: "The API key lacks the scope needed here",
+    404: "An unknown id",
+    409: "The registry's state does not allow it (e.g. nothing to roll back to)",
+    413: "The request body is over the size limit",
+    422: "A field is missing, of the wrong type or out of range (named in 'field')",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer (one schema)."""
+    return {c: {"model": ErrorOut, "description": _STATUS_TEXT[c]} for c in codes}

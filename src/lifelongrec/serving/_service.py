@@ -10,6 +10,12 @@ One home folder holds everything (DESIGN, "Storage and scale")::
     HOME/keys.json        API keys (see lifelongrec.serving._auth)
     HOME/service.json     the settings (ServiceConfig) of the last start, used by the
                           next start unless it is given settings
+    HOME/erasures.jsonl   erased users as keyed hashes (see lifelongrec.serving._erasure)
+    HOME/erasure.key      the key of those hashes
+    HOME/scrubbed.json    which registered versions were rewritten without erased users
+
+A new home folder is created with mode 0700 and its files 0600: events, keys and the
+erasure log are for the service's user only.
 
 How an event flows
 ------------------
@@ -30,9 +36,33 @@ How an event flows
    and replaces the live model and index in one reference swap: a request sees either the
    old pair or the new one, never a mix, and none fails.
 
-Locks: ``_ingest_lock`` orders store appends and the live model's state updates (so a
-model swap can catch up exactly); ``_model_lock`` guards the live model's state while a
-request reads it (short: one user's vector); the learner's own lock guards the trainer.
+Erasure is final
+----------------
+``delete_user`` erases the user's events from the store, logs the erasure (keyed hash
+and store position, :class:`~lifelongrec.serving._erasure.ErasureLog`), and removes the
+user's history and row from the live model and the trainer, all under the learner's lock,
+so it is atomic with respect to the trainer. The other places a user could come back
+from are closed as follows:
+
+* the learner read a batch before the DELETE and learns it after: the batch is filtered
+  under the learner's lock against the erasures logged since the read began;
+* a challenger snapshot (copied before the DELETE) is being judged: before it is
+  registered or goes live it forgets every user erased since it was copied, under the
+  erasure lock, which the DELETE also holds;
+* a registered version (saved before the DELETE) is promoted, rolled back to or loaded at
+  a restart: it forgets, on loading, every user erased after the store position it
+  learned up to (scrub on load, so nothing unscrubbed is ever served); and the learner
+  thread rewrites every registered version that holds an erased user on disk, one per
+  round (:meth:`ModelRegistry.rewrite`), so the user's data does not stay at rest either.
+
+What stays is what the user's events taught the shared parameters (item vectors, the
+encoder's weights): that is no longer the user's data, and a later retrain on the
+store, which no longer holds the events, removes even that.
+
+Locks, always taken in this order: ``_erase_lock`` (an erasure; anything that saves or
+installs a model); the learner's lock (the trainer); ``_ingest_lock`` (store appends and
+the live model's state updates, so a model swap can catch up exactly); ``_model_lock``
+(the live model's state while a request reads it: short, one user's vector).
 """
 
 from __future__ import annotations
@@ -58,6 +88,7 @@ from lifelongrec._errors import DataError, LifelongrecError, ParameterError, Unk
 from lifelongrec.data import EVENT_COLUMNS, Dataset, EventStore, load, make_items, synthetic
 from lifelongrec.models import Recommender, get_model
 from lifelongrec.registry import ChampionChallenger, ModelRegistry, PromotionGate
+from lifelongrec.serving._erasure import ErasureLog
 from lifelongrec.serving._index import ItemIndex
 from lifelongrec.training import FineTune, OnlineLearner, online_events
 
@@ -67,8 +98,29 @@ log = logging.getLogger("lifelongrec.serving")
 
 STORE_FILE = "events.sqlite"
 CONFIG_FILE = "service.json"
-ERASURES_FILE = "erasures.jsonl"
+SCRUBBED_FILE = "scrubbed.json"
 REGISTRY_DIR = "registry"
+#: Event types every service accepts (with those of its first data; see
+#: ``ServiceConfig.event_types``).
+STANDARD_EVENT_TYPES = (
+    "interaction",
+    "impression",
+    "view",
+    "click",
+    "search",
+    "cart",
+    "add_to_cart",
+    "remove_from_cart",
+    "wishlist",
+    "purchase",
+    "rating",
+    "review",
+    "like",
+    "dislike",
+    "share",
+    "play",
+    "skip",
+)
 _READ_CHUNK = 50_000
 _POPULAR = 1_000  # popular items kept ready for cold-start answers
 _REFRESH_SECONDS = 30.0  # how often the learner thread refreshes them
@@ -118,12 +170,25 @@ class ServiceConfig:
         the learner runs flat out and request latency suffers on a small machine.
     holdout_events
         Fresh events a challenger is judged on (events it never learned).
+    holdout_max_events
+        How far the held-out slice may grow while it lacks ``gate_min_users`` distinct
+        users or ``gate_min_items`` distinct items; a challenger whose slice is still
+        degenerate at this size is dropped unjudged (and logged), and a new one is made
+        later.
     history_events
         Past events the gate's held-out queries are ranked from.
     gate_metric, gate_tolerance
         The promotion gate (see :class:`~lifelongrec.registry.PromotionGate`).
+    gate_min_users, gate_min_items
+        The fewest distinct users and items a held-out slice needs before the gate may
+        decide on it (a burst of events on one item made a slice on which every model
+        scored NDCG 1.0, and a challenger was promoted on the tie).
+    event_types
+        The event types ``ingest`` accepts (others are a 422 naming the field); ``None``:
+        :data:`STANDARD_EVENT_TYPES` plus every type in the store when the service opens
+        (so the types of the first data are in).
     max_batch
-        Most events in one ``ingest`` call.
+        Most events (or catalogue items) in one ``ingest`` (``upsert_items``) call.
     background
         Run the background learner thread (``False``: call :meth:`RecommenderService.
         learn_step` yourself, e.g. in tests).
@@ -143,9 +208,13 @@ class ServiceConfig:
     challenger_min_seconds: float = 600.0
     learner_share: float = 0.5
     holdout_events: int = 1_000
+    holdout_max_events: int = 10_000
     history_events: int = 50_000
     gate_metric: str = "ndcg@10"
     gate_tolerance: float = 0.0
+    gate_min_users: int = 20
+    gate_min_items: int = 20
+    event_types: list[str] | None = None
     max_batch: int = 10_000
     background: bool = True
 
@@ -160,7 +229,10 @@ class ServiceConfig:
             "learner_batch": 1,
             "challenger_every": 0,
             "holdout_events": 1,
+            "holdout_max_events": 1,
             "history_events": 1,
+            "gate_min_users": 1,
+            "gate_min_items": 1,
             "max_batch": 1,
         }
         for name, low in ints.items():
@@ -178,8 +250,33 @@ class ServiceConfig:
             raise ParameterError("learner_share", share, "a number in (0, 1]")
         if not isinstance(self.background, bool):
             raise ParameterError("background", self.background, "True or False")
-        PromotionGate(self.gate_metric, self.gate_tolerance).validate()
+        if self.holdout_max_events < self.holdout_events:
+            raise ParameterError(
+                "holdout_max_events",
+                self.holdout_max_events,
+                f"an integer >= holdout_events ({self.holdout_events})",
+            )
+        types = self.event_types
+        if types is not None and (
+            isinstance(types, str)
+            or not isinstance(types, (list, tuple))
+            or not types
+            or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in types)
+        ):
+            raise ParameterError(
+                "event_types", types, "None or a non-empty list of names (1-64 characters)"
+            )
+        self.gate().validate()
         return self
+
+    def gate(self) -> PromotionGate:
+        """The promotion gate these settings describe."""
+        return PromotionGate(
+            self.gate_metric,
+            self.gate_tolerance,
+            min_users=self.gate_min_users,
+            min_items=self.gate_min_items,
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ServiceConfig:
@@ -235,8 +332,10 @@ class RecommenderService:
         self.config = config
         self.store = EventStore(home / STORE_FILE)
         self.registry = ModelRegistry(home / REGISTRY_DIR)
-        self.gate = PromotionGate(config.gate_metric, config.gate_tolerance)
+        self.erasures = ErasureLog(home)
+        self.gate = config.gate()
         self._cc = ChampionChallenger(FineTune(), self.registry, self.gate)
+        self._erase_lock = threading.RLock()
         self._ingest_lock = threading.Lock()
         self._model_lock = threading.RLock()
         self._swap_lock = threading.RLock()  # one model swap at a time
@@ -244,7 +343,8 @@ class RecommenderService:
         self._thread: threading.Thread | None = None
         self._item_queue: list[pd.DataFrame] = []
         self._fresh: list[str] = []  # catalogue upserts, newest last
-        self._snapshot: tuple[Recommender, int] | None = None
+        self._snapshot: tuple[Recommender, int] | None = None  # (trainer copy, its seq)
+        self._scrubbed = self._read_scrubbed()  # version -> erasure generation checked
         self._learned_since = 0
         self._refreshed_at = time.monotonic()
         self._challenged_at = time.monotonic()  # the first challenger waits too
@@ -256,7 +356,10 @@ class RecommenderService:
             "challengers": 0,
             "promotions": 0,
             "learner_errors": 0,
+            "challengers_dropped": 0,
+            "versions_scrubbed": 0,
         }
+        self.event_types: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -304,7 +407,9 @@ class RecommenderService:
         config.validate()
         if home.exists() and not home.is_dir():
             raise ParameterError("home", str(home), "a folder (or a path to create one at)")
-        home.mkdir(parents=True, exist_ok=True)
+        if not home.exists():
+            home.mkdir(parents=True)
+            os.chmod(home, 0o700)  # events, keys and erasures: the owner's only
         service = cls(home, config)
         try:
             if service.registry.champion() is None:
@@ -315,13 +420,20 @@ class RecommenderService:
                     )
                 service._first_start(data)
             service._load_champion()
+            service.event_types = frozenset(
+                config.event_types
+                if config.event_types is not None
+                else (*STANDARD_EVENT_TYPES, *service.store.event_types())
+            )
         except BaseException:
             service.store.close()
             raise
         # Saved once the start worked: a failed first start leaves no settings behind
         # that would shadow the next attempt's.
         tmp = saved.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(config), indent=2, sort_keys=True))
         os.replace(tmp, saved)
         if config.background:
             service.start_learner()
@@ -465,6 +577,17 @@ class RecommenderService:
                 value=len(event_ids),
                 expected=f"{n} (one per event, None for no key)",
             )
+        types = cols["event_type"]
+        if self.event_types:
+            bad = [j for j, t in enumerate(types) if t not in self.event_types]
+            if bad:
+                raise DataError(
+                    "unknown event type",
+                    column="event_type",
+                    value=f"{types[bad[0]]!r} in event {bad[0]} (0-based position)",
+                    expected=f"one of {sorted(self.event_types)} (the service setting "
+                    "event_types lists the accepted types)",
+                )
         frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
         with self._ingest_lock:
             before = self.store.last_seq
@@ -497,12 +620,14 @@ class RecommenderService:
         exclude_seen: bool = True,
         category: str | None = None,
         explain: bool = False,
+        details: bool = False,
     ) -> dict[str, Any]:
         """Top-``k`` items for a user; a user the model does not know gets cold-start
         items (popular ones interleaved with the newest catalogue entries).
 
         Returns a dict: ``user_id``, ``model_version``, ``cold_start`` (bool) and
-        ``items`` (a list of ``{"item_id", "score"}``, with ``"reason"`` when ``explain``).
+        ``items`` (a list of ``{"item_id", "score"}``, with ``"reason"`` when ``explain``
+        and ``"title"``, ``"categories"`` from the catalogue when ``details``).
 
         Raises
         ------
@@ -565,6 +690,8 @@ class RecommenderService:
                 reasons = self._explain(live, history, ids)
             for item, reason in zip(items, reasons, strict=True):
                 item["reason"] = reason
+        if details:
+            self._add_details(items)
         return {
             "user_id": str(user_id),
             "model_version": live.version,
@@ -624,8 +751,30 @@ class RecommenderService:
             f"similar to {past[b]} (cosine {sims[j, b]:.2f})" for j, b in enumerate(best.tolist())
         ]
 
-    def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
-        """The ``k`` items closest to an item.
+    def _add_details(self, items: list[dict[str, Any]]) -> None:
+        """Each answer item's title and categories from the catalogue (``None`` and
+        ``[]`` for an item without a catalogue entry)."""
+        found = self.store.item_details([i["item_id"] for i in items])
+        for item in items:
+            title, cats = found.get(item["item_id"], (None, []))
+            item["title"], item["categories"] = title, list(cats)
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """A catalogue entry: ``item_id``, ``title``, ``categories``, ``attributes``.
+
+        Raises
+        ------
+        UnknownIdError
+            The catalogue has no such item.
+        """
+        found = self.store.item(str(item_id))
+        if found is None:
+            raise UnknownIdError("item", [str(item_id)], hint="the catalogue has no such item")
+        return found
+
+    def similar(self, item_id: str, k: int = 10, details: bool = False) -> dict[str, Any]:
+        """The ``k`` items closest to an item (with titles and categories when
+        ``details``).
 
         Raises
         ------
@@ -641,48 +790,89 @@ class RecommenderService:
             with self._model_lock:
                 ids, scores = live.model.similar_items(str(item_id), k=int(k))
         ids, scores = _trim(ids, scores)
-        return {
-            "item_id": str(item_id),
-            "model_version": live.version,
-            "items": [
-                {"item_id": str(i), "score": float(s)} for i, s in zip(ids, scores, strict=True)
-            ],
-        }
+        items = [{"item_id": str(i), "score": float(s)} for i, s in zip(ids, scores, strict=True)]
+        if details:
+            self._add_details(items)
+        return {"item_id": str(item_id), "model_version": live.version, "items": items}
 
     # ---------------------------------------------------------------- catalogue
     def upsert_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        """Add or update one catalogue item; a new item is recommendable at once through
-        its content vector. Returns ``{"item_id", "created"}``.
+        """Add or update one catalogue item (see :meth:`upsert_items`). Returns
+        ``{"item_id", "created"}``."""
+        out = self.upsert_items([item])
+        return {"item_id": str(item.get("item_id")), "created": bool(out["n_created"])}
+
+    def upsert_items(self, items: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Add or update catalogue items, all or nothing; a new item is recommendable at
+        once through its content vector (the batch's vectors are computed together).
+
+        Returns ``{"n_received", "n_created", "n_updated"}``.
 
         Raises
         ------
         DataError
-            A field of the wrong type.
+            A field of the wrong type (the message names the item's position), an item
+            id given twice, or more than ``max_batch`` items.
         """
-        frame = _item_frame(item)
+        if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
+            raise DataError(
+                "items must be a non-empty list",
+                column="items",
+                value=type(items).__name__,
+                expected="a list of dicts with item_id, title, categories, attributes",
+            )
+        if len(items) > self.config.max_batch:
+            raise DataError(
+                "too many items in one batch",
+                column="items",
+                value=len(items),
+                expected=f"at most {self.config.max_batch} items per request",
+            )
+        frames = []
+        for j, item in enumerate(items):
+            try:
+                frames.append(_item_frame(item))
+            except DataError as exc:
+                raise DataError(
+                    f"{exc.problem} in item {j} (0-based position)",
+                    column=exc.column,
+                    value=exc.value,
+                    expected=exc.expected,
+                ) from None
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        ids = [str(i) for i in frame["item_id"]]
+        if len(set(ids)) < len(ids):
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))
+            raise DataError(
+                "an item id is given twice in one batch",
+                column="item_id",
+                value=dup,
+                expected="each item once per batch",
+            )
         with self._ingest_lock:
-            n_new, _ = self.store.upsert_items(frame)
+            n_new, n_updated = self.store.upsert_items(frame)
             live = self._live
             with self._model_lock:
                 live.model.add_items(frame)
                 _discard_online_material(live.model)
                 if live.index is not None:
-                    live.index.upsert(*live.model.item_vectors([frame["item_id"].iloc[0]]))
-                live.item_set.add(str(frame["item_id"].iloc[0]))
-                changed = _recategorise(
-                    live.categories, frame["item_id"].iloc[0], frame["categories"].iloc[0]
-                )
-                for c in changed:
-                    live.masks.pop(c, None)
+                    live.index.upsert(*live.model.item_vectors(ids))
+                live.item_set.update(ids)
+                for item_id, cats in zip(ids, frame["categories"], strict=True):
+                    for c in _recategorise(live.categories, item_id, cats):
+                        live.masks.pop(c, None)
             self._item_queue.append(frame)
-            self._fresh.append(str(frame["item_id"].iloc[0]))
+            self._fresh.extend(ids)
             self._fresh = self._fresh[-1000:]
-        return {"item_id": str(frame["item_id"].iloc[0]), "created": bool(n_new)}
+        return {"n_received": len(ids), "n_created": int(n_new), "n_updated": int(n_updated)}
 
     # ----------------------------------------------------------------- deletion
     def delete_user(self, user_id: str) -> dict[str, Any]:
         """Erase a user's events from the store and their state from the live model and
-        the trainer. Returns ``{"user_id", "events_erased", "state_erased"}``.
+        the trainer, and log the erasure so that no model served or saved after this call
+        returns holds them (see "Erasure is final" in the module docstring). Returns
+        ``{"user_id", "events_erased", "state_erased"}``.
 
         Raises
         ------
@@ -690,22 +880,16 @@ class RecommenderService:
             The service has neither events nor state of this user.
         """
         uid = str(user_id)
-        with self._ingest_lock:
+        with self._erase_lock, self._learner.lock, self._ingest_lock:
             n = self.store.delete_user(uid)
-            # Registered versions learned before now may hold the user's sequence: a
-            # later load forgets the user again (see _load_version).
-            with open(self.home / ERASURES_FILE, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"user_id": uid, "seq": int(self.store.last_seq) + 1}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            # Every event of the user is below this position now; registered versions
+            # that learned less forget the user when loaded (and are rewritten).
+            self.erasures.record(uid, int(self.store.last_seq) + 1)
             live = self._live
             with self._model_lock:
                 erased = _forget(live.model, uid)
                 live.forget_vectors([uid])
-        with self._learner.lock:
-            _forget(self._trainer, uid)
-            if self._snapshot is not None:
-                _forget(self._snapshot[0], uid)
+            erased = _forget(self._trainer, uid) or erased
         if n == 0 and not erased:
             raise UnknownIdError("user", [uid], hint="no events or state of this user")
         return {"user_id": uid, "events_erased": int(n), "state_erased": bool(erased)}
@@ -720,19 +904,34 @@ class RecommenderService:
         }
 
     def promote(self, version: Any, reason: str = "promoted through the API") -> dict[str, Any]:
-        """Make a registered version the champion and serve it."""
-        info = self.registry.promote(version, reason=reason)
-        self._serve_registry_champion()
+        """Make a registered version the champion and serve it.
+
+        Raises
+        ------
+        UnknownIdError
+            No such version (the message names the versions there are, not where).
+        """
+        with self._erase_lock:
+            try:
+                info = self.registry.promote(version, reason=reason)
+            except UnknownIdError:
+                ids = [v.version for v in self.registry.versions()]
+                span = f"{ids[0]}..{ids[-1]}" if ids else "none"
+                raise UnknownIdError(
+                    "version", [str(version)], hint=f"the registry holds versions {span}"
+                ) from None
+            self._serve_registry_champion()
         return info.to_dict()
 
     def rollback(self, reason: str = "rolled back through the API") -> dict[str, Any]:
         """Go back to the previous champion and serve it."""
-        info = self.registry.rollback(reason=reason)
-        self._serve_registry_champion()
+        with self._erase_lock:
+            info = self.registry.rollback(reason=reason)
+            self._serve_registry_champion()
         return info.to_dict()
 
     def _serve_registry_champion(self) -> None:
-        with self._swap_lock:
+        with self._erase_lock, self._swap_lock:
             version = self.registry.champion()
             if version == self._live.version:
                 return
@@ -744,23 +943,58 @@ class RecommenderService:
         users erased after that position (they come back only through newer events)."""
         model = self.registry.load(version)
         seq = int(self.registry.info(version).data.get("last_seq", 0))
-        erased = [e["user_id"] for e in self._erasures() if e["seq"] > seq]
-        if erased:
-            for uid in erased:
-                _forget(model, uid)
+        for uid in self.erasures.erased_among(_live_ids(model.user_ids_), seq):
+            _forget(model, uid)
         return model, seq
 
-    def _erasures(self) -> list[dict[str, Any]]:
-        path = self.home / ERASURES_FILE
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash: its deletion was not acknowledged
-        return out
+    def _read_scrubbed(self) -> dict[str, int]:
+        path = self.home / SCRUBBED_FILE
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+    def _scrub_registry(self, checks: int = 50) -> bool:
+        """Check registered versions against the erasures logged since each was last
+        checked (reading only their saved user ids), and rewrite at most one that holds
+        a user erased after the store position it learned. The learner calls this every
+        round until every version is checked against every erasure. Returns whether there
+        was work."""
+        if self.erasures.generation == 0:
+            return False
+        with self._erase_lock, self._timed("scrub"):
+            generation = self.erasures.generation
+            todo = [
+                v for v in self.registry.versions() if self._scrubbed.get(v.version, 0) < generation
+            ]
+            if not todo:
+                return False
+            for info in todo[:checks]:
+                seq = int(info.data.get("last_seq", 0))
+                saved = self.registry.saved_user_ids(info.version)
+                erased = self.erasures.erased_among(saved, seq)
+                if erased:
+                    model = self.registry.load(info.version)
+                    for uid in erased:
+                        _forget(model, uid)
+                    self.registry.rewrite(
+                        info.version, model, reason=f"erased {len(erased)} user(s) on request"
+                    )
+                    self.counters["versions_scrubbed"] += 1
+                    log.info(
+                        "version %s rewritten without %d erased user(s)", info.version, len(erased)
+                    )
+                self._scrubbed[info.version] = generation
+                if erased:
+                    break  # one rewrite per round: the learner has other work too
+            path = self.home / SCRUBBED_FILE
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self._scrubbed, fh)
+            os.replace(tmp, path)
+        return True
 
     # ---------------------------------------------------------- the learner
     def start_learner(self) -> None:
@@ -800,12 +1034,21 @@ class RecommenderService:
                 for frame in queued:
                     self._trainer.add_items(frame)
             busy = True
+        generation = self.erasures.generation  # before the read: see the filter below
         with self._timed("read"):
             batch = self.store.read(after_seq=self._trainer_seq, limit=max_events)
         if len(batch):
-            with self._timed("observe"):
-                learner.observe(batch[list(EVENT_COLUMNS)])
-            self._trainer_seq = int(batch["seq"].iloc[-1])
+            with self._timed("observe"), learner.lock:
+                # A user erased since the read began was already forgotten by the trainer
+                # (under this lock): their events in this batch must not bring them back.
+                erased = self.erasures.since(generation)
+                learn = batch
+                if erased:
+                    gone = self.erasures.erased_rows(batch["user_id"], batch["seq"], erased)
+                    learn = batch[~np.asarray(gone, dtype=bool)]
+                if len(learn):
+                    learner.observe(learn[list(EVENT_COLUMNS)])
+                self._trainer_seq = int(batch["seq"].iloc[-1])
             self._learned_since += len(batch)
             busy = True
         with self._timed("train"):
@@ -815,7 +1058,8 @@ class RecommenderService:
             challenged = self._challenge()
         with self._timed("index"):
             compacted = self._compact_index()
-        return challenged or compacted or self._refresh() or busy
+        scrubbed = self._scrub_registry()
+        return challenged or compacted or scrubbed or self._refresh() or busy
 
     @contextlib.contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -871,8 +1115,8 @@ class RecommenderService:
             self._learned_since = 0
             return True
         challenger, seq = self._snapshot
-        holdout = self.store.read(after_seq=seq, limit=cfg.holdout_events)
-        if len(holdout) < cfg.holdout_events:
+        holdout = self._holdout(seq)
+        if holdout is None:
             return False
         start = max(0, seq - cfg.history_events)
         history = self.store.read(after_seq=start, limit=seq - start)
@@ -880,34 +1124,92 @@ class RecommenderService:
         with self._swap_lock:
             return self._judge(challenger, seq, holdout, history)
 
+    def _holdout(self, seq: int) -> pd.DataFrame | None:
+        """The held-out slice after ``seq`` the gate can decide on: the first
+        ``holdout_events`` events, grown until they hold ``gate_min_users`` distinct
+        users and ``gate_min_items`` distinct items; ``None`` while the store has not
+        got there yet. At ``holdout_max_events`` without enough of either the snapshot
+        is dropped (a burst of events on a few items or from a few users is no ground to
+        judge on)."""
+        cfg = self.config
+        holdout = self.store.read(after_seq=seq, limit=cfg.holdout_max_events)
+        if len(holdout) < cfg.holdout_events:
+            return None
+        users = ~holdout["user_id"].duplicated().to_numpy()
+        items = ~holdout["item_id"].duplicated().to_numpy()
+        n_users, n_items = np.cumsum(users), np.cumsum(items)
+        enough = (
+            (np.arange(1, len(holdout) + 1) >= cfg.holdout_events)
+            & (n_users >= cfg.gate_min_users)
+            & (n_items >= cfg.gate_min_items)
+        )
+        if enough.any():
+            return holdout.iloc[: int(np.argmax(enough)) + 1]
+        if len(holdout) >= cfg.holdout_max_events:
+            log.warning(
+                "challenger dropped unjudged: %d held-out events hold %d users and %d items "
+                "(the gate needs %d and %d)",
+                len(holdout),
+                int(n_users[-1]),
+                int(n_items[-1]),
+                cfg.gate_min_users,
+                cfg.gate_min_items,
+            )
+            self._snapshot = None
+            self._challenged_at = time.monotonic()
+            self.counters["challengers_dropped"] += 1
+        return None
+
     def _judge(
-        self, challenger: Recommender, seq: int, holdout: pd.DataFrame, history: pd.DataFrame
+        self,
+        challenger: Recommender,
+        seq: int,
+        holdout: pd.DataFrame,
+        history: pd.DataFrame,
     ) -> bool:
         ev = pd.concat([history, holdout], ignore_index=True)
         ts = ev["timestamp"]
         self._cc.champion_, self._cc.champion_version_ = self._live.model, self._live.version
-        record = self._cc.consider(
-            challenger,
-            holdout[list(EVENT_COLUMNS)],
-            history[list(EVENT_COLUMNS)],
-            parent=self._line_version,
-            window=(int(ts.min()), int(ts.max())) if len(ts) else None,
-            data={"last_seq": int(seq), "n_holdout": len(holdout)},
-            tags={"source": "online learner"},
-        )
-        self._snapshot = None
-        self._challenged_at = time.monotonic()
-        self._line_version = record["version"]
-        self.counters["challengers"] += 1
-        if record["promoted"]:
-            self._install(challenger, record["version"], seq)
-            self.counters["promotions"] += 1
-        else:
-            # the champion object must not be the one the gate just saw replaced
-            self._cc.champion_, self._cc.champion_version_ = (
-                self._live.model,
-                self._live.version,
+        held = contextlib.ExitStack()
+
+        def scrub(model: Recommender) -> None:
+            # From here until the model is registered and (if promoted) live, no erasure
+            # can happen; users erased after the position it learned are removed now
+            # (erased after the snapshot was taken; the trainer forgot earlier ones).
+            held.enter_context(self._erase_lock)
+            for uid in self.erasures.erased_among(_live_ids(model.user_ids_), seq):
+                _forget(model, uid)
+
+        with held:
+            record = self._cc.consider(
+                challenger,
+                holdout[list(EVENT_COLUMNS)],
+                history[list(EVENT_COLUMNS)],
+                parent=self._line_version,
+                window=(int(ts.min()), int(ts.max())) if len(ts) else None,
+                data={
+                    "last_seq": int(seq),
+                    "n_holdout": len(holdout),
+                    "erasure_generation": int(self.erasures.generation),
+                },
+                tags={"source": "online learner"},
+                prepare=scrub,
             )
+            self._snapshot = None
+            self._challenged_at = time.monotonic()
+            self._line_version = record["version"]
+            self.counters["challengers"] += 1
+            # Registered after every erasure so far: nothing for the scrubber to check.
+            self._scrubbed[record["version"]] = self.erasures.generation
+            if record["promoted"]:
+                self._install(challenger, record["version"], seq)
+                self.counters["promotions"] += 1
+            else:
+                # the champion object must not be the one the gate just saw replaced
+                self._cc.champion_, self._cc.champion_version_ = (
+                    self._live.model,
+                    self._live.version,
+                )
         log.info("challenger %s: %s", record["version"], record["reason"])
         return True
 
@@ -943,6 +1245,9 @@ class RecommenderService:
                 k: {"last": round(v[0], 4), "max": round(v[1], 4)} for k, v in self.timings.items()
             },
             "uptime_seconds": round(time.time() - self.started_at, 3),
+            "event_types": sorted(self.event_types),
+            "erasures": int(self.erasures.generation),
+            "counters": {k: int(v) for k, v in self.counters.items()},
             "config": asdict(self.config),
         }
 
@@ -965,6 +1270,11 @@ def _discard_online_material(model: Recommender) -> None:
     """The live model observes for its state only; it never trains."""
     if getattr(model, "n_online_pending", 0):
         model.online_step(0)
+
+
+def _live_ids(ids: Sequence[Any]) -> list[str]:
+    """The ids of a model's vocabulary that name a user or item (not a free row)."""
+    return [i for i in ids if isinstance(i, str)]
 
 
 def _forget(model: Recommender, user_id: str) -> bool:

@@ -60,7 +60,14 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import DataError, NotFittedError, ParameterError
-from lifelongrec.data import DEFAULT_EVENT_TYPE, EVENT_COLUMNS, Dataset
+from lifelongrec.data import (
+    DEFAULT_EVENT_TYPE,
+    EVENT_COLUMNS,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
+    TIMESTAMP_RANGE,
+    Dataset,
+)
 from lifelongrec.models import Recommender
 
 __all__ = ["OnlineLearner", "OnlineStats", "online_events"]
@@ -93,12 +100,26 @@ def _id(value: Any, name: str, i: int) -> str:
 
 def _timestamp(value: Any, i: int) -> int:
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
-        return int(value)
+        if TIMESTAMP_MIN <= int(value) <= TIMESTAMP_MAX:
+            return int(value)
+        raise _out_of_range(value, i)
     raise DataError(
         "timestamp is not an integer",
         column="timestamp",
         value=f"{value!r} in {_where(i)}",
         expected="integer UTC epoch seconds",
+    )
+
+
+def _out_of_range(value: Any, i: int) -> DataError:
+    hint = ""
+    if isinstance(value, (numbers.Integral, np.integer)) and value > TIMESTAMP_MAX:
+        hint = " (milliseconds or finer? send seconds)"
+    return DataError(
+        f"timestamp out of range{hint}",
+        column="timestamp",
+        value=f"{value!r} in {_where(i)}",
+        expected=TIMESTAMP_RANGE,
     )
 
 
@@ -201,7 +222,15 @@ def _from_frame(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         raw = ts.to_numpy(dtype=object)
         for i, v in enumerate(raw):
             _timestamp(v, i)
-    out["timestamp"] = ts.to_numpy().astype(np.int64)
+    values = ts.to_numpy()
+    if ts.dtype.kind == "u":
+        bad = values > TIMESTAMP_MAX
+    else:
+        bad = (values < TIMESTAMP_MIN) | (values > TIMESTAMP_MAX)
+    if len(values) and bad.any():
+        i = _first_bad(bad)
+        raise _out_of_range(values[i], i)
+    out["timestamp"] = values.astype(np.int64)
     if "event_type" in frame.columns:
         et = frame["event_type"]
         null = et.isna().to_numpy()

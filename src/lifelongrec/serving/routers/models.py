@@ -7,11 +7,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from lifelongrec.serving._deps import ServiceDep, require_read, require_write
+from lifelongrec.serving._schemas import error_responses
 
 router = APIRouter(prefix="/models", tags=["models"])
 
+Version = Annotated[
+    str,
+    Path(
+        pattern=r"^(v[0-9]{6}|[0-9]{1,6})$",
+        description="A version id like v000003, or its number",
+        examples=["v000001"],
+    ),
+]
 
-@router.get("", dependencies=[require_read], summary="Versions, champion and live version")
+
+@router.get(
+    "",
+    dependencies=[require_read],
+    summary="Versions, champion and live version",
+    responses=error_responses(401, 403),
+)
 def list_models(service: ServiceDep) -> dict[str, Any]:
     return service.models()
 
@@ -20,7 +35,7 @@ def list_models(service: ServiceDep) -> dict[str, Any]:
     "/rollback",
     dependencies=[require_write],
     summary="Serve the previous champion again",
-    responses={409: {"description": "Nothing to roll back to"}},
+    responses=error_responses(401, 403, 409),
 )
 def rollback(service: ServiceDep) -> dict[str, Any]:
     return service.rollback()
@@ -30,9 +45,7 @@ def rollback(service: ServiceDep) -> dict[str, Any]:
     "/{version}/promote",
     dependencies=[require_write],
     summary="Make a version the champion and serve it",
-    responses={404: {"description": "Unknown version"}},
+    responses=error_responses(401, 403, 404, 409, 422),
 )
-def promote(
-    version: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep
-) -> dict[str, Any]:
+def promote(version: Version, service: ServiceDep) -> dict[str, Any]:
     return service.promote(version)
