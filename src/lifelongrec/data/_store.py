@@ -455,6 +455,41 @@ class EventStore:
         rows.reverse()
         return _events_frame(rows)
 
+    def recent_events(self, user_ids: Sequence[str], limit: int) -> pd.DataFrame:
+        """The most recent ``limit`` events of each of ``user_ids`` (one query per 900
+        users), in time order per user (ties by ``seq``), users in the order given;
+        columns as :meth:`read` gives. Users without events contribute nothing.
+
+        Raises
+        ------
+        ParameterError
+            ``limit`` is not an integer >= 1.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ParameterError("limit", limit, "an integer >= 1")
+        ids = list(dict.fromkeys(str(u) for u in user_ids))
+        rows: list[tuple] = []
+        with self._reading() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                part = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(part))
+                sql = (
+                    "SELECT user_id, item_id, timestamp, event_type, value, seq FROM ("
+                    "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY timestamp "
+                    f"DESC, seq DESC) AS rn FROM events WHERE user_id IN ({marks})"
+                    ") WHERE rn <= ?"
+                )
+                rows.extend(conn.execute(sql, (*part, int(limit))).fetchall())
+        order = {u: j for j, u in enumerate(ids)}
+        rows.sort(key=lambda r: (order[r[0]], r[2], r[5]))
+        return _events_frame(rows)
+
+    def user_last_seqs(self) -> dict[str, int]:
+        """Every stored user's newest ``seq`` (how recently each was active)."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT user_id, MAX(seq) FROM events GROUP BY user_id").fetchall()
+        return {u: int(s) for u, s in rows}
+
     def delete_user(self, user_id: str) -> int:
         """Erase every event of ``user_id`` (and their event ids); return how many.
 

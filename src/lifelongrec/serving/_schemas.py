@@ -9,6 +9,7 @@ field (see :class:`ErrorOut`).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,7 +18,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
+    WithJsonSchema,
 )
 
 from lifelongrec.data import TIMESTAMP_MAX, TIMESTAMP_MIN
@@ -154,7 +157,40 @@ class Similar(BaseModel):
     items: list[Recommendation]
 
 
-AttributeValue = Annotated[Text, Field(max_length=10_000)] | bool | int | Finite | None
+def _scalar(value: Any) -> Any:
+    """An attribute value: text (valid Unicode, at most 10,000 characters), a finite
+    number, true/false or null."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("an attribute value must be a finite number, not NaN or infinity")
+        return value
+    if isinstance(value, str):
+        if len(value) > 10_000:
+            raise ValueError("an attribute text must be at most 10,000 characters")
+        return _utf8(value)
+    raise ValueError(
+        f"an attribute value must be text, a number, true/false or null, not {type(value).__name__}"
+    )
+
+
+AttributeValue = Annotated[
+    Any,
+    PlainValidator(_scalar),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 10_000},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 class ItemIn(BaseModel):

@@ -67,6 +67,7 @@ the live model's state updates, so a model swap can catch up exactly); ``_model_
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -189,6 +190,16 @@ class ServiceConfig:
         (so the types of the first data are in).
     max_batch
         Most events (or catalogue items) in one ``ingest`` (``upsert_items``) call.
+    max_users
+        The most users whose state (recent events, seen items, cached vector) the
+        service keeps in memory (0: no cap). Above it the least recently active tenth is
+        evicted from the live model and the trainer; their events stay in the store,
+        and a user who comes back (an event or a recommendation request) is restored
+        from their ``rehydrate_events`` most recent stored events. This is what bounds
+        memory under a flood of new user ids (docs/benchmarks.md, "Memory under a flood
+        of new users").
+    rehydrate_events
+        How many of a returning user's most recent stored events restore their state.
     background
         Run the background learner thread (``False``: call :meth:`RecommenderService.
         learn_step` yourself, e.g. in tests).
@@ -216,6 +227,8 @@ class ServiceConfig:
     gate_min_items: int = 20
     event_types: list[str] | None = None
     max_batch: int = 10_000
+    max_users: int = 100_000
+    rehydrate_events: int = 200
     background: bool = True
 
     def validate(self) -> ServiceConfig:
@@ -234,6 +247,8 @@ class ServiceConfig:
             "gate_min_users": 1,
             "gate_min_items": 1,
             "max_batch": 1,
+            "max_users": 0,
+            "rehydrate_events": 1,
         }
         for name, low in ints.items():
             v = getattr(self, name)
@@ -299,15 +314,17 @@ class _Live:
     item_set: set[str]  # the live items (cold start filters "new" items by it)
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # category -> index mask
     # User vectors computed by requests, dropped when the user's state changes (an
-    # event, an erasure); ``generation`` tells a request whose encoder pass raced with
-    # such a change not to keep its (stale) vector. Only touched under the model lock.
+    # event, an erasure, an eviction). ``encoding`` holds a token per user whose vector
+    # a request is computing outside the lock; a state change drops the token, which
+    # tells that request not to keep its (stale) vector. Both stay as small as the users
+    # in memory and the requests in flight. Only touched under the model lock.
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    generation: dict[str, int] = field(default_factory=dict)
+    encoding: dict[str, object] = field(default_factory=dict)
 
     def forget_vectors(self, users: Sequence[str]) -> None:
         for u in users:
             self.vectors.pop(u, None)
-            self.generation[u] = self.generation.get(u, 0) + 1
+            self.encoding.pop(u, None)
 
 
 def _has_vectors(model: Recommender) -> bool:
@@ -342,6 +359,9 @@ class RecommenderService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._item_queue: list[pd.DataFrame] = []
+        # Users in the live model's memory, least recently active first (max_users).
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._evicted: list[str] = []  # evicted from the live model, not yet the trainer
         self._fresh: list[str] = []  # catalogue upserts, newest last
         self._snapshot: tuple[Recommender, int] | None = None  # (trainer copy, its seq)
         self._scrubbed = self._read_scrubbed()  # version -> erasure generation checked
@@ -358,6 +378,8 @@ class RecommenderService:
             "learner_errors": 0,
             "challengers_dropped": 0,
             "versions_scrubbed": 0,
+            "users_evicted": 0,
+            "users_restored": 0,
         }
         self.event_types: frozenset[str] = frozenset()
 
@@ -473,6 +495,13 @@ class RecommenderService:
         version = self.registry.champion()
         model, seq = self._load_version(version)
         items = self._install(model, version, seq)
+        last = self.store.user_last_seqs()
+        users = _live_ids(self._live.model.user_ids_)
+        users.sort(key=lambda u: last.get(u, -1))
+        with self._ingest_lock:
+            self._recent = collections.OrderedDict.fromkeys(users)
+            self._evict()
+            self._evicted = []  # the trainer is copied from the live model below
         # The trainer: a copy that learns every stored event (the learner thread).
         self._trainer = copy.deepcopy(self._live.model)
         self._learner = OnlineLearner(
@@ -530,6 +559,17 @@ class RecommenderService:
                 if index is not None and added:
                     index.upsert(*model.item_vectors(added))
             _discard_online_material(model)
+            if self._recent:
+                # Users in memory follow the live model's: the ones it had evicted stay
+                # out (they come back from the store when active again).
+                recent = self._recent
+                users = _live_ids(model.user_ids_)
+                evicted = [u for u in users if u not in recent]
+                if evicted:
+                    model.forget_users(evicted)
+                held = set(users)
+                for u in [u for u in recent if u not in held]:
+                    del recent[u]
             popular = _popularity(model, _POPULAR)
             live_items = {i for i in model.item_ids_ if isinstance(i, str)}
             with self._model_lock:
@@ -599,10 +639,25 @@ class RecommenderService:
                 new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
                 written = frame[new]
                 live = self._live
+                users = written["user_id"].unique().tolist()
+                rows = live.model.user_rows(users)
+                absent = [u for u, r in zip(users, rows, strict=True) if r < 0]
+                if absent:
+                    # Users the live model does not hold (new, or evicted): their recent
+                    # stored events, which include these, restore them.
+                    mine = written["user_id"].isin(set(absent)).to_numpy()
+                    past = self.store.recent_events(absent, self.config.rehydrate_events)
+                    had = past["user_id"].value_counts()
+                    now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
+                    self.counters["users_restored"] += int((had > now.fillna(0)).sum())
+                    written = pd.concat(
+                        [written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True
+                    )
                 with self._model_lock:
                     live.model.observe(written)
                     _discard_online_material(live.model)
-                    live.forget_vectors(written["user_id"].unique().tolist())
+                    live.forget_vectors(users)
+                self._touch(users)
         self.counters["events_ingested"] += result.n_written
         self.counters["events_duplicate"] += result.n_duplicates
         return {
@@ -611,6 +666,53 @@ class RecommenderService:
             "n_duplicates": int(result.n_duplicates),
             "last_seq": int(result.last_seq),
         }
+
+    def _touch(self, users: Sequence[str]) -> None:
+        """Mark users as just active and evict the least recently active when the live
+        model holds more than ``max_users`` (the ingestion lock is held)."""
+        recent = self._recent
+        for u in users:
+            recent[u] = None
+            recent.move_to_end(u)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Evict the least recently active users down to 90 % of ``max_users`` from the
+        live model (their events stay in the store); the trainer follows in the learner
+        thread. The ingestion lock is held."""
+        cap = self.config.max_users
+        if not cap or len(self._recent) <= cap:
+            return
+        n = len(self._recent) - int(cap * 0.9)
+        old = [self._recent.popitem(last=False)[0] for _ in range(n)]
+        live = self._live
+        with self._model_lock:
+            live.model.forget_users(old)
+            live.forget_vectors(old)
+        self._evicted.extend(old)
+        self.counters["users_evicted"] += len(old)
+        log.info("evicted %d least recently active users from memory (max_users=%d)", n, cap)
+
+    def _restore(self, user_id: str) -> bool:
+        """Bring a user the live model does not hold back from their stored events (after
+        an eviction); whether there were any."""
+        past = self.store.recent_events([user_id], self.config.rehydrate_events)
+        if not len(past):
+            return False
+        with self._ingest_lock:
+            live = self._live
+            if live.model.user_rows([user_id])[0] >= 0:
+                return True  # an event or another request restored them meanwhile
+            past = self.store.recent_events([user_id], self.config.rehydrate_events)
+            if not len(past):
+                return False  # erased meanwhile
+            with self._model_lock:
+                live.model.observe(past[list(EVENT_COLUMNS)])
+                _discard_online_material(live.model)
+                live.forget_vectors([user_id])
+            self.counters["users_restored"] += 1
+            self._touch([user_id])
+        return True
 
     # ---------------------------------------------------------- recommendations
     def recommend(
@@ -646,7 +748,10 @@ class RecommenderService:
                 raise UnknownIdError(
                     "category", [category], hint="no item of the catalogue has this category"
                 )
-        model, uid = live.model, str(user_id)
+        uid = str(user_id)
+        if live.model.user_rows([uid])[0] < 0 and self._restore(uid):
+            live = self._live
+        model = live.model
         state = vector = None
         with self._model_lock:  # a copy of the user's state; the encoder runs unlocked
             row = int(model.user_rows([uid])[0])
@@ -656,12 +761,16 @@ class RecommenderService:
                 vector = live.vectors.get(uid)
                 if vector is None:
                     state = model.user_state([uid])
-                    generation = live.generation.get(uid, 0)
+                    token = live.encoding[uid] = object()
         if state is not None:
-            vector = model.encode_state(state)[0]
-            with self._model_lock:
-                if live.generation.get(uid, 0) == generation:
-                    live.vectors[uid] = vector
+            try:
+                vector = model.encode_state(state)[0]
+            finally:
+                with self._model_lock:
+                    if live.encoding.get(uid) is token:
+                        del live.encoding[uid]
+                        if vector is not None:
+                            live.vectors[uid] = vector
         if not known:
             ids, scores, reasons = self._cold_start(live, int(k), allowed)
         elif live.index is not None:
@@ -890,6 +999,7 @@ class RecommenderService:
                 erased = _forget(live.model, uid)
                 live.forget_vectors([uid])
             erased = _forget(self._trainer, uid) or erased
+            self._recent.pop(uid, None)
         if n == 0 and not erased:
             raise UnknownIdError("user", [uid], hint="no events or state of this user")
         return {"user_id": uid, "events_erased": int(n), "state_erased": bool(erased)}
@@ -1051,6 +1161,12 @@ class RecommenderService:
                 self._trainer_seq = int(batch["seq"].iloc[-1])
             self._learned_since += len(batch)
             busy = True
+        if self._evicted:
+            with self._ingest_lock:
+                evicted = [u for u in self._evicted if u not in self._recent]
+                self._evicted = []
+            with learner.lock:
+                self._trainer.forget_users(evicted)
         with self._timed("train"):
             if learner.train_pending():
                 busy = True
