@@ -641,3 +641,39 @@ def test_every_acknowledged_event_survives_kill_9(path):
 def test_docstring_example_runs():
     result = doctest.testmod(store_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 1 and result.failed == 0
+
+
+# ------------------------------------------------------- service helpers
+def test_recent_events_per_user_in_time_order(store):
+    store.append(
+        make_events(
+            ["a", "b", "a", "a", "b", "c"],
+            ["x", "y", "z", "w", "x", "q"],
+            [5, 1, 3, 9, 2, 4],
+            event_type="view",
+        )
+    )
+    got = store.recent_events(["b", "a", "nobody"], limit=2)
+    assert got["user_id"].tolist() == ["b", "b", "a", "a"]
+    assert got["item_id"].tolist() == ["y", "x", "x", "w"]  # a's two newest: t=5, t=9
+    assert got["timestamp"].tolist() == [1, 2, 5, 9]
+    assert len(store.recent_events([], limit=3)) == 0
+    assert store.recent_events(["a"], limit=10)["item_id"].tolist() == ["z", "x", "w"]
+    many = [f"u{j}" for j in range(2000)]  # more than one query's worth of ids
+    assert len(store.recent_events(many + ["c"], limit=1)) == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ParameterError, match="limit"):
+            store.recent_events(["a"], limit=bad)
+    assert store.user_last_seqs() == {"a": 4, "b": 5, "c": 6}
+    assert store.event_types() == ["view"]
+
+
+def test_item_details_by_id(store):
+    store.upsert_items(make_items(["a", "b"], ["Alpha", None], [["x", "y"], []], [{}, {}]))
+    assert store.item_details(["b", "zz", "a"]) == {"a": ("Alpha", ["x", "y"]), "b": (None, [])}
+    assert store.item_details([]) == {}
+
+
+def test_a_new_store_file_is_private(path):
+    EventStore(path).close()
+    assert os.stat(path).st_mode & 0o777 == 0o600

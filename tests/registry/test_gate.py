@@ -94,6 +94,26 @@ def test_too_few_events_keeps_the_champion(x_model, y_model):
     assert d.promoted and "no champion" in d.reason
 
 
+def test_a_degenerate_slice_keeps_the_champion_undecided(x_model, y_model):
+    """A slice from too few distinct users or on too few items decides nothing: every
+    model that ranks its one item first scores NDCG 1.0 there, so "not worse" would
+    promote anything."""
+    burst = make_events(["d"] * 4, ["y"] * 4, [6, 7, 8, 9])
+    gate = PromotionGate("ndcg@2", min_users=2)
+    assert gate.shortfall(burst) == (
+        "the held-out slice has 1 distinct users, fewer than min_users=2"
+    )
+    d = gate.decide(x_model, y_model, burst, HISTORY)
+    assert not d.promoted and not d.decided and d.challenger_value is None
+    assert "min_users=2" in d.reason
+    gate = PromotionGate("ndcg@2", min_items=2)
+    assert "min_items=2" in gate.shortfall(burst)
+    assert gate.shortfall(HOLDOUT) is None
+    d = gate.decide(None, y_model, burst, HISTORY)
+    assert d.promoted and not d.decided and "no champion" in d.reason
+    assert PromotionGate("ndcg@2").decide(x_model, y_model, HOLDOUT, HISTORY).decided
+
+
 def test_decision_is_json_data(x_model, y_model):
     import json
 
@@ -136,6 +156,10 @@ def test_a_degraded_challenger_is_rejected_and_a_better_one_promoted(split, scra
         ({"relative": "yes"}, "relative"),
         ({"min_events": 0}, "min_events"),
         ({"min_events": 2.0}, "min_events"),
+        ({"min_users": 0}, "min_users"),
+        ({"min_users": True}, "min_users"),
+        ({"min_items": -1}, "min_items"),
+        ({"min_items": "3"}, "min_items"),
     ],
 )
 def test_bad_settings(x_model, kwargs, name):
@@ -165,6 +189,8 @@ def test_repr_and_params():
         "tolerance": 0.01,
         "relative": True,
         "min_events": 20,
+        "min_users": 1,
+        "min_items": 1,
     }
     assert repr(gate).startswith("PromotionGate(metric='recall@5'")
     assert gate.validate() == ("recall", 5)

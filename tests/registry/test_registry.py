@@ -207,8 +207,13 @@ def test_unknown_versions(reg, models):
     assert [v.version for v in reg.versions()] == ["v000001"]
 
 
-@pytest.mark.parametrize("bad", ["v1", "latest", "", 0, -3, 1.5, True, None, "v0000001"])
+@pytest.mark.parametrize(
+    "bad",
+    ["v1", "latest", "", 0, -3, 1.5, True, None, "v0000001", "²", "٣", "v00000²", "1²"],
+)
 def test_bad_version_ids(bad):
+    # "²".isdigit() and "٣".isdigit() are true, but int() refuses the first: only ASCII
+    # digits make a version number (this was a 500 through POST /models/%C2%B2/promote)
     with pytest.raises(ParameterError, match="version"):
         version_id(bad)
 
@@ -539,3 +544,77 @@ def test_docstring_examples_run():
     for module in (registry_module, _gate, _continuous):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted >= 2 and result.failed == 0, module.__name__
+
+
+# ------------------------------------------------------------------ rewrite
+def test_rewrite_replaces_the_files_and_keeps_the_version(reg, models, tmp_path):
+    m = models["knn"]
+    v1 = reg.register(m, window=(1, 2), metrics={"ndcg@10": 0.3}, status="champion")
+    v2 = reg.register(models["knn"], parent=v1.version, window=(2, 3))
+    smaller = ItemKNN().fit(make_events(["a", "b"], ["x", "y"], [1, 2]))
+    before = reg.info(v2.version)
+    info = reg.rewrite(v2.version, smaller, reason="erased 1 user(s) on request")
+    assert info.version == v2.version and info.parent == v1.version
+    assert info.window == before.window and info.created_at == before.created_at
+    assert info.files != before.files
+    reg.verify(v2.version)
+    assert sorted(reg.load(v2.version).user_ids_) == ["a", "b"]
+    assert reg.saved_user_ids(v2.version) == ["a", "b"]
+    folder = Path(info.path)
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model-r1"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["rewrites"][0]["reason"] == "erased 1 user(s) on request"
+    reg.rewrite(v2.version, m, reason="again")
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model-r2"]
+    assert reg.champion() == v1.version and reg.history()[-1]["version"] == v1.version
+    np.testing.assert_allclose(scores(reg.load(v2.version), ["u1"]), scores(m, ["u1"]))
+
+
+def test_rewrite_refuses_another_model_class_and_bad_arguments(reg, models):
+    v = reg.register(models["knn"])
+    with pytest.raises(ParameterError, match="model"):
+        reg.rewrite(v.version, models["pop"], reason="x")
+    with pytest.raises(ParameterError, match="model"):
+        reg.rewrite(v.version, ItemKNN(), reason="x")
+    with pytest.raises(ParameterError, match="reason"):
+        reg.rewrite(v.version, models["knn"], reason="")
+    with pytest.raises(UnknownIdError):
+        reg.rewrite("v000009", models["knn"], reason="x")
+    reg.verify(v.version)
+
+
+def test_a_rewrite_interrupted_before_the_manifest_leaves_the_old_version(reg, models, monkeypatch):
+    v = reg.register(models["knn"])
+    folder = Path(v.path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry_module, "_replace_durable", crash)
+    with pytest.raises(OSError, match="disk full"):
+        reg.rewrite(v.version, models["knn"], reason="x")
+    monkeypatch.undo()
+    assert (folder / "model-r1").is_dir()  # the new files, never pointed at
+    reg.verify(v.version)
+    with pytest.warns(RegistryWarning, match="model-r1"):
+        again = ModelRegistry(reg.root)  # opening removes the leftover
+    assert "versions/v000001/model-r1" in again.recovered_
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model"]
+    again.verify(v.version)
+
+
+def test_a_manifest_naming_a_strange_model_folder_is_corrupt(reg, models):
+    v = reg.register(models["knn"])
+    path = Path(v.path) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for bad in ("../../elsewhere", "model-x", 5):
+        path.write_text(json.dumps({**manifest, "model_dir": bad}))
+        with pytest.raises(CorruptVersionError, match="model folder"):
+            reg.load(v.version)
+
+
+def test_saved_user_ids_of_a_broken_version(reg, models):
+    v = reg.register(models["knn"])
+    (Path(v.path) / "model" / "arrays.npz").write_bytes(b"not a zip")
+    with pytest.raises(CorruptVersionError, match="user ids"):
+        reg.saved_user_ids(v.version)

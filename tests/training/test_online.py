@@ -544,6 +544,31 @@ GOOD = {"user_id": "u", "item_id": "i", "timestamp": 5}
         ([{**GOOD, "timestamp": "5"}], "timestamp", "integer"),
         ([{**GOOD, "timestamp": 5.5}], "timestamp", "integer"),
         ([{**GOOD, "timestamp": True}], "timestamp", "integer"),
+        ([{**GOOD, "timestamp": 2**63}], "timestamp", "out of range .milliseconds"),
+        ([{**GOOD, "timestamp": 7_258_118_400}], "timestamp", "out of range"),
+        ([{**GOOD, "timestamp": -1}], "timestamp", "out of range"),
+        (
+            pd.DataFrame({**{k: [v, v] for k, v in GOOD.items()}, "timestamp": [5, -3]}),
+            "timestamp",
+            "event 1",
+        ),
+        (
+            pd.DataFrame({**{k: [v] for k, v in GOOD.items()}, "timestamp": [1_700_000_000_000]}),
+            "timestamp",
+            "milliseconds",
+        ),
+        (
+            pd.DataFrame(
+                {**{k: [v] for k, v in GOOD.items()}, "timestamp": np.array([2**64 - 1], np.uint64)}
+            ),
+            "timestamp",
+            "out of range",
+        ),
+        (
+            pd.DataFrame({**{k: [v] for k, v in GOOD.items()}, "timestamp": [2**70]}),
+            "timestamp",
+            "out of range",
+        ),
         ([{**GOOD, "event_type": 3}], "event_type", "not a name"),
         ([{**GOOD, "value": "high"}], "value", "not a number"),
         ([{**GOOD, "value": float("inf")}], "value", "finite"),

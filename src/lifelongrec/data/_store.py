@@ -160,7 +160,14 @@ class EventStore:
         if not self.path.exists():
             # Events are personal data: only the owner may read them. SQLite gives its
             # write-ahead log and shared-memory files the database file's mode.
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise DataError(
+                    f"cannot open the event store ({exc.strerror})",
+                    path=self.path,
+                    expected="a file this process may read and write",
+                ) from None
         self._state = threading.Condition()
         self._busy = 0  # calls in flight; close() waits for them
         self._closed = True  # until the writer is open
