@@ -39,6 +39,23 @@ SyntheticEventsOpt = Annotated[int, typer.Option(help="Size of the synthetic wor
 DedupeOpt = Annotated[bool, typer.Option(help="Keep one event per (user, item): the first.")]
 MinRatingOpt = Annotated[float | None, typer.Option(help="Keep only events rated at least this.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Which column of a table file (.csv/.tsv/.parquet/.jsonl) holds each field: "
+        "ROLE=COLUMN,... with ROLE user_id (or user), item_id (item), timestamp (time), "
+        "event_type (type) or value (rating), e.g. user_id=userId,item_id=movieId. "
+        "Fields not given are recognised from common header names.",
+    ),
+]
+TimestampUnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timestamp-unit",
+        help="Unit of numeric times in a table file: s (default), ms, us or ns.",
+    ),
+]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")]
 
 
@@ -64,13 +81,122 @@ def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def load_data(source: str, *, synthetic_events: int = 100_000, seed: int = 0):
-    """A :class:`~lifelongrec.data.Dataset` from a path or the word ``synthetic``."""
+#: ``--columns`` roles: the field names and their short forms.
+COLUMN_ROLES: dict[str, str] = {
+    "user_id": "user_id",
+    "user": "user_id",
+    "item_id": "item_id",
+    "item": "item_id",
+    "timestamp": "timestamp",
+    "time": "timestamp",
+    "event_type": "event_type",
+    "type": "event_type",
+    "value": "value",
+    "rating": "value",
+}
+_ROLES_TEXT = (
+    "ROLE=COLUMN pairs separated by commas, ROLE one of user_id (user), item_id (item), "
+    "timestamp (time), event_type (type), value (rating); e.g. "
+    "--columns user_id=userId,item_id=movieId,timestamp=ts"
+)
+TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+
+
+def parse_columns(text: str | None) -> dict[str, str] | None:
+    """``"user=userId,item_id=movieId"`` -> ``{"user_id": "userId", "item_id": "movieId"}``.
+
+    Roles are the event fields or their short names (:data:`COLUMN_ROLES`, any case);
+    spaces around names are ignored. ``None`` or a blank text gives ``None``.
+
+    Raises
+    ------
+    ParameterError
+        An entry without ``=``, an empty role or column, an unknown role, or a field
+        named twice.
+    """
+    if text is None or not text.strip():
+        return None
+    mapping: dict[str, str] = {}
+    for entry in text.split(","):
+        role, sep, column = (part.strip() for part in entry.partition("="))
+        if not sep or not role or not column:
+            raise ParameterError("--columns", entry.strip(), _ROLES_TEXT)
+        field = COLUMN_ROLES.get(role.lower())
+        if field is None:
+            raise ParameterError("--columns", entry.strip(), f"a known role: {_ROLES_TEXT}")
+        if field in mapping:
+            raise ParameterError(
+                "--columns", entry.strip(), f"each field once ({field} is given twice)"
+            )
+        mapping[field] = column
+    return mapping
+
+
+def load_data(
+    source: str,
+    *,
+    synthetic_events: int = 100_000,
+    seed: int = 0,
+    columns: str | dict[str, str] | None = None,
+    timestamp_unit: str | None = None,
+):
+    """A :class:`~lifelongrec.data.Dataset` from a path or the word ``synthetic``.
+
+    ``columns`` (``--columns`` text or a field -> column dict) and ``timestamp_unit``
+    apply to table files (see :func:`lifelongrec.data.read_table`). Columns recognised
+    from the header under other names than the fields' are reported on stderr.
+    """
     from lifelongrec import data as D
 
+    mapping = parse_columns(columns) if isinstance(columns, str) else columns
+    if timestamp_unit is not None and timestamp_unit not in TIMESTAMP_UNITS:
+        raise ParameterError("--timestamp-unit", timestamp_unit, f"one of {TIMESTAMP_UNITS}")
     if source == SYNTHETIC:
+        for option, value in (("--columns", mapping), ("--timestamp-unit", timestamp_unit)):
+            if value:
+                raise ParameterError(
+                    option, value, "left out for the synthetic world (its columns are fixed)"
+                )
         return D.synthetic(n_events=synthetic_events, seed=seed)
-    return D.load(Path(source))
+    try:
+        dataset = D.load(Path(source), columns=mapping, timestamp_unit=timestamp_unit)
+    except ParameterError as exc:
+        if exc.name in ("columns", "timestamp_unit"):
+            option = "--" + exc.name.replace("_", "-")
+            raise ParameterError(option, exc.value, exc.expected) from None
+        raise
+    note = columns_note(dataset)
+    if note:
+        typer.echo(note, err=True)
+    return dataset
+
+
+def columns_note(dataset) -> str:
+    """``"columns recognised in the header: user_id <- userId, ..."``, or ``""`` when
+    no column was recognised under another name than its field's."""
+    used = dataset.meta.get("columns") or {}
+    found = [f for f in dataset.meta.get("columns_recognised") or () if used.get(f) != f]
+    if not found:
+        return ""
+    pairs = ", ".join(f"{f} <- {used[f]}" for f in dataset.meta["columns_recognised"])
+    return f"columns recognised in the header: {pairs} (--columns ROLE=COLUMN to choose others)"
+
+
+def service_data(
+    data: str | None, *, columns: str | None = None, timestamp_unit: str | None = None
+):
+    """What ``serve`` hands the service as its first data: ``data`` itself (a path, the
+    word ``synthetic`` or ``None``) unless ``--columns``/``--timestamp-unit`` are given,
+    then the :class:`~lifelongrec.data.Dataset` read with them."""
+    if data is None or (parse_columns(columns) is None and timestamp_unit is None):
+        if data is None and (columns or timestamp_unit):
+            raise ParameterError(
+                "--columns" if columns else "--timestamp-unit",
+                columns or timestamp_unit,
+                "used with --data (it only applies to the data of a first start)",
+            )
+        return data
+    return load_data(data, columns=columns, timestamp_unit=timestamp_unit)
 
 
 def prepare(dataset, *, dedupe: bool = True, min_rating: float | None = None):
@@ -155,14 +281,24 @@ def data_info(
     path: Annotated[str, typer.Argument(help="A data file or folder, or 'synthetic'.")],
     as_json: JsonOpt = False,
     synthetic_events: SyntheticEventsOpt = 100_000,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
 ) -> None:
     """Counts, time span, density and event types of a dataset."""
     from lifelongrec.data import describe
 
     try:
-        info = describe(load_data(path, synthetic_events=synthetic_events))
+        dataset = load_data(
+            path,
+            synthetic_events=synthetic_events,
+            columns=columns,
+            timestamp_unit=timestamp_unit,
+        )
+        info = describe(dataset)
     except (LifelongrecError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
+    if dataset.meta.get("columns"):  # which file column fed which field
+        info["columns"] = dict(dataset.meta["columns"])
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
@@ -192,6 +328,8 @@ def run_evaluation(
     progress: bool = True,
     dataset=None,
     split=None,
+    columns: str | dict[str, str] | None = None,
+    timestamp_unit: str | None = None,
 ) -> dict[str, Any]:
     """Load, prepare, split, fit and evaluate one model; the dict ``evaluate --json`` prints."""
     from lifelongrec.evaluation import evaluate_model
@@ -200,7 +338,13 @@ def run_evaluation(
     recommender = get_model(model, **(params or {}))
     if split is None:
         dataset = prepare(
-            load_data(data, synthetic_events=synthetic_events, seed=seed),
+            load_data(
+                data,
+                synthetic_events=synthetic_events,
+                seed=seed,
+                columns=columns,
+                timestamp_unit=timestamp_unit,
+            ),
             dedupe=dedupe,
             min_rating=min_rating,
         )
@@ -254,6 +398,8 @@ def evaluate(
     auc: Annotated[
         bool, typer.Option("--auc", help="Also compute AUC over the full catalogue.")
     ] = False,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
 ) -> None:
     """Fit a model on a split and report full-ranking metrics (and timings)."""
     result = _run_command(
@@ -270,6 +416,8 @@ def evaluate(
         min_rating=min_rating,
         negatives=negatives,
         auc=auc,
+        columns=columns,
+        timestamp_unit=timestamp_unit,
     )
     if as_json:
         return
@@ -292,6 +440,8 @@ def train(
     dedupe: DedupeOpt = True,
     min_rating: MinRatingOpt = None,
     as_json: JsonOpt = False,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
 ) -> None:
     """Fit a model on all of a dataset and save it; `Recommender.load(OUT)` reads it back."""
     import time
@@ -301,7 +451,13 @@ def train(
     try:
         recommender = get_model(model, **_parse_params(param))
         dataset = prepare(
-            load_data(data, synthetic_events=synthetic_events, seed=seed),
+            load_data(
+                data,
+                synthetic_events=synthetic_events,
+                seed=seed,
+                columns=columns,
+                timestamp_unit=timestamp_unit,
+            ),
             dedupe=dedupe,
             min_rating=min_rating,
         )
@@ -416,12 +572,31 @@ def _check_stream_arguments(
     return names
 
 
-def _stream_data(data: str, *, synthetic_events: int, seed: int, shift_at: float | None):
+def _stream_data(
+    data: str,
+    *,
+    synthetic_events: int,
+    seed: int,
+    shift_at: float | None,
+    columns: str | dict[str, str] | None = None,
+    timestamp_unit: str | None = None,
+):
     """``load_data``, or the synthetic world with a sudden interest shift at ``shift_at``."""
     if shift_at is None:
-        return load_data(data, synthetic_events=synthetic_events, seed=seed)
+        return load_data(
+            data,
+            synthetic_events=synthetic_events,
+            seed=seed,
+            columns=columns,
+            timestamp_unit=timestamp_unit,
+        )
     from lifelongrec import data as D
 
+    for option, value in (("--columns", columns), ("--timestamp-unit", timestamp_unit)):
+        if value:
+            raise ParameterError(
+                option, value, "left out for the synthetic world (its columns are fixed)"
+            )
     return D.synthetic(n_events=synthetic_events, seed=seed, shift_at=shift_at)
 
 
@@ -448,6 +623,8 @@ def run_stream(
     dedupe: bool = True,
     min_rating: float | None = None,
     progress: bool = True,
+    columns: str | dict[str, str] | None = None,
+    timestamp_unit: str | None = None,
 ) -> dict[str, Any]:
     """Load, prepare and run the prequential protocol; the dict ``stream --json`` prints.
 
@@ -484,7 +661,14 @@ def run_stream(
         lifelong=lifelong,
     )
     dataset = prepare(
-        _stream_data(data, synthetic_events=synthetic_events, seed=seed, shift_at=shift_at),
+        _stream_data(
+            data,
+            synthetic_events=synthetic_events,
+            seed=seed,
+            shift_at=shift_at,
+            columns=columns,
+            timestamp_unit=timestamp_unit,
+        ),
         dedupe=dedupe,
         min_rating=min_rating,
     )
@@ -676,6 +860,8 @@ def stream(
     synthetic_events: SyntheticEventsOpt = 100_000,
     dedupe: DedupeOpt = True,
     min_rating: MinRatingOpt = None,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
 ) -> None:
     """Prequential evaluation: learn window 0, then for each later window rank every event
     from the past only, then learn the window; forgetting as backward transfer; drift
@@ -703,6 +889,8 @@ def stream(
         seed=seed,
         dedupe=dedupe,
         min_rating=min_rating,
+        columns=columns,
+        timestamp_unit=timestamp_unit,
     )
     if as_json:
         return
@@ -742,6 +930,8 @@ def demo(
     model: Annotated[
         list[str] | None, typer.Option("--model", help="Restrict to these models.")
     ] = None,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
 ) -> None:
     """The main job: evaluate every recommender on one dataset and print the comparison."""
     from lifelongrec.data import describe
@@ -749,7 +939,15 @@ def demo(
 
     names = model or list(MODELS)
     try:
-        dataset = prepare(load_data(data, synthetic_events=synthetic_events, seed=seed))
+        dataset = prepare(
+            load_data(
+                data,
+                synthetic_events=synthetic_events,
+                seed=seed,
+                columns=columns,
+                timestamp_unit=timestamp_unit,
+            )
+        )
         split = make_split(dataset, protocol)
     except (LifelongrecError, FileNotFoundError) as exc:
         _fail(exc)

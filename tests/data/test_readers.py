@@ -553,11 +553,11 @@ def test_table_missing_mapped_column(tmp_path):
         err.value
     )
     pq = tmp_path / "ev.parquet"
-    pd.DataFrame({"uid": ["a"], "item_id": ["x"], "timestamp": [1]}).to_parquet(pq)
+    pd.DataFrame({"person": ["a"], "item_id": ["x"], "timestamp": [1]}).to_parquet(pq)
     with pytest.raises(DataError, match=r"ev.parquet, column 'user_id': missing column"):
         read_table(pq)
     with pytest.raises(DataError, match=r"column 'value': missing column"):
-        read_table(pq, columns={"user_id": "uid", "value": "value"})
+        read_table(pq, columns={"user_id": "person", "value": "value"})
 
 
 def test_table_bad_timestamps(tmp_path):
@@ -588,7 +588,7 @@ def test_table_parameter_errors(tmp_path):
     with pytest.raises(ParameterError, match="'columns'"):
         read_table(path, columns={"user": "user_id"})
     with pytest.raises(ParameterError, match="'timestamp_unit'"):
-        read_table(path, timestamp_unit="us")
+        read_table(path, timestamp_unit="minutes")
     with pytest.raises(DataError, match="unsupported table file"):
         read_table(write(tmp_path / "log.xlsx", "x"))
 

@@ -16,7 +16,8 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,16 @@ import pyarrow.parquet as pq
 
 from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import (
+    _TIMESTAMP_UNITS,
+    _UNIT_WORDS,
     DEFAULT_EVENT_TYPE,
     EVENT_COLUMNS,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     Dataset,
     LoadReport,
+    _timestamp_range_text,
+    _timestamp_unit_hint,
     make_events,
     make_items,
 )
@@ -89,8 +96,10 @@ _LOOKED_FOR = (
     "a folder with u.data (movielens-100k), ratings.csv (movielens-csv) or ratings.dat "
     "(movielens-dat), or holding exactly one recognised data file; an Amazon reviews "
     ".json/.jsonl file, optionally .gz, with reviewerID and asin keys (amazon); a text file "
-    "of 'user item' lines (sequence); a .csv/.tsv/.parquet/.jsonl table with user_id, "
-    "item_id and timestamp columns, or any such table when columns= is given (table)"
+    "of 'user item' lines (sequence); a .csv/.tsv/.parquet/.jsonl table whose header "
+    "names a user column (user_id, user, userId, uid, customer_id, ...), an item column "
+    "(item_id, item, movieId, product_id, sku, asin, ...) and a time column (timestamp, "
+    "time, ts, date, ...), or any such table when columns= (--columns) is given (table)"
 )
 
 
@@ -300,8 +309,10 @@ def _read_csv(
     *,
     sep: str = ",",
     what: str = "",
+    check_header: Callable[[list[str]], None] | None = None,
 ) -> tuple[pd.DataFrame, _Rows]:
-    """Read a quoted CSV with a header; every column as ``str``; check required columns."""
+    """Read a quoted CSV with a header; every column as ``str``; check required columns
+    (and call ``check_header`` with the header, before data rows are required)."""
     encoding = "utf-8-sig"
     options: dict[str, Any] = {"sep": sep, "dtype": str, "na_filter": False}
     try:
@@ -314,7 +325,9 @@ def _read_csv(
         raise DataError(
             "empty file",
             path=path,
-            expected=f"a header line with columns {', '.join(required)} and data rows",
+            expected=f"a header line with columns {', '.join(required)} and data rows"
+            if required
+            else "a header line and data rows",
         ) from exc
     except pd.errors.ParserError as exc:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
@@ -337,6 +350,8 @@ def _read_csv(
             value=header,
             expected=f"a header with columns {', '.join(required)}",
         )
+    if check_header is not None:
+        check_header(header)
     if len(frame) == 0:
         raise DataError("no data rows", path=path, expected="rows after the header line")
     rows = _Rows(
@@ -397,33 +412,112 @@ def _floats(
     return values
 
 
-def _epoch_ints(s: pd.Series, rows: _Rows, column: str, unit: str = "s") -> np.ndarray:
-    """Integer epoch timestamps (``unit`` ``"s"`` or ``"ms"``) as ``int64`` seconds."""
-    expected = "an integer Unix timestamp" + (" in milliseconds" if unit == "ms" else " (seconds)")
-    if s.dtype.kind in "iu":
-        values = s.to_numpy(dtype=np.int64)
-    else:
-        num = pd.to_numeric(s, errors="coerce") if s.dtype.kind != "f" else s
-        if num.dtype.kind in "iu":
-            values = num.to_numpy(dtype=np.int64)
-        else:
-            floats = num.to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = ~np.isfinite(floats)
-            bad[~bad] = floats[~bad] % 1 != 0
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                problem = (
-                    "non-numeric timestamp" if np.isnan(floats[i]) else "non-integer timestamp"
-                )
-                raise rows.error(problem, i, column=column, value=s.iloc[i], expected=expected)
-            values = floats.astype(np.int64)
-    if unit == "ms":
-        values = values // 1000
-    return values
+def _whole_numbers(s: pd.Series, rows: _Rows, column: str, what: str, expected: str) -> np.ndarray:
+    """The column's values as whole numbers, never rounded or wrapped around.
+
+    An ``int64`` array when every value fits, ``uint64`` for values above the ``int64``
+    range, else ``float64`` (finite and whole: e.g. ``1e30``). Empty, non-numeric and
+    fractional values raise :class:`DataError`.
+    """
+    has_na = bool(s.isna().any())
+    if s.dtype.kind in "iu" and not has_na:
+        return s.to_numpy(dtype=np.dtype(f"{s.dtype.kind}8"))
+    num = s if s.dtype.kind in "iuf" else pd.to_numeric(s, errors="coerce")
+    if num.dtype.kind in "iu" and not bool(num.isna().any()):
+        return num.to_numpy(dtype=np.dtype(f"{num.dtype.kind}8"))
+    floats = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(floats)
+    bad[~bad] = floats[~bad] % 1 != 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        problem = f"non-numeric {what}" if np.isnan(floats[i]) else f"non-integer {what}"
+        raise rows.error(problem, i, column=column, value=s.iloc[i], expected=expected)
+    return floats
+
+
+def _outside(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Which of ``values`` (``int64``, ``uint64`` or ``float64``) lie outside ``[low, high]``."""
+    if values.dtype.kind == "u":
+        return values > np.uint64(high) if high >= 0 else np.ones(len(values), dtype=bool)
+    if values.dtype.kind == "f":
+        return (values < float(low)) | (values > float(high))
+    return (values < low) | (values > high)
+
+
+def _ints(s: pd.Series, rows: _Rows, column: str, what: str) -> np.ndarray:
+    """Integers (an age, an index) as ``int64``."""
+    expected = "an integer"
+    values = _whole_numbers(s, rows, column, what, expected)
+    info = np.iinfo(np.int64)
+    bad = _outside(values, int(info.min), int(info.max))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise rows.error(
+            f"{what} too large", i, column=column, value=s.iloc[i], expected="a 64-bit integer"
+        )
+    return values.astype(np.int64)
+
+
+def _epoch_ints(
+    s: pd.Series, rows: _Rows, column: str, unit: str = "s", *, option: str | None = None
+) -> np.ndarray:
+    """Integer epoch times in ``unit`` (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) as ``int64`` seconds.
+
+    Times outside :data:`TIMESTAMP_MIN` .. :data:`TIMESTAMP_MAX` raise :class:`DataError`;
+    a value that looks like a finer unit says so, and names ``option`` (how the caller
+    picks the unit) when there is one.
+    """
+    words = _UNIT_WORDS[unit]
+    expected = f"an integer Unix timestamp ({words})"
+    values = _whole_numbers(s, rows, column, "timestamp", expected)
+    factor = _TIMESTAMP_UNITS[unit]
+    bad = _outside(values, TIMESTAMP_MIN * factor, (TIMESTAMP_MAX + 1) * factor - 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        number = values[i].item()
+        raise rows.error(
+            "timestamp out of range",
+            i,
+            column=column,
+            value=s.iloc[i],
+            expected=_timestamp_range_text(unit) + _timestamp_unit_hint(number, unit, option),
+        )
+    if values.dtype.kind == "f":
+        values = np.floor(values / factor) if factor > 1 else values
+    elif factor > 1:
+        values = values.astype(np.int64) // factor
+    return values.astype(np.int64)
+
+
+def _datetime_seconds(stamps: pd.Series, raw: pd.Series, rows: _Rows, column: str) -> np.ndarray:
+    """UTC date/times (no missing ones) as epoch seconds, within the valid range."""
+    naive = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    seconds = naive.astype("datetime64[s]").astype(np.int64)
+    bad = (seconds < TIMESTAMP_MIN) | (seconds > TIMESTAMP_MAX)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise rows.error(
+            "timestamp out of range",
+            i,
+            column=column,
+            value=raw.iloc[i],
+            expected="a date/time from 1970-01-01T00:00:00Z to 2199-12-31T23:59:59Z",
+        )
+    return seconds
+
+
+def _iso_out_of_bounds(text: str) -> bool:
+    """Whether ``text`` is an ISO-8601 date/time that pandas could not hold (e.g. year 9999)."""
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _timestamps(s: pd.Series, rows: _Rows, column: str, unit: str) -> np.ndarray:
     """Timestamps of a generic table as UTC epoch seconds; see :func:`read_table`."""
+    option = "timestamp_unit"
     if isinstance(s.dtype, pd.DatetimeTZDtype) or s.dtype.kind == "M":
         stamps = pd.to_datetime(s, utc=True)
         bad = stamps.isna().to_numpy()
@@ -432,10 +526,9 @@ def _timestamps(s: pd.Series, rows: _Rows, column: str, unit: str) -> np.ndarray
             raise rows.error(
                 "missing timestamp", i, column=column, value=None, expected="a date/time"
             )
-        seconds = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "s")
-        return seconds.to_numpy(dtype=np.int64)
+        return _datetime_seconds(stamps, s, rows, column)
     if s.dtype.kind in "iuf":
-        return _epoch_ints(s, rows, column, unit)
+        return _epoch_ints(s, rows, column, unit, option=option)
     present = s.notna() & (s.astype(str).str.strip() != "")
     if not bool(present.all()):
         i = int(np.flatnonzero(~present.to_numpy())[0])
@@ -448,12 +541,20 @@ def _timestamps(s: pd.Series, rows: _Rows, column: str, unit: str) -> np.ndarray
         )
     first = str(s.iloc[0]).strip()
     if _NUMBER.fullmatch(first):
-        return _epoch_ints(s.astype(str).str.strip(), rows, column, unit)
+        return _epoch_ints(s.astype(str).str.strip(), rows, column, unit, option=option)
     text = s.astype(str).str.strip()
     stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     bad = stamps.isna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        if _iso_out_of_bounds(text.iloc[i]):
+            raise rows.error(
+                "timestamp out of range",
+                i,
+                column=column,
+                value=s.iloc[i],
+                expected="a date/time from 1970-01-01T00:00:00Z to 2199-12-31T23:59:59Z",
+            )
         raise rows.error(
             "unparsable timestamp",
             i,
@@ -462,8 +563,7 @@ def _timestamps(s: pd.Series, rows: _Rows, column: str, unit: str) -> np.ndarray
             expected="an ISO-8601 date/time like 2018-09-24T14:27:30Z "
             f"(the first row, {first!r}, is not a number, so the column is read as ISO-8601)",
         )
-    seconds = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "s")
-    return seconds.to_numpy(dtype=np.int64)
+    return _datetime_seconds(stamps, s, rows, column)
 
 
 def _events(
@@ -578,7 +678,7 @@ def read_movielens_100k(path: str | Path) -> Dataset:
     genre_path = root / "u.genre"
     if genre_path.is_file():
         gframe, grows = _read_lines(genre_path, "|", ("genre", "index"), encoding="latin-1")
-        index = _epoch_ints(gframe["index"], grows, "index")
+        index = _ints(gframe["index"], grows, "index", "genre index")
         genres = [str(g) for g in gframe["genre"].to_numpy()[np.argsort(index, kind="stable")]]
 
     items = None
@@ -618,7 +718,7 @@ def read_movielens_100k(path: str | Path) -> Dataset:
         users = pd.DataFrame(
             {
                 "user_id": _ids(uframe["user_id"], urows, "user_id", "user id"),
-                "age": _epoch_ints(uframe["age"], urows, "age"),
+                "age": _ints(uframe["age"], urows, "age", "age"),
                 "gender": uframe["gender"].to_numpy(dtype=object),
                 "occupation": uframe["occupation"].to_numpy(dtype=object),
                 "zip": uframe["zip"].to_numpy(dtype=object),
@@ -801,7 +901,7 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
             {
                 "user_id": _ids(uframe["UserID"], urows, "UserID", "user id"),
                 "gender": uframe["Gender"].to_numpy(dtype=object),
-                "age": _epoch_ints(uframe["Age"], urows, "Age"),
+                "age": _ints(uframe["Age"], urows, "Age", "age"),
                 "occupation": uframe["Occupation"].to_numpy(dtype=object),
                 "zip": uframe["Zip-code"].to_numpy(dtype=object),
             }
@@ -818,13 +918,9 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
 
 
 # ----------------------------------------------------------------------- JSON lines
-def _json_records(
-    path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> tuple[dict[str, list[Any]], _Rows]:
-    """Columns ``keys + optional`` from a JSON-lines file (one object per line)."""
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSON-lines file."""
     text = _decode(_read_bytes(path), None)
-    columns: dict[str, list[Any]] = {k: [] for k in (*keys, *optional)}
-    line_no: list[int] = []
     loads = json.loads
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -847,6 +943,16 @@ def _json_records(
                 value=line,
                 expected="one JSON object per line",
             )
+        yield n, record
+
+
+def _json_records(
+    path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> tuple[dict[str, list[Any]], _Rows]:
+    """Columns ``keys + optional`` from a JSON-lines file (one object per line)."""
+    columns: dict[str, list[Any]] = {k: [] for k in (*keys, *optional)}
+    line_no: list[int] = []
+    for n, record in _json_lines(path):
         for k in keys:
             if k not in record:
                 raise DataError(
@@ -866,6 +972,32 @@ def _json_records(
             "empty file", path=path, expected=f"JSON objects with keys {', '.join(keys)}"
         )
     return columns, _Rows(path, lines=np.asarray(line_no))
+
+
+#: Marks a key that a JSON object lacks (``None`` is a JSON ``null``).
+_ABSENT = object()
+
+
+def _json_table(
+    path: Path, keep: Callable[[str], bool]
+) -> tuple[list[str], dict[str, list[Any]], _Rows]:
+    """Every key of a JSON-lines file (in order of first appearance) and the values of
+    those ``keep`` accepts, :data:`_ABSENT` where an object lacks the key."""
+    header: dict[str, None] = {}
+    columns: dict[str, list[Any]] = {}
+    line_no: list[int] = []
+    for n, record in _json_lines(path):
+        for k in record:
+            if k not in header:
+                header[k] = None
+                if keep(k):
+                    columns[k] = [_ABSENT] * len(line_no)
+        for k, values in columns.items():
+            values.append(record.get(k, _ABSENT))
+        line_no.append(n)
+    if not line_no:
+        raise DataError("empty file", path=path, expected="JSON objects, one per line")
+    return list(header), columns, _Rows(path, lines=np.asarray(line_no))
 
 
 def read_amazon_reviews(path: str | Path, *, verified: bool = False) -> Dataset:
@@ -977,6 +1109,150 @@ def _table_kind(p: Path, sep: str | None) -> str:
     )
 
 
+#: Header names recognised for each event field when ``columns=`` does not name its
+#: column; compared ignoring case, spaces, ``_``, ``-`` and ``.`` (``userId``, ``User ID``
+#: and ``user_id`` are the same name).
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "user_id": (
+        "user_id",
+        "user",
+        "uid",
+        "customer_id",
+        "customer",
+        "visitor_id",
+        "client_id",
+        "member_id",
+        "reviewer_id",
+    ),
+    "item_id": (
+        "item_id",
+        "item",
+        "movie_id",
+        "product_id",
+        "product",
+        "sku",
+        "asin",
+        "article_id",
+        "content_id",
+        "track_id",
+        "song_id",
+        "book_id",
+        "isbn",
+    ),
+    "timestamp": (
+        "timestamp",
+        "time",
+        "ts",
+        "datetime",
+        "date",
+        "event_time",
+        "created_at",
+        "unix_time",
+        "unix_review_time",
+    ),
+    "event_type": (
+        "event_type",
+        "event",
+        "type",
+        "action",
+        "behavior",
+        "behaviour",
+        "interaction_type",
+    ),
+    "value": ("value", "rating", "score", "stars", "overall", "weight", "quantity"),
+}
+_REQUIRED = ("user_id", "item_id", "timestamp")
+_FIELD_WORDS = {
+    "user_id": "user id",
+    "item_id": "item id",
+    "timestamp": "time",
+    "event_type": "event type",
+    "value": "value",
+}
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", str(name).lower())
+
+
+_NAME_KEYS = {f: frozenset(_name_key(n) for n in names) for f, names in COLUMN_NAMES.items()}
+
+
+def _header_candidates(header: list[str], field: str, taken: set[str]) -> list[str]:
+    """The columns of ``header`` whose name is a known name of ``field``."""
+    return [c for c in header if c not in taken and _name_key(c) in _NAME_KEYS[field]]
+
+
+def _is_known_name(name: str) -> bool:
+    """Whether ``name`` is a known name of any event field."""
+    key = _name_key(name)
+    return any(key in keys for keys in _NAME_KEYS.values())
+
+
+def _recognised_format(header: list[str]) -> bool:
+    """Whether a table header has a user, an item and a time column (maybe several)."""
+    return all(_header_candidates(header, f, set()) for f in _REQUIRED)
+
+
+def _map_columns(
+    header: list[str],
+    given: dict[str, str],
+    *,
+    path: Path,
+    line: int | None,
+) -> tuple[dict[str, str], list[str]]:
+    """Field -> column: ``given`` first, then recognised header names (see
+    :data:`COLUMN_NAMES`); and the fields whose column was recognised.
+
+    A given column that the header lacks, a required field with no column and a field
+    with several candidate columns raise :class:`DataError`.
+    """
+    absent = [f for f in given if given[f] not in header]
+    if absent:
+        named = ", ".join(f"{given[f]!r} ({f})" for f in given)
+        raise DataError(
+            "missing column",
+            path=path,
+            line=line,
+            column=given[absent[0]],
+            value=header,
+            expected=f"columns {named}",
+        )
+    mapping = dict(given)
+    taken = set(given.values())
+    recognised: list[str] = []
+    for field in EVENT_COLUMNS:
+        if field in given:
+            continue
+        found = _header_candidates(header, field, taken)
+        if len(found) > 1:
+            raise DataError(
+                f"several columns could hold the {_FIELD_WORDS[field]}",
+                path=path,
+                line=line,
+                value=found,
+                expected=f"one {_FIELD_WORDS[field]} column; say which with "
+                f"columns={{{field!r}: {found[0]!r}}} (on the command line: "
+                f"--columns {field}={found[0]})",
+            )
+        if found:
+            mapping[field] = found[0]
+            recognised.append(field)
+        elif field in _REQUIRED:
+            raise DataError(
+                "missing column",
+                path=path,
+                line=line,
+                column=field,
+                value=header,
+                expected=f"a {_FIELD_WORDS[field]} column named one of "
+                f"{', '.join(COLUMN_NAMES[field])} (any case, with or without '_'), or its "
+                f"name given with columns={{{field!r}: NAME}} (on the command line: "
+                f"--columns {field}=NAME)",
+            )
+    return mapping, recognised
+
+
 def read_table(
     path: str | Path,
     columns: Mapping[str, str] | None = None,
@@ -993,27 +1269,36 @@ def read_table(
         ``.json`` (JSON lines) file; text files may be compressed (``.gz`` ...).
     columns
         Canonical name -> the file's column name, e.g. ``{"user_id": "uid", "item_id":
-        "sku", "timestamp": "ts", "event_type": "action", "value": "rating"}``. Names not
-        given default to the canonical name. ``user_id``, ``item_id`` and ``timestamp``
-        must exist; ``event_type`` (default ``"interaction"``) and ``value`` (default NaN)
-        are read when mapped or present. Other columns are ignored.
+        "sku", "timestamp": "ts", "event_type": "action", "value": "rating"}``. A given
+        name always wins. A field not given is looked up in the header among the
+        common names of :data:`COLUMN_NAMES` (ignoring case, spaces, ``_``, ``-`` and
+        ``.``: ``userId``, ``movieId``, ``rating``, ``timestamp`` are recognised; for
+        JSON lines every key of every object is in the header). ``user_id``,
+        ``item_id`` and ``timestamp`` must be found; ``event_type`` (default
+        ``"interaction"``) and ``value`` (default NaN) are read when found. Other
+        columns are ignored.
     sep
         Field separator of a text table (default ``","``, or TAB for ``.tsv``).
     timestamp_unit
-        ``"s"`` or ``"ms"``: the unit of numeric timestamps.
+        ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``: the unit of numeric timestamps.
 
     Returns
     -------
     Dataset
-        Events in file order; ``items`` and ``users`` are ``None``.
+        Events in file order; ``items`` and ``users`` are ``None``. ``meta["columns"]``
+        maps each field read to the file column that fed it; ``meta["columns_recognised"]``
+        lists the fields whose column was recognised from the header (not given).
 
     Notes
     -----
     Timestamp rule: a datetime column (e.g. Parquet) is converted to UTC. A numeric
     column, or a text column whose first value is a number, holds Unix epoch times in
-    ``timestamp_unit`` (milliseconds are floored to seconds); every value must then be an
-    integer. Any other text column holds ISO-8601 date/times: values with a UTC offset are
-    converted to UTC, values without one are taken as UTC.
+    ``timestamp_unit`` (floored to seconds); every value must then be an integer. Any
+    other text column holds ISO-8601 date/times: values with a UTC offset are converted
+    to UTC, values without one are taken as UTC. Every time must lie in
+    :data:`~lifelongrec.data.TIMESTAMP_MIN` .. :data:`~lifelongrec.data.TIMESTAMP_MAX`
+    (1970-01-01 .. 2199-12-31); a number above it that reads as a plausible time in a
+    finer unit is reported with that unit.
 
     Raises
     ------
@@ -1021,66 +1306,75 @@ def read_table(
         The file does not exist.
     ParameterError
         ``columns`` has a key that is not a canonical event column, or ``timestamp_unit``
-        is not ``"s"``/``"ms"``.
+        is not one of ``"s"``, ``"ms"``, ``"us"``, ``"ns"``.
     DataError
-        A mapped column is missing, the file is empty, or a value is bad (line named).
+        A given column is missing, a required field has no column or several candidate
+        columns, the file is empty, or a value is bad or out of range (line named).
     """
     p = _existing(path, "table file")
-    if timestamp_unit not in ("s", "ms"):
-        raise ParameterError("timestamp_unit", timestamp_unit, "'s' or 'ms'")
+    if timestamp_unit not in _TIMESTAMP_UNITS:
+        raise ParameterError(
+            "timestamp_unit", timestamp_unit, f"one of {', '.join(map(repr, _TIMESTAMP_UNITS))}"
+        )
     given = dict(columns or {})
     unknown = [k for k in given if k not in EVENT_COLUMNS]
     if unknown:
         raise ParameterError(
             "columns", given, f"a mapping whose keys are among {', '.join(EVENT_COLUMNS)}"
         )
-    mapping = {c: given.get(c, c) for c in EVENT_COLUMNS}
-    required = ("user_id", "item_id", "timestamp")
     kind = _table_kind(p, sep)
+    mapping: dict[str, str] = {}
+    recognised: list[str] = []
     if kind == "parquet":
         try:
-            available = list(pq.read_schema(p).names)
+            header = list(pq.read_schema(p).names)
         except Exception as exc:  # pyarrow raises several types for a non-Parquet file
             raise DataError(
                 "cannot read Parquet file", path=p, value=str(exc), expected="a Parquet file"
             ) from exc
+        mapping, recognised = _map_columns(header, given, path=p, line=None)
     elif kind == "jsonl":
-        available = None
+        named = set(given.values())
+        header, cols, rows = _json_table(p, lambda k: k in named or _is_known_name(k))
+        mapping, recognised = _map_columns(header, given, path=p, line=None)
     else:
         if sep is None:
             sep = "\t" if _base_suffix(p) in (".tsv", ".tab") else ","
-        frame, rows = _read_csv(p, tuple(mapping[c] for c in required), sep=sep)
-        available = list(frame.columns)
-    # optional columns: read when explicitly mapped (then they must exist) or present
-    wanted = [c for c in EVENT_COLUMNS if c in required or c in given]
-    if available is not None:
-        wanted += [
-            c for c in ("event_type", "value") if c not in wanted and mapping[c] in available
-        ]
-        missing = [mapping[c] for c in wanted if mapping[c] not in available]
-        if missing:
-            raise DataError(
-                "missing column",
-                path=p,
-                column=missing[0],
-                value=available,
-                expected="columns " + ", ".join(f"{mapping[c]!r} ({c})" for c in wanted),
-            )
+
+        def check_header(header: list[str]) -> None:
+            nonlocal mapping, recognised
+            mapping, recognised = _map_columns(header, given, path=p, line=1)
+
+        frame, rows = _read_csv(p, (), sep=sep, check_header=check_header)
+    wanted = [c for c in EVENT_COLUMNS if c in mapping]
     if kind == "parquet":
         frame = pd.read_parquet(p, columns=[mapping[c] for c in wanted])
         if len(frame) == 0:
             raise DataError("no data rows", path=p, expected="at least one row")
         rows = _Rows(p)
     elif kind == "jsonl":
-        keys = tuple(mapping[c] for c in wanted)
-        optional = tuple(mapping[c] for c in ("event_type", "value") if c not in wanted)
-        cols, rows = _json_records(p, keys, optional)
-        frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in cols.items()})
-        for c in ("event_type", "value"):
-            if c not in wanted and frame[mapping[c]].notna().any():
-                wanted.append(c)
-        for k in keys + optional:  # JSON numbers/strings: let pandas infer a dtype
-            frame[k] = frame[k].infer_objects()
+        # The keys of every object are the header. Given and required keys must be in
+        # every object; an object may lack an optional one (then missing, as null).
+        must = [mapping[c] for c in wanted if c in _REQUIRED or c in given]
+        for key in must:
+            lacking = [i for i, v in enumerate(cols[key]) if v is _ABSENT]
+            if lacking:
+                raise DataError(
+                    "missing field",
+                    path=p,
+                    line=int(rows.lines[lacking[0]]),
+                    column=key,
+                    expected=f"keys {', '.join(must)} in every object",
+                )
+        frame = pd.DataFrame(
+            {
+                mapping[c]: pd.Series(
+                    [None if v is _ABSENT else v for v in cols[mapping[c]]], dtype=object
+                ).infer_objects()  # JSON numbers/strings: let pandas infer a dtype
+                for c in wanted
+            }
+        )
+        wanted = [c for c in wanted if mapping[c] in must or frame[mapping[c]].notna().any()]
     event_types: Any = None
     if "event_type" in wanted:
         event_types = _ids(frame[mapping["event_type"]], rows, mapping["event_type"], "event type")
@@ -1099,7 +1393,15 @@ def read_table(
     report = LoadReport()
     report.add(f"read {p.name}", len(frame), len(events), "no rows removed")
     used = {c: mapping[c] for c in wanted}
-    return _dataset(events, path=p, fmt="table", report=report, columns=used)
+    return _dataset(
+        events,
+        path=p,
+        fmt="table",
+        report=report,
+        columns=used,
+        columns_recognised=[c for c in recognised if c in used],
+        timestamp_unit=timestamp_unit,
+    )
 
 
 # -------------------------------------------------------------------- detection
@@ -1141,15 +1443,15 @@ def _detect_file(path: Path, has_columns: bool) -> str | None:
     if name == "ratings.dat":
         return "movielens-dat"
     suffix = _base_suffix(path)
+    if suffix in _TABLE_SUFFIXES and has_columns:  # an explicit mapping: read as a table
+        return "table"
     header = _table_header(path) if suffix in _TABLE_SUFFIXES else []
     if name == "ratings.csv" and {"userId", "movieId", "rating"} <= set(header):
         return "movielens-csv"
     if suffix in _JSON_SUFFIXES and {"reviewerID", "asin"} <= set(header):
         return "amazon"
     if suffix in _TABLE_SUFFIXES:
-        if has_columns or {"user_id", "item_id", "timestamp"} <= set(header):
-            return "table"
-        return None
+        return "table" if _recognised_format(header) else None
     lines = _peek_lines(path)
     # A sequence file if most sniffed lines are two tokens (the first one included); a
     # malformed line further on is then reported by the reader with its line number.
@@ -1240,25 +1542,50 @@ def load(path: str | Path, format: str | None = None, **kwargs: Any) -> Dataset:
         A data file or folder (see :func:`detect_format`).
     format
         One of :data:`FORMATS`; ``None`` detects it. With ``columns=`` in ``kwargs`` a
-        ``.csv``/``.tsv``/``.parquet``/``.jsonl`` file is read as ``"table"``.
+        ``.csv``/``.tsv``/``.parquet``/``.jsonl`` file is read as ``"table"`` (even one
+        named ``ratings.csv``).
     **kwargs
-        Passed to the reader (e.g. ``include_tags=True``, ``columns={...}``).
+        Passed to the reader (e.g. ``include_tags=True``, ``columns={...}``,
+        ``timestamp_unit="ms"``); ``columns=None`` and ``timestamp_unit=None`` are the
+        same as leaving them out.
 
     Raises
     ------
     ParameterError
-        ``format`` is not one of :data:`FORMATS`.
+        ``format`` is not one of :data:`FORMATS`; ``columns`` or a ``timestamp_unit``
+        other than ``"s"`` for a format that is not ``"table"``.
     FileNotFoundError, DataError
         As :func:`detect_format` and the reader.
     """
+    if kwargs.get("columns") is None:
+        kwargs.pop("columns", None)
+    if kwargs.get("timestamp_unit") is None:
+        kwargs.pop("timestamp_unit", None)
+    has_columns = "columns" in kwargs
     if format is None:
-        fmt, target = _resolve(path, has_columns="columns" in kwargs)
+        fmt, target = _resolve(path, has_columns=has_columns)
     else:
         if format not in FORMATS:
             raise ParameterError("format", format, f"one of {', '.join(FORMATS)} or None")
         fmt, target = format, _existing(path)
         if target.is_dir() and fmt in ("amazon", "sequence", "table"):
-            found, inner = _resolve(target, has_columns="columns" in kwargs)
+            found, inner = _resolve(target, has_columns=has_columns)
             if found == fmt:
                 target = inner
+    if fmt != "table":
+        if has_columns:
+            raise ParameterError(
+                "columns",
+                kwargs["columns"],
+                f"left out for {target}, which is read as {fmt} (its columns are fixed); a "
+                "column mapping applies to a .csv/.tsv/.parquet/.jsonl table file",
+            )
+        unit = kwargs.pop("timestamp_unit", "s")
+        if unit != "s":
+            raise ParameterError(
+                "timestamp_unit",
+                unit,
+                f"'s' or left out for {target}, which is read as {fmt} (its times are "
+                "seconds); another unit applies to a table file",
+            )
     return _READERS[fmt](target, **kwargs)

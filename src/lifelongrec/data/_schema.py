@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,66 @@ DEFAULT_EVENT_TYPE = "interaction"
 TIMESTAMP_MIN = 0
 TIMESTAMP_MAX = 7_258_118_399
 TIMESTAMP_RANGE = "UTC epoch seconds from 0 (1970-01-01) to 7258118399 (2199-12-31)"
+
+#: Units of numeric epoch times and how many of each make one second.
+_TIMESTAMP_UNITS: dict[str, int] = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+#: A finer unit is suggested only when it would put the time after this (1980-01-01):
+#: a seconds value that is merely too large should not read as a 1970 millisecond.
+_PLAUSIBLE_FROM = 315_532_800
+
+
+def _utc_text(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp_unit_hint(value: Any, unit: str = "s", option: str | None = None) -> str:
+    """Why a numeric time in ``unit`` is out of range, and which finer unit it looks like.
+
+    Returns ``""`` when nothing useful can be said, else a text that starts with ``"; "``
+    (to append to a :class:`DataError`'s ``expected``), e.g. ``"; it looks like
+    milliseconds (2017-07-14T02:40:00Z), while this source's times are read as seconds:
+    pass timestamp_unit='ms' ..."``. ``option`` names the parameter that chooses the
+    unit; without one the source's unit is fixed.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return ""
+    if not np.isfinite(number):
+        return ""
+    exact = int(value) if isinstance(value, (int, np.integer)) else number
+    if abs(exact) >= 2**63:
+        return "; the value does not even fit a 64-bit integer"
+    if exact <= (TIMESTAMP_MAX + 1) * _TIMESTAMP_UNITS[unit] - 1:
+        return ""
+    finer = list(_TIMESTAMP_UNITS)[list(_TIMESTAMP_UNITS).index(unit) + 1 :]
+    for candidate in finer:
+        factor = _TIMESTAMP_UNITS[candidate] // _TIMESTAMP_UNITS[unit]
+        seconds = int(exact // factor) // _TIMESTAMP_UNITS[unit]
+        if _PLAUSIBLE_FROM <= seconds <= TIMESTAMP_MAX:
+            fix = (
+                f"pass {option}={candidate!r} (on the command line: "
+                f"--{option.replace('_', '-')} {candidate})"
+                if option
+                else f"convert them to {_UNIT_WORDS[unit]} first"
+            )
+            return (
+                f"; it looks like {_UNIT_WORDS[candidate]} ({_utc_text(seconds)}), "
+                f"while this source's times are read as {_UNIT_WORDS[unit]}: {fix}"
+            )
+    return ""
+
+
+def _timestamp_range_text(unit: str = "s") -> str:
+    """:data:`TIMESTAMP_RANGE` written in ``unit`` (``"s"``, ``"ms"``, ``"us"``, ``"ns"``)."""
+    if unit == "s":
+        return TIMESTAMP_RANGE
+    factor = _TIMESTAMP_UNITS[unit]
+    return (
+        f"UTC epoch {_UNIT_WORDS[unit]} from {TIMESTAMP_MIN * factor} (1970-01-01) to "
+        f"{(TIMESTAMP_MAX + 1) * factor - 1} (2199-12-31)"
+    )
 
 
 @dataclass

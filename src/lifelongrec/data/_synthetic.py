@@ -55,7 +55,13 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import ParameterError
-from lifelongrec.data._schema import Dataset, make_events, make_items
+from lifelongrec.data._schema import (
+    TIMESTAMP_MAX,
+    TIMESTAMP_RANGE,
+    Dataset,
+    make_events,
+    make_items,
+)
 
 __all__ = ["SyntheticWorld", "synthetic"]
 
@@ -304,6 +310,14 @@ class SyntheticWorld:
         _check_int("seed", self.seed, 0)
         _check_int("start", self.start, 0)
         _check_real("duration_days", self.duration_days, 1.0)
+        last = self.start + int(round(self.duration_days * _DAY)) - 1
+        if last > TIMESTAMP_MAX:
+            raise ParameterError(
+                "start",
+                self.start,
+                f"a time span (start + duration_days days, here ending at {last}) within "
+                f"{TIMESTAMP_RANGE}",
+            )
         _check_real("interest_concentration", self.interest_concentration, 0.0, low_open=True)
         for name in (
             "interest_drift",
