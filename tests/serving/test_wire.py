@@ -81,6 +81,12 @@ def test_a_body_that_is_not_an_event_object_is_a_4xx(client, body):
     r.json()
 
 
+def test_a_whole_number_written_with_a_point_is_an_integer_timestamp(client, service):
+    r = _raw(client, "POST", "/events", b'{"user_id":"u-f","item_id":"i000001","timestamp":1.7e9}')
+    assert r.status_code == 201, r.text
+    assert service.store.user_events("u-f")["timestamp"].tolist() == [1_700_000_000]
+
+
 def test_an_event_without_timestamp_gets_the_servers_receive_time(client, service):
     t0 = int(time.time())
     r = client.post("/events", json={"user_id": "u-now", "item_id": "i000001"})
@@ -168,10 +174,12 @@ def test_items_in_a_batch_are_created_and_updated_all_or_nothing(client, service
         "categories": ["Zz-Test"],
         "attributes": {"p": 2},
     }
-    twice = {"items": [{"item_id": "b-3"}, {"item_id": "b-3"}]}
-    _error(client.put("/items", json=twice), 422, "item_id")
+    twice = {"items": [{"item_id": "b-3", "title": "one"}, {"item_id": "b-3", "title": "two"}]}
+    r = client.put("/items", json=twice)
+    assert r.json() == {"n_received": 2, "n_created": 1, "n_updated": 0}
+    assert client.get("/items/b-3").json()["title"] == "two"  # the later entry counts
     _error(client.get("/items/never-heard-of"), 404)
-    assert service.store.n_items == n0 + 2
+    assert service.store.n_items == n0 + 3
     # new items are recommendable at once, with their category
     recs = client.get("/users/cold-user/recommendations", params={"k": 5, "category": "Zz-Test"})
     assert {i["item_id"] for i in recs.json()["items"]} == {"b-1", "b-2"}
@@ -200,6 +208,11 @@ def test_answers_carry_title_and_categories_unless_turned_off(client, service):
 @pytest.mark.parametrize("version", ["%C2%B2", "%D9%A3", "x", "v1", "0000001", "-1"])
 def test_a_version_that_is_not_an_id_is_a_422(client, version):
     _error(client.post(f"/models/{version}/promote"), 422, "version")
+
+
+@pytest.mark.parametrize("version", ["0", "v000000", "000000"])
+def test_version_zero_is_unknown(client, version):
+    _error(client.post(f"/models/{version}/promote"), 404)
 
 
 def test_an_unknown_version_is_a_404_without_paths(client, home):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from typing import Any
 
@@ -273,6 +274,18 @@ def validation_answer(exc: RequestValidationError) -> JSONResponse:
     )
 
 
+def _methods_of(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods the API documents for a request's path (from the OpenAPI paths, so
+    it does not depend on how the router nests its routes)."""
+    path = scope.get("path", "")
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in operations)
+    return sorted(methods)
+
+
 def create_app(
     service: RecommenderService,
     keys: KeyRing | None = None,
@@ -315,11 +328,27 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's
+            headers["Allow"] = ", ".join(_methods_of(app, request.scope))
         return JSONResponse(
-            {"detail": str(exc.detail), "error": "HTTPError"},
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
+            {"detail": str(exc.detail), "error": "HTTPError"}, exc.status_code, headers=headers
         )
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The schema, with the event types this service accepts as an enum."""
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            event = schema.get("components", {}).get("schemas", {}).get("EventIn")
+            if event is not None and service.event_types:
+                field = event["properties"]["event_type"]
+                field["enum"] = sorted(service.event_types)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:

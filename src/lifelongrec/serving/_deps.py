@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from lifelongrec.serving._auth import key_problem
+from lifelongrec.serving._auth import key_problem, request_key
 from lifelongrec.serving._service import RecommenderService
 
 __all__ = ["ServiceDep", "require_read", "require_write", "has_read_key"]
@@ -53,14 +53,11 @@ def _require(scope: str):
     return check
 
 
-async def has_read_key(
-    request: Request,
-    key: Annotated[str | None, Security(_api_key)] = None,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-) -> bool:
-    """Whether the request carries a key with the ``read`` scope (never refuses)."""
+async def has_read_key(request: Request) -> bool:
+    """Whether the request carries a key with the ``read`` scope (never refuses; not a
+    security requirement of the route, which stays open)."""
     ring = request.app.state.keys
-    return ring.is_open or key_problem(ring, _given(key, bearer), "read") is None
+    return ring.is_open or key_problem(ring, request_key(request.headers), "read") is None
 
 
 require_read = Depends(_require("read"))

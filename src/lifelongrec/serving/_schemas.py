@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -60,13 +61,24 @@ def _utf8(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_utf8)]
 Id = Annotated[Text, Field(min_length=1, max_length=256, examples=["u00042"])]
-Timestamp = Annotated[
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 35753.0 is the integer 35753 (JSON Schema agrees); a
+    fraction, ``true`` or a string stays an error."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Timestamp = Annotated[  # the constraints before the validator: they stay in the schema
     int,
     Field(
         ge=TIMESTAMP_MIN,
         le=TIMESTAMP_MAX,
         description="UTC epoch seconds, 0 (1970-01-01) .. 7258118399 (2199-12-31)",
     ),
+    BeforeValidator(_whole),
 ]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 

@@ -915,13 +915,16 @@ class RecommenderService:
         """Add or update catalogue items, all or nothing; a new item is recommendable at
         once through its content vector (the batch's vectors are computed together).
 
-        Returns ``{"n_received", "n_created", "n_updated"}``.
+        An id given twice in one call is upserted once, with its later entry.
+
+        Returns ``{"n_received", "n_created", "n_updated"}`` (``n_received`` counts the
+        entries sent).
 
         Raises
         ------
         DataError
-            A field of the wrong type (the message names the item's position), an item
-            id given twice, or more than ``max_batch`` items.
+            A field of the wrong type (the message names the item's position), or more
+            than ``max_batch`` items.
         """
         if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
             raise DataError(
@@ -949,16 +952,9 @@ class RecommenderService:
                     expected=exc.expected,
                 ) from None
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        # An id given twice: the later entry is the upsert that counts (as two requests).
+        frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
         ids = [str(i) for i in frame["item_id"]]
-        if len(set(ids)) < len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise DataError(
-                "an item id is given twice in one batch",
-                column="item_id",
-                value=dup,
-                expected="each item once per batch",
-            )
         with self._ingest_lock:
             n_new, n_updated = self.store.upsert_items(frame)
             live = self._live
@@ -974,7 +970,7 @@ class RecommenderService:
             self._item_queue.append(frame)
             self._fresh.extend(ids)
             self._fresh = self._fresh[-1000:]
-        return {"n_received": len(ids), "n_created": int(n_new), "n_updated": int(n_updated)}
+        return {"n_received": len(items), "n_created": int(n_new), "n_updated": int(n_updated)}
 
     # ----------------------------------------------------------------- deletion
     def delete_user(self, user_id: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def put_item(item_id: ItemId, body: ItemIn, service: ServiceDep, response: Respo
     responses=error_responses(400, 401, 403, 413, 422),
 )
 def put_items(body: ItemBatch, service: ServiceDep) -> ItemsOut:
-    """All or nothing; an item id may appear once per batch. New items are recommendable
+    """All or nothing; an id given twice counts with its later entry. New items are recommendable
     at once through their content vectors (computed for the batch together, which is
     much cheaper per item than one request each)."""
     return ItemsOut(**service.upsert_items([i.model_dump() for i in body.items]))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from lifelongrec._errors import UnknownIdError
 from lifelongrec.serving._deps import ServiceDep, require_read, require_write
 from lifelongrec.serving._schemas import error_responses
 
@@ -48,4 +49,8 @@ def rollback(service: ServiceDep) -> dict[str, Any]:
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def promote(version: Version, service: ServiceDep) -> dict[str, Any]:
+    """A 404 for a version the registry does not hold (``0`` and ``v000000`` included:
+    numbering starts at 1)."""
+    if int(version.lstrip("v")) == 0:
+        raise UnknownIdError("version", [version], hint="version numbers start at 1")
     return service.promote(version)
