@@ -1198,12 +1198,28 @@ def serve(
         int,
         typer.Option(min=1, help="Threads for torch and faiss (1 keeps request latency steady)."),
     ] = 1,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001, help="Seconds a client has to send a request's headers (slow clients)."
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(min=0.001, help="Longest pause in a request body, in seconds."),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(min=1, help="Open connections at most (the oldest slow one makes room)."),
+    ] = 4096,
 ) -> None:
     """Run the recommendation service: HTTP API, durable events, online learning."""
     import torch
-    import uvicorn
 
     from lifelongrec.serving import KeyRing, RecommenderService, create_app
+    from lifelongrec.serving._server import ServerLimits, run_server
 
     if open_access and host not in _LOOPBACK:
         _fail(
@@ -1244,7 +1260,17 @@ def serve(
     logger.setLevel(logging.INFO)
     typer.echo(f"opening {home} ...", err=True)
     try:
-        service = RecommenderService.open(home, data=data, config=settings)
+        limits = ServerLimits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+        ).validate()
+        # --columns / --timestamp-unit read the data of a first start; a later start has
+        # its events in the home folder already.
+        first = data if (home / "service.json").is_file() else None
+        if first is None:
+            first = service_data(data, columns=columns, timestamp_unit=timestamp_unit)
+        service = RecommenderService.open(home, data=first, config=settings)
         faiss.omp_set_num_threads(torch_threads)  # later builds leave a core to requests
         keys = KeyRing.open_access() if open_access else KeyRing.for_home(home)
     except (LifelongrecError, OSError) as exc:
@@ -1252,7 +1278,7 @@ def serve(
     app_ = create_app(service, keys)
     typer.echo(serve_banner(host, port, keys, service.live_version))
     try:
-        uvicorn.run(app_, host=host, port=port, log_level="info", access_log=False)
+        run_server(app_, host=host, port=port, limits=limits)
     finally:
         service.close()
 
