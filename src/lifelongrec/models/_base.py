@@ -17,6 +17,13 @@ A subclass stores hyperparameters in ``__init__`` (nothing else) and implements
 * optionally ``_item_vectors()`` (for cosine ``similar_items``) or ``_similar_scores``;
 * optionally ``_add_items(data, n_items_before, refreshed)`` for :meth:`Recommender.add_items`
   (the default runs ``_partial_fit`` with no events, which grows every item table);
+* optionally ``_observe(events, rows, columns, items, n_users_before, n_items_before)``
+  for :meth:`Recommender.observe` (state only: grow per-user/per-item tables for new
+  rows, keep caches in step, mark users whose per-user parameters are now stale; the
+  default does nothing, which is right when ``_score`` reads a user only through
+  ``user_items_``);
+* optionally ``_forget_rows(rows, ids)`` for :meth:`Recommender.forget_users` (remove
+  the per-user parameters of the erased rows; the default does nothing);
 * ``_state()`` / ``_set_state(arrays, extra)`` for save/load;
 * optionally a dynamic vocabulary: ``_init_vocab(events)`` (rows of ``fit``),
   ``_grow_vocab(events)`` (rows of ``partial_fit``) and ``_admit_items(ids)`` (rows of
@@ -35,6 +42,7 @@ list gives 2-d ``(n, k)``. When fewer than ``k`` items are eligible a row is pad
 from __future__ import annotations
 
 import copy
+import heapq
 import importlib
 import inspect
 import json
@@ -48,10 +56,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
-from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, as_dataset, frame_of
-from lifelongrec.models._history import HistoryBatch, history_batch
+from lifelongrec.data._schema import (
+    DEFAULT_EVENT_TYPE,
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    Dataset,
+    as_dataset,
+    frame_of,
+)
+from lifelongrec.models._history import HistoryBatch, _ranges, history_batch
 
-__all__ = ["Recommender", "topk_rows"]
+__all__ = ["FreeRow", "Recommender", "insert_cells", "topk_rows"]
 
 _FORMAT_VERSION = 1
 _SCORE_BATCH_CELLS = 16_000_000  # float32 cells scored at once (64 MB)
@@ -126,6 +141,216 @@ def map_ids(ids: pd.Series, index: dict[str, int]) -> np.ndarray:
     return out
 
 
+class FreeRow:
+    """Stands for a free row in ``user_ids_`` / ``item_ids_`` (an erased user, an expired
+    id): equal to no id (only to the placeholder of the same row), so the id arrays stay
+    unique and an index built on them (``pd.Index(model.item_ids_)``) maps every id to its
+    row and no id to a free one."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: int) -> None:
+        self.row = int(row)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FreeRow) and other.row == self.row
+
+    def __hash__(self) -> int:
+        return hash((FreeRow, self.row))
+
+    def __repr__(self) -> str:
+        return f"<free row {self.row}>"
+
+
+def insert_cells(
+    X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """``X`` with the cells ``(rows[e], cols[e])`` set, by inserting the new cells (each
+    row's columns stay sorted) instead of a sparse sum.
+
+    A new cell gets ``values[e]`` (``1`` when ``values`` is None); a cell already stored
+    keeps ``max(stored, values[e])`` (with no ``values``: it is left as it is); a cell
+    named twice takes the larger value. ``X`` itself is never changed: a new matrix is
+    returned, or ``X`` when no cell changes, so a reader holding ``X`` is not disturbed.
+    The cost is one search per cell plus a copy of ``X``'s arrays when a cell is new.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    if len(rows) == 0:
+        return X
+    n_cols = X.shape[1]
+    S = X if X.has_sorted_indices else X.sorted_indices()
+    indptr, indices = S.indptr, S.indices
+    if values is None:
+        if len(rows) == 1:  # one cell: is it there already?
+            a, b, v = int(indptr[rows[0]]), int(indptr[rows[0] + 1]), int(cols[0])
+            p = a + int(np.searchsorted(indices[a:b], v))
+            if p < b and indices[p] == v:
+                return X
+        keys = np.unique(rows * n_cols + cols)
+        vals = np.ones(len(keys), dtype=S.data.dtype)
+    else:
+        values = np.asarray(values, dtype=S.data.dtype)
+        raw = rows * n_cols + cols
+        order = np.argsort(raw, kind="stable")
+        keys, first = np.unique(raw[order], return_index=True)
+        vals = np.maximum.reduceat(values[order], first)
+    r, c = keys // n_cols, keys % n_cols
+    lo, hi = indptr[r].astype(np.int64), indptr[r + 1].astype(np.int64)
+    if len(keys) <= 16:  # a few cells: a binary search in each row
+        spans = zip(lo.tolist(), hi.tolist(), c.tolist(), strict=True)
+        pos = np.fromiter(
+            (a + int(np.searchsorted(indices[a:b], v)) for a, b, v in spans), np.int64, len(c)
+        )
+    else:  # many: one search among the touched rows' (row, column) keys
+        touched, first = np.unique(r, return_index=True)
+        lengths = hi[first] - lo[first]
+        have = np.repeat(touched, lengths) * n_cols + indices[_ranges(lo[first], lengths)]
+        offset = np.cumsum(lengths) - lengths  # where each touched row starts in `have`
+        pos = lo + np.searchsorted(have, keys) - offset[np.searchsorted(touched, r)]
+    fresh = pos >= hi
+    inside = ~fresh
+    fresh[inside] = indices[pos[inside]] != c[inside]
+    data = S.data
+    if values is not None:
+        at = pos[~fresh]
+        bigger = vals[~fresh] > data[at]
+        if bigger.any():
+            data = data.copy()
+            data[at[bigger]] = vals[~fresh][bigger]
+    if not fresh.any():
+        if data is S.data:
+            return X
+        Y = sp.csr_matrix((data, indices, indptr), shape=S.shape)
+        Y.has_sorted_indices = True
+        return Y
+    pos, r, c, v = pos[fresh], r[fresh], c[fresh], vals[fresh]
+    new_indptr = indptr.copy()
+    new_indptr[1:] += np.cumsum(np.bincount(r, minlength=S.shape[0])).astype(indptr.dtype)
+    Y = sp.csr_matrix(
+        (
+            np.insert(data, pos, v),
+            np.insert(indices, pos, c.astype(indices.dtype)),
+            new_indptr,
+        ),
+        shape=S.shape,
+    )
+    Y.has_sorted_indices = True
+    return Y
+
+
+def grow_csr(X: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """``X`` with empty rows appended and columns widened to ``shape`` (no smaller), as a
+    new matrix sharing ``X``'s data and column indices (only ``indptr`` is extended)."""
+    n_rows, n_cols = shape
+    if (n_rows, n_cols) == X.shape:
+        return X
+    indptr = X.indptr
+    if n_rows > X.shape[0]:
+        tail = np.full(n_rows - X.shape[0], indptr[-1], dtype=indptr.dtype)
+        indptr = np.concatenate([indptr, tail])
+    Y = sp.csr_matrix((X.data, X.indices, indptr), shape=(n_rows, n_cols))
+    Y.has_sorted_indices = X.has_sorted_indices
+    return Y
+
+
+def clear_rows(X: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``X`` with every cell of ``rows`` removed (same shape; a new matrix)."""
+    counts = np.diff(X.indptr)
+    drop = np.zeros(X.shape[0], dtype=bool)
+    drop[np.asarray(rows, dtype=np.int64)] = True
+    keep = ~np.repeat(drop, counts)
+    indptr = np.r_[0, np.cumsum(np.where(drop, 0, counts))].astype(X.indptr.dtype)
+    Y = sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape)
+    Y.has_sorted_indices = X.has_sorted_indices
+    return Y
+
+
+def event_columns(events: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
+    """``observe``'s argument as checked column arrays (ids as ``str``) and its items.
+
+    ``events`` is a DataFrame in the event schema, a :class:`~lifelongrec.data.Dataset`
+    (whose ``items`` are returned too) or a mapping of column name -> array. Returns
+    ``user_id``, ``item_id``, ``event_type`` (object arrays), ``timestamp`` (int64) and
+    ``value`` (float64, NaN when absent).
+
+    Raises
+    ------
+    DataError
+        Not one of those forms, a required column missing, columns of different
+        lengths, a missing id, a non-integer timestamp or a value that is not a number.
+    """
+    from collections.abc import Mapping  # noqa: PLC0415
+
+    items = None
+    if isinstance(events, Dataset):
+        events, items = events.events, events.items
+    if not isinstance(events, (pd.DataFrame, Mapping)):
+        raise DataError(
+            "cannot use this object as events",
+            value=type(events).__name__,
+            expected="a pandas DataFrame, a lifelongrec.data.Dataset or a mapping of "
+            "column name -> array with user_id, item_id, timestamp",
+        )
+    missing = [c for c in ("user_id", "item_id", "timestamp") if c not in events]
+    if missing:
+        raise DataError(
+            "events lack required columns",
+            value=missing,
+            expected="columns user_id, item_id, timestamp (event_type, value optional)",
+        )
+    raw = {c: np.asarray(events[c]) for c in EVENT_COLUMNS if c in events}
+    n = len(raw["user_id"])
+    for name, values in raw.items():
+        if values.ndim != 1 or len(values) != n:
+            raise DataError(
+                "event columns differ in length",
+                column=name,
+                value=f"shape {values.shape}",
+                expected=f"{n} values, one per event (as user_id has)",
+            )
+    cols: dict[str, np.ndarray] = {}
+    for name in ("user_id", "item_id"):
+        values = raw[name]
+        bad = np.asarray(pd.isna(values), dtype=bool)
+        if bad.any():
+            raise DataError(
+                f"{name} is missing",
+                column=name,
+                value=f"event {int(np.flatnonzero(bad)[0])} (0-based position)",
+                expected="an id in every event",
+            )
+        cols[name] = values.astype(str).astype(object)
+    ts = raw["timestamp"]
+    if ts.dtype.kind not in "iu":
+        ok = np.fromiter(
+            (isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in ts.tolist()),
+            bool,
+            n,
+        )
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise DataError(
+                "timestamp is not an integer",
+                column="timestamp",
+                value=f"{ts[i]!r} in event {i} (0-based position)",
+                expected="integer UTC epoch seconds",
+            )
+    cols["timestamp"] = ts.astype(np.int64)
+    et = raw.get("event_type")
+    cols["event_type"] = (
+        np.full(n, DEFAULT_EVENT_TYPE, dtype=object) if et is None else et.astype(object)
+    )
+    value = raw.get("value")
+    try:
+        cols["value"] = np.full(n, np.nan) if value is None else np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            "values must be numbers", column="value", expected="numbers or NaN"
+        ) from None
+    return cols, items
+
+
 class Recommender:
     """Base class: id vocabularies, seen-item masks, top-k, cold fallback, save/load."""
 
@@ -177,8 +402,44 @@ class Recommender:
     def _set_vocab(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
         self.user_ids_ = np.asarray(user_ids, dtype=object)
         self.item_ids_ = np.asarray(item_ids, dtype=object)
-        self._user_index = {u: i for i, u in enumerate(self.user_ids_)}
-        self._item_index = {t: i for i, t in enumerate(self.item_ids_)}
+        # FreeRow placeholders (erased users) hold a row but no id; new users take them
+        # (lowest first) before the tables grow.
+        self._user_index = {}
+        self._free_user_rows: list[int] = []
+        for i, u in enumerate(self.user_ids_):
+            if isinstance(u, FreeRow):
+                self._free_user_rows.append(i)
+            else:
+                self._user_index[u] = i
+        self._item_index = {
+            t: i for i, t in enumerate(self.item_ids_) if not isinstance(t, FreeRow)
+        }
+
+    def _extend_vocab(self, users: list[str], items: list[str]) -> None:
+        """Rows for the unknown ``users`` (free rows of erased users first, lowest first,
+        then new rows at the end) and ``items`` (new rows at the end): new id arrays, the
+        indexes updated in place (a cost that follows the new ids, not the vocabulary)."""
+        if users:
+            free = getattr(self, "_free_user_rows", [])
+            reused = [heapq.heappop(free) for _ in range(min(len(users), len(free)))]
+            ids = self.user_ids_
+            if reused:
+                ids = ids.copy()
+                ids[reused] = np.asarray(users[: len(reused)], dtype=object)
+                for r, u in zip(reused, users, strict=False):
+                    self._user_index[u] = r
+            rest = users[len(reused) :]
+            if rest:
+                start = len(ids)
+                ids = np.concatenate([ids, np.asarray(rest, dtype=object)])
+                for j, u in enumerate(rest):
+                    self._user_index[u] = start + j
+            self.user_ids_ = ids
+        if items:
+            start = len(self.item_ids_)
+            self.item_ids_ = np.concatenate([self.item_ids_, np.asarray(items, dtype=object)])
+            for j, i in enumerate(items):
+                self._item_index[i] = start + j
 
     def _init_vocab(self, events: pd.DataFrame) -> None:
         """Rows for ``fit``: every distinct user and item, in order of first appearance."""
@@ -187,16 +448,14 @@ class Recommender:
         self._set_vocab(users, items)
 
     def _grow_vocab(self, events: pd.DataFrame) -> None:
-        """Rows for ``partial_fit``: unseen users and items get new rows at the end."""
+        """Rows for ``partial_fit``: unseen users take the free rows of erased users, then
+        new rows at the end; unseen items get new rows at the end."""
         u = pd.unique(events["user_id"].astype(str).to_numpy())
         t = pd.unique(events["item_id"].astype(str).to_numpy())
         new_u = [x for x in u if x not in self._user_index]
         new_t = [x for x in t if x not in self._item_index]
         if new_u or new_t:
-            self._set_vocab(
-                np.concatenate([self.user_ids_, np.asarray(new_u, dtype=object)]),
-                np.concatenate([self.item_ids_, np.asarray(new_t, dtype=object)]),
-            )
+            self._extend_vocab(new_u, new_t)
 
     def _admit_items(self, ids: np.ndarray) -> None:
         """Rows for ``add_items``: the (unknown) ``ids`` get new rows at the end."""
@@ -265,6 +524,14 @@ class Recommender:
         """Learn from new events without starting over; unseen users and items get rows.
 
         On an unfitted model this is ``fit``. Returns ``self``.
+
+        ``partial_fit`` adds its events: to the users' histories (``user_items_``), to
+        ``item_counts_`` and to what the parameters learn. :meth:`observe` takes events
+        into the state only. Give one model each event once, through one of the two: a
+        model that observed events and is then ``partial_fit`` on the same events counts
+        them twice in ``item_counts_`` (the parameters learn them once). A service lets a
+        live copy observe and a separate trainer copy ``partial_fit`` the same events,
+        which is the intended use.
         """
         if not self.is_fitted:
             return self.fit(new_interactions)
@@ -344,21 +611,205 @@ class Recommender:
             "through user_ttl / item_ttl)"
         )
 
-    def forget_users(self, users: Any) -> list[str]:
-        """Erase users' stored state (the right to be forgotten). Only models that keep
-        per-user state in a dynamic vocabulary support it (``sequential``); refit the
-        others without the users' events.
+    def observe(self, events: Any, items: pd.DataFrame | None = None) -> Recommender:
+        """Take new events into the users' state at once, without learning.
+
+        The events' users and items get rows when new (at the end of ``user_ids_`` /
+        ``item_ids_``, as :meth:`partial_fit` gives them; a new item takes its content
+        from ``items`` where the model uses content), ``user_items_`` and
+        ``item_counts_`` include the events exactly as after ``partial_fit``, and the
+        user's next :meth:`recommend` reflects them: the items are excluded as seen and
+        the scores follow the user's current history. Models that score a user from
+        their history (``itemknn``, ``userknn``, ``ease``, ``content``) read it at scoring
+        time; models with per-user parameters (``als``, ``bpr``) score a user whose
+        history changed since those were computed by folding the current history in (the
+        path of :meth:`score_histories`) until a :meth:`partial_fit` or :meth:`fit`
+        computes them again; ``popularity`` adds the events to its counts; ``hybrid``
+        lets each component observe them. Parameters shared by all users (item factors,
+        similarities, weights) do not change: that is :meth:`partial_fit`'s work.
+
+        The cost follows the events, not the data: a search per new (user, item) cell,
+        one copy of the interaction matrix's arrays when a cell is new, and the model's
+        own per-event bookkeeping; no sparse sum, no refit.
+
+        Rule: observe is state, :meth:`partial_fit` is learning (state included). Give
+        one model an event once, through one of the two; a model that observes events
+        and is then ``partial_fit`` on the same events counts them twice in
+        ``item_counts_``. (A service lets its live copy observe and a separate trainer
+        copy ``partial_fit`` the same events: two copies, each sees each event once.)
+
+        Parameters
+        ----------
+        events
+            New events: a DataFrame in the event schema (``user_id, item_id,
+            timestamp``; ``event_type`` and ``value`` optional), a
+            :class:`~lifelongrec.data.Dataset` (its ``items`` describe new items), or a
+            mapping of those column names to equal-length arrays.
+        items
+            Catalogue rows (``item_id, title, categories, attributes``) of new items;
+            overrides a Dataset's ``items``.
+
+        Returns
+        -------
+        Recommender
+            ``self``.
 
         Raises
         ------
-        NotImplementedError
-            This model has no dynamic vocabulary.
+        NotFittedError
+            The model has not been fitted.
+        DataError
+            ``events`` is not one of the accepted forms, lacks a required column, has
+            columns of different lengths, a missing id, a non-integer timestamp or a
+            value that is not a number; ``items`` is not a catalogue frame.
+
+        Examples
+        --------
+        >>> from lifelongrec.data import make_events
+        >>> from lifelongrec.models import ItemKNN
+        >>> ev = make_events(["a", "a", "b", "b"], ["x", "y", "x", "z"], [1, 2, 3, 4])
+        >>> m = ItemKNN().fit(ev)
+        >>> m.recommend("a", k=1)[0].tolist()
+        ['z']
+        >>> m.observe(make_events(["a"], ["z"], [5])).recommend("a", k=1)[0].tolist()
+        [None]
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot erase a user in place: it has no dynamic "
-            "vocabulary; refit it without the user's events (SequentialRecommender "
-            "supports forget_users)"
-        )
+        self._check_fitted()
+        cols, data_items = event_columns(events)
+        if items is None:
+            items = data_items
+        if items is not None:
+            items = frame_of(
+                items,
+                ITEM_COLUMNS,
+                what="an item catalogue",
+                frame_name="items frame",
+                accepts=f"None, a pandas DataFrame with columns {list(ITEM_COLUMNS)} "
+                "or a lifelongrec.data.Dataset with items",
+                part="items",
+            )
+        n = len(cols["user_id"])
+        if n == 0:
+            return self
+        n_users_before, n_items_before = len(self.user_ids_), len(self.item_ids_)
+        uidx, iidx = self._user_index, self._item_index
+        users, item_ids = cols["user_id"], cols["item_id"]
+        rows = np.fromiter((uidx.get(u, -1) for u in users), np.int64, n)
+        columns = np.fromiter((iidx.get(i, -1) for i in item_ids), np.int64, n)
+        if (rows < 0).any() or (columns < 0).any():
+            self._extend_vocab(
+                list(dict.fromkeys(users[rows < 0].tolist())),
+                list(dict.fromkeys(item_ids[columns < 0].tolist())),
+            )
+            shape = (len(self.user_ids_), len(self.item_ids_))
+            rows = np.fromiter((uidx[u] for u in users), np.int64, n)
+            columns = np.fromiter((iidx[i] for i in item_ids), np.int64, n)
+            self.user_items_ = grow_csr(self.user_items_, shape)
+            counts = np.zeros(shape[1])
+            counts[:n_items_before] = self.item_counts_
+            self.item_counts_ = counts
+        self._add_seen(rows, columns)
+        self._observe(cols, rows, columns, items, n_users_before, n_items_before)
+        return self
+
+    def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
+        :meth:`partial_fit` leaves them, by inserting the new cells (each row's columns
+        stay sorted) instead of a sparse sum. New objects replace the old ones, so a
+        reader holding the old matrix is not disturbed."""
+        n_items = len(self.item_ids_)
+        self.item_counts_ = self.item_counts_ + np.bincount(cols, minlength=n_items)
+        self.user_items_ = insert_cells(self.user_items_, rows, cols)
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: pd.DataFrame | None,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        """After ``observe`` put the events in ``user_items_`` / ``item_counts_``: the
+        model's own state. ``events`` are the checked columns (see :func:`event_columns`),
+        ``rows`` / ``columns`` each event's user row and item column. Rows from
+        ``n_users_before`` / ``n_items_before`` on are new; a new user may also have
+        taken the free row of an erased user (emptied and reset by ``_forget_rows``).
+        Default: nothing (right for a model that reads a user only through
+        ``user_items_`` and has no item tables)."""
+
+    def forget_users(self, users: Any) -> list[str]:
+        """Erase users' stored state (the right to be forgotten).
+
+        For each user the model knows: their row of ``user_items_`` is emptied, the
+        events it accounts for leave ``item_counts_`` (one per item of the row: repeated
+        events on one item beyond the first are not attributable to a user once stored,
+        and stay in the count), their per-user parameters are removed (user factors of
+        ``als`` / ``bpr`` zeroed, the recency times of ``content``, the neighbour matrix
+        cache of ``userknn``, the co-occurrence cache of ``itemknn``, and the same in each
+        component of a ``hybrid``), and the id is no longer known: :meth:`user_rows`
+        gives ``-1`` and :meth:`recommend` serves them as a new user. The row stays, held
+        by a :class:`FreeRow` placeholder that no id equals (it survives :meth:`save` /
+        :meth:`load`) until a new user takes it: new users fill free rows, lowest first,
+        before the tables grow, so erasing users (or a service evicting idle ones) keeps
+        memory bounded. A later event of the same id (through :meth:`observe` or
+        :meth:`partial_fit`) makes a new user, who starts from nothing.
+
+        What the shared parameters learned from the users' past events (item factors,
+        item-item similarities, EASE weights, a popularity model's decayed scores) stays
+        until they are learned again without those events (a refit on the store from
+        which the events were deleted; ``itemknn``'s next ``partial_fit`` already
+        recomputes its similarities without them).
+
+        Parameters
+        ----------
+        users
+            One user id or a 1-d sequence of them; ids the model does not know are
+            skipped.
+
+        Returns
+        -------
+        list of str
+            The ids that were known (and are now erased), in the order given.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
+        self._check_fitted()
+        ids = [users] if _is_single(users) else list(users)
+        found: dict[str, int] = {}
+        for u in ids:
+            key = str(u)
+            row = self._user_index.get(key)
+            if row is not None:
+                found.setdefault(key, row)
+        if not found:
+            return []
+        rows = np.fromiter(found.values(), np.int64, len(found))
+        X = self.user_items_
+        cells = np.concatenate([X.indices[X.indptr[r] : X.indptr[r + 1]] for r in rows])
+        if len(cells):
+            lost = np.bincount(cells, minlength=len(self.item_ids_))
+            self.item_counts_ = np.maximum(self.item_counts_ - lost, 0.0)
+        self.user_items_ = clear_rows(X, rows)
+        user_ids = self.user_ids_.copy()
+        user_ids[rows] = np.fromiter((FreeRow(r) for r in rows), object, len(rows))
+        self.user_ids_ = user_ids
+        for key in found:
+            del self._user_index[key]
+        free = getattr(self, "_free_user_rows", [])
+        for r in rows.tolist():
+            heapq.heappush(free, r)
+        self._free_user_rows = free
+        self._forget_rows(rows, list(found))
+        return list(found)
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        """After ``forget_users`` emptied ``rows`` (of the erased ``ids``) and freed
+        them: remove the model's per-user parameters of those rows, leaving each as a new
+        user's row starts (a new user may take it). Default: nothing."""
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         raise NotImplementedError
@@ -683,6 +1134,10 @@ class Recommender:
             "_item_ids": np.asarray(self.item_ids_, dtype=str),
             "_item_counts": self.item_counts_,
         }
+        for key, ids in (("_free_user_rows", self.user_ids_), ("_free_item_rows", self.item_ids_)):
+            free = [j for j, i in enumerate(ids) if isinstance(i, FreeRow)]
+            if free:  # placeholders are written as text: the rows say which they are
+                flat[key] = np.asarray(free, dtype=np.int64)
         sparse_keys = ["_user_items"]
         arrays = {"_user_items": self.user_items_, **arrays}
         for key, value in arrays.items():
@@ -746,9 +1201,13 @@ class Recommender:
                 shape=tuple(raw.pop(f"{key}.shape")),
             )
         arrays.update(raw)
-        model._set_vocab(
-            arrays.pop("_user_ids").astype(object), arrays.pop("_item_ids").astype(object)
-        )
+        vocab = []
+        for key in ("_user", "_item"):
+            ids = arrays.pop(f"{key}_ids").astype(object)
+            free = arrays.pop(f"_free{key}_rows", np.empty(0, np.int64))
+            ids[free] = np.fromiter((FreeRow(r) for r in free), object, len(free))
+            vocab.append(ids)
+        model._set_vocab(*vocab)
         model.user_items_ = arrays.pop("_user_items")
         model.item_counts_ = arrays.pop("_item_counts")
         model._load_children(path)

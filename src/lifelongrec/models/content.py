@@ -19,7 +19,7 @@ from sklearn.preprocessing import normalize
 from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.features._content import TfidfItemEncoder
-from lifelongrec.models._base import Recommender
+from lifelongrec.models._base import Recommender, clear_rows, grow_csr, insert_cells
 from lifelongrec.models._history import HistoryBatch
 
 __all__ = ["ContentRecommender"]
@@ -46,6 +46,12 @@ class ContentRecommender(Recommender):
     appears in events passed to :meth:`partial_fit` is scored by content at once; so is a
     new item described in the ``items`` of the data given to ``partial_fit``. The first
     description of an item id wins; refit to change an item's content.
+
+    A profile is computed at scoring time from the user's current history, so an event
+    given to :meth:`observe` changes the user's next recommendation at once (a new item
+    takes its vector from the ``items`` given with it, or from a catalogue seen before).
+    :meth:`forget_users` empties the users' histories and recency times: nothing else is
+    per user.
 
     Parameters
     ----------
@@ -230,6 +236,52 @@ class ContentRecommender(Recommender):
                 T.data += self.time_origin_ - t_min
                 self.time_origin_ = t_min
             self.last_seen_ = T.maximum(self._last_seen(data.events)).tocsr()
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: pd.DataFrame | None,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        n_cat = len(self.catalog_ids_)
+        self._add_catalogue(items)
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        described = self.catalog_ids_[n_cat:]  # ids first described just now
+        old = np.fromiter(
+            (self._item_index.get(i, n_items) < n_items_before for i in described),
+            bool,
+            len(described),
+        )
+        if old.any():  # an item known without content got it: as partial_fit, rebuild
+            self._sync_item_vectors()
+        elif n_items > n_items_before:  # new items: their rows, from the catalogue
+            pos = np.fromiter(
+                (self._catalog_index.get(i, -1) for i in self.item_ids_[n_items_before:]),
+                np.int64,
+                n_items - n_items_before,
+            )
+            has = (pos >= 0).astype(np.float32)  # no catalogue entry: a zero row
+            V = sp.diags(has) @ self.catalog_vectors_[np.maximum(pos, 0)]
+            V = sp.csr_matrix(V, dtype=np.float32)
+            V.eliminate_zeros()
+            self.item_vectors_ = sp.vstack([self.item_vectors_, V], format="csr")
+            self.n_items_without_content_ += int((V.getnnz(axis=1) == 0).sum())
+        if self.half_life is not None:
+            ts = events["timestamp"].astype(np.float64)
+            T = grow_csr(self.last_seen_.tocsr(), (n_users, n_items))
+            t_min = float(ts.min())
+            if t_min < self.time_origin_:  # keep every stored value >= 1
+                T = T.copy()
+                T.data += self.time_origin_ - t_min
+                self.time_origin_ = t_min
+            self.last_seen_ = insert_cells(T, rows, columns, ts - self.time_origin_ + 1.0)
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        if self.half_life is not None:
+            self.last_seen_ = clear_rows(self.last_seen_.tocsr(), rows)
 
     @property
     def n_catalogue_items_(self) -> int:

@@ -93,6 +93,14 @@ class EASE(Recommender):
         interaction matrix that is new (user, item) pairs, exceeds this fraction (in
         ``(0, 1]``). Otherwise ``B`` stays and only the users' histories change (which
         ``X_u B`` uses at once).
+
+    Notes
+    -----
+    :meth:`observe` changes histories only: ``X_u B`` reads the user's current history,
+    and a new item is uncovered (ranked by popularity after the EASE-scored items) until
+    ``B`` is next computed. ``B`` is shared by all users, so :meth:`forget_users` has no
+    per-user parameter to remove; a refit without the users' events removes what ``B``
+    learned from them.
     """
 
     name = "ease"

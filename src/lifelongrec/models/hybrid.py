@@ -132,6 +132,11 @@ class Hybrid(Recommender):
     does not know get its lowest normalised score. ``similar_items`` blends the
     components' similarity scores in the same way (the item itself left out of the
     statistics). Unknown users get the blend of the components' cold-start scores.
+
+    :meth:`observe` and :meth:`forget_users` pass the events (users) on to every
+    component, which updates (erases) its own state as that model does; a component
+    that keeps observed events as training material (``sequential``) drops it, since
+    the hybrid observes for state only and learns through ``partial_fit``.
     """
 
     name = "hybrid"
@@ -276,6 +281,29 @@ class Hybrid(Recommender):
                 self._note(i, exc, "partial_fit")
                 raise
         self._sync_columns()
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: Any,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        for i, model in enumerate(self.components_):
+            try:
+                model.observe(events, items)
+            except DataError as exc:
+                raise self._component_error(i, exc, "observe the new events") from exc
+            if getattr(model, "n_online_pending", 0):  # state only: no training material
+                model.online_step(0)
+        if len(self.item_ids_) > n_items_before:
+            self._sync_columns()
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        for model in self.components_:
+            model.forget_users(ids)
 
     def _sync_columns(self) -> None:
         """For each component: ``None`` if it shares our item order, else our item -> its column."""

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import Dataset
-from lifelongrec.models._base import Recommender
+from lifelongrec.models._base import Recommender, clear_rows, grow_csr, insert_cells
 from lifelongrec.models._history import HistoryBatch
 from lifelongrec.models._validation import check_int, check_number
 
@@ -85,6 +85,12 @@ class ItemKNN(Recommender):
     pruned ``S`` from ``C``. New histories count at once because scoring reads
     ``user_items_``. ``C`` is a cache: it is not saved and is rebuilt from ``user_items_``
     on the first ``partial_fit`` after a load.
+
+    :meth:`observe` changes histories only (``S`` stays; a new item gets an empty row and
+    column of ``S`` until the next ``partial_fit``); the users it touched are remembered,
+    so the next ``partial_fit`` brings ``C`` up to date with their observed events too.
+    :meth:`forget_users` takes the users' rows out of ``C`` at once; ``S`` is recomputed
+    without them at the next ``partial_fit``.
     """
 
     name = "itemknn"
@@ -121,6 +127,7 @@ class ItemKNN(Recommender):
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         self._cooc = (X.T @ X).tocsr()
         self._cooc_source = X
+        self._uncounted: set[int] = set()  # users observed since C was last updated
         self.similarity_ = self._similarity_from_cooc(self._cooc)
 
     def _partial_fit(
@@ -130,6 +137,10 @@ class ItemKNN(Recommender):
         n_users, n_items = X_new.shape
         old = getattr(self, "_cooc_source", None)
         touched = np.flatnonzero(np.diff(delta.tocsr().indptr))
+        uncounted = getattr(self, "_uncounted", None)
+        if uncounted:  # observed since: their rows differ from C's source too
+            touched = np.union1d(touched, np.fromiter(uncounted, np.int64, len(uncounted)))
+        self._uncounted = set()
         if old is None or getattr(self, "_cooc", None) is None:  # after load: rebuild the cache
             self._cooc = (X_new.T @ X_new).tocsr()
         else:
@@ -143,6 +154,31 @@ class ItemKNN(Recommender):
             self._cooc.eliminate_zeros()
         self._cooc_source = X_new
         self.similarity_ = self._similarity_from_cooc(self._cooc)
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: Any,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        n_items = len(self.item_ids_)
+        self.similarity_ = grow_csr(self.similarity_, (n_items, n_items))
+        if getattr(self, "_cooc", None) is not None:
+            self._uncounted = getattr(self, "_uncounted", set()) | set(rows.tolist())
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        source = getattr(self, "_cooc_source", None)
+        if getattr(self, "_cooc", None) is None or source is None:
+            return  # rebuilt from user_items_ (without the users) when next needed
+        have = rows[rows < source.shape[0]]
+        A = source[have]  # what C counted of these users (C is source.T @ source)
+        self._cooc = (self._cooc - (A.T @ A)).tocsr()
+        self._cooc.eliminate_zeros()
+        self._cooc_source = clear_rows(source, have)
+        self._uncounted = getattr(self, "_uncounted", set()) - set(rows.tolist())
 
     # ---------------------------------------------------------------- scoring
     def _score(self, rows: np.ndarray) -> np.ndarray:
@@ -166,6 +202,7 @@ class ItemKNN(Recommender):
         self.similarity_ = arrays["similarity"].tocsr()
         self._cooc = None
         self._cooc_source = None
+        self._uncounted = set()
 
 
 class UserKNN(Recommender):
@@ -188,7 +225,9 @@ class UserKNN(Recommender):
     Nothing is learned ahead: similarities are computed at scoring time, in the batches
     ``recommend`` asks for, with sparse products against the current ``user_items_``.
     ``partial_fit`` therefore only grows the matrix; new users and new events are used at
-    once, by the user themself and as neighbours of others.
+    once, by the user themself and as neighbours of others. So does :meth:`observe`,
+    which also inserts the events into the cached item x user matrix (no rebuild);
+    :meth:`forget_users` drops that cache, and an erased user is nobody's neighbour.
     """
 
     name = "userknn"
@@ -208,6 +247,25 @@ class UserKNN(Recommender):
         self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
     ) -> None:
         self._X_T = None
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: Any,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        XT = getattr(self, "_X_T", None)
+        if XT is not None and XT.shape == (n_items_before, n_users_before):
+            n_users, n_items = self.user_items_.shape
+            self._X_T = insert_cells(grow_csr(XT, (n_items, n_users)), columns, rows)
+        else:
+            self._X_T = None
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        self._X_T = None  # rebuilt from user_items_ (without the users) when next needed
 
     def _items_users(self) -> sp.csr_matrix:
         X = self.user_items_

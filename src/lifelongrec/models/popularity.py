@@ -41,7 +41,10 @@ class Popularity(Recommender):
     -----
     ``partial_fit`` is exact and incremental: the stored scores are decayed forward to
     the new latest timestamp and the new events are added, which equals a fit on all
-    events seen so far (up to float rounding).
+    events seen so far (up to float rounding). :meth:`observe` adds events the same way
+    (the counts are this model's state). :meth:`forget_users` takes a user's items out of
+    the plain counts; decayed scores keep them until they fade (a count of old events
+    has no user attached).
     """
 
     name = "popularity"
@@ -71,6 +74,19 @@ class Popularity(Recommender):
             cols.astype(np.int64), weights=self._event_weights(data, ref_ts), minlength=n_items
         )
 
+    def _add_decayed(self, cols: np.ndarray, ts: np.ndarray, n_items_before: int) -> None:
+        """Decay the stored scores forward to the newest timestamp and add the events on
+        item columns ``cols`` at times ``ts`` (``time_decay_days`` set)."""
+        n_items = len(self.item_ids_)
+        ref = max(self.last_timestamp_, float(ts.max())) if len(ts) else self.last_timestamp_
+        old = np.zeros(n_items)
+        old[:n_items_before] = self.scores_
+        old *= np.exp2(-(ref - self.last_timestamp_) / _SECONDS_PER_DAY / self.time_decay_days)
+        age_days = (ref - ts.astype(np.float64)) / _SECONDS_PER_DAY
+        weights = np.exp2(-age_days / float(self.time_decay_days))
+        self.scores_ = old + np.bincount(cols, weights=weights, minlength=n_items)
+        self.last_timestamp_ = ref
+
     # --------------------------------------------------------------- training
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         if self.time_decay_days is None:
@@ -84,17 +100,30 @@ class Popularity(Recommender):
     def _partial_fit(
         self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
     ) -> None:
-        n_items = len(self.item_ids_)
         if self.time_decay_days is None:
             self.scores_ = self.item_counts_.astype(np.float64)
             return
-        ts = data.events["timestamp"]
-        ref = max(self.last_timestamp_, float(ts.max())) if len(ts) else self.last_timestamp_
-        old = np.zeros(n_items)
-        old[:n_items_before] = self.scores_
-        old *= np.exp2(-(ref - self.last_timestamp_) / _SECONDS_PER_DAY / self.time_decay_days)
-        self.scores_ = old + self._decayed_counts(data, ref, n_items)
-        self.last_timestamp_ = ref
+        ev = data.events
+        cols = ev["item_id"].astype(str).map(self._item_index).to_numpy().astype(np.int64)
+        self._add_decayed(cols, ev["timestamp"].to_numpy(dtype=np.float64), n_items_before)
+
+    def _observe(
+        self,
+        events: dict[str, np.ndarray],
+        rows: np.ndarray,
+        columns: np.ndarray,
+        items: Any,
+        n_users_before: int,
+        n_items_before: int,
+    ) -> None:
+        if self.time_decay_days is None:
+            self.scores_ = self.item_counts_.astype(np.float64)
+        else:
+            self._add_decayed(columns, events["timestamp"], n_items_before)
+
+    def _forget_rows(self, rows: np.ndarray, ids: list[str]) -> None:
+        if self.time_decay_days is None:
+            self.scores_ = self.item_counts_.astype(np.float64)
 
     # ---------------------------------------------------------------- scoring
     def _score(self, rows: np.ndarray) -> np.ndarray:

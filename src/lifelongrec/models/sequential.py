@@ -54,7 +54,7 @@ from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.models import _seqtrain as T
-from lifelongrec.models._base import Recommender, _is_single, map_ids
+from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns, map_ids
 from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
 
 __all__ = [
@@ -84,26 +84,6 @@ _TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
 #: Table row, inside event sequences, of an event whose item has no row of its own (not
 #: admitted yet, or expired since): it reads the item tower's learned ``oov`` vector.
 OOV_ROW = -1
-
-
-class FreeRow:
-    """Stands for a free row in ``user_ids_`` / ``item_ids_``: equal to no id (only to the
-    placeholder of the same row), so the id arrays stay unique and an index built on them
-    (``pd.Index(model.item_ids_)``) maps every id to its row and no id to a free one."""
-
-    __slots__ = ("row",)
-
-    def __init__(self, row: int) -> None:
-        self.row = int(row)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FreeRow) and other.row == self.row
-
-    def __hash__(self) -> int:
-        return hash((FreeRow, self.row))
-
-    def __repr__(self) -> str:
-        return f"<free row {self.row}>"
 
 
 # ===================================================================== configs
@@ -1772,7 +1752,7 @@ class SequentialRecommender(Recommender):
         a new :meth:`fit` discards them (counted in ``n_online_discarded_``).
         """
         self._check_fitted()
-        cols, data_items = self._online_columns(events)
+        cols, data_items = event_columns(events)
         if items is None:
             items = data_items
         n = len(cols["user_id"])
@@ -1886,83 +1866,6 @@ class SequentialRecommender(Recommender):
         buf = self._online_buffer(create=False)
         return 0 if buf is None else int(buf["n"])
 
-    @staticmethod
-    def _online_columns(events: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame | None]:
-        """``observe``'s argument as checked column arrays (ids as ``str``) and the items."""
-        from collections.abc import Mapping  # noqa: PLC0415
-
-        from lifelongrec.data._schema import DEFAULT_EVENT_TYPE, EVENT_COLUMNS  # noqa: PLC0415
-
-        items = None
-        if isinstance(events, Dataset):
-            events, items = events.events, events.items
-        if not isinstance(events, (pd.DataFrame, Mapping)):
-            raise DataError(
-                "cannot use this object as events",
-                value=type(events).__name__,
-                expected="a pandas DataFrame, a lifelongrec.data.Dataset or a mapping of "
-                "column name -> array with user_id, item_id, timestamp",
-            )
-        missing = [c for c in ("user_id", "item_id", "timestamp") if c not in events]
-        if missing:
-            raise DataError(
-                "events lack required columns",
-                value=missing,
-                expected="columns user_id, item_id, timestamp (event_type, value optional)",
-            )
-        raw = {c: np.asarray(events[c]) for c in EVENT_COLUMNS if c in events}
-        n = len(raw["user_id"])
-        for name, values in raw.items():
-            if values.ndim != 1 or len(values) != n:
-                raise DataError(
-                    "event columns differ in length",
-                    column=name,
-                    value=f"shape {values.shape}",
-                    expected=f"{n} values, one per event (as user_id has)",
-                )
-        cols: dict[str, np.ndarray] = {}
-        for name in ("user_id", "item_id"):
-            values = raw[name]
-            bad = np.asarray(pd.isna(values), dtype=bool)
-            if bad.any():
-                raise DataError(
-                    f"{name} is missing",
-                    column=name,
-                    value=f"event {int(np.flatnonzero(bad)[0])} (0-based position)",
-                    expected="an id in every event",
-                )
-            cols[name] = values.astype(str).astype(object)
-        ts = raw["timestamp"]
-        if ts.dtype.kind not in "iu":
-            ok = np.fromiter(
-                (isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in ts.tolist()),
-                bool,
-                n,
-            )
-            if not ok.all():
-                i = int(np.flatnonzero(~ok)[0])
-                raise DataError(
-                    "timestamp is not an integer",
-                    column="timestamp",
-                    value=f"{ts[i]!r} in event {i} (0-based position)",
-                    expected="integer UTC epoch seconds",
-                )
-        cols["timestamp"] = ts.astype(np.int64)
-        et = raw.get("event_type")
-        cols["event_type"] = (
-            np.full(n, DEFAULT_EVENT_TYPE, dtype=object) if et is None else et.astype(object)
-        )
-        value = raw.get("value")
-        try:
-            cols["value"] = (
-                np.full(n, np.nan) if value is None else np.asarray(value, dtype=np.float64)
-            )
-        except (TypeError, ValueError):
-            raise DataError(
-                "values must be numbers", column="value", expected="numbers or NaN"
-            ) from None
-        return cols, items
-
     def _online_event_arrays(
         self, users: np.ndarray, rows: np.ndarray, cols: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -2027,57 +1930,6 @@ class SequentialRecommender(Recommender):
         users = np.unique(new["user"])
         old = self._history_events(users)
         self._store_histories(self._merged_events(old, new), users)
-
-    def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
-        """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
-        the base ``partial_fit`` leaves them, by inserting the new cells (each row's
-        columns stay sorted) instead of a sparse sum. New objects replace the old ones,
-        so a reader holding the old matrix is not disturbed."""
-        n_items = len(self.item_ids_)
-        self.item_counts_ = self.item_counts_ + np.bincount(cols, minlength=n_items)
-        X = self.user_items_
-        if not X.has_sorted_indices:
-            X = X.sorted_indices()
-        indptr, indices = X.indptr, X.indices
-        if len(rows) == 1:  # one event: is its cell there already?
-            a, b, v = int(indptr[rows[0]]), int(indptr[rows[0] + 1]), int(cols[0])
-            p = a + int(np.searchsorted(indices[a:b], v))
-            if p < b and indices[p] == v:
-                return
-        keys = np.unique(rows * n_items + cols)
-        r, c = keys // n_items, keys % n_items
-        lo, hi = indptr[r].astype(np.int64), indptr[r + 1].astype(np.int64)
-        if len(keys) <= 16:  # a few cells: a binary search in each row
-            spans = zip(lo.tolist(), hi.tolist(), c.tolist(), strict=True)
-            pos = np.fromiter(
-                (a + int(np.searchsorted(indices[a:b], v)) for a, b, v in spans), np.int64, len(c)
-            )
-        else:  # many: one search among the touched rows' (row, column) keys
-            from lifelongrec.models._history import _ranges  # noqa: PLC0415
-
-            touched, first = np.unique(r, return_index=True)
-            lengths = hi[first] - lo[first]
-            have = np.repeat(touched, lengths) * n_items + indices[_ranges(lo[first], lengths)]
-            offset = np.cumsum(lengths) - lengths  # where each touched row starts in `have`
-            pos = lo + np.searchsorted(have, keys) - offset[np.searchsorted(touched, r)]
-        fresh = pos >= hi
-        inside = ~fresh
-        fresh[inside] = indices[pos[inside]] != c[inside]
-        if not fresh.any():
-            return
-        pos, r, c = pos[fresh], r[fresh], c[fresh]
-        new_indptr = indptr.copy()
-        new_indptr[1:] += np.cumsum(np.bincount(r, minlength=X.shape[0])).astype(indptr.dtype)
-        Y = sp.csr_matrix(
-            (
-                np.insert(X.data, pos, np.ones(len(c), X.data.dtype)),
-                np.insert(indices, pos, c.astype(indices.dtype)),
-                new_indptr,
-            ),
-            shape=X.shape,
-        )
-        Y.has_sorted_indices = True
-        self.user_items_ = Y
 
     def _touch_vocab(self, users: np.ndarray, rows: np.ndarray, ts: np.ndarray) -> bool:
         """The vocabulary bookkeeping ``partial_fit`` does for a batch whose ids all hold
