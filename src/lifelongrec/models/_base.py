@@ -587,6 +587,21 @@ class Recommender:
         self._add_items(data, n_items_before, ids[known])
         return self
 
+    def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
+        """Do the slow, side-effect-free part of a coming :meth:`add_items` of ``items``
+        now (e.g. encoding their text into the encoder's cache), changing nothing the
+        model serves from. A service calls it outside the lock it holds for
+        ``add_items``, so that requests never wait for a text encoder. The default does
+        nothing (most models have no such part).
+
+        Raises
+        ------
+        NotFittedError, DataError
+            As :meth:`add_items`.
+        """
+        self._check_fitted()
+        _catalogue_frame(items)
+
     def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
         """Grow item tables for ``item_ids_[n_items_before:]`` (``data.items`` holds their
         content) and refresh the content of the known ids in ``refreshed``; models without

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
@@ -260,6 +261,12 @@ class Hybrid(Recommender):
             fitted.append(model)
         self.components_ = fitted
         self._sync_columns()
+
+    def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
+        """Each component's :meth:`~Recommender.prepare_items`."""
+        super().prepare_items(items)
+        for model in self.components_:
+            model.prepare_items(items)
 
     def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
         for i, model in enumerate(self.components_):

@@ -970,6 +970,19 @@ class SequentialRecommender(Recommender):
         }
 
     # ---------------------------------------------------------------- content
+    def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
+        """Encode the items' text with the pretrained encoder into its cache (the slow
+        part of :meth:`add_items`, about 10 ms per title on a CPU core; a batch costs far
+        less per title), changing nothing the model serves from. Safe to call while
+        other threads use the model; ``add_items`` then finds the encodings cached."""
+        super().prepare_items(items)
+        frame = items.items if isinstance(items, Dataset) else items
+        if self._featurizer.text_name_ == "minilm" and len(frame):
+            self._featurizer.ensure_encoder()
+            encoder = self._featurizer._encoder
+            if getattr(encoder, "use_cache", False):
+                encoder.transform(frame)
+
     def _content_for(self, ids: np.ndarray, items: pd.DataFrame | None) -> tuple:
         rows, found = _catalogue_rows(items, ids)
         F_ = self._featurizer.n_features

@@ -359,6 +359,10 @@ class RecommenderService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._item_queue: list[pd.DataFrame] = []
+        # Catalogue upserts written to the store and waiting to go live (_publish_items).
+        self._catalogue_mutex = threading.Lock()
+        self._catalogue_leader = threading.Lock()
+        self._catalogue_pending: list[dict[str, Any]] = []
         # Users in the live model's memory, least recently active first (max_users).
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._evicted: list[str] = []  # evicted from the live model, not yet the trainer
@@ -954,9 +958,44 @@ class RecommenderService:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         # An id given twice: the later entry is the upsert that counts (as two requests).
         frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
+        n_new, n_updated = self.store.upsert_items(frame)  # durable before anything else
+        ticket: dict[str, Any] = {"frame": frame, "done": threading.Event()}
+        with self._catalogue_mutex:
+            self._catalogue_pending.append(ticket)
+        self._publish_items()
+        ticket["done"].wait()
+        if "error" in ticket:
+            raise ticket["error"]
+        return {"n_received": len(items), "n_created": int(n_new), "n_updated": int(n_updated)}
+
+    def _publish_items(self) -> None:
+        """Make stored catalogue upserts live, batching the requests that wait together:
+        whoever holds the publishing lock takes every pending upsert, encodes their text
+        in one batch outside the model locks (``prepare_items``), then installs them
+        under the locks (``add_items`` finds the encodings cached). A request that waits
+        for the lock usually finds its items published by the batch before."""
+        with self._catalogue_leader:
+            while True:
+                with self._catalogue_mutex:
+                    batch, self._catalogue_pending = self._catalogue_pending, []
+                if not batch:
+                    return
+                frame = pd.concat([t["frame"] for t in batch], ignore_index=True)
+                frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
+                try:
+                    with self._timed("items-publish"):
+                        self._install_items(frame)
+                except Exception as exc:  # each waiting request answers with it
+                    for t in batch:
+                        t["error"] = exc
+                finally:
+                    for t in batch:
+                        t["done"].set()
+
+    def _install_items(self, frame: pd.DataFrame) -> None:
         ids = [str(i) for i in frame["item_id"]]
+        self._live.model.prepare_items(frame)  # the text encoder, outside every lock
         with self._ingest_lock:
-            n_new, n_updated = self.store.upsert_items(frame)
             live = self._live
             with self._model_lock:
                 live.model.add_items(frame)
@@ -970,7 +1009,6 @@ class RecommenderService:
             self._item_queue.append(frame)
             self._fresh.extend(ids)
             self._fresh = self._fresh[-1000:]
-        return {"n_received": len(items), "n_created": int(n_new), "n_updated": int(n_updated)}
 
     # ----------------------------------------------------------------- deletion
     def delete_user(self, user_id: str) -> dict[str, Any]:
