@@ -130,3 +130,43 @@ def test_missing_and_repeated_ids_are_named(blocks_dataset):
     with pytest.raises(DataError, match=r"more than once.*na0"):
         model.add_items(twice)
     assert model.n_items == n  # nothing half-admitted
+
+
+def test_prepare_items_changes_nothing_and_new_item_vectors_match_the_full_table(
+    blocks_dataset,
+):
+    """``prepare_items`` is the slow, side-effect-free part of ``add_items``; after an
+    ``add_items`` the vectors of a few new items (computed for those rows only) equal
+    the rows of the whole table."""
+    model = fitted("sequential", blocks_dataset)
+    before = model.item_vectors()[1].copy()
+    model.prepare_items(new_catalogue())
+    assert np.array_equal(model.item_vectors()[1], before)
+    assert model.n_items == len(before)
+    model.add_items(new_catalogue())
+    ids, few = model.item_vectors(["nb0", "na0"])
+    assert list(ids) == ["nb0", "na0"]
+    all_ids, table = model.item_vectors()
+    where = {i: j for j, i in enumerate(all_ids)}
+    np.testing.assert_allclose(few, table[[where["nb0"], where["na0"]]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError):
+        model.prepare_items(pd.DataFrame({"title": ["no id column"]}))
+    for name in NAMES:  # every model accepts it (most do nothing)
+        fitted(name, blocks_dataset).prepare_items(new_catalogue())
+
+
+def test_prepare_items_encodes_titles_so_add_items_does_not(blocks_dataset, tmp_path, monkeypatch):
+    from test_conformance import TINY_PARAMS
+
+    from lifelongrec.models import get_model
+
+    monkeypatch.setenv("LIFELONGREC_CACHE_DIR", str(tmp_path / "cache"))
+    params = {**TINY_PARAMS["sequential"], "text_encoder": "minilm"}
+    model = get_model("sequential", **params).fit(blocks_dataset)
+    encoder = model._featurizer._encoder
+    fresh = _block_items(["na7", "nb7"])
+    fresh = fresh[fresh["item_id"].isin(["na7", "nb7"])].reset_index(drop=True)
+    model.prepare_items(fresh)
+    assert encoder.n_encoded_ == 2  # the two new titles, encoded now
+    model.add_items(fresh)
+    assert encoder.n_encoded_ == 0 and encoder.n_cached_ == 2  # add_items found them cached

@@ -214,9 +214,11 @@ def test_a_new_item_is_recommendable_at_once(client, service):
         "categories": ["launch-2026"],
         "attributes": {"price": 9.5},
     }
-    r = client.put("/items/new-item-1", json=body)
-    assert r.status_code == 201 and r.json() == {"item_id": "new-item-1", "created": True}
-    assert client.put("/items/new-item-1", json=body).status_code == 200
+    wait = {"wait": "true"}
+    r = client.put("/items/new-item-1", json=body, params=wait)
+    assert r.status_code == 201
+    assert r.json() == {"item_id": "new-item-1", "created": True, "live": True}
+    assert client.put("/items/new-item-1", json=body, params=wait).status_code == 200
     user = _known_user(service)
     out = _recs(client, user, k=3, category="launch-2026")
     assert [i["item_id"] for i in out["items"]] == ["new-item-1"]
@@ -224,13 +226,29 @@ def test_a_new_item_is_recommendable_at_once(client, service):
     assert [i["item_id"] for i in cold["items"]] == ["new-item-1"]
     assert service.store.item("new-item-1")["attributes"] == {"price": 9.5}
     # an update moves it to its new category
-    client.put("/items/new-item-1", json={**body, "categories": ["launch-2027"]})
+    client.put("/items/new-item-1", json={**body, "categories": ["launch-2027"]}, params=wait)
     assert [i["item_id"] for i in _recs(client, user, k=3, category="launch-2027")["items"]] == [
         "new-item-1"
     ]
     assert _recs(client, user, k=3, category="launch-2026")["items"] == []
     r = client.put("/items/x", json={"categories": "not-a-list"})
     assert r.status_code == 422
+
+
+def test_an_item_sent_without_waiting_goes_live_when_published(client, service):
+    """Without wait the answer comes after the durable write; the item goes live when
+    the catalogue thread (here, with background=False, the next learner round) has
+    encoded it."""
+    body = {"title": "Later thing", "categories": ["launch-2028"]}
+    r = client.put("/items/later-1", json=body)
+    assert r.status_code == 201
+    assert r.json() == {"item_id": "later-1", "created": True, "live": False}
+    assert service.store.item("later-1")["title"] == "Later thing"  # stored already
+    assert client.get("/items/later-1/similar").status_code == 404  # not live yet
+    service.learn_step()
+    assert client.get("/items/later-1/similar").status_code == 200
+    out = _recs(client, "someone-else", k=3, category="launch-2028")
+    assert [i["item_id"] for i in out["items"]] == ["later-1"]
 
 
 # ------------------------------------------------------------------- deletion

@@ -162,11 +162,12 @@ def test_items_in_a_batch_are_created_and_updated_all_or_nothing(client, service
             {"item_id": "b-2", "title": "Second", "categories": ["Zz-Test"]},
         ]
     }
-    r = client.put("/items", json=body)
-    assert r.status_code == 200 and r.json() == {"n_received": 2, "n_created": 2, "n_updated": 0}
+    r = client.put("/items", json=body, params={"wait": "true"})
+    assert r.status_code == 200
+    assert r.json() == {"n_received": 2, "n_created": 2, "n_updated": 0, "live": True}
     body["items"][0]["title"] = "First, revised"
-    r = client.put("/items", json=body)
-    assert r.json() == {"n_received": 2, "n_created": 0, "n_updated": 2}
+    r = client.put("/items", json=body, params={"wait": "true"})
+    assert r.json() == {"n_received": 2, "n_created": 0, "n_updated": 2, "live": True}
     assert service.store.n_items == n0 + 2
     assert client.get("/items/b-1").json() == {
         "item_id": "b-1",
@@ -175,8 +176,8 @@ def test_items_in_a_batch_are_created_and_updated_all_or_nothing(client, service
         "attributes": {"p": 2},
     }
     twice = {"items": [{"item_id": "b-3", "title": "one"}, {"item_id": "b-3", "title": "two"}]}
-    r = client.put("/items", json=twice)
-    assert r.json() == {"n_received": 2, "n_created": 1, "n_updated": 0}
+    r = client.put("/items", json=twice, params={"wait": "true"})
+    assert r.json() == {"n_received": 2, "n_created": 1, "n_updated": 0, "live": True}
     assert client.get("/items/b-3").json()["title"] == "two"  # the later entry counts
     _error(client.get("/items/never-heard-of"), 404)
     assert service.store.n_items == n0 + 3

@@ -1495,12 +1495,19 @@ class SequentialRecommender(Recommender):
         in that order (an unknown id raises :class:`UnknownIdError`), copying only
         their rows."""
         self._check_fitted()
-        V = self._item_matrix()
         if items is None:
             rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
+            V = self._item_matrix()[rows]
         else:
             rows = self._item_rows([items] if _is_single(items) else list(items))
-        return self.item_ids_[rows].astype(object), np.ascontiguousarray(V[rows], np.float32)
+            if self._item_cache is not None or len(rows) * 4 > len(self.item_ids_):
+                V = self._item_matrix()[rows]
+            else:  # a few items after the cache was dropped (new items): only their rows
+                with torch.no_grad():
+                    self._module.eval()
+                    shifted = torch.as_tensor(rows + 1, device=self._device())
+                    V = self._module.item_tower(shifted).cpu().numpy()
+        return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
 
     def _release(self, users: Expired, items: Expired, now: int) -> None:
         """Reset what expired ids left behind: stored histories of users; id, optimiser,

@@ -238,6 +238,9 @@ class ItemBatch(BaseModel):
 class ItemOut(BaseModel):
     item_id: str
     created: bool
+    live: bool = Field(
+        description="Recommendable already (with wait=true always); else within moments"
+    )
 
 
 class CatalogueItem(BaseModel):
@@ -253,6 +256,9 @@ class ItemsOut(BaseModel):
     n_received: int
     n_created: int
     n_updated: int
+    live: bool = Field(
+        description="Recommendable already (with wait=true always); else within moments"
+    )
 
 
 class Erased(BaseModel):

@@ -363,6 +363,8 @@ class RecommenderService:
         self._catalogue_mutex = threading.Lock()
         self._catalogue_leader = threading.Lock()
         self._catalogue_pending: list[dict[str, Any]] = []
+        self._catalogue_wake = threading.Event()
+        self._catalogue_thread: threading.Thread | None = None
         # Users in the live model's memory, least recently active first (max_users).
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._evicted: list[str] = []  # evicted from the live model, not yet the trainer
@@ -909,20 +911,30 @@ class RecommenderService:
         return {"item_id": str(item_id), "model_version": live.version, "items": items}
 
     # ---------------------------------------------------------------- catalogue
-    def upsert_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
+    def upsert_item(self, item: Mapping[str, Any], wait: bool = True) -> dict[str, Any]:
         """Add or update one catalogue item (see :meth:`upsert_items`). Returns
-        ``{"item_id", "created"}``."""
-        out = self.upsert_items([item])
-        return {"item_id": str(item.get("item_id")), "created": bool(out["n_created"])}
+        ``{"item_id", "created", "live"}``."""
+        out = self.upsert_items([item], wait=wait)
+        return {
+            "item_id": str(item.get("item_id")),
+            "created": bool(out["n_created"]),
+            "live": out["live"],
+        }
 
-    def upsert_items(self, items: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        """Add or update catalogue items, all or nothing; a new item is recommendable at
-        once through its content vector (the batch's vectors are computed together).
+    def upsert_items(self, items: Sequence[Mapping[str, Any]], wait: bool = True) -> dict[str, Any]:
+        """Add or update catalogue items, all or nothing.
+
+        The items are stored durably before this returns. They go live (recommendable
+        through their content vectors, in similar-item answers and category filters) when
+        the service has encoded their text: upserts that arrive together are encoded as
+        one batch, outside the locks requests need. ``wait=True`` returns once they are
+        live; ``wait=False`` right after the durable write (the catalogue thread, or with
+        ``background=False`` the next :meth:`learn_step`, publishes them).
 
         An id given twice in one call is upserted once, with its later entry.
 
-        Returns ``{"n_received", "n_created", "n_updated"}`` (``n_received`` counts the
-        entries sent).
+        Returns ``{"n_received", "n_created", "n_updated", "live"}`` (``n_received``
+        counts the entries sent; ``live``: whether they are live already).
 
         Raises
         ------
@@ -944,10 +956,10 @@ class RecommenderService:
                 value=len(items),
                 expected=f"at most {self.config.max_batch} items per request",
             )
-        frames = []
+        records = []
         for j, item in enumerate(items):
             try:
-                frames.append(_item_frame(item))
+                records.append(_item_record(item))
             except DataError as exc:
                 raise DataError(
                     f"{exc.problem} in item {j} (0-based position)",
@@ -955,18 +967,37 @@ class RecommenderService:
                     value=exc.value,
                     expected=exc.expected,
                 ) from None
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = make_items(*(list(c) for c in zip(*records, strict=True)))
         # An id given twice: the later entry is the upsert that counts (as two requests).
         frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
+        if not isinstance(wait, bool):
+            raise ParameterError("wait", wait, "True or False")
         n_new, n_updated = self.store.upsert_items(frame)  # durable before anything else
         ticket: dict[str, Any] = {"frame": frame, "done": threading.Event()}
         with self._catalogue_mutex:
             self._catalogue_pending.append(ticket)
-        self._publish_items()
-        ticket["done"].wait()
-        if "error" in ticket:
-            raise ticket["error"]
-        return {"n_received": len(items), "n_created": int(n_new), "n_updated": int(n_updated)}
+        self._catalogue_wake.set()
+        if wait:
+            if self._catalogue_thread is None:
+                self._publish_items()
+            ticket["done"].wait()
+            if "error" in ticket:
+                raise ticket["error"]
+        return {
+            "n_received": len(items),
+            "n_created": int(n_new),
+            "n_updated": int(n_updated),
+            "live": ticket["done"].is_set() and "error" not in ticket,
+        }
+
+    def _catalogue_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._catalogue_wake.wait(0.5):
+                self._catalogue_wake.clear()
+                try:
+                    self._publish_items()
+                except Exception:  # noqa: BLE001 - each waiting request got the error
+                    log.exception("publishing catalogue items failed")
 
     def _publish_items(self) -> None:
         """Make stored catalogue upserts live, batching the requests that wait together:
@@ -986,6 +1017,7 @@ class RecommenderService:
                     with self._timed("items-publish"):
                         self._install_items(frame)
                 except Exception as exc:  # each waiting request answers with it
+                    log.exception("publishing %d catalogue item(s) failed", len(frame))
                     for t in batch:
                         t["error"] = exc
                 finally:
@@ -1142,12 +1174,17 @@ class RecommenderService:
 
     # ---------------------------------------------------------- the learner
     def start_learner(self) -> None:
-        """Start the background learner thread (idempotent)."""
+        """Start the background learner thread and the catalogue thread that publishes
+        item upserts (idempotent)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._learn_loop, name="learner", daemon=True)
         self._thread.start()
+        self._catalogue_thread = threading.Thread(
+            target=self._catalogue_loop, name="catalogue", daemon=True
+        )
+        self._catalogue_thread.start()
 
     def _learn_loop(self) -> None:
         share = float(self.config.learner_share)
@@ -1171,6 +1208,8 @@ class RecommenderService:
         challenger when one is due. Returns whether there was anything to do."""
         busy = False
         learner = self._learner
+        if self._catalogue_thread is None and self._catalogue_pending:
+            self._publish_items()  # background=False: upserts sent with wait=False
         if self._item_queue:
             with self._ingest_lock:
                 queued, self._item_queue = self._item_queue, []
@@ -1406,6 +1445,8 @@ class RecommenderService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._catalogue_thread is not None:
+            self._catalogue_thread.join(timeout=30)
         self.store.close()
 
     def __enter__(self) -> RecommenderService:
@@ -1470,8 +1511,9 @@ def _popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
     return [(str(ids[j]), float(counts[j])) for j in order]
 
 
-def _item_frame(item: Mapping[str, Any]) -> pd.DataFrame:
-    """One catalogue row, checked field by field."""
+def _item_record(item: Mapping[str, Any]) -> tuple[str, str | None, list[str], dict[str, Any]]:
+    """One catalogue entry, checked field by field: ``(item_id, title, categories,
+    attributes)``."""
     if not isinstance(item, Mapping):
         raise DataError(
             "an item must be a mapping",
@@ -1511,7 +1553,7 @@ def _item_frame(item: Mapping[str, Any]) -> pd.DataFrame:
             value=attrs,
             expected="an object of name -> value",
         )
-    return make_items([item_id], [title], [list(cats)], [dict(attrs)])
+    return item_id, title, list(cats), dict(attrs)
 
 
 def _catch_up_items(model: Recommender, items: pd.DataFrame) -> list[str]:

@@ -20,6 +20,10 @@ from lifelongrec.serving._schemas import (
 router = APIRouter(prefix="/items", tags=["items"])
 
 ItemId = Annotated[str, Path(min_length=1, max_length=256)]
+Wait = Annotated[
+    bool,
+    Query(description="Answer once the items are recommendable (their text encoded)"),
+]
 
 
 @router.put(
@@ -32,12 +36,15 @@ ItemId = Annotated[str, Path(min_length=1, max_length=256)]
         **error_responses(400, 401, 403, 413, 422),
     },
 )
-def put_item(item_id: ItemId, body: ItemIn, service: ServiceDep, response: Response) -> ItemOut:
-    """A new item is recommendable at once through its content vector."""
-    out = service.upsert_items([{"item_id": item_id, **body.model_dump()}])
+def put_item(
+    item_id: ItemId, body: ItemIn, service: ServiceDep, response: Response, wait: Wait = False
+) -> ItemOut:
+    """Stored durably before the answer; recommendable (through its content vector)
+    within moments, once its text is encoded, or already with `wait=true`."""
+    out = service.upsert_items([{"item_id": item_id, **body.model_dump()}], wait=wait)
     created = bool(out["n_created"])
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return ItemOut(item_id=item_id, created=created)
+    return ItemOut(item_id=item_id, created=created, live=out["live"])
 
 
 @router.put(
@@ -47,11 +54,12 @@ def put_item(item_id: ItemId, body: ItemIn, service: ServiceDep, response: Respo
     summary="Add or update many catalogue items at once",
     responses=error_responses(400, 401, 403, 413, 422),
 )
-def put_items(body: ItemBatch, service: ServiceDep) -> ItemsOut:
-    """All or nothing; an id given twice counts with its later entry. New items are recommendable
-    at once through their content vectors (computed for the batch together, which is
-    much cheaper per item than one request each)."""
-    return ItemsOut(**service.upsert_items([i.model_dump() for i in body.items]))
+def put_items(body: ItemBatch, service: ServiceDep, wait: Wait = False) -> ItemsOut:
+    """All or nothing, stored durably before the answer; an id given twice counts with
+    its later entry. The items are recommendable within moments, once their text is
+    encoded (in one batch, much cheaper per item than one request each), or already with
+    `wait=true`."""
+    return ItemsOut(**service.upsert_items([i.model_dump() for i in body.items], wait=wait))
 
 
 @router.get(
