@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
             ]
             service.ingest(events)
             service.recommend(f"flood{start:07d}", k=10)
-            back = service.recommend(f"flood{int(rng.integers(max(1, args.users // 100))):07d}")
+            back = service.recommend(
+                f"flood{int(rng.integers(min(start + n, max(1, args.users // 100)))):07d}"
+            )
             cold += bool(back["cold_start"])
             done = start + n
             if done % args.every == 0 or done == args.users:

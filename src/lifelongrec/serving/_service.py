@@ -371,6 +371,7 @@ class RecommenderService:
         self._fresh: list[str] = []  # catalogue upserts, newest last
         self._snapshot: tuple[Recommender, int] | None = None  # (trainer copy, its seq)
         self._scrubbed = self._read_scrubbed()  # version -> erasure generation checked
+        self._scrubbed_through = -1  # the generation every version was checked against
         self._learned_since = 0
         self._refreshed_at = time.monotonic()
         self._challenged_at = time.monotonic()  # the first challenger waits too
@@ -1137,14 +1138,15 @@ class RecommenderService:
         a user erased after the store position it learned. The learner calls this every
         round until every version is checked against every erasure. Returns whether there
         was work."""
-        if self.erasures.generation == 0:
-            return False
+        if self.erasures.generation in (0, self._scrubbed_through):
+            return False  # no erasure, or every version checked against every erasure
         with self._erase_lock, self._timed("scrub"):
             generation = self.erasures.generation
             todo = [
                 v for v in self.registry.versions() if self._scrubbed.get(v.version, 0) < generation
             ]
             if not todo:
+                self._scrubbed_through = generation
                 return False
             for info in todo[:checks]:
                 seq = int(info.data.get("last_seq", 0))
