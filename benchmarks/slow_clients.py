@@ -26,17 +26,25 @@ Everything runs on this machine over loopback:
     .venv/bin/python benchmarks/slow_clients.py --slow 5000 --max-connections 2000
     .venv/bin/python benchmarks/slow_clients.py --header-timeout 2 --body-timeout 2
 
-It only prints (nothing is written); ``--json`` prints the numbers as one JSON object too.
+It prints its report; ``--json`` prints the numbers as one JSON object too, ``--write``
+writes the ``service-slow-clients`` block of docs/benchmarks.md and its JSON.
+
+    .venv/bin/python benchmarks/slow_clients.py --service --path /users/u00001/recommendations \
+        --baseline --write                                 # the figure in docs/benchmarks.md
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import selectors
+import shlex
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-alive", type=float, default=5.0)
     p.add_argument("--max-connections", type=int, default=4096)
     p.add_argument("--port", type=int, default=None, help="attack this running server")
+    p.add_argument(
+        "--service",
+        action="store_true",
+        help="attack `lifelongrec serve` itself: a fresh home, first start on the synthetic "
+        "shop with the default model, --open, the limits given here",
+    )
+    p.add_argument("--write", action="store_true", help="write the service-slow-clients docs block")
     p.add_argument("--path", default="/", help="what the normal client GETs (/)")
     p.add_argument("--reuse", action="store_true", help="normal requests on one connection")
     p.add_argument("--baseline", action="store_true", help="time the GETs alone first")
@@ -208,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     raise_fd_limit(args.slow + 256)
     child = None
     port = args.port
+    home = None
     if port is None:
         limits_from(args)  # bad settings fail here, not in the child
         port = free_port()
@@ -215,10 +231,22 @@ def main(argv: list[str] | None = None) -> dict:
         cmd = [sys.executable, str(script), "--serve", "--port", str(port)]
         for name in ("header_timeout", "body_timeout", "keep_alive", "max_connections"):
             cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
-        child = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if args.service:
+            home = Path(tempfile.mkdtemp(prefix="lifelongrec-slow-"))
+            cmd = [sys.executable, "-m", "lifelongrec.cli", "serve", "--home", str(home / "h")]
+            cmd += ["--data", "synthetic", "--open", "--port", str(port)]
+            cmd += ["--header-timeout", str(args.header_timeout)]
+            cmd += ["--body-timeout", str(args.body_timeout)]
+            cmd += ["--max-connections", str(args.max_connections)]
+        child = subprocess.Popen(
+            cmd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL if args.service else None,
+            stderr=subprocess.DEVNULL if args.service else None,
+        )
     slow: list = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (900 if args.service else 60)
         while True:  # wait for the server
             try:
                 timed_get(port, args.path)
@@ -262,10 +290,54 @@ def main(argv: list[str] | None = None) -> dict:
         if child is not None:
             child.terminate()
             child.wait(30)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
     print_report(result, args)
     if args.json:
         print(json.dumps(result))
+    if args.write:
+        write_block(result, args, sys.argv[1:] if argv is None else argv)
     return result
+
+
+def write_block(result: dict, args, argv: list[str]) -> None:
+    """The ``service-slow-clients`` block of docs/benchmarks.md and its JSON."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "_seqbench", root / "benchmarks" / "sequential.py"
+    )
+    seq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seq)  # the docs block writer
+    server = (
+        "`lifelongrec serve` (a fresh home, first start on the synthetic shop, default model)"
+        if args.service
+        else "a tiny app on `run_server`"
+    )
+    rows = [
+        f"| {name.replace('_', ' ')} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} |"
+        for name, r in ((n, result[n]) for n in ("baseline", "with_slow") if n in result)
+    ]
+    closes = [
+        f"{kind}: {r['closed']} of {r['opened']} closed, "
+        + (f"{r['after_s'][1]:.2f} s after connecting (median)" if r["after_s"] else "none")
+        for kind, r in result["closed"].items()
+    ]
+    body = [
+        f"{server} on loopback with header timeout {args.header_timeout:g} s, body timeout "
+        f"{args.body_timeout:g} s, at most {args.max_connections:,} connections. "
+        f"{result['slow']:,} slow clients each send half a request ({', '.join(args.kinds)}) "
+        f"and then nothing; meanwhile a normal client sends {args.normal_requests} "
+        f"`GET {args.path}`, each on a new connection.",
+        "",
+        "| normal client | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "Slow connections: " + "; ".join(closes) + f"; {result['closed_during_normal']} "
+        "closed while the normal client ran.",
+    ]
+    command = (".venv/bin/python benchmarks/slow_clients.py " + shlex.join(argv)).strip()
+    seq.write_block("slow-clients", "Slow clients", command, body, result, prefix="service")
 
 
 def print_report(result: dict, args) -> None:
