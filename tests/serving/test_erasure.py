@@ -294,6 +294,17 @@ def test_plain_text_erasure_logs_are_rewritten_as_hashes(home, service_config):
         service.close()
 
 
+def test_files_an_older_home_left_readable_become_private(home, service_config):
+    for name in ("events.sqlite", "service.json"):
+        os.chmod(home / name, 0o644)
+    service = RecommenderService.open(home, config=_cfg(service_config))
+    try:
+        for name in ("events.sqlite", "service.json"):
+            assert stat.S_IMODE(os.stat(home / name).st_mode) == 0o600, name
+    finally:
+        service.close()
+
+
 @pytest.mark.parametrize("line", ["{not json", '{"user": "x"}', '{"seq": 3}'])
 def test_a_torn_erasure_line_is_skipped(home, service_config, line):
     (home / "erasures.jsonl").write_text(json.dumps({"user": "ab", "seq": 2}) + "\n" + line)

@@ -221,6 +221,12 @@ def test_an_unknown_version_is_a_404_without_paths(client, home):
     assert str(home) not in json.dumps(doc) and "/" not in doc["detail"]
 
 
+def test_registry_conflicts_show_no_paths(client, home):
+    doc = _error(client.post("/models/rollback"), 409)  # the first champion: nothing before
+    assert "nothing to roll back" in doc["detail"]
+    assert str(home) not in json.dumps(doc) and str(home.resolve()) not in json.dumps(doc)
+
+
 # --------------------------------------------------------------- keys first
 def test_the_key_is_checked_before_the_body_is_read(client):
     del client.headers["X-API-Key"]

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -229,8 +230,14 @@ class Timed:
             )
 
 
-def _error(status: int, exc: Exception, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": str(exc), "error": type(exc).__name__, **extra}, status)
+def _error(status: int, exc: Exception, home: Any = None, **extra: Any) -> JSONResponse:
+    """The error answer; paths inside the home folder are shown relative to it (a
+    client has no business knowing where the service keeps its files)."""
+    detail = str(exc)
+    if home is not None:
+        for root in {str(home), str(Path(home).resolve())}:
+            detail = detail.replace(root + "/", "").replace(root, "the home folder")
+    return JSONResponse({"detail": detail, "error": type(exc).__name__, **extra}, status)
 
 
 def _safe(value: Any, depth: int = 0) -> Any:
@@ -354,23 +361,23 @@ def create_app(
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
-        return _error(422, exc, field=exc.column)
+        return _error(422, exc, service.home, field=exc.column)
 
     @app.exception_handler(ParameterError)
     async def parameter_error(request: Request, exc: ParameterError) -> JSONResponse:
-        return _error(422, exc, field=exc.name)
+        return _error(422, exc, service.home, field=exc.name)
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
-        return _error(404, exc, kind=exc.kind)
+        return _error(404, exc, service.home, kind=exc.kind)
 
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
-        return _error(409, exc)
+        return _error(409, exc, service.home)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _error(503, exc)
+        return _error(503, exc, service.home)
 
     # Starlette runs the last added middleware first: timing, then the catch-all, the
     # key check and the body limit, in that order, before any route.

@@ -439,6 +439,7 @@ class RecommenderService:
         if not home.exists():
             home.mkdir(parents=True)
             os.chmod(home, 0o700)  # events, keys and erasures: the owner's only
+        _make_private(home)
         service = cls(home, config)
         try:
             if service.registry.champion() is None:
@@ -1463,6 +1464,17 @@ def _discard_online_material(model: Recommender) -> None:
     """The live model observes for its state only; it never trains."""
     if getattr(model, "n_online_pending", 0):
         model.online_step(0)
+
+
+def _make_private(home: Path) -> None:
+    """Files of a home folder made by an older version may be readable by others:
+    personal data (events, erasures) and keys are the owner's only (mode 0600)."""
+    names = (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", CONFIG_FILE)
+    for name in (*names, "keys.json", "erasures.jsonl", "erasure.key", SCRUBBED_FILE):
+        path = home / name
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
 
 
 def _live_ids(ids: Sequence[Any]) -> list[str]:
