@@ -26,6 +26,17 @@ from lifelongrec.serving import KeyRing, RecommenderService, ServiceConfig, Serv
         ({"learner_share": 0}, "learner_share"),
         ({"learner_share": 1.5}, "learner_share"),
         ({"challenger_min_seconds": -1}, "challenger_min_seconds"),
+        ({"holdout_max_events": 10, "holdout_events": 100}, "holdout_max_events"),
+        ({"gate_min_users": 0}, "gate_min_users"),
+        ({"gate_min_items": 1.5}, "gate_min_items"),
+        ({"max_users": -1}, "max_users"),
+        ({"max_users": True}, "max_users"),
+        ({"rehydrate_events": 0}, "rehydrate_events"),
+        ({"event_types": "view"}, "event_types"),
+        ({"event_types": []}, "event_types"),
+        ({"event_types": ["view", ""]}, "event_types"),
+        ({"event_types": ["view", 3]}, "event_types"),
+        ({"event_types": ["x" * 65]}, "event_types"),
     ],
 )
 def test_bad_settings_name_the_setting(settings, name):
@@ -163,3 +174,25 @@ def test_banner_says_where_to_point_a_browser_and_curl(tmp_path):
     assert "no API key needed" in serve_banner("::1", 9, KeyRing.open_access(), "v2")
     assert "http://[::1]:9/docs" in serve_banner("::1", 9, KeyRing.open_access(), "v2")
     json.dumps(ring.keys())  # printable
+
+
+@pytest.mark.parametrize(
+    ("items", "field"),
+    [
+        ([], "items"),
+        ({"item_id": "x"}, "items"),
+        ("x", "items"),
+        ([{"item_id": "ok"}, {"item_id": ""}], "item_id"),
+    ],
+)
+def test_bad_item_batches_name_the_field(service, items, field):
+    n = service.store.n_items
+    with pytest.raises(DataError) as err:
+        service.upsert_items(items)
+    assert err.value.column == field
+    assert service.store.n_items == n  # nothing of the batch was written
+
+
+def test_a_bad_wait_flag_is_refused(service):
+    with pytest.raises(ParameterError, match="wait"):
+        service.upsert_items([{"item_id": "w"}], wait="yes")

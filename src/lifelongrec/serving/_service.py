@@ -944,7 +944,11 @@ class RecommenderService:
             A field of the wrong type (the message names the item's position), or more
             than ``max_batch`` items.
         """
-        if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
+        if (
+            isinstance(items, (Mapping, str, bytes))
+            or not isinstance(items, Sequence)
+            or not items
+        ):
             raise DataError(
                 "items must be a non-empty list",
                 column="items",
