@@ -698,7 +698,7 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
 
 
 MT_ARMS = {
-    # "on" = the model's default weights: 0.1 / 0.1 until session 3, 0.03 / 0.03 since
+    # "on" = the model's default weights (event type and category 0.03 / 0.03)
     "multi-task on": {"params": {}},
     "multi-task 0.1": {
         "params": {"task_weights": {"next_item": 1.0, "event_type": 0.1, "category": 0.1}}
@@ -746,8 +746,8 @@ def cmd_multitask(args: argparse.Namespace) -> None:
     body = [
         "Protocol: as `compare` (leave-one-out, full ranking, K="
         f"{args.k}); next-item figures on the test events. `multi-task on` = the default "
-        "task weights (next item 1, event type and category 0.1 until session 3, 0.03 "
-        "since); `0.1` = those weights given explicitly; `off` = event type and "
+        "task weights (next item 1, event type and category 0.03); `0.1` = event type "
+        "and category 0.1 given explicitly; `off` = event type and "
         "category weights 0; `0.03` = both auxiliary weights 0.03; `mmoe` = default "
         "weights with `mmoe_experts=4`. Head metrics are `head_metrics_` (the model's own validation: "
         "each user's last training event, at the best epoch); on the `off` arm the "
