@@ -48,6 +48,25 @@ def test_loo_rules_for_short_users():
     assert len(ds.events) == 7  # input untouched
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7])
+def test_loo_minimum_history_per_user_length(n):
+    """The boundary at each history length, against an independent count: 1 event stays
+    in train, 2 give train + test, 3 and more give train + valid + test."""
+    ds = dataset(["u"] * n, [str(j) for j in range(n)], list(range(n)))
+    split = leave_one_out(ds)
+    want_test = 1 if n >= 2 else 0
+    want_valid = 1 if n >= 3 else 0
+    assert len(split.test.events) == want_test
+    assert len(split.valid.events) == want_valid
+    assert len(split.train.events) == n - want_test - want_valid
+    if n >= 2:
+        assert pairs(split.test) == [("u", str(n - 1))]  # the last event
+    if n >= 3:
+        assert pairs(split.valid) == [("u", str(n - 2))]  # the one before it
+    assert split.meta["users_train_only"] == (n == 1)
+    assert split.meta["users_without_valid"] == (n == 2)
+
+
 def test_loo_ties_use_source_order():
     ds = dataset(["a", "a", "a"], ["x", "y", "z"], [5, 5, 5])
     split = leave_one_out(ds)

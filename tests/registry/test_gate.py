@@ -94,6 +94,16 @@ def test_too_few_events_keeps_the_champion(x_model, y_model):
     assert d.promoted and "no champion" in d.reason
 
 
+@pytest.mark.parametrize("min_events, decided", [(1, True), (2, True), (3, False), (10, False)])
+def test_min_events_boundary(x_model, y_model, min_events, decided):
+    """HOLDOUT has 2 events: the gate decides at min_events <= 2 and not above."""
+    gate = PromotionGate("ndcg@2", min_events=min_events)
+    d = gate.decide(x_model, y_model, HOLDOUT, HISTORY)
+    assert d.decided is decided and d.n_events == 2
+    assert (d.challenger_value is None) is (not decided)
+    assert (gate.shortfall(HOLDOUT) is None) is decided
+
+
 def test_a_degenerate_slice_keeps_the_champion_undecided(x_model, y_model):
     """A slice from too few distinct users or on too few items decides nothing: every
     model that ranks its one item first scores NDCG 1.0 there, so "not worse" would
