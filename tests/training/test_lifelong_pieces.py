@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lifelongrec.models._seqtrain import (
+from lifelongrec.models.heads import HeadsConfig
+from lifelongrec.models.sequential import EncoderConfig, ItemTowerConfig, SequentialModule
+from lifelongrec.nn import (
     EWC,
     Distillation,
     MultiTaskLoss,
@@ -19,8 +21,6 @@ from lifelongrec.models._seqtrain import (
     training_windows,
     windows_ending_at,
 )
-from lifelongrec.models.heads import HeadsConfig
-from lifelongrec.models.sequential import EncoderConfig, ItemTowerConfig, SequentialModule
 
 
 # --------------------------------------------------------------- replay windows

@@ -1,6 +1,7 @@
 """Evaluation: ranking metrics (pure functions) and protocols that drive models from outside.
 
-``lifelongrec.evaluation.metrics`` holds the metric functions; :func:`evaluate_model` runs
+``lifelongrec.evaluation.metrics`` re-exports the metric functions of
+:mod:`lifelongrec.metrics` (a bottom layer); :func:`evaluate_model` runs
 the offline protocol on a :class:`~lifelongrec.data.Split`; :func:`evaluate_recommendations`
 aggregates ranked lists into the flat report. :func:`prequential` runs the streaming
 protocol (evaluate each time window, then learn it; forgetting as backward transfer),
@@ -20,9 +21,11 @@ from lifelongrec.evaluation.metrics import (
     coverage_at_k,
     f1_at_k,
     hit_rate_at_k,
+    hit_rate_from_ranks,
     map_at_k,
     mrr_at_k,
     ndcg_at_k,
+    ndcg_from_ranks,
     ndcg_from_scores,
     precision_at_k,
     ranking_metrics,
@@ -40,10 +43,12 @@ __all__ = [
     "evaluate_window",
     "f1_at_k",
     "hit_rate_at_k",
+    "hit_rate_from_ranks",
     "map_at_k",
     "metrics",
     "mrr_at_k",
     "ndcg_at_k",
+    "ndcg_from_ranks",
     "ndcg_from_scores",
     "plot_prequential",
     "precision_at_k",

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import as_dataset
-from lifelongrec.evaluation.metrics import (
+from lifelongrec.metrics import (
     RANKING_METRICS,
     _check_k,
     auc,

@@ -32,7 +32,7 @@ from lifelongrec._errors import ParameterError
 from lifelongrec.data import Dataset, as_dataset, time_windows
 from lifelongrec.data._schema import frame_of
 from lifelongrec.evaluation._drift import DriftMonitor
-from lifelongrec.evaluation.metrics import _check_k
+from lifelongrec.metrics import _check_k
 from lifelongrec.models import Recommender
 from lifelongrec.training import Strategy, get_strategy
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from lifelongrec._errors import ParameterError
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._catalog import MODELS
 from lifelongrec.models.content import ContentRecommender
 from lifelongrec.models.ease import EASE
 from lifelongrec.models.hybrid import Hybrid
@@ -14,9 +15,9 @@ from lifelongrec.models.mf import ALS, BPR
 from lifelongrec.models.popularity import Popularity
 from lifelongrec.models.sequential import SequentialRecommender
 
-#: Every model by its short name, in the order tables list them.
-MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls
+# Every model by its short name, in the order tables list them (see _catalog).
+MODELS.update(
+    (cls.name, cls)
     for cls in (
         Popularity,
         ItemKNN,
@@ -28,7 +29,7 @@ MODELS: dict[str, type[Recommender]] = {
         Hybrid,
         SequentialRecommender,
     )
-}
+)
 
 
 def get_model(name: str, **params: Any) -> Recommender:

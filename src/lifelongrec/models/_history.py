@@ -17,7 +17,7 @@ protocol) cost about as much as one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,12 +26,21 @@ import scipy.sparse as sp
 from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import DEFAULT_EVENT_TYPE, frame_of
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lifelongrec.models._base import Recommender
-
 __all__ = ["HistoryBatch", "history_batch"]
 
 _REQUIRED = ("user_id", "item_id", "timestamp")
+
+
+class _Vocabulary(Protocol):
+    """What :func:`history_batch` reads of a fitted model (a
+    :class:`~lifelongrec.models.Recommender`): its item index and its user rows."""
+
+    _item_index: dict[str, int]
+
+    @property
+    def n_items(self) -> int: ...
+
+    def user_rows(self, users: Any) -> np.ndarray: ...
 
 
 def _ranges(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -248,7 +257,7 @@ def _before(before: Any, n: int) -> np.ndarray:
 
 
 def history_batch(
-    model: Recommender, ids: list[str], history: Any, before: Any = None
+    model: _Vocabulary, ids: list[str], history: Any, before: Any = None
 ) -> HistoryBatch:
     """Build the :class:`HistoryBatch` of queries ``ids`` (external ids, strings) on
     ``history`` for ``model`` (fitted); see :meth:`Recommender.score_histories`."""

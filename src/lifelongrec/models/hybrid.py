@@ -23,6 +23,7 @@ from scipy.stats import rankdata
 from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._catalog import MODELS
 from lifelongrec.models._history import HistoryBatch
 
 __all__ = ["Hybrid", "NORMALIZATIONS", "normalize_rows"]
@@ -156,8 +157,6 @@ class Hybrid(Recommender):
 
     # ----------------------------------------------------------------- params
     def _validate_params(self) -> None:
-        from lifelongrec.models import MODELS
-
         comps = self.components
         if (
             isinstance(comps, (str, bytes))
@@ -246,11 +245,9 @@ class Hybrid(Recommender):
         exc.add_note(f"raised by hybrid component {i} ({self.components[i]!r}) during {action}")
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
-        from lifelongrec.models import get_model
-
         fitted = []
         for i, (c, p) in enumerate(zip(self.components, self._params_per_component(), strict=True)):
-            model = get_model(c, **p)
+            model = MODELS[c](**p)
             try:
                 model.fit(data)
             except DataError as exc:

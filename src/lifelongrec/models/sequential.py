@@ -49,11 +49,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lifelongrec import nn as T
 from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.features._vocab import Expired, IdVocabulary
-from lifelongrec.models import _seqtrain as T
+from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
 from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns, map_ids
 from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
 
@@ -1225,8 +1226,8 @@ class SequentialRecommender(Recommender):
         r = np.concatenate(ranks)
         metrics = {
             "next_item": {
-                "ndcg@10": float(np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0).mean()),
-                "hr@10": float((r < 10).mean()),
+                "ndcg@10": float(ndcg_from_ranks(r, 10).mean()),
+                "hr@10": float(hit_rate_from_ranks(r, 10).mean()),
                 "n_users": int(n),
             }
         }
@@ -2282,9 +2283,7 @@ def _type_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     p, t = probs[ok], targets[ok]
     out["accuracy"] = float((p.argmax(1) == t).mean())
     if p.shape[1] == 2 and 0 < t.sum() < len(t):
-        from sklearn.metrics import roc_auc_score
-
-        out["auc"] = float(roc_auc_score(t, p[:, 1]))
+        out["auc"] = float(auc(p[None, :, 1], (t == 1)[None])[0])
     return out
 
 
@@ -2299,9 +2298,6 @@ def _category_metrics(logits: np.ndarray, soft: sp.csr_matrix) -> dict[str, floa
     out["cross_entropy"] = float(-(target * logp).sum(1).mean())
     out["accuracy@1"] = float((target[np.arange(len(lg)), lg.argmax(1)] > 0).mean())
     top = np.argsort(-lg, axis=1, kind="stable")[:, :10]
-    rel = target[np.arange(len(lg))[:, None], top] > 0
-    dcg = (rel / np.log2(np.arange(2, 12)[: top.shape[1]])).sum(1)
-    n_rel = np.minimum((target > 0).sum(1), top.shape[1])
-    idcg = np.array([(1.0 / np.log2(np.arange(2, 2 + m))).sum() for m in n_rel])
-    out["ndcg@10"] = float((dcg / idcg).mean())
+    relevant = [np.flatnonzero(row).tolist() for row in target > 0]
+    out["ndcg@10"] = float(ndcg_at_k(top.tolist(), relevant, 10).mean())
     return out

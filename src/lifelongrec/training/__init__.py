@@ -1,19 +1,19 @@
-"""Training: fit loops and incremental-update strategies.
+"""Training: incremental-update strategies, the online learner, and the torch toolkit.
 
-The sequential model's own fit and partial_fit are composed from pieces (batching,
-losses, early stopping, optimiser state) that live beside it in
-:mod:`lifelongrec.models._seqtrain`, because ``models`` may not import ``training``
-(DESIGN: a module imports only from packages to its left). They are re-exported here as
-the public training toolkit (anti-forgetting terms included: :class:`Distillation`,
+The toolkit the sequential model's fit, partial_fit and online steps are composed from
+(sequences and training windows, losses, anti-forgetting terms: :class:`Distillation`,
 :class:`EWC` with :func:`estimate_fisher`; replay windows: :func:`windows_ending_at`,
-:func:`concat_windows`). :mod:`lifelongrec.training._strategies` holds the update
+:func:`concat_windows`; optimiser state, the epoch loop and early stopping) lives in
+:mod:`lifelongrec.nn`, a bottom layer below ``models`` (DESIGN: a module imports only
+from packages to its left; bottom layers are importable by all), and is re-exported here
+as the public training toolkit. :mod:`lifelongrec.training._strategies` holds the update
 strategies a model learns a stream of time windows with (static, retrain, finetune,
 lifelong with a replay buffer, distillation / EWC and a reaction to drift);
 :mod:`lifelongrec.training._online` the online learner (:class:`OnlineLearner`: state at
 once, parameters in mini-batches).
 """
 
-from lifelongrec.models._seqtrain import (
+from lifelongrec.nn import (
     EWC,
     Distillation,
     EarlyStopping,

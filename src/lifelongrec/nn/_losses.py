@@ -1,0 +1,83 @@
+"""Losses of next-item prediction: full softmax, logQ-corrected sampled softmax, soft
+cross-entropy.
+
+Shapes: ``P`` target positions, ``D`` the model width, ``N`` items, ``M`` sampled
+negatives, ``C`` classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["full_softmax_loss", "mixed_log_q", "sampled_softmax_loss", "soft_cross_entropy"]
+
+
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def full_softmax_loss(
+    user: torch.Tensor,
+    item_vecs: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the next item over the whole catalogue.
+
+    ``user (P, D)`` vectors, ``item_vecs (N, D)``, ``targets (P,)`` item rows in
+    ``[0, N)``, optional ``weight (P,)``. Returns the (weighted) mean over ``P``.
+    """
+    logits = user @ item_vecs.T
+    return _weighted_mean(F.cross_entropy(logits, targets, reduction="none"), weight)
+
+
+def mixed_log_q(
+    ids: torch.Tensor, item_prob: torch.Tensor, n_in_batch: int, n_uniform: int, n_items: int
+) -> torch.Tensor:
+    """Log of the expected number of times each item in ``ids`` is drawn as a candidate.
+
+    Candidates are ``n_in_batch`` draws from the target distribution ``item_prob`` (the
+    in-batch negatives) plus ``n_uniform`` uniform draws over ``n_items``:
+    ``q(i) = n_in_batch * p(i) + n_uniform / n_items`` (mixed negative sampling, Yang et
+    al. 2020). Subtracting ``log q`` from each logit corrects the sampling bias.
+    """
+    q = n_in_batch * item_prob[ids] + n_uniform / n_items
+    return torch.log(q.clamp_min(1e-12))
+
+
+def sampled_softmax_loss(
+    user: torch.Tensor,
+    pos_vecs: torch.Tensor,
+    neg_vecs: torch.Tensor,
+    pos_ids: torch.Tensor,
+    neg_ids: torch.Tensor,
+    pos_log_q: torch.Tensor | None = None,
+    neg_log_q: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax with logQ correction: the positive against ``M`` shared negatives.
+
+    ``user (P, D)``, ``pos_vecs (P, D)`` and ``pos_ids (P,)`` of the targets,
+    ``neg_vecs (M, D)`` and ``neg_ids (M,)`` of the negatives; ``*_log_q`` are
+    subtracted from the logits (see :func:`mixed_log_q`). A negative equal to the
+    row's positive (an accidental hit) is masked out. Returns the (weighted) mean loss.
+    """
+    pos_logit = (user * pos_vecs).sum(-1)
+    neg_logit = user @ neg_vecs.T
+    if pos_log_q is not None:
+        pos_logit = pos_logit - pos_log_q
+    if neg_log_q is not None:
+        neg_logit = neg_logit - neg_log_q[None, :]
+    neg_logit = neg_logit.masked_fill(neg_ids[None, :] == pos_ids[:, None], float("-inf"))
+    logits = torch.cat([pos_logit[:, None], neg_logit], dim=1)
+    return _weighted_mean(-torch.log_softmax(logits, dim=1)[:, 0], weight)
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, target_probs: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``-sum(p * log_softmax(logits))`` per row ``(P, C)``; (weighted) mean over rows."""
+    return _weighted_mean(-(target_probs * torch.log_softmax(logits, dim=-1)).sum(-1), weight)
