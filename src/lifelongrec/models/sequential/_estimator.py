@@ -1,36 +1,5 @@
-"""The large model: a causal transformer user tower over an item tower that carries content.
-
-Architecture (shapes: ``B`` users, ``L = max_len`` events, ``D = dim``, ``N`` items,
-``F`` content features, ``T`` event types, ``C`` categories)::
-
-    item tower   v(i) = E_id[i] + W_c x(i)          E_id (N, D) growable, x(i) (F,) fixed
-                 (x: text vector + multi-hot categories + standardised numeric attributes)
-    user tower   e_t = v(i_t) + E_type[type_t] + E_pos[t] + E_gap[bucket(gap_t)]   (B, L, D)
-                 h = LN(Block_n(... Block_1(dropout(e))))   pre-LN, causal + padding mask
-    heads        u = h[:, -1] (or an MMoE task mix); event type (T,), category (C,) logits
-    score        s(user, i) = <u, v(i)>                         (dot product: ANN-ready)
-
-A user is represented by what they did (their last ``max_len`` events, kept as arrays and
-appended to by ``partial_fit``), so a user with one event is served from that event and a
-new event changes the next recommendation at once. An item with no interaction has a zero
-id row, so its vector is its content projection: it is scorable as soon as it arrives.
-
-Dynamic vocabulary (see :class:`lifelongrec.features.IdVocabulary`): ids map to table
-rows without hashing. An item gets its own row once it has ``item_min_count`` events
-(before that, its events stay in the users' sequences as a shared out-of-vocabulary
-input, :data:`OOV_ROW`, with a learned vector: the user vector sees that something
-happened, and the item is never recommended). With ``user_ttl`` / ``item_ttl``, ids
-unseen for that long are expired at each ``partial_fit`` (and by :meth:`expire`): their
-rows are reset and reused by the next new ids before the tables grow, so memory stays
-flat when ids churn; a reused item row starts exactly as a new one (zero id embedding,
-content from the catalogue, no optimiser state).
-
-Training (see :mod:`lifelongrec.models._seqtrain`): next-item prediction at every
-position (inputs ``seq[:-1]``, targets ``seq[1:]``), full softmax over a small catalogue
-and logQ-corrected sampled softmax (in-batch + uniform negatives) over a large one, plus
-the weighted auxiliary heads; AdamW, gradient clipping, early stopping on the full-ranking
-NDCG@10 of each user's last training event (held out), best weights kept.
-"""
+"""The estimator: :class:`SequentialRecommender` composes the parts of this package
+behind the :class:`~lifelongrec.models.Recommender` contract (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -38,36 +7,35 @@ import copy
 import math
 import numbers
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from lifelongrec import nn as T
 from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
-from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
 from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns, map_ids
-from lifelongrec.models.heads import TASKS, HeadsConfig, MultiTaskHeads
+from lifelongrec.models.heads import TASKS, HeadsConfig
+from lifelongrec.models.sequential._content import (
+    ContentFeaturizer,
+    catalogue_rows,
+    set_csr_rows,
+)
+from lifelongrec.models.sequential._events import OOV_ROW, TYPE_UNKNOWN
+from lifelongrec.models.sequential._modules import (
+    EncoderConfig,
+    ItemTowerConfig,
+    SequentialModule,
+)
 
-__all__ = [
-    "ContentFeaturizer",
-    "EncoderConfig",
-    "FreeRow",
-    "ItemTower",
-    "ItemTowerConfig",
-    "SequentialModule",
-    "SequentialRecommender",
-    "UserEncoder",
-]
+__all__ = ["DEFAULT_TASK_WEIGHTS", "SequentialRecommender"]
 
 #: Default loss weights of the tasks (``task_weights`` overrides any of them).
 #: Loss weights of the heads. The auxiliary ones are light: on ml-100k (3 seeds) weights
@@ -75,468 +43,9 @@ __all__ = [
 #: within run-to-run noise) where 0.1 cost 0.0038, and the heads' own figures barely moved
 #: (event-type AUC 0.655 vs 0.662, category acc@1 0.433 vs 0.436; docs/benchmarks.md).
 DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.03, "category": 0.03}
-#: Event-type input ids: 0 padding, 1 an unknown type; class ``c`` is ``c + 2``.
-_TYPE_PAD, _TYPE_UNKNOWN = 0, 1
-_TFIDF_MAX_FEATURES = 2048  # width of TF-IDF text vectors fed to the item tower
-_MAX_NUMERIC_ATTRIBUTES = 32
 _MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
 _SCORE_BATCH = 512  # users encoded at once when scoring
 _TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
-#: Table row, inside event sequences, of an event whose item has no row of its own (not
-#: admitted yet, or expired since): it reads the item tower's learned ``oov`` vector.
-OOV_ROW = -1
-
-
-# ===================================================================== configs
-@dataclass(frozen=True)
-class ItemTowerConfig:
-    """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features;
-    ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`)."""
-
-    n_items: int
-    dim: int
-    content_dim: int = 0
-    content_gate: bool = False
-    id_dropout: float = 0.0
-    oov: bool = False
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The causal transformer over ``max_len`` events."""
-
-    dim: int
-    n_layers: int
-    n_heads: int
-    dropout: float
-    max_len: int
-    n_type_ids: int
-    n_time_buckets: int
-    ffn_mult: int = 1
-
-
-# ===================================================================== modules
-class ItemTower(nn.Module):
-    """``v(i) = E_id[i] + gate * W x(i)``; rows are shifted item rows (0 = padding -> 0).
-
-    ``content`` ``(N + 1, F)`` is a fixed buffer (not trained); its row 0 is zero. During
-    training, ``id_dropout`` zeroes an item's id embedding with that probability so the
-    content projection learns to stand alone (cold items have only content). With
-    ``config.oov``, the row :data:`OOV_ROW` (``-1``) reads the learned vector ``oov``
-    ``(D,)`` (zero at first): the stand-in of items that have no row (without it, such
-    rows read zero).
-    """
-
-    def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.config = config
-        D = config.dim
-        self.id_emb = nn.Embedding(config.n_items + 1, D, padding_idx=0)
-        nn.init.normal_(self.id_emb.weight, std=D**-0.5)
-        with torch.no_grad():
-            self.id_emb.weight[0].zero_()
-        if config.content_dim > 0:
-            if content is None:
-                content = torch.zeros(config.n_items + 1, config.content_dim)
-            self.register_buffer("content", content.float())
-            self.proj = nn.Linear(config.content_dim, D, bias=False)
-            self.gate = nn.Parameter(torch.ones(D)) if config.content_gate else None
-        else:
-            self.content = None
-            self.proj = None
-            self.gate = None
-        # zeros: no draw from the random stream, so seeded models without it are unchanged
-        self.oov = nn.Parameter(torch.zeros(D)) if config.oov else None
-
-    @property
-    def n_items(self) -> int:
-        return self.id_emb.num_embeddings - 1
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """Shifted rows ``(...)`` -> vectors ``(..., D)`` (:data:`OOV_ROW` allowed)."""
-        uniq, inverse = torch.unique(rows, return_inverse=True)
-        oov = uniq < 0
-        has_oov = bool(oov.any())
-        if has_oov:
-            uniq = uniq.clamp_min(0)
-        v = self.id_emb(uniq)
-        if self.training and self.config.id_dropout > 0:
-            keep = torch.rand(len(uniq), device=v.device) >= self.config.id_dropout
-            v = v * keep[:, None]
-        if self.proj is not None:
-            c = self.proj(self.content[uniq])
-            v = v + (c * self.gate if self.gate is not None else c)
-        if has_oov:
-            stand_in = self.oov if self.oov is not None else v.new_zeros(v.shape[1])
-            v = torch.where(oov[:, None], stand_in, v)
-        return v[inverse]
-
-    def all(self) -> torch.Tensor:
-        """Vectors of every item, ``(N, D)``, in item-row order."""
-        return self(torch.arange(1, self.n_items + 1, device=self.id_emb.weight.device))
-
-    def grow(self, content_new: torch.Tensor | None, n_new: int) -> tuple[nn.Parameter, ...]:
-        """Add ``n_new`` items with zero id rows and the given content ``(n_new, F)``.
-
-        Returns ``(old_weight, new_weight)`` so the optimiser state can follow.
-        """
-        old = self.id_emb.weight
-        new = nn.Parameter(torch.cat([old.detach(), old.new_zeros(n_new, old.shape[1])]))
-        emb = nn.Embedding(len(new), old.shape[1], padding_idx=0, device=old.device)
-        emb.weight = new
-        self.id_emb = emb
-        if self.content is not None:
-            if content_new is None:
-                content_new = self.content.new_zeros(n_new, self.content.shape[1])
-            self.content = torch.cat([self.content, content_new.to(self.content)])
-        return old, new
-
-    @torch.no_grad()
-    def reset_rows(self, rows: torch.Tensor, content: torch.Tensor | None = None) -> None:
-        """Start the shifted ``rows`` ``(R,)`` over as new items: zero id embedding and
-        the given content ``(R, F)`` (zero when ``None``)."""
-        self.id_emb.weight[rows] = 0.0
-        if self.content is not None:
-            self.content[rows] = 0.0 if content is None else content.to(self.content)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention under an additive mask ``(B, 1, L, L)`` (0 or -inf)."""
-
-    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.n_heads = n_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
-
-
-class TransformerBlock(nn.Module):
-    """Pre-LN block: ``x + Attn(LN(x))`` then ``x + FFN(LN(x))``."""
-
-    def __init__(self, dim: int, n_heads: int, dropout: float, ffn_mult: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = CausalSelfAttention(dim, n_heads, dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim)
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), allowed))
-        return x + self.drop(self.ffn(self.norm2(x)))
-
-
-class UserEncoder(nn.Module):
-    """Causal transformer over left-padded event sequences.
-
-    ``forward(item_vecs (B, L, D), items (B, L), types (B, L), gaps (B, L)) -> (B, L, D)``;
-    ``items == 0`` marks padding (:data:`OOV_ROW` is a real event). Output ``t``
-    depends on events ``<= t`` only.
-    """
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.config = config
-        D, L = config.dim, config.max_len
-        self.type_emb = nn.Embedding(config.n_type_ids, D, padding_idx=_TYPE_PAD)
-        self.pos_emb = nn.Embedding(L, D)
-        self.gap_emb = nn.Embedding(config.n_time_buckets, D, padding_idx=T.GAP_PAD)
-        for emb in (self.type_emb, self.pos_emb, self.gap_emb):
-            nn.init.normal_(emb.weight, std=0.02)
-        with torch.no_grad():
-            self.type_emb.weight[_TYPE_PAD].zero_()
-            self.gap_emb.weight[T.GAP_PAD].zero_()
-        self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(D, config.n_heads, config.dropout, config.ffn_mult)
-            for _ in range(config.n_layers)
-        )
-        self.norm = nn.LayerNorm(D)
-        self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
-
-    def forward(
-        self, item_vecs: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
-    ) -> torch.Tensor:
-        L = items.shape[1]
-        pos = torch.arange(self.config.max_len - L, self.config.max_len, device=items.device)
-        x = item_vecs + self.type_emb(types) + self.pos_emb(pos)[None] + self.gap_emb(gaps)
-        valid = items != 0  # (B, L); OOV_ROW (-1) is an event, 0 padding
-        x = self.drop(x) * valid[..., None]
-        causal = self.causal[-L:, -L:]
-        eye = torch.eye(L, dtype=torch.bool, device=items.device)
-        allowed = (causal[None] & (valid[:, None, :] | eye[None]))[:, None]  # (B, 1, L, L)
-        # an additive float mask runs faster than a boolean one in CPU attention kernels
-        allowed = torch.zeros(allowed.shape, device=x.device).masked_fill(~allowed, float("-inf"))
-        for block in self.blocks:
-            x = block(x, allowed)
-        return self.norm(x)
-
-
-class SequentialModule(nn.Module):
-    """Item tower + user encoder + multi-task heads (no loss: see ``MultiTaskLoss``)."""
-
-    def __init__(
-        self,
-        tower: ItemTowerConfig,
-        encoder: EncoderConfig,
-        heads: HeadsConfig,
-        content: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        self.item_tower = ItemTower(tower, content)
-        self.encoder = UserEncoder(encoder)
-        self.heads = MultiTaskHeads(heads)
-
-    def hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
-        """Encoder output at every position, ``(B, L, D)``."""
-        return self.encoder(self.item_tower(items), items, types, gaps)
-
-    def last(
-        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """Head outputs at the last position (the user's state now)."""
-        return self.heads(self.hidden(items, types, gaps)[:, -1])
-
-
-# ============================================================== content features
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def _text_encoder(name: str | None) -> tuple[str | None, Any]:
-    """``(resolved name, encoder)``; ``"auto"`` prefers MiniLM and falls back to TF-IDF."""
-    if name is None:
-        return None, None
-    if name in ("auto", "minilm"):
-        try:
-            from lifelongrec.features._text import SentenceItemEncoder  # noqa: PLC0415
-
-            return "minilm", SentenceItemEncoder()
-        except Exception as exc:  # missing module, package or model files
-            if name == "minilm":
-                raise ParameterError(
-                    "text_encoder",
-                    name,
-                    f"an available encoder ('minilm' could not be loaded: {exc}); "
-                    "use 'tfidf' or None",
-                ) from None
-    return "tfidf", TfidfItemEncoder(max_features=_TFIDF_MAX_FEATURES, category_weight=0.0)
-
-
-class ContentFeaturizer:
-    """Fixed content features of items: text vector, multi-hot categories, numeric attributes.
-
-    ``fit(items)`` learns the text vocabulary (TF-IDF) or loads the sentence encoder, the
-    category vocabulary (the ``max_categories`` most frequent) and which attributes are
-    numeric (``sign(x) log(1 + |x|)``, standardised; missing -> 0). ``transform(items)``
-    gives ``(content (n, F) float32, categories (n, C) CSR with rows summing to 1)``.
-    Items with nothing known give zero rows.
-    """
-
-    def __init__(self, text_encoder: str | None, max_categories: int) -> None:
-        self.text_encoder = text_encoder
-        self.max_categories = max_categories
-
-    def fit(self, items: pd.DataFrame | None) -> ContentFeaturizer:
-        self.text_name_, self._encoder = None, None
-        self.categories_: list[str] = []
-        self.numeric_: list[str] = []
-        self.num_mean_ = np.zeros(0)
-        self.num_std_ = np.ones(0)
-        self.text_dim_ = 0
-        if items is None or len(items) == 0:
-            return self
-        from lifelongrec._errors import DataError
-
-        name, enc = _text_encoder(self.text_encoder)
-        for attempt in range(2):
-            if enc is None:
-                break
-            try:
-                if hasattr(enc, "fit"):
-                    enc.fit(items)
-                self.text_dim_ = int(np.asarray(self._text(enc, items.iloc[:1])).shape[1])
-                self.text_name_, self._encoder = name, enc
-                break
-            except DataError:  # no titles at all: no text features
-                break
-            except Exception:  # the sentence model failed to load: "auto" falls back
-                if self.text_encoder != "auto" or attempt:
-                    raise
-                name, enc = _text_encoder("tfidf")
-        counts: dict[str, int] = {}
-        for cats in items["categories"].tolist():
-            for c in _categories(cats):
-                counts[c] = counts.get(c, 0) + 1
-        ranked = sorted(counts, key=lambda c: (-counts[c], c))
-        self.categories_ = ranked[: self.max_categories]
-        keys: dict[str, int] = {}
-        bad: set[str] = set()
-        for attrs in items["attributes"].tolist() if "attributes" in items else []:
-            if not isinstance(attrs, dict):
-                continue
-            for key, v in attrs.items():
-                if v is None:
-                    continue
-                if _is_number(v):
-                    keys[key] = keys.get(key, 0) + 1
-                else:
-                    bad.add(key)
-        good = sorted((k for k in keys if k not in bad), key=lambda k: (-keys[k], k))
-        self.numeric_ = good[:_MAX_NUMERIC_ATTRIBUTES]
-        if self.numeric_:
-            raw, present = self._numeric_raw(items)
-            cnt = present.sum(0).clip(min=1)
-            mean = (raw * present).sum(0) / cnt
-            var = (((raw - mean) * present) ** 2).sum(0) / cnt
-            # a constant attribute's variance is rounding noise: dividing by its root
-            # would blow up any later item whose value differs (std 1 instead)
-            std = np.sqrt(var)
-            constant = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
-            self.num_mean_, self.num_std_ = mean, np.where(constant, 1.0, std)
-        return self
-
-    @property
-    def n_features(self) -> int:
-        return self.text_dim_ + len(self.categories_) + len(self.numeric_)
-
-    @staticmethod
-    def _text(enc: Any, items: pd.DataFrame) -> np.ndarray:
-        out = enc.transform(items)
-        out = out.toarray() if sp.issparse(out) else np.asarray(out)
-        return out.astype(np.float32)
-
-    def _numeric_raw(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        raw = np.zeros((len(items), len(self.numeric_)))
-        present = np.zeros_like(raw)
-        col = {k: j for j, k in enumerate(self.numeric_)}
-        for i, attrs in enumerate(items["attributes"].tolist()):
-            if isinstance(attrs, dict):
-                for key, v in attrs.items():
-                    j = col.get(key)
-                    if j is not None and _is_number(v):
-                        x = float(v)
-                        raw[i, j] = math.copysign(math.log1p(abs(x)), x)
-                        present[i, j] = 1.0
-        return raw, present
-
-    def transform(self, items: pd.DataFrame) -> tuple[np.ndarray, sp.csr_matrix]:
-        n = len(items)
-        parts = []
-        if self._encoder is not None:
-            parts.append(self._text(self._encoder, items))
-        col = {c: j for j, c in enumerate(self.categories_)}
-        rows, cols = [], []
-        for i, cats in enumerate(items["categories"].tolist()):
-            for c in _categories(cats):
-                j = col.get(c)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        multi = sp.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(self.categories_))
-        )
-        multi.sum_duplicates()
-        multi.data[:] = 1.0
-        counts = np.asarray(multi.sum(axis=1)).ravel()
-        if self.categories_:
-            parts.append((sp.diags(1.0 / np.sqrt(np.maximum(counts, 1.0))) @ multi).toarray())
-        if self.numeric_:
-            raw, present = self._numeric_raw(items)
-            parts.append(((raw - self.num_mean_) / self.num_std_ * present).astype(np.float32))
-        content = (
-            np.concatenate(parts, axis=1).astype(np.float32)
-            if parts
-            else np.zeros((n, 0), np.float32)
-        )
-        soft = (sp.diags(1.0 / np.maximum(counts, 1.0)) @ multi).astype(np.float32).tocsr()
-        return content, soft
-
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {
-            "categories": np.asarray(self.categories_, dtype=str),
-            "numeric": np.asarray(self.numeric_, dtype=str),
-            "num_mean": np.asarray(self.num_mean_, dtype=np.float64),
-            "num_std": np.asarray(self.num_std_, dtype=np.float64),
-        }
-        extra: dict[str, Any] = {"text": self.text_name_, "text_dim": self.text_dim_}
-        if self.text_name_ == "tfidf":
-            enc_arrays, enc_extra = self._encoder.get_state()
-            arrays.update({f"tfidf.{k}": v for k, v in enc_arrays.items()})
-            extra["tfidf"] = enc_extra
-        return arrays, extra
-
-    @classmethod
-    def from_state(
-        cls, arrays: dict[str, np.ndarray], extra: dict[str, Any], params: dict[str, Any]
-    ) -> ContentFeaturizer:
-        self = cls(params["text_encoder"], params["max_categories"])
-        self.categories_ = [str(c) for c in arrays["categories"]]
-        self.numeric_ = [str(c) for c in arrays["numeric"]]
-        self.num_mean_, self.num_std_ = arrays["num_mean"], arrays["num_std"]
-        self.text_name_, self.text_dim_, self._encoder = extra["text"], extra["text_dim"], None
-        if self.text_name_ == "tfidf":
-            enc_arrays = {k[6:]: v for k, v in arrays.items() if k.startswith("tfidf.")}
-            self._encoder = TfidfItemEncoder.from_state(enc_arrays, extra["tfidf"])
-        return self
-
-    def ensure_encoder(self) -> None:
-        """Load the sentence encoder of a restored featurizer when new items need it."""
-        if self.text_name_ == "minilm" and self._encoder is None:
-            self._encoder = _text_encoder("minilm")[1]
-
-
-def _categories(value: Any) -> list[str]:
-    if value is None or isinstance(value, float):
-        return []
-    if isinstance(value, str):
-        value = [value]
-    out = []
-    for c in value:
-        if isinstance(c, str) and c.strip():
-            out.append(c.strip())
-    return out
-
-
-def _catalogue_rows(items: pd.DataFrame | None, ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """The catalogue rows of ``ids`` (first occurrence) and which ids have one."""
-    if items is None or len(items) == 0:
-        return pd.DataFrame(columns=["item_id", "title", "categories", "attributes"]), np.zeros(
-            len(ids), dtype=bool
-        )
-    cat = items.drop_duplicates("item_id", keep="first")
-    index = pd.Index(cat["item_id"].astype(str).to_numpy(dtype=object))
-    pos = index.get_indexer(pd.Index(np.asarray(ids, dtype=object)))
-    found = pos >= 0
-    rows = cat.iloc[pos[found]].reset_index(drop=True)
-    return rows, found
-
-
-def _set_csr_rows(C: sp.csr_matrix, rows: np.ndarray, new: sp.csr_matrix | None) -> sp.csr_matrix:
-    """``C`` with its ``rows`` replaced by the rows of ``new`` (``(len(rows), C.shape[1])``;
-    ``None``: empty rows)."""
-    coo = C.tocoo()
-    keep = ~np.isin(coo.row, rows)
-    r, c, d = [coo.row[keep]], [coo.col[keep]], [coo.data[keep]]
-    if new is not None:
-        n = new.tocoo()
-        r.append(np.asarray(rows)[n.row])
-        c.append(n.col)
-        d.append(n.data.astype(C.dtype))
-    return sp.csr_matrix(
-        (np.concatenate(d), (np.concatenate(r), np.concatenate(c))), shape=C.shape, dtype=C.dtype
-    )
 
 
 def _drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
@@ -681,6 +190,10 @@ class SequentialRecommender(Recommender):
         Events learned since ``fit`` whose item had no row (kept as out-of-vocabulary
         context).
     """
+
+    # The public path, which saved models name in model.json ("class"): it stays
+    # stable however the package is organised inside.
+    __module__ = "lifelongrec.models.sequential"
 
     name: ClassVar[str] = "sequential"
 
@@ -929,7 +442,7 @@ class SequentialRecommender(Recommender):
             "user": users[order],
             "item": items[order] + 1,
             "ts": ts[order],
-            "type": np.where(target >= 0, target + 2, _TYPE_UNKNOWN),
+            "type": np.where(target >= 0, target + 2, TYPE_UNKNOWN),
             "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
         }
 
@@ -985,7 +498,7 @@ class SequentialRecommender(Recommender):
                 encoder.transform(frame)
 
     def _content_for(self, ids: np.ndarray, items: pd.DataFrame | None) -> tuple:
-        rows, found = _catalogue_rows(items, ids)
+        rows, found = catalogue_rows(items, ids)
         F_ = self._featurizer.n_features
         content = np.zeros((len(ids), F_), dtype=np.float32)
         soft = sp.csr_matrix((len(ids), len(self._featurizer.categories_)), dtype=np.float32)
@@ -1039,7 +552,7 @@ class SequentialRecommender(Recommender):
         self._torch_device = self._device()
         self.event_mode_, classes = self._type_classes(data.events)
         self.event_types_ = classes if self.event_mode_ != "none" else []
-        cat_rows, _ = _catalogue_rows(data.items, self.item_ids_)
+        cat_rows, _ = catalogue_rows(data.items, self.item_ids_)
         self._featurizer = ContentFeaturizer(self.text_encoder, int(self.max_categories)).fit(
             cat_rows if len(cat_rows) else None
         )
@@ -1524,7 +1037,7 @@ class SequentialRecommender(Recommender):
             counts = self.item_counts_.copy()
             counts[i] = 0.0
             self.item_counts_ = counts
-            self._item_categories = _set_csr_rows(self._item_categories, i, None)
+            self._item_categories = set_csr_rows(self._item_categories, i, None)
             self._reset_item_rows(i)
         if len(u) or len(i):
             self.user_items_ = _drop_cells(self.user_items_, u, i)
@@ -1668,7 +1181,7 @@ class SequentialRecommender(Recommender):
         if len(reused):  # freed rows taken by new items: content as for a grown row
             content, soft = self._content_for(self.item_ids_[reused], data.items)
             self._reset_item_rows(reused, content)
-            self._item_categories = _set_csr_rows(self._item_categories, reused, soft)
+            self._item_categories = set_csr_rows(self._item_categories, reused, soft)
         if n_users > n_users_before:
             extra = n_users - n_users_before
             for key, m in self._hist.items():
@@ -1908,7 +1421,7 @@ class SequentialRecommender(Recommender):
             "user": users[order],
             "item": np.where(rows >= 0, rows + 1, OOV_ROW),  # no row (pending): OOV_ROW
             "ts": ts[order],
-            "type": np.where(target >= 0, target + 2, _TYPE_UNKNOWN),
+            "type": np.where(target >= 0, target + 2, TYPE_UNKNOWN),
             "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
         }
 

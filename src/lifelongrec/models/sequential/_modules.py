@@ -1,0 +1,249 @@
+"""The torch modules: item tower, user encoder (a causal transformer) and the whole
+sequential module with its heads, each built from a typed config.
+
+Shapes: ``B`` users, ``L`` events per user (``max_len``), ``D`` the width, ``N`` items,
+``F`` content features. Item rows are shifted by one (``0`` padding); :data:`OOV_ROW`
+(``-1``) is an event whose item has no row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lifelongrec.models.heads import HeadsConfig, MultiTaskHeads
+from lifelongrec.models.sequential._events import TYPE_PAD
+from lifelongrec.nn import GAP_PAD
+
+__all__ = [
+    "EncoderConfig",
+    "ItemTower",
+    "ItemTowerConfig",
+    "SequentialModule",
+    "UserEncoder",
+]
+
+
+# ===================================================================== configs
+@dataclass(frozen=True)
+class ItemTowerConfig:
+    """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features;
+    ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`)."""
+
+    n_items: int
+    dim: int
+    content_dim: int = 0
+    content_gate: bool = False
+    id_dropout: float = 0.0
+    oov: bool = False
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The causal transformer over ``max_len`` events."""
+
+    dim: int
+    n_layers: int
+    n_heads: int
+    dropout: float
+    max_len: int
+    n_type_ids: int
+    n_time_buckets: int
+    ffn_mult: int = 1
+
+
+# ===================================================================== modules
+class ItemTower(nn.Module):
+    """``v(i) = E_id[i] + gate * W x(i)``; rows are shifted item rows (0 = padding -> 0).
+
+    ``content`` ``(N + 1, F)`` is a fixed buffer (not trained); its row 0 is zero. During
+    training, ``id_dropout`` zeroes an item's id embedding with that probability so the
+    content projection learns to stand alone (cold items have only content). With
+    ``config.oov``, the row :data:`OOV_ROW` (``-1``) reads the learned vector ``oov``
+    ``(D,)`` (zero at first): the stand-in of items that have no row (without it, such
+    rows read zero).
+    """
+
+    def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        D = config.dim
+        self.id_emb = nn.Embedding(config.n_items + 1, D, padding_idx=0)
+        nn.init.normal_(self.id_emb.weight, std=D**-0.5)
+        with torch.no_grad():
+            self.id_emb.weight[0].zero_()
+        if config.content_dim > 0:
+            if content is None:
+                content = torch.zeros(config.n_items + 1, config.content_dim)
+            self.register_buffer("content", content.float())
+            self.proj = nn.Linear(config.content_dim, D, bias=False)
+            self.gate = nn.Parameter(torch.ones(D)) if config.content_gate else None
+        else:
+            self.content = None
+            self.proj = None
+            self.gate = None
+        # zeros: no draw from the random stream, so seeded models without it are unchanged
+        self.oov = nn.Parameter(torch.zeros(D)) if config.oov else None
+
+    @property
+    def n_items(self) -> int:
+        return self.id_emb.num_embeddings - 1
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """Shifted rows ``(...)`` -> vectors ``(..., D)`` (:data:`OOV_ROW` allowed)."""
+        uniq, inverse = torch.unique(rows, return_inverse=True)
+        oov = uniq < 0
+        has_oov = bool(oov.any())
+        if has_oov:
+            uniq = uniq.clamp_min(0)
+        v = self.id_emb(uniq)
+        if self.training and self.config.id_dropout > 0:
+            keep = torch.rand(len(uniq), device=v.device) >= self.config.id_dropout
+            v = v * keep[:, None]
+        if self.proj is not None:
+            c = self.proj(self.content[uniq])
+            v = v + (c * self.gate if self.gate is not None else c)
+        if has_oov:
+            stand_in = self.oov if self.oov is not None else v.new_zeros(v.shape[1])
+            v = torch.where(oov[:, None], stand_in, v)
+        return v[inverse]
+
+    def all(self) -> torch.Tensor:
+        """Vectors of every item, ``(N, D)``, in item-row order."""
+        return self(torch.arange(1, self.n_items + 1, device=self.id_emb.weight.device))
+
+    def grow(self, content_new: torch.Tensor | None, n_new: int) -> tuple[nn.Parameter, ...]:
+        """Add ``n_new`` items with zero id rows and the given content ``(n_new, F)``.
+
+        Returns ``(old_weight, new_weight)`` so the optimiser state can follow.
+        """
+        old = self.id_emb.weight
+        new = nn.Parameter(torch.cat([old.detach(), old.new_zeros(n_new, old.shape[1])]))
+        emb = nn.Embedding(len(new), old.shape[1], padding_idx=0, device=old.device)
+        emb.weight = new
+        self.id_emb = emb
+        if self.content is not None:
+            if content_new is None:
+                content_new = self.content.new_zeros(n_new, self.content.shape[1])
+            self.content = torch.cat([self.content, content_new.to(self.content)])
+        return old, new
+
+    @torch.no_grad()
+    def reset_rows(self, rows: torch.Tensor, content: torch.Tensor | None = None) -> None:
+        """Start the shifted ``rows`` ``(R,)`` over as new items: zero id embedding and
+        the given content ``(R, F)`` (zero when ``None``)."""
+        self.id_emb.weight[rows] = 0.0
+        if self.content is not None:
+            self.content[rows] = 0.0 if content is None else content.to(self.content)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention under an additive mask ``(B, 1, L, L)`` (0 or -inf)."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x + Attn(LN(x))`` then ``x + FFN(LN(x))``."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, ffn_mult: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), allowed))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class UserEncoder(nn.Module):
+    """Causal transformer over left-padded event sequences.
+
+    ``forward(item_vecs (B, L, D), items (B, L), types (B, L), gaps (B, L)) -> (B, L, D)``;
+    ``items == 0`` marks padding (:data:`OOV_ROW` is a real event). Output ``t``
+    depends on events ``<= t`` only.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        D, L = config.dim, config.max_len
+        self.type_emb = nn.Embedding(config.n_type_ids, D, padding_idx=TYPE_PAD)
+        self.pos_emb = nn.Embedding(L, D)
+        self.gap_emb = nn.Embedding(config.n_time_buckets, D, padding_idx=GAP_PAD)
+        for emb in (self.type_emb, self.pos_emb, self.gap_emb):
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.type_emb.weight[TYPE_PAD].zero_()
+            self.gap_emb.weight[GAP_PAD].zero_()
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(D, config.n_heads, config.dropout, config.ffn_mult)
+            for _ in range(config.n_layers)
+        )
+        self.norm = nn.LayerNorm(D)
+        self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
+
+    def forward(
+        self, item_vecs: torch.Tensor, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> torch.Tensor:
+        L = items.shape[1]
+        pos = torch.arange(self.config.max_len - L, self.config.max_len, device=items.device)
+        x = item_vecs + self.type_emb(types) + self.pos_emb(pos)[None] + self.gap_emb(gaps)
+        valid = items != 0  # (B, L); OOV_ROW (-1) is an event, 0 padding
+        x = self.drop(x) * valid[..., None]
+        causal = self.causal[-L:, -L:]
+        eye = torch.eye(L, dtype=torch.bool, device=items.device)
+        allowed = (causal[None] & (valid[:, None, :] | eye[None]))[:, None]  # (B, 1, L, L)
+        # an additive float mask runs faster than a boolean one in CPU attention kernels
+        allowed = torch.zeros(allowed.shape, device=x.device).masked_fill(~allowed, float("-inf"))
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.norm(x)
+
+
+class SequentialModule(nn.Module):
+    """Item tower + user encoder + multi-task heads (no loss: see ``MultiTaskLoss``)."""
+
+    def __init__(
+        self,
+        tower: ItemTowerConfig,
+        encoder: EncoderConfig,
+        heads: HeadsConfig,
+        content: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.item_tower = ItemTower(tower, content)
+        self.encoder = UserEncoder(encoder)
+        self.heads = MultiTaskHeads(heads)
+
+    def hidden(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
+        """Encoder output at every position, ``(B, L, D)``."""
+        return self.encoder(self.item_tower(items), items, types, gaps)
+
+    def last(
+        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Head outputs at the last position (the user's state now)."""
+        return self.heads(self.hidden(items, types, gaps)[:, -1])
