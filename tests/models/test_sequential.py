@@ -261,7 +261,7 @@ def _old_loss(model, data):
     """Next-item loss of the model on ``data``'s windows (no update)."""
     from lifelongrec.training import MultiTaskLoss, training_windows
 
-    ev = model._event_arrays(data.events)
+    ev = model._events.encode_frame(data.events, model._user_index, model._item_index)
     from lifelongrec.training import gap_buckets
 
     gaps = gap_buckets(ev["user"], ev["ts"], model.n_time_buckets)

@@ -21,14 +21,14 @@ from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
-from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns, map_ids
+from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns
 from lifelongrec.models.heads import TASKS, HeadsConfig
 from lifelongrec.models.sequential._content import (
     ContentFeaturizer,
     catalogue_rows,
     set_csr_rows,
 )
-from lifelongrec.models.sequential._events import OOV_ROW, TYPE_UNKNOWN
+from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder
 from lifelongrec.models.sequential._modules import (
     EncoderConfig,
     ItemTowerConfig,
@@ -401,51 +401,6 @@ class SequentialRecommender(Recommender):
         )
 
     # ----------------------------------------------------------------- events
-    def _type_classes(self, events: pd.DataFrame) -> tuple[str, list[str]]:
-        types = pd.unique(events["event_type"].astype(str).to_numpy())
-        if len(types) >= 2:
-            return "type", sorted(str(t) for t in types)
-        values = events["value"].to_numpy(dtype=np.float64)
-        if np.isfinite(values).any():
-            return "like", ["dislike", "like"]
-        return "none", [str(types[0])] if len(types) else []
-
-    def _event_arrays(
-        self, events: pd.DataFrame, users: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        """Per-event arrays on the current vocabularies, grouped by user in time order.
-
-        ``users`` (rows, one per event) replaces the mapping of ``user_id``. ``item`` is
-        the shifted table row, :data:`OOV_ROW` for an item without a row.
-        """
-        if users is None:
-            users = map_ids(events["user_id"], self._user_index).astype(np.int64)
-        cols = map_ids(events["item_id"], self._item_index)
-        if cols.dtype.kind != "i":  # items without a row (pending or expired), or empty
-            known = pd.notna(cols)
-            items = np.full(len(cols), OOV_ROW - 1, dtype=np.int64)
-            items[known] = cols[known].astype(np.int64)
-        else:
-            items = cols.astype(np.int64)
-        ts = events["timestamp"].to_numpy(dtype=np.int64)
-        if self.event_mode_ == "type":
-            cls = {c: j for j, c in enumerate(self.event_types_)}
-            target = events["event_type"].astype(str).map(cls).fillna(-1).to_numpy(dtype=np.int64)
-        elif self.event_mode_ == "like":
-            v = events["value"].to_numpy(dtype=np.float64)
-            target = np.where(np.isnan(v), -1, (v >= self.like_threshold).astype(np.int64))
-        else:
-            target = np.zeros(len(events), dtype=np.int64)
-        order = T.order_events(users, ts)
-        target = target[order]
-        return {
-            "user": users[order],
-            "item": items[order] + 1,
-            "ts": ts[order],
-            "type": np.where(target >= 0, target + 2, TYPE_UNKNOWN),
-            "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
-        }
-
     def _store_histories(self, ev: dict[str, np.ndarray], users: np.ndarray | None) -> None:
         """Write the last ``max_len`` events of ``users`` (all when None) into the arrays."""
         pos = T.positions_from_end(ev["user"])
@@ -531,13 +486,13 @@ class SequentialRecommender(Recommender):
             n_heads=int(self.n_heads),
             dropout=float(self.dropout),
             max_len=int(self.max_len),
-            n_type_ids=len(self.event_types_) + 2 if self.event_mode_ != "none" else 3,
+            n_type_ids=self._events.n_type_ids,
             n_time_buckets=int(self.n_time_buckets),
             ffn_mult=int(self.ffn_mult),
         )
         heads = HeadsConfig(
             dim=D,
-            n_event_types=len(self.event_types_) if self.event_mode_ != "none" else 0,
+            n_event_types=len(self._events.classes),
             n_categories=len(self.categories_),
             mmoe_experts=int(self.mmoe_experts),
             dropout=float(self.dropout),
@@ -550,8 +505,8 @@ class SequentialRecommender(Recommender):
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         self._torch_device = self._device()
-        self.event_mode_, classes = self._type_classes(data.events)
-        self.event_types_ = classes if self.event_mode_ != "none" else []
+        self._events = EventEncoder.fit(data.events, float(self.like_threshold))
+        self.event_mode_, self.event_types_ = self._events.mode, list(self._events.classes)
         cat_rows, _ = catalogue_rows(data.items, self.item_ids_)
         self._featurizer = ContentFeaturizer(self.text_encoder, int(self.max_categories)).fit(
             cat_rows if len(cat_rows) else None
@@ -562,7 +517,7 @@ class SequentialRecommender(Recommender):
         self._ewc: T.EWC | None = None
         self.history_: list[dict[str, Any]] = []
         self.head_metrics_: dict[str, dict[str, float]] = {}
-        ev = self._event_arrays(data.events)
+        ev = self._events.encode_frame(data.events, self._user_index, self._item_index)
         self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
         ev["gap"] = T.gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
         self._store_histories(ev, None)
@@ -802,7 +757,7 @@ class SequentialRecommender(Recommender):
         anchors = np.unique(anchors)
         self.n_replayed_ = len(anchors)
         types = hist["type"]
-        target = np.where((types >= 2) & (self.event_mode_ != "none"), types - 2, -1)
+        target = self._events.target_types(types)
         return T.windows_ending_at(
             hist["user"], hist["item"], types, hist["gap"], target, anchors, self._update_len()
         )
@@ -1187,7 +1142,7 @@ class SequentialRecommender(Recommender):
             for key, m in self._hist.items():
                 self._hist[key] = np.concatenate([m, np.zeros((extra, m.shape[1]), m.dtype)])
         self._item_cache = None
-        new = self._event_arrays(data.events)
+        new = self._events.encode_frame(data.events, self._user_index, self._item_index)
         if len(new["user"]) == 0:
             return
         self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
@@ -1296,7 +1251,7 @@ class SequentialRecommender(Recommender):
         rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
         known = bool((users >= 0).all() and (rows >= 0).all())
         if known and self._touch_vocab(users, rows, cols["timestamp"]):
-            new = self._online_event_arrays(users, rows, cols)
+            new = self._events.encode(users, rows, *_columns(cols))
             self._online_record(new)  # the users' stored events before these
             self._merge_into_histories(new)
             self._add_seen(new["user"], new["item"] - 1)
@@ -1400,31 +1355,6 @@ class SequentialRecommender(Recommender):
         buf = self._online_buffer(create=False)
         return 0 if buf is None else int(buf["n"])
 
-    def _online_event_arrays(
-        self, users: np.ndarray, rows: np.ndarray, cols: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """What ``_event_arrays`` gives for these events (user rows known), without pandas."""
-        n = len(users)
-        if self.event_mode_ == "type":
-            cls = {c: j for j, c in enumerate(self.event_types_)}
-            target = np.fromiter((cls.get(str(t), -1) for t in cols["event_type"]), np.int64, n)
-        elif self.event_mode_ == "like":
-            v = cols["value"]
-            target = np.where(np.isnan(v), -1, (v >= self.like_threshold).astype(np.int64))
-        else:
-            target = np.zeros(n, dtype=np.int64)
-        ts = cols["timestamp"]
-        order = T.order_events(users, ts)
-        target = target[order]
-        rows = rows[order]
-        return {
-            "user": users[order],
-            "item": np.where(rows >= 0, rows + 1, OOV_ROW),  # no row (pending): OOV_ROW
-            "ts": ts[order],
-            "type": np.where(target >= 0, target + 2, TYPE_UNKNOWN),
-            "target_type": target if self.event_mode_ != "none" else np.full_like(target, -1),
-        }
-
     def _merged_events(
         self, old: dict[str, np.ndarray], new: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -1516,7 +1446,7 @@ class SequentialRecommender(Recommender):
         users = self.user_rows(cols["user_id"])
         n = len(users)
         rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
-        new = self._online_event_arrays(users, rows, cols)  # as partial_fit's _event_arrays
+        new = self._events.encode(users, rows, *_columns(cols))  # as partial_fit's
         return {k: v[keep] for k, v in old.items()}, new
 
     def _online_buffer(self, create: bool) -> dict[str, Any] | None:
@@ -1627,10 +1557,12 @@ class SequentialRecommender(Recommender):
         visible events are encoded exactly as a stored history is (item, event type and
         time-gap inputs, right-aligned), whatever the model stored about the user."""
         log = hist.events
-        # _event_arrays groups events by user row and time: a stand-in known user and the
+        # the encoder groups events by user row and time: a stand-in known user and the
         # log position as timestamp keep the log's own order, so its types line up.
         stand_in = log.assign(timestamp=np.arange(len(log)))
-        ev = self._event_arrays(stand_in, users=np.zeros(len(log), np.int64))
+        ev = self._events.encode_frame(
+            stand_in, self._user_index, self._item_index, users=np.zeros(len(log), np.int64)
+        )
         gaps = T.gap_buckets(hist.groups, hist.timestamps, int(self.n_time_buckets))
         query, pos, event = hist.recent(int(self.max_len))
         n, L = len(hist), int(self.max_len)
@@ -1750,8 +1682,10 @@ class SequentialRecommender(Recommender):
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         self._torch_device = self._device()
         self._restore_vocab(arrays, extra.get("vocab"))
-        self.event_mode_ = extra["event_mode"]
-        self.event_types_ = list(extra["event_types"])
+        self._events = EventEncoder(
+            extra["event_mode"], tuple(extra["event_types"]), float(self.like_threshold)
+        )
+        self.event_mode_, self.event_types_ = self._events.mode, list(self._events.classes)
         feat = {k[5:]: v for k, v in arrays.items() if k.startswith("feat/")}
         self._featurizer = ContentFeaturizer.from_state(
             feat, extra["featurizer"], self.get_params()
@@ -1780,6 +1714,11 @@ class SequentialRecommender(Recommender):
         opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
         T.load_optimizer_arrays(self._optimizer, list(self._module.named_parameters()), opt)
         self._module.eval()
+
+
+def _columns(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Timestamps, event types and values of checked event columns (``event_columns``)."""
+    return cols["timestamp"], cols["event_type"], cols["value"]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
