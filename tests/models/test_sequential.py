@@ -91,9 +91,9 @@ def test_histories_hold_the_last_max_len_events_in_time_order():
     )
     m = SequentialRecommender(**{**TINY, "max_len": 6, "epochs": 1}).fit(ev)
     order = ["i4", "i3", "i2", "i1", "i0", "i5", "i6", "i7", "i8", "i9", "i10", "i11"]
-    rows = m._hist["items"][m.user_rows("u")[0]]
+    rows = m._history_store.arrays["items"][m.user_rows("u")[0]]
     assert [m.item_ids_[r - 1] for r in rows] == order[-6:]
-    rows_v = m._hist["items"][m.user_rows("v")[0]]
+    rows_v = m._history_store.arrays["items"][m.user_rows("v")[0]]
     assert rows_v[:4].tolist() == [0, 0, 0, 0]
     assert [m.item_ids_[r - 1] for r in rows_v[4:]] == ["i0", "i1"]
 
@@ -303,7 +303,7 @@ def test_partial_fit_warm_starts_and_acts_at_once(world):
     after = _old_loss(model, world)
     assert after < before * 1.25 + 0.05, (before, after)
     # the user's new event (a b-item) is in the history and changes the next recommendation
-    hist = model._hist["items"][model.user_rows("auser0")[0]]
+    hist = model._history_store.arrays["items"][model.user_rows("auser0")[0]]
     assert model.item_ids_[hist[-1] - 1] == "b5"
     assert not np.array_equal(model.recommend("auser0", k=3)[0], recs_before)
     assert "a_new" in set(model.recommend("auser2", k=model.n_items, exclude_seen=False)[0])
@@ -322,9 +322,9 @@ def test_partial_fit_without_epochs_updates_histories_only(world):
 def test_time_gaps_kept_across_updates(world):
     model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0, "max_len": 4}).fit(world)
     row = model.user_rows("auser0")[0]
-    gaps_before = model._hist["gaps"][row].copy()
+    gaps_before = model._history_store.arrays["gaps"][row].copy()
     model.partial_fit(make_events(["auser0"], ["a1"], [10**9]))
-    gaps_after = model._hist["gaps"][row]
+    gaps_after = model._history_store.arrays["gaps"][row]
     assert gaps_after[:-1].tolist() == gaps_before[1:].tolist()  # shifted, not recomputed
     assert gaps_after[-1] == model.n_time_buckets - 1  # a huge gap: the top bucket
 

@@ -58,8 +58,10 @@ def test_replay_rehearses_without_rewriting_histories():
     past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
     model.partial_fit(update, replay=past)
     twin.partial_fit(update)
-    for key in model._hist:  # the replayed events are not appended a second time
-        np.testing.assert_array_equal(model._hist[key], twin._hist[key])
+    for key in model._history_store.arrays:  # the replayed events are not appended a second time
+        np.testing.assert_array_equal(
+            model._history_store.arrays[key], twin._history_store.arrays[key]
+        )
     assert model.n_replayed_ == len(past)
     # rehearsal changed what was learned
     assert not np.allclose(b_scores(model), b_scores(twin))
@@ -149,4 +151,4 @@ def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     fresh = (w.target_weight[:24] > 0) & (w.target_items[:24] > 0)
     assert np.count_nonzero(fresh) == len(update.events)
     # scoring keeps the full context: the model's user state is max_len long
-    assert model._hist["items"].shape[1] == int(TINY["max_len"])
+    assert model._history_store.arrays["items"].shape[1] == int(TINY["max_len"])

@@ -28,7 +28,7 @@ TTL = dict(user_ttl=1000, item_ttl=1000.0)
 
 def _stored_items(model, user):
     """Stored history of ``user`` as item ids (``"<oov>"`` for an OOV event)."""
-    row = model._hist["items"][model.user_rows(user)[0]]
+    row = model._history_store.arrays["items"][model.user_rows(user)[0]]
     return ["<oov>" if r == OOV_ROW else model.item_ids_[r - 1] for r in row if r != 0]
 
 
@@ -160,7 +160,7 @@ def test_freed_rows_are_reset_and_never_recommended(aged):
     assert model.user_items_[:, free].nnz == 0 and (model.item_counts_[free] == 0).all()
     free_users = model.user_vocab_.free_rows
     assert model.user_items_[free_users].nnz == 0
-    assert all((m[free_users] == 0).all() for m in model._hist.values())
+    assert all((m[free_users] == 0).all() for m in model._history_store.arrays.values())
     # scores: -inf exactly at the free rows
     S = model.score_items(["auser0", "ghost"])
     assert np.isneginf(S[:, free]).all() and np.isfinite(np.delete(S, free, axis=1)).all()
@@ -320,8 +320,10 @@ def test_save_load_round_trips_the_vocabulary(aged, tmp_path):
     assert back.item_vocab_.pending["maybe"] == (1, t + 5) and back.n_items == model.n_items
     assert back.expired_ == model.expired_ and back.last_timestamp_ == model.last_timestamp_
     assert back.n_oov_events_ == model.n_oov_events_ == 2
-    for key in model._hist:
-        np.testing.assert_array_equal(back._hist[key], model._hist[key])
+    for key in model._history_store.arrays:
+        np.testing.assert_array_equal(
+            back._history_store.arrays[key], model._history_store.arrays[key]
+        )
     users = ["auser0", "auser2", "newbie"]
     np.testing.assert_array_equal(back.score_items(users), model.score_items(users))
     assert back.recommend(users, k=4)[0].tolist() == model.recommend(users, k=4)[0].tolist()
@@ -459,7 +461,7 @@ def test_forget_users_erases_state_frees_the_row_and_pending_material():
     assert model.n_online_pending == 2
     assert model.forget_users(["auser0", "nobody"]) == ["auser0"]
     assert int(model.user_rows(["auser0"])[0]) == -1
-    assert not model._hist["items"][row].any()
+    assert not model._history_store.arrays["items"][row].any()
     assert model.user_items_[row].nnz == 0
     assert model.n_online_pending == 1  # auser1's event stays, auser0's is gone
     assert model.online_step(1)["n_events"] == 1

@@ -284,11 +284,15 @@ def test_observe_takes_frames_datasets_and_column_mappings_alike(quick, world):
     via_cols = copy.deepcopy(quick).observe({c: events[c].to_numpy() for c in events.columns})
     minimal = copy.deepcopy(quick).observe(events[["user_id", "item_id", "timestamp"]])
     for other in (via_data, via_cols):
-        assert_same(via_frame._hist, other._hist)
+        assert_same(via_frame._history_store.arrays, other._history_store.arrays)
     # without event_type every event is the default type, unknown to this model
-    assert (minimal._hist["types"] != via_frame._hist["types"]).any()
+    assert (
+        minimal._history_store.arrays["types"] != via_frame._history_store.arrays["types"]
+    ).any()
     untouched = copy.deepcopy(quick).observe(events.iloc[:0])
-    assert_same(untouched._hist, quick._hist) and untouched.n_online_pending == 0
+    assert_same(
+        untouched._history_store.arrays, quick._history_store.arrays
+    ) and untouched.n_online_pending == 0
 
 
 # ------------------------------------------------- online_step == partial_fit's step
@@ -324,7 +328,7 @@ def test_online_step_is_partial_fits_step_on_the_same_events(world):
             # invariant), so AdamW's first step turns float noise into steps of size lr
             a, b = torch.cat([a[:D], a[2 * D :]]), torch.cat([b[:D], b[2 * D :]])
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
-    assert_same(online._hist, batch._hist)
+    assert_same(online._history_store.arrays, batch._history_store.arrays)
     # the optimiser state carries over: both have taken one more AdamW step
     steps = [s["step"] for s in online._optimizer.state.values()]
     ref = [s["step"] for s in batch._optimizer.state.values()]
@@ -600,14 +604,14 @@ GOOD = {"user_id": "u", "item_id": "i", "timestamp": 5}
 def test_bad_events_raise_naming_field_and_position(quick, events, column, text):
     model = copy.deepcopy(quick)
     learner = OnlineLearner(model, batch_size=1)
-    hist = copy.deepcopy(model._hist)
+    hist = copy.deepcopy(model._history_store.arrays)
     with pytest.raises(DataError, match=text) as info:
         learner.learn(events)
     assert info.value.column == column
     with pytest.raises(DataError):
         learner.observe(events)
     assert learner.stats.n_events == 0 and learner.n_pending == 0  # nothing taken in
-    assert_same(model._hist, hist)
+    assert_same(model._history_store.arrays, hist)
 
 
 @pytest.mark.parametrize(
@@ -655,7 +659,9 @@ def test_model_fast_path_checks_its_input(quick):
         with pytest.raises(DataError, match=text) as info:
             model.observe(events)
         assert info.value.column == column
-    assert_same(model._hist, quick._hist) and model.n_online_pending == 0
+    assert_same(
+        model._history_store.arrays, quick._history_store.arrays
+    ) and model.n_online_pending == 0
     for steps in (-1, 1.0, True):
         with pytest.raises(ParameterError, match="steps"):
             model.online_step(steps)

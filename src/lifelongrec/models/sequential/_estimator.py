@@ -29,6 +29,7 @@ from lifelongrec.models.sequential._content import (
     set_csr_rows,
 )
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder
+from lifelongrec.models.sequential._histories import HistoryStore, merge_events
 from lifelongrec.models.sequential._modules import (
     EncoderConfig,
     ItemTowerConfig,
@@ -401,43 +402,6 @@ class SequentialRecommender(Recommender):
         )
 
     # ----------------------------------------------------------------- events
-    def _store_histories(self, ev: dict[str, np.ndarray], users: np.ndarray | None) -> None:
-        """Write the last ``max_len`` events of ``users`` (all when None) into the arrays."""
-        pos = T.positions_from_end(ev["user"])
-        n = len(self.user_ids_)
-        if users is None:
-            rows = ev["user"]
-            shape_rows = n
-        else:
-            slot = np.full(n, -1, dtype=np.int64)
-            slot[users] = np.arange(len(users))
-            rows = slot[ev["user"]]
-            shape_rows = len(users)
-        L = self.max_len
-        mats = {
-            "items": T.right_align(rows, pos, ev["item"], shape_rows, L, dtype=np.int64),
-            "types": T.right_align(rows, pos, ev["type"], shape_rows, L, dtype=np.int64),
-            "gaps": T.right_align(rows, pos, ev["gap"], shape_rows, L, dtype=np.int64),
-            "ts": T.right_align(rows, pos, ev["ts"], shape_rows, L, dtype=np.int64),
-        }
-        if users is None:
-            self._hist = mats
-        else:
-            for key, m in mats.items():
-                self._hist[key][users] = m
-
-    def _history_events(self, users: np.ndarray) -> dict[str, np.ndarray]:
-        """The stored events of ``users`` as per-event arrays (time order per user)."""
-        items = self._hist["items"][users]
-        r, c = np.nonzero(items)
-        return {
-            "user": users[r],
-            "item": items[r, c],
-            "ts": self._hist["ts"][users][r, c],
-            "type": self._hist["types"][users][r, c],
-            "gap": self._hist["gaps"][users][r, c],
-        }
-
     # ---------------------------------------------------------------- content
     def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
         """Encode the items' text with the pretrained encoder into its cache (the slow
@@ -520,7 +484,7 @@ class SequentialRecommender(Recommender):
         ev = self._events.encode_frame(data.events, self._user_index, self._item_index)
         self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
         ev["gap"] = T.gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
-        self._store_histories(ev, None)
+        self._history_store = HistoryStore.from_events(ev, len(self.user_ids_), int(self.max_len))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(content)
@@ -747,7 +711,7 @@ class SequentialRecommender(Recommender):
             }
         )
         rows = np.unique(u)
-        hist = self._history_events(rows)
+        hist = self._history_store.read(rows)
         have = pd.DataFrame({k: hist[k] for k in ("user", "item", "ts")})
         have["at"] = np.arange(len(have))
         last = have.groupby("user")["at"].max()
@@ -942,8 +906,7 @@ class SequentialRecommender(Recommender):
         self._sync_vocab()
         rows = gone.rows
         if len(rows):
-            for m in self._hist.values():
-                m[rows] = 0
+            self._history_store.clear(rows)
             self.user_items_ = _drop_cells(self.user_items_, rows, np.empty(0, np.int64))
             buf = self._online_buffer(create=False)
             if buf is not None:
@@ -984,11 +947,9 @@ class SequentialRecommender(Recommender):
         become out-of-vocabulary events); both leave ``user_items_`` and the counts."""
         u, i = users.rows, items.rows
         if len(u):
-            for m in self._hist.values():
-                m[u] = 0
+            self._history_store.clear(u)
         if len(i):
-            h = self._hist["items"]
-            h[np.isin(h, i + 1)] = OOV_ROW
+            self._history_store.forget_items(i)
             counts = self.item_counts_.copy()
             counts[i] = 0.0
             self.item_counts_ = counts
@@ -1070,7 +1031,7 @@ class SequentialRecommender(Recommender):
             "ewc_bytes": 0
             if ewc is None
             else tensors([*ewc.fisher.values(), *ewc.anchor.values()]),
-            "history_bytes": int(sum(m.nbytes for m in self._hist.values())),
+            "history_bytes": self._history_store.nbytes,
             "interaction_bytes": csr(self.user_items_)
             + csr(self._item_categories)
             + int(self.item_counts_.nbytes),
@@ -1137,10 +1098,7 @@ class SequentialRecommender(Recommender):
             content, soft = self._content_for(self.item_ids_[reused], data.items)
             self._reset_item_rows(reused, content)
             self._item_categories = set_csr_rows(self._item_categories, reused, soft)
-        if n_users > n_users_before:
-            extra = n_users - n_users_before
-            for key, m in self._hist.items():
-                self._hist[key] = np.concatenate([m, np.zeros((extra, m.shape[1]), m.dtype)])
+        self._history_store.grow(n_users)
         self._item_cache = None
         new = self._events.encode_frame(data.events, self._user_index, self._item_index)
         if len(new["user"]) == 0:
@@ -1150,19 +1108,7 @@ class SequentialRecommender(Recommender):
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
             replayed = self._replay_windows(replay)
-        users = np.unique(new["user"])
-        old = self._history_events(users)
-        merged = {k: np.concatenate([old[k], new[k]]) for k in ("user", "item", "ts", "type")}
-        merged["is_new"] = np.r_[np.zeros(len(old["user"]), bool), np.ones(len(new["user"]), bool)]
-        merged["target_type"] = np.r_[np.full(len(old["user"]), -1), new["target_type"]]
-        merged["stored_gap"] = np.r_[old["gap"], np.zeros(len(new["user"]), np.int64)]
-        order = T.order_events(merged["user"], merged["ts"])
-        merged = {k: v[order] for k, v in merged.items()}
-        gap = T.gap_buckets(merged["user"], merged["ts"], int(self.n_time_buckets))
-        first = np.r_[True, merged["user"][1:] != merged["user"][:-1]]
-        keep_stored = first & ~merged["is_new"]
-        merged["gap"] = np.where(keep_stored, merged["stored_gap"], gap)
-        self._store_histories(merged, users)
+        merged = self._history_store.merge(new, int(self.n_time_buckets))
         per_user = np.bincount(merged["user"][merged["is_new"]])
         L = self._update_len()
         n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
@@ -1253,7 +1199,7 @@ class SequentialRecommender(Recommender):
         if known and self._touch_vocab(users, rows, cols["timestamp"]):
             new = self._events.encode(users, rows, *_columns(cols))
             self._online_record(new)  # the users' stored events before these
-            self._merge_into_histories(new)
+            self._history_store.append(new, int(self.n_time_buckets))
             self._add_seen(new["user"], new["item"] - 1)
         else:
             old, new = self._observe_growing(cols, items, users)
@@ -1355,46 +1301,6 @@ class SequentialRecommender(Recommender):
         buf = self._online_buffer(create=False)
         return 0 if buf is None else int(buf["n"])
 
-    def _merged_events(
-        self, old: dict[str, np.ndarray], new: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """Stored events ``old`` and new events merged as ``partial_fit`` merges them:
-        grouped by user in time order (stored first at equal times), gaps recomputed
-        except for each user's first stored event; ``is_new`` marks the new ones."""
-        n_old, n_new = len(old["user"]), len(new["user"])
-        merged = {k: np.concatenate([old[k], new[k]]) for k in ("user", "item", "ts", "type")}
-        merged["is_new"] = np.r_[np.zeros(n_old, bool), np.ones(n_new, bool)]
-        merged["target_type"] = np.r_[np.full(n_old, -1), new["target_type"]]
-        merged["stored_gap"] = np.r_[old["gap"], np.zeros(n_new, np.int64)]
-        order = T.order_events(merged["user"], merged["ts"])
-        merged = {k: v[order] for k, v in merged.items()}
-        gap = T.gap_buckets(merged["user"], merged["ts"], int(self.n_time_buckets))
-        first = np.r_[True, merged["user"][1:] != merged["user"][:-1]]
-        keep_stored = first & ~merged["is_new"]
-        merged["gap"] = np.where(keep_stored, merged["stored_gap"], gap)
-        return merged
-
-    def _merge_into_histories(self, new: dict[str, np.ndarray]) -> None:
-        """Merge known users' new events into their stored rows (as ``partial_fit``)."""
-        H = self._hist
-        if len(new["user"]) == 1:  # one event, after the user's stored ones: shift the row
-            r, t = int(new["user"][0]), int(new["ts"][0])
-            has, prev = bool(H["items"][r, -1] != 0), int(H["ts"][r, -1])
-            if not has or t >= prev:
-                # the gap partial_fit computes (stored gaps are those of their predecessors)
-                gap, nb = T.GAP_FIRST, int(self.n_time_buckets)
-                if has:
-                    gap = int(T.gap_buckets(np.zeros(2, np.int64), np.array([prev, t]), nb)[1])
-                values = (("items", new["item"][0]), ("types", new["type"][0]), ("gaps", gap))
-                for key, value in (*values, ("ts", t)):
-                    row = H[key][r]
-                    row[:-1] = row[1:]
-                    row[-1] = value
-                return
-        users = np.unique(new["user"])
-        old = self._history_events(users)
-        self._store_histories(self._merged_events(old, new), users)
-
     def _touch_vocab(self, users: np.ndarray, rows: np.ndarray, ts: np.ndarray) -> bool:
         """The vocabulary bookkeeping ``partial_fit`` does for a batch whose ids all hold
         rows (their ``last_seen`` and counts, the clock ``last_timestamp_``, the record
@@ -1433,7 +1339,7 @@ class SequentialRecommender(Recommender):
         kept their row, and the new events as ``partial_fit`` saw them."""
         known = np.unique(users[users >= 0])
         holders = self.user_ids_[known].copy()
-        old = self._history_events(known)
+        old = self._history_store.read(known)
         frame = pd.DataFrame(cols)
         epochs, updates = self.partial_fit_epochs, self.n_updates_
         self.partial_fit_epochs = 0
@@ -1472,7 +1378,7 @@ class SequentialRecommender(Recommender):
         fresh = [u for u in users if u not in buf["snapped"]]
         buf["snapped"].update(fresh)
         if old is None:
-            buf["old"].append(self._history_events(np.asarray(fresh, dtype=np.int64)))
+            buf["old"].append(self._history_store.read(np.asarray(fresh, dtype=np.int64)))
         else:
             keep = np.isin(old["user"], fresh)
             buf["old"].append({k: v[keep] for k, v in old.items()})
@@ -1483,7 +1389,7 @@ class SequentialRecommender(Recommender):
         """The training windows of the gathered material (see ``online_step``)."""
         old = {k: np.concatenate([o[k] for o in buf["old"]]) for k in buf["old"][0]}
         new = {k: np.concatenate([e[k] for e in buf["new"]]) for k in buf["new"][0]}
-        merged = self._merged_events(old, new)
+        merged = merge_events(old, new, int(self.n_time_buckets))
         per_user = np.bincount(merged["user"][merged["is_new"]])
         L = int(self.max_len)
         n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
@@ -1513,7 +1419,7 @@ class SequentialRecommender(Recommender):
         module, dev = self._module, self._torch_device
         if module.training:
             module.eval()
-        hist = self._hist if state is None else state
+        hist = self._history_store.arrays if state is None else state
         if state is not None:
             rows = np.arange(len(state["items"]))
         parts: dict[str, list[np.ndarray]] = {}
@@ -1537,7 +1443,7 @@ class SequentialRecommender(Recommender):
         :meth:`encode_state`. Copying is cheap; a service copies under its lock and
         encodes outside it, so state updates never wait for an encoder pass."""
         rows = self._known_rows(users)
-        return {k: self._hist[k][rows].copy() for k in ("items", "types", "gaps")}
+        return self._history_store.inputs(rows)
 
     def encode_state(self, state: dict[str, np.ndarray]) -> np.ndarray:
         """User vectors ``(n, D)`` of a :meth:`user_state` copy (equal to
@@ -1649,7 +1555,7 @@ class SequentialRecommender(Recommender):
         arrays.update(
             {f"opt/{k}": v for k, v in T.optimizer_arrays(self._optimizer, named).items()}
         )
-        arrays.update({f"hist/{k}": v for k, v in self._hist.items()})
+        arrays.update({f"hist/{k}": v for k, v in self._history_store.arrays.items()})
         ewc = getattr(self, "_ewc", None)
         if ewc is not None:
             for name, f in ewc.fisher.items():
@@ -1692,7 +1598,9 @@ class SequentialRecommender(Recommender):
         )
         self.categories_ = list(self._featurizer.categories_)
         self._item_categories = arrays["item_categories"].astype(np.float32)
-        self._hist = {k[5:]: v.astype(np.int64) for k, v in arrays.items() if k.startswith("hist/")}
+        self._history_store = HistoryStore(
+            {k[5:]: v.astype(np.int64) for k, v in arrays.items() if k.startswith("hist/")}
+        )
         dev = self._torch_device
         fisher = {
             k[5:]: torch.as_tensor(v, device=dev) for k, v in arrays.items() if k[:5] == "ewcf/"
