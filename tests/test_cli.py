@@ -201,9 +201,9 @@ def test_evaluate_json_carries_the_sequential_training_record():
 
 
 def test_param_values_parse_as_literals_json_words_or_strings():
-    from lifelongrec.cli import _parse_params
+    from lifelongrec.evaluation import parse_params
 
-    got = _parse_params(["a=32", "b=1e-3", "c=false", "d=True", "e=null", "f=cosine", "g=(1,2)"])
+    got = parse_params(["a=32", "b=1e-3", "c=false", "d=True", "e=null", "f=cosine", "g=(1,2)"])
     assert got == {"a": 32, "b": 1e-3, "c": False, "d": True, "e": None, "f": "cosine", "g": (1, 2)}
 
 
@@ -337,8 +337,8 @@ def test_evaluate_train_stream_demo_take_columns(tmp_path):
 
 
 def test_parse_columns_and_service_data(tmp_path):
-    from lifelongrec.cli import parse_columns, service_data
-    from lifelongrec.data import Dataset
+    from lifelongrec.cli import service_data
+    from lifelongrec.data import Dataset, parse_columns
 
     got = parse_columns("User=a, item=b,TIME=c,type=d,rating=e")
     assert got == {

@@ -166,9 +166,9 @@ def test_drift_none_and_a_sequential_lifelong_with_distillation():
     out = json.loads(res.stdout)
     assert out["drift"] is None and "drift_detected" not in out["windows"][1]
     # the weights reach a model that has them (checked before any data is read)
-    from lifelongrec.cli import _check_stream_arguments
+    from lifelongrec.evaluation import check_stream_arguments
 
-    names = _check_stream_arguments(
+    names = check_stream_arguments(
         "synthetic", "sequential", "all", 3, {}, 10, None,
         lifelong={"distill_weight": 1.0, "ewc_weight": 2.0},
     )  # fmt: skip

@@ -1270,12 +1270,12 @@ def serve(
         first = data if (home / "service.json").is_file() else None
         if first is None:
             first = service_data(data, columns=columns, timestamp_unit=timestamp_unit)
-        service = RecommenderService.open(home, data=first, config=settings)
+        service = RecommenderService.open(home, data=first, config=settings, start=False)
         faiss.omp_set_num_threads(torch_threads)  # later builds leave a core to requests
         keys = KeyRing.open_access() if open_access else KeyRing.for_home(home)
     except (LifelongrecError, OSError) as exc:
         _fail(exc)
-    app_ = create_app(service, keys)
+    app_ = create_app(service, keys, own_service=True)  # its lifespan runs the learner
     typer.echo(serve_banner(host, port, keys, service.live_version))
     try:
         run_server(app_, host=host, port=port, limits=limits)

@@ -17,6 +17,7 @@ from lifelongrec.registry import (
     ChampionChallenger,
     ModelRegistry,
     PromotionGate,
+    judge_challenger,
     split_freshest,
 )
 from lifelongrec.training import FineTune, Lifelong, Retrain
@@ -206,6 +207,55 @@ def test_a_champion_change_during_the_gate_wins(tmp_path, windows, monkeypatch):
     last = cc.decisions_[-1]
     assert not last["promoted"] and "champion changed" in last["reason"]
     assert reg.champion() == "v000001" and reg.info(3).status == "rejected"
+
+
+def test_judge_challenger_against_a_given_champion(tmp_path, split, scrambled):
+    """The one promotion path, without a ChampionChallenger: the champion is the one
+    given (a service's live model), the registry's pointer must still be its version,
+    and prepare runs after the decision and before the registration."""
+    train, holdout, history = split
+    reg = ModelRegistry(tmp_path / "r")
+    champion = ItemKNN().fit(train)
+    first = reg.register(champion, status="champion", reason="first")
+    gate = PromotionGate("ndcg@10")
+    seen = []
+    worse = judge_challenger(
+        reg,
+        gate,
+        champion,
+        first.version,
+        ItemKNN().fit(scrambled),
+        holdout,
+        history,
+        prepare=lambda m: seen.append(reg.champion()),
+    )
+    assert seen == ["v000001"] and not worse["promoted"]
+    assert worse["parent"] == "v000001" and reg.info(worse["version"]).status == "rejected"
+    same = judge_challenger(
+        reg,
+        PromotionGate("ndcg@10", tolerance=1.0),
+        champion,
+        first.version,
+        ItemKNN().fit(train),
+        holdout,
+        history,
+        parent="v000002",
+        tags={"source": "test"},
+    )
+    assert same["promoted"] and reg.champion() == same["version"] == "v000003"
+    assert same["parent"] == "v000002" and same["champion_before"] == "v000001"
+    # judged against a version that is no longer the registry's champion: kept out
+    stale = judge_challenger(
+        reg,
+        PromotionGate("ndcg@10", tolerance=1.0),
+        champion,
+        first.version,
+        ItemKNN().fit(train),
+        holdout,
+        history,
+    )
+    assert not stale["promoted"] and "champion changed" in stale["reason"]
+    assert reg.champion() == "v000003"
 
 
 def test_max_history_bounds_what_queries_see(tmp_path, windows):

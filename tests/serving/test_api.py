@@ -10,7 +10,7 @@ READ_KEY = "read-key-0123456789"  # the keys fixture of conftest.py
 
 
 def _known_user(service):
-    ids = [u for u in service._live.model.user_ids_ if isinstance(u, str)]
+    ids = [u for u in service.live_model.user_ids_ if isinstance(u, str)]
     return sorted(ids)[0]
 
 
@@ -95,7 +95,7 @@ def test_batch_is_idempotent_through_event_ids(client, service):
     assert stored["event_type"].tolist() == ["interaction", "purchase"]
     assert stored["value"].iloc[1] == 4.5 and math.isnan(stored["value"].iloc[0])
     # a key repeated inside one batch: the first event is written and observed, once
-    model = service._live.model
+    model = service.live_model
     row = int(model.user_rows([user])[0])
     before = model.user_items_[row].nnz
     twice = {
@@ -153,7 +153,7 @@ def test_batch_limits(client, service):
 def test_unknown_user_gets_cold_start_items_not_an_error(client, service):
     out = _recs(client, "nobody-ever", k=7, explain="true")
     assert out["cold_start"] is True and len(out["items"]) == 7
-    model = service._live.model
+    model = service.live_model
     counts = dict(zip(model.item_ids_, model.item_counts_, strict=False))
     popular = max(counts, key=counts.get)
     assert popular in [i["item_id"] for i in out["items"]]
@@ -162,17 +162,17 @@ def test_unknown_user_gets_cold_start_items_not_an_error(client, service):
 
 def test_recommendations_equal_an_exact_computation(client, service):
     user = _known_user(service)
-    model = service._live.model
+    model = service.live_model
     for step in range(3):  # computed, then from the cache, then after an event
         got = _recs(client, user, k=10)["items"]
         ids, scores = model.recommend(user, k=10, exclude_seen=True)
         assert [i["item_id"] for i in got] == list(ids)
         np.testing.assert_allclose([i["score"] for i in got], scores, rtol=1e-4, atol=1e-5)
-        assert user in service._live.vectors
+        assert service.live.cached_vector(user) is not None
         if step == 1:
             event = {"user_id": user, "item_id": ids[0], "timestamp": 2_000_000_000}
             assert client.post("/events", json=event).status_code == 201
-            assert user not in service._live.vectors
+            assert service.live.cached_vector(user) is None
 
 
 def test_category_filter_and_explanations(client, service):
@@ -187,7 +187,7 @@ def test_category_filter_and_explanations(client, service):
     for item in out["items"]:  # the most similar item of the user's own history, by cosine
         named = item["reason"].split()[2]
         assert item["reason"].startswith("similar to ") and named in seen
-        model = service._live.model
+        model = service.live_model
         _, v = model.item_vectors([item["item_id"]])
         _, h = model.item_vectors(sorted(seen))
         cos = (h @ v[0]) / (np.linalg.norm(h, axis=1) * np.linalg.norm(v[0]))
@@ -261,7 +261,7 @@ def test_delete_user_erases_events_and_state(client, service, home):
     assert body["events_erased"] > 0 and body["state_erased"] is True
     assert len(service.store.user_events(user)) == 0
     assert _recs(client, user, k=3)["cold_start"] is True
-    assert int(service._trainer.user_rows([user])[0]) == -1
+    assert int(service.learner.trainer.user_rows([user])[0]) == -1
     assert client.delete(f"/users/{user}").status_code == 404
 
 
@@ -323,8 +323,8 @@ def test_openapi_schema_validates(client):
 
 # ------------------------------------------------------------------- models
 def _feed(client, service, n, start=2_000_000_000):
-    users = [u for u in service._live.model.user_ids_ if isinstance(u, str)][:40]
-    items = [i for i in service._live.model.item_ids_ if isinstance(i, str)]
+    users = [u for u in service.live_model.user_ids_ if isinstance(u, str)][:40]
+    items = [i for i in service.live_model.item_ids_ if isinstance(i, str)]
     rng = np.random.default_rng(0)
     events = [
         {
@@ -380,7 +380,7 @@ def test_restart_serves_the_same_champion_with_every_event(home, service, keys):
     service.ingest([{"user_id": user, "item_id": "i000003", "timestamp": 2_000_000_000}])
     expected = service.recommend(user, k=10)
     service.close()
-    again = RecommenderService.open(home, config={**service.config.__dict__})
+    again = RecommenderService.open(home, config=service.config.to_dict())
     try:
         assert again.live_version == expected["model_version"]
         assert again.recommend(user, k=10) == expected
@@ -421,7 +421,7 @@ def test_hnsw_index_serves_upserts_and_is_compacted_by_the_learner(home, service
     cfg = {**service_config, "ann_threshold": 10, "index_max_delta": 2, "challenger_every": 0}
     service = RecommenderService.open(home, config=cfg)
     try:
-        live = service._live
+        live = service.live
         assert live.index.kind == "hnsw"
         model = live.model
         users = sorted(u for u in model.user_ids_ if isinstance(u, str))[:20]
@@ -438,8 +438,8 @@ def test_hnsw_index_serves_upserts_and_is_compacted_by_the_learner(home, service
             i["item_id"] for i in service.recommend(users[0], k=5, category="hot")["items"]
         } == {"hot0", "hot1", "hot2"}
         service.learn_step()
-        assert service._live.index is not live.index and not service._live.index.needs_rebuild
-        assert "hot1" in service._live.index
+        assert service.live_index is not live.index and not service.live_index.needs_rebuild
+        assert "hot1" in service.live_index
         assert len(service.similar("hot1", k=3)["items"]) == 3
     finally:
         service.close()

@@ -1,5 +1,11 @@
 """``kill -9`` of the real server (uvicorn in a subprocess) while it ingests: no
-acknowledged event is lost, and a restart serves the same champion."""
+acknowledged event is lost, and a restart serves the same champion.
+
+The test synchronises on what the server and the client report, not on time: the server
+is ready when uvicorn says it is listening (read from its output), and it is killed once
+the client has had a number of batches acknowledged. The waits have hang guards that
+only a broken server reaches.
+"""
 
 import json
 import os
@@ -9,12 +15,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
 
 from lifelongrec.data import EventStore
+
+HANG_GUARD = 300  # seconds; never reached unless the server or the client is stuck
 
 
 def _free_port() -> int:
@@ -24,6 +31,9 @@ def _free_port() -> int:
 
 
 def _start(home, port):
+    """Start ``lifelongrec serve`` and return once it listens (uvicorn logs "Uvicorn
+    running on" after the socket is bound): the process and its /health. Its output is
+    drained by a thread from then on, so a full pipe never blocks the server."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -40,26 +50,25 @@ def _start(home, port):
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read().decode()[-3000:]}")
-        try:
-            r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            if r.status_code == 200:
-                return proc, r.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not answer /health within 120 s")
+    lines = []
+    for raw in proc.stdout:  # blocks until the server writes; ends when it exits
+        lines.append(raw.decode(errors="replace"))
+        if "Uvicorn running on" in lines[-1]:
+            break
+    else:
+        proc.wait(timeout=HANG_GUARD)
+        raise AssertionError(f"server exited: {''.join(lines)[-3000:]}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=HANG_GUARD)
+    assert r.status_code == 200, r.text
+    return proc, r.json()
 
 
-def _post_until_killed(port, acked, errors, stop):
+def _post_until_killed(port, acked, errors, stop, enough, n_batches):
     """Post batches of 40 events (unique timestamps) until the connection dies; record
-    each batch acknowledged with 201."""
+    each batch acknowledged with 201, and set ``enough`` after ``n_batches`` of them."""
     n = 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_GUARD) as client:
         while not stop.is_set():
             batch = [
                 {
@@ -73,12 +82,16 @@ def _post_until_killed(port, acked, errors, stop):
             try:
                 r = client.post("/events", json={"events": batch})
             except httpx.HTTPError:
+                enough.set()
                 return  # the server is gone
             if r.status_code != 201:
                 errors.append(r.text)
+                enough.set()
                 return
             acked.extend(e["timestamp"] for e in batch)
             n += 40
+            if n >= 40 * n_batches:
+                enough.set()
 
 
 @pytest.mark.parametrize("seed", [0])
@@ -90,16 +103,20 @@ def test_kill_9_during_ingestion_loses_no_acknowledged_event(home, seed):
     acked: list[int] = []
     errors: list[str] = []
     stop = threading.Event()
-    poster = threading.Thread(target=_post_until_killed, args=(port, acked, errors, stop))
+    enough = threading.Event()
+    n_batches = rng.randint(5, 25)  # mid-ingestion: after this many acknowledged batches
+    poster = threading.Thread(
+        target=_post_until_killed, args=(port, acked, errors, stop, enough, n_batches)
+    )
     try:
         poster.start()
-        time.sleep(1.0 + rng.random())  # mid-ingestion
+        assert enough.wait(HANG_GUARD), "the client got no answers"
         n_before_kill = len(acked)
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=HANG_GUARD)
     finally:
         stop.set()
-        poster.join(timeout=30)
+        poster.join(timeout=HANG_GUARD)
         if proc.poll() is None:
             proc.kill()
     assert not errors, errors
@@ -122,9 +139,9 @@ def test_kill_9_during_ingestion_loses_no_acknowledged_event(home, seed):
         models = httpx.get(f"http://127.0.0.1:{port}/models", timeout=10).json()
         assert models["champion"] == champion
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # the app's lifespan stops the learner, closes
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=HANG_GUARD)
         except subprocess.TimeoutExpired:
             proc.kill()
     saved = json.loads((home / "service.json").read_text())

@@ -22,11 +22,11 @@ def _cfg(service_config, **over):
 
 
 def _items(service):
-    return sorted(i for i in service._live.model.item_ids_ if isinstance(i, str))
+    return sorted(i for i in service.live_model.item_ids_ if isinstance(i, str))
 
 
 def _users(service):
-    return sorted(u for u in service._live.model.user_ids_ if isinstance(u, str))
+    return sorted(u for u in service.live_model.user_ids_ if isinstance(u, str))
 
 
 def _knows(model, user):
@@ -67,8 +67,8 @@ def _until(service, what, rounds=40):
 
 def _no_model_holds(service, user):
     """Neither the live model, the trainer, nor any registered version holds ``user``."""
-    assert not _knows(service._live.model, user)
-    assert not _knows(service._trainer, user)
+    assert not _knows(service.live_model, user)
+    assert not _knows(service.learner.trainer, user)
     for info in service.registry.versions():
         assert user not in service.registry.saved_user_ids(info.version), info.version
     out = service.recommend(user, k=5)
@@ -76,7 +76,7 @@ def _no_model_holds(service, user):
 
 
 def _scrub_all(service):
-    while service._scrub_registry():
+    while service.learner.scrub_registry():
         pass
 
 
@@ -87,7 +87,7 @@ def test_delete_between_the_learners_read_and_its_learning(home, service_config)
     service = RecommenderService.open(home, config=_cfg(service_config))
     try:
         _victim_events(service)
-        assert _knows(service._live.model, VICTIM)
+        assert _knows(service.live_model, VICTIM)
         read = service.store.read
         fired = []
 
@@ -101,10 +101,10 @@ def test_delete_between_the_learners_read_and_its_learning(home, service_config)
         service.learn_step()
         service.store.read = read
         assert fired and fired[0]["events_erased"] == 5
-        assert not _knows(service._trainer, VICTIM)
+        assert not _knows(service.learner.trainer, VICTIM)
         # A challenger made from this trainer is judged, registered and promoted.
         ts = _traffic(service, 400, seed=1)
-        _until(service, lambda: service._snapshot is not None)
+        _until(service, lambda: service.learner.challenger is not None)
         _traffic(service, 300, seed=2, start=ts)
         _until(service, lambda: service.counters["promotions"] >= 1)
         _no_model_holds(service, VICTIM)
@@ -124,10 +124,10 @@ def test_delete_while_the_challenger_is_judged(home, service_config):
     try:
         _victim_events(service)
         ts = _traffic(service, 400, seed=1, start=TS + 10)
-        _until(service, lambda: service._snapshot is not None)
-        assert _knows(service._snapshot[0], VICTIM)  # the copy holds the user
+        _until(service, lambda: service.learner.challenger is not None)
+        assert _knows(service.learner.challenger, VICTIM)  # the copy holds the user
         ts = _traffic(service, 300, seed=2, start=ts)
-        gate = service._cc.gate
+        gate = service.gate
         decide = gate.decide
         fired = []
 
@@ -149,7 +149,7 @@ def _version_holding_victim(service):
     """A registered (promoted) version that learned the victim."""
     _victim_events(service)
     ts = _traffic(service, 400, seed=1, start=TS + 10)
-    _until(service, lambda: service._snapshot is not None)
+    _until(service, lambda: service.learner.challenger is not None)
     _traffic(service, 300, seed=2, start=ts)
     _until(service, lambda: service.counters["promotions"] >= 1)
     version = service.live_version
@@ -169,10 +169,10 @@ def test_promotion_and_rollback_after_the_delete_serve_no_erased_user(home, serv
         assert service.live_version == holding
         service.delete_user(VICTIM)
         service.rollback()  # to v000001, which never saw the victim
-        assert not _knows(service._live.model, VICTIM)
+        assert not _knows(service.live_model, VICTIM)
         service.promote(holding)  # saved before the erasure: scrubbed on loading
         assert service.live_version == holding
-        assert not _knows(service._live.model, VICTIM)
+        assert not _knows(service.live_model, VICTIM)
         assert VICTIM in service.registry.saved_user_ids(holding)  # not rewritten yet
         _scrub_all(service)
         _no_model_holds(service, VICTIM)
@@ -196,8 +196,8 @@ def test_a_restart_before_the_rewrite_still_serves_no_erased_user(home, service_
     again = RecommenderService.open(home, config=_cfg(service_config))
     try:
         assert again.live_version == holding
-        assert not _knows(again._live.model, VICTIM)
-        assert not _knows(again._trainer, VICTIM)
+        assert not _knows(again.live_model, VICTIM)
+        assert not _knows(again.learner.trainer, VICTIM)
         _scrub_all(again)  # the rewrite is still owed after the restart, and done
         _no_model_holds(again, VICTIM)
     finally:
@@ -215,7 +215,7 @@ def test_an_erased_user_who_comes_back_is_a_new_user(home, service_config):
         item = _items(service)[-1]
         service.ingest({"user_id": VICTIM, "item_id": item, "timestamp": TS + 10_000})
         service.promote(holding)
-        model = service._live.model
+        model = service.live_model
         row = int(model.user_rows([VICTIM])[0])
         seen = model.user_items_[row].indices
         assert [model.item_ids_[j] for j in seen] == [item]
@@ -231,17 +231,17 @@ def test_a_degenerate_holdout_does_not_decide(home, service_config):
     service = RecommenderService.open(home, config=cfg)
     try:
         ts = _traffic(service, 400, seed=1)
-        _until(service, lambda: service._snapshot is not None)
+        _until(service, lambda: service.learner.challenger is not None)
         user, item = _users(service)[0], _items(service)[0]
         burst = [{"user_id": user, "item_id": item, "timestamp": ts + j} for j in range(300)]
         service.ingest(burst)
         for _ in range(5):
             service.learn_step()
         assert service.counters["challengers"] == 0  # waited instead of deciding
-        assert service._snapshot is not None
+        assert service.learner.challenger is not None
         service.ingest(burst)  # now past holdout_max_events, still one user and item
         service.learn_step()
-        assert service._snapshot is None
+        assert service.learner.challenger is None
         assert service.counters["challengers"] == 0
         assert service.counters["challengers_dropped"] == 1
     finally:

@@ -104,7 +104,7 @@ def test_model_serves_ingests_and_erases(name, world, tmp_path):
         assert out["state_erased"] and out["events_erased"] > 0
         gone = service.recommend(user, k=5)
         assert gone["cold_start"]
-        assert int(service._trainer.user_rows([user])[0]) == -1
+        assert int(service.learner.trainer.user_rows([user])[0]) == -1
         service.learn_step()
         assert service.recommend(user, k=5)["cold_start"]
         # ... and comes back as a new user with a new event
@@ -135,7 +135,7 @@ def test_a_reopened_service_keeps_serving_and_erasing(name, world, tmp_path):
 def test_idle_users_are_evicted_and_come_back(name, world, tmp_path):
     cfg = config(name, max_users=20, rehydrate_events=50)
     with RecommenderService.open(tmp_path / "home", data=world, config=cfg) as service:
-        model = service._live.model
+        model = service.live_model
         n_rows = model.n_users
         held = [u for u in model.user_ids_ if isinstance(u, str) and model.user_rows(u)[0] >= 0]
         assert len(held) <= 20
@@ -149,7 +149,7 @@ def test_idle_users_are_evicted_and_come_back(name, world, tmp_path):
             assert "i000002" not in ids_of(service.recommend(user, k=5))
         service.learn_step()
         # erased or evicted rows are reused: memory does not grow with the churn
-        assert service._live.model.n_users <= n_rows
+        assert service.live_model.n_users <= n_rows
 
 
 @pytest.mark.parametrize("name", NAMES)

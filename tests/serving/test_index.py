@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
+from lifelongrec import DataError, NotFittedError, ParameterError, UnknownIdError
 from lifelongrec.serving import ItemIndex
 
 D = 16
@@ -274,15 +274,16 @@ def test_exact_head_holds_the_largest_norms_and_recovers_what_the_walk_misses():
     v = v * np.random.default_rng(6).pareto(3.0, (len(v), 1)).astype(np.float32) + v
     weak = {"ann_threshold": 100, "m": 2, "ef_construction": 8, "ef_search": 1}
     index = ItemIndex(**weak, exact_head=300).build(ids, v)
-    head = index._snapshot().main.head_rows
+    head = index.head_ids
     assert index.stats()["n_head"] == 300
     norms = np.linalg.norm(v, axis=1)
-    assert sorted(head.tolist()) == sorted(np.argsort(-norms)[:300].tolist())
+    largest = np.asarray(ids, dtype=object)[np.argsort(-norms)[:300]]
+    assert sorted(head.tolist()) == sorted(largest.tolist())
     want = [brute(ids, v, qq, 10)[0] for qq in q]
     graph_only = ItemIndex(**weak, exact_head=0).build(ids, v).search(q, 10)[0]
     assert recall(graph_only, want) < 0.9  # the walk alone misses (else this proves nothing)
     got, scores = index.search(q, 10)
-    in_head = set(np.asarray(ids, dtype=object)[head].tolist())
+    in_head = set(head.tolist())
     covered = [all(w in in_head for w in ww) for ww in want]
     assert sum(covered) >= 30
     for g, w, c in zip(got.tolist(), want, covered, strict=True):
@@ -557,7 +558,7 @@ def test_partial_head_returns_every_true_answer_it_holds_under_filters_and_updat
     ids, v, q = clustered(1000, seed=11, n_queries=20)
     index = ItemIndex(ann_threshold=100, exact_head=300, ef_search=4, m=4).build(ids, v)
     index.exact_filter_max = 0  # the category goes through a filtered graph walk
-    head = set(np.asarray(ids, dtype=object)[index._snapshot().main.head_rows].tolist())
+    head = set(index.head_ids.tolist())
     rng = np.random.default_rng(12)
     changed = {x: 2 * v[i] for i, x in enumerate(ids[:40])}  # heads among them get masked
     index.upsert(list(changed), np.array(list(changed.values())))

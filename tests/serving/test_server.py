@@ -1,4 +1,4 @@
-"""Issue 13: slow clients cannot hold the service (lifelongrec.serving._server).
+"""Issue 13: slow clients cannot hold the service (run_server and its limits).
 
 Each test runs a tiny FastAPI app on a free loopback port in a background thread
 (``serve_in_thread``) and talks to it over raw sockets, so half-sent requests are exactly
@@ -21,8 +21,8 @@ import time
 import pytest
 from fastapi import FastAPI, Request
 
-from lifelongrec._errors import ParameterError
-from lifelongrec.serving._server import (
+from lifelongrec import ParameterError
+from lifelongrec.serving import (
     ServerLimits,
     fit_open_file_limit,
     run_server,

@@ -1,5 +1,6 @@
 """Events and catalogues: schema, readers, the synthetic world, the event store,
-preprocessing, splits."""
+preprocessing, splits; data as an experiment names it (:func:`load_data`,
+:func:`prepare`, :func:`make_split`, :func:`parse_columns`)."""
 
 from lifelongrec.data._preprocess import deduplicate, implicit_feedback, kcore, sort_by_time
 from lifelongrec.data._readers import (
@@ -26,6 +27,17 @@ from lifelongrec.data._schema import (
     make_events,
     make_items,
 )
+from lifelongrec.data._sources import (
+    COLUMN_ROLES,
+    PROTOCOLS,
+    SYNTHETIC,
+    TIMESTAMP_UNITS,
+    columns_note,
+    load_data,
+    make_split,
+    parse_columns,
+    prepare,
+)
 from lifelongrec.data._split import Split, leave_one_out, temporal_split, time_windows
 from lifelongrec.data._stats import describe
 from lifelongrec.data._store import AppendResult, EventStore, StoreClosedError
@@ -33,13 +45,17 @@ from lifelongrec.data._synthetic import SyntheticWorld, synthetic
 
 __all__ = [
     "AppendResult",
+    "COLUMN_ROLES",
     "DEFAULT_EVENT_TYPE",
     "EVENT_COLUMNS",
     "FORMATS",
     "ITEM_COLUMNS",
+    "PROTOCOLS",
+    "SYNTHETIC",
     "TIMESTAMP_MAX",
     "TIMESTAMP_MIN",
     "TIMESTAMP_RANGE",
+    "TIMESTAMP_UNITS",
     "Dataset",
     "EventStore",
     "LoadReport",
@@ -47,6 +63,7 @@ __all__ = [
     "StoreClosedError",
     "SyntheticWorld",
     "as_dataset",
+    "columns_note",
     "deduplicate",
     "describe",
     "detect_format",
@@ -54,8 +71,12 @@ __all__ = [
     "kcore",
     "leave_one_out",
     "load",
+    "load_data",
+    "make_split",
     "make_events",
     "make_items",
+    "parse_columns",
+    "prepare",
     "read_amazon_reviews",
     "read_movielens_100k",
     "read_movielens_csv",

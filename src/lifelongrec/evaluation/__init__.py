@@ -7,7 +7,10 @@ aggregates ranked lists into the flat report. :func:`prequential` runs the strea
 protocol (evaluate each time window, then learn it; forgetting as backward transfer),
 :func:`evaluate_window` is its per-window step, :class:`DriftMonitor` watches its hit
 stream for drift (``river.drift``: ADWIN, Page-Hinkley) and :func:`plot_prequential`
-draws runs.
+draws runs. The experiment runners :func:`run_evaluation`, :func:`compare_models` and
+:func:`run_stream` are what ``lifelongrec evaluate``, ``demo`` and ``stream`` run;
+:func:`evaluation_report`, :func:`comparison_report` and :func:`stream_report` are the
+text those commands print.
 """
 
 from lifelongrec.evaluation import metrics
@@ -15,6 +18,23 @@ from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import evaluate_window, prequential
+from lifelongrec.evaluation._reports import (
+    comparison_report,
+    evaluation_report,
+    format_table,
+    metric_columns,
+    prequential_report,
+    stream_report,
+)
+from lifelongrec.evaluation._runners import (
+    DRIFT_NONE,
+    STREAM_ALL,
+    check_stream_arguments,
+    compare_models,
+    parse_params,
+    run_evaluation,
+    run_stream,
+)
 from lifelongrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -34,25 +54,38 @@ from lifelongrec.evaluation.metrics import (
 
 __all__ = [
     "DETECTORS",
+    "DRIFT_NONE",
     "RANKING_METRICS",
+    "STREAM_ALL",
     "DriftMonitor",
     "auc",
+    "check_stream_arguments",
+    "compare_models",
+    "comparison_report",
     "coverage_at_k",
     "evaluate_model",
     "evaluate_recommendations",
     "evaluate_window",
+    "evaluation_report",
     "f1_at_k",
+    "format_table",
     "hit_rate_at_k",
     "hit_rate_from_ranks",
     "map_at_k",
+    "metric_columns",
     "metrics",
     "mrr_at_k",
     "ndcg_at_k",
     "ndcg_from_ranks",
     "ndcg_from_scores",
+    "parse_params",
     "plot_prequential",
     "precision_at_k",
     "prequential",
+    "prequential_report",
     "ranking_metrics",
     "recall_at_k",
+    "run_evaluation",
+    "run_stream",
+    "stream_report",
 ]

@@ -6,11 +6,12 @@ rollbacks, and each version's parent, data window and figures. :class:`Promotion
 decides whether a challenger may replace the champion, on the freshest held-out slice
 with the prequential protocol's per-event figures. :class:`ChampionChallenger` runs an
 update strategy so that every update is a registered challenger and only a gated one
-goes live. :func:`tune` searches hyperparameters on recent data with Optuna (optional
+goes live; :func:`judge_challenger` is its one promotion path, for challengers made
+elsewhere too. :func:`tune` searches hyperparameters on recent data with Optuna (optional
 dependency: ``pip install lifelongrec[tune]``).
 """
 
-from lifelongrec.registry._continuous import ChampionChallenger, split_freshest
+from lifelongrec.registry._continuous import ChampionChallenger, judge_challenger, split_freshest
 from lifelongrec.registry._errors import CorruptVersionError, RegistryError, RegistryWarning
 from lifelongrec.registry._gate import GATE_METRICS, GateDecision, PromotionGate
 from lifelongrec.registry._registry import ModelRegistry, VersionInfo, version_id
@@ -27,6 +28,7 @@ __all__ = [
     "RegistryError",
     "RegistryWarning",
     "VersionInfo",
+    "judge_challenger",
     "split_freshest",
     "tune",
     "version_id",

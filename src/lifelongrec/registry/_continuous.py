@@ -7,6 +7,12 @@ freshest slice, held out; the strategy learns the first part and yields a challe
 held-out slice; the challenger is saved in the :class:`~lifelongrec.registry.ModelRegistry`
 either way (with its parent, data window, figures and the gate's verdict) and becomes
 champion only if the gate says so.
+
+:func:`judge_challenger` is the one promotion path of a gated challenger: judge it
+against a given champion, register it, and make it the champion in the registry only if
+the gate passed it and the champion did not change meanwhile. :meth:`ChampionChallenger.
+consider` uses it with its own champion; a service that made a challenger elsewhere
+(``lifelongrec serve``'s learner) uses it with the model it serves.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from lifelongrec.registry._gate import GateDecision, PromotionGate
 from lifelongrec.registry._registry import ModelRegistry
 from lifelongrec.training import Strategy
 
-__all__ = ["ChampionChallenger", "split_freshest"]
+__all__ = ["ChampionChallenger", "judge_challenger", "split_freshest"]
 
 
 def _time_sorted(events: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +95,109 @@ def _span(events: pd.DataFrame) -> tuple[int, int] | None:
         return None
     ts = events["timestamp"].to_numpy()
     return int(ts.min()), int(ts.max())
+
+
+def judge_challenger(
+    registry: ModelRegistry,
+    gate: PromotionGate,
+    champion: Recommender | None,
+    champion_version: str | None,
+    challenger: Recommender,
+    holdout: Dataset | pd.DataFrame,
+    history: Dataset | pd.DataFrame,
+    *,
+    parent: Any = None,
+    window: Any = None,
+    data: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    prepare: Callable[[Recommender], None] | None = None,
+) -> dict[str, Any]:
+    """Judge ``challenger`` against ``champion``, register it, and make it the champion
+    if the gate passes it.
+
+    The registration and the champion check happen under the registry's lock: when the
+    registry's champion is no longer ``champion_version`` (someone promoted or rolled
+    back while the gate evaluated), the challenger is registered as rejected, whatever
+    the gate said.
+
+    Parameters
+    ----------
+    registry, gate
+        Where the challenger is registered; the :class:`PromotionGate` that judges it.
+    champion, champion_version
+        The model serving now and its version (``None``, ``None``: no champion yet).
+    challenger
+        A fitted model (do not change it afterwards when it is promoted).
+    holdout, history
+        As in :meth:`PromotionGate.decide`.
+    parent
+        Its parent version (default: ``champion_version``).
+    window, data, tags
+        As in :meth:`ModelRegistry.register`.
+    prepare
+        Called with the challenger after the gate decided and before it is registered
+        (a service removes users erased while the gate evaluated).
+
+    Returns
+    -------
+    dict
+        ``version`` (the new version), ``parent``, ``champion_before``, ``promoted``,
+        ``metric``, ``champion_value``, ``challenger_value``, ``threshold``, ``reason``,
+        ``n_events`` (held-out), ``gate_seconds``, ``decision`` (the
+        :class:`GateDecision`); ``update``, ``n_learned`` and ``update_seconds`` are
+        ``None`` (:class:`ChampionChallenger` fills them).
+    """
+    before = champion_version
+    t0 = time.perf_counter()
+    decision = gate.decide(champion, challenger, holdout, history)
+    gate_seconds = time.perf_counter() - t0
+    metrics: dict[str, Any] = {}
+    for prefix, figures in (
+        ("", decision.challenger_metrics),
+        ("champion_", decision.champion_metrics),
+    ):
+        for key, value in (figures or {}).items():
+            if "@" in key:
+                metrics[prefix + key] = value
+    if prepare is not None:
+        prepare(challenger)
+    with registry._locked():
+        if registry.champion() != before:  # changed while the gate evaluated
+            decision = dataclasses.replace(
+                decision,
+                promoted=False,
+                reason=f"kept: the champion changed from {before} to "
+                f"{registry.champion()} while the gate evaluated; "
+                f"gate said: {decision.reason}",
+            )
+        info = registry.register(
+            challenger,
+            parent=before if parent is None else parent,
+            window=window,
+            metrics=metrics,
+            data=data,
+            tags=tags,
+            decision=decision,
+            status="champion" if decision.promoted else "rejected",
+            reason=decision.reason,
+        )
+    return {
+        "update": None,
+        "version": info.version,
+        "parent": info.parent,
+        "champion_before": before,
+        "promoted": decision.promoted,
+        "metric": decision.metric,
+        "champion_value": decision.champion_value,
+        "challenger_value": decision.challenger_value,
+        "threshold": decision.threshold,
+        "reason": decision.reason,
+        "n_events": decision.n_events,
+        "n_learned": None,
+        "update_seconds": None,
+        "gate_seconds": gate_seconds,
+        "decision": decision,
+    }
 
 
 class ChampionChallenger:
@@ -365,59 +474,22 @@ class ChampionChallenger:
         if not hasattr(self, "decisions_"):
             self.decisions_ = []
         self._sync_champion()
-        before = self.champion_version_
-        t0 = time.perf_counter()
-        decision = gate.decide(self.champion_, challenger, holdout, history)
-        gate_seconds = time.perf_counter() - t0
-        metrics: dict[str, Any] = {}
-        for prefix, figures in (
-            ("", decision.challenger_metrics),
-            ("champion_", decision.champion_metrics),
-        ):
-            for key, value in (figures or {}).items():
-                if "@" in key:
-                    metrics[prefix + key] = value
-        if prepare is not None:
-            prepare(challenger)
-        with self.registry._locked():
-            if self.registry.champion() != before:  # changed while the gate evaluated
-                decision = dataclasses.replace(
-                    decision,
-                    promoted=False,
-                    reason=f"kept: the champion changed from {before} to "
-                    f"{self.registry.champion()} while the gate evaluated; "
-                    f"gate said: {decision.reason}",
-                )
-            info = self.registry.register(
-                challenger,
-                parent=before if parent is None else parent,
-                window=window,
-                metrics=metrics,
-                data=data,
-                tags=tags,
-                decision=decision,
-                status="champion" if decision.promoted else "rejected",
-                reason=decision.reason,
-            )
-        if decision.promoted:
-            self.champion_, self.champion_version_ = challenger, info.version
-        record = {
-            "update": None,
-            "version": info.version,
-            "parent": info.parent,
-            "champion_before": before,
-            "promoted": decision.promoted,
-            "metric": decision.metric,
-            "champion_value": decision.champion_value,
-            "challenger_value": decision.challenger_value,
-            "threshold": decision.threshold,
-            "reason": decision.reason,
-            "n_events": decision.n_events,
-            "n_learned": None,
-            "update_seconds": None,
-            "gate_seconds": gate_seconds,
-            "decision": decision,
-        }
+        record = judge_challenger(
+            self.registry,
+            gate,
+            self.champion_,
+            self.champion_version_,
+            challenger,
+            holdout,
+            history,
+            parent=parent,
+            window=window,
+            data=data,
+            tags=tags,
+            prepare=prepare,
+        )
+        if record["promoted"]:
+            self.champion_, self.champion_version_ = challenger, record["version"]
         self.decisions_.append(record)
         return record
 

@@ -8,11 +8,13 @@ a missing key 401, a key without the scope 403.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -295,12 +297,31 @@ def _methods_of(app: FastAPI, scope: Scope) -> list[str]:
     return sorted(methods)
 
 
+def _lifespan(service: RecommenderService, own: bool):
+    """Start the service's background threads when the app starts and, for a service
+    the app owns, stop them and close the service when it shuts down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if own and service.config.learner.background:
+            service.start_learner()  # idempotent: open() may have started it
+        try:
+            yield
+        finally:
+            if own:
+                service.close()
+
+    return lifespan
+
+
 def create_app(
     service: RecommenderService,
     keys: KeyRing | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    *,
+    own_service: bool = False,
 ) -> FastAPI:
-    """The HTTP API around a running :class:`RecommenderService`.
+    """The HTTP API around an open :class:`RecommenderService`.
 
     Parameters
     ----------
@@ -310,10 +331,18 @@ def create_app(
         The accepted API keys; ``None``: :meth:`KeyRing.for_home` of the service's home.
     max_body_bytes
         Largest request body accepted (413 above it).
+    own_service
+        The app owns the service: its lifespan starts the background learner when the
+        server starts (with ``background`` set) and stops it and closes the service when
+        the server shuts down (``lifelongrec serve`` opens the service with
+        ``start=False`` and hands it over this way). ``False`` (default): whoever
+        opened the service drives it (tests, notebooks); the app never starts or closes
+        it.
     """
     if keys is None:
         keys = KeyRing.for_home(service.home)
     app = FastAPI(
+        lifespan=_lifespan(service, own_service),
         title="lifelongrec",
         version=__version__,
         description=DESCRIPTION,

@@ -12,6 +12,13 @@ that learned the store up to position ``S`` must not hold a user erased at ``N >
 
 Older homes kept the ids in plain text (``{"user_id": ..., "seq": N}``); opening the log
 rewrites such lines as hashes.
+
+:func:`erase_user` is ``DELETE /users/{id}``; :func:`scrub_model` makes a model forget
+the users erased after the store position it learned (a version loaded from the
+registry, a challenger about to be registered); :class:`RegistryScrubber` rewrites
+registered versions on disk without them (``HOME/scrubbed.json`` says which versions
+were checked against which erasures). How these close every way back for an erased user
+is told in :mod:`lifelongrec.serving._service` ("Erasure is final").
 """
 
 from __future__ import annotations
@@ -19,16 +26,37 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["ErasureLog", "ERASURES_FILE", "ERASURE_KEY_FILE"]
+from lifelongrec._errors import UnknownIdError
+from lifelongrec.data import EventStore
+from lifelongrec.models import Recommender
+from lifelongrec.registry import ModelRegistry
+from lifelongrec.serving._ingest import UserMemory
+from lifelongrec.serving._live import LiveSlot
+from lifelongrec.serving._shared import Locks, Timings, forget, live_ids
+
+__all__ = [
+    "ERASURES_FILE",
+    "ERASURE_KEY_FILE",
+    "SCRUBBED_FILE",
+    "ErasureLog",
+    "RegistryScrubber",
+    "erase_user",
+    "scrub_model",
+]
+
+log = logging.getLogger("lifelongrec.serving")
 
 ERASURES_FILE = "erasures.jsonl"
 ERASURE_KEY_FILE = "erasure.key"
+SCRUBBED_FILE = "scrubbed.json"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -129,3 +157,146 @@ class ErasureLog:
             cut = cache[u]
             out.append(cut is not None and int(s) < cut)
         return out
+
+
+# ------------------------------------------------------------------ erasing
+class Trainer(Protocol):
+    """What an erasure needs of the learner (:class:`~lifelongrec.serving.Learner`)."""
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The trainer's lock."""
+        ...
+
+    def forget_user(self, user_id: str) -> bool:
+        """Remove the user from the trainer; whether it held them."""
+        ...
+
+
+def erase_user(
+    user_id: str,
+    *,
+    store: EventStore,
+    erasures: ErasureLog,
+    slot: LiveSlot,
+    users: UserMemory,
+    learner: Trainer,
+    locks: Locks,
+) -> dict[str, Any]:
+    """Erase a user's events from the store and their state from the live model and the
+    trainer, and log the erasure, atomically with respect to the trainer and to any
+    model being registered or installed (the erase lock, then the learner's, then the
+    ingestion lock). See :meth:`RecommenderService.delete_user`."""
+    uid = str(user_id)
+    with locks.erase, learner.lock, locks.ingest:
+        n = store.delete_user(uid)
+        # Every event of the user is below this position now; registered versions that
+        # learned less forget the user when loaded (and are rewritten).
+        erasures.record(uid, int(store.last_seq) + 1)
+        live = slot.current
+        with locks.model:
+            erased = forget(live.model, uid)
+            live.forget_vectors([uid])
+        erased = learner.forget_user(uid) or erased
+        users.discard(uid)
+    if n == 0 and not erased:
+        raise UnknownIdError("user", [uid], hint="no events or state of this user")
+    return {"user_id": uid, "events_erased": int(n), "state_erased": bool(erased)}
+
+
+def scrub_model(model: Recommender, erasures: ErasureLog, after_seq: int) -> list[str]:
+    """Make a model that learned the store up to ``after_seq`` forget every user erased
+    after that position; returns them."""
+    erased = erasures.erased_among(live_ids(model.user_ids_), after_seq)
+    for uid in erased:
+        forget(model, uid)
+    return erased
+
+
+class RegistryScrubber:
+    """Rewrites registered versions on disk without the users erased after the store
+    position each learned, one version per round (the learner calls :meth:`scrub`).
+
+    Parameters
+    ----------
+    home
+        The home folder (``scrubbed.json`` lives there).
+    registry, erasures
+        The registry to rewrite and the erasure log to check against.
+    lock
+        The erase lock: held while checking and rewriting (no erasure, promotion or
+        registration meanwhile).
+    counters, timings
+        The service's (``versions_scrubbed``; the ``scrub`` phase).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        registry: ModelRegistry,
+        erasures: ErasureLog,
+        lock: threading.RLock,
+        counters: dict[str, float],
+        timings: Timings,
+    ) -> None:
+        self.path = home / SCRUBBED_FILE
+        self.registry = registry
+        self.erasures = erasures
+        self.lock = lock
+        self.counters = counters
+        self.timings = timings
+        self._scrubbed = self._read()  # version -> erasure generation checked
+        self._through = -1  # the generation every version was checked against
+
+    def _read(self) -> dict[str, int]:
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+    def mark(self, version: str, generation: int) -> None:
+        """A version registered after ``generation`` erasures holds none of them (the
+        erase lock is held)."""
+        self._scrubbed[version] = int(generation)
+
+    def scrub(self, checks: int = 50) -> bool:
+        """Check registered versions against the erasures logged since each was last
+        checked (reading only their saved user ids), and rewrite at most one that holds
+        a user erased after the store position it learned. Called every learner round
+        until every version is checked against every erasure. Returns whether there was
+        work."""
+        if self.erasures.generation in (0, self._through):
+            return False  # no erasure, or every version checked against every erasure
+        with self.lock, self.timings.timed("scrub"):
+            generation = self.erasures.generation
+            todo = [
+                v for v in self.registry.versions() if self._scrubbed.get(v.version, 0) < generation
+            ]
+            if not todo:
+                self._through = generation
+                return False
+            for info in todo[:checks]:
+                seq = int(info.data.get("last_seq", 0))
+                saved = self.registry.saved_user_ids(info.version)
+                erased = self.erasures.erased_among(saved, seq)
+                if erased:
+                    model = self.registry.load(info.version)
+                    for uid in erased:
+                        forget(model, uid)
+                    self.registry.rewrite(
+                        info.version, model, reason=f"erased {len(erased)} user(s) on request"
+                    )
+                    self.counters["versions_scrubbed"] += 1
+                    log.info(
+                        "version %s rewritten without %d erased user(s)", info.version, len(erased)
+                    )
+                self._scrubbed[info.version] = generation
+                if erased:
+                    break  # one rewrite per round: the learner has other work too
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self._scrubbed, fh)
+            os.replace(tmp, self.path)
+        return True

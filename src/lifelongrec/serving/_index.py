@@ -336,6 +336,14 @@ class ItemIndex:
         out[~st.live_mask()] = None
         return out
 
+    @property
+    def head_ids(self) -> np.ndarray:
+        """Ids of the graph rows scored exactly beside every HNSW search (the exact
+        head as built; rows changed or removed since are masked when searching), in row
+        order; empty in exact mode."""
+        st = self._snapshot()
+        return st.slot_ids[st.main.head_rows].copy()
+
     def mask(self, ids: Iterable[Any]) -> np.ndarray:
         """A boolean mask over :attr:`slot_ids` that is true at ``ids`` (e.g. a category;
         ids the index does not hold are skipped). Cache it and pass it as ``allowed``:

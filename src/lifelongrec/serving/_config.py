@@ -1,0 +1,452 @@
+"""The settings of a :class:`~lifelongrec.serving.RecommenderService`, grouped by concern.
+
+:class:`ServiceConfig` holds the model trained on a first start and one group of
+settings per concern: ``store`` (the data of a first start, the accepted event types),
+``index`` (the retrieval index), ``learner`` (the background learner and its
+challengers), ``gate`` (the promotion gate and its held-out slice), ``limits`` (request
+sizes) and ``users`` (users kept in memory).
+
+Every setting also has a flat name (``learner_batch``, ``gate_min_users``,
+``max_users``, ...): the name the docs, ``--config`` files and the ``service.json`` of a
+home folder use. :meth:`ServiceConfig.from_dict` reads flat names, groups
+(``{"learner": {"batch": 64}}``) or both; :meth:`ServiceConfig.to_dict` writes the flat
+form (so an older version can still read the settings a newer one saved), and
+``config.max_users`` reads a setting by its flat name too.
+
+Each field declares its constraint beside its default (``_setting``); one
+:meth:`ServiceConfig.validate` checks them all and names the flat setting in its error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lifelongrec._errors import ParameterError
+from lifelongrec.registry import PromotionGate
+
+__all__ = [
+    "GateSettings",
+    "IndexSettings",
+    "LearnerSettings",
+    "LimitSettings",
+    "STANDARD_EVENT_TYPES",
+    "ServiceConfig",
+    "StoreSettings",
+    "UserSettings",
+]
+
+#: Event types every service accepts (with those of its first data; see
+#: ``StoreSettings.event_types``).
+STANDARD_EVENT_TYPES = (
+    "interaction",
+    "impression",
+    "view",
+    "click",
+    "search",
+    "cart",
+    "add_to_cart",
+    "remove_from_cart",
+    "wishlist",
+    "purchase",
+    "rating",
+    "review",
+    "like",
+    "dislike",
+    "share",
+    "play",
+    "skip",
+)
+
+Check = Callable[[str, Any], None]
+
+
+# ------------------------------------------------------------------ constraints
+def _integer(low: int) -> Check:
+    def check(name: str, v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ParameterError(name, v, f"an integer >= {low}")
+
+    return check
+
+
+def _non_negative(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise ParameterError(name, v, "a number >= 0")
+
+
+def _share(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise ParameterError(name, v, "a number in (0, 1]")
+
+
+def _flag(name: str, v: Any) -> None:
+    if not isinstance(v, bool):
+        raise ParameterError(name, v, "True or False")
+
+
+def _hyperparameters(name: str, v: Any) -> None:
+    if not isinstance(v, Mapping):
+        raise ParameterError(name, v, "a dict of hyperparameters")
+
+
+def _event_types(name: str, v: Any) -> None:
+    if v is not None and (
+        isinstance(v, str)
+        or not isinstance(v, (list, tuple))
+        or not v
+        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in v)
+    ):
+        raise ParameterError(name, v, "None or a non-empty list of names (1-64 characters)")
+
+
+def _setting(
+    default: Any = dataclasses.MISSING,
+    check: Check | None = None,
+    *,
+    flat: str | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A field with its constraint and its flat name (default: the field's name)."""
+    meta = {"check": check, "flat": flat}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _flat_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("flat") or f.name
+
+
+class _Group:
+    """A group of settings: checks its fields' declared constraints."""
+
+    def validate(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                check(_flat_name(f), getattr(self, f.name))
+
+
+# ----------------------------------------------------------------------- groups
+@dataclass
+class StoreSettings(_Group):
+    """The data of a first start and what the store accepts.
+
+    Attributes
+    ----------
+    synthetic_events, seed
+        Size and seed of the synthetic world when the data source is ``synthetic``.
+    event_types
+        The event types ``ingest`` accepts (others are a 422 naming the field); ``None``:
+        :data:`STANDARD_EVENT_TYPES` plus every type in the store when the service opens
+        (so the types of the first data are in).
+    """
+
+    synthetic_events: int = _setting(20_000, _integer(1))
+    seed: int = _setting(0)
+    event_types: list[str] | None = _setting(None, _event_types)
+
+
+@dataclass
+class IndexSettings(_Group):
+    """The retrieval index.
+
+    Attributes
+    ----------
+    ann_threshold
+        Catalogues of more items than this are searched through a FAISS HNSW index;
+        smaller ones exactly.
+    hnsw_m, hnsw_ef_search
+        HNSW graph degree and search breadth (256: with a trained model's item vectors
+        at 100k items, 128 gave recall@10 0.956 against exact search, below the 0.95
+        wanted once seen items are excluded; docs/benchmarks.md, service-load).
+    hnsw_exact_head
+        Item vectors of largest norm scored exactly beside every HNSW search (see
+        :class:`~lifelongrec.serving.ItemIndex`, ``exact_head``): the graph walk misses
+        large-norm answers, and at 1M items it alone found 0.869 of the exact top 10
+        (0.9997 with this head of 10,000; docs/benchmarks.md, "Retrieval index: the
+        exact head").
+    max_delta (flat name ``index_max_delta``)
+        Item upserts kept beside the HNSW graph before the learner thread rebuilds it.
+    """
+
+    ann_threshold: int = _setting(50_000, _integer(1))
+    hnsw_m: int = _setting(32, _integer(2))
+    hnsw_ef_search: int = _setting(256, _integer(1))
+    hnsw_exact_head: int = _setting(10_000, _integer(0))
+    max_delta: int = _setting(10_000, _integer(1), flat="index_max_delta")
+
+
+@dataclass
+class LearnerSettings(_Group):
+    """The background learner and the challengers it makes.
+
+    Attributes
+    ----------
+    background
+        Run the background learner thread (``False``: call :meth:`RecommenderService.
+        learn_step` yourself, e.g. in tests).
+    batch (flat name ``learner_batch``)
+        Events per online parameter update.
+    share (flat name ``learner_share``)
+        Largest share of one core the learner thread may take while it has work, in
+        ``(0, 1]``: after a round that took ``t`` seconds it pauses ``t * (1 - share) /
+        share``. Requests and the learner share the process (and Python's GIL); at 1.0
+        the learner runs flat out and request latency suffers on a small machine.
+    challenger_every
+        Learned events between challengers (0: never make one).
+    challenger_min_seconds
+        ... and at least this many seconds between them: judging and swapping in a
+        model (gate, registry write, index build) is a burst of work; once every few
+        minutes is plenty for a live service.
+    """
+
+    background: bool = _setting(True, _flag)
+    batch: int = _setting(256, _integer(1), flat="learner_batch")
+    share: float = _setting(0.5, _share, flat="learner_share")
+    challenger_every: int = _setting(5_000, _integer(0))
+    challenger_min_seconds: float = _setting(600.0, _non_negative)
+
+
+@dataclass
+class GateSettings(_Group):
+    """The promotion gate and the held-out slice it judges a challenger on.
+
+    Attributes
+    ----------
+    metric, tolerance (flat names ``gate_metric``, ``gate_tolerance``)
+        The promotion gate (see :class:`~lifelongrec.registry.PromotionGate`).
+    min_users, min_items (flat names ``gate_min_users``, ``gate_min_items``)
+        The fewest distinct users and items a held-out slice needs before the gate may
+        decide on it (a burst of events on one item made a slice on which every model
+        scored NDCG 1.0, and a challenger was promoted on the tie).
+    holdout_events
+        Fresh events a challenger is judged on (events it never learned).
+    holdout_max_events
+        How far the held-out slice may grow while it lacks ``min_users`` distinct users
+        or ``min_items`` distinct items; a challenger whose slice is still degenerate at
+        this size is dropped unjudged (and logged), and a new one is made later.
+    history_events
+        Past events the gate's held-out queries are ranked from.
+    """
+
+    metric: str = _setting("ndcg@10", flat="gate_metric")
+    tolerance: float = _setting(0.0, flat="gate_tolerance")
+    min_users: int = _setting(20, _integer(1), flat="gate_min_users")
+    min_items: int = _setting(20, _integer(1), flat="gate_min_items")
+    holdout_events: int = _setting(1_000, _integer(1))
+    holdout_max_events: int = _setting(10_000, _integer(1))
+    history_events: int = _setting(50_000, _integer(1))
+
+    def validate(self) -> None:
+        super().validate()
+        if self.holdout_max_events < self.holdout_events:
+            raise ParameterError(
+                "holdout_max_events",
+                self.holdout_max_events,
+                f"an integer >= holdout_events ({self.holdout_events})",
+            )
+        self.promotion_gate().validate()
+
+    def promotion_gate(self) -> PromotionGate:
+        """The promotion gate these settings describe."""
+        return PromotionGate(
+            self.metric, self.tolerance, min_users=self.min_users, min_items=self.min_items
+        )
+
+
+@dataclass
+class LimitSettings(_Group):
+    """Request sizes.
+
+    Attributes
+    ----------
+    max_batch
+        Most events (or catalogue items) in one ``ingest`` (``upsert_items``) call.
+    """
+
+    max_batch: int = _setting(10_000, _integer(1))
+
+
+@dataclass
+class UserSettings(_Group):
+    """Users kept in memory.
+
+    Attributes
+    ----------
+    max_users
+        The most users whose state (recent events, seen items, cached vector) the
+        service keeps in memory (0: no cap). Above it the least recently active tenth is
+        evicted from the live model and the trainer; their events stay in the store,
+        and a user who comes back (an event or a recommendation request) is restored
+        from their ``rehydrate_events`` most recent stored events. This is what bounds
+        memory under a flood of new user ids (docs/benchmarks.md, "Memory under a flood
+        of new users").
+    rehydrate_events
+        How many of a returning user's most recent stored events restore their state.
+    """
+
+    max_users: int = _setting(100_000, _integer(0))
+    rehydrate_events: int = _setting(200, _integer(1))
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    "store": StoreSettings,
+    "index": IndexSettings,
+    "learner": LearnerSettings,
+    "gate": GateSettings,
+    "limits": LimitSettings,
+    "users": UserSettings,
+}
+#: flat name -> (group, field)
+_FLAT: dict[str, tuple[str, str]] = {
+    _flat_name(f): (group, f.name) for group, cls in _GROUPS.items() for f in fields(cls)
+}
+
+
+# ----------------------------------------------------------------------- config
+@dataclass
+class ServiceConfig:
+    """Settings of a :class:`RecommenderService` (all have working defaults), grouped by
+    concern; see each group for its settings.
+
+    Attributes
+    ----------
+    model, model_params
+        The model trained on first start (``lifelongrec models`` lists names).
+    store : StoreSettings
+        ``synthetic_events``, ``seed``, ``event_types``.
+    index : IndexSettings
+        ``ann_threshold``, ``hnsw_m``, ``hnsw_ef_search``, ``hnsw_exact_head``,
+        ``index_max_delta``.
+    learner : LearnerSettings
+        ``background``, ``learner_batch``, ``learner_share``, ``challenger_every``,
+        ``challenger_min_seconds``.
+    gate : GateSettings
+        ``gate_metric``, ``gate_tolerance``, ``gate_min_users``, ``gate_min_items``,
+        ``holdout_events``, ``holdout_max_events``, ``history_events``.
+    limits : LimitSettings
+        ``max_batch``.
+    users : UserSettings
+        ``max_users``, ``rehydrate_events``.
+
+    The names listed are the flat names (as in ``--config`` files); inside a group some
+    are shorter (``learner.batch`` is ``learner_batch``). Both read:
+    ``config.learner.batch == config.learner_batch``.
+
+    Examples
+    --------
+    >>> cfg = ServiceConfig.from_dict({"max_users": 500, "learner": {"batch": 64}})
+    >>> cfg.users.max_users, cfg.learner_batch
+    (500, 64)
+    >>> cfg.to_dict()["learner_batch"]
+    64
+    """
+
+    model: str = _setting("sequential")
+    model_params: dict[str, Any] = _setting(check=_hyperparameters, factory=dict)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    learner: LearnerSettings = field(default_factory=LearnerSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    users: UserSettings = field(default_factory=UserSettings)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not attributes: the flat names.
+        where = _FLAT.get(name)
+        if where is None or where[0] not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.__dict__[where[0]], where[1])
+
+    def validate(self) -> ServiceConfig:
+        """Check every setting; returns ``self``.
+
+        Raises
+        ------
+        ParameterError
+            A setting breaks its constraint (the error names its flat name).
+        """
+        _hyperparameters("model_params", self.model_params)
+        for group in _GROUPS:
+            value = getattr(self, group)
+            if not isinstance(value, _GROUPS[group]):
+                raise ParameterError(group, type(value).__name__, f"a {_GROUPS[group].__name__}")
+            value.validate()
+        return self
+
+    def promotion_gate(self) -> PromotionGate:
+        """The promotion gate these settings describe."""
+        return self.gate.promotion_gate()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ServiceConfig:
+        """Settings from flat names, groups, or both (``{"max_users": 10, "learner":
+        {"batch": 64}}``), checked.
+
+        Raises
+        ------
+        ParameterError
+            An unknown setting (``config``, listing the known ones), a setting given
+            twice, or one that breaks its constraint.
+        """
+        if not isinstance(values, Mapping):
+            raise ParameterError("config", type(values).__name__, "a dict of settings")
+        top: dict[str, Any] = {}
+        grouped: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+        given: dict[str, str] = {}  # flat name -> how it was given
+        unknown: list[str] = []
+
+        def put(flat: str, value: Any, how: str) -> None:
+            if flat in given:
+                raise ParameterError(flat, value, f"one value (also given as {given[flat]})")
+            given[flat] = how
+            if flat in ("model", "model_params"):
+                top[flat] = value
+            else:
+                group, name = _FLAT[flat]
+                grouped[group][name] = value
+
+        for key, value in values.items():
+            key = str(key)
+            if key in _GROUPS:
+                if isinstance(value, _GROUPS[key]):  # e.g. {**config.__dict__}
+                    value = dataclasses.asdict(value)
+                if not isinstance(value, Mapping):
+                    raise ParameterError(key, value, f"a dict of {key} settings")
+                members = {_flat_name(f): f.name for f in fields(_GROUPS[key])}
+                by_name = {f.name: _flat_name(f) for f in fields(_GROUPS[key])}
+                for name, v in value.items():
+                    flat = by_name.get(str(name))
+                    if flat is None:
+                        unknown.append(f"{key}.{name}")
+                    else:
+                        put(flat, v, f"{key}.{members[flat]}")
+            elif key in _FLAT or key in ("model", "model_params"):
+                put(key, value, key)
+            else:
+                unknown.append(key)
+        if unknown:
+            raise ParameterError("config", sorted(unknown), f"settings among {_known()}")
+        config = cls(**top, **{g: _GROUPS[g](**v) for g, v in grouped.items()})
+        return config.validate()
+
+    def to_dict(self, grouped: bool = False) -> dict[str, Any]:
+        """The settings as JSON data: by flat name (default; what ``service.json`` and
+        ``/health`` hold), or ``grouped`` by concern."""
+        out: dict[str, Any] = {"model": self.model, "model_params": dict(self.model_params)}
+        for group in _GROUPS:
+            values = dataclasses.asdict(getattr(self, group))
+            if grouped:
+                out[group] = values
+            else:
+                for f in fields(_GROUPS[group]):
+                    out[_flat_name(f)] = values[f.name]
+        return out
+
+
+def _known() -> list[str]:
+    return sorted(["model", "model_params", *_FLAT, *(f"{g}.*" for g in _GROUPS)])

@@ -1,0 +1,244 @@
+"""Ingestion and the users kept in memory.
+
+:class:`Ingestion` validates a batch of events (nothing of a bad batch is written),
+appends it to the store in one durable transaction (idempotent through ``event_id``)
+and then, under the same ingestion lock, lets the live model observe the written
+events: the user's state changes at once, so the next recommendation reflects the
+event. The live model's parameters never change in place.
+
+:class:`UserMemory` bounds how many users the live model holds (``max_users``): the
+least recently active are evicted (their events stay in the store; the trainer follows
+in the learner thread) and restored from their most recent stored events when they come
+back (an event, or a recommendation request).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lifelongrec._errors import DataError
+from lifelongrec.data import EVENT_COLUMNS, EventStore
+from lifelongrec.models import Recommender
+from lifelongrec.serving._capabilities import discard_online_material
+from lifelongrec.serving._config import LimitSettings, UserSettings
+from lifelongrec.serving._live import LiveSlot
+from lifelongrec.serving._shared import Locks, live_ids
+from lifelongrec.training import online_events
+
+__all__ = ["Ingestion", "UserMemory"]
+
+log = logging.getLogger("lifelongrec.serving")
+
+
+class UserMemory:
+    """The users the live model holds, least recently active first (``max_users``).
+
+    Every method but :meth:`restore`, :meth:`reset` and :meth:`take_evicted` expects
+    the ingestion lock to be held by its caller.
+    """
+
+    def __init__(
+        self,
+        slot: LiveSlot,
+        store: EventStore,
+        settings: UserSettings,
+        locks: Locks,
+        counters: dict[str, float],
+    ) -> None:
+        self.slot = slot
+        self.store = store
+        self.settings = settings
+        self.locks = locks
+        self.counters = counters
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._evicted: list[str] = []  # evicted from the live model, not yet the trainer
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._recent
+
+    def reset(self, model: Recommender, last_seqs: dict[str, int]) -> None:
+        """Start from the users ``model`` holds, the least recently active (by their
+        last stored event) first, and evict down to the cap. The trainer is copied from
+        the live model afterwards, so it has nothing to follow."""
+        users = live_ids(model.user_ids_)
+        users.sort(key=lambda u: last_seqs.get(u, -1))
+        with self.locks.ingest:
+            self._recent = collections.OrderedDict.fromkeys(users)
+            self.evict()
+            self._evicted = []
+
+    def follow(self, model: Recommender) -> None:
+        """A model going live holds exactly the users in memory: the ones the live model
+        had evicted stay out (they come back from the store when active again)."""
+        if not self._recent:
+            return
+        recent = self._recent
+        users = live_ids(model.user_ids_)
+        evicted = [u for u in users if u not in recent]
+        if evicted:
+            model.forget_users(evicted)
+        held = set(users)
+        for u in [u for u in recent if u not in held]:
+            del recent[u]
+
+    def touch(self, users: Sequence[str]) -> None:
+        """Mark users as just active and evict the least recently active when the live
+        model holds more than ``max_users``."""
+        recent = self._recent
+        for u in users:
+            recent[u] = None
+            recent.move_to_end(u)
+        self.evict()
+
+    def discard(self, user_id: str) -> None:
+        """An erased user is no longer in memory."""
+        self._recent.pop(user_id, None)
+
+    def evict(self) -> None:
+        """Evict the least recently active users down to 90 % of ``max_users`` from the
+        live model (their events stay in the store); the trainer follows in the learner
+        thread (:meth:`take_evicted`)."""
+        cap = self.settings.max_users
+        if not cap or len(self._recent) <= cap:
+            return
+        n = len(self._recent) - int(cap * 0.9)
+        old = [self._recent.popitem(last=False)[0] for _ in range(n)]
+        live = self.slot.current
+        with self.locks.model:
+            live.model.forget_users(old)
+            live.forget_vectors(old)
+        self._evicted.extend(old)
+        self.counters["users_evicted"] += len(old)
+        log.info("evicted %d least recently active users from memory (max_users=%d)", n, cap)
+
+    def take_evicted(self) -> list[str]:
+        """The users evicted since the last call and not active again since (the
+        trainer forgets them too)."""
+        if not self._evicted:
+            return []
+        with self.locks.ingest:
+            evicted = [u for u in self._evicted if u not in self._recent]
+            self._evicted = []
+        return evicted
+
+    def restore(self, user_id: str) -> bool:
+        """Bring a user the live model does not hold back from their stored events (after
+        an eviction); whether there were any."""
+        n = self.settings.rehydrate_events
+        past = self.store.recent_events([user_id], n)
+        if not len(past):
+            return False
+        with self.locks.ingest:
+            live = self.slot.current
+            if live.model.user_rows([user_id])[0] >= 0:
+                return True  # an event or another request restored them meanwhile
+            past = self.store.recent_events([user_id], n)
+            if not len(past):
+                return False  # erased meanwhile
+            with self.locks.model:
+                live.model.observe(past[list(EVENT_COLUMNS)])
+                discard_online_material(live.model)
+                live.forget_vectors([user_id])
+            self.counters["users_restored"] += 1
+            self.touch([user_id])
+        return True
+
+
+class Ingestion:
+    """Events in: validated, stored durably, observed by the live model at once."""
+
+    def __init__(
+        self,
+        slot: LiveSlot,
+        users: UserMemory,
+        store: EventStore,
+        limits: LimitSettings,
+        locks: Locks,
+        counters: dict[str, float],
+    ) -> None:
+        self.slot = slot
+        self.users = users
+        self.store = store
+        self.limits = limits
+        self.locks = locks
+        self.counters = counters
+        self.event_types: frozenset[str] = frozenset()
+
+    def ingest(self, events: Any, event_ids: Sequence[str | None] | None = None) -> dict[str, int]:
+        """See :meth:`RecommenderService.ingest`."""
+        cols, _ = online_events(events)
+        n = len(cols["user_id"])
+        max_batch = self.limits.max_batch
+        if n > max_batch:
+            raise DataError(
+                "too many events in one batch",
+                column="events",
+                value=n,
+                expected=f"at most {max_batch} events per request",
+            )
+        if event_ids is not None and len(event_ids) != n:
+            raise DataError(
+                "event_ids and events differ in length",
+                column="event_ids",
+                value=len(event_ids),
+                expected=f"{n} (one per event, None for no key)",
+            )
+        types = cols["event_type"]
+        if self.event_types:
+            bad = [j for j, t in enumerate(types) if t not in self.event_types]
+            if bad:
+                raise DataError(
+                    "unknown event type",
+                    column="event_type",
+                    value=f"{types[bad[0]]!r} in event {bad[0]} (0-based position)",
+                    expected=f"one of {sorted(self.event_types)} (the service setting "
+                    "event_types lists the accepted types)",
+                )
+        frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
+        with self.locks.ingest:
+            before = self.store.last_seq
+            result = self.store.append(frame, event_ids)
+            if result.n_written:
+                self._observe(frame, np.asarray(result.seqs), before)
+        self.counters["events_ingested"] += result.n_written
+        self.counters["events_duplicate"] += result.n_duplicates
+        return {
+            "n_received": n,
+            "n_written": int(result.n_written),
+            "n_duplicates": int(result.n_duplicates),
+            "last_seq": int(result.last_seq),
+        }
+
+    def _observe(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
+        """The live model observes what was written (the ingestion lock is held)."""
+        # The rows given a new seq, each once (a key repeated in the batch shares its
+        # first row's seq): what was written, without reading back.
+        new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
+        written = frame[new]
+        live = self.slot.current
+        users = written["user_id"].unique().tolist()
+        rows = live.model.user_rows(users)
+        absent = [u for u, r in zip(users, rows, strict=True) if r < 0]
+        if absent:
+            # Users the live model does not hold (new, or evicted): their recent stored
+            # events, which include these, restore them.
+            mine = written["user_id"].isin(set(absent)).to_numpy()
+            past = self.store.recent_events(absent, self.users.settings.rehydrate_events)
+            had = past["user_id"].value_counts()
+            now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
+            self.counters["users_restored"] += int((had > now.fillna(0)).sum())
+            written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
+        with self.locks.model:
+            live.model.observe(written)
+            discard_online_material(live.model)
+            live.forget_vectors(users)
+        self.users.touch(users)
