@@ -24,21 +24,13 @@ items. Categories are random subsets (independent of the clusters).
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import shlex
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer and table helpers
-fmt, md_table, write_block = _seq.fmt, _seq.md_table, _seq.write_block
+from _common import command_line, md_table, write_block
 
 K = 10
 FILTERS = ["none", "exclude 50", "category 10%", "category 1%"]
@@ -356,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(body))
     if not args.no_write:
         name = "ann" if args.block is None else f"ann-{args.block}"
-        command = ".venv/bin/python benchmarks/ann.py " + shlex.join(argv)
+        command = command_line("ann.py", argv)
         raw = {"build": builds, "latency": rows, "throughput": qps, "args": vars(args)}
         write_block(name, "Retrieval index: exact vs HNSW", command, body, raw, prefix="service")
 

@@ -23,8 +23,6 @@ their items had.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import shlex
 import sys
 import time
 from dataclasses import replace
@@ -32,12 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer and table helpers
-md_table, write_block = _seq.md_table, _seq.write_block
+from _common import ROOT, command_line, md_table, write_block
 
 COLS = [
     ("head", "exact head (rows)", 0),
@@ -168,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         args.home, config={"ann_threshold": 10**12, "background": False}
     )  # exact index: this benchmark builds its own graph
     try:
-        model = svc._live.model
+        model = svc.live_model
         rng = np.random.default_rng(args.seed)
         known = np.asarray([u for u in model.user_ids_ if isinstance(u, str)], dtype=object)
         users = rng.choice(known, size=min(args.users, len(known)), replace=False).tolist()
@@ -236,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(body))
     if not args.no_write:
         name = "ann-head" if args.block is None else f"ann-head-{args.block}"
-        command = ".venv/bin/python benchmarks/ann_head.py " + shlex.join(argv or sys.argv[1:])
+        command = command_line("ann_head.py", argv or sys.argv[1:])
         raw = {"rows": rows, "where": where, "build_seconds": info["build_seconds"],
                "args": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
         write_block(name, "Retrieval index: the exact head", command.strip(), body, raw,

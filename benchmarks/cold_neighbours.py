@@ -13,23 +13,16 @@ user's history before it. Prints full-catalogue and cold-only Recall@10 per sett
 Uses the model's private tables (``_module.item_tower``): a probe, not an API.
 """
 
-import importlib.util
 import sys
 import time
-from pathlib import Path
 
+import _common as B
 import numpy as np
 import pandas as pd
 import torch
 
-_spec = importlib.util.spec_from_file_location(
-    "_seqbench", Path(__file__).resolve().parent / "sequential.py"
-)
-B = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(B)
-
-from lifelongrec.data import temporal_split  # noqa: E402
-from lifelongrec.models import get_model  # noqa: E402
+from lifelongrec.data import temporal_split
+from lifelongrec.models import get_model
 
 SETTINGS = [(1, 0.1), (3, 0.1), (5, 0.1), (10, 0.1), (20, 0.1), (50, 0.1), (5, 1.0), (10, 0.03)]
 
@@ -45,7 +38,8 @@ def main() -> None:
     print(f"text={text} fit {time.time() - t0:.0f} s", flush=True)
     n_warm = len(model.item_ids_)
     ids = dict.fromkeys(split.test.events["item_id"].astype(str))
-    cold_ids = [i for i in ids if i not in model._item_index]
+    known = set(model.item_ids_)
+    cold_ids = [i for i in ids if i not in known]
     B.admit_items(model, split.train_full, cold_ids)
     history = pd.concat([split.train_full.events, split.test.events], ignore_index=True)
     index = pd.Index(np.asarray(model.item_ids_, dtype=object))

@@ -20,8 +20,6 @@ Writes the ``service-flood`` block of docs/benchmarks.md (``--block NAME``:
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import shlex
 import shutil
 import sys
 import tempfile
@@ -29,13 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import command_line, write_block
 
 from lifelongrec.serving import RecommenderService
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer
 
 
 def memory_mb() -> dict[str, float]:
@@ -65,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     service = RecommenderService.open(work / "home", data="synthetic", config=config)
     start_seconds = time.perf_counter() - t0
     cap = service.config.max_users
-    items = [i for i in service._live.model.item_ids_ if isinstance(i, str)]
+    items = [i for i in service.live_model.item_ids_ if isinstance(i, str)]
     rng = np.random.default_rng(args.seed)
     base = memory_mb()
     readings = [{"users": 0, **base, "in_memory": len(service._recent), "seconds": 0.0}]
@@ -165,8 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_write:
         name = "flood" if not args.block else f"flood-{args.block}"
         title = "Memory under a flood of new users" + (f" ({args.block})" if args.block else "")
-        command = ("nice -n 10 .venv/bin/python benchmarks/flood.py " + shlex.join(argv)).strip()
-        _seq.write_block(name, title, command, body, summary, prefix="service")
+        command = ("nice -n 10 " + command_line("flood.py", argv)).strip()
+        write_block(name, title, command, body, summary, prefix="service")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,10 @@ docs/benchmarks.md and docs/benchmarks/service-fuzz.json (``--no-write`` prints 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,10 +33,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer
+from _common import ROOT, command_line, free_port, metric_samples, write_block
 
 WRITE_KEY = "fuzz-write-key-0123456789"
 READ_KEY = "fuzz-read-key-0123456789"
@@ -54,12 +48,6 @@ TINY = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def get(url: str, key: str | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})
     with urllib.request.urlopen(request, timeout=10) as r:
@@ -68,12 +56,12 @@ def get(url: str, key: str | None = None) -> bytes:
 
 def requests_by_status(port: int) -> dict[str, int]:
     """The server's request counter (``lifelongrec_requests_total``) summed by status."""
-    text = get(f"http://127.0.0.1:{port}/metrics", READ_KEY).decode()
+    samples = metric_samples(get(f"http://127.0.0.1:{port}/metrics", READ_KEY).decode())
     out: dict[str, int] = {}
-    for line in text.splitlines():
-        m = re.match(r'lifelongrec_requests_total\{.*status="(\d+)".*\} ([0-9.e+]+)', line)
-        if m:
-            out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+    for (name, labels), value in samples.items():
+        status = dict(labels).get("status")
+        if name == "lifelongrec_requests_total" and status is not None and status.isdigit():
+            out[status] = out.get(status, 0) + int(value)
     return dict(sorted(out.items()))
 
 
@@ -197,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(body))
     if not args.no_write:
-        command = (".venv/bin/python benchmarks/fuzz.py " + shlex.join(argv)).strip()
-        _seq.write_block(
+        command = command_line("fuzz.py", argv).strip()
+        write_block(
             "fuzz",
             "API fuzzing: every operation, every check",
             command,

@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
-import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,20 +39,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer
+from _common import command_line, free_port, write_block
 
 KEY = "items-write-key-0123456789"
 WORDS = "red blue green small large organic vegan classic deluxe travel home garden".split()
 KINDS = "Shampoo Serum Lamp Kettle Jacket Novel Headphones Mug Tent Blender".split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def item(j: int, phase: str) -> dict:
@@ -253,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(body))
     if not args.no_write:
-        command = ("nice -n 10 .venv/bin/python benchmarks/items.py " + shlex.join(argv)).strip()
-        _seq.write_block(
+        command = ("nice -n 10 " + command_line("items.py", argv)).strip()
+        write_block(
             "items", "Catalogue upserts: items per second", command, body, results, prefix="service"
         )
 

@@ -102,7 +102,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ the runs
 def load(args: argparse.Namespace):
     """``(fit Dataset, replayed events frame, catalogue)``: a time split of the data."""
-    from lifelongrec.cli import load_data, prepare
+    from lifelongrec.data import load_data, prepare
 
     source = DATASETS[args.data]
     if source != "synthetic" and not Path(source).is_dir():

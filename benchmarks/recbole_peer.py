@@ -97,8 +97,7 @@ def ensure_venv(reinstall: bool = False) -> dict[str, str]:
 
 # ----------------------------------------------------------------------- data
 def our_split(name: str):
-    from lifelongrec.cli import prepare
-    from lifelongrec.data import leave_one_out, load
+    from lifelongrec.data import leave_one_out, load, prepare
 
     dataset = prepare(load(DATASETS[name]))
     return dataset, leave_one_out(dataset)

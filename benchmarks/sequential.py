@@ -26,29 +26,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-SYNTHETIC = "synthetic"
-DATASETS = {
-    "ml-100k": SHARED / "ml-100k",
-    "ml-latest-small": SHARED / "ml-latest-small",
-    "beauty": SHARED / "bert4rec-beauty",
-    SYNTHETIC: SYNTHETIC,  # the package's synthetic world (for smoke tests)
-}
+from _common import (
+    DATASETS,
+    ROOT,
+    SHARED,
+    admit_items,
+    cold_metrics,
+    cold_test_events,
+    command_line,
+    load_prepared,
+    md_table,
+    missing_datasets,
+    write_block,
+)
+
 CLASSICAL = ["popularity", "itemknn", "userknn", "ease", "als", "bpr", "content", "hybrid"]
 SEQ = "sequential"
 # As in classical.py: on datasets without item content the hybrid blends EASE and ALS.
@@ -59,37 +61,12 @@ NO_MULTITASK = {"next_item": 1.0, "event_type": 0.0, "category": 0.0}
 # max_categories=0 the categories, but numeric item attributes would still be used, so the
 # job also withholds the catalogue (Dataset.items = None): nothing about items is known.
 NO_CONTENT_PARAMS = {"text_encoder": None, "max_categories": 0}
-DOC = ROOT / "docs" / "benchmarks.md"
-RAW_DIR = ROOT / "docs" / "benchmarks"
 
 
 # ======================================================================= worker
 def _tuples(params: dict[str, Any]) -> dict[str, Any]:
     """JSON turns tuples into lists; hyperparameters such as ``components`` want tuples."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-
-
-def load_prepared(job: dict[str, Any]):
-    """The job's dataset, preprocessed as ``lifelongrec evaluate`` does (cli.prepare)."""
-    from lifelongrec.cli import load_data, prepare
-
-    data = load_data(
-        str(DATASETS[job["dataset"]]),
-        synthetic_events=int(job.get("synthetic_events", 100_000)),
-        seed=0,
-    )
-    data = prepare(data)
-    if job.get("strip_content"):
-        data = dataclasses.replace(data, items=None)
-    elif job.get("drop_attributes") and data.items is not None:
-        drop = set(job["drop_attributes"])
-        items = data.items.copy()
-        items["attributes"] = [
-            {k: v for k, v in a.items() if k not in drop} if isinstance(a, dict) else a
-            for a in items["attributes"].tolist()
-        ]
-        data = dataclasses.replace(data, items=items)
-    return data
 
 
 def model_facts(model: Any) -> dict[str, Any]:
@@ -118,7 +95,7 @@ def model_facts(model: Any) -> dict[str, Any]:
 
 def run_offline(job: dict[str, Any]) -> dict[str, Any]:
     """Prepare, split (job["protocol"]), fit and evaluate one model: full ranking."""
-    from lifelongrec.cli import make_split
+    from lifelongrec.data import make_split
     from lifelongrec.evaluation import evaluate_model
     from lifelongrec.models import get_model
 
@@ -129,112 +106,6 @@ def run_offline(job: dict[str, Any]) -> dict[str, Any]:
     out["n_events"] = len(data)
     out["params"] = model.get_params()
     out.update(model_facts(model))
-    return out
-
-
-def admit_items(model: Any, train, item_ids: list[str]) -> None:
-    """Admit ``item_ids`` to the fitted model from ``train``'s catalogue, learning nothing:
-    ``Recommender.add_items`` gives them zero id rows plus their content projection
-    (ids without a catalogue row get empty content: id-only)."""
-    import pandas as pd
-
-    from lifelongrec.data import ITEM_COLUMNS
-
-    if not item_ids:
-        return
-    cat = train.items if train.items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
-    rows = cat[cat["item_id"].astype(str).isin(set(item_ids))].drop_duplicates("item_id")
-    missing = sorted(set(item_ids) - set(rows["item_id"].astype(str)))
-    blank = pd.DataFrame(
-        {
-            "item_id": missing,
-            "title": [""] * len(missing),
-            "categories": [[] for _ in missing],
-            "attributes": [{} for _ in missing],
-        }
-    )
-    model.add_items(pd.concat([rows, blank], ignore_index=True))
-
-
-def top_k_random_ties(S, k: int, seed: int):
-    """Column indices of each row's ``k`` best scores; ties broken at random (seeded), so
-    items that all score alike (e.g. zero vectors) get no credit from their position."""
-    import numpy as np
-
-    noise = np.random.default_rng(seed).random(S.shape)
-    order = np.lexsort((noise, -S), axis=-1)
-    return order[:, :k]
-
-
-def cold_test_events(split) -> tuple[Any, dict[str, int]]:
-    """The test events whose item never occurs in training, the ones that can be scored
-    (their user has an earlier event, in training or earlier in the test period), and
-    counts."""
-    import numpy as np
-    import pandas as pd
-
-    train = split.train_full.events
-    test = split.test.events
-    cold = test[~test["item_id"].isin(set(train["item_id"]))]
-    everything = pd.concat([train, test], ignore_index=True)
-    first = everything.groupby("user_id")["timestamp"].min()
-    scorable = cold["timestamp"].to_numpy() > cold["user_id"].map(first).to_numpy()
-    known = cold["user_id"].isin(set(train["user_id"]))
-    counts = {
-        "n_train_events": len(train),
-        "n_test_events": len(test),
-        "n_cold_test_events": len(cold),
-        "n_cold_items": int(cold["item_id"].nunique()),
-        "n_cold_events_known_users": int(known.sum()),
-        "n_cold_events_new_users": int((~known).sum()),
-        "n_cold_events_scored": int(scorable.sum()),
-        "n_cold_events_without_history": int((~scorable).sum()),
-        "n_users_scored": int(cold.loc[scorable, "user_id"].nunique()),
-    }
-    return cold[np.asarray(scorable)], counts
-
-
-def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
-    """Per-event hit (= recall@k with one relevant item) and NDCG@k of ``targets``
-    (column per row) under scores ``S``; ties broken at random (seeded)."""
-    import numpy as np
-
-    top = top_k_random_ties(S, k, seed)
-    hit_at = top == np.asarray(targets)[:, None]
-    hit = hit_at.any(axis=1)
-    rank = np.argmax(hit_at, axis=1)
-    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
-    return {"hits": hit.astype(float), "ndcg": ndcg}
-
-
-def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
-    """Recall/HR/NDCG@k of every cold test event, scored from its user's history before
-    it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns)."""
-    import numpy as np
-    import pandas as pd
-
-    sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
-    n = len(cold)
-    for start in range(0, n, 1000):
-        part = cold.iloc[start : start + 1000]
-        S = model.score_histories(
-            list(part["user_id"].astype(str)),
-            history,
-            before=part["timestamp"].to_numpy(),
-            exclude_seen=True,
-        ).astype(np.float64)
-        target = index.get_indexer(part["item_id"].astype(str))
-        full = event_metrics(S, target, k, seed + start)
-        pos = pd.Index(cold_cols).get_indexer(target)
-        only = event_metrics(S[:, cold_cols], pos, k, seed + start)
-        for name, m in (("full", full), ("coldonly", only)):
-            sums[name][0] += float(m["hits"].sum())
-            sums[name][1] += float(m["ndcg"].sum())
-    out = {}
-    for name, (hits, ndcg) in sums.items():
-        out[f"{name}_recall@{k}"] = hits / max(n, 1)
-        out[f"{name}_hr@{k}"] = hits / max(n, 1)
-        out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
     return out
 
 
@@ -255,7 +126,8 @@ def run_coldstart(job: dict[str, Any]) -> dict[str, Any]:
     model.fit(split.train_full)
     out["fit_seconds"] = time.perf_counter() - t0
     cold_ids = list(dict.fromkeys(split.test.events["item_id"].astype(str)))
-    cold_ids = [i for i in cold_ids if i not in model._item_index]
+    known = set(model.item_ids_)
+    cold_ids = [i for i in cold_ids if i not in known]
     admit_items(model, split.train_full, cold_ids)
     history = pd.concat([split.train_full.events, split.test.events], ignore_index=True)
     index = pd.Index(np.asarray(model.item_ids_, dtype=object))
@@ -362,10 +234,10 @@ def run_jobs(jobs: list[dict[str, Any]], timeout: float, show: Callable[[dict], 
 
 def seq_params(args: argparse.Namespace, seed: int, **variant: Any) -> dict[str, Any]:
     """Sequential hyperparameters: quiet, the seed, ``--param``, ``--epochs``, a variant."""
-    from lifelongrec.cli import _parse_params
+    from lifelongrec.evaluation import parse_params
 
     params: dict[str, Any] = {"verbose": False, "random_state": seed}
-    params.update(_parse_params(args.param))
+    params.update(parse_params(args.param))
     if args.epochs is not None:
         params["epochs"] = args.epochs
     params.update(variant)
@@ -409,93 +281,14 @@ def dig(result: dict, path: str) -> Any:
     return value
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, tuple):
-        mean, std = value
-        return fmt(mean, digits) if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def md_table(rows: list[dict], columns: list[tuple[str, str, int]]) -> str:
-    """Markdown table; ``columns`` are ``(key, header, decimals)``."""
-    lines = [
-        "| " + " | ".join(h for _, h, _ in columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    for r in rows:
-        if "note" in r and not r.get("n_runs"):
-            first = [fmt(r.get(key)) for key, _, _ in columns[:2]]
-            cells = [*first, r["note"], *[""] * (len(columns) - 3)]
-        else:
-            cells = [fmt(r.get(key), d) for key, _, d in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------- the record
-def machine() -> str:
-    import numpy
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{os.cpu_count()} cores, {gpu}, Python {platform.python_version()}, "
-        f"numpy {numpy.__version__}, torch {torch.__version__}; "
-        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-    )
-
-
-def command_line(argv: list[str]) -> str:
-    return ".venv/bin/python benchmarks/sequential.py " + shlex.join(argv)
-
-
-def write_block(
-    name: str, title: str, command: str, body: list[str], raw: dict, prefix: str = "sequential"
-) -> None:
-    """Replace (or append) the ``<prefix>-<name>`` block of docs/benchmarks.md and write
-    the raw JSON to docs/benchmarks/<prefix>-<name>.json."""
-    name = f"{prefix}-{name}"
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = "\n".join(
-        [
-            begin,
-            f"## {title}",
-            "",
-            "Command:",
-            "",
-            f"    {command}",
-            "",
-            f"Machine: {machine()}.",
-            "",
-            *body,
-            "",
-            f"Raw results: `docs/benchmarks/{name}.json`.",
-            end,
-        ]
-    )
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if begin in text:
-        head, _, rest = text.partition(begin)
-        _, _, tail = rest.partition(end)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
-    RAW_DIR.mkdir(parents=True, exist_ok=True)
-    raw = {"command": command, **raw}
-    (RAW_DIR / f"{name}.json").write_text(json.dumps(raw, indent=2, default=str))
-
-
 def finish(args, name: str, title: str, body: list[str], results: list[dict]) -> None:
     print("\n".join(body))
     if getattr(args, "block", None):  # a separate block, e.g. one dataset run on its own
         name, title = f"{name}-{args.block}", f"{title} ({args.block})"
     if not args.no_write:
-        write_block(name, title, command_line(args.argv), body, {"results": results})
+        write_block(
+            name, title, command_line("sequential.py", args.argv), body, {"results": results}
+        )
 
 
 # ================================================================ subcommands
@@ -814,10 +607,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--arms", nargs="+", default=list(MT_ARMS)[:2], choices=list(MT_ARMS)
     )
     return ap
-
-
-def missing_datasets(names: Iterable[str]) -> list[str]:
-    return [d for d in names if d != SYNTHETIC and not Path(DATASETS[d]).exists()]
 
 
 def main(argv: list[str] | None = None) -> None:

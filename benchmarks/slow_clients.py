@@ -3,7 +3,7 @@
 Everything runs on this machine over loopback:
 
 1. **Server.** By default a tiny FastAPI app (``GET /`` answers ``{"ok": true}``,
-   ``POST /echo`` reads its body) run by :func:`lifelongrec.serving._server.run_server`
+   ``POST /echo`` reads its body) run by :func:`lifelongrec.serving.run_server`
    in a subprocess (its own interpreter, as ``lifelongrec serve`` runs), with the
    ``ServerLimits`` given by ``--header-timeout``, ``--body-timeout``, ``--keep-alive``
    and ``--max-connections``. ``--port P`` instead attacks a server already listening
@@ -34,11 +34,9 @@ writes the ``service-slow-clients`` block of docs/benchmarks.md and its JSON.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import selectors
-import shlex
 import shutil
 import socket
 import statistics
@@ -47,6 +45,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _common
+from _common import command_line, free_port
 
 KINDS = {
     "line": b"GET /slow HT",
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def limits_from(args):
-    from lifelongrec.serving._server import ServerLimits
+    from lifelongrec.serving import ServerLimits
 
     return ServerLimits(
         header_timeout=args.header_timeout,
@@ -97,7 +98,7 @@ def serve(args) -> None:
     """The child: the tiny app on 127.0.0.1:args.port until terminated."""
     from fastapi import FastAPI, Request
 
-    from lifelongrec.serving._server import run_server
+    from lifelongrec.serving import run_server
 
     app = FastAPI()
 
@@ -110,12 +111,6 @@ def serve(args) -> None:
         return {"bytes": len(await request.body())}
 
     run_server(app, "127.0.0.1", args.port, limits_from(args), log_level="warning")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raise_fd_limit(n: int) -> None:
@@ -296,18 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         print(json.dumps(result))
     if args.write:
-        write_block(result, args, sys.argv[1:] if argv is None else argv)
+        write_docs(result, args, sys.argv[1:] if argv is None else argv)
     return result
 
 
-def write_block(result: dict, args, argv: list[str]) -> None:
+def write_docs(result: dict, args, argv: list[str]) -> None:
     """The ``service-slow-clients`` block of docs/benchmarks.md and its JSON."""
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(
-        "_seqbench", root / "benchmarks" / "sequential.py"
-    )
-    seq = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(seq)  # the docs block writer
     server = (
         "`lifelongrec serve` (a fresh home, first start on the synthetic shop, default model)"
         if args.service
@@ -336,8 +325,8 @@ def write_block(result: dict, args, argv: list[str]) -> None:
         "Slow connections: " + "; ".join(closes) + f"; {result['closed_during_normal']} "
         "closed while the normal client ran.",
     ]
-    command = (".venv/bin/python benchmarks/slow_clients.py " + shlex.join(argv)).strip()
-    seq.write_block("slow-clients", "Slow clients", command, body, result, prefix="service")
+    command = command_line("slow_clients.py", argv).strip()
+    _common.write_block("slow-clients", "Slow clients", command, body, result, prefix="service")
 
 
 def print_report(result: dict, args) -> None:

@@ -37,9 +37,7 @@ docs/benchmarks/service-store.json (``--no-write`` prints only).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import shlex
 import shutil
 import statistics
 import sys
@@ -50,13 +48,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import command_line, write_block
 
 from lifelongrec.data import EVENT_COLUMNS, EventStore
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the docs block writer
 
 
 # ---------------------------------------------------------------- the DuckDB store
@@ -427,8 +421,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(body))
     if not args.no_write:
-        command = ("nice -n 10 .venv/bin/python benchmarks/store.py " + shlex.join(argv)).strip()
-        _seq.write_block(
+        command = ("nice -n 10 " + command_line("store.py", argv)).strip()
+        write_block(
             "store",
             "Event store: SQLite vs DuckDB (issue 5)",
             command,

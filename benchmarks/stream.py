@@ -1,7 +1,7 @@
 """Issue 4 benchmark: every strategy of the prequential protocol, per dataset and model.
 
 For each (dataset, model) this runs ``lifelongrec stream --strategy all`` in-process
-(:func:`lifelongrec.cli.run_stream`: static, retrain, finetune and lifelong on the same
+(:func:`lifelongrec.evaluation.run_stream`: static, retrain, finetune and lifelong on the same
 windows, a fresh drift detector per strategy) and writes one table to the
 ``stream-<block>`` block of docs/benchmarks.md, the raw results to
 docs/benchmarks/stream-<block>.json and one PNG per (dataset, model) beside it.
@@ -22,31 +22,26 @@ fine-tuning.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_seqbench", ROOT / "benchmarks" / "sequential.py")
-_seq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_seq)  # the dataset table and the docs block writer
-DATASETS, RAW_DIR, fmt, md_table = _seq.DATASETS, _seq.RAW_DIR, _seq.fmt, _seq.md_table
+import _common
+from _common import DATASETS, command_line, fmt, md_table, write_block
+
+from lifelongrec.evaluation import parse_params, plot_prequential, run_stream
 
 STRATEGY_ORDER = ["static", "retrain", "finetune", "lifelong"]
 
 
 def parse_kv(items: list[str] | None) -> dict[str, Any]:
     """``model:key=value`` or ``key=value`` (every model) -> {model or "*": {key: value}}."""
-    from lifelongrec.cli import _parse_params
-
     out: dict[str, dict[str, Any]] = {}
     for item in items or []:
         scope, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
-        out.setdefault(scope, {}).update(_parse_params([kv]))
+        out.setdefault(scope, {}).update(parse_params([kv]))
     return out
 
 
@@ -151,13 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
 
-    from lifelongrec.cli import _parse_params, run_stream
-
     per_model = parse_kv(args.param)
-    lifelong = _parse_params(args.lifelong or [])
+    lifelong = parse_params(args.lifelong or [])
     block = f"stream-{args.block or 'all'}"
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, model) -> run
-    raw_path = RAW_DIR / f"{block}.json"
+    raw_path = _common.RAW_DIR / f"{block}.json"
     if args.merge and raw_path.exists():
         for old in json.loads(raw_path.read_text())["results"]:
             runs[(old["dataset"], old["model"])] = old
@@ -199,12 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     results = list(runs.values())
     for run in results:
         if not args.no_write and len(run["strategies"]) > 1:
-            from lifelongrec.evaluation import plot_prequential
-
             order = [s for s in STRATEGY_ORDER if s in run["strategies"]]
             plot_prequential(
                 {s: run["strategies"][s] for s in order},
-                RAW_DIR / f"{block}-{run['dataset']}-{run['model']}.png",
+                _common.RAW_DIR / f"{block}-{run['dataset']}-{run['model']}.png",
             )
     rows = []
     for run in results:
@@ -281,11 +272,11 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(body))
     if not args.no_write:
-        command = ".venv/bin/python benchmarks/stream.py " + shlex.join(argv)
+        command = command_line("stream.py", argv)
         title = "Prequential (streaming) evaluation: static, retrain, fine-tune, lifelong"
         if args.block:
             title += f" ({args.block})"
-        _seq.write_block(
+        write_block(
             args.block or "all", title, command, body, {"results": results, "rows": rows}, "stream"
         )
 

@@ -90,8 +90,11 @@ def blocks_update():
 def benchmark_module():
     """Import a script of benchmarks/ as a module, for the time of a ``with``:
     ``with benchmark_module("load") as module: ...`` (its name stays in sys.modules
-    meanwhile, which dataclasses in the script need)."""
+    meanwhile, which dataclasses in the script need). The scripts' shared helper
+    (``benchmarks/_common.py``) is importable as ``_common`` meanwhile, as it is when
+    Python runs a script: ``benchmark_module("_common")`` gives that very module."""
     import contextlib
+    import importlib
     import importlib.util
     import sys
 
@@ -99,13 +102,20 @@ def benchmark_module():
 
     @contextlib.contextmanager
     def load(name: str):
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
+        sys.path.insert(0, str(folder))
         try:
-            spec.loader.exec_module(module)
-            yield module
+            if name.startswith("_"):  # a helper module, imported as the scripts import it
+                yield importlib.import_module(name)
+                return
+            spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            try:
+                spec.loader.exec_module(module)
+                yield module
+            finally:
+                sys.modules.pop(spec.name, None)
         finally:
-            sys.modules.pop(spec.name, None)
+            sys.path.remove(str(folder))
 
     return load

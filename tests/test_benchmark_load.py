@@ -1,5 +1,6 @@
-"""benchmarks/load.py: its arguments, statistics and HTTP client, and one tiny end-to-end
-run (a real ``lifelongrec serve`` subprocess on loopback; tens of seconds)."""
+"""benchmarks/load.py (and its parts _load_client.py, _load_phases.py): its arguments,
+statistics and HTTP client, and one tiny end-to-end run (a real ``lifelongrec serve``
+subprocess on loopback; tens of seconds)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ import pytest
 @pytest.fixture(scope="module")
 def load(benchmark_module):
     with benchmark_module("load") as module:
+        yield module
+
+
+@pytest.fixture(scope="module")
+def client(benchmark_module):
+    with benchmark_module("_load_client") as module:
+        yield module
+
+
+@pytest.fixture(scope="module")
+def common(benchmark_module):
+    with benchmark_module("_common") as module:
         yield module
 
 
@@ -36,22 +49,23 @@ def test_arguments_and_what_they_imply(load, tmp_path):
             load.parse_args(bad)
 
 
-def test_statistics(load):
-    q = load.quantiles_ms([0.001] * 98 + [0.010, 0.020])
+def test_statistics(client, benchmark_module):
+    q = client.quantiles_ms([0.001] * 98 + [0.010, 0.020])
     assert q["p50"] == pytest.approx(1.0) and q["max"] == pytest.approx(20.0) and q["n"] == 100
-    assert np.isnan(load.quantiles_ms([])["p99"])
-    u = load.schedule(200, 2, "uniform")
+    assert np.isnan(client.quantiles_ms([])["p99"])
+    u = client.schedule(200, 2, "uniform")
     assert len(u) == 400 and u[1] == pytest.approx(0.005)
-    p = load.schedule(200, 20, "poisson", seed=1)
+    p = client.schedule(200, 20, "poisson", seed=1)
     assert p[0] == 0 and p[-1] < 20 and len(p) == pytest.approx(4000, rel=0.1)
     assert (np.diff(p) > 0).all()
     ids = np.array(["a", "b", "c", "d"], dtype=object)
     V = np.eye(4, dtype=np.float32)
     U = np.array([[1, 2, 3, 4], [4, 3, 2, 1]], dtype=np.float32)
     pos = {i: j for j, i in enumerate(ids)}
-    assert load.exact_topk(U, V, ids, 2, None, pos) == [{"c", "d"}, {"a", "b"}]
-    excl = [np.array(["d"], dtype=object), np.array([], dtype=object)]
-    assert load.exact_topk(U, V, ids, 2, excl, pos, chunk=1) == [{"b", "c"}, {"a", "b"}]
+    with benchmark_module("_load_phases") as phases:
+        assert phases.exact_topk(U, V, ids, 2, None, pos) == [{"c", "d"}, {"a", "b"}]
+        excl = [np.array(["d"], dtype=object), np.array([], dtype=object)]
+        assert phases.exact_topk(U, V, ids, 2, excl, pos, chunk=1) == [{"b", "c"}, {"a", "b"}]
 
 
 EXPOSITION = """\
@@ -67,20 +81,22 @@ lifelongrec_learner_n_batches %d
 """
 
 
-def test_prometheus_parsing_and_histogram_deltas(load):
-    before = load.parse_prometheus(EXPOSITION % (10, 10, 10, 10, 0.03, 2))
-    after = load.parse_prometheus(EXPOSITION % (100, 109, 110, 110, 0.53, 5))
-    assert load.metric(after, "lifelongrec_learner_n_batches") == 5
-    assert load.metric(after, "lifelongrec_request_seconds_count") == 117  # both routes
-    assert load.metric(after, "lifelongrec_request_seconds_count", method="POST") == 7
-    h = load.histogram_delta(
-        before, after, "lifelongrec_request_seconds", method="GET", route=load.REC_ROUTE
+def test_prometheus_parsing_and_histogram_deltas(client, common, benchmark_module):
+    before = common.metric_samples(EXPOSITION % (10, 10, 10, 10, 0.03, 2))
+    after = common.metric_samples(EXPOSITION % (100, 109, 110, 110, 0.53, 5))
+    assert client.metric(after, "lifelongrec_learner_n_batches") == 5
+    assert client.metric(after, "lifelongrec_request_seconds_count") == 117  # both routes
+    assert client.metric(after, "lifelongrec_request_seconds_count", method="POST") == 7
+    with benchmark_module("_load_phases") as phases:
+        route = phases.REC_ROUTE
+    h = client.histogram_delta(
+        before, after, "lifelongrec_request_seconds", method="GET", route=route
     )
     assert h["count"] == 100 and h["mean_ms"] == pytest.approx(5.0)
     assert h["p50_le_ms"] == 5.0 and h["p99_le_ms"] == 10.0
 
 
-def test_raw_client_keep_alive_chunked_and_a_closed_idle_connection(load):
+def test_raw_client_keep_alive_chunked_and_a_closed_idle_connection(client):
     async def main():
         seen = {"connections": 0}
 
@@ -112,7 +128,7 @@ def test_raw_client_keep_alive_chunked_and_a_closed_idle_connection(load):
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        c = load.RawHTTP("127.0.0.1", port, max_connections=4, timeout=5)
+        c = client.RawHTTP("127.0.0.1", port, max_connections=4, timeout=5)
         assert await c.request("POST", "/x", b"hi") == (201, b"echo:hi")
         assert await c.request("GET", "/chunked") == (200, b"abcde")
         assert seen["connections"] == 1  # kept alive
@@ -129,10 +145,9 @@ def test_raw_client_keep_alive_chunked_and_a_closed_idle_connection(load):
     asyncio.run(main())
 
 
-def test_tiny_end_to_end_run_writes_its_block(load, tmp_path, monkeypatch):
-    seq = load._seq
-    monkeypatch.setattr(seq, "DOC", tmp_path / "benchmarks.md")
-    monkeypatch.setattr(seq, "RAW_DIR", tmp_path)
+def test_tiny_end_to_end_run_writes_its_block(load, common, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     argv = ["--items", "300", "--events", "1500", "--pool", "1500", "--work", str(tmp_path / "w")]
     argv += ["--param", "dim=8", "--param", "epochs=1", "--param", "n_layers=1"]
     argv += ["--param", "max_len=8", "--param", "verbose=false", "--block", "t"]

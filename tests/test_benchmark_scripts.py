@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 TINY = {"dim": 8, "n_heads": 2, "n_layers": 1, "max_len": 10, "epochs": 1, "verbose": False}
@@ -59,17 +61,45 @@ def test_summarise_and_table(bench):
     assert "n/a: broken" in text
 
 
-def test_write_block_replaces_only_its_own_block(bench, tmp_path, monkeypatch):
+@pytest.fixture
+def common(benchmark_module):
+    with benchmark_module("_common") as module:
+        yield module
+
+
+def test_write_block_replaces_only_its_own_block(common, tmp_path, monkeypatch):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# B\n\nkeep me\n")
-    monkeypatch.setattr(bench, "DOC", doc)
-    monkeypatch.setattr(bench, "RAW_DIR", tmp_path / "raw")
-    bench.write_block("x", "Title", "cmd --a", ["first"], {"results": []})
-    bench.write_block("x", "Title", "cmd --b", ["second"], {"results": [1]})
+    monkeypatch.setattr(common, "DOC", doc)
+    monkeypatch.setattr(common, "RAW_DIR", tmp_path / "raw")
+    common.write_block("x", "Title", "cmd --a", ["first"], {"results": []})
+    common.write_block("x", "Title", "cmd --b", ["second"], {"results": [1]})
     text = doc.read_text()
     assert "keep me" in text and "second" in text and "first" not in text
     assert text.count("<!-- sequential-x:begin -->") == 1
     assert (tmp_path / "raw" / "sequential-x.json").exists()
+    assert json.loads((tmp_path / "raw" / "sequential-x.json").read_text()) == {
+        "command": "cmd --b",
+        "results": [1],
+    }
+
+
+def test_the_block_format(common, tmp_path, monkeypatch):
+    """The layout every script's block has (docs/benchmarks.md is rewritten by them)."""
+    doc = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(common, "DOC", doc)
+    monkeypatch.setattr(common, "RAW_DIR", tmp_path)
+    monkeypatch.setattr(common, "machine", lambda: "2 cores")
+    common.write_block("y", "A title", "cmd", ["line 1", "", "line 2"], {}, prefix="service")
+    assert doc.read_text() == (
+        "# Benchmarks\n\n"
+        "<!-- service-y:begin -->\n## A title\n\nCommand:\n\n    cmd\n\n"
+        "Machine: 2 cores.\n\nline 1\n\nline 2\n\n"
+        "Raw results: `docs/benchmarks/service-y.json`.\n<!-- service-y:end -->\n"
+    )
+    assert (
+        common.command_line("x.py", ["--a", "b c"]) == ".venv/bin/python benchmarks/x.py --a 'b c'"
+    )
 
 
 def test_worker_offline_reports_epochs_and_heads(bench):

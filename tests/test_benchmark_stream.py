@@ -15,12 +15,11 @@ def stream_bench(benchmark_module):
 
 
 def test_runs_imports_merges_and_writes_shares_against_retrain(stream_bench, tmp_path, monkeypatch):
-    from lifelongrec.cli import run_stream
+    from lifelongrec.evaluation import run_stream
 
-    seq = stream_bench._seq
-    monkeypatch.setattr(seq, "DOC", tmp_path / "benchmarks.md")
-    monkeypatch.setattr(seq, "RAW_DIR", tmp_path)
-    monkeypatch.setattr(stream_bench, "RAW_DIR", tmp_path)
+    common = stream_bench._common  # the docs block writer
+    monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     common = dict(windows=3, k=10, synthetic_events=3000, progress=False, drift="none")
     # one strategy run elsewhere (as `lifelongrec stream --json` prints it), imported
     lifelong = run_stream("synthetic", "popularity", "lifelong", **common)

@@ -1,0 +1,279 @@
+"""What the benchmark scripts share: the datasets and their preparation, the docs block
+writer and its Markdown table, the machine facts, command lines, a free port, and the
+cold-start protocol (``sequential.py coldstart`` and ``cold_neighbours.py``).
+
+Each script in ``benchmarks/`` imports this module (``import _common``; the script's
+folder is on ``sys.path`` when Python runs it) and otherwise only lifelongrec's public
+API. A script writes its results into its own block of ``docs/benchmarks.md``,
+between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``, with the command that made
+them, and its raw results to ``docs/benchmarks/NAME.json`` (:func:`write_block`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SYNTHETIC = "synthetic"
+#: Dataset names of the benchmarks' ``--datasets`` and where they are read from.
+DATASETS: dict[str, Path | str] = {
+    "ml-100k": SHARED / "ml-100k",
+    "ml-latest-small": SHARED / "ml-latest-small",
+    "beauty": SHARED / "bert4rec-beauty",
+    SYNTHETIC: SYNTHETIC,  # the package's synthetic world (for smoke tests)
+}
+DOC = ROOT / "docs" / "benchmarks.md"
+RAW_DIR = ROOT / "docs" / "benchmarks"
+
+
+def missing_datasets(names: list[str]) -> list[str]:
+    """The names of ``names`` whose data is not under ../shared/data."""
+    return [d for d in names if d != SYNTHETIC and not Path(DATASETS[d]).exists()]
+
+
+# ------------------------------------------------------------------ tables
+def fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: ``–`` for None, ``mean ± std`` for a pair, floats with ``digits``."""
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        mean, std = value
+        return fmt(mean, digits) if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(rows: list[dict], columns: list[tuple[str, str, int]]) -> str:
+    """Markdown table; ``columns`` are ``(key, header, decimals)``. A row with a
+    ``note`` and no ``n_runs`` shows the note after its first two cells."""
+    lines = [
+        "| " + " | ".join(h for _, h, _ in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for r in rows:
+        if "note" in r and not r.get("n_runs"):
+            first = [fmt(r.get(key)) for key, _, _ in columns[:2]]
+            cells = [*first, r["note"], *[""] * (len(columns) - 3)]
+        else:
+            cells = [fmt(r.get(key), d) for key, _, d in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------- the record
+def machine() -> str:
+    """Cores, GPU, Python, numpy and torch versions, and the time of the run."""
+    import numpy
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{os.cpu_count()} cores, {gpu}, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, torch {torch.__version__}; "
+        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def command_line(script: str, argv: list[str]) -> str:
+    """``.venv/bin/python benchmarks/SCRIPT ARGV...``: how a block was made."""
+    return f".venv/bin/python benchmarks/{script} " + shlex.join(argv)
+
+
+def write_block(
+    name: str, title: str, command: str, body: list[str], raw: dict, prefix: str = "sequential"
+) -> None:
+    """Replace (or append) the ``<prefix>-<name>`` block of docs/benchmarks.md and write
+    the raw JSON to docs/benchmarks/<prefix>-<name>.json."""
+    name = f"{prefix}-{name}"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = "\n".join(
+        [
+            begin,
+            f"## {title}",
+            "",
+            "Command:",
+            "",
+            f"    {command}",
+            "",
+            f"Machine: {machine()}.",
+            "",
+            *body,
+            "",
+            f"Raw results: `docs/benchmarks/{name}.json`.",
+            end,
+        ]
+    )
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if begin in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    RAW_DIR.mkdir(parents=True, exist_ok=True)
+    raw = {"command": command, **raw}
+    (RAW_DIR / f"{name}.json").write_text(json.dumps(raw, indent=2, default=str))
+
+
+# ------------------------------------------------------------------ network
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------- data and the cold-start protocol
+def load_prepared(job: dict[str, Any]):
+    """A job's dataset (``job["dataset"]``, a name of :data:`DATASETS`) preprocessed as
+    ``lifelongrec evaluate`` does (:func:`lifelongrec.data.prepare`); ``strip_content``
+    withholds the catalogue, ``drop_attributes`` removes those item attributes."""
+    from lifelongrec.data import load_data, prepare
+
+    data = load_data(
+        str(DATASETS[job["dataset"]]),
+        synthetic_events=int(job.get("synthetic_events", 100_000)),
+        seed=0,
+    )
+    data = prepare(data)
+    if job.get("strip_content"):
+        data = dataclasses.replace(data, items=None)
+    elif job.get("drop_attributes") and data.items is not None:
+        drop = set(job["drop_attributes"])
+        items = data.items.copy()
+        items["attributes"] = [
+            {k: v for k, v in a.items() if k not in drop} if isinstance(a, dict) else a
+            for a in items["attributes"].tolist()
+        ]
+        data = dataclasses.replace(data, items=items)
+    return data
+
+
+def admit_items(model: Any, train, item_ids: list[str]) -> None:
+    """Admit ``item_ids`` to the fitted model from ``train``'s catalogue, learning nothing:
+    ``Recommender.add_items`` gives them zero id rows plus their content projection
+    (ids without a catalogue row get empty content: id-only)."""
+    import pandas as pd
+
+    from lifelongrec.data import ITEM_COLUMNS
+
+    if not item_ids:
+        return
+    cat = train.items if train.items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
+    rows = cat[cat["item_id"].astype(str).isin(set(item_ids))].drop_duplicates("item_id")
+    missing = sorted(set(item_ids) - set(rows["item_id"].astype(str)))
+    blank = pd.DataFrame(
+        {
+            "item_id": missing,
+            "title": [""] * len(missing),
+            "categories": [[] for _ in missing],
+            "attributes": [{} for _ in missing],
+        }
+    )
+    model.add_items(pd.concat([rows, blank], ignore_index=True))
+
+
+def top_k_random_ties(S, k: int, seed: int):
+    """Column indices of each row's ``k`` best scores; ties broken at random (seeded), so
+    items that all score alike (e.g. zero vectors) get no credit from their position."""
+    import numpy as np
+
+    noise = np.random.default_rng(seed).random(S.shape)
+    order = np.lexsort((noise, -S), axis=-1)
+    return order[:, :k]
+
+
+def cold_test_events(split) -> tuple[Any, dict[str, int]]:
+    """The test events whose item never occurs in training, the ones that can be scored
+    (their user has an earlier event, in training or earlier in the test period), and
+    counts."""
+    import numpy as np
+    import pandas as pd
+
+    train = split.train_full.events
+    test = split.test.events
+    cold = test[~test["item_id"].isin(set(train["item_id"]))]
+    everything = pd.concat([train, test], ignore_index=True)
+    first = everything.groupby("user_id")["timestamp"].min()
+    scorable = cold["timestamp"].to_numpy() > cold["user_id"].map(first).to_numpy()
+    known = cold["user_id"].isin(set(train["user_id"]))
+    counts = {
+        "n_train_events": len(train),
+        "n_test_events": len(test),
+        "n_cold_test_events": len(cold),
+        "n_cold_items": int(cold["item_id"].nunique()),
+        "n_cold_events_known_users": int(known.sum()),
+        "n_cold_events_new_users": int((~known).sum()),
+        "n_cold_events_scored": int(scorable.sum()),
+        "n_cold_events_without_history": int((~scorable).sum()),
+        "n_users_scored": int(cold.loc[scorable, "user_id"].nunique()),
+    }
+    return cold[np.asarray(scorable)], counts
+
+
+def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
+    """Per-event hit (= recall@k with one relevant item) and NDCG@k of ``targets``
+    (column per row) under scores ``S``; ties broken at random (seeded)."""
+    import numpy as np
+
+    top = top_k_random_ties(S, k, seed)
+    hit_at = top == np.asarray(targets)[:, None]
+    hit = hit_at.any(axis=1)
+    rank = np.argmax(hit_at, axis=1)
+    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+    return {"hits": hit.astype(float), "ndcg": ndcg}
+
+
+def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
+    """Recall/HR/NDCG@k of every cold test event, scored from its user's history before
+    it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns)."""
+    import numpy as np
+    import pandas as pd
+
+    sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
+    n = len(cold)
+    for start in range(0, n, 1000):
+        part = cold.iloc[start : start + 1000]
+        S = model.score_histories(
+            list(part["user_id"].astype(str)),
+            history,
+            before=part["timestamp"].to_numpy(),
+            exclude_seen=True,
+        ).astype(np.float64)
+        target = index.get_indexer(part["item_id"].astype(str))
+        full = event_metrics(S, target, k, seed + start)
+        pos = pd.Index(cold_cols).get_indexer(target)
+        only = event_metrics(S[:, cold_cols], pos, k, seed + start)
+        for name, m in (("full", full), ("coldonly", only)):
+            sums[name][0] += float(m["hits"].sum())
+            sums[name][1] += float(m["ndcg"].sum())
+    out = {}
+    for name, (hits, ndcg) in sums.items():
+        out[f"{name}_recall@{k}"] = hits / max(n, 1)
+        out[f"{name}_hr@{k}"] = hits / max(n, 1)
+        out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
+    return out
+
+
+# ------------------------------------------------------------------ metrics
+def metric_samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """The samples of a Prometheus text exposition (``GET /metrics``), parsed by
+    ``prometheus_client``: ``(sample name, frozenset of (label, value)) -> value``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, frozenset(s.labels.items())): float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
