@@ -34,8 +34,8 @@ from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
 from lifelongrec.evaluation._offline import evaluate_model
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import prequential
-from lifelongrec.models import MODELS, get_model
-from lifelongrec.training import STRATEGIES, Lifelong, get_strategy
+from lifelongrec.models import MODELS, Recommender, get_model
+from lifelongrec.training import STRATEGIES, Lifelong, Strategy, get_strategy
 
 __all__ = [
     "DRIFT_NONE",
@@ -243,6 +243,16 @@ def compare_models(
 
 
 # ---------------------------------------------------------------------- stream
+def _own_checks(settings: Recommender | Strategy) -> None:
+    """Run a model's or a strategy's own checks of its settings (they raise
+    :class:`ParameterError`), without data. Neither has a public method for it yet; this
+    is the one place that calls their private checks."""
+    if isinstance(settings, Strategy):
+        settings._validate()
+    else:
+        settings._validate_params()
+
+
 def _check_model_params(model: str, params: dict[str, Any]) -> type:
     """The model class of ``model``, its hyperparameters ``params`` checked."""
     if model not in MODELS:
@@ -256,7 +266,7 @@ def _check_model_params(model: str, params: dict[str, Any]) -> type:
             unknown,
             f"hyperparameters of {model} ({', '.join(names) or 'none'})",
         )
-    cls(**params)._validate_params()
+    _own_checks(cls(**params))
     return cls
 
 
@@ -333,7 +343,7 @@ def check_stream_arguments(
     names = list(STRATEGIES) if strategy == STREAM_ALL else [strategy]
     settings = dict(lifelong or {})
     try:
-        Lifelong(replay_size=replay_size, **settings)._validate()
+        _own_checks(Lifelong(replay_size=replay_size, **settings))
     except ParameterError as exc:
         raise ParameterError(f"--{exc.name.replace('_', '-')}", exc.value, exc.expected) from None
     hyperparameters = cls().get_params()
