@@ -380,6 +380,14 @@ class IdVocabulary:
         self._assign(new_ids, new_counts, new_last)
         return self.rows(arr)
 
+    def touch(self, rows: np.ndarray, timestamps: np.ndarray) -> None:
+        """Count occurrences of ids that hold rows, given by their ``rows`` (int64, one
+        per occurrence) at ``timestamps`` (int64): what :meth:`observe` does for such
+        ids, without looking ids up, expiring or admitting (a model's fast path for a
+        batch whose ids all hold rows)."""
+        np.maximum.at(self._last_seen, rows, timestamps)
+        np.add.at(self._counts, rows, 1)
+
     def expire(self, before: Any) -> Expired:
         """Free the rows of ids last seen before ``before`` and forget pending ids last
         seen before it. Returns what was freed (:class:`Expired`); freed rows are reused

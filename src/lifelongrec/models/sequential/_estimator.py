@@ -17,11 +17,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lifelongrec import nn as T
-from lifelongrec._errors import DataError, ParameterError, UnknownIdError
+from lifelongrec._errors import ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
-from lifelongrec.features._vocab import Expired, IdVocabulary
+from lifelongrec.features._vocab import IdVocabulary
 from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
-from lifelongrec.models._base import FreeRow, Recommender, _is_single, event_columns
+from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.heads import TASKS, HeadsConfig
 from lifelongrec.models.sequential._content import (
     ContentFeaturizer,
@@ -30,6 +30,7 @@ from lifelongrec.models.sequential._content import (
 )
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder
 from lifelongrec.models.sequential._histories import HistoryStore, merge_events
+from lifelongrec.models.sequential._lifecycle import RowChanges, RowLifecycle
 from lifelongrec.models.sequential._modules import (
     EncoderConfig,
     ItemTowerConfig,
@@ -672,9 +673,14 @@ class SequentialRecommender(Recommender):
 
     # ---------------------------------------------------------------- updates
     def partial_fit(
-        self, new_interactions: Dataset | pd.DataFrame, replay: Dataset | pd.DataFrame | None = None
+        self,
+        new_interactions: Dataset | pd.DataFrame,
+        replay: Dataset | pd.DataFrame | None = None,
+        *,
+        epochs: int | None = None,
     ) -> SequentialRecommender:
-        """Learn from new events (warm start, ``partial_fit_epochs`` passes).
+        """Learn from new events (warm start, ``epochs`` passes; ``None``: the
+        ``partial_fit_epochs`` hyperparameter, which this never changes).
 
         ``replay``: past events the model has already learned (e.g. a sample from a replay
         buffer) to rehearse beside the new ones. Each is re-learned in its original
@@ -686,11 +692,16 @@ class SequentialRecommender(Recommender):
         the model as it was before (see the parameters). On an unfitted model this is
         ``fit`` (``replay`` ignored).
         """
-        self._replay = None if replay is None else as_dataset(replay).events
-        try:
-            return super().partial_fit(new_interactions)
-        finally:
-            self._replay = None
+        replay_events = None if replay is None else as_dataset(replay).events
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+        ):
+            raise ParameterError("epochs", epochs, "None or an integer >= 0")
+        if not self.is_fitted:
+            return self.fit(new_interactions)
+        n = int(self.partial_fit_epochs) if epochs is None else int(epochs)
+        self._update(as_dataset(new_interactions), n, replay_events)
+        return self
 
     def _update_len(self) -> int:
         """Window length of ``partial_fit``'s training windows (new and replayed)."""
@@ -726,108 +737,70 @@ class SequentialRecommender(Recommender):
             hist["user"], hist["item"], types, hist["gap"], target, anchors, self._update_len()
         )
 
-    # ---------------------------------------------------------------- vocabulary
-    # Rows come from two IdVocabulary objects (user_vocab_, item_vocab_); user_ids_,
-    # item_ids_ are their ids with FreeRow placeholders; the indexes are theirs.
+    # ---------------------------------------------------------------- rows
+    # Which id holds which row is the lifecycle's (RowLifecycle over user_vocab_ and
+    # item_vocab_); user_ids_ / item_ids_ are its ids with FreeRow placeholders and the
+    # indexes its own. Each of its operations returns the RowChanges that _apply applies.
+    @property
+    def user_vocab_(self) -> IdVocabulary:
+        return self._rows.users
+
+    @property
+    def item_vocab_(self) -> IdVocabulary:
+        return self._rows.items
+
+    @property
+    def last_timestamp_(self) -> int:
+        return self._rows.now
+
     def _uses_oov(self) -> bool:
         """Whether events can lack their item's row (admission threshold or expiry)."""
         return int(self.item_min_count) > 1 or self.item_ttl is not None
 
-    def _sync_vocab(self) -> None:
-        def placeheld(vocab: IdVocabulary) -> np.ndarray:
-            ids = vocab.ids.copy()
-            free = vocab.free_rows
-            if len(free):
-                ids[free] = np.fromiter((FreeRow(r) for r in free), object, len(free))
-            return ids
+    def _sync_rows(self) -> None:
+        self.user_ids_, self.item_ids_ = self._rows.user_ids(), self._rows.item_ids()
+        self._user_index, self._item_index = self._rows.users.index, self._rows.items.index
 
-        self.user_ids_ = placeheld(self.user_vocab_)
-        self.item_ids_ = placeheld(self.item_vocab_)
-        self._user_index = self.user_vocab_.index
-        self._item_index = self.item_vocab_.index
-
-    def _restore_vocab(self, arrays: dict[str, Any], extra: dict[str, Any] | None) -> None:
-        """The vocabularies of a saved model (``_set_state``); a model saved before they
-        existed gets every id active, seen at its newest stored event."""
-        uv = {k[7:]: v for k, v in arrays.items() if k.startswith("uvocab/")}
-        iv = {k[7:]: v for k, v in arrays.items() if k.startswith("ivocab/")}
-        if uv and iv:
-            self.user_vocab_ = IdVocabulary.from_state(uv)
-            self.item_vocab_ = IdVocabulary.from_state(iv)
-        else:
-            ts = arrays.get("hist/ts")
-            t = int(ts.max()) if ts is not None and ts.size else 0
-            self.user_vocab_ = IdVocabulary(1)
-            self.user_vocab_.admit(self.user_ids_.astype(str), t)
-            self.item_vocab_ = IdVocabulary(int(self.item_min_count))
-            self.item_vocab_.admit(self.item_ids_.astype(str), t)
-            extra = {"last_timestamp": t}
-        self.last_timestamp_ = int(extra["last_timestamp"])
-        self.expired_ = extra.get(
-            "expired",
-            {"now": self.last_timestamp_, "users": [], "items": [], "n_pending_items_dropped": 0},
-        )
-        self.n_expired_users_ = int(extra.get("n_expired_users", 0))
-        self.n_expired_items_ = int(extra.get("n_expired_items", 0))
-        self.n_oov_events_ = int(extra.get("n_oov_events", 0))
-        self._admitted_items = np.empty(0, np.int64)
-        self._sync_vocab()
-
-    @staticmethod
-    def _cutoff(ttl: float | None, now: int) -> int | None:
-        """Expire what was last seen before this (unseen for longer than ``ttl``)."""
-        return None if ttl is None else int(math.ceil(now - float(ttl)))
-
-    def _init_vocab(self, events: pd.DataFrame) -> None:
-        ts = events["timestamp"].to_numpy(dtype=np.int64)
-        users, items = IdVocabulary(1), IdVocabulary(int(self.item_min_count))
-        users.observe(events["user_id"].astype(str).to_numpy(dtype=object), ts)
-        items.observe(events["item_id"].astype(str).to_numpy(dtype=object), ts)
-        if len(ts) and items.n_active == 0:
-            raise DataError(
-                "no item has enough events to be admitted",
-                column="item_id",
-                value=f"at most {max((c for c, _ in items.pending.values()), default=0)} "
-                f"events per item, item_min_count={self.item_min_count}",
-                expected="at least one item with item_min_count events (lower it)",
-            )
-        self.user_vocab_, self.item_vocab_ = users, items
-        self.last_timestamp_ = int(ts.max()) if len(ts) else 0
+    def _init_vocab(self, events: pd.DataFrame) -> None:  # Recommender.fit's rows
+        self._rows = RowLifecycle.start(events, int(self.item_min_count))
         self.n_expired_users_ = self.n_expired_items_ = 0
-        self.expired_ = {"now": self.last_timestamp_, "users": [], "items": []}
+        self.expired_ = {"now": self._rows.now, "users": [], "items": []}
         self.expired_["n_pending_items_dropped"] = 0
-        self._admitted_items = np.empty(0, np.int64)
-        self._sync_vocab()
+        self._sync_rows()
 
-    def _grow_vocab(self, events: pd.DataFrame) -> None:
-        """Count the new events' ids, expire what is stale, admit what qualifies (see
-        :class:`~lifelongrec.features.IdVocabulary.observe`); rows taken by new items are
-        remembered for ``_partial_fit``, which gives them their content."""
-        ts = events["timestamp"].to_numpy(dtype=np.int64)
-        now = max(self.last_timestamp_, int(ts.max())) if len(ts) else self.last_timestamp_
-        up_u = self.user_vocab_.observe(
-            events["user_id"].astype(str).to_numpy(dtype=object),
-            ts,
-            expire_before=self._cutoff(self.user_ttl, now),
-        )
-        up_i = self.item_vocab_.observe(
-            events["item_id"].astype(str).to_numpy(dtype=object),
-            ts,
-            expire_before=self._cutoff(self.item_ttl, now),
-        )
-        self.last_timestamp_ = now
-        self._sync_vocab()
-        if self.user_ttl is not None or self.item_ttl is not None:
-            self._release(up_u.expired, up_i.expired, now)
-        self._admitted_items = up_i.admitted_rows
-        self._reset_item_rows(up_i.reused_rows)  # a free row may have drifted as a negative
+    def _admit_items(self, ids: np.ndarray) -> None:  # Recommender.add_items' rows
+        self._apply(self._rows.admit_items(ids))
 
-    def _admit_items(self, ids: np.ndarray) -> None:
-        n_before = self.item_vocab_.n_rows
-        rows = self.item_vocab_.admit(ids, self.last_timestamp_)
-        self._sync_vocab()
-        self._admitted_items = rows
-        self._reset_item_rows(rows[rows < n_before])  # reused: start over as new
+    def _apply(self, changes: RowChanges) -> None:
+        """Apply row changes: reset what expired ids left behind (stored histories of
+        users; id, optimiser, content and category rows of items, and their events in
+        stored histories, which become out-of-vocabulary events; both leave
+        ``user_items_`` and the counts), record the expiry, and start reused item rows
+        over as new (their content comes with the update that admitted them)."""
+        if changes.changed:
+            self._sync_rows()
+        u, i = changes.expired_users.rows, changes.expired_items.rows
+        if changes.expiry_ran:
+            if len(u):
+                self._history_store.clear(u)
+            if len(i):
+                self._history_store.forget_items(i)
+                counts = self.item_counts_.copy()
+                counts[i] = 0.0
+                self.item_counts_ = counts
+                self._item_categories = set_csr_rows(self._item_categories, i, None)
+                self._reset_item_rows(i)
+            if len(u) or len(i):
+                self.user_items_ = _drop_cells(self.user_items_, u, i)
+            self.n_expired_users_ += len(u)
+            self.n_expired_items_ += len(i)
+            self.expired_ = {
+                "now": changes.now,
+                "users": changes.expired_users.ids.tolist(),
+                "items": changes.expired_items.ids.tolist(),
+                "n_pending_items_dropped": int(changes.expired_items.n_pending_dropped),
+            }
+        self._reset_item_rows(changes.reused_items)  # a free row may have drifted
 
     def expire(self, now: Any = None) -> dict[str, Any]:
         """Expire the users and items unseen for longer than ``user_ttl`` / ``item_ttl``.
@@ -866,12 +839,7 @@ class SequentialRecommender(Recommender):
             if not ok:
                 raise ParameterError("now", now, "None or an integer timestamp (epoch seconds)")
             t = int(now)
-        none = Expired(np.empty(0, np.int64), np.empty(0, object), 0)
-        cut_u, cut_i = self._cutoff(self.user_ttl, t), self._cutoff(self.item_ttl, t)
-        gone_u = none if cut_u is None else self.user_vocab_.expire(cut_u)
-        gone_i = none if cut_i is None else self.item_vocab_.expire(cut_i)
-        self._sync_vocab()
-        self._release(gone_u, gone_i, t)
+        self._apply(self._rows.expire(t, self.user_ttl, self.item_ttl))
         return self.expired_
 
     def forget_users(self, users: Any) -> list[str]:
@@ -902,8 +870,8 @@ class SequentialRecommender(Recommender):
         """
         self._check_fitted()
         ids = [users] if _is_single(users) else list(users)
-        gone = self.user_vocab_.forget([str(u) for u in ids])
-        self._sync_vocab()
+        gone = self._rows.forget_users([str(u) for u in ids])
+        self._sync_rows()
         rows = gone.rows
         if len(rows):
             self._history_store.clear(rows)
@@ -940,31 +908,6 @@ class SequentialRecommender(Recommender):
                     shifted = torch.as_tensor(rows + 1, device=self._device())
                     V = self._module.item_tower(shifted).cpu().numpy()
         return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
-
-    def _release(self, users: Expired, items: Expired, now: int) -> None:
-        """Reset what expired ids left behind: stored histories of users; id, optimiser,
-        content and category rows of items, and their events in stored histories (which
-        become out-of-vocabulary events); both leave ``user_items_`` and the counts."""
-        u, i = users.rows, items.rows
-        if len(u):
-            self._history_store.clear(u)
-        if len(i):
-            self._history_store.forget_items(i)
-            counts = self.item_counts_.copy()
-            counts[i] = 0.0
-            self.item_counts_ = counts
-            self._item_categories = set_csr_rows(self._item_categories, i, None)
-            self._reset_item_rows(i)
-        if len(u) or len(i):
-            self.user_items_ = _drop_cells(self.user_items_, u, i)
-        self.n_expired_users_ += len(u)
-        self.n_expired_items_ += len(i)
-        self.expired_ = {
-            "now": int(now),
-            "users": users.ids.tolist(),
-            "items": items.ids.tolist(),
-            "n_pending_items_dropped": int(items.n_pending_dropped),
-        }
 
     def _reset_item_rows(self, rows: np.ndarray, content: np.ndarray | None = None) -> None:
         """Start item ``rows`` over as new: zero id embedding and AdamW moments, the given
@@ -1060,7 +1003,10 @@ class SequentialRecommender(Recommender):
         return self._free_item_mask(super()._similar_scores(rows))
 
     def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
-        super()._add_items(data, n_items_before, refreshed)
+        known = set(refreshed.tolist())
+        ids = [i for i in data.items["item_id"].astype(str).tolist() if i not in known]
+        admitted = np.fromiter((self._item_index[i] for i in ids), np.int64, len(ids))
+        self._take_items(data.items, n_items_before, admitted[admitted < n_items_before])
         if len(refreshed) == 0:
             return
         rows = np.fromiter((self._item_index[i] for i in refreshed), np.int64, len(refreshed))
@@ -1076,39 +1022,58 @@ class SequentialRecommender(Recommender):
         self._item_categories = C.tocsr()
         self._item_cache = None
 
-    def _partial_fit(
-        self, delta: sp.csr_matrix, data: Dataset, n_users_before: int, n_items_before: int
+    def _take_items(
+        self, items: pd.DataFrame | None, n_items_before: int, reused: np.ndarray
     ) -> None:
-        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
-        has_new = len(data.events) > 0
-        teacher = None
-        if has_new and self.distill_weight > 0 and self.partial_fit_epochs > 0:
-            teacher = copy.deepcopy(self._module)  # the model before this update
+        """Content for newly admitted items: grow the item tables (tower, optimiser state,
+        category rows) for the rows from ``n_items_before`` on, and start the ``reused``
+        rows over with their content."""
+        n_items = len(self.item_ids_)
         if n_items > n_items_before:
             new_ids = self.item_ids_[n_items_before:]
-            content, soft = self._content_for(new_ids, data.items)
+            content, soft = self._content_for(new_ids, items)
             tower = self._module.item_tower
             c = torch.as_tensor(content, device=self._torch_device) if content.shape[1] else None
             old, new = tower.grow(c, n_items - n_items_before)
             T.grow_parameter(self._optimizer, old, new)
             self._item_categories = sp.vstack([self._item_categories, soft]).tocsr()
-        admitted, self._admitted_items = self._admitted_items, np.empty(0, np.int64)
-        reused = admitted[admitted < n_items_before]
         if len(reused):  # freed rows taken by new items: content as for a grown row
-            content, soft = self._content_for(self.item_ids_[reused], data.items)
+            content, soft = self._content_for(self.item_ids_[reused], items)
             self._reset_item_rows(reused, content)
             self._item_categories = set_csr_rows(self._item_categories, reused, soft)
-        self._history_store.grow(n_users)
         self._item_cache = None
-        new = self._events.encode_frame(data.events, self._user_index, self._item_index)
+
+    def _update(
+        self, data: Dataset, epochs: int, replay: pd.DataFrame | None, learn: bool = True
+    ) -> None:
+        """The update of ``partial_fit`` (``learn``: ``epochs`` passes; without, the state
+        only, as ``observe``): rows, interactions, item tables, histories, training."""
+        ev = data.events
+        n_items_before = len(self.item_ids_)
+        changes = self._rows.observe(ev, self.user_ttl, self.item_ttl)
+        self._apply(changes)
+        shape = (len(self.user_ids_), len(self.item_ids_))
+        X = _resize_csr(self.user_items_, shape) + self._matrix(ev)
+        X.data[:] = 1.0
+        self.user_items_ = X.tocsr()
+        counts = np.zeros(shape[1])
+        counts[:n_items_before] = self.item_counts_
+        self.item_counts_ = counts + self._item_event_counts(ev)
+        teacher = None
+        if learn and len(ev) > 0 and self.distill_weight > 0 and epochs > 0:
+            teacher = copy.deepcopy(self._module)  # the model before this update
+        self._take_items(data.items, n_items_before, changes.reused_items)
+        self._history_store.grow(shape[0])
+        new = self._events.encode_frame(ev, self._user_index, self._item_index)
         if len(new["user"]) == 0:
             return
         self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
-        replay = getattr(self, "_replay", None)
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
             replayed = self._replay_windows(replay)
         merged = self._history_store.merge(new, int(self.n_time_buckets))
+        if not learn:
+            return
         per_user = np.bincount(merged["user"][merged["is_new"]])
         L = self._update_len()
         n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
@@ -1134,7 +1099,7 @@ class SequentialRecommender(Recommender):
             rng = np.random.default_rng(seed)
             if replayed is not None and len(replayed):
                 windows = T.concat_windows(windows, replayed)
-            config = self._train_config(int(self.partial_fit_epochs))
+            config = self._train_config(int(epochs))
             self._train(windows, config, rng, None, teacher)
 
     # ---------------------------------------------------------------- online learning
@@ -1196,7 +1161,10 @@ class SequentialRecommender(Recommender):
         users = self.user_rows(cols["user_id"])
         rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
         known = bool((users >= 0).all() and (rows >= 0).all())
-        if known and self._touch_vocab(users, rows, cols["timestamp"]):
+        ttl = (self.user_ttl, self.item_ttl)
+        changes = self._rows.touch(users, rows, cols["timestamp"], *ttl) if known else None
+        if changes is not None:
+            self._apply(changes)
             new = self._events.encode(users, rows, *_columns(cols))
             self._online_record(new)  # the users' stored events before these
             self._history_store.append(new, int(self.n_time_buckets))
@@ -1301,35 +1269,6 @@ class SequentialRecommender(Recommender):
         buf = self._online_buffer(create=False)
         return 0 if buf is None else int(buf["n"])
 
-    def _touch_vocab(self, users: np.ndarray, rows: np.ndarray, ts: np.ndarray) -> bool:
-        """The vocabulary bookkeeping ``partial_fit`` does for a batch whose ids all hold
-        rows (their ``last_seen`` and counts, the clock ``last_timestamp_``, the record
-        ``expired_``), in numpy. Returns False, changing nothing, when an id would expire
-        now: ``partial_fit`` itself must run then (it frees and resets rows)."""
-        now = max(int(self.last_timestamp_), int(ts.max()))
-        pairs = (
-            (self.user_vocab_, users, self._cutoff(self.user_ttl, now)),
-            (self.item_vocab_, rows, self._cutoff(self.item_ttl, now)),
-        )
-        for vocab, r, cut in pairs:
-            if cut is None:
-                continue
-            stale = (vocab.last_seen < cut) & vocab.active
-            stale[r] = False  # ids of the batch are alive now
-            if stale.any():
-                return False
-            if vocab.n_pending and min(t for _, t in vocab.pending.values()) < cut:
-                return False
-        for vocab, r, _ in pairs:  # IdVocabulary.observe for ids with rows, minus pandas
-            np.maximum.at(vocab._last_seen, r, ts)
-            np.add.at(vocab._counts, r, 1)
-        self.last_timestamp_ = now
-        if self.user_ttl is not None or self.item_ttl is not None:
-            nothing = Expired(np.empty(0, np.int64), np.empty(0, object), 0)
-            self._release(nothing, nothing, now)
-        self._admitted_items = np.empty(0, np.int64)
-        return True
-
     def _observe_growing(
         self, cols: dict[str, np.ndarray], items: pd.DataFrame | None, users: np.ndarray
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -1341,12 +1280,7 @@ class SequentialRecommender(Recommender):
         holders = self.user_ids_[known].copy()
         old = self._history_store.read(known)
         frame = pd.DataFrame(cols)
-        epochs, updates = self.partial_fit_epochs, self.n_updates_
-        self.partial_fit_epochs = 0
-        try:
-            self.partial_fit(Dataset(events=frame, items=items))
-        finally:
-            self.partial_fit_epochs, self.n_updates_ = epochs, updates
+        self._update(Dataset(events=frame, items=items), 0, None, learn=False)
         kept = known[self.user_ids_[known] == holders]  # a row may have expired meanwhile
         keep = np.isin(old["user"], kept)
         users = self.user_rows(cols["user_id"])
@@ -1547,6 +1481,30 @@ class SequentialRecommender(Recommender):
         return (names[0], probs[0]) if _is_single(users) else (names, probs)
 
     # ---------------------------------------------------------------- state
+    def _restore_rows(self, arrays: dict[str, Any], extra: dict[str, Any] | None) -> None:
+        """The rows of a saved model; a model saved before vocabularies existed gets every
+        id active, seen at its newest stored event."""
+        uv = {k[7:]: v for k, v in arrays.items() if k.startswith("uvocab/")}
+        iv = {k[7:]: v for k, v in arrays.items() if k.startswith("ivocab/")}
+        if uv and iv:
+            users, items = IdVocabulary.from_state(uv), IdVocabulary.from_state(iv)
+            self._rows = RowLifecycle(users, items, int(extra["last_timestamp"]))
+        else:
+            ts = arrays.get("hist/ts")
+            t = int(ts.max()) if ts is not None and ts.size else 0
+            self._rows = RowLifecycle.everyone(
+                self.user_ids_, self.item_ids_, int(self.item_min_count), t
+            )
+            extra = {"last_timestamp": t}
+        self.expired_ = extra.get(
+            "expired",
+            {"now": self.last_timestamp_, "users": [], "items": [], "n_pending_items_dropped": 0},
+        )
+        self.n_expired_users_ = int(extra.get("n_expired_users", 0))
+        self.n_expired_items_ = int(extra.get("n_expired_items", 0))
+        self.n_oov_events_ = int(extra.get("n_oov_events", 0))
+        self._sync_rows()
+
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         arrays: dict[str, Any] = {
             f"w/{k}": v.detach().cpu().numpy() for k, v in self._module.state_dict().items()
@@ -1587,7 +1545,7 @@ class SequentialRecommender(Recommender):
 
     def _set_state(self, arrays: dict[str, Any], extra: dict[str, Any]) -> None:
         self._torch_device = self._device()
-        self._restore_vocab(arrays, extra.get("vocab"))
+        self._restore_rows(arrays, extra.get("vocab"))
         self._events = EventEncoder(
             extra["event_mode"], tuple(extra["event_types"]), float(self.like_threshold)
         )
