@@ -83,9 +83,9 @@ def test_replay_skips_unknown_ids_and_falls_back_to_the_stored_window():
 def test_ewc_state_survives_save_and_load(tmp_path):
     model, _, update = fitted(ewc_weight=10.0)
     back = Recommender.load(model.save(tmp_path / "m"))
-    for name, f in model._ewc.fisher.items():
-        torch.testing.assert_close(back._ewc.fisher[name], f)
-        torch.testing.assert_close(back._ewc.anchor[name], model._ewc.anchor[name])
+    for name, f in model._trainer.ewc.fisher.items():
+        torch.testing.assert_close(back._trainer.ewc.fisher[name], f)
+        torch.testing.assert_close(back._trainer.ewc.anchor[name], model._trainer.ewc.anchor[name])
     model.partial_fit(update)
     back.partial_fit(update)
     np.testing.assert_allclose(b_scores(back), b_scores(model), rtol=1e-5, atol=1e-5)

@@ -154,7 +154,7 @@ def test_freed_rows_are_reset_and_never_recommended(aged):
     t = torch.as_tensor(free + 1)
     assert torch.count_nonzero(tower.id_emb.weight[t]) == 0
     assert torch.count_nonzero(tower.content[t]) == 0
-    state = model._optimizer.state[tower.id_emb.weight]
+    state = model._trainer.optimizer.state[tower.id_emb.weight]
     assert all(torch.count_nonzero(state[k][t]) == 0 for k in ("exp_avg", "exp_avg_sq"))
     assert model._item_categories[free].nnz == 0
     assert model.user_items_[:, free].nnz == 0 and (model.item_counts_[free] == 0).all()
@@ -232,18 +232,18 @@ def test_a_row_freed_during_training_is_reset_again_when_reused():
     tower = model._module.item_tower
     weight, name = tower.id_emb.weight, "item_tower.id_emb.weight"
     row = int(model.item_vocab_.free_rows[0]) + 1
-    adam = model._optimizer.state[weight]
+    adam = model._trainer.optimizer.state[weight]
     # while free, the row was a negative of the full softmax: it moved, and so did its
     # optimiser state and (estimated after the update) its Fisher information
     assert torch.count_nonzero(weight[row]) > 0 and torch.count_nonzero(adam["exp_avg"][row]) > 0
-    assert torch.count_nonzero(model._ewc.fisher[name][row]) > 0
+    assert torch.count_nonzero(model._trainer.ewc.fisher[name][row]) > 0
     model.add_items(catalogue(10, ["a_late"]).tail(1))
     assert model._item_index["a_late"] + 1 == row
     assert torch.count_nonzero(weight[row]) == 0
     assert torch.count_nonzero(adam["exp_avg"][row]) == 0
     assert torch.count_nonzero(adam["exp_avg_sq"][row]) == 0
-    assert torch.count_nonzero(model._ewc.fisher[name][row]) == 0
-    assert torch.count_nonzero(model._ewc.anchor[name][row]) == 0
+    assert torch.count_nonzero(model._trainer.ewc.fisher[name][row]) == 0
+    assert torch.count_nonzero(model._trainer.ewc.anchor[name][row]) == 0
     assert torch.count_nonzero(tower.content[row]) > 0  # from its catalogue row
 
 
@@ -394,10 +394,10 @@ def test_new_item_mid_stream_goes_to_users_of_its_category(shop, category):
 def test_new_item_by_one_event_and_its_catalogue_row(shop):
     data, fitted, share, cut = shop
     model = copy.deepcopy(fitted)
-    model.partial_fit_epochs = 0  # the history and the row, no gradient step
     buyer = share.index[share["Electronics"] >= 0.6][0]
     row = _new_item(data, "Electronics", cut, "NEW")
-    model.partial_fit(Dataset(events=make_events([buyer], ["NEW"], [cut + 1]), items=row))
+    new = Dataset(events=make_events([buyer], ["NEW"], [cut + 1]), items=row)
+    model.partial_fit(new, epochs=0)  # the history and the row, no gradient step
     fans = share.index[(share["Electronics"] >= 0.6) & (share.index != buyer)]
     others = share.index[share["Electronics"] <= 0.1]
     assert _ranks(model, fans, "NEW").mean() < 0.6 * _ranks(model, others, "NEW").mean()

@@ -196,19 +196,30 @@ def test_reservoir_is_a_uniform_sample():
 
 # ------------------------------------------------------- drift reaction, distillation
 class Epochs(Popularity):
-    """Popularity with a ``partial_fit_epochs`` hyperparameter: records the value each
-    update ran with (and can fail, to test that the setting is restored)."""
+    """Popularity with a ``partial_fit_epochs`` hyperparameter and ``partial_fit``'s
+    ``epochs`` keyword: records the passes each update ran with (and can fail, to test
+    that the setting is never changed)."""
 
     def __init__(self, partial_fit_epochs: int = 3, fail: bool = False, **kw) -> None:
         super().__init__(**kw)
         self.partial_fit_epochs = partial_fit_epochs
         self.fail = fail
+        self.ran: list[int] = []
 
-    def partial_fit(self, new_interactions):
-        self.ran = [*getattr(self, "ran", []), self.partial_fit_epochs]
+    def partial_fit(self, new_interactions, *, epochs=None):
+        self.ran.append(self.partial_fit_epochs if epochs is None else epochs)
         if self.fail:
             raise RuntimeError("update failed")
         return super().partial_fit(new_interactions)
+
+
+class FixedEpochs(Popularity):
+    """A ``partial_fit_epochs`` hyperparameter but no ``epochs`` keyword: no heavier
+    update is possible without changing the hyperparameter, so none is made."""
+
+    def __init__(self, partial_fit_epochs: int = 3, **kw) -> None:
+        super().__init__(**kw)
+        self.partial_fit_epochs = partial_fit_epochs
 
 
 def test_on_drift_makes_the_next_update_only_heavier(windows):
@@ -219,7 +230,7 @@ def test_on_drift_makes_the_next_update_only_heavier(windows):
     s.update(windows[2])
     s.update(windows[3])
     assert model.ran == [3, 5, 3]  # ceil(3 * 1.5) = 5 for the update after the drift only
-    assert model.partial_fit_epochs == 3  # restored
+    assert model.partial_fit_epochs == 3  # never changed
     n = [len(w) for w in windows[1:]]
     assert s.n_replayed_ == [min(100, n[0]), min(100, round(n[1] * 0.2 / 0.8)), min(100, n[2])]
     assert s.reactions_ == [
@@ -245,13 +256,19 @@ def test_on_drift_makes_the_next_update_only_heavier(windows):
     assert t.reactions_[0]["replay_share"] == 0.25
 
 
-def test_epochs_are_restored_when_the_update_fails(windows):
+def test_epochs_are_an_argument_never_a_changed_hyperparameter(windows):
     s = Lifelong(drift_epochs_factor=2.0)
     model = s.start(lambda: Epochs(partial_fit_epochs=2, fail=True), windows[0])
     s.on_drift({"window": 1, "detections": []})
     with pytest.raises(RuntimeError, match="update failed"):
         s.update(windows[1])
     assert model.ran == [4] and model.partial_fit_epochs == 2
+    # without the keyword the usual update runs, and the reaction says so
+    t = Lifelong(drift_epochs_factor=2.0)
+    fixed = t.start(FixedEpochs, windows[0])
+    t.on_drift({"window": 1, "detections": []})
+    t.update(windows[1])
+    assert fixed.partial_fit_epochs == 3 and t.reactions_[0]["partial_fit_epochs"] is None
 
 
 def test_other_strategies_ignore_drift(windows):

@@ -31,8 +31,10 @@ Strategies
     model as it was before the update. A model whose ``partial_fit`` takes a ``replay``
     keyword gets the replay sample there, apart from the new events (so it can tell old
     from new); any other model gets the two together, in time order. The strategy can
-    switch the model's own distillation and EWC on (``distill_weight``, ``ewc_weight``),
-    and reacts to a detected drift with a heavier update.
+    build the model with its own distillation and EWC on (``distill_weight``,
+    ``ewc_weight``), and reacts to a detected drift with a heavier update (more passes,
+    through ``partial_fit``'s ``epochs`` keyword). It never changes a hyperparameter of
+    a model it holds.
 """
 
 from __future__ import annotations
@@ -219,7 +221,8 @@ class Strategy:
         return self.model_
 
     def _configure(self, model: Recommender) -> Recommender:
-        """Hook on the new model before its first fit (e.g. to set a hyperparameter)."""
+        """Hook on the new model before its first fit; returns the model to fit (e.g. one
+        built with other hyperparameters)."""
         return model
 
     def _started(self, first: Dataset) -> None:
@@ -307,8 +310,9 @@ class Lifelong(Strategy):
     seed
         Seed of the buffer and its samples.
     distill_weight, ewc_weight
-        ``None`` (the default: leave the model's own setting) or a number >= 0 set on the
-        model's hyperparameter of that name before its first fit (the sequential model
+        ``None`` (the default: leave the model's own setting) or a number >= 0: the
+        model is built (from the factory's model's hyperparameters) with that value of
+        its hyperparameter of that name before its first fit (the sequential model
         has both: distillation from the model as it was before each update, and the
         Fisher-weighted pull towards it). Set before the fit because EWC needs the
         Fisher information of what the fit learned, which the model estimates at the end
@@ -319,8 +323,9 @@ class Lifelong(Strategy):
     drift_epochs_factor
         After a detected drift (:meth:`on_drift`), the next update only runs
         ``ceil(partial_fit_epochs * factor)`` passes on a model with a
-        ``partial_fit_epochs`` hyperparameter (restored right after). A number >= 1;
-        ``1`` turns the heavier update off.
+        ``partial_fit_epochs`` hyperparameter whose ``partial_fit`` takes an ``epochs``
+        keyword (passed there; the hyperparameter is not changed). A number >= 1; ``1``
+        turns the heavier update off.
     drift_replay_share
         The replay share of that next update, in ``[0, 1)``; ``None`` (default): half of
         ``replay_share``.
@@ -357,7 +362,7 @@ class Lifelong(Strategy):
         Per reacting update: ``update`` (its number, 1-based), ``window`` and
         ``n_detections`` (from :meth:`on_drift`'s ``info``), ``replay_share`` and
         ``n_replayed`` as used, and ``partial_fit_epochs`` ``[usual, used]`` (``None``
-        for a model without it).
+        for a model without it or without ``partial_fit``'s ``epochs`` keyword).
     """
 
     name = "lifelong"
@@ -402,6 +407,7 @@ class Lifelong(Strategy):
 
     def _configure(self, model: Recommender) -> Recommender:
         params = model.get_params()
+        overrides = {}
         for name in ("distill_weight", "ewc_weight"):
             value = getattr(self, name)
             if value is None:
@@ -413,8 +419,8 @@ class Lifelong(Strategy):
                     f"None for the {type(model).__name__} model, which has no {name} "
                     "hyperparameter (the sequential model has one)",
                 )
-            setattr(model, name, float(value))
-        return model
+            overrides[name] = float(value)
+        return type(model)(**{**params, **overrides}) if overrides else model
 
     def _started(self, first: Dataset) -> None:
         self.buffer_ = ReservoirBuffer(int(self.replay_size), self.seed)
@@ -444,26 +450,22 @@ class Lifelong(Strategy):
         epochs: list[int] | None = None
         if drift is not None:
             share = share / 2 if self.drift_replay_share is None else float(self.drift_replay_share)
-            if "partial_fit_epochs" in model.get_params():
-                usual = int(model.partial_fit_epochs)
+            takes = inspect.signature(model.partial_fit).parameters
+            if "partial_fit_epochs" in model.get_params() and "epochs" in takes:
+                usual = int(model.get_params()["partial_fit_epochs"])
                 epochs = [usual, math.ceil(usual * float(self.drift_epochs_factor))]
         n_replay = math.floor(len(window) * share / (1.0 - share) + 0.5)
         replay = self.buffer_.sample(n_replay)
         self.n_replayed_.append(len(replay))
         if callable(getattr(model, "set_teacher", None)):
             model.set_teacher(copy.deepcopy(model))
-        if epochs is not None:
-            model.partial_fit_epochs = epochs[1]
-        try:
-            if "replay" in inspect.signature(model.partial_fit).parameters:
-                model.partial_fit(window, replay=window.with_events(replay))
-            else:
-                new = window.events.loc[:, list(EVENT_COLUMNS)]
-                both = pd.concat([replay, new], ignore_index=True)
-                model.partial_fit(window.with_events(_time_order(both)))
-        finally:
-            if epochs is not None:
-                model.partial_fit_epochs = epochs[0]
+        passes = {} if epochs is None else {"epochs": epochs[1]}
+        if "replay" in inspect.signature(model.partial_fit).parameters:
+            model.partial_fit(window, replay=window.with_events(replay), **passes)
+        else:
+            new = window.events.loc[:, list(EVENT_COLUMNS)]
+            both = pd.concat([replay, new], ignore_index=True)
+            model.partial_fit(window.with_events(_time_order(both)), **passes)
         self.buffer_.add(window.events)
         if drift is not None:
             self.reactions_.append(

@@ -34,7 +34,7 @@ NDCG@10 of each user's last training event (held out), best weights kept.
 
 from lifelongrec.models._base import FreeRow
 from lifelongrec.models.sequential._content import ContentFeaturizer
-from lifelongrec.models.sequential._estimator import DEFAULT_TASK_WEIGHTS, SequentialRecommender
+from lifelongrec.models.sequential._estimator import SequentialRecommender
 from lifelongrec.models.sequential._events import OOV_ROW
 from lifelongrec.models.sequential._modules import (
     EncoderConfig,
@@ -43,6 +43,7 @@ from lifelongrec.models.sequential._modules import (
     SequentialModule,
     UserEncoder,
 )
+from lifelongrec.models.sequential._params import DEFAULT_TASK_WEIGHTS
 
 __all__ = [
     "DEFAULT_TASK_WEIGHTS",

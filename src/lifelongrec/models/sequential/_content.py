@@ -205,6 +205,35 @@ class ContentFeaturizer:
         if self.text_name_ == "minilm" and self._encoder is None:
             self._encoder = _text_encoder("minilm")[1]
 
+    def rows_for(
+        self, ids: np.ndarray, items: pd.DataFrame | None
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Content ``(n, F)`` and category targets ``(n, C)`` of the items ``ids`` from
+        their catalogue rows in ``items`` (zero rows for ids without one)."""
+        rows, found = catalogue_rows(items, ids)
+        F_ = self.n_features
+        content = np.zeros((len(ids), F_), dtype=np.float32)
+        soft = sp.csr_matrix((len(ids), len(self.categories_)), dtype=np.float32)
+        if found.any() and (F_ or self.categories_):
+            self.ensure_encoder()
+            c, s = self.transform(rows)
+            content[found] = c
+            idx = np.flatnonzero(found)
+            place = sp.csr_matrix(
+                (np.ones(len(idx), np.float32), (idx, np.arange(len(idx)))),
+                shape=(len(ids), len(idx)),
+            )
+            soft = (place @ s).astype(np.float32).tocsr()
+        return content, soft
+
+    def prepare(self, items: pd.DataFrame) -> None:
+        """Encode the items' text with the pretrained encoder into its cache, changing
+        nothing else (see ``SequentialRecommender.prepare_items``)."""
+        if self.text_name_ == "minilm" and len(items):
+            self.ensure_encoder()
+            if getattr(self._encoder, "use_cache", False):
+                self._encoder.transform(items)
+
 
 def _categories(value: Any) -> list[str]:
     if value is None or isinstance(value, float):

@@ -1,53 +1,45 @@
 """The estimator: :class:`SequentialRecommender` composes the parts of this package
-behind the :class:`~lifelongrec.models.Recommender` contract (see the package docstring)."""
+behind the :class:`~lifelongrec.models.Recommender` contract (see the package docstring).
+
+Parts (each readable alone, none calls back into the estimator): the event encoder
+(``_events``), the user-history store (``_histories``), the id/row lifecycle
+(``_lifecycle``), the content featurizer (``_content``), the torch modules
+(``_modules``), what is trained on (``_windows``), the trainer (``_trainer``), the online
+buffer (``_online``), hyperparameter checks and configs (``_params``) and save/load
+(``_state``). The estimator holds them, reads its hyperparameters when it calls them,
+and applies what one part changed to the others.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 import numbers
-import time
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
-from lifelongrec import nn as T
 from lifelongrec._errors import ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.features._vocab import IdVocabulary
-from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
-from lifelongrec.models.heads import TASKS, HeadsConfig
-from lifelongrec.models.sequential._content import (
-    ContentFeaturizer,
-    catalogue_rows,
-    set_csr_rows,
-)
+from lifelongrec.models.sequential import _params as P
+from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows, set_csr_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder
 from lifelongrec.models.sequential._histories import HistoryStore, merge_events
 from lifelongrec.models.sequential._lifecycle import RowChanges, RowLifecycle
-from lifelongrec.models.sequential._modules import (
-    EncoderConfig,
-    ItemTowerConfig,
-    SequentialModule,
-)
+from lifelongrec.models.sequential._modules import SequentialModule
+from lifelongrec.models.sequential._online import OnlineBuffer
+from lifelongrec.models.sequential._trainer import Forgetting, Trainer
+from lifelongrec.models.sequential._windows import fit_windows, replay_windows, update_windows
+from lifelongrec.nn import concat_windows, gap_buckets, right_align
 
-__all__ = ["DEFAULT_TASK_WEIGHTS", "SequentialRecommender"]
+__all__ = ["SequentialRecommender"]
 
-#: Default loss weights of the tasks (``task_weights`` overrides any of them).
-#: Loss weights of the heads. The auxiliary ones are light: on ml-100k (3 seeds) weights
-#: 0.03 cost the next-item head 0.0010 NDCG@10 against single-task (0.0965 vs 0.0975,
-#: within run-to-run noise) where 0.1 cost 0.0038, and the heads' own figures barely moved
-#: (event-type AUC 0.655 vs 0.662, category acc@1 0.433 vs 0.436; docs/benchmarks.md).
-DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.03, "category": 0.03}
-_MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
 _SCORE_BATCH = 512  # users encoded at once when scoring
-_TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
 
 
 def _drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
@@ -59,7 +51,6 @@ def _drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_
     )
 
 
-# ================================================================ the recommender
 class SequentialRecommender(Recommender):
     """SASRec/HSTU-style transformer two-tower model with content-aware items.
 
@@ -111,27 +102,23 @@ class SequentialRecommender(Recommender):
         Full softmax over the catalogue up to this many items, sampled softmax above.
     n_negatives
         Uniform negatives per batch of the sampled softmax (as many in-batch ones at most).
-        Cheap next to the encoder. On beauty (54,542 items) 2,048 negatives with
-        ``dropout=0.5`` reached test NDCG@10 0.0350 where 256 with ``dropout=0.2`` reached
-        0.0260 (one seed each; docs/benchmarks.md).
+        Cheap next to the encoder (on a large catalogue many help: docs/benchmarks.md).
     partial_fit_epochs
-        Passes over the new events in ``partial_fit`` (warm start, optimiser carried over).
+        Passes over the new events in ``partial_fit`` (warm start, optimiser carried over;
+        its ``epochs`` argument overrides it for one call).
     partial_fit_context_weight
-        In ``partial_fit``, the loss weight of the user's already learned events that sit
+        In ``partial_fit`` and :meth:`online_step`, the loss weight of the user's already learned events that sit
         in the same training window as their new ones (the user's last
         ``partial_fit_max_len`` events; new events weigh 1). The encoder runs over those
         positions anyway, so rehearsing them costs only their share of the output layer:
         a local replay of each active user's recent past. 0 trains on the new events only.
     partial_fit_max_len
-        Length of ``partial_fit``'s training windows (new and replayed events; ``None``:
-        ``max_len``). A user with a few new events still costs a whole window; a shorter
-        one costs less (attention is quadratic in it) at the price of less context per
-        target during updates. Scoring always uses ``max_len``. On the synthetic world
-        (users add one or two events per update) ``partial_fit_max_len=8``,
-        ``partial_fit_context_weight=1.0`` and ``partial_fit_epochs=16`` took the lifelong
-        strategy from 78 % to 101 % of a full retrain's NDCG@10 at 12 % of its compute;
-        on ml-latest-small (about 100 new events per user and update) the defaults are
-        the better trade (docs/benchmarks.md, issue 4 status).
+        Length of the training windows of updates (``partial_fit`` and
+        :meth:`online_step`; new and replayed events; ``None``: ``max_len``). A user with
+        a few new events still costs a whole window; a shorter one costs less (attention
+        is quadratic in it) at the price of less context per target during updates.
+        Scoring always uses ``max_len``. Short windows pay off when users add one or two
+        events per update (docs/benchmarks.md, the lifelong strategy).
     distill_weight, distill_temperature
         Anti-forgetting in ``partial_fit``: weight of a distillation term that keeps the
         next-item distribution close to the model's own before the update (the teacher,
@@ -277,196 +264,44 @@ class SequentialRecommender(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------- validation
+    # ------------------------------------------------------------------ setup
     def _validate_params(self) -> None:
-        def int_at_least(name: str, lo: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ParameterError(name, v, f"an integer >= {lo}")
-
-        def number_in(name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> None:
-            v = getattr(self, name)
-            ok = (
-                not isinstance(v, bool)
-                and isinstance(v, (int, float, np.integer, np.floating))
-                and math.isfinite(float(v))
-                and (v > lo if lo_open else v >= lo)
-                and (v < hi if hi_open else v <= hi)
-            )
-            if not ok:
-                lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-                raise ParameterError(name, v, f"a number in {lb}{lo}, {hi}{rb}")
-
-        def boolean(name: str) -> None:
-            if not isinstance(getattr(self, name), bool):
-                raise ParameterError(name, getattr(self, name), "True or False")
-
-        for name, lo in (
-            ("dim", 1),
-            ("n_layers", 1),
-            ("n_heads", 1),
-            ("ffn_mult", 1),
-            ("max_len", 1),
-            ("n_windows", 1),
-            ("n_time_buckets", 3),
-            ("max_categories", 0),
-            ("mmoe_experts", 0),
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("patience", 1),
-            ("full_softmax_max_items", 0),
-            ("n_negatives", 1),
-            ("partial_fit_epochs", 0),
-            ("fisher_batches", 1),
-            ("item_min_count", 1),
-            ("random_state", 0),
-        ):
-            int_at_least(name, lo)
-        if self.partial_fit_max_len is not None:
-            int_at_least("partial_fit_max_len", 1)
-        for name in ("user_ttl", "item_ttl"):
-            v = getattr(self, name)
-            if v is not None and not (
-                not isinstance(v, bool)
-                and isinstance(v, (int, float, np.integer, np.floating))
-                and math.isfinite(float(v))
-                and v > 0
-            ):
-                raise ParameterError(name, v, "None or a number of seconds > 0")
-        if self.dim % self.n_heads:
-            raise ParameterError(
-                "n_heads", self.n_heads, f"a divisor of dim={self.dim} (dim % n_heads == 0)"
-            )
-        number_in("dropout", 0.0, 1.0, False, True)
-        number_in("id_dropout", 0.0, 1.0, False, True)
-        number_in("lr", 0.0, math.inf, True, True)
-        number_in("weight_decay", 0.0, math.inf, False, True)
-        number_in("grad_clip", 0.0, math.inf, False, True)
-        number_in("like_threshold", -math.inf, math.inf, True, True)
-        number_in("partial_fit_context_weight", 0.0, math.inf, False, True)
-        number_in("distill_weight", 0.0, math.inf, False, True)
-        number_in("distill_temperature", 0.0, math.inf, True, True)
-        number_in("ewc_weight", 0.0, math.inf, False, True)
-        for name in ("content_gate", "validation", "verbose"):
-            boolean(name)
-        if self.text_encoder not in _TEXT_ENCODERS:
-            raise ParameterError(
-                "text_encoder", self.text_encoder, "one of 'auto', 'minilm', 'tfidf' or None"
-            )
-        tw = self.task_weights
-        if tw is not None:
-            if not isinstance(tw, dict) or not set(tw) <= set(TASKS):
-                raise ParameterError(
-                    "task_weights", tw, f"None or a dict with keys among {list(TASKS)}"
-                )
-            for key, w in tw.items():
-                if (
-                    isinstance(w, bool)
-                    or not isinstance(w, (int, float, np.integer, np.floating))
-                    or not math.isfinite(float(w))
-                    or w < 0
-                ):
-                    raise ParameterError(
-                        "task_weights", tw, f"finite weights >= 0 (task_weights[{key!r}] is not)"
-                    )
-            if self._weights()["next_item"] <= 0:
-                raise ParameterError("task_weights", tw, "a next_item weight > 0")
-        dev = self.device
-        ok = isinstance(dev, str) and (
-            dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
-        )
-        if not ok:
-            raise ParameterError("device", dev, "'auto', 'cpu', 'cuda' or 'cuda:N'")
-
-    def _weights(self) -> dict[str, float]:
-        return {
-            **DEFAULT_TASK_WEIGHTS,
-            **{k: float(v) for k, v in (self.task_weights or {}).items()},
-        }
+        P.check_params(self.get_params())
 
     def _device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return P.torch_device(self.device)
 
-    def _train_config(self, epochs: int) -> T.TrainConfig:
-        return T.TrainConfig(
-            epochs=epochs,
-            batch_size=int(self.batch_size),
-            lr=float(self.lr),
-            weight_decay=float(self.weight_decay),
-            grad_clip=float(self.grad_clip),
-            patience=int(self.patience),
-            full_softmax=self.n_items <= self.full_softmax_max_items,
-            n_negatives=int(self.n_negatives),
-            task_weights=self._weights(),
-        )
+    def _train_config(self, epochs: int) -> P.TrainConfig:
+        return P.train_config(self.get_params(), epochs, self.n_items)
 
-    # ----------------------------------------------------------------- events
-    # ---------------------------------------------------------------- content
-    def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
-        """Encode the items' text with the pretrained encoder into its cache (the slow
-        part of :meth:`add_items`, about 10 ms per title on a CPU core; a batch costs far
-        less per title), changing nothing the model serves from. Safe to call while
-        other threads use the model; ``add_items`` then finds the encodings cached."""
-        super().prepare_items(items)
-        frame = items.items if isinstance(items, Dataset) else items
-        if self._featurizer.text_name_ == "minilm" and len(frame):
-            self._featurizer.ensure_encoder()
-            encoder = self._featurizer._encoder
-            if getattr(encoder, "use_cache", False):
-                encoder.transform(frame)
-
-    def _content_for(self, ids: np.ndarray, items: pd.DataFrame | None) -> tuple:
-        rows, found = catalogue_rows(items, ids)
-        F_ = self._featurizer.n_features
-        content = np.zeros((len(ids), F_), dtype=np.float32)
-        soft = sp.csr_matrix((len(ids), len(self._featurizer.categories_)), dtype=np.float32)
-        if found.any() and (F_ or self._featurizer.categories_):
-            self._featurizer.ensure_encoder()
-            c, s = self._featurizer.transform(rows)
-            content[found] = c
-            idx = np.flatnonzero(found)
-            place = sp.csr_matrix(
-                (np.ones(len(idx), np.float32), (idx, np.arange(len(idx)))),
-                shape=(len(ids), len(idx)),
-            )
-            soft = (place @ s).astype(np.float32).tocsr()
-        return content, soft
-
-    # ---------------------------------------------------------------- training
     def _build(self, content: np.ndarray) -> None:
-        D = int(self.dim)
-        tower = ItemTowerConfig(
-            n_items=len(self.item_ids_),
-            dim=D,
-            content_dim=content.shape[1],
-            content_gate=self.content_gate,
-            id_dropout=float(self.id_dropout) if content.shape[1] else 0.0,
-            oov=self._uses_oov(),
-        )
-        encoder = EncoderConfig(
-            dim=D,
-            n_layers=int(self.n_layers),
-            n_heads=int(self.n_heads),
-            dropout=float(self.dropout),
-            max_len=int(self.max_len),
-            n_type_ids=self._events.n_type_ids,
-            n_time_buckets=int(self.n_time_buckets),
-            ffn_mult=int(self.ffn_mult),
-        )
-        heads = HeadsConfig(
-            dim=D,
-            n_event_types=len(self._events.classes),
-            n_categories=len(self.categories_),
-            mmoe_experts=int(self.mmoe_experts),
-            dropout=float(self.dropout),
+        """A new module (content ``(N, F)`` in its item tower) and its trainer."""
+        configs = P.module_configs(
+            self.get_params(),
+            len(self.item_ids_),
+            content.shape[1],
+            self._events.n_type_ids,
+            len(self._events.classes),
+            len(self.categories_),
         )
         padded = np.concatenate([np.zeros((1, content.shape[1]), np.float32), content])
         c = torch.as_tensor(padded) if content.shape[1] else None
-        self._module = SequentialModule(tower, encoder, heads, c).to(self._torch_device)
-        self._optimizer = T.make_optimizer(self._module, float(self.lr), float(self.weight_decay))
-        self._item_cache = None
+        self._module = SequentialModule(*configs, c).to(self._torch_device)
+        lr, decay = float(self.lr), float(self.weight_decay)
+        self._trainer = Trainer(self._module, lr, decay, self._torch_device)
+        self._item_cache: np.ndarray | None = None
+        self._online = OnlineBuffer()
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, interactions: Dataset | pd.DataFrame) -> SequentialRecommender:
+        """Learn from ``interactions`` (see :meth:`Recommender.fit`). Observed events not
+        trained on yet are discarded (counted in ``n_online_discarded_``)."""
+        carried = (0, 0)
+        if self.is_fitted:
+            carried = (self.n_online_steps_, self.n_online_discarded_ + self._online.n)
+        super().fit(interactions)
+        self.n_online_steps_, self.n_online_discarded_ = carried
+        return self
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         self._torch_device = self._device()
@@ -477,199 +312,68 @@ class SequentialRecommender(Recommender):
             cat_rows if len(cat_rows) else None
         )
         self.categories_ = list(self._featurizer.categories_)
-        content, self._item_categories = self._content_for(self.item_ids_, data.items)
-        self.n_updates_ = 0
-        self._ewc: T.EWC | None = None
+        content, self._item_categories = self._featurizer.rows_for(self.item_ids_, data.items)
+        self.n_updates_, self.n_replayed_ = 0, 0
         self.history_: list[dict[str, Any]] = []
         self.head_metrics_: dict[str, dict[str, float]] = {}
+        self.best_epoch_: int | None = None
+        self.n_online_steps_ = self.n_online_discarded_ = 0
         ev = self._events.encode_frame(data.events, self._user_index, self._item_index)
         self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
-        ev["gap"] = T.gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
+        ev["gap"] = gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
         self._history_store = HistoryStore.from_events(ev, len(self.user_ids_), int(self.max_len))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(content)
             rng = np.random.default_rng(int(self.random_state))
-            pos = T.positions_from_end(ev["user"])
-            counts = np.bincount(ev["user"], minlength=len(self.user_ids_))
-            holdout = (
-                (pos == 0) & (counts[ev["user"]] >= 2) & (ev["item"] > 0)
-                if self.validation
-                else pos < 0
-            )
-            if holdout.sum() > _MAX_VALIDATION_USERS:
-                # Only the validation sample gives up its last event; every other user
-                # trains on its whole history (on beauty that is 30k more targets).
-                keep = rng.choice(np.flatnonzero(holdout), _MAX_VALIDATION_USERS, replace=False)
-                holdout = np.zeros_like(holdout)
-                holdout[keep] = True
-            train = {k: v[~holdout] for k, v in ev.items()}
-            windows = T.training_windows(
-                train["user"],
-                train["item"],
-                train["type"],
-                train["gap"],
-                train["target_type"],
-                (train["item"] > 0).astype(np.float32),  # an OOV event is no target
+            windows, val = fit_windows(
+                ev,
+                len(self.user_ids_),
+                X,
+                self._item_categories,
                 int(self.max_len),
                 int(self.n_windows),
-            )
-            val = self._validation_set(train, ev, holdout, X) if holdout.any() else None
-            self._train(windows, self._train_config(int(self.epochs)), rng, val)
-
-    def _validation_set(
-        self,
-        train: dict[str, np.ndarray],
-        ev: dict[str, np.ndarray],
-        holdout: np.ndarray,
-        X: sp.csr_matrix,
-    ) -> dict[str, Any]:
-        users = ev["user"][holdout]
-        targets = ev["item"][holdout] - 1
-        ttype = ev["target_type"][holdout]
-        slot = np.full(len(self.user_ids_), -1, dtype=np.int64)
-        slot[users] = np.arange(len(users))
-        rows = slot[train["user"]]
-        pos = np.where(rows >= 0, T.positions_from_end(train["user"]), -1)
-        rows = np.where(rows >= 0, rows, 0)
-        L = int(self.max_len)
-        seen = X[users].tocoo()
-        return {
-            "items": T.right_align(rows, pos, train["item"], len(users), L),
-            "types": T.right_align(rows, pos, train["type"], len(users), L),
-            "gaps": T.right_align(rows, pos, train["gap"], len(users), L),
-            "targets": targets,
-            "target_types": ttype,
-            "seen": (seen.row, seen.col),
-        }
-
-    def _train(
-        self,
-        windows: T.Windows,
-        config: T.TrainConfig,
-        rng: np.random.Generator,
-        val: dict[str, Any] | None,
-        teacher: nn.Module | None = None,
-    ) -> None:
-        self._item_cache = None
-        if len(windows) == 0 or config.epochs == 0:
-            return
-        module, dev = self._module, self._torch_device
-        counts = np.asarray(self.item_counts_, dtype=np.float64) + 1e-3
-        item_prob = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=dev)
-        cats = self._item_categories if len(self.categories_) > 1 else None
-        # a teacher exists only when distill_weight > 0 (see _partial_fit)
-        distill = (
-            T.Distillation(teacher, float(self.distill_temperature))
-            if teacher is not None
-            else None
-        )
-        loss = T.MultiTaskLoss(
-            module,
-            config,
-            cats,
-            item_prob,
-            distill,
-            float(self.distill_weight),
-            self._ewc,  # None during a fit (reset there), the previous state in updates
-            float(self.ewc_weight),
-        )
-        for group in self._optimizer.param_groups:
-            group["lr"] = config.lr
-        params = [p for g in self._optimizer.param_groups for p in g["params"]]
-        stopper = T.EarlyStopping(config.patience) if val is not None else None
-        bar = tqdm(
-            range(config.epochs),
-            desc=f"{self.name} {'fit' if self.n_updates_ == 0 else 'update'}",
-            unit="epoch",
-            disable=None if self.verbose else True,
-            leave=False,
-        )
-        for epoch in bar:
-            t0 = time.perf_counter()
-            module.train()
-            losses = T.train_epoch(
-                loss,
-                windows,
-                self._optimizer,
-                params,
-                config.batch_size,
+                bool(self.validation),
                 rng,
-                config.grad_clip,
-                dev,
             )
-            record: dict[str, Any] = {"update": self.n_updates_, "epoch": epoch, **losses}
-            record["train_seconds"] = time.perf_counter() - t0
-            if stopper is not None:
-                metrics = self._evaluate(val)
-                record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
-                bar.set_postfix(
-                    loss=f"{losses.get('next_item', 0):.3f}", ndcg=f"{record['val_ndcg@10']:.4f}"
-                )
-                self.history_.append(record)
-                if stopper.step(record["val_ndcg@10"], epoch, module, metrics):
-                    break
-            else:
-                bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
-                self.history_.append(record)
-        bar.close()
-        if stopper is not None:
-            stopper.restore(module)
-            self.head_metrics_ = stopper.best_info
-            self.best_epoch_ = stopper.best_epoch
-        if self.ewc_weight > 0:  # the information of what was just learned, for the next update
-            plain = T.MultiTaskLoss(module, config, cats, item_prob)
-            batches = int(self.fisher_batches)
-            self._ewc = T.estimate_fisher(
-                plain, module, windows, config.batch_size, batches, rng, dev
-            )
-        module.eval()
-        self._item_cache = None
+            config = self._train_config(int(self.epochs))
+            self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
 
-    @torch.no_grad()
-    def _evaluate(self, val: dict[str, Any]) -> dict[str, dict[str, float]]:
-        """Full-ranking NDCG@10 / HR@10 of the held-out events and the heads' metrics."""
-        module, dev = self._module, self._torch_device
-        module.eval()
-        V = module.item_tower.all()
-        n = len(val["targets"])
-        ranks, type_probs, cat_logits = [], [], []
-        seen_r, seen_c = val["seen"]
-        for start in range(0, n, _SCORE_BATCH):
-            sl = slice(start, start + _SCORE_BATCH)
-            out = module.last(
-                *(torch.as_tensor(val[k][sl], device=dev) for k in ("items", "types", "gaps"))
-            )
-            S = out["user"] @ V.T
-            sel = (seen_r >= start) & (seen_r < start + _SCORE_BATCH)
-            ranks.append(
-                T.target_ranks(
-                    S,
-                    torch.as_tensor(val["targets"][sl], device=dev),
-                    seen_r[sel] - start,
-                    seen_c[sel],
-                )
-                .cpu()
-                .numpy()
-            )
-            if "event_type" in out:
-                type_probs.append(torch.softmax(out["event_type"], -1).cpu().numpy())
-            if "category" in out:
-                cat_logits.append(out["category"].cpu().numpy())
-        r = np.concatenate(ranks)
-        metrics = {
-            "next_item": {
-                "ndcg@10": float(ndcg_from_ranks(r, 10).mean()),
-                "hr@10": float(hit_rate_from_ranks(r, 10).mean()),
-                "n_users": int(n),
-            }
-        }
-        if type_probs:
-            metrics["event_type"] = _type_metrics(np.concatenate(type_probs), val["target_types"])
-        if cat_logits:
-            soft = self._item_categories[val["targets"]]
-            metrics["category"] = _category_metrics(np.concatenate(cat_logits), soft)
-        return metrics
+    def _category_targets(self) -> sp.csr_matrix | None:
+        return self._item_categories if len(self.categories_) > 1 else None
+
+    def _train(self, windows: Any, config: P.TrainConfig, rng: Any, **kw: Any) -> None:
+        """The trainer's run of a fit or an update, recorded in ``history_``."""
+        self._item_cache = None
+        name = f"{self.name} {'fit' if self.n_updates_ == 0 else 'update'}"
+        result = self._trainer.train(
+            windows,
+            config,
+            rng,
+            self.item_counts_,
+            self._category_targets(),
+            progress=name if self.verbose else None,
+            **kw,
+        )
+        self._item_cache = None
+        for r in result.records:
+            record = {"update": self.n_updates_, "epoch": r["epoch"], **r["losses"]}
+            record["train_seconds"] = r["train_seconds"]
+            if "val_ndcg@10" in r:
+                record["val_ndcg@10"] = r["val_ndcg@10"]
+            self.history_.append(record)
+        if result.best_metrics is not None:
+            self.head_metrics_, self.best_epoch_ = result.best_metrics, result.best_epoch
+
+    def _forgetting(self, teacher: torch.nn.Module | None = None) -> Forgetting:
+        ewc = float(self.ewc_weight)
+        return Forgetting(
+            teacher,
+            float(self.distill_weight),
+            float(self.distill_temperature),
+            ewc,
+            int(self.fisher_batches) if ewc > 0 else 0,
+        )
 
     # ---------------------------------------------------------------- updates
     def partial_fit(
@@ -690,7 +394,7 @@ class SequentialRecommender(Recommender):
         are skipped; ``n_replayed_`` holds how many windows were rehearsed last time.
         With ``distill_weight`` / ``ewc_weight`` set, the update is also pulled towards
         the model as it was before (see the parameters). On an unfitted model this is
-        ``fit`` (``replay`` ignored).
+        ``fit`` (``replay`` and ``epochs`` ignored).
         """
         replay_events = None if replay is None else as_dataset(replay).events
         if epochs is not None and (
@@ -703,39 +407,108 @@ class SequentialRecommender(Recommender):
         self._update(as_dataset(new_interactions), n, replay_events)
         return self
 
-    def _update_len(self) -> int:
-        """Window length of ``partial_fit``'s training windows (new and replayed)."""
-        m = self.partial_fit_max_len
-        return int(self.max_len) if m is None else min(int(m), int(self.max_len))
+    def _update(
+        self, data: Dataset, epochs: int, replay: pd.DataFrame | None, learn: bool = True
+    ) -> None:
+        """An update: rows (the lifecycle's changes applied), interactions, item tables,
+        histories, then ``epochs`` passes over the new (and replayed) events; without
+        ``learn`` the state only (``observe``'s path for new ids)."""
+        ev = data.events
+        n_items_before = len(self.item_ids_)
+        changes = self._rows.observe(ev, self.user_ttl, self.item_ttl)
+        self._apply(changes)
+        shape = (len(self.user_ids_), len(self.item_ids_))
+        X = _resize_csr(self.user_items_, shape) + self._matrix(ev)
+        X.data[:] = 1.0
+        self.user_items_ = X.tocsr()
+        counts = np.zeros(shape[1])
+        counts[:n_items_before] = self.item_counts_
+        self.item_counts_ = counts + self._item_event_counts(ev)
+        teacher = None
+        if learn and len(ev) > 0 and self.distill_weight > 0 and epochs > 0:
+            teacher = copy.deepcopy(self._module)  # the model before this update
+        self._take_items(data.items, n_items_before, changes.reused_items)
+        self._history_store.grow(shape[0])
+        new = self._events.encode_frame(ev, self._user_index, self._item_index)
+        if len(new["user"]) == 0:
+            return
+        self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
+        replayed = None
+        if replay is not None and len(replay):  # from the histories as they were
+            replayed, self.n_replayed_ = replay_windows(
+                replay,
+                self._history_store,
+                self._user_index,
+                self._item_index,
+                self._events,
+                P.update_len(self.get_params()),
+            )
+        merged = self._history_store.merge(new, int(self.n_time_buckets))
+        if not learn:
+            return
+        windows = self._update_windows(merged)
+        self.n_updates_ += 1
+        seed = int(self.random_state) + 1_000_003 * self.n_updates_
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rng = np.random.default_rng(seed)
+            if replayed is not None and len(replayed):
+                windows = concat_windows(windows, replayed)
+            config = self._train_config(int(epochs))
+            self._train(windows, config, rng, forgetting=self._forgetting(teacher))
 
-    def _replay_windows(self, events: pd.DataFrame) -> T.Windows:
-        """Windows ending at each replayed event in the stored histories (see partial_fit)."""
-        users = events["user_id"].astype(str).map(self._user_index)
-        items = events["item_id"].astype(str).map(self._item_index)
-        known = users.notna().to_numpy() & items.notna().to_numpy()
-        u = users.to_numpy()[known].astype(np.int64)
-        want = pd.DataFrame(
-            {
-                "user": u,
-                "item": items.to_numpy()[known].astype(np.int64) + 1,
-                "ts": events["timestamp"].to_numpy()[known].astype(np.int64),
-            }
-        )
-        rows = np.unique(u)
-        hist = self._history_store.read(rows)
-        have = pd.DataFrame({k: hist[k] for k in ("user", "item", "ts")})
-        have["at"] = np.arange(len(have))
-        last = have.groupby("user")["at"].max()
-        anchor = want.merge(have, on=["user", "item", "ts"], how="left")["at"]
-        fallback = want["user"].map(last)
-        anchors = anchor.fillna(fallback).dropna().to_numpy(dtype=np.int64)
-        anchors = np.unique(anchors)
-        self.n_replayed_ = len(anchors)
-        types = hist["type"]
-        target = self._events.target_types(types)
-        return T.windows_ending_at(
-            hist["user"], hist["item"], types, hist["gap"], target, anchors, self._update_len()
-        )
+    def _update_windows(self, merged: dict[str, np.ndarray]) -> Any:
+        """The training windows of merged new and stored events (updates, online steps)."""
+        p = self.get_params()
+        weight = float(p["partial_fit_context_weight"])
+        return update_windows(merged, P.update_len(p), int(p["n_windows"]), weight)
+
+    def _take_items(self, items: pd.DataFrame | None, n_before: int, reused: np.ndarray) -> None:
+        """Content for admitted items: the item tables grow (tower, optimiser state,
+        category rows) for the rows from ``n_before`` on; ``reused`` rows start over."""
+        n_items = len(self.item_ids_)
+        if n_items > n_before:
+            content, soft = self._featurizer.rows_for(self.item_ids_[n_before:], items)
+            c = torch.as_tensor(content, device=self._torch_device) if content.shape[1] else None
+            self._trainer.grow_items(c, n_items - n_before)
+            self._item_categories = sp.vstack([self._item_categories, soft]).tocsr()
+        if len(reused):  # freed rows taken by new items: content as for a grown row
+            content, soft = self._featurizer.rows_for(self.item_ids_[reused], items)
+            self._reset_item_rows(reused, content)
+            self._item_categories = set_csr_rows(self._item_categories, reused, soft)
+        self._item_cache = None
+
+    def _reset_item_rows(self, rows: np.ndarray, content: np.ndarray | None = None) -> None:
+        if len(rows):
+            self._trainer.reset_items(rows, content)
+            self._item_cache = None
+
+    def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
+        """Encode the items' text with the pretrained encoder into its cache (the slow
+        part of :meth:`add_items`, about 10 ms per title on a CPU core; a batch costs far
+        less per title), changing nothing the model serves from. Safe to call while
+        other threads use the model; ``add_items`` then finds the encodings cached."""
+        super().prepare_items(items)
+        self._featurizer.prepare(items.items if isinstance(items, Dataset) else items)
+
+    def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
+        known = set(refreshed.tolist())
+        ids = [i for i in data.items["item_id"].astype(str).tolist() if i not in known]
+        admitted = np.fromiter((self._item_index[i] for i in ids), np.int64, len(ids))
+        self._take_items(data.items, n_items_before, admitted[admitted < n_items_before])
+        if len(refreshed) == 0:
+            return
+        rows = np.fromiter((self._item_index[i] for i in refreshed), np.int64, len(refreshed))
+        content, soft = self._featurizer.rows_for(refreshed, data.items)
+        tower = self._module.item_tower
+        if tower.content is not None:
+            with torch.no_grad():
+                at = torch.as_tensor(rows + 1, device=tower.content.device)
+                tower.content[at] = torch.as_tensor(content, device=tower.content.device)
+        C = self._item_categories.tolil()
+        C[rows] = soft
+        self._item_categories = C.tocsr()
+        self._item_cache = None
 
     # ---------------------------------------------------------------- rows
     # Which id holds which row is the lifecycle's (RowLifecycle over user_vocab_ and
@@ -752,10 +525,6 @@ class SequentialRecommender(Recommender):
     @property
     def last_timestamp_(self) -> int:
         return self._rows.now
-
-    def _uses_oov(self) -> bool:
-        """Whether events can lack their item's row (admission threshold or expiry)."""
-        return int(self.item_min_count) > 1 or self.item_ttl is not None
 
     def _sync_rows(self) -> None:
         self.user_ids_, self.item_ids_ = self._rows.user_ids(), self._rows.item_ids()
@@ -876,16 +645,7 @@ class SequentialRecommender(Recommender):
         if len(rows):
             self._history_store.clear(rows)
             self.user_items_ = _drop_cells(self.user_items_, rows, np.empty(0, np.int64))
-            buf = self._online_buffer(create=False)
-            if buf is not None:
-                for part in ("old", "new"):
-                    kept = []
-                    for arrays in buf[part]:
-                        keep = ~np.isin(arrays["user"], rows)
-                        kept.append({k: v[keep] for k, v in arrays.items()})
-                    buf[part] = kept
-                buf["n"] = int(sum(len(a["user"]) for a in buf["new"]))
-                buf["snapped"].difference_update(rows.tolist())
+            self._online.forget(rows)
         return [str(i) for i in gone.ids.tolist()]
 
     def item_vectors(self, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -905,33 +665,9 @@ class SequentialRecommender(Recommender):
             else:  # a few items after the cache was dropped (new items): only their rows
                 with torch.no_grad():
                     self._module.eval()
-                    shifted = torch.as_tensor(rows + 1, device=self._device())
+                    shifted = torch.as_tensor(rows + 1, device=self._torch_device)
                     V = self._module.item_tower(shifted).cpu().numpy()
         return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
-
-    def _reset_item_rows(self, rows: np.ndarray, content: np.ndarray | None = None) -> None:
-        """Start item ``rows`` over as new: zero id embedding and AdamW moments, the given
-        content (zero when ``None``), no EWC anchor."""
-        if len(rows) == 0:
-            return
-        tower = self._module.item_tower
-        weight = tower.id_emb.weight
-        t = torch.as_tensor(np.asarray(rows, dtype=np.int64) + 1, device=weight.device)
-        c = None
-        if content is not None and tower.content is not None:
-            c = torch.as_tensor(content, device=weight.device)
-        tower.reset_rows(t, c)
-        with torch.no_grad():
-            for value in self._optimizer.state.get(weight, {}).values():
-                if torch.is_tensor(value) and value.shape == weight.shape:
-                    value[t] = 0.0
-            ewc = self._ewc
-            name = "item_tower.id_emb.weight"
-            if ewc is not None and name in ewc.fisher:
-                inside = t[t < ewc.fisher[name].shape[0]]
-                ewc.fisher[name][inside] = 0.0
-                ewc.anchor[name][inside] = 0.0
-        self._item_cache = None
 
     def memory_report(self) -> dict[str, int]:
         """Rows of the tables and bytes of what the model holds, to watch memory over a
@@ -951,172 +687,48 @@ class SequentialRecommender(Recommender):
         """
         self._check_fitted()
 
-        def tensors(ts: Any) -> int:
-            return int(sum(t.numel() * t.element_size() for t in ts if torch.is_tensor(t)))
-
         def csr(X: sp.csr_matrix) -> int:
             return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
 
-        module = self._module
-        ewc = self._ewc
+        users, items, module = self.user_vocab_, self.item_vocab_, self._module
+        optimizer_bytes, ewc_bytes = self._trainer.nbytes()
         out = {
-            "user_rows": self.user_vocab_.n_rows,
-            "user_active": self.user_vocab_.n_active,
-            "user_free": self.user_vocab_.n_free,
-            "item_rows": self.item_vocab_.n_rows,
-            "item_active": self.item_vocab_.n_active,
-            "item_free": self.item_vocab_.n_free,
-            "item_pending": self.item_vocab_.n_pending,
-            "parameter_bytes": tensors([*module.parameters(), *module.buffers()]),
-            "optimizer_bytes": tensors(
-                v for st in self._optimizer.state.values() for v in st.values()
+            "user_rows": users.n_rows,
+            "user_active": users.n_active,
+            "user_free": users.n_free,
+            "item_rows": items.n_rows,
+            "item_active": items.n_active,
+            "item_free": items.n_free,
+            "item_pending": items.n_pending,
+            "parameter_bytes": int(
+                sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
             ),
-            "ewc_bytes": 0
-            if ewc is None
-            else tensors([*ewc.fisher.values(), *ewc.anchor.values()]),
+            "optimizer_bytes": optimizer_bytes,
+            "ewc_bytes": ewc_bytes,
             "history_bytes": self._history_store.nbytes,
             "interaction_bytes": csr(self.user_items_)
             + csr(self._item_categories)
             + int(self.item_counts_.nbytes),
-            "vocabulary_bytes": int(
-                sum(
-                    a.nbytes
-                    for v in (self.user_vocab_, self.item_vocab_)
-                    for a in v.get_state().values()
-                )
-            ),
+            "vocabulary_bytes": self._rows.nbytes,
         }
         out["total_bytes"] = sum(v for k, v in out.items() if k.endswith("_bytes"))
         return out
 
-    def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
-        """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
-        free = self.item_vocab_.free_rows
-        if len(free):
-            S[..., free] = -np.inf
-        return S
-
-    def _cold_scores(self) -> np.ndarray:
-        return self._free_item_mask(super()._cold_scores())
-
-    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
-        return self._free_item_mask(super()._similar_scores(rows))
-
-    def _add_items(self, data: Dataset, n_items_before: int, refreshed: np.ndarray) -> None:
-        known = set(refreshed.tolist())
-        ids = [i for i in data.items["item_id"].astype(str).tolist() if i not in known]
-        admitted = np.fromiter((self._item_index[i] for i in ids), np.int64, len(ids))
-        self._take_items(data.items, n_items_before, admitted[admitted < n_items_before])
-        if len(refreshed) == 0:
-            return
-        rows = np.fromiter((self._item_index[i] for i in refreshed), np.int64, len(refreshed))
-        content, soft = self._content_for(refreshed, data.items)
-        tower = self._module.item_tower
-        if tower.content is not None:
-            with torch.no_grad():
-                tower.content[torch.as_tensor(rows + 1, device=tower.content.device)] = (
-                    torch.as_tensor(content, device=tower.content.device)
-                )
-        C = self._item_categories.tolil()
-        C[rows] = soft
-        self._item_categories = C.tocsr()
-        self._item_cache = None
-
-    def _take_items(
-        self, items: pd.DataFrame | None, n_items_before: int, reused: np.ndarray
-    ) -> None:
-        """Content for newly admitted items: grow the item tables (tower, optimiser state,
-        category rows) for the rows from ``n_items_before`` on, and start the ``reused``
-        rows over with their content."""
-        n_items = len(self.item_ids_)
-        if n_items > n_items_before:
-            new_ids = self.item_ids_[n_items_before:]
-            content, soft = self._content_for(new_ids, items)
-            tower = self._module.item_tower
-            c = torch.as_tensor(content, device=self._torch_device) if content.shape[1] else None
-            old, new = tower.grow(c, n_items - n_items_before)
-            T.grow_parameter(self._optimizer, old, new)
-            self._item_categories = sp.vstack([self._item_categories, soft]).tocsr()
-        if len(reused):  # freed rows taken by new items: content as for a grown row
-            content, soft = self._content_for(self.item_ids_[reused], items)
-            self._reset_item_rows(reused, content)
-            self._item_categories = set_csr_rows(self._item_categories, reused, soft)
-        self._item_cache = None
-
-    def _update(
-        self, data: Dataset, epochs: int, replay: pd.DataFrame | None, learn: bool = True
-    ) -> None:
-        """The update of ``partial_fit`` (``learn``: ``epochs`` passes; without, the state
-        only, as ``observe``): rows, interactions, item tables, histories, training."""
-        ev = data.events
-        n_items_before = len(self.item_ids_)
-        changes = self._rows.observe(ev, self.user_ttl, self.item_ttl)
-        self._apply(changes)
-        shape = (len(self.user_ids_), len(self.item_ids_))
-        X = _resize_csr(self.user_items_, shape) + self._matrix(ev)
-        X.data[:] = 1.0
-        self.user_items_ = X.tocsr()
-        counts = np.zeros(shape[1])
-        counts[:n_items_before] = self.item_counts_
-        self.item_counts_ = counts + self._item_event_counts(ev)
-        teacher = None
-        if learn and len(ev) > 0 and self.distill_weight > 0 and epochs > 0:
-            teacher = copy.deepcopy(self._module)  # the model before this update
-        self._take_items(data.items, n_items_before, changes.reused_items)
-        self._history_store.grow(shape[0])
-        new = self._events.encode_frame(ev, self._user_index, self._item_index)
-        if len(new["user"]) == 0:
-            return
-        self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
-        replayed = None
-        if replay is not None and len(replay):  # from the histories as they were
-            replayed = self._replay_windows(replay)
-        merged = self._history_store.merge(new, int(self.n_time_buckets))
-        if not learn:
-            return
-        per_user = np.bincount(merged["user"][merged["is_new"]])
-        L = self._update_len()
-        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
-        weight = merged["is_new"].astype(np.float32)
-        if self.partial_fit_context_weight > 0:  # learned events in the user's last window
-            from_end = T.positions_from_end(merged["user"])  # targets of window 0: < L
-            context = ~merged["is_new"] & (from_end < L)
-            weight[context] = float(self.partial_fit_context_weight)
-        windows = T.training_windows(
-            merged["user"],
-            merged["item"],
-            merged["type"],
-            merged["gap"],
-            merged["target_type"],
-            weight,
-            L,
-            n_windows,
-        )
-        self.n_updates_ += 1
-        seed = int(self.random_state) + 1_000_003 * self.n_updates_
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            rng = np.random.default_rng(seed)
-            if replayed is not None and len(replayed):
-                windows = T.concat_windows(windows, replayed)
-            config = self._train_config(int(epochs))
-            self._train(windows, config, rng, None, teacher)
-
     # ---------------------------------------------------------------- online learning
     # The fast path of online learning (driven by lifelongrec.training.OnlineLearner):
     # ``observe`` puts events into the users' stored histories at once, exactly as
-    # ``partial_fit`` with ``partial_fit_epochs=0`` would, and keeps them as training
-    # material; ``online_step`` takes optimiser steps on the windows ending at them.
+    # ``partial_fit`` with ``epochs=0`` would, and keeps them as training material in the
+    # online buffer; ``online_step`` trains on them with partial_fit's windows and loss.
     def observe(self, events: Any, items: pd.DataFrame | None = None) -> SequentialRecommender:
         """Take new events into the users' state at once, without a gradient step.
 
         Each event is merged into its user's stored recent events exactly as
-        :meth:`partial_fit` with ``partial_fit_epochs=0`` merges it (time order, equal
+        :meth:`partial_fit` with ``epochs=0`` merges it (time order, equal
         timestamps after what is stored, time-gap buckets and event types computed the
         same way, the seen-items matrix and item counts updated too), so the user's next
         :meth:`recommend` reflects it. When every user and item is known this costs a
         few numpy operations on the users' rows (no pandas, no sparse sums); a call with
-        a user or item the model does not know goes through that ``partial_fit`` itself,
+        a user or item the model does not know goes through that update itself,
         which grows the tables (new items get content from ``items``). The events are
         also kept for the next :meth:`online_step` (``n_online_pending``).
 
@@ -1166,22 +778,43 @@ class SequentialRecommender(Recommender):
         if changes is not None:
             self._apply(changes)
             new = self._events.encode(users, rows, *_columns(cols))
-            self._online_record(new)  # the users' stored events before these
+            self._online.record(new, self._history_store)  # their stored events before
             self._history_store.append(new, int(self.n_time_buckets))
             self._add_seen(new["user"], new["item"] - 1)
         else:
             old, new = self._observe_growing(cols, items, users)
-            self._online_record(new, old)
+            self._online.record(new, old)
         return self
+
+    def _observe_growing(
+        self, cols: dict[str, np.ndarray], items: pd.DataFrame | None, users: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """``observe`` through the update without training, for a call with ids without
+        a row or one that expires ids: that grows (or frees and reuses) the rows and
+        merges the histories. Returns the stored events from before of the users who
+        kept their row, and the new events as the update encoded them."""
+        known = np.unique(users[users >= 0])
+        holders = self.user_ids_[known].copy()
+        old = self._history_store.read(known)
+        self._update(Dataset(events=pd.DataFrame(cols), items=items), 0, None, learn=False)
+        kept = known[self.user_ids_[known] == holders]  # a row may have expired meanwhile
+        keep = np.isin(old["user"], kept)
+        users = self.user_rows(cols["user_id"])
+        n = len(users)
+        rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
+        new = self._events.encode(users, rows, *_columns(cols))
+        return {k: v[keep] for k, v in old.items()}, new
 
     def online_step(self, steps: int = 1) -> dict[str, Any]:
         """Take ``steps`` optimiser steps on the events observed since the last step.
 
         The windows are those :meth:`partial_fit` would train on had it been given all
         those events at once: each user's stored events as they were before their first
-        observed event, merged with the observed ones, ``max_len + 1`` events per window
-        ending at the user's last one (more windows when a user brought more than
-        ``max_len`` events); only the observed events are targets. Each step is one
+        observed event, merged with the observed ones, windows of ``partial_fit_max_len``
+        targets (``max_len`` by default) ending at the user's last event (more windows
+        when a user brought more events than fit in one); the observed events are
+        targets, and so are the learned ones in that window with
+        ``partial_fit_context_weight > 0`` (partial_fit's weights). Each step is one
         optimiser step over all of those windows (one mini-batch) with the loss of
         :meth:`partial_fit` (next item, auxiliary heads, and the EWC pull when
         ``ewc_weight > 0``; distillation is left to ``partial_fit``, as a teacher copied
@@ -1210,133 +843,37 @@ class SequentialRecommender(Recommender):
         self._check_fitted()
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ParameterError("steps", steps, "an integer >= 0")
-        buf = self._online_buffer(create=False)
-        self._online_buf = None
-        out: dict[str, Any] = {"n_events": 0, "n_windows": 0, "n_steps": 0}
-        if buf is None or buf["n"] == 0:
+        out: dict[str, Any] = {"n_events": self._online.n, "n_windows": 0, "n_steps": 0}
+        if self._online.n == 0 or steps == 0:  # nothing, or discard the material
+            self._online.clear()
             return out
-        if steps == 0:  # discard the material: no windows to build
-            out["n_events"] = buf["n"]
+        old, new = self._online.take()
+        windows = self._update_windows(merge_events(old, new, int(self.n_time_buckets)))
+        out["n_windows"] = len(windows)
+        if len(windows) == 0:
             return out
-        windows = self._online_windows(buf)
-        out["n_events"], out["n_windows"] = buf["n"], len(windows)
-        if len(windows) == 0 or steps == 0:
-            return out
-        module, dev = self._module, self._torch_device
-        config = self._train_config(int(steps))  # one mini-batch of all windows per step
-        counts = np.asarray(self.item_counts_, dtype=np.float64) + 1e-3
-        item_prob = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=dev)
-        cats = self._item_categories if len(self.categories_) > 1 else None
-        ewc = getattr(self, "_ewc", None)
-        loss = T.MultiTaskLoss(
-            module, config, cats, item_prob, None, 0.0, ewc, float(self.ewc_weight)
-        )
-        for group in self._optimizer.param_groups:
-            group["lr"] = config.lr
-        params = [p for g in self._optimizer.param_groups for p in g["params"]]
-        self.n_online_steps_ = getattr(self, "n_online_steps_", 0)
         seed = int(self.random_state) + 7_368_787 * (self.n_online_steps_ + 1)
-        sums: dict[str, float] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            rng = np.random.default_rng(seed)
-            module.train()
-            try:
-                for _ in range(int(steps)):
-                    losses = T.train_epoch(
-                        loss,
-                        windows,
-                        self._optimizer,
-                        params,
-                        len(windows),
-                        rng,
-                        config.grad_clip,
-                        dev,
-                    )
-                    for name, value in losses.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                    self.n_online_steps_ += 1
-            finally:
-                module.eval()
-                self._item_cache = None
+            result = self._trainer.train(
+                windows,
+                self._train_config(int(steps)),  # one mini-batch of all windows per step
+                np.random.default_rng(seed),
+                self.item_counts_,
+                self._category_targets(),
+                forgetting=Forgetting(ewc_weight=float(self.ewc_weight)),
+                batch_size=len(windows),
+            )
+        self._item_cache = None
+        self.n_online_steps_ += int(steps)
         out["n_steps"] = int(steps)
-        out.update({name: value / int(steps) for name, value in sums.items()})
+        out.update(result.mean_losses())
         return out
 
     @property
     def n_online_pending(self) -> int:
         """Events observed since the last :meth:`online_step` (not trained on yet)."""
-        buf = self._online_buffer(create=False)
-        return 0 if buf is None else int(buf["n"])
-
-    def _observe_growing(
-        self, cols: dict[str, np.ndarray], items: pd.DataFrame | None, users: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """``observe`` through ``partial_fit`` with no training, for a call with ids
-        without a row or one that expires ids: that grows (or frees and reuses) the rows
-        and merges the histories. Returns the stored events from before of the users who
-        kept their row, and the new events as ``partial_fit`` saw them."""
-        known = np.unique(users[users >= 0])
-        holders = self.user_ids_[known].copy()
-        old = self._history_store.read(known)
-        frame = pd.DataFrame(cols)
-        self._update(Dataset(events=frame, items=items), 0, None, learn=False)
-        kept = known[self.user_ids_[known] == holders]  # a row may have expired meanwhile
-        keep = np.isin(old["user"], kept)
-        users = self.user_rows(cols["user_id"])
-        n = len(users)
-        rows = np.fromiter((self._item_index.get(i, -1) for i in cols["item_id"]), np.int64, n)
-        new = self._events.encode(users, rows, *_columns(cols))  # as partial_fit's
-        return {k: v[keep] for k, v in old.items()}, new
-
-    def _online_buffer(self, create: bool) -> dict[str, Any] | None:
-        """The material of the next ``online_step``; material gathered before the module
-        was rebuilt (a new ``fit``) is discarded and counted in ``n_online_discarded_``."""
-        buf = getattr(self, "_online_buf", None)
-        if buf is not None and buf["module"] is not self._module:
-            self.n_online_discarded_ = getattr(self, "n_online_discarded_", 0) + buf["n"]
-            buf = self._online_buf = None
-        if buf is None and create:
-            buf = {"module": self._module, "snapped": set(), "old": [], "new": [], "n": 0}
-            self._online_buf = buf
-        return buf
-
-    def _online_record(
-        self, new: dict[str, np.ndarray], old: dict[str, np.ndarray] | None = None
-    ) -> None:
-        """Keep new events and, for users not in the material yet, their stored events
-        from before (``old``, or the stored histories now): the context ``partial_fit``
-        would merge them with."""
-        buf = self._online_buffer(create=True)
-        users = np.unique(new["user"]).tolist()
-        fresh = [u for u in users if u not in buf["snapped"]]
-        buf["snapped"].update(fresh)
-        if old is None:
-            buf["old"].append(self._history_store.read(np.asarray(fresh, dtype=np.int64)))
-        else:
-            keep = np.isin(old["user"], fresh)
-            buf["old"].append({k: v[keep] for k, v in old.items()})
-        buf["new"].append(new)
-        buf["n"] += len(new["user"])
-
-    def _online_windows(self, buf: dict[str, Any]) -> T.Windows:
-        """The training windows of the gathered material (see ``online_step``)."""
-        old = {k: np.concatenate([o[k] for o in buf["old"]]) for k in buf["old"][0]}
-        new = {k: np.concatenate([e[k] for e in buf["new"]]) for k in buf["new"][0]}
-        merged = merge_events(old, new, int(self.n_time_buckets))
-        per_user = np.bincount(merged["user"][merged["is_new"]])
-        L = int(self.max_len)
-        n_windows = max(int(self.n_windows), -(-int(per_user.max()) // L))
-        return T.training_windows(
-            merged["user"],
-            merged["item"],
-            merged["type"],
-            merged["gap"],
-            merged["target_type"],
-            merged["is_new"].astype(np.float32),
-            L,
-            n_windows,
-        )
+        return self._online.n
 
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
@@ -1403,11 +940,11 @@ class SequentialRecommender(Recommender):
         ev = self._events.encode_frame(
             stand_in, self._user_index, self._item_index, users=np.zeros(len(log), np.int64)
         )
-        gaps = T.gap_buckets(hist.groups, hist.timestamps, int(self.n_time_buckets))
+        gaps = gap_buckets(hist.groups, hist.timestamps, int(self.n_time_buckets))
         query, pos, event = hist.recent(int(self.max_len))
         n, L = len(hist), int(self.max_len)
         seqs = [
-            T.right_align(query, pos, values[event], n, L)
+            right_align(query, pos, values[event], n, L)
             for values in (ev["item"], ev["type"], gaps)
         ]
         module, dev = self._module, self._torch_device
@@ -1420,6 +957,19 @@ class SequentialRecommender(Recommender):
         return self._free_item_mask(S)
 
     # ---- end of given histories ----
+
+    def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
+        """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
+        free = self.item_vocab_.free_rows
+        if len(free):
+            S[..., free] = -np.inf
+        return S
+
+    def _cold_scores(self) -> np.ndarray:
+        return self._free_item_mask(super()._cold_scores())
+
+    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
+        return self._free_item_mask(super()._similar_scores(rows))
 
     def _item_vectors(self) -> np.ndarray:
         return self._item_matrix()
@@ -1509,16 +1059,15 @@ class SequentialRecommender(Recommender):
         arrays: dict[str, Any] = {
             f"w/{k}": v.detach().cpu().numpy() for k, v in self._module.state_dict().items()
         }
-        named = list(self._module.named_parameters())
-        arrays.update(
-            {f"opt/{k}": v for k, v in T.optimizer_arrays(self._optimizer, named).items()}
-        )
+        for key, value in self._trainer.get_state().items():
+            for new, old in (
+                ("optimizer/", "opt/"),
+                ("ewc/fisher/", "ewcf/"),
+                ("ewc/anchor/", "ewca/"),
+            ):
+                if key.startswith(new):
+                    arrays[old + key[len(new) :]] = value
         arrays.update({f"hist/{k}": v for k, v in self._history_store.arrays.items()})
-        ewc = getattr(self, "_ewc", None)
-        if ewc is not None:
-            for name, f in ewc.fisher.items():
-                arrays[f"ewcf/{name}"] = f.detach().cpu().numpy()
-                arrays[f"ewca/{name}"] = ewc.anchor[name].detach().cpu().numpy()
         arrays["item_categories"] = self._item_categories
         f_arrays, f_extra = self._featurizer.get_state()
         arrays.update({f"feat/{k}": v for k, v in f_arrays.items()})
@@ -1532,7 +1081,7 @@ class SequentialRecommender(Recommender):
             "n_updates": self.n_updates_,
             "head_metrics": self.head_metrics_,
             "history": self.history_,
-            "best_epoch": getattr(self, "best_epoch_", None),
+            "best_epoch": self.best_epoch_,
             "vocab": {
                 "last_timestamp": self.last_timestamp_,
                 "expired": self.expired_,
@@ -1559,26 +1108,27 @@ class SequentialRecommender(Recommender):
         self._history_store = HistoryStore(
             {k[5:]: v.astype(np.int64) for k, v in arrays.items() if k.startswith("hist/")}
         )
-        dev = self._torch_device
-        fisher = {
-            k[5:]: torch.as_tensor(v, device=dev) for k, v in arrays.items() if k[:5] == "ewcf/"
-        }
-        anchor = {
-            k[5:]: torch.as_tensor(v, device=dev) for k, v in arrays.items() if k[:5] == "ewca/"
-        }
-        self._ewc = T.EWC(fisher, anchor) if fisher else None
-        self.n_updates_ = int(extra["n_updates"])
+        self.n_updates_, self.n_replayed_ = int(extra["n_updates"]), 0
         self.head_metrics_ = extra["head_metrics"]
         self.history_ = extra["history"]
-        if extra.get("best_epoch") is not None:
-            self.best_epoch_ = int(extra["best_epoch"])
+        best = extra.get("best_epoch")
+        self.best_epoch_ = None if best is None else int(best)
+        self.n_online_steps_ = self.n_online_discarded_ = 0
         self._build(np.zeros((len(self.item_ids_), int(extra["content_dim"])), np.float32))
         state = {
             k[2:]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("w/")
         }
         self._module.load_state_dict(state)
-        opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-        T.load_optimizer_arrays(self._optimizer, list(self._module.named_parameters()), opt)
+        trainer: dict[str, Any] = {}
+        for key, value in arrays.items():
+            for old, new in (
+                ("opt/", "optimizer/"),
+                ("ewcf/", "ewc/fisher/"),
+                ("ewca/", "ewc/anchor/"),
+            ):
+                if key.startswith(old):
+                    trainer[new + key[len(old) :]] = value
+        self._trainer.set_state(trainer)
         self._module.eval()
 
 
@@ -1591,31 +1141,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _type_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    ok = targets >= 0
-    out: dict[str, float] = {"n": int(ok.sum())}
-    if not ok.any():
-        return out
-    p, t = probs[ok], targets[ok]
-    out["accuracy"] = float((p.argmax(1) == t).mean())
-    if p.shape[1] == 2 and 0 < t.sum() < len(t):
-        out["auc"] = float(auc(p[None, :, 1], (t == 1)[None])[0])
-    return out
-
-
-def _category_metrics(logits: np.ndarray, soft: sp.csr_matrix) -> dict[str, float]:
-    has = np.diff(soft.indptr) > 0
-    out: dict[str, float] = {"n": int(has.sum())}
-    if not has.any():
-        return out
-    lg, target = logits[has], soft[has].toarray()
-    logp = lg - lg.max(1, keepdims=True)
-    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
-    out["cross_entropy"] = float(-(target * logp).sum(1).mean())
-    out["accuracy@1"] = float((target[np.arange(len(lg)), lg.argmax(1)] > 0).mean())
-    top = np.argsort(-lg, axis=1, kind="stable")[:, :10]
-    relevant = [np.flatnonzero(row).tolist() for row in target > 0]
-    out["ndcg@10"] = float(ndcg_at_k(top.tolist(), relevant, 10).mean())
-    return out

@@ -1,0 +1,215 @@
+"""Hyperparameters of the sequential model: their checks, and what they turn into
+(the loss weights, the device, the training settings, the modules' typed configs).
+
+Functions of the hyperparameter dict (``model.get_params()``), so they hold no state and
+read the values of the moment they are called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from lifelongrec._errors import ParameterError
+from lifelongrec.models.heads import TASKS, HeadsConfig
+from lifelongrec.models.sequential._modules import EncoderConfig, ItemTowerConfig
+from lifelongrec.nn import TrainConfig
+
+__all__ = [
+    "DEFAULT_TASK_WEIGHTS",
+    "TEXT_ENCODERS",
+    "check_params",
+    "module_configs",
+    "task_weights",
+    "torch_device",
+    "train_config",
+    "update_len",
+]
+
+#: Default loss weights of the tasks (``task_weights`` overrides any of them).
+#: Loss weights of the heads. The auxiliary ones are light: on ml-100k (3 seeds) weights
+#: 0.03 cost the next-item head 0.0010 NDCG@10 against single-task (0.0965 vs 0.0975,
+#: within run-to-run noise) where 0.1 cost 0.0038, and the heads' own figures barely moved
+#: (event-type AUC 0.655 vs 0.662, category acc@1 0.433 vs 0.436; docs/benchmarks.md).
+DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.03, "category": 0.03}
+TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
+
+
+def check_params(p: Mapping[str, Any]) -> None:
+    """Raise :class:`~lifelongrec.ParameterError` naming the first hyperparameter of
+    ``p`` that is out of its range (``p``: ``model.get_params()``)."""
+
+    def int_at_least(name: str, lo: int) -> None:
+        v = p[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ParameterError(name, v, f"an integer >= {lo}")
+
+    def number_in(name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> None:
+        v = p[name]
+        ok = (
+            not isinstance(v, bool)
+            and isinstance(v, (int, float, np.integer, np.floating))
+            and math.isfinite(float(v))
+            and (v > lo if lo_open else v >= lo)
+            and (v < hi if hi_open else v <= hi)
+        )
+        if not ok:
+            lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+            raise ParameterError(name, v, f"a number in {lb}{lo}, {hi}{rb}")
+
+    def boolean(name: str) -> None:
+        if not isinstance(p[name], bool):
+            raise ParameterError(name, p[name], "True or False")
+
+    for name, lo in (
+        ("dim", 1),
+        ("n_layers", 1),
+        ("n_heads", 1),
+        ("ffn_mult", 1),
+        ("max_len", 1),
+        ("n_windows", 1),
+        ("n_time_buckets", 3),
+        ("max_categories", 0),
+        ("mmoe_experts", 0),
+        ("epochs", 1),
+        ("batch_size", 1),
+        ("patience", 1),
+        ("full_softmax_max_items", 0),
+        ("n_negatives", 1),
+        ("partial_fit_epochs", 0),
+        ("fisher_batches", 1),
+        ("item_min_count", 1),
+        ("random_state", 0),
+    ):
+        int_at_least(name, lo)
+    if p["partial_fit_max_len"] is not None:
+        int_at_least("partial_fit_max_len", 1)
+    for name in ("user_ttl", "item_ttl"):
+        v = p[name]
+        if v is not None and not (
+            not isinstance(v, bool)
+            and isinstance(v, (int, float, np.integer, np.floating))
+            and math.isfinite(float(v))
+            and v > 0
+        ):
+            raise ParameterError(name, v, "None or a number of seconds > 0")
+    if p["dim"] % p["n_heads"]:
+        raise ParameterError(
+            "n_heads", p["n_heads"], f"a divisor of dim={p['dim']} (dim % n_heads == 0)"
+        )
+    number_in("dropout", 0.0, 1.0, False, True)
+    number_in("id_dropout", 0.0, 1.0, False, True)
+    number_in("lr", 0.0, math.inf, True, True)
+    number_in("weight_decay", 0.0, math.inf, False, True)
+    number_in("grad_clip", 0.0, math.inf, False, True)
+    number_in("like_threshold", -math.inf, math.inf, True, True)
+    number_in("partial_fit_context_weight", 0.0, math.inf, False, True)
+    number_in("distill_weight", 0.0, math.inf, False, True)
+    number_in("distill_temperature", 0.0, math.inf, True, True)
+    number_in("ewc_weight", 0.0, math.inf, False, True)
+    for name in ("content_gate", "validation", "verbose"):
+        boolean(name)
+    if p["text_encoder"] not in TEXT_ENCODERS:
+        raise ParameterError(
+            "text_encoder", p["text_encoder"], "one of 'auto', 'minilm', 'tfidf' or None"
+        )
+    tw = p["task_weights"]
+    if tw is not None:
+        if not isinstance(tw, dict) or not set(tw) <= set(TASKS):
+            raise ParameterError(
+                "task_weights", tw, f"None or a dict with keys among {list(TASKS)}"
+            )
+        for key, w in tw.items():
+            if (
+                isinstance(w, bool)
+                or not isinstance(w, (int, float, np.integer, np.floating))
+                or not math.isfinite(float(w))
+                or w < 0
+            ):
+                raise ParameterError(
+                    "task_weights", tw, f"finite weights >= 0 (task_weights[{key!r}] is not)"
+                )
+        if task_weights(tw)["next_item"] <= 0:
+            raise ParameterError("task_weights", tw, "a next_item weight > 0")
+    dev = p["device"]
+    ok = isinstance(dev, str) and (
+        dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
+    )
+    if not ok:
+        raise ParameterError("device", dev, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def task_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """The loss weight of every task: ``weights`` over :data:`DEFAULT_TASK_WEIGHTS`."""
+    return {**DEFAULT_TASK_WEIGHTS, **{k: float(v) for k, v in (weights or {}).items()}}
+
+
+def torch_device(device: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; else the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig:
+    """The training settings of ``epochs`` passes over a catalogue of ``n_items``."""
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=int(p["batch_size"]),
+        lr=float(p["lr"]),
+        weight_decay=float(p["weight_decay"]),
+        grad_clip=float(p["grad_clip"]),
+        patience=int(p["patience"]),
+        full_softmax=n_items <= p["full_softmax_max_items"],
+        n_negatives=int(p["n_negatives"]),
+        task_weights=task_weights(p["task_weights"]),
+    )
+
+
+def update_len(p: Mapping[str, Any]) -> int:
+    """Window length of the training windows of updates (``partial_fit`` and online
+    steps; new and replayed events)."""
+    m = p["partial_fit_max_len"]
+    return int(p["max_len"]) if m is None else min(int(m), int(p["max_len"]))
+
+
+def module_configs(
+    p: Mapping[str, Any],
+    n_items: int,
+    content_dim: int,
+    n_type_ids: int,
+    n_event_types: int,
+    n_categories: int,
+) -> tuple[ItemTowerConfig, EncoderConfig, HeadsConfig]:
+    """The typed configs of the item tower, the user encoder and the heads."""
+    D = int(p["dim"])
+    tower = ItemTowerConfig(
+        n_items=n_items,
+        dim=D,
+        content_dim=content_dim,
+        content_gate=p["content_gate"],
+        id_dropout=float(p["id_dropout"]) if content_dim else 0.0,
+        oov=int(p["item_min_count"]) > 1 or p["item_ttl"] is not None,
+    )
+    encoder = EncoderConfig(
+        dim=D,
+        n_layers=int(p["n_layers"]),
+        n_heads=int(p["n_heads"]),
+        dropout=float(p["dropout"]),
+        max_len=int(p["max_len"]),
+        n_type_ids=n_type_ids,
+        n_time_buckets=int(p["n_time_buckets"]),
+        ffn_mult=int(p["ffn_mult"]),
+    )
+    heads = HeadsConfig(
+        dim=D,
+        n_event_types=n_event_types,
+        n_categories=n_categories,
+        mmoe_experts=int(p["mmoe_experts"]),
+        dropout=float(p["dropout"]),
+    )
+    return tower, encoder, heads

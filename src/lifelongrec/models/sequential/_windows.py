@@ -1,0 +1,179 @@
+"""What the model trains on: windows of a fit (with its validation set), of an update
+(new events in their stored context) and of replayed events.
+
+Every function takes events as the event encoder and the history store give them
+(:data:`~lifelongrec.models.sequential._events.Events`, grouped by user in time order)
+and returns :class:`~lifelongrec.nn.Windows`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lifelongrec.models.sequential._events import EventEncoder, Events
+from lifelongrec.models.sequential._histories import HistoryStore
+from lifelongrec.nn import (
+    Windows,
+    positions_from_end,
+    right_align,
+    training_windows,
+    windows_ending_at,
+)
+
+__all__ = ["ValidationSet", "fit_windows", "replay_windows", "update_windows"]
+
+MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Each validation user's last training event held out, with what came before.
+
+    ``items``, ``types``, ``gaps`` ``(V, L)``: the encoder inputs (the user's training
+    events, right-aligned); ``targets`` ``(V,)`` item rows and ``target_types`` ``(V,)``
+    event-type classes (``-1``: unknown) of the held-out events; ``seen``: the cells
+    ``(rows, item rows)`` of the items each user interacted with (left out of the
+    ranking, the target excepted); ``target_categories`` ``(V, C)``: the category
+    targets of the held-out items.
+    """
+
+    items: np.ndarray
+    types: np.ndarray
+    gaps: np.ndarray
+    targets: np.ndarray
+    target_types: np.ndarray
+    seen: tuple[np.ndarray, np.ndarray]
+    target_categories: sp.csr_matrix
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def fit_windows(
+    ev: Events,
+    n_users: int,
+    seen: sp.csr_matrix,
+    item_categories: sp.csr_matrix,
+    max_len: int,
+    n_windows: int,
+    validation: bool,
+    rng: np.random.Generator,
+) -> tuple[Windows, ValidationSet | None]:
+    """The windows of a fit on the events ``ev`` (with ``gap``) and, with
+    ``validation``, the validation set: the last event of each user with two or more
+    events whose item holds a row, or of a seeded sample of
+    :data:`MAX_VALIDATION_USERS` of them (only those users give up their last event).
+    ``seen`` is the user x item matrix of the fit, ``item_categories`` the category
+    targets of every item row."""
+    pos = positions_from_end(ev["user"])
+    counts = np.bincount(ev["user"], minlength=n_users)
+    holdout = (pos == 0) & (counts[ev["user"]] >= 2) & (ev["item"] > 0) if validation else pos < 0
+    if holdout.sum() > MAX_VALIDATION_USERS:
+        # Only the validation sample gives up its last event; every other user
+        # trains on its whole history (on beauty that is 30k more targets).
+        keep = rng.choice(np.flatnonzero(holdout), MAX_VALIDATION_USERS, replace=False)
+        holdout = np.zeros_like(holdout)
+        holdout[keep] = True
+    train = {k: v[~holdout] for k, v in ev.items()}
+    windows = training_windows(
+        train["user"],
+        train["item"],
+        train["type"],
+        train["gap"],
+        train["target_type"],
+        (train["item"] > 0).astype(np.float32),  # an OOV event is no target
+        max_len,
+        n_windows,
+    )
+    if not holdout.any():
+        return windows, None
+    users = ev["user"][holdout]
+    targets = ev["item"][holdout] - 1
+    slot = np.full(n_users, -1, dtype=np.int64)
+    slot[users] = np.arange(len(users))
+    rows = slot[train["user"]]
+    pos = np.where(rows >= 0, positions_from_end(train["user"]), -1)
+    rows = np.where(rows >= 0, rows, 0)
+    V, L = len(users), max_len
+    cells = seen[users].tocoo()
+    return windows, ValidationSet(
+        items=right_align(rows, pos, train["item"], V, L),
+        types=right_align(rows, pos, train["type"], V, L),
+        gaps=right_align(rows, pos, train["gap"], V, L),
+        targets=targets,
+        target_types=ev["target_type"][holdout],
+        seen=(cells.row, cells.col),
+        target_categories=item_categories[targets],
+    )
+
+
+def update_windows(merged: Events, max_len: int, n_windows: int, context_weight: float) -> Windows:
+    """The windows of an update: new events merged with their users' stored ones
+    (:func:`~lifelongrec.models.sequential._histories.merge_events`), windows of
+    ``max_len`` targets ending at each user's last event (at least ``n_windows``, more
+    when a user brought more new events than they hold). New events weigh 1; stored
+    ones in a user's last window weigh ``context_weight`` (0: not targets)."""
+    per_user = np.bincount(merged["user"][merged["is_new"]])
+    L = max_len
+    n = max(int(n_windows), -(-int(per_user.max()) // L))
+    weight = merged["is_new"].astype(np.float32)
+    if context_weight > 0:  # learned events in the user's last window
+        from_end = positions_from_end(merged["user"])  # targets of window 0: < L
+        context = ~merged["is_new"] & (from_end < L)
+        weight[context] = float(context_weight)
+    return training_windows(
+        merged["user"],
+        merged["item"],
+        merged["type"],
+        merged["gap"],
+        merged["target_type"],
+        weight,
+        L,
+        n,
+    )
+
+
+def replay_windows(
+    events: pd.DataFrame,
+    histories: HistoryStore,
+    user_index: dict[str, int],
+    item_index: dict[str, int],
+    encoder: EventEncoder,
+    max_len: int,
+) -> tuple[Windows, int]:
+    """Windows ending at each replayed event in the stored histories: the event in its
+    original context when it is still stored, else the user's stored window. Events of
+    unknown users or items are skipped. Returns the windows and how many there are."""
+    users = events["user_id"].astype(str).map(user_index)
+    items = events["item_id"].astype(str).map(item_index)
+    known = users.notna().to_numpy() & items.notna().to_numpy()
+    u = users.to_numpy()[known].astype(np.int64)
+    want = pd.DataFrame(
+        {
+            "user": u,
+            "item": items.to_numpy()[known].astype(np.int64) + 1,
+            "ts": events["timestamp"].to_numpy()[known].astype(np.int64),
+        }
+    )
+    hist = histories.read(np.unique(u))
+    have = pd.DataFrame({k: hist[k] for k in ("user", "item", "ts")})
+    have["at"] = np.arange(len(have))
+    last = have.groupby("user")["at"].max()
+    anchor = want.merge(have, on=["user", "item", "ts"], how="left")["at"]
+    fallback = want["user"].map(last)
+    anchors = np.unique(anchor.fillna(fallback).dropna().to_numpy(dtype=np.int64))
+    types = hist["type"]
+    windows = windows_ending_at(
+        hist["user"],
+        hist["item"],
+        types,
+        hist["gap"],
+        encoder.target_types(types),
+        anchors,
+        max_len,
+    )
+    return windows, len(anchors)
