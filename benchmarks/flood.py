@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     items = [i for i in service.live_model.item_ids_ if isinstance(i, str)]
     rng = np.random.default_rng(args.seed)
     base = memory_mb()
-    readings = [{"users": 0, **base, "in_memory": len(service._recent), "seconds": 0.0}]
+    readings = [{"users": 0, **base, "in_memory": service.users_in_memory, "seconds": 0.0}]
     print(f"started in {start_seconds:.1f} s; rss {base['rss']:.0f} MiB; max_users={cap}")
     ts = 1_900_000_000
     t0 = time.perf_counter()
@@ -93,13 +93,13 @@ def main(argv: list[str] | None = None) -> None:
                     {
                         "users": done,
                         **m,
-                        "in_memory": len(service._recent),
+                        "in_memory": service.users_in_memory,
                         "seconds": round(time.perf_counter() - t0, 1),
                     }
                 )
                 print(
                     f"{done:>8,} users  rss {m['rss']:7.0f} MiB  peak {m['peak']:7.0f} MiB  "
-                    f"in memory {len(service._recent):>7,}  {done / (time.perf_counter() - t0):,.0f} ev/s",
+                    f"in memory {service.users_in_memory:>7,}  {done / (time.perf_counter() - t0):,.0f} ev/s",
                     flush=True,
                 )
         seconds = time.perf_counter() - t0
