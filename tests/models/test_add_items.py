@@ -163,7 +163,7 @@ def test_prepare_items_encodes_titles_so_add_items_does_not(blocks_dataset, tmp_
     monkeypatch.setenv("LIFELONGREC_CACHE_DIR", str(tmp_path / "cache"))
     params = {**TINY_PARAMS["sequential"], "text_encoder": "minilm"}
     model = get_model("sequential", **params).fit(blocks_dataset)
-    encoder = model._featurizer._encoder
+    encoder = model._items.featurizer._encoder
     fresh = _block_items(["na7", "nb7"])
     fresh = fresh[fresh["item_id"].isin(["na7", "nb7"])].reset_index(drop=True)
     model.prepare_items(fresh)

@@ -156,7 +156,7 @@ def test_freed_rows_are_reset_and_never_recommended(aged):
     assert torch.count_nonzero(tower.content[t]) == 0
     state = model._trainer.optimizer.state[tower.id_emb.weight]
     assert all(torch.count_nonzero(state[k][t]) == 0 for k in ("exp_avg", "exp_avg_sq"))
-    assert model._item_categories[free].nnz == 0
+    assert model._items.categories[free].nnz == 0
     assert model.user_items_[:, free].nnz == 0 and (model.item_counts_[free] == 0).all()
     free_users = model.user_vocab_.free_rows
     assert model.user_items_[free_users].nnz == 0
@@ -216,7 +216,8 @@ def test_a_reused_row_starts_exactly_as_a_new_row(aged):
     assert torch.count_nonzero(tr.id_emb.weight[r + 1]) == 0
     np.testing.assert_allclose(reuse._item_vectors()[r], grow._item_vectors()[g], atol=1e-6)
     assert (
-        reuse._item_categories[r].toarray().tolist() == grow._item_categories[g].toarray().tolist()
+        reuse._items.categories[r].toarray().tolist()
+        == grow._items.categories[g].toarray().tolist()
     )
     assert reuse.item_counts_[r] == grow.item_counts_[g] == 1
 

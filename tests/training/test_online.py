@@ -117,6 +117,8 @@ def assert_same(a, b, where="model"):
         assert sp.issparse(b) and a.shape == b.shape and (a != b).nnz == 0, where
     elif isinstance(a, torch.Tensor):
         assert torch.equal(a, b), where
+    elif isinstance(a, torch.nn.Module):
+        assert_same(a.state_dict(), b.state_dict(), where)
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:

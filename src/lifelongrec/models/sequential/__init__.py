@@ -29,7 +29,28 @@ Training (pieces from :mod:`lifelongrec.nn`): next-item prediction at every
 position (inputs ``seq[:-1]``, targets ``seq[1:]``), full softmax over a small catalogue
 and logQ-corrected sampled softmax (in-batch + uniform negatives) over a large one, plus
 the weighted auxiliary heads; AdamW, gradient clipping, early stopping on the full-ranking
-NDCG@10 of each user's last training event (held out), best weights kept.
+NDCG@10 of each user's last training event (held out), best weights kept. Online
+steps and updates train on the same windows with the same loss.
+
+The parts, each readable alone (none calls back into the estimator):
+
+=================  ==================================================================
+``_params``        :class:`SequentialParams`, the hyperparameters (typed, documented,
+                   checked), and the configs they turn into
+``_modules``       the torch modules with typed configs: item tower, user encoder,
+                   :class:`SequentialModule` (heads: :mod:`lifelongrec.models.heads`)
+``_content``       :class:`ContentFeaturizer`: text, categories, numeric attributes
+``_events``        the one event encoder of fit, updates, observe and given histories
+``_histories``     the user-history store and the one merge of new events into it
+``_lifecycle``     the id/row lifecycle (admission, expiry, reuse) and its RowChanges
+``_items``         the item tables (content, category targets, id rows) those change
+``_windows``       what is trained on: fit (with validation), update, replay windows
+``_trainer``       the one trainer (loss, loop, early stopping, Fisher) of fit,
+                   partial_fit and online steps
+``_online``        the online buffer: observed events waiting for an online step
+``_state``         save/load, namespaced by part, with a format version
+``_estimator``     :class:`SequentialRecommender`, which composes them
+=================  ==================================================================
 """
 
 from lifelongrec.models._base import FreeRow
@@ -43,7 +64,7 @@ from lifelongrec.models.sequential._modules import (
     SequentialModule,
     UserEncoder,
 )
-from lifelongrec.models.sequential._params import DEFAULT_TASK_WEIGHTS
+from lifelongrec.models.sequential._params import DEFAULT_TASK_WEIGHTS, SequentialParams
 
 __all__ = [
     "DEFAULT_TASK_WEIGHTS",
@@ -54,6 +75,7 @@ __all__ = [
     "ItemTower",
     "ItemTowerConfig",
     "SequentialModule",
+    "SequentialParams",
     "SequentialRecommender",
     "UserEncoder",
 ]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from lifelongrec.models.sequential._events import OOV_ROW, Events
+from lifelongrec.models._history import HistoryBatch
+from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
 from lifelongrec.nn import GAP_FIRST, gap_buckets, order_events, positions_from_end, right_align
 
-__all__ = ["HistoryStore", "merge_events"]
+__all__ = ["HistoryStore", "given_inputs", "merge_events"]
 
 KEYS = ("items", "types", "gaps", "ts")
 
@@ -144,4 +145,28 @@ def _aligned(ev: Events, rows: np.ndarray, n_rows: int, width: int) -> dict[str,
     return {
         key: right_align(rows, pos, ev[field], n_rows, width, dtype=np.int64)
         for key, field in zip(KEYS, ("item", "type", "gap", "ts"), strict=True)
+    }
+
+
+def given_inputs(
+    hist: HistoryBatch,
+    encoder: EventEncoder,
+    item_index: dict[str, int],
+    max_len: int,
+    n_time_buckets: int,
+) -> dict[str, np.ndarray]:
+    """The encoder inputs ``(n, L)`` of given histories (``Recommender.score_histories``):
+    each query's last ``max_len`` visible events, encoded exactly as a stored history is
+    (item, event type and time-gap inputs, right-aligned)."""
+    log = hist.events
+    # the encoder groups events by user row and time: a stand-in user and the log
+    # position as timestamp keep the log's own order, so its types line up.
+    stand_in = log.assign(timestamp=np.arange(len(log)))
+    ev = encoder.encode_frame(stand_in, {}, item_index, users=np.zeros(len(log), np.int64))
+    gaps = gap_buckets(hist.groups, hist.timestamps, int(n_time_buckets))
+    query, pos, event = hist.recent(int(max_len))
+    n, L = len(hist), int(max_len)
+    return {
+        key: right_align(query, pos, values[event], n, L)
+        for key, values in (("items", ev["item"]), ("types", ev["type"]), ("gaps", gaps))
     }

@@ -10,13 +10,14 @@ parts (histories, item tower, optimiser state, interaction matrix).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lifelongrec._errors import DataError
+from lifelongrec._errors import DataError, ParameterError
 from lifelongrec.features._vocab import Expired, IdVocabulary
 from lifelongrec.models._base import FreeRow
 
@@ -62,6 +63,15 @@ class RowChanges:
         """Whether any id took or left a row."""
         rows = (self.expired_users.rows, self.expired_items.rows, self.admitted_users)
         return any(len(r) for r in (*rows, self.admitted_items))
+
+    def expiry_record(self) -> dict[str, Any]:
+        """What expired, as the model reports it (``SequentialRecommender.expired_``)."""
+        return {
+            "now": int(self.now),
+            "users": self.expired_users.ids.tolist(),
+            "items": self.expired_items.ids.tolist(),
+            "n_pending_items_dropped": int(self.expired_items.n_pending_dropped),
+        }
 
     @property
     def reused_items(self) -> np.ndarray:
@@ -201,9 +211,13 @@ class RowLifecycle:
         for vocab, rows, _ in pairs:
             vocab.touch(rows, timestamps)
         self.now = now
-        ran = user_ttl is not None or item_ttl is not None
+        return self.unchanged(expiry_ran=user_ttl is not None or item_ttl is not None)
+
+    def unchanged(self, expiry_ran: bool = False) -> RowChanges:
+        """No row taken or freed, at the clock."""
         empty = np.empty(0, np.int64)
-        return RowChanges(now, _nothing(), _nothing(), empty, empty, self.items.n_rows, ran)
+        n_items = self.items.n_rows
+        return RowChanges(self.now, _nothing(), _nothing(), empty, empty, n_items, expiry_ran)
 
     def admit_items(self, ids: np.ndarray) -> RowChanges:
         """Rows for ``ids`` now, whatever their count (catalogue items added by hand)."""
@@ -212,9 +226,24 @@ class RowLifecycle:
         empty = np.empty(0, np.int64)
         return RowChanges(self.now, _nothing(), _nothing(), empty, rows, n_items_before, False)
 
-    def expire(self, now: int, user_ttl: float | None, item_ttl: float | None) -> RowChanges:
-        """Expire the ids unseen since ``now - ttl`` (nothing without a time-to-live).
-        The clock is left as it is."""
+    def expire(self, now: Any, user_ttl: float | None, item_ttl: float | None) -> RowChanges:
+        """Expire the ids unseen since ``now - ttl`` (nothing without a time-to-live);
+        ``now``: integer epoch seconds, ``None`` for the clock (left as it is).
+
+        Raises
+        ------
+        ParameterError
+            ``now`` is not an integer timestamp.
+        """
+        if now is None:
+            now = self.now
+        else:
+            ok = isinstance(now, numbers.Real) and not isinstance(now, bool)
+            if ok and not isinstance(now, numbers.Integral):
+                ok = math.isfinite(float(now)) and float(now).is_integer()
+            if not ok:
+                raise ParameterError("now", now, "None or an integer timestamp (epoch seconds)")
+            now = int(now)
         cut_u, cut_i = _cutoff(user_ttl, now), _cutoff(item_ttl, now)
         gone_u = _nothing() if cut_u is None else self.users.expire(cut_u)
         gone_i = _nothing() if cut_i is None else self.items.expire(cut_i)

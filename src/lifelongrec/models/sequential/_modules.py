@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +25,8 @@ __all__ = [
     "ItemTowerConfig",
     "SequentialModule",
     "UserEncoder",
+    "encode_users",
+    "padded_content",
 ]
 
 
@@ -247,3 +250,39 @@ class SequentialModule(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Head outputs at the last position (the user's state now)."""
         return self.heads(self.hidden(items, types, gaps)[:, -1])
+
+
+@torch.no_grad()
+def encode_users(
+    module: SequentialModule,
+    inputs: dict[str, np.ndarray],
+    rows: np.ndarray,
+    device: torch.device,
+    batch: int = 512,
+) -> dict[str, np.ndarray]:
+    """Head outputs at the last position (``"user"`` ``(n, D)`` and the auxiliary heads'
+    logits) of the rows ``rows`` of the encoder inputs ``inputs`` (``items``, ``types``,
+    ``gaps``, ``(U, L)`` each), ``batch`` rows at a time, in eval mode. Empty ``rows``
+    give an empty dict."""
+    if module.training:
+        module.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(rows), batch):
+        r = rows[start : start + batch]
+        out = module.last(
+            *(torch.as_tensor(inputs[k][r], device=device) for k in ("items", "types", "gaps"))
+        )
+        for key, value in out.items():
+            parts.setdefault(key, []).append(value.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def padded_content(content: np.ndarray | None, n_items: int, dim: int) -> torch.Tensor | None:
+    """The item tower's ``content`` buffer ``(N + 1, F)`` (row 0: padding) of item content
+    ``(N, F)`` (``None``: zeros); ``None`` without content features (``F = 0``)."""
+    if not dim:
+        return None
+    c = torch.zeros(n_items + 1, dim)
+    if content is not None:
+        c[1:] = torch.as_tensor(content)
+    return c

@@ -1,14 +1,17 @@
-"""Hyperparameters of the sequential model: their checks, and what they turn into
-(the loss weights, the device, the training settings, the modules' typed configs).
+"""Hyperparameters of the sequential model: declared once (:class:`SequentialParams`,
+whose fields are the estimator's constructor arguments), checked, and turned into what
+the parts take (the loss weights, the device, the training settings, the modules' typed
+configs).
 
-Functions of the hyperparameter dict (``model.get_params()``), so they hold no state and
-read the values of the moment they are called.
+The functions take the hyperparameter dict (``model.get_params()``), so they hold no
+state and read the values of the moment they are called.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,8 @@ from lifelongrec.nn import TrainConfig
 __all__ = [
     "DEFAULT_TASK_WEIGHTS",
     "TEXT_ENCODERS",
+    "SequentialParams",
+    "check_epochs",
     "check_params",
     "module_configs",
     "task_weights",
@@ -37,6 +42,147 @@ __all__ = [
 #: (event-type AUC 0.655 vs 0.662, category acc@1 0.433 vs 0.436; docs/benchmarks.md).
 DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.03, "category": 0.03}
 TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
+
+
+@dataclass(eq=False, repr=False)
+class SequentialParams:
+    """The hyperparameters of :class:`~lifelongrec.models.SequentialRecommender`, which
+    inherits this constructor (it stores them and nothing else; ``fit`` checks them).
+
+    Parameters
+    ----------
+    dim
+        Width ``D`` of every embedding and of the user and item vectors.
+    n_layers, n_heads
+        Transformer blocks and attention heads (``dim`` divisible by ``n_heads``).
+    ffn_mult
+        Width of each block's feed-forward layer as a multiple of ``dim`` (1: ``dim``;
+        SASRec's usual 4 gives ``inner_size = 4 * dim``).
+    dropout
+        Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``.
+    max_len
+        Events per user the encoder reads (the most recent; also the training window).
+    n_windows
+        Training windows per user going back in time: 1 trains on the last
+        ``max_len`` targets, ``k`` also on the ``(k - 1) * max_len`` before them.
+    n_time_buckets
+        Log2 buckets of the gap to the previous event (>= 3; 2 are reserved).
+    text_encoder
+        ``"auto"`` (MiniLM sentence vectors when ``lifelongrec.features._text`` and its
+        model are installed, else TF-IDF), ``"minilm"``, ``"tfidf"`` or ``None`` (no text).
+    content_gate
+        Multiply the content projection by a learned per-dimension gate.
+    id_dropout
+        Probability of hiding an item's id embedding during training (teaches the
+        content path to serve cold items), in ``[0, 1)``.
+    max_categories
+        Size of the category vocabulary (the most frequent; 0 disables categories).
+    like_threshold
+        With a single event type and ratings, ``value >= like_threshold`` is a "like" and
+        below a "dislike": the classes of the event-type input and head.
+    task_weights
+        Loss weights by task (``next_item``, ``event_type``, ``category``); missing keys
+        take :data:`DEFAULT_TASK_WEIGHTS`. ``None`` uses the defaults.
+    mmoe_experts
+        Experts of a multi-gate mixture between encoder and heads (0: off).
+    epochs, batch_size, lr, weight_decay, grad_clip
+        AdamW training; ``grad_clip`` is the max gradient norm (0: off). ``epochs`` is the
+        maximum: early stopping usually ends sooner.
+    patience
+        Epochs without a better validation NDCG@10 before stopping.
+    validation
+        Hold out each user's last event for early stopping and ``head_metrics_``; with
+        ``False`` train all ``epochs`` on everything.
+    full_softmax_max_items
+        Full softmax over the catalogue up to this many items, sampled softmax above.
+    n_negatives
+        Uniform negatives per batch of the sampled softmax (as many in-batch ones at most);
+        cheap next to the encoder, and many help on a large catalogue (docs/benchmarks.md).
+    partial_fit_epochs
+        Passes over the new events in ``partial_fit`` (warm start, optimiser carried over;
+        its ``epochs`` argument overrides it for one call).
+    partial_fit_context_weight
+        In updates (``partial_fit`` and :meth:`online_step`), the loss weight of the
+        user's already learned events in the same training window as their new ones (new
+        events weigh 1): a local replay of each active user's recent past, costing only
+        its share of the output layer. 0 trains on the new events only.
+    partial_fit_max_len
+        Length of the training windows of updates (new and replayed events; ``None``:
+        ``max_len``; scoring always reads ``max_len``): shorter windows cost less
+        (attention is quadratic) and pay off when users add one or two events per
+        update (docs/benchmarks.md, the lifelong strategy).
+    distill_weight, distill_temperature
+        Anti-forgetting in ``partial_fit``: weight of a distillation term that keeps the
+        next-item distribution close to the model's own before the update (the teacher,
+        a frozen copy; 0 = off), and its softmax temperature (> 0).
+    ewc_weight, fisher_batches
+        Elastic weight consolidation in updates: weight of the Fisher-weighted pull
+        towards the weights after the previous fit/update (0 = off), and how many
+        mini-batches estimate the diagonal Fisher information after each fit/update.
+    item_min_count
+        Events an item needs before it gets its own row (an id embedding, a place in
+        the catalogue), counted across ``fit`` and ``partial_fit`` calls (int >= 1; 1 =
+        at first sight). Until then its events stay in the users' sequences through the
+        shared out-of-vocabulary row (:data:`OOV_ROW`, a learned vector): the user
+        vector sees that something happened, but the item cannot be recommended, scored
+        by id or trained on as a target. :meth:`add_items` admits catalogue items at once.
+    user_ttl, item_ttl
+        Time-to-live in seconds (``None``: never expire; else a number > 0): a user or
+        item (or a pending item's count) unseen for longer than this is expired at each
+        ``partial_fit`` (now = the newest event timestamp seen; ids in the batch are
+        alive) and by :meth:`expire`. An expired user's stored history is cleared; an
+        expired item's id embedding, optimiser state, content and category rows are
+        reset, it leaves every ``user_items_`` row, and the events on it in stored
+        histories become out-of-vocabulary events. Their rows are reused by the next new
+        ids before the tables grow; an expired id seen again is admitted as new.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed of initialisation, shuffling, dropout and sampling (int >= 0).
+    verbose
+        Show a progress bar over epochs.
+    """
+
+    dim: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    ffn_mult: int = 1
+    dropout: float = 0.2
+    max_len: int = 50
+    n_windows: int = 1
+    n_time_buckets: int = 32
+    text_encoder: str | None = "auto"
+    content_gate: bool = False
+    id_dropout: float = 0.1
+    max_categories: int = 1000
+    like_threshold: float = 4.0
+    task_weights: dict[str, float] | None = None
+    mmoe_experts: int = 0
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 5
+    validation: bool = True
+    full_softmax_max_items: int = 20000
+    n_negatives: int = 2048
+    partial_fit_epochs: int = 2
+    partial_fit_context_weight: float = 0.0
+    partial_fit_max_len: int | None = None
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    ewc_weight: float = 0.0
+    fisher_batches: int = 20
+    item_min_count: int = 1
+    user_ttl: float | None = None
+    item_ttl: float | None = None
+    device: str = "auto"
+    random_state: int = 0
+    verbose: bool = True
+
+    def _validate_params(self) -> None:
+        check_params({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def check_params(p: Mapping[str, Any]) -> None:
@@ -141,6 +287,14 @@ def check_params(p: Mapping[str, Any]) -> None:
     )
     if not ok:
         raise ParameterError("device", dev, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def check_epochs(epochs: Any) -> None:
+    """``partial_fit``'s ``epochs``: ``None`` or an integer >= 0."""
+    if epochs is not None and (
+        isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+    ):
+        raise ParameterError("epochs", epochs, "None or an integer >= 0")
 
 
 def task_weights(weights: Mapping[str, float] | None) -> dict[str, float]:

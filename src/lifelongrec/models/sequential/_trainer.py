@@ -60,20 +60,22 @@ class Forgetting:
 
 @dataclass
 class TrainResult:
-    """Per epoch: ``records`` (mean losses by task, ``train_seconds``, with validation
-    ``val_ndcg@10``); with early stopping, the best epoch and its validation metrics."""
+    """Per epoch: ``records`` (``epoch``, the mean loss of each task, ``train_seconds``,
+    with validation ``val_ndcg@10``) and ``losses`` (the mean loss of each task); with
+    early stopping, the best epoch and its validation metrics."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_metrics: dict[str, dict[str, float]] | None = None
 
     def mean_losses(self) -> dict[str, float]:
         """Mean of each task's loss over the epochs."""
         sums: dict[str, float] = {}
-        for record in self.records:
-            for name, value in record["losses"].items():
+        for losses in self.losses:
+            for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value
-        return {name: value / len(self.records) for name, value in sums.items()}
+        return {name: value / len(self.losses) for name, value in sums.items()}
 
 
 class Trainer:
@@ -155,9 +157,10 @@ class Trainer:
                 losses = train_epoch(
                     loss, windows, self.optimizer, params, size, rng, config.grad_clip, dev
                 )
-                record: dict[str, Any] = {"epoch": epoch, "losses": losses}
+                record: dict[str, Any] = {"epoch": epoch, **losses}
                 record["train_seconds"] = time.perf_counter() - t0
                 result.records.append(record)
+                result.losses.append(losses)
                 if stopper is None:
                     bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
                     continue

@@ -1,0 +1,291 @@
+"""The sequential model's parts, one at a time: event encoder, history store, row
+lifecycle, trainer, online buffer, saved-state formats; and how the estimator composes
+them (one update path, hyperparameters never changed)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_sequential import TINY, two_worlds
+
+from lifelongrec import DataError, ParameterError
+from lifelongrec.data import make_events
+from lifelongrec.models import Recommender, SequentialRecommender
+from lifelongrec.models.sequential import OOV_ROW, SequentialParams
+from lifelongrec.models.sequential._events import TYPE_UNKNOWN, EventEncoder
+from lifelongrec.models.sequential._histories import HistoryStore, merge_events
+from lifelongrec.models.sequential._lifecycle import RowLifecycle
+from lifelongrec.models.sequential._online import OnlineBuffer
+from lifelongrec.models.sequential._state import FORMAT
+from lifelongrec.models.sequential._trainer import Trainer
+from lifelongrec.nn import gap_buckets
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lifelongrec" / "models" / "sequential"
+
+
+@pytest.fixture(scope="module")
+def world():
+    return two_worlds()
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    return SequentialRecommender(**TINY).fit(world)
+
+
+# ------------------------------------------------------------------ layout
+def test_no_part_imports_the_estimator():
+    for path in sorted(PACKAGE.glob("_*.py")):
+        if path.name in ("_estimator.py", "__init__.py"):
+            continue
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        assert "lifelongrec.models.sequential._estimator" not in names, path.name
+
+
+def test_hyperparameters_are_the_typed_fields_and_keep_their_names():
+    names = list(SequentialRecommender().get_params())
+    assert names[:3] == ["dim", "n_layers", "n_heads"] and names[-1] == "verbose"
+    assert len(names) == 37 and isinstance(SequentialRecommender(), SequentialParams)
+    assert SequentialRecommender.__module__ == "lifelongrec.models.sequential"
+
+
+# ------------------------------------------------------------ event encoder
+def test_event_encoder_modes_and_one_encoding_for_frames_and_arrays():
+    ev = make_events(["u", "u", "v"], ["a", "b", "a"], [3, 1, 2], ["buy", "view", "odd"])
+    enc = EventEncoder.fit(ev.iloc[:2], like_threshold=4.0)
+    assert enc.mode == "type" and enc.classes == ("buy", "view") and enc.n_type_ids == 4
+    users, items = {"u": 0, "v": 1}, {"a": 0}
+    frame = enc.encode_frame(ev, users, items)
+    arrays = enc.encode(
+        np.array([0, 0, 1]),
+        np.array([0, -1, 0]),
+        ev["timestamp"].to_numpy(),
+        ev["event_type"].to_numpy(dtype=object),
+        ev["value"].to_numpy(dtype=np.float64),
+    )
+    for key in frame:
+        np.testing.assert_array_equal(frame[key], arrays[key])
+    assert frame["item"].tolist() == [OOV_ROW, 1, 1]  # u's events in time order; b has no row
+    assert frame["type"].tolist() == [3, 2, TYPE_UNKNOWN]  # view, buy, an unknown type
+    np.testing.assert_array_equal(enc.target_types(frame["type"]), [1, 0, -1])
+    rated = ev.assign(event_type="interaction", value=[5.0, 1.0, np.nan])
+    like = EventEncoder.fit(rated, like_threshold=4.0)
+    assert like.mode == "like" and like.encode_frame(rated, users, items)[
+        "target_type"
+    ].tolist() == [0, 1, -1]
+    none = EventEncoder.fit(ev.assign(event_type="x"), like_threshold=4.0)
+    assert none.mode == "none" and none.classes == () and none.n_type_ids == 3
+
+
+# ------------------------------------------------------------ history store
+def _events(users, items, ts):
+    ev = {"user": np.array(users), "item": np.array(items), "ts": np.array(ts)}
+    ev["type"] = np.full(len(users), 2)
+    ev["target_type"] = np.zeros(len(users), np.int64)
+    return ev
+
+
+def test_history_store_append_equals_merge_and_forgets_items():
+    stored = _events([0, 0, 1], [1, 2, 3], [10, 20, 5])
+    stored["gap"] = gap_buckets(stored["user"], stored["ts"], 8)
+    one = HistoryStore.from_events(stored, 3, 4)
+    other = copy.deepcopy(one)
+    new = _events([0], [4], [30])
+    one.append(new, 8)  # the fast path: shift the row
+    other.merge(new, 8)  # the general path
+    for key in one.arrays:
+        np.testing.assert_array_equal(one.arrays[key], other.arrays[key])
+    assert one.read(np.array([0]))["item"].tolist() == [1, 2, 4]
+    merged = merge_events(other.read(np.array([1])), _events([1], [2], [1]), 8)
+    assert merged["item"].tolist() == [2, 3] and merged["is_new"].tolist() == [True, False]
+    one.forget_items(np.array([1]))  # item row 1 is shifted 2 in sequences
+    assert one.read(np.array([0]))["item"].tolist() == [1, OOV_ROW, 4]
+    one.grow(5)
+    one.clear(np.array([0]))
+    assert one.n_users == 5 and not one.arrays["items"][0].any()
+
+
+# ------------------------------------------------------------ row lifecycle
+def test_row_lifecycle_returns_what_it_changed():
+    ev = make_events(["u", "v", "v"], ["a", "b", "b"], [0, 10, 20])
+    rows = RowLifecycle.start(ev, item_min_count=2)
+    assert rows.item_ids().tolist() == ["b"] and rows.now == 20
+    with pytest.raises(DataError, match="item_min_count"):
+        RowLifecycle.start(ev.iloc[:2], item_min_count=2)
+    changes = rows.observe(make_events(["w", "w"], ["c", "c"], [100, 101]), 50, 50)
+    assert changes.expired_users.ids.tolist() == ["u", "v"] and changes.expiry_ran
+    assert (
+        changes.expired_items.ids.tolist() == ["b"] and changes.expired_items.n_pending_dropped == 1
+    )
+    assert changes.reused_items.tolist() == [0] and changes.admitted_users.tolist() == [0]
+    assert rows.item_ids().tolist() == ["c"] and changes.changed
+    record = changes.expiry_record()
+    assert record == {"now": 101, "users": ["u", "v"], "items": ["b"], "n_pending_items_dropped": 1}
+    rows.observe(make_events(["x"], ["c"], [101]), None, None)  # x: user row 1
+    assert rows.touch(np.array([0]), np.array([0]), np.array([300]), 50, None) is None  # x is stale
+    quiet = rows.touch(np.array([0]), np.array([0]), np.array([102]), None, None)
+    assert quiet is not None and not quiet.changed and rows.now == 102
+    with pytest.raises(ParameterError, match="'now'"):
+        rows.expire(1.5, None, None)
+
+
+# ------------------------------------------------------------ trainer and buffer
+def test_trainer_resets_item_rows_and_round_trips_its_state(fitted):
+    model = copy.deepcopy(fitted)
+    trainer = model._trainer
+    assert isinstance(trainer, Trainer) and trainer.module is model._module
+    weight = model._module.item_tower.id_emb.weight
+    trainer.reset_items(np.array([0, 1]))
+    assert not weight[1:3].any() and not trainer.optimizer.state[weight]["exp_avg"][1:3].any()
+    twin = Trainer(model._module, 0.01, 0.0, torch.device("cpu"))
+    twin.set_state(trainer.get_state())
+    for key, value in trainer.get_state().items():
+        np.testing.assert_array_equal(value, twin.get_state()[key])
+
+
+def test_online_buffer_keeps_context_once_and_forgets_users():
+    buf = OnlineBuffer()
+    store = HistoryStore.from_events(
+        {**_events([0, 1], [1, 2], [1, 2]), "gap": np.ones(2, np.int64)}, 2, 3
+    )
+    buf.record(_events([0, 1], [3, 3], [5, 5]), store)
+    buf.record(_events([0], [4], [6]), store)  # user 0's context is held already
+    buf.forget(np.array([1]))
+    assert buf.n == 2
+    old, new = buf.take()
+    assert old["user"].tolist() == [0] and new["item"].tolist() == [3, 4] and buf.n == 0
+
+
+# ------------------------------------------------------------ one update path
+def test_online_steps_train_on_partial_fits_windows(world, monkeypatch):
+    """An online step builds the windows partial_fit would (its window length and
+    context weight included), and trains them as one mini-batch."""
+    model = SequentialRecommender(
+        **{**TINY, "epochs": 1, "partial_fit_max_len": 3, "partial_fit_context_weight": 0.5}
+    ).fit(world)
+    seen = []
+    real = Trainer.train
+
+    def spy(self, windows, *args, **kwargs):
+        seen.append((windows, kwargs.get("batch_size")))
+        return real(self, windows, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    t = int(world.events["timestamp"].max())
+    new = make_events(["auser0", "auser0", "buser1"], ["a1", "a2", "b3"], [t + 1, t + 2, t + 3])
+    twin = copy.deepcopy(model)
+    model.observe(new)
+    model.online_step(1)
+    twin.partial_fit(new, epochs=1)
+    (w_online, batch), (w_update, _) = seen
+    assert batch == len(w_online) and w_online.items.shape[1] == 3
+    for field in ("items", "types", "gaps", "target_items", "target_weight"):
+        np.testing.assert_array_equal(getattr(w_online, field), getattr(w_update, field))
+    assert np.isclose(w_online.target_weight, 0.5).any()
+
+
+def test_partial_fit_epochs_is_an_argument_and_the_hyperparameter_stays(world):
+    model = SequentialRecommender(**{**TINY, "epochs": 1, "partial_fit_epochs": 1}).fit(world)
+    t = int(world.events["timestamp"].max())
+    model.partial_fit(make_events(["auser0"], ["a1"], [t + 1]), epochs=3)
+    assert sum(h["update"] == 1 for h in model.history_) == 3 and model.partial_fit_epochs == 1
+    with pytest.raises(ParameterError, match="'epochs'"):
+        model.partial_fit(make_events(["auser0"], ["a1"], [t + 2]), epochs=-1)
+
+
+# ------------------------------------------------------------ saved state
+def _as_format_1(path: Path) -> None:
+    """Rewrite a saved model's state in format 1 (the flat keys of models saved before)."""
+    meta = json.loads((path / "model.json").read_text())
+    extra = meta["extra"]
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    renames = [
+        ("module/", "w/"),
+        ("trainer/optimizer/", "opt/"),
+        ("trainer/ewc/fisher/", "ewcf/"),
+        ("trainer/ewc/anchor/", "ewca/"),
+        ("histories/", "hist/"),
+        ("content/featurizer/", "feat/"),
+        ("rows/users/", "uvocab/"),
+        ("rows/items/", "ivocab/"),
+        ("content/categories", "item_categories"),
+    ]
+    out = {}
+    for key, value in arrays.items():
+        for new, old in renames:
+            if key.startswith(new):
+                key = old + key[len(new) :]
+                break
+        out[key] = value
+    meta["sparse"] = ["item_categories" if k == "content/categories" else k for k in meta["sparse"]]
+    attrs = extra["attributes"]
+    meta["extra"] = {
+        "event_mode": extra["events"]["mode"],
+        "event_types": extra["events"]["classes"],
+        "featurizer": extra["content"]["featurizer"],
+        "content_dim": extra["content"]["dim"],
+        "n_updates": attrs["n_updates_"],
+        "head_metrics": attrs["head_metrics_"],
+        "history": attrs["history_"],
+        "best_epoch": attrs["best_epoch_"],
+        "vocab": {
+            "last_timestamp": extra["rows"]["now"],
+            "expired": attrs["expired_"],
+            "n_expired_users": attrs["n_expired_users_"],
+            "n_expired_items": attrs["n_expired_items_"],
+            "n_oov_events": attrs["n_oov_events_"],
+        },
+    }
+    with open(path / "arrays.npz", "wb") as fh:
+        np.savez(fh, **out)
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+def test_saved_state_is_namespaced_and_models_saved_before_still_load(world, tmp_path):
+    model = SequentialRecommender(**{**TINY, "epochs": 2, "ewc_weight": 1.0, "item_min_count": 2})
+    model.fit(world)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["class"] == "lifelongrec.models.sequential.SequentialRecommender"
+    assert meta["extra"]["format"] == FORMAT
+    with np.load(tmp_path / "m" / "arrays.npz") as npz:
+        prefixes = {k.split("/")[0] for k in npz.files if not k.startswith("_")}
+    assert prefixes == {"module", "trainer", "histories", "rows", "content"}
+    _as_format_1(tmp_path / "m")
+    old = Recommender.load(tmp_path / "m")
+    users = ["auser0", "buser1"]
+    np.testing.assert_array_equal(old.score_items(users), model.score_items(users))
+    assert old.expired_ == model.expired_ and old.history_ == model.history_
+    t = int(world.events["timestamp"].max())
+    update = make_events(["auser0", "buser1"], ["a3", "b4"], [t + 1, t + 2])
+    model.partial_fit(update)
+    old.partial_fit(update)  # the optimiser and EWC state came back too
+    np.testing.assert_array_equal(old.score_items(users), model.score_items(users))
+
+
+def test_a_newer_state_format_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["extra"]["format"] = FORMAT + 1
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="format 3 is not supported"):
+        Recommender.load(tmp_path / "m")
+
+
+def test_state_is_made_in_fit(world):
+    model = SequentialRecommender(**{**TINY, "epochs": 1})
+    assert not hasattr(model, "n_online_steps_")
+    model.fit(world)
+    assert model.n_online_steps_ == 0 and model.n_replayed_ == 0 and model.best_epoch_ is None
+    assert isinstance(pd.DataFrame(model.history_), pd.DataFrame)
