@@ -285,7 +285,7 @@ def test_a_newer_state_format_is_refused(fitted, tmp_path):
 
 def test_state_is_made_in_fit(world):
     model = SequentialRecommender(**{**TINY, "epochs": 1})
-    assert not hasattr(model, "n_online_steps_")
+    assert not hasattr(model, "n_online_steps_") and model.n_online_pending == 0
     model.fit(world)
     assert model.n_online_steps_ == 0 and model.n_replayed_ == 0 and model.best_epoch_ is None
     assert isinstance(pd.DataFrame(model.history_), pd.DataFrame)

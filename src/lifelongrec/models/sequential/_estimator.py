@@ -483,8 +483,9 @@ class SequentialRecommender(SequentialParams, Recommender):
 
     @property
     def n_online_pending(self) -> int:
-        """Events observed since the last :meth:`online_step` (not trained on yet)."""
-        return self._online.n
+        """Events observed since the last :meth:`online_step` (not trained on yet; 0
+        before ``fit``)."""
+        return self._online.n if self.is_fitted else 0
 
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()
