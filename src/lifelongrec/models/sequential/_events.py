@@ -8,6 +8,7 @@ Event-type inputs are ``0`` padding, ``1`` an unknown type, ``c + 2`` class ``c`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,10 @@ class EventEncoder:
             return cls("like", ("dislike", "like"), float(like_threshold))
         return cls("none", (), float(like_threshold))
 
+    @cached_property
+    def _class_index(self) -> dict[str, int]:
+        return {c: j for j, c in enumerate(self.classes)}
+
     @property
     def n_type_ids(self) -> int:
         """Size of the event-type input vocabulary (padding and unknown included)."""
@@ -75,7 +80,7 @@ class EventEncoder:
         order (equal timestamps keep their order)."""
         n = len(users)
         if self.mode == "type":
-            index = {c: j for j, c in enumerate(self.classes)}
+            index = self._class_index
             target = np.fromiter((index.get(str(t), -1) for t in event_types), np.int64, n)
         elif self.mode == "like":
             v = np.asarray(values, dtype=np.float64)

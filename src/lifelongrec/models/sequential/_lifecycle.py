@@ -24,11 +24,21 @@ from lifelongrec.models._base import FreeRow
 __all__ = ["RowChanges", "RowLifecycle"]
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# shared by every change that touches no row (the observe fast path makes one per call)
+_NO_ROWS = _frozen(np.empty(0, np.int64))
+_NOTHING = Expired(_NO_ROWS, _frozen(np.empty(0, object)), 0)
+
+
 def _nothing() -> Expired:
-    return Expired(np.empty(0, np.int64), np.empty(0, object), 0)
+    return _NOTHING
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowChanges:
     """What one lifecycle operation changed.
 
@@ -61,8 +71,12 @@ class RowChanges:
     @property
     def changed(self) -> bool:
         """Whether any id took or left a row."""
-        rows = (self.expired_users.rows, self.expired_items.rows, self.admitted_users)
-        return any(len(r) for r in (*rows, self.admitted_items))
+        return bool(
+            len(self.expired_users.rows)
+            or len(self.expired_items.rows)
+            or len(self.admitted_users)
+            or len(self.admitted_items)
+        )
 
     def expiry_record(self) -> dict[str, Any]:
         """What expired, as the model reports it (``SequentialRecommender.expired_``)."""
@@ -76,6 +90,8 @@ class RowChanges:
     @property
     def reused_items(self) -> np.ndarray:
         """Admitted item rows that were free before (to start over as new)."""
+        if len(self.admitted_items) == 0:
+            return self.admitted_items
         return self.admitted_items[self.admitted_items < self.n_items_before]
 
 
@@ -215,9 +231,8 @@ class RowLifecycle:
 
     def unchanged(self, expiry_ran: bool = False) -> RowChanges:
         """No row taken or freed, at the clock."""
-        empty = np.empty(0, np.int64)
         n_items = self.items.n_rows
-        return RowChanges(self.now, _nothing(), _nothing(), empty, empty, n_items, expiry_ran)
+        return RowChanges(self.now, _NOTHING, _NOTHING, _NO_ROWS, _NO_ROWS, n_items, expiry_ran)
 
     def admit_items(self, ids: np.ndarray) -> RowChanges:
         """Rows for ``ids`` now, whatever their count (catalogue items added by hand)."""
