@@ -298,13 +298,10 @@ class SequentialRecommender(SequentialParams, Recommender):
         become out-of-vocabulary events; both leave ``user_items_`` and the counts),
         record the expiry, and start reused item rows over (their content comes with
         the update or ``add_items`` that admitted them)."""
-        if not changes.changed:
-            if changes.expiry_ran:  # checked, nothing expired: the record says so
-                self.expired_ = changes.expiry_record()
-            return
-        self._sync_rows()
+        if changes.changed:
+            self._sync_rows()
         u, i = changes.expired_users.rows, changes.expired_items.rows
-        if changes.expiry_ran:
+        if changes.expiry_ran:  # the record says what expired, even when nothing did
             self._history_store.clear(u)
             if len(i):
                 self._history_store.forget_items(i)
