@@ -3,10 +3,10 @@ behind the :class:`~lifelongrec.models.Recommender` contract (see the package do
 
 The parts, each readable alone and none calling back into the estimator: the event
 encoder (``_events``), the user-history store (``_histories``), the id/row lifecycle
-(``_lifecycle``), the content featurizer (``_content``), the torch modules
-(``_modules``), what is trained on (``_windows``), the trainer (``_trainer``), the online
-buffer (``_online``), hyperparameter checks and configs (``_params``) and save/load
-(``_state``). The estimator holds them, reads its hyperparameters when it calls them,
+(``_lifecycle``), the item tables (``_items``), the content featurizer (``_content``),
+the torch modules (``_modules``), what is trained on (``_windows``), the trainer
+(``_trainer``), the online buffer (``_online``), hyperparameter checks and configs
+(``_params``) and save/load (``_state``). The estimator holds them, reads its hyperparameters when it calls them,
 and applies what one part changed to the others.
 """
 
