@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import Counter
 
 import numpy as np
@@ -241,35 +240,50 @@ def test_result_keys_and_json():
     assert r["drift"] is None  # not watched unless asked
 
 
-class Busy(Static):
-    """Static, but its updates spend CPU (spin) or only wall time (sleep)."""
+class FakeClocks:
+    """Stands in for the ``time`` module of the prequential protocol: a wall clock and a
+    CPU clock that only move when told, so timings are exact on any machine."""
 
-    def __init__(self, work: str = "spin", seconds: float = 0.05) -> None:
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def process_time(self) -> float:
+        return self.cpu
+
+
+class Busy(Static):
+    """Static, but each update takes 0.05 s of CPU (``spin``) or of waiting only
+    (``sleep``) on the fake clocks."""
+
+    def __init__(self, clocks: FakeClocks, work: str = "spin", seconds: float = 0.05) -> None:
+        self.clocks = clocks
         self.work = work
         self.seconds = seconds
 
     def _update(self, window):
-        if self.work == "sleep":
-            time.sleep(self.seconds)
-        else:
-            end = time.process_time() + self.seconds
-            while time.process_time() < end:
-                pass
+        self.clocks.wall += self.seconds
+        if self.work == "spin":
+            self.clocks.cpu += self.seconds
         return self.model_
 
 
 @pytest.mark.parametrize("work", ["spin", "sleep"])
-def test_update_cpu_seconds_beside_wall_seconds(work):
+def test_update_cpu_seconds_beside_wall_seconds(work, monkeypatch):
+    import lifelongrec.evaluation._prequential as protocol
+
+    clocks = FakeClocks()
+    monkeypatch.setattr(protocol, "time", clocks)
     data = synthetic(n_events=600, seed=1)
-    r = prequential(get_model("popularity"), data, Busy(work), 4, k=5, progress=False)
+    r = prequential(get_model("popularity"), data, Busy(clocks, work), 4, k=5, progress=False)
     recs = r["windows"]
-    for rec in recs:
-        assert rec["update_cpu_seconds"] >= 0 and rec["update_seconds"] >= 0
     for rec in recs[1:]:
-        if work == "spin":  # CPU time is counted
-            assert rec["update_cpu_seconds"] >= 0.05
-        else:  # waiting is wall time only
-            assert rec["update_seconds"] >= 0.05 and rec["update_cpu_seconds"] < 0.03
+        assert rec["update_seconds"] == pytest.approx(0.05)
+        # CPU time is counted when the update works, not when it waits
+        assert rec["update_cpu_seconds"] == pytest.approx(0.05 if work == "spin" else 0.0)
     assert r["total_update_cpu_seconds"] == pytest.approx(
         sum(w["update_cpu_seconds"] for w in recs)
     )
