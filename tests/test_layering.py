@@ -1,9 +1,10 @@
 """DESIGN's layers, and no import circle anywhere.
 
-* **Bottom layers**, importable by every layer: ``_errors`` (the typed errors), the
-  package root ``lifelongrec`` (those errors and the version), ``metrics`` (pure metric
-  functions) and ``nn`` (the torch toolkit: sequences, losses, forgetting, optimiser
-  state, loops). Each imports only the bottom layers before it.
+* **Bottom layers**, importable by every layer: ``_errors`` (the typed errors),
+  ``_params`` (the one parameter mechanism: declared constraints, ``get_params``,
+  ``repr``, validation), the package root ``lifelongrec`` (those errors and the
+  version), ``metrics`` (pure metric functions) and ``nn`` (the torch toolkit:
+  sequences, losses, forgetting, optimiser state, loops). Each imports only the bottom layers before it.
 * **The flow** runs one way: ``data -> features -> models -> training -> registry ->
   serving``; a package imports only from packages to its left (and the bottom layers).
 * **Evaluation drives from outside**: its protocols use data, features, models and
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lifelongrec"
-BOTTOM = ["_errors", "__init__", "metrics", "nn"]  # "__init__": the package root
+BOTTOM = ["_errors", "_params", "__init__", "metrics", "nn"]  # "__init__": the package root
 FLOW = ["data", "features", "models", "training", "registry", "serving"]
 
 # What each top-level part may import from lifelongrec, besides itself.

@@ -391,4 +391,4 @@ def test_bad_hyperparameters_raise(name, value, expected, world):
 
 def test_every_hyperparameter_is_checked():
     checked = {name for name, _, _ in BAD_PARAMS}
-    assert checked == set(SequentialRecommender._param_names())
+    assert checked == set(SequentialRecommender.param_names())

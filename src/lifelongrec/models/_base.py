@@ -56,6 +56,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
+from lifelongrec._params import Params
 from lifelongrec.data._schema import (
     DEFAULT_EVENT_TYPE,
     EVENT_COLUMNS,
@@ -351,32 +352,22 @@ def event_columns(events: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame | No
     return cols, items
 
 
-class Recommender:
+class Recommender(Params):
     """Base class: id vocabularies, seen-item masks, top-k, cold fallback, save/load."""
 
     #: Short name used by the CLI and ``get_model``.
     name: ClassVar[str] = "base"
 
     # ------------------------------------------------------------------ params
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+    # get_params, repr, clone and check_params come from Params: a model declares its
+    # settings' constraints in ``_constraints`` and cross-setting rules in
+    # ``_check_params``; ``fit`` checks them before any work.
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _check_params(self) -> None:
+        self.check_params()
 
     def _validate_params(self) -> None:
-        """Check hyperparameters; raise :class:`ParameterError`. Called by ``fit``."""
+        """Transitional: the checks of a model that does not declare constraints yet."""
 
     # -------------------------------------------------------------- vocabulary
     @property

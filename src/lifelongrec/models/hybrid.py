@@ -188,7 +188,7 @@ class Hybrid(Recommender):
         params = self._params_per_component()
         for i, (c, p) in enumerate(zip(comps, params, strict=True)):
             cls = MODELS[c]
-            known = cls._param_names()
+            known = cls.param_names()
             unknown = sorted(set(p) - set(known))
             if unknown:
                 raise ParameterError(

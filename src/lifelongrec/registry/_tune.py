@@ -75,7 +75,7 @@ def _is_real(v: Any) -> bool:
 def _check_space(space: Mapping[str, Any], cls: type[Recommender]) -> dict[str, Any]:
     if not isinstance(space, Mapping) or not space:
         raise ParameterError("space", space, "a non-empty dict {hyperparameter: range}")
-    names = cls._param_names()
+    names = cls.param_names()
     out = {}
     for name, spec in space.items():
         if name not in names:
