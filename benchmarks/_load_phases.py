@@ -391,7 +391,7 @@ def recall_phase(args: argparse.Namespace, home: Path, config: dict[str, Any]) -
         if index is None:
             return {"skipped": "the model has no vectors"}
         rng = np.random.default_rng(args.seed + 11)
-        known = np.asarray([u for u in model.user_ids_ if isinstance(u, str)], dtype=object)
+        known = np.asarray(model.known_users(), dtype=object)
         users = rng.choice(known, size=min(args.recall, len(known)), replace=False)
         U = np.asarray(model.user_vectors(users.tolist()), dtype=np.float32)
         ids, V = model.item_vectors()

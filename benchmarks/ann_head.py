@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = svc.live_model
         rng = np.random.default_rng(args.seed)
-        known = np.asarray([u for u in model.user_ids_ if isinstance(u, str)], dtype=object)
+        known = np.asarray(model.known_users(), dtype=object)
         users = rng.choice(known, size=min(args.users, len(known)), replace=False).tolist()
         U = np.asarray(model.user_vectors(users), dtype=np.float32)
         ids, V = model.item_vectors()

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     service = RecommenderService.open(work / "home", data="synthetic", config=config)
     start_seconds = time.perf_counter() - t0
     cap = service.config.max_users
-    items = [i for i in service.live_model.item_ids_ if isinstance(i, str)]
+    items = service.live_model.known_items()
     rng = np.random.default_rng(args.seed)
     base = memory_mb()
     readings = [{"users": 0, **base, "in_memory": service.users_in_memory, "seconds": 0.0}]

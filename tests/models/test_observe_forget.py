@@ -430,3 +430,16 @@ def test_insert_cells_equals_a_sparse_maximum(n_cells, with_values):
     assert Y.has_sorted_indices
     np.testing.assert_array_equal(X.toarray(), before.toarray())  # X itself untouched
     assert insert_cells(X, rows[-1:], cols[-1:]) is X  # nothing new: the same matrix
+
+
+def test_known_ids_leave_out_free_rows(blocks_dataset):
+    """known_users/known_items: the ids with a row, in row order, no free-row placeholder."""
+    model = get_model("itemknn").fit(blocks_dataset)
+    users = list(model.user_ids_)
+    assert model.known_users() == users and model.known_items() == list(model.item_ids_)
+    gone = users[1]
+    model.forget_users([gone])
+    assert model.known_users() == [u for u in users if u != gone]
+    assert all(isinstance(u, str) for u in model.known_users())
+    with pytest.raises(NotFittedError):
+        get_model("itemknn").known_items()

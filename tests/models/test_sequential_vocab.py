@@ -134,7 +134,7 @@ def test_expiry_frees_rows_and_new_ids_reuse_them(aged):
     assert model._item_index["a_new"] == freed[0]
     assert model.item_vocab_.free_rows.tolist() == freed[1:]
     assert model.user_rows("newbie")[0] < n_users
-    assert {i for i in model.item_ids_ if isinstance(i, str)} == alive_items
+    assert set(model.known_items()) == alive_items
     # free rows hold placeholders equal to no id: the id arrays stay unique, so an index
     # on them (as the evaluation protocols build) maps expired ids nowhere
     for ids in (model.item_ids_, model.user_ids_):
@@ -481,7 +481,7 @@ def test_item_vectors_score_like_recommend_and_skip_free_rows(aged):
     model.partial_fit(update)  # frees rows of expired items
     ids, V = model.item_vectors()
     assert not any(isinstance(i, FreeRow) for i in ids)
-    assert set(ids) == {i for i in model.item_ids_ if isinstance(i, str)}
+    assert set(ids) == set(model.known_items())
     u = model.user_vectors("auser0")
     order = np.argsort(-(V @ u), kind="stable")
     top, scores = model.recommend("auser0", k=3, exclude_seen=False)

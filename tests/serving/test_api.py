@@ -10,7 +10,7 @@ READ_KEY = "read-key-0123456789"  # the keys fixture of conftest.py
 
 
 def _known_user(service):
-    ids = [u for u in service.live_model.user_ids_ if isinstance(u, str)]
+    ids = service.live_model.known_users()
     return sorted(ids)[0]
 
 
@@ -323,8 +323,8 @@ def test_openapi_schema_validates(client):
 
 # ------------------------------------------------------------------- models
 def _feed(client, service, n, start=2_000_000_000):
-    users = [u for u in service.live_model.user_ids_ if isinstance(u, str)][:40]
-    items = [i for i in service.live_model.item_ids_ if isinstance(i, str)]
+    users = service.live_model.known_users()[:40]
+    items = service.live_model.known_items()
     rng = np.random.default_rng(0)
     events = [
         {
@@ -424,7 +424,7 @@ def test_hnsw_index_serves_upserts_and_is_compacted_by_the_learner(home, service
         live = service.live
         assert live.index.kind == "hnsw"
         model = live.model
-        users = sorted(u for u in model.user_ids_ if isinstance(u, str))[:20]
+        users = sorted(model.known_users())[:20]
         hits = 0
         for u in users:
             got = [i["item_id"] for i in service.recommend(u, k=10)["items"]]

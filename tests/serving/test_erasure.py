@@ -22,11 +22,11 @@ def _cfg(service_config, **over):
 
 
 def _items(service):
-    return sorted(i for i in service.live_model.item_ids_ if isinstance(i, str))
+    return sorted(service.live_model.known_items())
 
 
 def _users(service):
-    return sorted(u for u in service.live_model.user_ids_ if isinstance(u, str))
+    return sorted(service.live_model.known_users())
 
 
 def _knows(model, user):

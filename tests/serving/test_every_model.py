@@ -137,7 +137,7 @@ def test_idle_users_are_evicted_and_come_back(name, world, tmp_path):
     with RecommenderService.open(tmp_path / "home", data=world, config=cfg) as service:
         model = service.live_model
         n_rows = model.n_users
-        held = [u for u in model.user_ids_ if isinstance(u, str) and model.user_rows(u)[0] >= 0]
+        held = [u for u in model.known_users() if model.user_rows(u)[0] >= 0]
         assert len(held) <= 20
         evicted = sorted(set(world.events["user_id"].astype(str)) - set(held))
         assert evicted

@@ -28,8 +28,8 @@ def test_models_swap_under_load_without_failing_a_request(home, service_config):
     service = RecommenderService.open(home, config=cfg)
     model = service.live_model
     first = service.live_version
-    users = sorted(u for u in model.user_ids_ if isinstance(u, str))[:30]
-    items = [i for i in model.item_ids_ if isinstance(i, str)]
+    users = sorted(model.known_users())[:30]
+    items = model.known_items()
     answers, failures, versions = [], [], set()
     stop = threading.Event()
     seen = threading.Condition()

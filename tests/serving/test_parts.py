@@ -91,7 +91,7 @@ def test_the_learner_is_an_object_with_its_own_lifecycle(service):
     assert isinstance(learner, Learner) and not learner.running
     assert learner.cursor == service.store.last_seq and learner.lag() == 0
     assert learner.line_version == service.live_version and learner.challenger is None
-    user = sorted(u for u in service.live_model.user_ids_ if isinstance(u, str))[0]
+    user = sorted(service.live_model.known_users())[0]
     service.ingest({"user_id": user, "item_id": "i000001", "timestamp": 2_000_000_000})
     assert learner.lag() == 1
     rounds = learner.rounds

@@ -62,7 +62,7 @@ def test_open_needs_data_or_a_champion(tmp_path):
 
 # -------------------------------------------------------------------- service
 def test_service_input_errors(service):
-    user = next(u for u in service.live_model.user_ids_ if isinstance(u, str))
+    user = service.live_model.known_users()[0]
     n0 = service.store.n_events
     ev = {"user_id": user, "item_id": "i000001", "timestamp": 2_000_000_000}
     with pytest.raises(DataError, match="at most 500 events"):

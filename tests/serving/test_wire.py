@@ -194,7 +194,7 @@ def test_more_items_than_max_batch_is_a_422(client, service):
 
 # --------------------------------------------------------------- answers
 def test_answers_carry_title_and_categories_unless_turned_off(client, service):
-    user = sorted(u for u in service.live_model.user_ids_ if isinstance(u, str))[0]
+    user = sorted(service.live_model.known_users())[0]
     items = client.get(f"/users/{user}/recommendations", params={"k": 3}).json()["items"]
     for item in items:
         stored = service.store.item(item["item_id"])

@@ -390,6 +390,18 @@ class Recommender(Params):
         self._check_fitted()
         return len(self.item_ids_)
 
+    def known_users(self) -> list[str]:
+        """The ids of the users that hold a row, in row order (``user_ids_`` without the
+        placeholders of free rows, e.g. of erased users)."""
+        self._check_fitted()
+        return [u for u in self.user_ids_ if not isinstance(u, FreeRow)]
+
+    def known_items(self) -> list[str]:
+        """The ids of the items that hold a row, in row order (``item_ids_`` without the
+        placeholders of free rows, e.g. of expired items)."""
+        self._check_fitted()
+        return [i for i in self.item_ids_ if not isinstance(i, FreeRow)]
+
     def _set_vocab(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
         self.user_ids_ = np.asarray(user_ids, dtype=object)
         self.item_ids_ = np.asarray(item_ids, dtype=object)

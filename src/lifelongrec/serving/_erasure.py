@@ -40,7 +40,7 @@ from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._ingest import UserMemory
 from lifelongrec.serving._live import LiveSlot
-from lifelongrec.serving._shared import Locks, Timings, forget, live_ids
+from lifelongrec.serving._shared import Locks, Timings, forget
 
 __all__ = [
     "ERASURES_FILE",
@@ -207,7 +207,7 @@ def erase_user(
 def scrub_model(model: Recommender, erasures: ErasureLog, after_seq: int) -> list[str]:
     """Make a model that learned the store up to ``after_seq`` forget every user erased
     after that position; returns them."""
-    erased = erasures.erased_among(live_ids(model.user_ids_), after_seq)
+    erased = erasures.erased_among(model.known_users(), after_seq)
     for uid in erased:
         forget(model, uid)
     return erased

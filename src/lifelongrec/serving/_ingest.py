@@ -28,7 +28,7 @@ from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import discard_online_material
 from lifelongrec.serving._config import LimitSettings, UserSettings
 from lifelongrec.serving._live import LiveSlot
-from lifelongrec.serving._shared import Locks, live_ids
+from lifelongrec.serving._shared import Locks
 from lifelongrec.training import online_events
 
 __all__ = ["Ingestion", "UserMemory"]
@@ -69,7 +69,7 @@ class UserMemory:
         """Start from the users ``model`` holds, the least recently active (by their
         last stored event) first, and evict down to the cap. The trainer is copied from
         the live model afterwards, so it has nothing to follow."""
-        users = live_ids(model.user_ids_)
+        users = model.known_users()
         users.sort(key=lambda u: last_seqs.get(u, -1))
         with self.locks.ingest:
             self._recent = collections.OrderedDict.fromkeys(users)
@@ -82,7 +82,7 @@ class UserMemory:
         if not self._recent:
             return
         recent = self._recent
-        users = live_ids(model.user_ids_)
+        users = model.known_users()
         evicted = [u for u in users if u not in recent]
         if evicted:
             model.forget_users(evicted)

@@ -23,7 +23,7 @@ from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import VectorModel, discard_online_material
 from lifelongrec.serving._config import IndexSettings
 from lifelongrec.serving._index import ItemIndex
-from lifelongrec.serving._shared import Locks, live_ids
+from lifelongrec.serving._shared import Locks
 
 __all__ = ["LiveModel", "LiveSlot", "popularity"]
 
@@ -94,7 +94,8 @@ def popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
     """The live items by event count, most first (ties: row order), the first ``top``."""
     ids = np.asarray(model.item_ids_, dtype=object)
     counts = np.asarray(model.item_counts_, dtype=np.float64)[: len(ids)]
-    live = np.fromiter((isinstance(i, str) for i in ids), bool, len(ids))
+    known = set(model.known_items())
+    live = np.fromiter((i in known for i in ids), bool, len(ids))
     counts = np.where(live, counts, -np.inf)
     n = int(live.sum()) if top is None else min(int(top), int(live.sum()))
     if n == 0:
@@ -182,7 +183,7 @@ class LiveSlot:
             discard_online_material(model)
             follow(model)
             popular = popularity(model, POPULAR)
-            live_items = set(live_ids(model.item_ids_))
+            live_items = set(model.known_items())
             with self.locks.model:
                 self.current = LiveModel(model, version, index, categories, popular, live_items)
         return items

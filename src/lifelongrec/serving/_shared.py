@@ -22,12 +22,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 from lifelongrec.models import Recommender
 
-__all__ = ["COUNTERS", "Locks", "Timings", "forget", "live_ids"]
+__all__ = ["COUNTERS", "Locks", "Timings", "forget"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -73,11 +72,6 @@ class Timings(dict[str, tuple[float, float]]):
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {k: {"last": round(v[0], 4), "max": round(v[1], 4)} for k, v in self.items()}
-
-
-def live_ids(ids: Sequence[Any]) -> list[str]:
-    """The ids of a model's vocabulary that name a user or item (not a free row)."""
-    return [i for i in ids if isinstance(i, str)]
 
 
 def forget(model: Recommender, user_id: str) -> bool:
