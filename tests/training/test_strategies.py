@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 
 from lifelongrec import NotFittedError, ParameterError
+from lifelongrec._params import Integer, Number, Seed
 from lifelongrec.data import make_events, synthetic, time_windows
 from lifelongrec.models import Popularity, get_model
 from lifelongrec.training import (
     STRATEGIES,
     FineTune,
+    LearnsFromTeacher,
     Lifelong,
     ReservoirBuffer,
     Retrain,
@@ -112,6 +114,8 @@ def test_lifelong_hooks_teacher_and_replay_keyword(windows):
             self.calls.append((len(new_interactions), None if replay is None else len(replay)))
             return super().partial_fit(new_interactions)
 
+    assert isinstance(Student(), LearnsFromTeacher)
+    assert not isinstance(Popularity(), LearnsFromTeacher)
     s = Lifelong(replay_size=50, replay_share=0.5, seed=0)
     model = s.start(Student, windows[0])
     total_before = model.scores_.sum()
@@ -382,3 +386,86 @@ def test_distillation_with_new_items_in_the_window():
     s.update(w1)
     assert model.n_items > before  # the new items got rows and the update ran
     assert np.isfinite(model.score_items(list(model.user_ids_[:5]))).all()
+
+
+# --------------------------------------------------------------- the settings
+def out_of_range(constraint):
+    """A value of the right type that ``constraint`` refuses (just past a bound)."""
+    if isinstance(constraint, Seed):
+        return -1
+    if isinstance(constraint, Integer):
+        return constraint.low - 1
+    assert isinstance(constraint, Number), constraint
+    if constraint.low > -np.inf:
+        return constraint.low if constraint.low_open else constraint.low - 0.5
+    return constraint.high if constraint.high_open else constraint.high + 0.5
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_declared_setting_refuses_a_bool_and_an_out_of_range_value(name, windows):
+    cls = STRATEGIES[name]
+    constraints = cls.constraints()
+    assert set(constraints) == set(cls.param_names())  # every setting is declared
+    cls().check_params()  # the defaults pass
+    for setting, constraint in constraints.items():
+        for bad in (True, out_of_range(constraint)):
+            s = cls(**{setting: bad})
+            with pytest.raises(ParameterError) as err:
+                s.check_params()
+            assert err.value.name == setting and err.value.value is bad
+            assert f"'{setting}' must be {constraint.expected}; got {bad!r}" in str(err.value)
+            with pytest.raises(ParameterError, match=f"'{setting}'"):
+                s.start(factory("popularity"), windows[0])  # start checks them
+
+
+def test_lifelong_bounds_are_the_documented_ones():
+    ok = [
+        {"replay_share": 0.0},
+        {"replay_share": 0.999},
+        {"drift_replay_share": 0},
+        {"distill_weight": 0},
+        {"ewc_weight": np.float32(2.5)},
+        {"drift_epochs_factor": 1},
+        {"replay_size": np.int64(1)},
+        {"seed": None},
+        {"seed": 0},
+    ]
+    for kwargs in ok:
+        Lifelong(**kwargs).check_params()
+    bad = [
+        ("replay_share", None),
+        ("replay_share", 1),
+        ("drift_replay_share", float("nan")),
+        ("distill_weight", float("inf")),
+        ("drift_epochs_factor", 0.999),
+        ("replay_size", 1.0),
+        ("seed", 1.5),
+    ]
+    for name, value in bad:
+        with pytest.raises(ParameterError) as err:
+            Lifelong(**{name: value}).check_params()
+        assert err.value.name == name
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_repr_and_clone_round_trip(name):
+    cls = STRATEGIES[name]
+    s = get_strategy(name, seed=5)
+    twin = s.clone()
+    assert type(twin) is cls and twin is not s and twin.get_params() == s.get_params()
+    assert repr(twin) == repr(s)
+    assert eval(repr(s), {cls.__name__: cls}).get_params() == s.get_params()
+    assert not hasattr(twin, "model_")  # a clone has not started
+
+
+def test_reservoir_settings_are_params():
+    buf = ReservoirBuffer(np.int64(12), seed=3)
+    assert buf.get_params() == {"capacity": 12, "seed": 3} and type(buf.capacity) is int
+    assert repr(buf) == "ReservoirBuffer(capacity=12, seed=3)"
+    buf.add(stream(5))
+    twin = buf.clone()
+    assert len(twin) == 0 and twin.get_params() == buf.get_params()
+    for kwargs, name in [({"capacity": True}, "capacity"), ({"seed": -1}, "seed")]:
+        with pytest.raises(ParameterError) as err:
+            ReservoirBuffer(**kwargs)
+        assert err.value.name == name

@@ -34,8 +34,8 @@ from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
 from lifelongrec.evaluation._offline import evaluate_model
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import prequential
-from lifelongrec.models import MODELS, Recommender, get_model
-from lifelongrec.training import STRATEGIES, Lifelong, Strategy, get_strategy
+from lifelongrec.models import MODELS, get_model
+from lifelongrec.training import STRATEGIES, Lifelong, get_strategy
 
 __all__ = [
     "DRIFT_NONE",
@@ -243,22 +243,12 @@ def compare_models(
 
 
 # ---------------------------------------------------------------------- stream
-def _own_checks(settings: Recommender | Strategy) -> None:
-    """Run a model's or a strategy's own checks of its settings (they raise
-    :class:`ParameterError`), without data. Neither has a public method for it yet; this
-    is the one place that calls their private checks."""
-    if isinstance(settings, Strategy):
-        settings._validate()
-    else:
-        settings._validate_params()
-
-
 def _check_model_params(model: str, params: dict[str, Any]) -> type:
     """The model class of ``model``, its hyperparameters ``params`` checked."""
     if model not in MODELS:
         raise ParameterError("--model", model, f"one of {sorted(MODELS)}")
     cls = MODELS[model]
-    names = list(cls().get_params())
+    names = cls.param_names()
     unknown = sorted(set(params) - set(names))
     if unknown:
         raise ParameterError(
@@ -266,7 +256,7 @@ def _check_model_params(model: str, params: dict[str, Any]) -> type:
             unknown,
             f"hyperparameters of {model} ({', '.join(names) or 'none'})",
         )
-    _own_checks(cls(**params))
+    cls(**params).check_params()  # the model's public check, without data
     return cls
 
 
@@ -343,10 +333,10 @@ def check_stream_arguments(
     names = list(STRATEGIES) if strategy == STREAM_ALL else [strategy]
     settings = dict(lifelong or {})
     try:
-        _own_checks(Lifelong(replay_size=replay_size, **settings))
+        Lifelong(replay_size=replay_size, **settings).check_params()
     except ParameterError as exc:
         raise ParameterError(f"--{exc.name.replace('_', '-')}", exc.value, exc.expected) from None
-    hyperparameters = cls().get_params()
+    hyperparameters = cls.param_names()
     for name in ("distill_weight", "ewc_weight", "drift_replay_share"):
         value = settings.get(name)
         option = f"--{name.replace('_', '-')}"

@@ -10,7 +10,9 @@ as the public training toolkit. :mod:`lifelongrec.training._strategies` holds th
 strategies a model learns a stream of time windows with (static, retrain, finetune,
 lifelong with a replay buffer, distillation / EWC and a reaction to drift);
 :mod:`lifelongrec.training._online` the online learner (:class:`OnlineLearner`: state at
-once, parameters in mini-batches).
+once, parameters in mini-batches). :mod:`lifelongrec.training._capabilities` names the
+optional abilities of a model that both use, as Protocols checked with ``isinstance``
+(:class:`LearnsFromTeacher`, :class:`UpdateEpochs`, :class:`OnlineBuffering`).
 """
 
 from lifelongrec.nn import (
@@ -40,6 +42,12 @@ from lifelongrec.nn import (
     training_windows,
     windows_ending_at,
 )
+from lifelongrec.training._capabilities import (
+    LearnsFromTeacher,
+    OnlineBuffering,
+    UpdateEpochs,
+    partial_fit_keywords,
+)
 from lifelongrec.training._online import OnlineLearner, OnlineStats, online_events
 from lifelongrec.training._strategies import (
     STRATEGIES,
@@ -58,8 +66,10 @@ __all__ = [
     "Distillation",
     "EarlyStopping",
     "FineTune",
+    "LearnsFromTeacher",
     "Lifelong",
     "MultiTaskLoss",
+    "OnlineBuffering",
     "OnlineLearner",
     "OnlineStats",
     "ReservoirBuffer",
@@ -67,6 +77,7 @@ __all__ = [
     "Static",
     "Strategy",
     "TrainConfig",
+    "UpdateEpochs",
     "Windows",
     "concat_windows",
     "estimate_fisher",
@@ -81,6 +92,7 @@ __all__ = [
     "online_events",
     "optimizer_arrays",
     "order_events",
+    "partial_fit_keywords",
     "positions_from_end",
     "right_align",
     "sampled_softmax_loss",

@@ -27,20 +27,25 @@ Strategies
     ``partial_fit`` on the new window plus a replay sample of past events drawn from a
     seeded reservoir buffer (:class:`ReservoirBuffer`). A model that can learn from its
     previous version (distillation, EWC) exposes that through its own hyperparameters and
-    a ``set_teacher(previous)`` method: the strategy then passes it a frozen copy of the
-    model as it was before the update. A model whose ``partial_fit`` takes a ``replay``
-    keyword gets the replay sample there, apart from the new events (so it can tell old
-    from new); any other model gets the two together, in time order. The strategy can
-    build the model with its own distillation and EWC on (``distill_weight``,
-    ``ewc_weight``), and reacts to a detected drift with a heavier update (more passes,
-    through ``partial_fit``'s ``epochs`` keyword). It never changes a hyperparameter of
-    a model it holds.
+    a ``set_teacher(previous)`` method (:class:`~._capabilities.LearnsFromTeacher`):
+    the strategy then passes it a frozen copy of the model as it was before the update.
+    A model whose ``partial_fit`` takes a ``replay`` keyword gets the replay sample
+    there, apart from the new events (so it can tell old from new); any other model gets
+    the two together, in time order. The strategy can build the model with its own
+    distillation and EWC on (``distill_weight``, ``ewc_weight``), and reacts to a
+    detected drift with a heavier update (more passes, through ``partial_fit``'s
+    ``epochs`` keyword, on a model with ``partial_fit_epochs``:
+    :class:`~._capabilities.UpdateEpochs`). It never changes a hyperparameter of a model
+    it holds.
+
+A strategy's settings are :class:`~lifelongrec._params.Params`: declared constraints,
+``get_params``, ``repr``, ``clone`` and the public ``check_params`` (which ``start``
+calls).
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -49,8 +54,14 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import NotFittedError, ParameterError
+from lifelongrec._params import Constraint, Integer, Number, Params, Seed
 from lifelongrec.data import EVENT_COLUMNS, Dataset, as_dataset
 from lifelongrec.models import Recommender
+from lifelongrec.training._capabilities import (
+    LearnsFromTeacher,
+    UpdateEpochs,
+    partial_fit_keywords,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -64,27 +75,12 @@ __all__ = [
 ]
 
 
-def _check_seed(seed: Any) -> None:
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-    ):
-        raise ParameterError("seed", seed, "None or a non-negative integer")
-
-
-def _is_number(v: Any) -> bool:
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, (int, float, np.integer, np.floating))
-        and math.isfinite(float(v))
-    )
-
-
 def _time_order(events: pd.DataFrame) -> pd.DataFrame:
     order = np.argsort(events["timestamp"].to_numpy(), kind="stable")
     return events.iloc[order].reset_index(drop=True)
 
 
-class ReservoirBuffer:
+class ReservoirBuffer(Params):
     """A uniform sample of at most ``capacity`` events of a stream (Vitter's algorithm R).
 
     After ``n`` events have been added, every one of them is in the buffer with
@@ -104,16 +100,13 @@ class ReservoirBuffer:
         Events added so far.
     """
 
+    _constraints: ClassVar[dict[str, Constraint]] = {"capacity": Integer(1), "seed": Seed()}
+
     def __init__(self, capacity: int = 10_000, seed: int | None = 0) -> None:
-        if (
-            isinstance(capacity, bool)
-            or not isinstance(capacity, (int, np.integer))
-            or capacity < 1
-        ):
-            raise ParameterError("capacity", capacity, "a positive integer")
-        _check_seed(seed)
-        self.capacity = int(capacity)
+        self.capacity = capacity
         self.seed = seed
+        self.check_params()
+        self.capacity = int(capacity)
         self._rng = np.random.default_rng(seed)
         self._events = pd.DataFrame({c: [] for c in EVENT_COLUMNS})
         self.n_seen_ = 0
@@ -165,11 +158,13 @@ class ReservoirBuffer:
         return _time_order(self._events.iloc[pick])
 
 
-class Strategy:
+class Strategy(Params):
     """How a model learns a stream of windows (see the module docstring).
 
     Subclasses set :attr:`name`, take their settings as keyword arguments (stored, not
-    checked, in ``__init__``; checked by :meth:`start`) and implement :meth:`_update`.
+    checked, in ``__init__``; declared in ``_constraints`` and checked by
+    :meth:`~lifelongrec._params.Params.check_params`, which :meth:`start` calls) and
+    implement :meth:`_update`.
 
     Attributes
     ----------
@@ -187,18 +182,6 @@ class Strategy:
     def __init__(self) -> None:
         pass
 
-    def get_params(self) -> dict[str, Any]:
-        """Settings as given to ``__init__``."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def _validate(self) -> None:
-        """Check the settings; raise :class:`ParameterError`."""
-
     def start(
         self, model_factory: Callable[[], Recommender], first_window: Dataset | pd.DataFrame
     ) -> Recommender:
@@ -207,7 +190,7 @@ class Strategy:
         ``model_factory`` must return a new, unfitted model each call (``retrain`` calls
         it again at every window).
         """
-        self._validate()
+        self.check_params()
         if not callable(model_factory):
             raise ParameterError(
                 "model_factory", model_factory, "a callable returning a new Recommender"
@@ -304,9 +287,10 @@ class Lifelong(Strategy):
         Share of each update's events that are replayed, in ``[0, 1)``: with ``n`` new
         events, ``round(n * share / (1 - share))`` buffered events are drawn (fewer when
         the buffer holds fewer); ``0`` replays nothing. Default 0.25: on ml-latest-small
-        (10 windows, sequential model) 0.25 gave mean NDCG@10 0.0226 at 117 CPU seconds of
-        updates and 0.5 gave 0.0196 at 236 s (full retrain: 0.0171 at 695 s;
-        docs/benchmarks.md, issue 4 status).
+        (10 windows, sequential model) it ranked better than 0.5 at half the update
+        compute, and better than a full retrain at a fraction of its compute (the
+        figures: docs/lifelong.md, "What it earns", and docs/benchmarks.md, "Lifelong
+        learning (issue 4): where it stands").
     seed
         Seed of the buffer and its samples.
     distill_weight, ewc_weight
@@ -324,8 +308,8 @@ class Lifelong(Strategy):
         After a detected drift (:meth:`on_drift`), the next update only runs
         ``ceil(partial_fit_epochs * factor)`` passes on a model with a
         ``partial_fit_epochs`` hyperparameter whose ``partial_fit`` takes an ``epochs``
-        keyword (passed there; the hyperparameter is not changed). A number >= 1; ``1``
-        turns the heavier update off.
+        keyword (:class:`~._capabilities.UpdateEpochs`, passed there; the hyperparameter
+        is not changed). A number >= 1; ``1`` turns the heavier update off.
     drift_replay_share
         The replay share of that next update, in ``[0, 1)``; ``None`` (default): half of
         ``replay_share``.
@@ -337,9 +321,10 @@ class Lifelong(Strategy):
     count-based model (``popularity``) counts them once more, which is what replay does
     to one; models that keep exact histories are unchanged by pairs they already hold but
     re-learn the replayed users (``als``, ``bpr``). Hooks for a model that can do more:
-    ``set_teacher(previous)`` receives a frozen deep copy of the model before each update
-    (distillation, EWC), and a ``replay`` keyword of ``partial_fit`` receives the sample
-    apart from the new events.
+    ``set_teacher(previous)`` (:class:`~._capabilities.LearnsFromTeacher`) receives a
+    frozen deep copy of the model before each update (distillation, EWC), and a
+    ``replay`` keyword of ``partial_fit`` (:func:`~._capabilities.partial_fit_keywords`)
+    receives the sample apart from the new events.
 
     Why a drift makes the replay share *smaller* by default, although the issue that
     asked for a reaction named "a larger replay share": the detector watches the
@@ -366,6 +351,15 @@ class Lifelong(Strategy):
     """
 
     name = "lifelong"
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "replay_size": Integer(1),
+        "replay_share": Number(0, 1, high_open=True),
+        "seed": Seed(),
+        "distill_weight": Number(0, none=True),
+        "ewc_weight": Number(0, none=True),
+        "drift_epochs_factor": Number(1),
+        "drift_replay_share": Number(0, 1, high_open=True, none=True),
+    }
 
     def __init__(
         self,
@@ -384,26 +378,6 @@ class Lifelong(Strategy):
         self.ewc_weight = ewc_weight
         self.drift_epochs_factor = drift_epochs_factor
         self.drift_replay_share = drift_replay_share
-
-    def _validate(self) -> None:
-        r = self.replay_size
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
-            raise ParameterError("replay_size", r, "a positive integer (events in the buffer)")
-        for name in ("replay_share", "drift_replay_share"):
-            s = getattr(self, name)
-            if name == "drift_replay_share" and s is None:
-                continue
-            if not _is_number(s) or not 0 <= s < 1:
-                what = "a number in [0, 1)"
-                raise ParameterError(name, s, what if name == "replay_share" else f"None or {what}")
-        _check_seed(self.seed)
-        for name in ("distill_weight", "ewc_weight"):
-            w = getattr(self, name)
-            if w is not None and not (_is_number(w) and w >= 0):
-                raise ParameterError(name, w, "None (the model's own setting) or a number >= 0")
-        f = self.drift_epochs_factor
-        if not (_is_number(f) and f >= 1):
-            raise ParameterError("drift_epochs_factor", f, "a number >= 1 (1: no extra passes)")
 
     def _configure(self, model: Recommender) -> Recommender:
         params = model.get_params()
@@ -448,19 +422,19 @@ class Lifelong(Strategy):
         drift, self._drift = self._drift, None
         share = float(self.replay_share)
         epochs: list[int] | None = None
+        keywords = partial_fit_keywords(model)
         if drift is not None:
             share = share / 2 if self.drift_replay_share is None else float(self.drift_replay_share)
-            takes = inspect.signature(model.partial_fit).parameters
-            if "partial_fit_epochs" in model.get_params() and "epochs" in takes:
-                usual = int(model.get_params()["partial_fit_epochs"])
+            if isinstance(model, UpdateEpochs) and "epochs" in keywords:
+                usual = int(model.partial_fit_epochs)
                 epochs = [usual, math.ceil(usual * float(self.drift_epochs_factor))]
         n_replay = math.floor(len(window) * share / (1.0 - share) + 0.5)
         replay = self.buffer_.sample(n_replay)
         self.n_replayed_.append(len(replay))
-        if callable(getattr(model, "set_teacher", None)):
+        if isinstance(model, LearnsFromTeacher):
             model.set_teacher(copy.deepcopy(model))
         passes = {} if epochs is None else {"epochs": epochs[1]}
-        if "replay" in inspect.signature(model.partial_fit).parameters:
+        if "replay" in keywords:
             model.partial_fit(window, replay=window.with_events(replay), **passes)
         else:
             new = window.events.loc[:, list(EVENT_COLUMNS)]
@@ -497,7 +471,7 @@ def get_strategy(name: str, **params: Any) -> Strategy:
         cls = STRATEGIES[name]
     except KeyError:
         raise ParameterError("strategy", name, f"one of {list(STRATEGIES)}") from None
-    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    known = set(cls.param_names())
     if "seed" not in known:
         params.pop("seed", None)
     unknown = sorted(set(params) - known)

@@ -1,0 +1,85 @@
+"""Optional abilities of a model that training uses, as small Protocols checked with
+``isinstance`` where they are needed (DESIGN: "Optional abilities of a model ... are small
+Protocols checked where they are needed, not getattr probes").
+
+Every model learns through the common :class:`~lifelongrec.models.Recommender` contract
+(``fit``, ``partial_fit``, ``observe``, ...). A model that also has an ability below is
+trained better by :class:`~lifelongrec.training.Lifelong` or faster by
+:class:`~lifelongrec.training.OnlineLearner`:
+
+* :class:`LearnsFromTeacher`: ``set_teacher(previous)`` receives a frozen copy of the
+  model as it was before each lifelong update (distillation, EWC).
+* :class:`UpdateEpochs`: a ``partial_fit_epochs`` hyperparameter (the passes of an
+  update), which a heavier update after a drift multiplies, passed through
+  ``partial_fit``'s ``epochs`` keyword (see :func:`partial_fit_keywords`).
+* :class:`OnlineBuffering`: ``observe`` also buffers material for online parameter
+  steps (``online_step``), the online learner's fast path. The service uses the same
+  Protocol (``lifelongrec.serving`` re-exports it).
+
+A runtime Protocol check sees only that a member exists, not which arguments a method
+takes; the optional keywords of ``partial_fit`` (``replay``, ``epochs``) are therefore
+read from its signature by :func:`partial_fit_keywords`, the one place that does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "PARTIAL_FIT_KEYWORDS",
+    "LearnsFromTeacher",
+    "OnlineBuffering",
+    "UpdateEpochs",
+    "partial_fit_keywords",
+]
+
+#: The optional keywords of ``partial_fit`` a strategy passes to a model that takes
+#: them: ``replay`` (past events to rehearse, apart from the new ones) and ``epochs``
+#: (the passes of this one update; the hyperparameter stays as it is).
+PARTIAL_FIT_KEYWORDS: frozenset[str] = frozenset({"replay", "epochs"})
+
+
+@runtime_checkable
+class LearnsFromTeacher(Protocol):
+    """A model that learns from its previous version."""
+
+    def set_teacher(self, previous: Any) -> None:
+        """Take ``previous`` (a frozen deep copy of this model before the update) as the
+        teacher of the next ``partial_fit``."""
+        ...
+
+
+@runtime_checkable
+class UpdateEpochs(Protocol):
+    """A model whose updates run ``partial_fit_epochs`` passes unless ``partial_fit``'s
+    ``epochs`` keyword says otherwise (when it takes one: :func:`partial_fit_keywords`)."""
+
+    partial_fit_epochs: int
+
+
+@runtime_checkable
+class OnlineBuffering(Protocol):
+    """A model whose ``observe`` buffers events for online parameter steps."""
+
+    @property
+    def n_online_pending(self) -> int:
+        """Events observed since the last :meth:`online_step`."""
+        ...
+
+    def online_step(self, steps: int = 1) -> Any:
+        """Take ``steps`` parameter steps on the buffered events (0: drop them)."""
+        ...
+
+
+def partial_fit_keywords(model: Any) -> frozenset[str]:
+    """Which of :data:`PARTIAL_FIT_KEYWORDS` the model's ``partial_fit`` takes.
+
+    >>> from lifelongrec.models import Popularity, SequentialRecommender
+    >>> sorted(partial_fit_keywords(SequentialRecommender()))
+    ['epochs', 'replay']
+    >>> partial_fit_keywords(Popularity())
+    frozenset()
+    """
+    taken = inspect.signature(model.partial_fit).parameters
+    return frozenset(name for name in PARTIAL_FIT_KEYWORDS if name in taken)
