@@ -14,7 +14,7 @@ import torch
 from lifelongrec import DataError, NotFittedError, ParameterError
 from lifelongrec.data import Dataset, make_events, make_items
 from lifelongrec.models import ItemKNN, SequentialRecommender
-from lifelongrec.training import OnlineLearner, OnlineStats, online_events
+from lifelongrec.training import OnlineBuffering, OnlineLearner, OnlineStats, online_events
 
 TINY = dict(
     dim=16,
@@ -629,6 +629,32 @@ def test_bad_learner_settings_raise(quick, kwargs, name):
     with pytest.raises(ParameterError) as info:
         OnlineLearner(quick, **kwargs)
     assert info.value.name == name
+
+
+def test_learner_settings_are_params(quick, world):
+    learner = OnlineLearner(quick, batch_size=np.int64(4), train_inline=False)
+    assert learner.get_params() == {
+        "model": quick,
+        "batch_size": 4,
+        "steps_per_batch": 1,
+        "train_inline": False,
+    }
+    assert type(learner.batch_size) is int
+    assert (
+        repr(learner) == f"OnlineLearner(model={quick!r}, batch_size=4, "
+        "steps_per_batch=1, train_inline=False)"
+    )
+    learner.check_params()
+    twin = learner.clone()  # the same settings on a copy of the model
+    assert twin.model is not quick and twin.get_params()["batch_size"] == 4
+    assert twin.fast_path and isinstance(quick, OnlineBuffering)
+    knn = ItemKNN().fit(world)
+    assert not isinstance(knn, OnlineBuffering) and not OnlineLearner(knn).fast_path
+    assert OnlineLearner(knn).n_pending == 0
+    for name in ("batch_size", "steps_per_batch", "train_inline"):
+        with pytest.raises(ParameterError) as info:
+            OnlineLearner(quick, **{name: None})
+        assert info.value.name == name and "got None" in str(info.value)
 
 
 def test_learner_needs_a_fitted_recommender():

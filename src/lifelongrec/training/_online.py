@@ -5,7 +5,8 @@ mini-batches.
 (DESIGN, "Lifelong learning": *an event updates that user's state at once; parameters are
 updated in mini-batches by a background learner*). For a model with a fast path
 (:meth:`~lifelongrec.models.SequentialRecommender.observe` and
-:meth:`~lifelongrec.models.SequentialRecommender.online_step`, the sequential model):
+:meth:`~lifelongrec.models.SequentialRecommender.online_step`, the sequential model: an
+:class:`~lifelongrec.training.OnlineBuffering` model):
 
 1. :meth:`OnlineLearner.observe` validates the events and merges them into their users'
    stored histories at once, exactly as ``partial_fit`` would (new users and items get
@@ -54,12 +55,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from lifelongrec._errors import DataError, NotFittedError, ParameterError
+from lifelongrec._errors import DataError, NotFittedError
+from lifelongrec._params import Boolean, Constraint, Integer, Params, Satisfies, is_int
 from lifelongrec.data import (
     DEFAULT_EVENT_TYPE,
     EVENT_COLUMNS,
@@ -69,6 +71,7 @@ from lifelongrec.data import (
     Dataset,
 )
 from lifelongrec.models import Recommender
+from lifelongrec.training._capabilities import OnlineBuffering
 
 __all__ = ["OnlineLearner", "OnlineStats", "online_events"]
 
@@ -88,7 +91,7 @@ def _where(i: int) -> str:
 def _id(value: Any, name: str, i: int) -> str:
     if isinstance(value, str) and value:
         return value
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         return str(value)
     raise DataError(
         f"{name} is missing or not an id",
@@ -99,7 +102,7 @@ def _id(value: Any, name: str, i: int) -> str:
 
 
 def _timestamp(value: Any, i: int) -> int:
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         if TIMESTAMP_MIN <= int(value) <= TIMESTAMP_MAX:
             return int(value)
         raise _out_of_range(value, i)
@@ -113,7 +116,7 @@ def _timestamp(value: Any, i: int) -> int:
 
 def _out_of_range(value: Any, i: int) -> DataError:
     hint = ""
-    if isinstance(value, (numbers.Integral, np.integer)) and value > TIMESTAMP_MAX:
+    if is_int(value) and value > TIMESTAMP_MAX:
         hint = " (milliseconds or finer? send seconds)"
     return DataError(
         f"timestamp out of range{hint}",
@@ -359,15 +362,7 @@ class OnlineStats:
         return {**asdict(self), "events_per_second": self.events_per_second}
 
 
-def _positive_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise ParameterError(name, value, f"an integer >= {low}")
-    if value < low:
-        raise ParameterError(name, value, f"an integer >= {low}")
-    return int(value)
-
-
-class OnlineLearner:
+class OnlineLearner(Params):
     """Feed a fitted model events as they happen (see the module docstring).
 
     Parameters
@@ -399,7 +394,8 @@ class OnlineLearner:
     Raises
     ------
     ParameterError
-        ``model`` is not a Recommender, or a setting is out of range.
+        ``model`` is not a Recommender, or a setting is out of range (the settings are
+        :class:`~lifelongrec._params.Params`: declared, checked by ``check_params``).
     NotFittedError
         ``model`` has not been fitted.
 
@@ -419,6 +415,13 @@ class OnlineLearner:
     (2, 1, 0)
     """
 
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "model": Satisfies(lambda m: isinstance(m, Recommender), "a lifelongrec Recommender"),
+        "batch_size": Integer(1),
+        "steps_per_batch": Integer(1),
+        "train_inline": Boolean(),
+    }
+
     def __init__(
         self,
         model: Recommender,
@@ -426,39 +429,35 @@ class OnlineLearner:
         steps_per_batch: int = 1,
         train_inline: bool = True,
     ) -> None:
-        if not isinstance(model, Recommender):
-            raise ParameterError("model", model, "a lifelongrec Recommender")
+        self.model = model
+        self.batch_size = batch_size
+        self.steps_per_batch = steps_per_batch
+        self.train_inline = train_inline
+        self.check_params()
         if not model.is_fitted:
             raise NotFittedError(
                 f"this {type(model).__name__} is not fitted yet; fit it before learning online"
             )
-        self.batch_size = _positive_int("batch_size", batch_size, 1)
-        self.steps_per_batch = _positive_int("steps_per_batch", steps_per_batch, 1)
-        if not isinstance(train_inline, bool):
-            raise ParameterError("train_inline", train_inline, "True or False")
-        self.model = model
-        self.train_inline = train_inline
+        self.batch_size = int(batch_size)
+        self.steps_per_batch = int(steps_per_batch)
+        self.train_inline = bool(train_inline)
+        # The model never changes (a setting), so neither does its ability; a runtime
+        # Protocol check costs microseconds, too much for every event of a service.
+        self._buffers = isinstance(model, OnlineBuffering)
         self.lock = threading.RLock()
         self.stats = OnlineStats()
 
-    def __repr__(self) -> str:
-        return (
-            f"OnlineLearner({type(self.model).__name__}, batch_size={self.batch_size}, "
-            f"steps_per_batch={self.steps_per_batch}, train_inline={self.train_inline})"
-        )
-
     @property
     def fast_path(self) -> bool:
-        """Whether the model updates state at once and parameters in mini-batches."""
-        return callable(getattr(self.model, "observe", None)) and callable(
-            getattr(self.model, "online_step", None)
-        )
+        """Whether the model updates state at once and parameters in mini-batches (an
+        :class:`~lifelongrec.training.OnlineBuffering` model)."""
+        return self._buffers
 
     @property
     def n_pending(self) -> int:
         """Events observed but not trained on yet (0 for a model without a fast path)."""
         with self.lock:
-            return int(getattr(self.model, "n_online_pending", 0)) if self.fast_path else 0
+            return int(self.model.n_online_pending) if self._buffers else 0
 
     # --------------------------------------------------------------- taking events
     def learn(self, events: Any, items: pd.DataFrame | None = None) -> OnlineLearner:
