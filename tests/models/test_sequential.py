@@ -91,16 +91,16 @@ def test_histories_hold_the_last_max_len_events_in_time_order():
     )
     m = SequentialRecommender(**{**TINY, "max_len": 6, "epochs": 1}).fit(ev)
     order = ["i4", "i3", "i2", "i1", "i0", "i5", "i6", "i7", "i8", "i9", "i10", "i11"]
-    rows = m._history_store.arrays["items"][m.user_rows("u")[0]]
+    rows = m.user_histories_["items"][m.user_rows("u")[0]]
     assert [m.item_ids_[r - 1] for r in rows] == order[-6:]
-    rows_v = m._history_store.arrays["items"][m.user_rows("v")[0]]
+    rows_v = m.user_histories_["items"][m.user_rows("v")[0]]
     assert rows_v[:4].tolist() == [0, 0, 0, 0]
     assert [m.item_ids_[r - 1] for r in rows_v[4:]] == ["i0", "i1"]
 
 
 # ------------------------------------------------------------------ user tower
 def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
-    module = fitted._module
+    module = fitted.module_
     module.eval()
     L = fitted.max_len
     items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [0, 0, 3, 4, 5, 9, 10, 11]])
@@ -116,7 +116,7 @@ def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
 
 
 def test_padding_does_not_change_the_user_vector(fitted):
-    module = fitted._module
+    module = fitted.module_
     items = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5]])
     with torch.no_grad():
         a = module.hidden(items, torch.where(items > 0, 2, 0), torch.where(items > 0, 4, 0))
@@ -132,14 +132,14 @@ def test_cold_item_is_served_from_content(world):
         events=make_events(["newbie"], ["a_new"], [10**7]), items=catalogue(10, ["a_new"])
     )
     model.partial_fit(upd)
-    row = model._item_index["a_new"]
-    tower = model._module.item_tower
+    row = model.item_index_["a_new"]
+    tower = model.module_.item_tower
     assert torch.count_nonzero(tower.id_emb.weight[row + 1]) == 0  # no id signal yet
-    V = model._item_vectors()
-    assert np.linalg.norm(V[row]) > 0  # ... but a vector from content alone
+    _, v = model.item_vectors("a_new")
+    assert np.linalg.norm(v[0]) > 0  # ... but a vector from content alone
     # an a-user ranks the new a-item high: above most b-items, in the top half overall
     scores = model.score_items("auser0")
-    b_items = [model._item_index[f"b{i}"] for i in range(10)]
+    b_items = [model.item_index_[f"b{i}"] for i in range(10)]
     assert scores[row] > np.median(scores[b_items])
     assert (scores > scores[row]).sum() < len(scores) / 2
 
@@ -201,7 +201,7 @@ def test_mmoe_and_sampled_softmax_paths_run():
     model = SequentialRecommender(
         **{**TINY, "mmoe_experts": 3, "full_softmax_max_items": 0, "n_negatives": 8}
     ).fit(two_worlds())
-    assert model._module.heads.mmoe is not None
+    assert model.module_.heads.mmoe is not None
     ids, scores = model.recommend(["auser0", "buser1"], k=3)
     assert np.isfinite(scores).all()
     assert model.history_[-1]["next_item"] < model.history_[0]["next_item"]
@@ -244,11 +244,11 @@ def test_save_load_round_trip_scores_heads_and_updates(fitted, world, tmp_path):
 
 def test_ffn_mult_sets_the_feed_forward_width_and_survives_save(world, tmp_path):
     wide = SequentialRecommender(**{**TINY, "ffn_mult": 4, "epochs": 2}).fit(world)
-    ffn = wide._module.encoder.blocks[0].ffn
+    ffn = wide.module_.encoder.blocks[0].ffn
     assert ffn[0].weight.shape == (64, 16) and ffn[2].weight.shape == (16, 64)
     narrow = SequentialRecommender(**{**TINY, "epochs": 2}).fit(world)
-    n = sum(p.numel() for p in narrow._module.parameters())
-    w = sum(p.numel() for p in wide._module.parameters())
+    n = sum(p.numel() for p in narrow.module_.parameters())
+    w = sum(p.numel() for p in wide.module_.parameters())
     assert w - n == 2 * 16 * (64 - 16) + (64 - 16)  # two matrices and one bias grow
     loaded = Recommender.load(wide.save(tmp_path / "wide"))
     assert loaded.ffn_mult == 4
@@ -258,33 +258,20 @@ def test_ffn_mult_sets_the_feed_forward_width_and_survives_save(world, tmp_path)
 
 # ------------------------------------------------------------------ partial_fit
 def _old_loss(model, data):
-    """Next-item loss of the model on ``data``'s windows (no update)."""
-    from lifelongrec.training import MultiTaskLoss, training_windows
-
-    ev = model._events.encode_frame(data.events, model._user_index, model._item_index)
-    from lifelongrec.training import gap_buckets
-
-    gaps = gap_buckets(ev["user"], ev["ts"], model.n_time_buckets)
-    w = training_windows(
-        ev["user"],
-        ev["item"],
-        ev["type"],
-        gaps,
-        ev["target_type"],
-        np.ones(len(gaps), np.float32),
-        model.max_len,
-    )
-    counts = torch.ones(model.n_items) / model.n_items
-    loss = MultiTaskLoss(model._module, model._train_config(1), None, counts)
-    model._module.eval()
-    with torch.no_grad():
-        return loss(w.batch(np.arange(len(w)), torch.device("cpu")))[1]["next_item"]
+    """Next-item cross-entropy of the model on ``data`` (no update): each event after its
+    user's first, predicted over the catalogue from the user's events before it."""
+    ev = data.events
+    later = ev[ev["user_id"].duplicated()]
+    S = model.score_histories(later["user_id"].tolist(), ev, before=later["timestamp"].to_numpy())
+    cols = [model.item_index_[i] for i in later["item_id"]]
+    logp = torch.log_softmax(torch.as_tensor(S, dtype=torch.float64), dim=1)
+    return float(-logp[np.arange(len(cols)), cols].mean())
 
 
 def test_partial_fit_warm_starts_and_acts_at_once(world):
     model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 2}).fit(world)
     before = _old_loss(model, world)
-    weights = model._module.encoder.blocks[0].ffn[0].weight.detach().clone()
+    weights = model.module_.encoder.blocks[0].ffn[0].weight.detach().clone()
     recs_before = model.recommend("auser0", k=3)[0]
     upd = Dataset(
         events=make_events(
@@ -295,15 +282,15 @@ def test_partial_fit_warm_starts_and_acts_at_once(world):
     n_items = model.n_items
     model.partial_fit(upd)
     assert model.n_items == n_items + 1 and "a_new" in set(model.item_ids_)
-    assert model._module.item_tower.id_emb.num_embeddings == n_items + 2
-    assert model._module.item_tower.content.shape[0] == n_items + 2
+    assert model.module_.item_tower.id_emb.num_embeddings == n_items + 2
+    assert model.module_.item_tower.content.shape[0] == n_items + 2
     # continued from the current weights: moved a little, not re-initialised
-    w = model._module.encoder.blocks[0].ffn[0].weight.detach()
+    w = model.module_.encoder.blocks[0].ffn[0].weight.detach()
     assert not torch.equal(w, weights) and torch.allclose(w, weights, atol=0.1)
     after = _old_loss(model, world)
     assert after < before * 1.25 + 0.05, (before, after)
     # the user's new event (a b-item) is in the history and changes the next recommendation
-    hist = model._history_store.arrays["items"][model.user_rows("auser0")[0]]
+    hist = model.user_histories_["items"][model.user_rows("auser0")[0]]
     assert model.item_ids_[hist[-1] - 1] == "b5"
     assert not np.array_equal(model.recommend("auser0", k=3)[0], recs_before)
     assert "a_new" in set(model.recommend("auser2", k=model.n_items, exclude_seen=False)[0])
@@ -311,10 +298,10 @@ def test_partial_fit_warm_starts_and_acts_at_once(world):
 
 def test_partial_fit_without_epochs_updates_histories_only(world):
     model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0}).fit(world)
-    state = {k: v.clone() for k, v in model._module.state_dict().items()}
+    state = {k: v.clone() for k, v in model.module_.state_dict().items()}
     s0 = model.score_items("buser1")
     model.partial_fit(make_events(["buser1"], ["a4"], [10**7]))
-    for k, v in model._module.state_dict().items():
+    for k, v in model.module_.state_dict().items():
         assert torch.equal(v, state[k]), k
     assert not np.allclose(model.score_items("buser1"), s0)  # history moved: new vector
 
@@ -322,9 +309,9 @@ def test_partial_fit_without_epochs_updates_histories_only(world):
 def test_time_gaps_kept_across_updates(world):
     model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0, "max_len": 4}).fit(world)
     row = model.user_rows("auser0")[0]
-    gaps_before = model._history_store.arrays["gaps"][row].copy()
+    gaps_before = model.user_histories_["gaps"][row].copy()
     model.partial_fit(make_events(["auser0"], ["a1"], [10**9]))
-    gaps_after = model._history_store.arrays["gaps"][row]
+    gaps_after = model.user_histories_["gaps"][row]
     assert gaps_after[:-1].tolist() == gaps_before[1:].tolist()  # shifted, not recomputed
     assert gaps_after[-1] == model.n_time_buckets - 1  # a huge gap: the top bucket
 

@@ -28,7 +28,7 @@ TTL = dict(user_ttl=1000, item_ttl=1000.0)
 
 def _stored_items(model, user):
     """Stored history of ``user`` as item ids (``"<oov>"`` for an OOV event)."""
-    row = model._history_store.arrays["items"][model.user_rows(user)[0]]
+    row = model.user_histories_["items"][model.user_rows(user)[0]]
     return ["<oov>" if r == OOV_ROW else model.item_ids_[r - 1] for r in row if r != 0]
 
 
@@ -60,7 +60,7 @@ def test_items_below_min_count_get_no_row_but_stay_as_context():
     hist = data.events[data.events["user_id"] == "auser0"]["item_id"].tolist()[-TINY["max_len"] :]
     assert _stored_items(model, "auser0") == [i if i in want else "<oov>" for i in hist]
     # ... whose vector was learned from them (rare1 is an input of auser0's windows)
-    assert torch.count_nonzero(model._module.item_tower.oov) > 0
+    assert torch.count_nonzero(model.module_.item_tower.oov) > 0
     ids, _ = model.recommend(["auser0", "buser1"], k=model.n_items + 3, exclude_seen=False)
     assert not (set(ids.ravel()) & set(pending))
     with pytest.raises(UnknownIdError, match="rare2"):
@@ -74,12 +74,12 @@ def test_a_pending_event_moves_the_user_vector_and_admission_comes_with_the_coun
     n_items = model.n_items
     t = int(model.last_timestamp_)
     model.partial_fit(make_events(["auser0"], ["fresh"], [t + 1]))
-    assert "fresh" not in model._item_index and model.item_vocab_.pending["fresh"] == (1, t + 1)
+    assert "fresh" not in model.item_index_ and model.item_vocab_.pending["fresh"] == (1, t + 1)
     assert _stored_items(model, "auser0")[-1] == "<oov>"
     assert not np.allclose(model.user_vectors("auser0"), before)  # something happened
     assert model.n_oov_events_ == 1 and model.n_items == n_items
     model.partial_fit(make_events(["auser2"], ["fresh"], [t + 2]))  # the second event
-    row = model._item_index["fresh"]
+    row = model.item_index_["fresh"]
     assert row == n_items and model.item_vocab_.n_pending == 0
     assert model.item_counts_[row] == 1  # only the admitted event has a column
     assert _stored_items(model, "auser2")[-1] == "fresh"
@@ -90,10 +90,10 @@ def test_a_pending_event_moves_the_user_vector_and_admission_comes_with_the_coun
 
 def test_oov_only_when_needed_and_defaults_admit_everything():
     plain = SequentialRecommender(**{**FAST, "epochs": 1}).fit(two_worlds())
-    assert plain._module.item_tower.oov is None  # the default model is as before
+    assert plain.module_.item_tower.oov is None  # the default model is as before
     assert plain.item_vocab_.n_pending == 0 and plain.n_oov_events_ == 0
     with_ttl = SequentialRecommender(**{**FAST, "epochs": 1, **TTL}).fit(two_worlds())
-    assert with_ttl._module.item_tower.oov is not None
+    assert with_ttl.module_.item_tower.oov is not None
 
 
 def test_no_admitted_item_is_a_data_error():
@@ -122,7 +122,7 @@ def test_expiry_frees_rows_and_new_ids_reuse_them(aged):
     world, fitted, update = aged
     model = copy.deepcopy(fitted)
     n_users, n_items = model.n_users, model.n_items
-    old_rows = {i: model._item_index[i] for i in model.item_ids_}
+    old_rows = {i: model.item_index_[i] for i in model.item_ids_}
     model.partial_fit(update)
     alive_items, alive_users = {"a1", "a2", "a_new"}, {"auser0", "auser2", "newbie"}
     assert set(model.expired_["items"]) == set(world.events["item_id"]) - alive_items
@@ -131,7 +131,7 @@ def test_expiry_frees_rows_and_new_ids_reuse_them(aged):
     # tables keep their size: the new user and item took the lowest freed rows
     assert (model.n_items, model.n_users) == (n_items, n_users)
     freed = sorted(old_rows[i] for i in model.expired_["items"])
-    assert model._item_index["a_new"] == freed[0]
+    assert model.item_index_["a_new"] == freed[0]
     assert model.item_vocab_.free_rows.tolist() == freed[1:]
     assert model.user_rows("newbie")[0] < n_users
     assert set(model.known_items()) == alive_items
@@ -140,7 +140,7 @@ def test_expiry_frees_rows_and_new_ids_reuse_them(aged):
     for ids in (model.item_ids_, model.user_ids_):
         assert pd.Index(ids).is_unique and len(ids) == len(set(ids))
     rows = pd.Index(model.item_ids_).get_indexer(["a1", "b3", "a_new"])
-    assert rows.tolist() == [model._item_index["a1"], -1, model._item_index["a_new"]]
+    assert rows.tolist() == [model.item_index_["a1"], -1, model.item_index_["a_new"]]
     assert model.item_ids_[freed[1]] == FreeRow(freed[1]) != FreeRow(freed[2])
     assert model.n_expired_items_ == len(freed) and model.n_expired_users_ == n_users - 2
 
@@ -150,17 +150,17 @@ def test_freed_rows_are_reset_and_never_recommended(aged):
     model = copy.deepcopy(fitted)
     model.partial_fit(update)
     free = model.item_vocab_.free_rows
-    tower = model._module.item_tower
+    tower = model.module_.item_tower
     t = torch.as_tensor(free + 1)
     assert torch.count_nonzero(tower.id_emb.weight[t]) == 0
     assert torch.count_nonzero(tower.content[t]) == 0
-    state = model._trainer.optimizer.state[tower.id_emb.weight]
+    state = model.optimizer_.state[tower.id_emb.weight]
     assert all(torch.count_nonzero(state[k][t]) == 0 for k in ("exp_avg", "exp_avg_sq"))
-    assert model._items.categories[free].nnz == 0
+    assert model.item_categories_[free].nnz == 0
     assert model.user_items_[:, free].nnz == 0 and (model.item_counts_[free] == 0).all()
     free_users = model.user_vocab_.free_rows
     assert model.user_items_[free_users].nnz == 0
-    assert all((m[free_users] == 0).all() for m in model._history_store.arrays.values())
+    assert all((m[free_users] == 0).all() for m in model.user_histories_.values())
     # scores: -inf exactly at the free rows
     S = model.score_items(["auser0", "ghost"])
     assert np.isneginf(S[:, free]).all() and np.isfinite(np.delete(S, free, axis=1)).all()
@@ -178,7 +178,7 @@ def test_freed_rows_are_reset_and_never_recommended(aged):
 def test_expired_ids_are_unknown_and_come_back_as_new(aged):
     world, fitted, update = aged
     model = copy.deepcopy(fitted)
-    old_emb = model._module.item_tower.id_emb.weight[model._item_index["b3"] + 1].clone()
+    old_emb = model.module_.item_tower.id_emb.weight[model.item_index_["b3"] + 1].clone()
     assert torch.count_nonzero(old_emb) > 0  # b3 had learned an id embedding
     model.partial_fit(update)
     with pytest.raises(UnknownIdError, match="b3"):
@@ -195,8 +195,8 @@ def test_expired_ids_are_unknown_and_come_back_as_new(aged):
     # seen again: a new row, a fresh start (zero id embedding, empty history)
     t = model.last_timestamp_ + 1
     model.partial_fit(make_events(["buser1"], ["b3"], [t]))
-    row = model._item_index["b3"]
-    assert torch.count_nonzero(model._module.item_tower.id_emb.weight[row + 1]) == 0
+    row = model.item_index_["b3"]
+    assert torch.count_nonzero(model.module_.item_tower.id_emb.weight[row + 1]) == 0
     assert _stored_items(model, "buser1") == ["b3"]
     assert model.item_vocab_.counts[row] == 1
 
@@ -208,16 +208,16 @@ def test_a_reused_row_starts_exactly_as_a_new_row(aged):
     # the same model without time-to-live appends a_new at the end instead
     grow = SequentialRecommender(**{**FAST, "partial_fit_epochs": 0}).fit(world)
     grow.partial_fit(update)
-    assert grow._item_index["a_new"] == grow.n_items - 1 != reuse._item_index["a_new"]
-    r, g = reuse._item_index["a_new"], grow._item_index["a_new"]
-    tr, tg = reuse._module.item_tower, grow._module.item_tower
+    assert grow.item_index_["a_new"] == grow.n_items - 1 != reuse.item_index_["a_new"]
+    r, g = reuse.item_index_["a_new"], grow.item_index_["a_new"]
+    tr, tg = reuse.module_.item_tower, grow.module_.item_tower
     assert torch.equal(tr.content[r + 1], tg.content[g + 1])
     assert torch.count_nonzero(tr.content[r + 1]) > 0
     assert torch.count_nonzero(tr.id_emb.weight[r + 1]) == 0
-    np.testing.assert_allclose(reuse._item_vectors()[r], grow._item_vectors()[g], atol=1e-6)
+    (_, v_reuse), (_, v_grow) = reuse.item_vectors("a_new"), grow.item_vectors("a_new")
+    np.testing.assert_allclose(v_reuse, v_grow, atol=1e-6)
     assert (
-        reuse._items.categories[r].toarray().tolist()
-        == grow._items.categories[g].toarray().tolist()
+        reuse.item_categories_[r].toarray().tolist() == grow.item_categories_[g].toarray().tolist()
     )
     assert reuse.item_counts_[r] == grow.item_counts_[g] == 1
 
@@ -230,21 +230,21 @@ def test_a_row_freed_during_training_is_reset_again_when_reused():
     users = ["auser0", "auser2", "auser4"] * 3
     items = ["a1", "a2", "a3", "a2", "a3", "a4", "a3", "a4", "a5"]
     model.partial_fit(make_events(users, items, range(t, t + 9)))  # frees, then trains
-    tower = model._module.item_tower
+    tower = model.module_.item_tower
     weight, name = tower.id_emb.weight, "item_tower.id_emb.weight"
     row = int(model.item_vocab_.free_rows[0]) + 1
-    adam = model._trainer.optimizer.state[weight]
+    adam = model.optimizer_.state[weight]
     # while free, the row was a negative of the full softmax: it moved, and so did its
     # optimiser state and (estimated after the update) its Fisher information
     assert torch.count_nonzero(weight[row]) > 0 and torch.count_nonzero(adam["exp_avg"][row]) > 0
-    assert torch.count_nonzero(model._trainer.ewc.fisher[name][row]) > 0
+    assert torch.count_nonzero(model.ewc_.fisher[name][row]) > 0
     model.add_items(catalogue(10, ["a_late"]).tail(1))
-    assert model._item_index["a_late"] + 1 == row
+    assert model.item_index_["a_late"] + 1 == row
     assert torch.count_nonzero(weight[row]) == 0
     assert torch.count_nonzero(adam["exp_avg"][row]) == 0
     assert torch.count_nonzero(adam["exp_avg_sq"][row]) == 0
-    assert torch.count_nonzero(model._trainer.ewc.fisher[name][row]) == 0
-    assert torch.count_nonzero(model._trainer.ewc.anchor[name][row]) == 0
+    assert torch.count_nonzero(model.ewc_.fisher[name][row]) == 0
+    assert torch.count_nonzero(model.ewc_.anchor[name][row]) == 0
     assert torch.count_nonzero(tower.content[row]) > 0  # from its catalogue row
 
 
@@ -321,17 +321,15 @@ def test_save_load_round_trips_the_vocabulary(aged, tmp_path):
     assert back.item_vocab_.pending["maybe"] == (1, t + 5) and back.n_items == model.n_items
     assert back.expired_ == model.expired_ and back.last_timestamp_ == model.last_timestamp_
     assert back.n_oov_events_ == model.n_oov_events_ == 2
-    for key in model._history_store.arrays:
-        np.testing.assert_array_equal(
-            back._history_store.arrays[key], model._history_store.arrays[key]
-        )
+    for key in model.user_histories_:
+        np.testing.assert_array_equal(back.user_histories_[key], model.user_histories_[key])
     users = ["auser0", "auser2", "newbie"]
     np.testing.assert_array_equal(back.score_items(users), model.score_items(users))
     assert back.recommend(users, k=4)[0].tolist() == model.recommend(users, k=4)[0].tolist()
     nxt = make_events(["auser0", "fresh_user"], ["maybe", "b7"], [t + 6, t + 7])
     model.partial_fit(nxt)
     back.partial_fit(nxt)
-    assert back._item_index["maybe"] == model._item_index["maybe"]
+    assert back.item_index_["maybe"] == model.item_index_["maybe"]
     np.testing.assert_allclose(back.score_items(users), model.score_items(users), atol=1e-6)
 
 
@@ -370,7 +368,7 @@ def _new_item(data, category, cut, item_id):
 
 def _ranks(model, users, item):
     S = model.score_items(list(users))
-    col = model._item_index[item]
+    col = model.item_index_[item]
     return (S > S[:, [col]]).sum(axis=1)  # 0 = ranked first
 
 
@@ -378,9 +376,9 @@ def _ranks(model, users, item):
 def test_new_item_mid_stream_goes_to_users_of_its_category(shop, category):
     data, fitted, share, cut = shop
     model = copy.deepcopy(fitted)
-    state = {k: v.clone() for k, v in model._module.state_dict().items() if "id_emb" not in k}
+    state = {k: v.clone() for k, v in model.module_.state_dict().items() if "id_emb" not in k}
     model.add_items(_new_item(data, category, cut, "NEW"))
-    for k, v in model._module.state_dict().items():  # no retraining of any kind
+    for k, v in model.module_.state_dict().items():  # no retraining of any kind
         if "id_emb" not in k and k != "item_tower.content":
             assert torch.equal(v, state[k]), k
     fans = share.index[share[category] >= 0.6]
@@ -462,7 +460,7 @@ def test_forget_users_erases_state_frees_the_row_and_pending_material():
     assert model.n_online_pending == 2
     assert model.forget_users(["auser0", "nobody"]) == ["auser0"]
     assert int(model.user_rows(["auser0"])[0]) == -1
-    assert not model._history_store.arrays["items"][row].any()
+    assert not model.user_histories_["items"][row].any()
     assert model.user_items_[row].nnz == 0
     assert model.n_online_pending == 1  # auser1's event stays, auser0's is gone
     assert model.online_step(1)["n_events"] == 1

@@ -49,6 +49,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -401,6 +402,22 @@ class Recommender(Params):
         placeholders of free rows, e.g. of expired items)."""
         self._check_fitted()
         return [i for i in self.item_ids_ if not isinstance(i, FreeRow)]
+
+    @property
+    def user_index_(self) -> MappingProxyType[str, int]:
+        """Read-only view of ``user id -> row`` (the row of the user in ``user_ids_``
+        and in the rows of ``user_items_``); the ids that hold a row. An update may
+        replace the mapping: read the attribute again after one."""
+        self._check_fitted()
+        return MappingProxyType(self._user_index)
+
+    @property
+    def item_index_(self) -> MappingProxyType[str, int]:
+        """Read-only view of ``item id -> row`` (the item's position in ``item_ids_``,
+        the columns of :meth:`score_items` and of ``user_items_``); the ids that hold a
+        row. An update may replace the mapping: read the attribute again after one."""
+        self._check_fitted()
+        return MappingProxyType(self._item_index)
 
     def _set_vocab(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
         self.user_ids_ = np.asarray(user_ids, dtype=object)

@@ -49,6 +49,8 @@ The parts, each readable alone (none calls back into the estimator):
                    partial_fit and online steps
 ``_online``        the online buffer: observed events waiting for an online step
 ``_state``         save/load, namespaced by part, with a format version
+``_learned``       read-only views of the learned state (``module_``, ``optimizer_``,
+                   ``ewc_``, ``user_histories_``, ...): a mixin of the estimator
 ``_estimator``     :class:`SequentialRecommender`, which composes them
 =================  ==================================================================
 """

@@ -6,7 +6,8 @@ encoder (``_events``), the user-history store (``_histories``), the id/row lifec
 (``_lifecycle``), the item tables (``_items``), the content featurizer (``_content``),
 the torch modules (``_modules``), what is trained on (``_windows``), the trainer
 (``_trainer``), the online buffer (``_online``), hyperparameter checks and configs
-(``_params``) and save/load (``_state``). The estimator holds them, reads its hyperparameters when it calls them,
+(``_params``), save/load (``_state``) and read-only views of the learned state
+(``_learned``). The estimator holds them, reads its hyperparameters when it calls them,
 and applies what one part changed to the others.
 """
 
@@ -22,18 +23,18 @@ import torch
 
 from lifelongrec._errors import ParameterError, UnknownIdError
 from lifelongrec.data._schema import Dataset, as_dataset
-from lifelongrec.features._vocab import IdVocabulary
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
 from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
 from lifelongrec.models.sequential._items import ItemTables
+from lifelongrec.models.sequential._learned import LearnedState
 from lifelongrec.models.sequential._lifecycle import RowChanges, RowLifecycle
 from lifelongrec.models.sequential._modules import SequentialModule, encode_users, padded_content
 from lifelongrec.models.sequential._online import OnlineBuffer
 from lifelongrec.models.sequential._params import SequentialParams
-from lifelongrec.models.sequential._state import RECORDED, memory, read_state, state_arrays
+from lifelongrec.models.sequential._state import RECORDED, read_state, state_arrays
 from lifelongrec.models.sequential._trainer import Forgetting, Trainer
 from lifelongrec.models.sequential._windows import fit_windows, replay_windows, update_windows
 from lifelongrec.nn import Windows, concat_windows, gap_buckets
@@ -41,7 +42,7 @@ from lifelongrec.nn import Windows, concat_windows, gap_buckets
 __all__ = ["SequentialRecommender"]
 
 
-class SequentialRecommender(SequentialParams, Recommender):
+class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     """SASRec/HSTU-style transformer two-tower model with content-aware items.
 
     The hyperparameters are the fields of :class:`SequentialParams` (typed, documented
@@ -73,6 +74,10 @@ class SequentialRecommender(SequentialParams, Recommender):
         ``n_pending_items_dropped``.
     n_expired_users_, n_expired_items_, n_oov_events_ : int
         Ids expired since ``fit``; events learned since ``fit`` whose item had no row.
+    module_, optimizer_, ewc_, user_histories_, item_categories_, text_encoder_
+        Read-only views of the learned parts: the torch module, its AdamW optimiser, the
+        EWC state, the users' stored recent events, the item category targets and the
+        text encoder (see :class:`~lifelongrec.models.sequential._learned.LearnedState`).
     """
 
     name: ClassVar[str] = "sequential"
@@ -267,18 +272,6 @@ class SequentialRecommender(SequentialParams, Recommender):
 
     # ---------------------------------------------------------------- rows
     # (the lifecycle's: its operations return the RowChanges that _apply applies)
-    @property
-    def user_vocab_(self) -> IdVocabulary:
-        return self._rows.users
-
-    @property
-    def item_vocab_(self) -> IdVocabulary:
-        return self._rows.items
-
-    @property
-    def last_timestamp_(self) -> int:
-        return self._rows.now
-
     def _sync_rows(self) -> None:
         self.user_ids_, self.item_ids_ = self._rows.user_ids(), self._rows.item_ids()
         self._user_index, self._item_index = self._rows.users.index, self._rows.items.index
@@ -357,19 +350,6 @@ class SequentialRecommender(SequentialParams, Recommender):
             self.user_items_ = _drop_cells(self.user_items_, rows, np.empty(0, np.int64))
             self._online.forget(rows)
         return [str(i) for i in gone.ids.tolist()]
-
-    def memory_report(self) -> dict[str, int]:
-        """Rows of the tables and bytes of what the model holds, to watch memory over a
-        stream: ``user_rows``, ``user_active``, ``user_free``, ``item_rows``,
-        ``item_active``, ``item_free``, ``item_pending`` (rows allocated, held, free;
-        items counted but not admitted) and the bytes (tensor and numpy ``nbytes``) of
-        ``parameter_bytes`` (module parameters and buffers), ``optimizer_bytes`` (AdamW
-        state), ``ewc_bytes`` (Fisher and anchor), ``history_bytes`` (stored
-        histories), ``interaction_bytes`` (``user_items_``, ``item_counts_``, category
-        rows), ``vocabulary_bytes`` (the vocabularies' state arrays), ``total_bytes``."""
-        self._check_fitted()
-        tables = (self._module, self._trainer, self._history_store, self._rows, self._items)
-        return memory(*tables, self.user_items_, self.item_counts_)
 
     # ---------------------------------------------------------------- online learning
     # (the fast path lifelongrec.training.OnlineLearner drives: state now, steps later)
