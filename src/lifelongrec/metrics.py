@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import check_int, check_k
 
 __all__ = [
     "RANKING_METRICS",
@@ -75,12 +76,6 @@ RANKING_METRICS = ("precision", "recall", "f1", "hr", "ndcg", "mrr", "map")
 
 
 # --------------------------------------------------------------------------- checks
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError("k", k, "a positive integer")
-    return int(k)
-
-
 def _is_id_list(row: Any) -> bool:
     return not isinstance(row, (str, bytes)) and isinstance(row, (Iterable, np.ndarray))
 
@@ -145,7 +140,7 @@ def _relevant_sets(relevant: Any, n_users: int) -> list[set[Any]]:
 
 def _hits(recommended: Any, relevant: Any, k: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """Hit matrix ``(U, K)`` bool, relevant counts ``(U,)`` int64 and the checked ``k``."""
-    k = _check_k(k)
+    k = check_k(k)
     R = _rec_matrix(recommended, k)
     n = R.shape[0]
     sets = _relevant_sets(relevant, n)
@@ -352,13 +347,8 @@ def coverage_at_k(recommended: Any, n_catalogue: int, k: int) -> float:
     float
         In ``[0, 1]``.
     """
-    k = _check_k(k)
-    if (
-        isinstance(n_catalogue, bool)
-        or not isinstance(n_catalogue, (int, np.integer))
-        or n_catalogue < 1
-    ):
-        raise ParameterError("n_catalogue", n_catalogue, "a positive integer")
+    k = check_k(k)
+    check_int("n_catalogue", n_catalogue, 1)
     R = _rec_matrix(recommended, k)
     values = R[np.not_equal(R, None).astype(bool)]
     n_distinct = len(pd.unique(values)) if len(values) else 0
@@ -485,7 +475,7 @@ def ndcg_from_scores(scores: Any, relevant_mask: Any, k: int) -> np.ndarray:
     >>> ndcg_from_scores([[1.0, 1.0, 0.0]], [[True, False, False]], k=1)
     array([0.5])
     """
-    k = _check_k(k)
+    k = check_k(k)
     S, rel, _ = _check_scores(scores, relevant_mask)
     n, m = S.shape
     n_rel = rel.sum(axis=1)
@@ -541,7 +531,7 @@ def ndcg_from_ranks(ranks: Any, k: int) -> np.ndarray:
     >>> ndcg_from_ranks([0, 1, 10], k=10).round(4)
     array([1.    , 0.6309, 0.    ])
     """
-    k = _check_k(k)
+    k = check_k(k)
     r = _check_ranks(ranks)
     return np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
 
@@ -557,6 +547,6 @@ def hit_rate_from_ranks(ranks: Any, k: int) -> np.ndarray:
     >>> hit_rate_from_ranks([0, 9, 10], k=10)
     array([1., 1., 0.])
     """
-    k = _check_k(k)
+    k = check_k(k)
     r = _check_ranks(ranks)
     return (r < k).astype(np.float64)

@@ -112,6 +112,12 @@ def test_params_clone_and_reset():
     m.reset()
     assert m.n_seen_ == 0 and m.detections_ == []
     assert list(DETECTORS) == ["adwin", "page-hinkley"]
+    assert repr(m) == (
+        "DriftMonitor(detector='page-hinkley', delta=0.01, threshold=20.0, grace_period=40, "
+        "signal='ndcg', direction='down')"
+    )
+    assert eval(repr(m), {"DriftMonitor": DriftMonitor}).get_params() == m.get_params()
+    m.check_params()  # public: the settings as they are still pass
 
 
 @pytest.mark.parametrize(
@@ -134,8 +140,35 @@ def test_params_clone_and_reset():
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, name):
-    with pytest.raises(ParameterError, match=f"'{name}'"):
+    with pytest.raises(ParameterError, match=f"'{name}'") as err:
         DriftMonitor(**kwargs)
+    assert err.value.name == name and err.value.value is kwargs[name]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"delta": 1.0}, "'delta' must be None or a number in (0, 1) for ADWIN; got 1.0"),
+        (
+            {"detector": "page-hinkley", "delta": -1},
+            "'delta' must be None or a finite number >= 0 for Page-Hinkley; got -1",
+        ),
+        ({"detector": "page-hinkley", "threshold": 0}, "'threshold' must be None or a finite"),
+        ({"threshold": 1.0}, "'threshold' must be None with ADWIN"),
+        ({"signal": "mrr"}, "'signal' must be one of 'hit', 'ndcg'; got 'mrr'"),
+        ({"grace_period": 0}, "'grace_period' must be None or an integer >= 1; got 0"),
+    ],
+)
+def test_bad_settings_say_what_was_expected(kwargs, message):
+    with pytest.raises(ParameterError) as err:
+        DriftMonitor(**kwargs)
+    assert message in str(err.value)
+
+
+def test_bounds_and_nones_accepted_as_before():
+    DriftMonitor(delta=1e-9, grace_period=np.int64(1))
+    DriftMonitor("page-hinkley", delta=0, threshold=1e-9, grace_period=None)
+    DriftMonitor("page-hinkley", direction="both", signal="hit")
 
 
 def test_bad_values_are_rejected_where_they_are():

@@ -243,6 +243,8 @@ def test_coverage_counts_distinct_ids_in_top_k():
 def test_coverage_errors():
     with pytest.raises(ParameterError, match="n_catalogue"):
         coverage_at_k([["a"]], 0, 1)
+    with pytest.raises(ParameterError, match="'n_catalogue' must be an integer >= 1; got True"):
+        coverage_at_k([["a"]], True, 1)
     with pytest.raises(ParameterError, match="n_catalogue"):
         coverage_at_k([["a", "b"]], 1, 2)  # more distinct ids than the catalogue
     with pytest.raises(ParameterError, match="'k'"):

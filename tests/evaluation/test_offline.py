@@ -269,11 +269,18 @@ def test_evaluate_recommendations():
         ({"sampled_negatives": 0}, "'sampled_negatives'"),
         ({"sampled_negatives": True}, "'sampled_negatives'"),
         ({"batch_size": 0}, "'batch_size'"),
+        ({"batch_size": True}, "'batch_size' must be an integer >= 1; got True"),
         ({"seed": "x"}, "'seed'"),
+        ({"seed": False}, "'seed' must be None or an integer; got False"),
     ],
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ParameterError, match=match):
+        evaluate_model(FixedOrder(), hand_split(), progress=False, **kwargs)
+
+
+def test_settings_accepted_as_before():
+    for kwargs in ({"seed": None}, {"seed": np.int64(3)}, {"batch_size": np.int64(1)}):
         evaluate_model(FixedOrder(), hand_split(), progress=False, **kwargs)
 
 

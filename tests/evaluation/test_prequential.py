@@ -323,6 +323,8 @@ def test_bad_arguments_raise_parameter_errors():
     model = get_model("popularity")
     with pytest.raises(ParameterError, match="n_windows"):
         prequential(model, data, "static", 1)
+    with pytest.raises(ParameterError, match="'n_windows' must be an integer >= 2; got True"):
+        prequential(model, data, "static", True)
     with pytest.raises(ParameterError, match="'k'"):
         prequential(model, data, "static", 3, k=0)
     with pytest.raises(ParameterError, match="strategy"):

@@ -291,10 +291,10 @@ def test_the_prequential_protocol_runs_on_a_model_that_expires_and_admits():
     [
         ("item_min_count", 0, "an integer >= 1"),
         ("item_min_count", 2.0, "an integer >= 1"),
-        ("user_ttl", 0, "None or a number of seconds > 0"),
-        ("user_ttl", "1d", "None or a number of seconds > 0"),
-        ("item_ttl", float("inf"), "None or a number of seconds > 0"),
-        ("item_ttl", True, "None or a number of seconds > 0"),
+        ("user_ttl", 0, "None or a finite number > 0"),
+        ("user_ttl", "1d", "None or a finite number > 0"),
+        ("item_ttl", float("inf"), "None or a finite number > 0"),
+        ("item_ttl", True, "None or a finite number > 0"),
     ],
 )
 def test_bad_vocabulary_parameters(name, value, expected):

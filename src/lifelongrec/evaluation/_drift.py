@@ -17,15 +17,14 @@ the question is only "does the model still find the next item".
 
 from __future__ import annotations
 
-import copy
 import inspect
-import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import Constraint, Integer, Number, OneOf, Params
 
 __all__ = ["DETECTORS", "DriftMonitor"]
 
@@ -42,15 +41,16 @@ def _river_class(detector: str) -> type:
     return getattr(river_drift, DETECTORS[detector])
 
 
-def _is_number(v: Any) -> bool:
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, (int, float, np.integer, np.floating))
-        and math.isfinite(float(v))
-    )
+#: What ``delta`` accepts, per detector (checked against the detector in
+#: ``_check_params``), and ``threshold`` (Page-Hinkley only).
+_DELTA: dict[str, Constraint] = {
+    "adwin": Number(0, 1, low_open=True, high_open=True, none=True),
+    "page-hinkley": Number(0, none=True),
+}
+_THRESHOLD = Number(0, low_open=True, none=True)
 
 
-class DriftMonitor:
+class DriftMonitor(Params):
     """Watch a stream of per-event figures in ``[0, 1]`` for a change of their mean.
 
     Parameters
@@ -106,6 +106,12 @@ class DriftMonitor:
     """
 
     name: ClassVar[str] = "drift"
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "detector": OneOf(*DETECTORS),
+        "grace_period": Integer(1, none=True),
+        "signal": OneOf(*_SIGNALS),
+        "direction": OneOf(*_DIRECTIONS),
+    }
 
     def __init__(
         self,
@@ -123,47 +129,22 @@ class DriftMonitor:
         self.grace_period = grace_period
         self.signal = signal
         self.direction = direction
-        self._validate()
+        self.check_params()
         self.reset()
 
     # ------------------------------------------------------------ parameters
-    def _validate(self) -> None:
-        if not isinstance(self.detector, str) or self.detector not in DETECTORS:
-            raise ParameterError("detector", self.detector, f"one of {list(DETECTORS)}")
-        d = self.delta
-        if d is not None:
-            if self.detector == "adwin" and not (_is_number(d) and 0 < d < 1):
-                raise ParameterError("delta", d, "None or a number in (0, 1) for ADWIN")
-            if self.detector == "page-hinkley" and not (_is_number(d) and d >= 0):
-                raise ParameterError("delta", d, "None or a number >= 0 for Page-Hinkley")
-        t = self.threshold
-        if t is not None:
-            if self.detector != "page-hinkley":
-                raise ParameterError(
-                    "threshold", t, "None with ADWIN (only Page-Hinkley has a threshold)"
-                )
-            if not (_is_number(t) and t > 0):
-                raise ParameterError("threshold", t, "None or a number > 0")
-        g = self.grace_period
-        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1):
-            raise ParameterError("grace_period", g, "None or an integer >= 1")
-        if self.signal not in _SIGNALS:
-            raise ParameterError("signal", self.signal, f"one of {list(_SIGNALS)}")
-        if self.direction not in _DIRECTIONS:
-            raise ParameterError("direction", self.direction, f"one of {list(_DIRECTIONS)}")
-
-    def get_params(self) -> dict[str, Any]:
-        """Settings as given to ``__init__``."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def clone(self) -> DriftMonitor:
-        """A new monitor with the same settings and nothing seen."""
-        return type(self)(**copy.deepcopy(self.get_params()))
+    # get_params, repr, clone (a new monitor with the same settings and nothing seen) and
+    # check_params come from Params; the rules below depend on the detector.
+    def _check_params(self) -> None:
+        label = {"adwin": "ADWIN", "page-hinkley": "Page-Hinkley"}[self.detector]
+        delta = _DELTA[self.detector]
+        if not delta.accepts(self.delta):
+            raise ParameterError("delta", self.delta, f"{delta.expected} for {label}")
+        if self.threshold is not None and self.detector != "page-hinkley":
+            raise ParameterError(
+                "threshold", self.threshold, "None with ADWIN (only Page-Hinkley has a threshold)"
+            )
+        _THRESHOLD.check("threshold", self.threshold)
 
     def _river_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

@@ -16,10 +16,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import as_dataset
 from lifelongrec.metrics import (
     RANKING_METRICS,
-    _check_k,
     auc,
     coverage_at_k,
     ranking_metrics,
@@ -66,7 +66,7 @@ def evaluate_recommendations(
     >>> r["hr@2"], r["coverage@2"], r["n_users_evaluated"]
     (0.5, 0.75, 2)
     """
-    k = _check_k(k)
+    k = check_k(k)
     per_user = ranking_metrics(recommended, relevant, k)
     report: dict[str, Any] = {f"{name}@{k}": _mean(per_user[name]) for name in RANKING_METRICS}
     report[f"coverage@{k}"] = float(coverage_at_k(recommended, n_catalogue, k))
@@ -77,12 +77,6 @@ def evaluate_recommendations(
 
 
 # ------------------------------------------------------------------ evaluate_model
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(name, value, "a positive integer")
-    return int(value)
-
-
 def _split_parts(split: Any) -> tuple[Any, Any, str]:
     try:
         train, test = split.train_full, split.test
@@ -249,12 +243,10 @@ def evaluate_model(
         A bad ``k``, ``sampled_negatives``, ``batch_size`` or ``seed``, a ``split``
         without ``train_full``/``test``, or a ``model`` lacking the contract's methods.
     """
-    k = _check_k(k)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if sampled_negatives is not None:
-        sampled_negatives = _check_positive_int("sampled_negatives", sampled_negatives)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise ParameterError("seed", seed, "an integer or None")
+    k = check_k(k)
+    batch_size = check_int("batch_size", batch_size, 1)
+    sampled_negatives = check_int("sampled_negatives", sampled_negatives, 1, none=True)
+    check_int("seed", seed, None, none=True)
     need_scores = compute_auc or sampled_negatives is not None
     _check_model(model, need_scores)
     train, test, protocol = _split_parts(split)

@@ -20,7 +20,6 @@ by the lower item column, as :meth:`~lifelongrec.models.Recommender.recommend` d
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -29,21 +28,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import check_int, check_k
 from lifelongrec.data import Dataset, as_dataset, time_windows
 from lifelongrec.data._schema import frame_of
 from lifelongrec.evaluation._drift import DriftMonitor
-from lifelongrec.metrics import _check_k
 from lifelongrec.models import Recommender
 from lifelongrec.training import Strategy, get_strategy
 
 __all__ = ["evaluate_window", "prequential"]
 
 _SCORE_BATCH_CELLS = 16_000_000  # float32 score cells per score_histories call (64 MB)
-
-
-def _clone(model: Recommender) -> Recommender:
-    """A new, unfitted model with ``model``'s hyperparameters."""
-    return type(model)(**copy.deepcopy(model.get_params()))
 
 
 def evaluate_window(
@@ -95,7 +89,7 @@ def evaluate_window(
     ParameterError
         A bad ``k``.
     """
-    k = _check_k(k)
+    k = check_k(k)
     events = frame_of(
         events,
         ("user_id", "item_id", "timestamp"),
@@ -305,13 +299,10 @@ def prequential(
         From :func:`~lifelongrec.data.time_windows` (no events, windows that would be
         empty) or from the model.
     """
-    k = _check_k(k)
+    k = check_k(k)
     if not isinstance(model, Recommender):
         raise ParameterError("model", type(model).__name__, "a lifelongrec Recommender")
-    if isinstance(n_windows, bool) or not isinstance(n_windows, (int, np.integer)) or n_windows < 2:
-        raise ParameterError(
-            "n_windows", n_windows, "an integer >= 2 (window 0 is learned, the rest evaluated)"
-        )
+    check_int("n_windows", n_windows, 2)  # window 0 is learned, the rest evaluated
     if isinstance(strategy, str):
         strategy = get_strategy(strategy, seed=seed)
     elif not isinstance(strategy, Strategy):
@@ -353,7 +344,7 @@ def prequential(
     n_before_shift = 0  # monitored events before the true shift
     try:
         c0, t0 = time.process_time(), time.perf_counter()
-        current = strategy.start(lambda: _clone(model), windows[0])
+        current = strategy.start(model.clone, windows[0])
         first_seconds = time.perf_counter() - t0
         first_cpu = time.process_time() - c0
         for w, window in enumerate(windows):
@@ -378,7 +369,7 @@ def prequential(
                 )
                 for key in (recall, ndcg, "n_unknown_items", "n_repeat_items"):
                     rec[key] = res[key]
-                n_reactions = len(getattr(strategy, "reactions_", []))
+                n_reactions = len(strategy.reactions_)
                 if monitor is not None:
                     events = res["per_event"]
                     if shift is not None:
@@ -393,7 +384,7 @@ def prequential(
                 current = strategy.update(window)
                 rec["update_seconds"] = time.perf_counter() - t0
                 rec["update_cpu_seconds"] = time.process_time() - c0
-                reactions = getattr(strategy, "reactions_", [])
+                reactions = strategy.reactions_
                 if monitor is not None and len(reactions) > n_reactions:
                     rec["drift_reaction"] = reactions[-1]
             res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
@@ -446,7 +437,7 @@ def prequential(
         ),
         "drift": None
         if monitor is None
-        else _drift_summary(monitor, shift, n_before_shift, getattr(strategy, "reactions_", [])),
+        else _drift_summary(monitor, shift, n_before_shift, strategy.reactions_),
         "bwt": {recall: bwt(recall), ndcg: bwt(ndcg), "windows": bwt_windows},
         "n_unknown_items": int(sum(r["n_unknown_items"] for r in evaluated)),
         "n_repeat_items": int(sum(r["n_repeat_items"] for r in evaluated)),

@@ -57,7 +57,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
-from lifelongrec._params import Params
+from lifelongrec._params import Params, check_k
 from lifelongrec.data._schema import (
     DEFAULT_EVENT_TYPE,
     EVENT_COLUMNS,
@@ -110,12 +110,6 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _is_single(ids: Any) -> bool:
     return isinstance(ids, (str, bytes, int, np.integer)) or np.ndim(ids) == 0
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError("k", k, "a positive integer")
-    return int(k)
 
 
 def _mask_seen(S: np.ndarray, seen: sp.csr_matrix) -> None:
@@ -364,12 +358,6 @@ class Recommender(Params):
     # settings' constraints in ``_constraints`` and cross-setting rules in
     # ``_check_params``; ``fit`` checks them before any work.
 
-    def _check_params(self) -> None:
-        self.check_params()
-
-    def _validate_params(self) -> None:
-        """Transitional: the checks of a model that does not declare constraints yet."""
-
     # -------------------------------------------------------------- vocabulary
     @property
     def is_fitted(self) -> bool:
@@ -530,7 +518,7 @@ class Recommender(Params):
 
         Forgets anything learned before. Returns ``self``.
         """
-        self._validate_params()
+        self.check_params()
         data = as_dataset(interactions)
         ev = data.events
         self._init_vocab(ev)
@@ -913,7 +901,7 @@ class Recommender(Params):
             (object dtype), padded with ``None`` (score ``-inf``) when fewer are eligible.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = check_k(k)
         rows = self.user_rows(users)
         X = self.user_items_
 
@@ -1087,7 +1075,7 @@ class Recommender(Params):
         as in :meth:`recommend`.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = check_k(k)
         hist = self._histories(users, history, before)
 
         def batch(index: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None]:
@@ -1124,7 +1112,7 @@ class Recommender(Params):
         Unknown item ids raise :class:`UnknownIdError`. Shapes as in :meth:`recommend`.
         """
         self._check_fitted()
-        k = _check_k(k)
+        k = check_k(k)
         rows = self._item_rows(items)
         S = self._similar_scores(rows).astype(np.float32, copy=True)
         S[np.arange(len(rows)), rows] = -np.inf
