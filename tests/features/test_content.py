@@ -137,8 +137,8 @@ def test_errors():
 @pytest.mark.parametrize(
     ("params", "name", "expected"),
     [
-        ({"max_features": 0}, "max_features", "a positive integer or None"),
-        ({"max_features": 2.5}, "max_features", "a positive integer or None"),
+        ({"max_features": 0}, "max_features", "None or an integer >= 1"),
+        ({"max_features": 2.5}, "max_features", "None or an integer >= 1"),
         ({"min_df": 0}, "min_df", "an integer >= 1 or a float in (0, 1]"),
         ({"min_df": 1.5}, "min_df", "an integer >= 1 or a float in (0, 1]"),
         ({"min_df": "1"}, "min_df", "an integer >= 1 or a float in (0, 1]"),

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._params import Number
 from lifelongrec.data import Dataset, make_events, make_items
 from lifelongrec.features import TfidfItemEncoder
 from lifelongrec.models import MODELS, ContentRecommender, Hybrid, Recommender, get_model
@@ -21,13 +22,10 @@ class CoCount(Recommender):
     """Tiny interaction model for blends: score = co-occurrence with the user's items."""
 
     name = "cocount"
+    _constraints = {"shrink": Number(0)}
 
     def __init__(self, shrink: float = 0.0) -> None:
         self.shrink = shrink
-
-    def _validate_params(self) -> None:
-        if self.shrink < 0:
-            raise ParameterError("shrink", self.shrink, "a number >= 0")
 
     def _fit(self, X, data):
         pass
@@ -234,7 +232,7 @@ def test_content_errors_without_content():
         ({"half_life": 0}, "half_life", "None or a finite number > 0"),
         ({"half_life": float("inf")}, "half_life", "None or a finite number > 0"),
         ({"half_life": "1d"}, "half_life", "None or a finite number > 0"),
-        ({"max_features": -1}, "max_features", "a positive integer or None"),
+        ({"max_features": -1}, "max_features", "None or an integer >= 1"),
         ({"ngram_range": (0, 1)}, "ngram_range", "1 <= min_n <= max_n"),
     ],
 )
@@ -381,12 +379,12 @@ def test_normalize_rows():
         ({"components": ("content", "hybrid")}, "components", "no nested hybrids"),
         ({"components": ("content", "nope")}, "components", "names from ["),
         ({"weights": (1.0,)}, "weights", "a list or tuple of 2 numbers, one per component"),
-        ({"weights": 1.0}, "weights", "a list or tuple of 2 numbers"),
+        ({"weights": 1.0}, "weights", "a list or tuple of numbers, one per component"),
         ({"weights": (1.0, -0.5)}, "weights", "finite numbers >= 0"),
         ({"weights": (1.0, float("nan"))}, "weights", "finite numbers >= 0"),
         ({"weights": (True, 1.0)}, "weights", "finite numbers >= 0"),
         ({"weights": (0, 0.0)}, "weights", "numbers >= 0 with a sum > 0"),
-        ({"normalize": "softmax"}, "normalize", "one of ['minmax', 'zscore', 'rank', 'none']"),
+        ({"normalize": "softmax"}, "normalize", "one of 'minmax', 'zscore', 'rank', 'none'"),
         ({"component_params": "x"}, "component_params", "None, a dict {component name"),
         ({"component_params": {"ease": {}}}, "component_params", "None, a dict"),
         ({"component_params": {"content": 3}}, "component_params", "None, a dict"),

@@ -16,7 +16,6 @@ Rows of the output are L2-normalised; an item with nothing to encode is a zero r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +25,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from lifelongrec._errors import DataError, NotFittedError, ParameterError
+from lifelongrec._errors import DataError, NotFittedError
+from lifelongrec._params import Integer, Number, Params, Satisfies, is_int, is_number
 
 __all__ = ["ItemEncoder", "TfidfItemEncoder", "CATEGORY_PREFIX"]
 
@@ -34,8 +34,9 @@ __all__ = ["ItemEncoder", "TfidfItemEncoder", "CATEGORY_PREFIX"]
 CATEGORY_PREFIX = "cat:"
 
 
-class ItemEncoder:
-    """Base of content encoders: ``fit`` / ``transform`` on an items frame."""
+class ItemEncoder(Params):
+    """Base of content encoders: ``fit`` / ``transform`` on an items frame; settings,
+    ``repr`` and their checks come from :class:`~lifelongrec._params.Params`."""
 
     #: Short name stored with the state.
     name: str = "base"
@@ -105,6 +106,22 @@ def _category_tokens(value: Any) -> list[str]:
     return list(seen)
 
 
+def _is_min_df(value: Any) -> bool:
+    """An integer >= 1 (a count of items) or a float in (0, 1] (a share of them)."""
+    if is_int(value):
+        return value >= 1
+    return is_number(value) and 0.0 < value <= 1.0
+
+
+def _is_ngram_range(value: Any) -> bool:
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(is_int(n) for n in value)
+        and 1 <= value[0] <= value[1]
+    )
+
+
 class TfidfItemEncoder(ItemEncoder):
     """TF-IDF over item titles plus category names as whole tokens.
 
@@ -154,6 +171,14 @@ class TfidfItemEncoder(ItemEncoder):
     """
 
     name = "tfidf"
+    _constraints = {
+        "max_features": Integer(1, none=True),
+        "min_df": Satisfies(_is_min_df, "an integer >= 1 or a float in (0, 1]"),
+        "ngram_range": Satisfies(
+            _is_ngram_range, "a pair (min_n, max_n) of integers, 1 <= min_n <= max_n"
+        ),
+        "category_weight": Number(0),
+    }
 
     def __init__(
         self,
@@ -166,54 +191,6 @@ class TfidfItemEncoder(ItemEncoder):
         self.min_df = min_df
         self.ngram_range = ngram_range
         self.category_weight = category_weight
-
-    # ---------------------------------------------------------------- params
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
-        return {
-            "max_features": self.max_features,
-            "min_df": self.min_df,
-            "ngram_range": self.ngram_range,
-            "category_weight": self.category_weight,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def _validate_params(self) -> None:
-        """Raise :class:`ParameterError` for a hyperparameter out of range."""
-        mf = self.max_features
-        if mf is not None and (
-            isinstance(mf, bool) or not isinstance(mf, (int, np.integer)) or mf < 1
-        ):
-            raise ParameterError("max_features", mf, "a positive integer or None")
-        md = self.min_df
-        if isinstance(md, bool) or not isinstance(md, (int, float, np.integer, np.floating)):
-            raise ParameterError("min_df", md, "an integer >= 1 or a float in (0, 1]")
-        if isinstance(md, (int, np.integer)):
-            if md < 1:
-                raise ParameterError("min_df", md, "an integer >= 1 or a float in (0, 1]")
-        elif not (0.0 < md <= 1.0):
-            raise ParameterError("min_df", md, "an integer >= 1 or a float in (0, 1]")
-        nr = self.ngram_range
-        if (
-            not isinstance(nr, (tuple, list))
-            or len(nr) != 2
-            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in nr)
-            or not 1 <= nr[0] <= nr[1]
-        ):
-            raise ParameterError(
-                "ngram_range", nr, "a pair (min_n, max_n) of integers, 1 <= min_n <= max_n"
-            )
-        cw = self.category_weight
-        if (
-            isinstance(cw, bool)
-            or not isinstance(cw, (int, float, np.integer, np.floating))
-            or not math.isfinite(cw)
-            or cw < 0
-        ):
-            raise ParameterError("category_weight", cw, "a finite number >= 0")
 
     # ------------------------------------------------------------- tokenising
     def _title_analyzer(self) -> Any:
@@ -236,7 +213,7 @@ class TfidfItemEncoder(ItemEncoder):
 
         Raises :class:`DataError` when no item has a title word or a category.
         """
-        self._validate_params()
+        self.check_params()
         docs = self.tokens(items)
         n_empty = sum(1 for d in docs if not d)
         if n_empty == len(docs):

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._errors import DataError
+from lifelongrec._params import Boolean, Integer, Satisfies
 from lifelongrec.features._content import ItemEncoder, _check_items, _is_missing
 
 __all__ = [
@@ -288,6 +289,19 @@ class SentenceItemEncoder(ItemEncoder):
     """
 
     name = "sentence"
+    _constraints = {
+        "batch_size": Integer(1),
+        "cache_dir": Satisfies(
+            lambda v: v is None or isinstance(v, (str, os.PathLike)),
+            "a folder path (str or Path) or None",
+        ),
+        "use_cache": Boolean(),
+        "max_chars": Integer(1),
+        "device": Satisfies(
+            lambda v: isinstance(v, str) and bool(v), "a torch device name such as 'cpu'"
+        ),
+        "show_progress": Boolean(),
+    }
 
     def __init__(
         self,
@@ -305,40 +319,10 @@ class SentenceItemEncoder(ItemEncoder):
         self.device = device
         self.show_progress = show_progress
 
-    # ---------------------------------------------------------------- params
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
-        return {
-            "batch_size": self.batch_size,
-            "cache_dir": self.cache_dir,
-            "use_cache": self.use_cache,
-            "max_chars": self.max_chars,
-            "device": self.device,
-            "show_progress": self.show_progress,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     @property
     def dim(self) -> int:
         """Width of the vectors (384)."""
         return MODEL_DIM
-
-    def _validate_params(self) -> None:
-        for pname in ("batch_size", "max_chars"):
-            v = getattr(self, pname)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ParameterError(pname, v, "a positive integer")
-        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
-            raise ParameterError("cache_dir", self.cache_dir, "a folder path (str or Path) or None")
-        for pname in ("use_cache", "show_progress"):
-            v = getattr(self, pname)
-            if not isinstance(v, (bool, np.bool_)):
-                raise ParameterError(pname, v, "True or False")
-        if not isinstance(self.device, str) or not self.device:
-            raise ParameterError("device", self.device, "a torch device name such as 'cpu'")
 
     def _cache(self) -> _VectorCache:
         folder = (
@@ -368,7 +352,7 @@ class SentenceItemEncoder(ItemEncoder):
     def fit(self, items: pd.DataFrame) -> SentenceItemEncoder:
         """Check hyperparameters, ``items`` and that the weights are installed (the model
         is pretrained: nothing is learned, and nothing is loaded yet). Returns ``self``."""
-        self._validate_params()
+        self.check_params()
         texts = self.texts(items)
         self.model_path_ = _model_path()
         self.n_empty_ = sum(1 for t in texts if not t)
@@ -377,7 +361,7 @@ class SentenceItemEncoder(ItemEncoder):
     def transform(self, items: pd.DataFrame) -> np.ndarray:
         """Encode ``items``: ``ndarray (n, 384)`` float32, rows L2-normalised, zero rows
         for items with no text."""
-        self._validate_params()
+        self.check_params()
         return self.encode_texts(self.texts(items))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

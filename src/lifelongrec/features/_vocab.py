@@ -39,7 +39,6 @@ Examples
 from __future__ import annotations
 
 import heapq
-import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._params import Integer, Params, is_int, is_number
 
 __all__ = ["Expired", "IdVocabulary", "VocabularyUpdate"]
 
@@ -116,10 +116,7 @@ def _empty_expired() -> Expired:
 
 def _check_time(name: str, value: Any) -> int:
     """An integer clock value (a float must be integral: timestamps are whole seconds)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and not isinstance(value, numbers.Integral):
-        ok = np.isfinite(float(value)) and float(value).is_integer()
-    if not ok:
+    if not (is_int(value) or (is_number(value) and float(value).is_integer())):
         raise ParameterError(name, value, "an integer timestamp (epoch seconds)")
     if int(value) <= NEVER:
         raise ParameterError(name, value, f"an integer timestamp above {NEVER}")
@@ -167,7 +164,7 @@ def _check_timestamps(timestamps: Any, n: int) -> np.ndarray:
     return ts
 
 
-class IdVocabulary:
+class IdVocabulary(Params):
     """Maps external ids to table rows without hashing; admits, expires and reuses rows.
 
     Parameters
@@ -194,13 +191,11 @@ class IdVocabulary:
         The live ``id -> row`` map of the active ids (do not modify).
     """
 
+    _constraints = {"min_count": Integer(1)}
+
     def __init__(self, min_count: int = 1) -> None:
-        if (
-            isinstance(min_count, bool)
-            or not isinstance(min_count, numbers.Integral)
-            or min_count < 1
-        ):
-            raise ParameterError("min_count", min_count, "an integer >= 1")
+        self.min_count = min_count
+        self.check_params()  # at once: a vocabulary has no fit that would check it
         self.min_count = int(min_count)
         self._ids = np.empty(0, dtype=object)
         self._last_seen = np.empty(0, dtype=np.int64)
@@ -233,10 +228,13 @@ class IdVocabulary:
         return id_ in self._index
 
     def __repr__(self) -> str:
-        return (
-            f"IdVocabulary(min_count={self.min_count}; rows={self.n_rows}, "
-            f"active={self.n_active}, free={self.n_free}, pending={self.n_pending})"
+        """The settings (as :class:`~lifelongrec._params.Params` shows them), then the
+        state: ``IdVocabulary(min_count=1; rows=3, active=2, free=1, pending=0)``."""
+        state = (
+            f"rows={self.n_rows}, active={self.n_active}, free={self.n_free}, "
+            f"pending={self.n_pending}"
         )
+        return f"{super().__repr__()[:-1]}; {state})"
 
     @staticmethod
     def _readonly(a: np.ndarray) -> np.ndarray:

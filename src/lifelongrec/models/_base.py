@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lifelongrec._errors import DataError, NotFittedError, ParameterError, UnknownIdError
+from lifelongrec._errors import DataError, NotFittedError, UnknownIdError
 from lifelongrec._params import Params, check_k
 from lifelongrec.data._schema import (
     DEFAULT_EVENT_TYPE,

@@ -8,7 +8,6 @@ before anyone has interacted with it.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._errors import DataError
+from lifelongrec._params import Number
 from lifelongrec.data._schema import Dataset
 from lifelongrec.features._content import TfidfItemEncoder
 from lifelongrec.models._base import Recommender, clear_rows, grow_csr, insert_cells
@@ -83,6 +83,11 @@ class ContentRecommender(Recommender):
     """
 
     name = "content"
+    # The encoder's settings as the encoder declares them, then the profile's.
+    _constraints = {
+        **TfidfItemEncoder.constraints(),
+        "half_life": Number(0, low_open=True, none=True),
+    }
 
     def __init__(
         self,
@@ -107,16 +112,8 @@ class ContentRecommender(Recommender):
             category_weight=self.category_weight,
         )
 
-    def _validate_params(self) -> None:
-        self._make_encoder()._validate_params()
-        hl = self.half_life
-        if hl is not None and (
-            isinstance(hl, bool)
-            or not isinstance(hl, (int, float, np.integer, np.floating))
-            or not math.isfinite(hl)
-            or hl <= 0
-        ):
-            raise ParameterError("half_life", hl, "None or a finite number > 0")
+    def _check_params(self) -> None:
+        self._make_encoder()._check_params()  # the encoder's own cross-setting rules
 
     # --------------------------------------------------------------- catalogue
     @staticmethod

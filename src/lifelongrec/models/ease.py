@@ -17,11 +17,10 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from lifelongrec._errors import ParameterError
+from lifelongrec._params import Integer, Number
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
 from lifelongrec.models._history import HistoryBatch
-from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["EASE"]
 
@@ -104,6 +103,11 @@ class EASE(Recommender):
     """
 
     name = "ease"
+    _constraints = {
+        "l2": Number(0, low_open=True),
+        "max_items": Integer(1),
+        "refit_threshold": Number(0, 1, low_open=True),
+    }
 
     def __init__(
         self, l2: float = 500.0, max_items: int = 20_000, refit_threshold: float = 0.1
@@ -111,17 +115,6 @@ class EASE(Recommender):
         self.l2 = l2
         self.max_items = max_items
         self.refit_threshold = refit_threshold
-
-    def _validate_params(self) -> None:
-        check_number("l2", self.l2, positive=True)
-        check_int("max_items", self.max_items, 1, "a positive integer")
-        t = self.refit_threshold
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float, np.integer, np.floating))
-            or not 0 < t <= 1
-        ):
-            raise ParameterError("refit_threshold", t, "a number in (0, 1]")
 
     # --------------------------------------------------------------- training
     def _compute(self) -> None:

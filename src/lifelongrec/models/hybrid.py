@@ -9,7 +9,6 @@ and an EASE score in the hundreds can be added), then blended with the weights::
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +20,10 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._params import Constraint, OneOf, is_number
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
+from lifelongrec.models._capabilities import OnlineBuffering
 from lifelongrec.models._catalog import MODELS
 from lifelongrec.models._history import HistoryBatch
 
@@ -30,6 +31,7 @@ __all__ = ["Hybrid", "NORMALIZATIONS", "normalize_rows"]
 
 #: Accepted values of ``Hybrid(normalize=...)``.
 NORMALIZATIONS = ("minmax", "zscore", "rank", "none")
+_NORMALIZE = OneOf(*NORMALIZATIONS)
 
 
 def normalize_rows(
@@ -88,7 +90,7 @@ def normalize_rows(
                 pos = np.searchsorted(base, S[j, rest], side="left")
                 out[j, rest] = pos / (n - 1.0)
     else:
-        raise ParameterError("normalize", how, f"one of {list(NORMALIZATIONS)}")
+        raise ParameterError("normalize", how, _NORMALIZE.expected)
     bad = ~finite
     if bad.any():
         low = np.where(finite, out, np.inf).min(axis=1)
@@ -97,8 +99,58 @@ def normalize_rows(
     return out
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+class _ModelNames(Constraint):
+    """A non-empty list or tuple of names from :data:`MODELS` other than ``"hybrid"``
+    (read when checked: models registered later count)."""
+
+    expected = "a non-empty list or tuple of model names"
+
+    def check(self, name: str, value: Any) -> None:
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, (list, tuple))
+            or len(value) == 0
+            or not all(isinstance(c, str) for c in value)
+        ):
+            raise ParameterError(name, value, self.expected)
+        for c in value:
+            if c == Hybrid.name:
+                raise ParameterError(
+                    name, value, "model names other than 'hybrid' (no nested hybrids)"
+                )
+            if c not in MODELS:
+                raise ParameterError(
+                    name, value, f"names from {sorted(set(MODELS) - {Hybrid.name})}"
+                )
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            self.check("components", value)
+        except ParameterError:
+            return False
+        return True
+
+
+class _Weights(Constraint):
+    """A list or tuple of finite numbers >= 0 with a sum > 0 (one per component: a rule
+    of :meth:`Hybrid._check_params`)."""
+
+    expected = "a list or tuple of numbers, one per component"
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ParameterError(name, value, self.expected)
+        if not all(is_number(x) and x >= 0 for x in value):
+            raise ParameterError(name, value, "finite numbers >= 0")
+        if not sum(value) > 0:
+            raise ParameterError(name, value, "numbers >= 0 with a sum > 0")
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            self.check("weights", value)
+        except ParameterError:
+            return False
+        return True
 
 
 class Hybrid(Recommender):
@@ -142,6 +194,11 @@ class Hybrid(Recommender):
     """
 
     name = "hybrid"
+    _constraints = {
+        "components": _ModelNames(),
+        "weights": _Weights(),
+        "normalize": _NORMALIZE,
+    }
 
     def __init__(
         self,
@@ -156,35 +213,14 @@ class Hybrid(Recommender):
         self.component_params = component_params
 
     # ----------------------------------------------------------------- params
-    def _validate_params(self) -> None:
-        comps = self.components
-        if (
-            isinstance(comps, (str, bytes))
-            or not isinstance(comps, (list, tuple))
-            or len(comps) == 0
-            or not all(isinstance(c, str) for c in comps)
-        ):
-            raise ParameterError("components", comps, "a non-empty list or tuple of model names")
-        for c in comps:
-            if c == self.name:
-                raise ParameterError(
-                    "components", comps, "model names other than 'hybrid' (no nested hybrids)"
-                )
-            if c not in MODELS:
-                raise ParameterError(
-                    "components", comps, f"names from {sorted(set(MODELS) - {self.name})}"
-                )
-        w = self.weights
-        if isinstance(w, (str, bytes)) or not isinstance(w, (list, tuple)) or len(w) != len(comps):
+    def _check_params(self) -> None:
+        """The rules that tie ``weights`` and ``component_params`` to ``components``
+        (each setting on its own is declared in ``_constraints``)."""
+        comps, w = self.components, self.weights
+        if len(w) != len(comps):
             raise ParameterError(
                 "weights", w, f"a list or tuple of {len(comps)} numbers, one per component"
             )
-        if not all(_is_number(x) and math.isfinite(x) and x >= 0 for x in w):
-            raise ParameterError("weights", w, "finite numbers >= 0")
-        if not sum(w) > 0:
-            raise ParameterError("weights", w, "numbers >= 0 with a sum > 0")
-        if self.normalize not in NORMALIZATIONS:
-            raise ParameterError("normalize", self.normalize, f"one of {list(NORMALIZATIONS)}")
         params = self._params_per_component()
         for i, (c, p) in enumerate(zip(comps, params, strict=True)):
             cls = MODELS[c]
@@ -197,7 +233,7 @@ class Hybrid(Recommender):
                     f"hyperparameters of {cls.__name__} ({', '.join(known) or 'none'})",
                 )
             try:
-                cls(**p)._validate_params()
+                cls(**p).check_params()
             except ParameterError as exc:
                 raise ParameterError(
                     f"component_params[{c!r}][{exc.name!r}] (component {i})",
@@ -300,8 +336,8 @@ class Hybrid(Recommender):
                 model.observe(events, items)
             except DataError as exc:
                 raise self._component_error(i, exc, "observe the new events") from exc
-            if getattr(model, "n_online_pending", 0):  # state only: no training material
-                model.online_step(0)
+            if isinstance(model, OnlineBuffering) and model.n_online_pending:
+                model.online_step(0)  # state only: no training material
         if len(self.item_ids_) > n_items_before:
             self._sync_columns()
 

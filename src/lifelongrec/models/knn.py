@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from lifelongrec._errors import ParameterError
+from lifelongrec._params import Integer, Number, OneOf
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender, clear_rows, grow_csr, insert_cells
 from lifelongrec.models._history import HistoryBatch
-from lifelongrec.models._validation import check_int, check_number
 
 __all__ = ["ItemKNN", "UserKNN"]
 
@@ -94,6 +93,11 @@ class ItemKNN(Recommender):
     """
 
     name = "itemknn"
+    _constraints = {
+        "k_neighbors": Integer(1),
+        "shrink": Number(0),
+        "similarity": OneOf(*_SIMILARITIES),
+    }
 
     def __init__(
         self, k_neighbors: int = 100, shrink: float = 0.0, similarity: str = "cosine"
@@ -101,12 +105,6 @@ class ItemKNN(Recommender):
         self.k_neighbors = k_neighbors
         self.shrink = shrink
         self.similarity = similarity
-
-    def _validate_params(self) -> None:
-        check_int("k_neighbors", self.k_neighbors, 1, "a positive integer")
-        check_number("shrink", self.shrink, positive=False)
-        if self.similarity not in _SIMILARITIES:
-            raise ParameterError("similarity", self.similarity, f"one of {list(_SIMILARITIES)}")
 
     # ---------------------------------------------------------------- helpers
     def _similarity_from_cooc(self, C: sp.csr_matrix) -> sp.csr_matrix:
@@ -231,14 +229,11 @@ class UserKNN(Recommender):
     """
 
     name = "userknn"
+    _constraints = {"k_neighbors": Integer(1), "shrink": Number(0)}
 
     def __init__(self, k_neighbors: int = 100, shrink: float = 0.0) -> None:
         self.k_neighbors = k_neighbors
         self.shrink = shrink
-
-    def _validate_params(self) -> None:
-        check_int("k_neighbors", self.k_neighbors, 1, "a positive integer")
-        check_number("shrink", self.shrink, positive=False)
 
     def _fit(self, X: sp.csr_matrix, data: Dataset) -> None:
         self._X_T = None

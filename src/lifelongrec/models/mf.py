@@ -16,10 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from lifelongrec._params import Integer, Number, Seed
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
 from lifelongrec.models._history import HistoryBatch
-from lifelongrec.models._validation import check_int, check_number, check_seed
 
 __all__ = ["ALS", "BPR"]
 
@@ -157,6 +157,13 @@ class ALS(_Factorization):
     """
 
     name = "als"
+    _constraints = {
+        "factors": Integer(1),
+        "regularization": Number(0),
+        "alpha": Number(0, low_open=True),
+        "iterations": Integer(1),
+        "random_state": Seed(),
+    }
 
     def __init__(
         self,
@@ -171,13 +178,6 @@ class ALS(_Factorization):
         self.alpha = alpha
         self.iterations = iterations
         self.random_state = random_state
-
-    def _validate_params(self) -> None:
-        check_int("factors", self.factors, 1)
-        check_number("regularization", self.regularization, positive=False)
-        check_number("alpha", self.alpha, positive=True)
-        check_int("iterations", self.iterations, 1)
-        check_seed(self.random_state)
 
     def _implicit_model(self):
         from implicit.cpu.als import AlternatingLeastSquares
@@ -285,6 +285,13 @@ class BPR(_Factorization):
     """
 
     name = "bpr"
+    _constraints = {
+        "factors": Integer(1),
+        "learning_rate": Number(0, low_open=True),
+        "regularization": Number(0),
+        "iterations": Integer(1),
+        "random_state": Seed(),
+    }
 
     def __init__(
         self,
@@ -299,13 +306,6 @@ class BPR(_Factorization):
         self.regularization = regularization
         self.iterations = iterations
         self.random_state = random_state
-
-    def _validate_params(self) -> None:
-        check_int("factors", self.factors, 1)
-        check_number("learning_rate", self.learning_rate, positive=True)
-        check_number("regularization", self.regularization, positive=False)
-        check_int("iterations", self.iterations, 1)
-        check_seed(self.random_state)
 
     def _new_model(self, iterations: int, seed: int | None):
         from implicit.cpu.bpr import BayesianPersonalizedRanking

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from lifelongrec._errors import ParameterError
+from lifelongrec._params import Number
 from lifelongrec.data._schema import Dataset
 from lifelongrec.models._base import Recommender
 
@@ -48,19 +48,10 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    _constraints = {"time_decay_days": Number(0, low_open=True, none=True)}
 
     def __init__(self, time_decay_days: float | None = None) -> None:
         self.time_decay_days = time_decay_days
-
-    def _validate_params(self) -> None:
-        d = self.time_decay_days
-        if d is not None and (
-            isinstance(d, bool)
-            or not isinstance(d, (int, float, np.integer, np.floating))
-            or not np.isfinite(d)
-            or d <= 0
-        ):
-            raise ParameterError("time_decay_days", d, "None or a positive number of days")
 
     # ---------------------------------------------------------------- helpers
     def _event_weights(self, data: Dataset, ref_ts: float) -> np.ndarray:

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from lifelongrec._errors import NotFittedError, ParameterError, UnknownIdError
-from lifelongrec.models._validation import check_int, check_number
+from lifelongrec._params import check_int, check_number
 from lifelongrec.serving._index_parts import NO_SLOT as _NO_SLOT
 from lifelongrec.serving._index_parts import (
     _candidates,
@@ -189,7 +189,7 @@ class ItemIndex:
         check_int("ann_threshold", self.ann_threshold, low=0)
         check_int("exact_filter_max", self.exact_filter_max, low=0)
         check_int("max_delta", self.max_delta)
-        check_number("max_stale", self.max_stale, positive=True)
+        check_number("max_stale", self.max_stale, 0, low_open=True)
         if self.max_stale > 1:
             raise ParameterError("max_stale", self.max_stale, "a share in (0, 1]")
 

@@ -4,7 +4,6 @@ and the category head."""
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._params import is_number
 from lifelongrec.features._content import TfidfItemEncoder
 
 __all__ = ["ContentFeaturizer", "catalogue_rows", "set_csr_rows"]
@@ -21,10 +21,6 @@ _MAX_NUMERIC_ATTRIBUTES = 32
 
 
 # ============================================================== content features
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 def _text_encoder(name: str | None) -> tuple[str | None, Any]:
     """``(resolved name, encoder)``; ``"auto"`` prefers MiniLM and falls back to TF-IDF."""
     if name is None:
@@ -98,7 +94,7 @@ class ContentFeaturizer:
             for key, v in attrs.items():
                 if v is None:
                     continue
-                if _is_number(v):
+                if is_number(v):
                     keys[key] = keys.get(key, 0) + 1
                 else:
                     bad.add(key)
@@ -134,7 +130,7 @@ class ContentFeaturizer:
             if isinstance(attrs, dict):
                 for key, v in attrs.items():
                     j = col.get(key)
-                    if j is not None and _is_number(v):
+                    if j is not None and is_number(v):
                         x = float(v)
                         raw[i, j] = math.copysign(math.log1p(abs(x)), x)
                         present[i, j] = 1.0

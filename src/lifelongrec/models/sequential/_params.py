@@ -9,15 +9,23 @@ state and read the values of the moment they are called.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import (
+    Constraint,
+    Integer,
+    Number,
+    OneOf,
+    Params,
+    Satisfies,
+    check_int,
+    is_number,
+)
 from lifelongrec.models.heads import TASKS, HeadsConfig
 from lifelongrec.models.sequential._modules import EncoderConfig, ItemTowerConfig
 from lifelongrec.nn import TrainConfig
@@ -27,7 +35,6 @@ __all__ = [
     "TEXT_ENCODERS",
     "SequentialParams",
     "check_epochs",
-    "check_params",
     "module_configs",
     "task_weights",
     "torch_device",
@@ -35,17 +42,53 @@ __all__ = [
     "update_len",
 ]
 
-#: Default loss weights of the tasks (``task_weights`` overrides any of them).
-#: Loss weights of the heads. The auxiliary ones are light: on ml-100k (3 seeds) weights
-#: 0.03 cost the next-item head 0.0010 NDCG@10 against single-task (0.0965 vs 0.0975,
-#: within run-to-run noise) where 0.1 cost 0.0038, and the heads' own figures barely moved
-#: (event-type AUC 0.655 vs 0.662, category acc@1 0.433 vs 0.436; docs/benchmarks.md).
+#: Default loss weights of the tasks (``task_weights`` overrides any of them). The
+#: auxiliary heads are weighted lightly: heavier weights cost the next-item head more
+#: accuracy than the auxiliary heads gained (the measurements: docs/benchmarks.md).
 DEFAULT_TASK_WEIGHTS = {"next_item": 1.0, "event_type": 0.03, "category": 0.03}
 TEXT_ENCODERS = ("auto", "minilm", "tfidf", None)
 
 
+class _TaskWeights(Constraint):
+    """``None`` or ``{task: weight}`` over :data:`~lifelongrec.models.heads.TASKS`, each
+    weight a finite number >= 0 and the ``next_item`` one (after the defaults) > 0."""
+
+    expected = f"None or a dict with keys among {list(TASKS)}"
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict) or not set(value) <= set(TASKS):
+            raise ParameterError(name, value, self.expected)
+        for key, w in value.items():
+            if not (is_number(w) and w >= 0):
+                raise ParameterError(
+                    name, value, f"finite weights >= 0 (task_weights[{key!r}] is not)"
+                )
+        if task_weights(value)["next_item"] <= 0:
+            raise ParameterError(name, value, "a next_item weight > 0")
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            self.check("task_weights", value)
+        except ParameterError:
+            return False
+        return True
+
+
+def _is_device(value: Any) -> bool:
+    return isinstance(value, str) and (
+        value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
+    )
+
+
+#: ``True`` or ``False`` as Python bools only (not NumPy bools): the settings are written
+#: to model.json, which cannot store a NumPy bool.
+_BOOL = Satisfies(lambda v: isinstance(v, bool), "True or False")
+
+
 @dataclass(eq=False, repr=False)
-class SequentialParams:
+class SequentialParams(Params):
     """The hyperparameters of :class:`~lifelongrec.models.SequentialRecommender`, which
     inherits this constructor (it stores them and nothing else; ``fit`` checks them).
 
@@ -181,120 +224,57 @@ class SequentialParams:
     random_state: int = 0
     verbose: bool = True
 
-    def _validate_params(self) -> None:
-        check_params({f.name: getattr(self, f.name) for f in fields(self)})
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "dim": Integer(1),
+        "n_layers": Integer(1),
+        "n_heads": Integer(1),
+        "ffn_mult": Integer(1),
+        "dropout": Number(0, 1, high_open=True),
+        "max_len": Integer(1),
+        "n_windows": Integer(1),
+        "n_time_buckets": Integer(3),
+        "text_encoder": OneOf("auto", "minilm", "tfidf", none=True),
+        "content_gate": _BOOL,
+        "id_dropout": Number(0, 1, high_open=True),
+        "max_categories": Integer(0),
+        "like_threshold": Number(),
+        "task_weights": _TaskWeights(),
+        "mmoe_experts": Integer(0),
+        "epochs": Integer(1),
+        "batch_size": Integer(1),
+        "lr": Number(0, low_open=True),
+        "weight_decay": Number(0),
+        "grad_clip": Number(0),
+        "patience": Integer(1),
+        "validation": _BOOL,
+        "full_softmax_max_items": Integer(0),
+        "n_negatives": Integer(1),
+        "partial_fit_epochs": Integer(0),
+        "partial_fit_context_weight": Number(0),
+        "partial_fit_max_len": Integer(1, none=True),
+        "distill_weight": Number(0),
+        "distill_temperature": Number(0, low_open=True),
+        "ewc_weight": Number(0),
+        "fisher_batches": Integer(1),
+        "item_min_count": Integer(1),
+        "user_ttl": Number(0, low_open=True, none=True),
+        "item_ttl": Number(0, low_open=True, none=True),
+        "device": Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        "random_state": Integer(0),
+        "verbose": _BOOL,
+    }
 
-
-def check_params(p: Mapping[str, Any]) -> None:
-    """Raise :class:`~lifelongrec.ParameterError` naming the first hyperparameter of
-    ``p`` that is out of its range (``p``: ``model.get_params()``)."""
-
-    def int_at_least(name: str, lo: int) -> None:
-        v = p[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ParameterError(name, v, f"an integer >= {lo}")
-
-    def number_in(name: str, lo: float, hi: float, lo_open: bool, hi_open: bool) -> None:
-        v = p[name]
-        ok = (
-            not isinstance(v, bool)
-            and isinstance(v, (int, float, np.integer, np.floating))
-            and math.isfinite(float(v))
-            and (v > lo if lo_open else v >= lo)
-            and (v < hi if hi_open else v <= hi)
-        )
-        if not ok:
-            lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-            raise ParameterError(name, v, f"a number in {lb}{lo}, {hi}{rb}")
-
-    def boolean(name: str) -> None:
-        if not isinstance(p[name], bool):
-            raise ParameterError(name, p[name], "True or False")
-
-    for name, lo in (
-        ("dim", 1),
-        ("n_layers", 1),
-        ("n_heads", 1),
-        ("ffn_mult", 1),
-        ("max_len", 1),
-        ("n_windows", 1),
-        ("n_time_buckets", 3),
-        ("max_categories", 0),
-        ("mmoe_experts", 0),
-        ("epochs", 1),
-        ("batch_size", 1),
-        ("patience", 1),
-        ("full_softmax_max_items", 0),
-        ("n_negatives", 1),
-        ("partial_fit_epochs", 0),
-        ("fisher_batches", 1),
-        ("item_min_count", 1),
-        ("random_state", 0),
-    ):
-        int_at_least(name, lo)
-    if p["partial_fit_max_len"] is not None:
-        int_at_least("partial_fit_max_len", 1)
-    for name in ("user_ttl", "item_ttl"):
-        v = p[name]
-        if v is not None and not (
-            not isinstance(v, bool)
-            and isinstance(v, (int, float, np.integer, np.floating))
-            and math.isfinite(float(v))
-            and v > 0
-        ):
-            raise ParameterError(name, v, "None or a number of seconds > 0")
-    if p["dim"] % p["n_heads"]:
-        raise ParameterError(
-            "n_heads", p["n_heads"], f"a divisor of dim={p['dim']} (dim % n_heads == 0)"
-        )
-    number_in("dropout", 0.0, 1.0, False, True)
-    number_in("id_dropout", 0.0, 1.0, False, True)
-    number_in("lr", 0.0, math.inf, True, True)
-    number_in("weight_decay", 0.0, math.inf, False, True)
-    number_in("grad_clip", 0.0, math.inf, False, True)
-    number_in("like_threshold", -math.inf, math.inf, True, True)
-    number_in("partial_fit_context_weight", 0.0, math.inf, False, True)
-    number_in("distill_weight", 0.0, math.inf, False, True)
-    number_in("distill_temperature", 0.0, math.inf, True, True)
-    number_in("ewc_weight", 0.0, math.inf, False, True)
-    for name in ("content_gate", "validation", "verbose"):
-        boolean(name)
-    if p["text_encoder"] not in TEXT_ENCODERS:
-        raise ParameterError(
-            "text_encoder", p["text_encoder"], "one of 'auto', 'minilm', 'tfidf' or None"
-        )
-    tw = p["task_weights"]
-    if tw is not None:
-        if not isinstance(tw, dict) or not set(tw) <= set(TASKS):
+    def _check_params(self) -> None:
+        """The rule over two settings (each one is declared in ``_constraints``)."""
+        if self.dim % self.n_heads:
             raise ParameterError(
-                "task_weights", tw, f"None or a dict with keys among {list(TASKS)}"
+                "n_heads", self.n_heads, f"a divisor of dim={self.dim} (dim % n_heads == 0)"
             )
-        for key, w in tw.items():
-            if (
-                isinstance(w, bool)
-                or not isinstance(w, (int, float, np.integer, np.floating))
-                or not math.isfinite(float(w))
-                or w < 0
-            ):
-                raise ParameterError(
-                    "task_weights", tw, f"finite weights >= 0 (task_weights[{key!r}] is not)"
-                )
-        if task_weights(tw)["next_item"] <= 0:
-            raise ParameterError("task_weights", tw, "a next_item weight > 0")
-    dev = p["device"]
-    ok = isinstance(dev, str) and (
-        dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
-    )
-    if not ok:
-        raise ParameterError("device", dev, "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
 def check_epochs(epochs: Any) -> None:
     """``partial_fit``'s ``epochs``: ``None`` or an integer >= 0."""
-    if epochs is not None and (
-        isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
-    ):
-        raise ParameterError("epochs", epochs, "None or an integer >= 0")
+    check_int("epochs", epochs, 0, none=True)
 
 
 def task_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
