@@ -298,6 +298,28 @@ def test_bad_settings(tmp_path, windows, kwargs, name):
         cc.start(Popularity, windows[0])
 
 
+def test_settings_are_params_and_clone_shares_the_registry(tmp_path, windows):
+    reg = ModelRegistry(tmp_path / "r")
+    gate = PromotionGate("hr@5", tolerance=0.01)
+    cc = ChampionChallenger(Lifelong(seed=3), reg, gate, holdout_share=0.2, max_history=np.int64(9))
+    assert cc.get_params() == {
+        "strategy": cc.strategy,
+        "registry": reg,
+        "gate": gate,
+        "holdout_share": 0.2,
+        "max_history": 9,
+    }
+    assert repr(cc).startswith("ChampionChallenger(strategy=Lifelong(replay_size=10000, ")
+    cc.check_params()
+    twin = cc.clone()
+    assert twin.registry is reg and twin.strategy is not cc.strategy
+    assert twin.strategy.get_params() == cc.strategy.get_params()
+    assert twin.gate is not gate and twin.gate.get_params() == gate.get_params()
+    assert ChampionChallenger(FineTune(), reg).clone().gate is None
+    with pytest.raises(ParameterError, match="'max_history' must be None or an integer >= 1"):
+        ChampionChallenger(FineTune(), reg, max_history=True).check_params()
+
+
 def test_a_window_too_small_to_hold_out(tmp_path, windows):
     cc = ChampionChallenger(FineTune(), ModelRegistry(tmp_path / "r"))
     cc.start(Popularity, windows[0])

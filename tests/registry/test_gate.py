@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -204,3 +205,11 @@ def test_repr_and_params():
     }
     assert repr(gate).startswith("PromotionGate(metric='recall@5'")
     assert gate.validate() == ("recall", 5)
+    twin = eval(repr(gate), {"PromotionGate": PromotionGate})
+    assert twin.get_params() == gate.get_params() == gate.clone().get_params()
+    gate.check_params()
+    assert PromotionGate(tolerance=1.5).validate() == ("ndcg", 10)  # absolute: any >= 0
+    PromotionGate(relative=np.bool_(True), tolerance=1, min_items=np.int64(2)).check_params()
+    with pytest.raises(ParameterError) as err:
+        PromotionGate(min_users=True).validate()
+    assert str(err.value) == "parameter 'min_users' must be an integer >= 1; got True"

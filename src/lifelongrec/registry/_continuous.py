@@ -21,12 +21,13 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from lifelongrec._errors import DataError, NotFittedError, ParameterError
+from lifelongrec._errors import DataError, NotFittedError
+from lifelongrec._params import Constraint, Integer, Number, Params, Satisfies
 from lifelongrec.data import Dataset, as_dataset
 from lifelongrec.models import Recommender
 from lifelongrec.registry._gate import GateDecision, PromotionGate
@@ -39,6 +40,9 @@ __all__ = ["ChampionChallenger", "judge_challenger", "split_freshest"]
 def _time_sorted(events: pd.DataFrame) -> pd.DataFrame:
     order = np.argsort(events["timestamp"].to_numpy(), kind="stable")
     return events.iloc[order].reset_index(drop=True)
+
+
+_HOLDOUT_SHARE = Number(0, 1, low_open=True, high_open=True)
 
 
 def split_freshest(
@@ -59,12 +63,7 @@ def split_freshest(
     ParameterError
         ``share`` is not a number in ``(0, 1)``.
     """
-    if (
-        isinstance(share, bool)
-        or not isinstance(share, (int, float, np.integer, np.floating))
-        or not 0 < share < 1
-    ):
-        raise ParameterError("holdout_share", share, "a number in (0, 1)")
+    _HOLDOUT_SHARE.check("holdout_share", share)
     if not isinstance(events, (pd.DataFrame, Dataset)):
         raise DataError(
             "cannot use this object as a window of events",
@@ -200,7 +199,7 @@ def judge_challenger(
     }
 
 
-class ChampionChallenger:
+class ChampionChallenger(Params):
     """Keep learning with a strategy; serve only what a promotion gate accepts.
 
     Parameters
@@ -267,6 +266,18 @@ class ChampionChallenger:
     (['v000001', 'v000002'], 'v000002')
     """
 
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "strategy": Satisfies(lambda s: isinstance(s, Strategy), "a lifelongrec.training.Strategy"),
+        "registry": Satisfies(
+            lambda r: isinstance(r, ModelRegistry), "a lifelongrec.registry.ModelRegistry"
+        ),
+        "gate": Satisfies(
+            lambda g: g is None or isinstance(g, PromotionGate), "None or a PromotionGate"
+        ),
+        "holdout_share": _HOLDOUT_SHARE,
+        "max_history": Integer(1, none=True),
+    }
+
     def __init__(
         self,
         strategy: Strategy,
@@ -281,28 +292,23 @@ class ChampionChallenger:
         self.holdout_share = holdout_share
         self.max_history = max_history
 
-    def _validate(self) -> PromotionGate:
-        if not isinstance(self.strategy, Strategy):
-            raise ParameterError(
-                "strategy", type(self.strategy).__name__, "a lifelongrec.training.Strategy"
-            )
-        if not isinstance(self.registry, ModelRegistry):
-            raise ParameterError(
-                "registry", type(self.registry).__name__, "a lifelongrec.registry.ModelRegistry"
-            )
-        gate = PromotionGate() if self.gate is None else self.gate
-        if not isinstance(gate, PromotionGate):
-            raise ParameterError("gate", type(gate).__name__, "None or a PromotionGate")
-        gate.validate()
-        s = self.holdout_share
-        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)):
-            raise ParameterError("holdout_share", s, "a number in (0, 1)")
-        if not 0 < s < 1:
-            raise ParameterError("holdout_share", s, "a number in (0, 1)")
-        m = self.max_history
-        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
-            raise ParameterError("max_history", m, "None or a positive integer (events)")
-        return gate
+    # get_params, repr and check_params come from Params (checked by start and consider).
+    def _check_params(self) -> None:
+        self._gate().validate()
+
+    def _gate(self) -> PromotionGate:
+        return PromotionGate() if self.gate is None else self.gate
+
+    def clone(self) -> ChampionChallenger:
+        """A new, unstarted driver with clones of the strategy and gate on the *same*
+        registry (a registry is a handle on a folder, not a setting to copy)."""
+        return type(self)(
+            self.strategy.clone(),
+            self.registry,
+            None if self.gate is None else self.gate.clone(),
+            self.holdout_share,
+            self.max_history,
+        )
 
     # ------------------------------------------------------------- history
     def _remember(self, events: pd.DataFrame) -> None:
@@ -339,7 +345,8 @@ class ChampionChallenger:
 
         Returns the champion (the model to serve).
         """
-        gate = self._validate()
+        self.check_params()
+        gate = self._gate()
         first = as_dataset(first_window)
         t0 = time.perf_counter()
         model = self.strategy.start(model_factory, first)
@@ -470,7 +477,8 @@ class ChampionChallenger:
             The record appended to :attr:`decisions_` (``version`` names the new
             version; the :class:`GateDecision` is under ``decision``).
         """
-        gate = self._validate()
+        self.check_params()
+        gate = self._gate()
         if not hasattr(self, "decisions_"):
             self.decisions_ = []
         self._sync_champion()

@@ -8,15 +8,14 @@ before it, and next-item Recall@K (the hit rate) and NDCG@K are averaged.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import Boolean, Constraint, Integer, Number, Params, Satisfies
 from lifelongrec.data import Dataset
 from lifelongrec.data._schema import frame_of
 from lifelongrec.evaluation import evaluate_window
@@ -28,6 +27,10 @@ __all__ = ["GATE_METRICS", "GateDecision", "PromotionGate"]
 #: other name here (one target per event).
 GATE_METRICS = ("ndcg", "recall", "hr")
 _METRIC_RE = re.compile(r"^(ndcg|recall|hr)@([1-9]\d*)$")
+_METRIC = Satisfies(
+    lambda m: isinstance(m, str) and _METRIC_RE.match(m) is not None,
+    f"NAME@K with NAME one of {list(GATE_METRICS)}, e.g. 'ndcg@10'",
+)
 
 
 @dataclass(frozen=True)
@@ -78,15 +81,13 @@ class GateDecision:
 
 
 def _parse_metric(metric: Any) -> tuple[str, int]:
-    match = _METRIC_RE.match(metric) if isinstance(metric, str) else None
-    if match is None:
-        raise ParameterError(
-            "metric", metric, f"NAME@K with NAME one of {list(GATE_METRICS)}, e.g. 'ndcg@10'"
-        )
+    _METRIC.check("metric", metric)
+    match = _METRIC_RE.match(metric)
+    assert match is not None  # checked just above
     return match.group(1), int(match.group(2))
 
 
-class PromotionGate:
+class PromotionGate(Params):
     """Promote a challenger iff it is not worse than the champion on fresh held-out data.
 
     Parameters
@@ -130,6 +131,15 @@ class PromotionGate:
     (True, 2)
     """
 
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "metric": _METRIC,
+        "tolerance": Number(0),
+        "relative": Boolean(),
+        "min_events": Integer(1),
+        "min_users": Integer(1),
+        "min_items": Integer(1),
+    }
+
     def __init__(
         self,
         metric: str = "ndcg@10",
@@ -146,49 +156,27 @@ class PromotionGate:
         self.min_users = min_users
         self.min_items = min_items
 
-    def get_params(self) -> dict[str, Any]:
-        """Settings as given to ``__init__``."""
-        return {
-            "metric": self.metric,
-            "tolerance": self.tolerance,
-            "relative": self.relative,
-            "min_events": self.min_events,
-            "min_users": self.min_users,
-            "min_items": self.min_items,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"PromotionGate({args})"
+    # get_params, repr, clone and check_params come from Params.
+    def _check_params(self) -> None:
+        if self.relative and self.tolerance > 1:
+            raise ParameterError(
+                "tolerance",
+                self.tolerance,
+                "a share in [0, 1] when relative=True (0.02 = 2% worse)",
+            )
 
     def validate(self) -> tuple[str, int]:
-        """Check the settings; return ``(metric name, K)``.
+        """Check the settings (:meth:`~lifelongrec._params.Params.check_params`); return
+        ``(metric name, K)``.
 
         Raises
         ------
         ParameterError
-            A bad ``metric``, ``tolerance``, ``relative`` or ``min_events``.
+            A bad ``metric``, ``tolerance``, ``relative``, ``min_events``, ``min_users``
+            or ``min_items``.
         """
-        name, k = _parse_metric(self.metric)
-        tol = self.tolerance
-        if (
-            isinstance(tol, bool)
-            or not isinstance(tol, (int, float, np.integer, np.floating))
-            or not math.isfinite(tol)
-            or tol < 0
-        ):
-            raise ParameterError("tolerance", tol, "a finite number >= 0")
-        if not isinstance(self.relative, (bool, np.bool_)):
-            raise ParameterError("relative", self.relative, "True or False")
-        if self.relative and tol > 1:
-            raise ParameterError(
-                "tolerance", tol, "a share in [0, 1] when relative=True (0.02 = 2% worse)"
-            )
-        for label in ("min_events", "min_users", "min_items"):
-            m = getattr(self, label)
-            if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-                raise ParameterError(label, m, "a positive integer")
-        return name, k
+        self.check_params()
+        return _parse_metric(self.metric)
 
     def shortfall(self, holdout: pd.DataFrame | Dataset) -> str | None:
         """Why the gate cannot decide on ``holdout`` (too few events, distinct users or

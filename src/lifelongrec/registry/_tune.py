@@ -11,15 +11,14 @@ the next full fit; the gate still decides whether that model goes live.
 from __future__ import annotations
 
 import importlib
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import check_int, check_number, is_int, is_number
 from lifelongrec.data import Dataset, as_dataset
 from lifelongrec.evaluation import evaluate_window
 from lifelongrec.models import MODELS, Recommender, get_model
@@ -64,14 +63,6 @@ def _optuna() -> Any:
         ) from None
 
 
-def _is_real(v: Any) -> bool:
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, (int, float, np.integer, np.floating))
-        and math.isfinite(float(v))
-    )
-
-
 def _check_space(space: Mapping[str, Any], cls: type[Recommender]) -> dict[str, Any]:
     if not isinstance(space, Mapping) or not space:
         raise ParameterError("space", space, "a non-empty dict {hyperparameter: range}")
@@ -91,8 +82,8 @@ def _check_space(space: Mapping[str, Any], cls: type[Recommender]) -> dict[str, 
             low, high = spec[0], spec[1]
             log = len(spec) == 3
             ok = (
-                _is_real(low)
-                and _is_real(high)
+                is_number(low)
+                and is_number(high)
                 and low < high
                 and (not log or (spec[2] == "log" and low > 0))
             )
@@ -107,7 +98,7 @@ def _suggest(trial: Any, name: str, spec: Any) -> Any:
         return trial.suggest_categorical(name, spec)
     low, high = spec[0], spec[1]
     log = len(spec) == 3
-    if isinstance(low, (int, np.integer)) and isinstance(high, (int, np.integer)):
+    if is_int(low) and is_int(high):
         return trial.suggest_int(name, int(low), int(high), log=log)
     return trial.suggest_float(name, float(low), float(high), log=log)
 
@@ -188,18 +179,12 @@ def tune(
             )
         space = DEFAULT_SPACES[cls.name]
     space = _check_space(space, cls)
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ParameterError("n_trials", n_trials, "a positive integer")
+    check_int("n_trials", n_trials, 1)
     name, k = PromotionGate(metric).validate()
     key = f"{'recall' if name == 'hr' else name}@{k}"
-    if recent is not None and (
-        isinstance(recent, bool) or not isinstance(recent, (int, np.integer)) or recent < 2
-    ):
-        raise ParameterError("recent", recent, "None or an integer >= 2 (events)")
-    if timeout is not None and (not _is_real(timeout) or timeout <= 0):
-        raise ParameterError("timeout", timeout, "None or a positive number of seconds")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError("seed", seed, "a non-negative integer")
+    check_int("recent", recent, 2, none=True)  # events
+    check_number("timeout", timeout, 0, low_open=True, none=True)  # seconds
+    check_int("seed", seed, 0)
     older, fresh = split_freshest(data, holdout_share)  # checks data and the share
     if recent is not None and len(older) + len(fresh) > recent:
         latest = pd.concat([older, fresh], ignore_index=True).iloc[-int(recent) :]
