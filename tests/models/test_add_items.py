@@ -64,7 +64,7 @@ def test_new_items_get_rows_and_are_rankable(name, blocks_dataset, tmp_path):
     ev = make_events(["uA0", "uA1"], ["na0", "na0"], [500, 501])
     model.partial_fit(ev)
     assert model.n_items == n_items + 2
-    assert model.item_counts_[model._item_index["na0"]] == 2
+    assert model.item_counts_[model.item_index_["na0"]] == 2
 
 
 @pytest.mark.parametrize("name", sorted(CONTENT_AWARE & set(NAMES)))
@@ -163,7 +163,7 @@ def test_prepare_items_encodes_titles_so_add_items_does_not(blocks_dataset, tmp_
     monkeypatch.setenv("LIFELONGREC_CACHE_DIR", str(tmp_path / "cache"))
     params = {**TINY_PARAMS["sequential"], "text_encoder": "minilm"}
     model = get_model("sequential", **params).fit(blocks_dataset)
-    encoder = model._items.featurizer._encoder
+    encoder = model.text_encoder_
     fresh = _block_items(["na7", "nb7"])
     fresh = fresh[fresh["item_id"].isin(["na7", "nb7"])].reset_index(drop=True)
     model.prepare_items(fresh)

@@ -30,7 +30,7 @@ def dense(model: Recommender) -> np.ndarray:
 
 def same_order(model: Recommender, ref: Recommender, M: np.ndarray) -> np.ndarray:
     """``M`` (indexed by ``ref``'s items on both axes) reindexed to ``model``'s item order."""
-    pos = np.array([ref._item_index[i] for i in model.item_ids_])
+    pos = np.array([ref.item_index_[i] for i in model.item_ids_])
     return M[np.ix_(pos, pos)]
 
 
@@ -284,10 +284,10 @@ def test_als_partial_fit_updates_touched_rows_only():
     touched_users = model.user_rows(["u0", "fresh"])
     untouched = np.setdiff1d(np.arange(len(uf)), touched_users)
     np.testing.assert_array_equal(model.user_factors_[untouched], uf[untouched])
-    touched_items = model._item_rows(["i0", "i1", "brand-new"])
+    touched_items = [model.item_index_[i] for i in ("i0", "i1", "brand-new")]
     untouched_items = np.setdiff1d(np.arange(len(itf)), touched_items)
     np.testing.assert_array_equal(model.item_factors_[untouched_items], itf[untouched_items])
-    assert np.abs(model.item_factors_[model._item_rows("brand-new")]).sum() > 0
+    assert np.abs(model.item_factors_[model.item_index_["brand-new"]]).sum() > 0
     assert np.abs(model.user_factors_[model.user_rows("fresh")]).sum() > 0
 
 
@@ -295,7 +295,13 @@ def test_bpr_bias_column_and_incremental_rows():
     model = BPR(factors=4, iterations=20).fit(random_events(seed=8))
     assert model.item_factors_.shape == (model.n_items, 5)
     np.testing.assert_array_equal(model.user_factors_[:, -1], 1.0)
-    assert model._item_vectors().shape == (model.n_items, 4)
+    # similar_items compares the items' factors, without the bias column
+    V = model.item_factors_[:, :-1].astype(np.float64)
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    row = model.item_index_["i0"]
+    expected = np.delete(V @ V[row], row)
+    _, sims = model.similar_items("i0", k=model.n_items - 1)
+    np.testing.assert_allclose(sims, np.sort(expected)[::-1], rtol=1e-4, atol=1e-5)
     uf = model.user_factors_.copy()
     model.partial_fit(make_events(["fresh", "fresh"], ["i0", "brand-new"], [10**8] * 2))
     assert model.user_factors_.shape == (len(uf) + 1, 5)

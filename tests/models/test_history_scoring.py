@@ -112,7 +112,7 @@ def test_history_scoring_does_not_change_the_model(name, fitted):
 # ------------------------------------------------------- independent formulas
 def history_row(model, items) -> np.ndarray:
     x = np.zeros(model.n_items)
-    x[[model._item_index[i] for i in items]] = 1.0
+    x[[model.item_index_[i] for i in items]] = 1.0
     return x
 
 
@@ -153,7 +153,7 @@ def test_content_half_life_weights_the_history_by_its_own_timestamps(blocks_data
     hist = make_events(["z", "z", "z"], ["b0", "a0", "b0"], [0, 10, 20])  # b0's latest: 20
     V = model.item_vectors_.toarray()
     w = {"a0": 0.5, "b0": 1.0}  # a0 is one half-life older than the latest event
-    p = sum(w[i] * V[model._item_index[i]] for i in w)
+    p = sum(w[i] * V[model.item_index_[i]] for i in w)
     p /= np.linalg.norm(p)
     np.testing.assert_allclose(model.score_histories("z", hist), V @ p, rtol=1e-5, atol=1e-6)
 
@@ -166,7 +166,7 @@ def test_userknn_finds_neighbours_among_stored_users_without_itself():
     model = get_model("userknn").fit(ev)
     hist = make_events(["u", "s"], ["x", "x"], [1, 1])
     S = model.score_histories(["u", "s"], hist)
-    y = model._item_index["y"]
+    y = model.item_index_["y"]
     assert S[1, y] > 0  # from neighbour u
     assert S[0, y] < 0  # no evidence: below every item with some
     # brute force for the stranger: cosine to every stored user, all neighbours kept
@@ -219,8 +219,8 @@ def test_popularity_ignores_the_history_except_for_exclusion(fitted):
     hist = make_events(["z"], ["b0"], [1])
     np.testing.assert_allclose(model.score_histories("z", hist), model.scores_, rtol=1e-6)
     masked = model.score_histories("z", hist, exclude_seen=True)
-    assert masked[model._item_index["b0"]] == -np.inf
-    assert np.isfinite(np.delete(masked, model._item_index["b0"])).all()
+    assert masked[model.item_index_["b0"]] == -np.inf
+    assert np.isfinite(np.delete(masked, model.item_index_["b0"])).all()
 
 
 def test_sequential_reads_the_order_of_the_events(fitted):
@@ -269,7 +269,7 @@ def test_items_select_columns(fitted):
     hist = make_events(["z"], ["a0"], [1])
     full = model.score_histories("z", hist)
     sub = model.score_histories("z", hist, items=["b2", "a1"])
-    assert sub.tolist() == [full[model._item_index["b2"]], full[model._item_index["a1"]]]
+    assert sub.tolist() == [full[model.item_index_["b2"]], full[model.item_index_["a1"]]]
     with pytest.raises(UnknownIdError):
         model.score_histories("z", hist, items=["nope"])
 

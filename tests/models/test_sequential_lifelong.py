@@ -58,10 +58,8 @@ def test_replay_rehearses_without_rewriting_histories():
     past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
     model.partial_fit(update, replay=past)
     twin.partial_fit(update)
-    for key in model._history_store.arrays:  # the replayed events are not appended a second time
-        np.testing.assert_array_equal(
-            model._history_store.arrays[key], twin._history_store.arrays[key]
-        )
+    for key in model.user_histories_:  # the replayed events are not appended a second time
+        np.testing.assert_array_equal(model.user_histories_[key], twin.user_histories_[key])
     assert model.n_replayed_ == len(past)
     # rehearsal changed what was learned
     assert not np.allclose(b_scores(model), b_scores(twin))
@@ -83,9 +81,9 @@ def test_replay_skips_unknown_ids_and_falls_back_to_the_stored_window():
 def test_ewc_state_survives_save_and_load(tmp_path):
     model, _, update = fitted(ewc_weight=10.0)
     back = Recommender.load(model.save(tmp_path / "m"))
-    for name, f in model._trainer.ewc.fisher.items():
-        torch.testing.assert_close(back._trainer.ewc.fisher[name], f)
-        torch.testing.assert_close(back._trainer.ewc.anchor[name], model._trainer.ewc.anchor[name])
+    for name, f in model.ewc_.fisher.items():
+        torch.testing.assert_close(back.ewc_.fisher[name], f)
+        torch.testing.assert_close(back.ewc_.anchor[name], model.ewc_.anchor[name])
     model.partial_fit(update)
     back.partial_fit(update)
     np.testing.assert_allclose(b_scores(back), b_scores(model), rtol=1e-5, atol=1e-5)
@@ -103,6 +101,8 @@ def test_updates_repeat_with_the_same_seed(kw):
 def trained_windows(monkeypatch) -> list:
     """The windows every later ``_train`` call receives (it still trains), in order."""
     seen: list = []
+    # the windows trained on are not returned by partial_fit: a spy on the one
+    # training entry point of fit and updates sees them
     real = SequentialRecommender._train
 
     def spy(self, windows, *args, **kwargs):
@@ -151,4 +151,4 @@ def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     fresh = (w.target_weight[:24] > 0) & (w.target_items[:24] > 0)
     assert np.count_nonzero(fresh) == len(update.events)
     # scoring keeps the full context: the model's user state is max_len long
-    assert model._history_store.arrays["items"].shape[1] == int(TINY["max_len"])
+    assert model.user_histories_["items"].shape[1] == int(TINY["max_len"])

@@ -142,12 +142,13 @@ def test_row_lifecycle_returns_what_it_changed():
 # ------------------------------------------------------------ trainer and buffer
 def test_trainer_resets_item_rows_and_round_trips_its_state(fitted):
     model = copy.deepcopy(fitted)
-    trainer = model._trainer
-    assert isinstance(trainer, Trainer) and trainer.module is model._module
-    weight = model._module.item_tower.id_emb.weight
+    trainer = model._trainer  # the part itself, as the estimator holds it (a parts test)
+    assert isinstance(trainer, Trainer) and trainer.module is model.module_
+    assert trainer.optimizer is model.optimizer_ and trainer.ewc is model.ewc_
+    weight = model.module_.item_tower.id_emb.weight
     trainer.reset_items(np.array([0, 1]))
     assert not weight[1:3].any() and not trainer.optimizer.state[weight]["exp_avg"][1:3].any()
-    twin = Trainer(model._module, 0.01, 0.0, torch.device("cpu"))
+    twin = Trainer(model.module_, 0.01, 0.0, torch.device("cpu"))
     twin.set_state(trainer.get_state())
     for key, value in trainer.get_state().items():
         np.testing.assert_array_equal(value, twin.get_state()[key])
