@@ -39,7 +39,13 @@ def cache_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model():
-    return _text._get_model("cpu")
+    return SentenceItemEncoder().sentence_model()
+
+
+@pytest.fixture
+def fresh_load(monkeypatch):
+    """The next use of the model loads it anew (the process's loaded models set aside)."""
+    monkeypatch.setattr(_text, "_MODELS", {})
 
 
 def _items(titles, cats=None, attrs=None):
@@ -120,7 +126,7 @@ def test_agrees_with_sentence_transformers_and_plain_transformers(cache_dir, mod
     np.testing.assert_allclose(X, ref, atol=1e-5)
 
     # and plain transformers: BERT, mean pooling over the mask, L2 normalisation
-    path = str(_text._model_path())
+    path = str(enc.fit(items).model_path_)
     tok = AutoTokenizer.from_pretrained(path)
     bert = AutoModel.from_pretrained(path).eval()
     batch = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
@@ -165,7 +171,7 @@ def test_duplicate_texts_are_encoded_once(cache_dir, model):
 
 
 # -------------------------------------------------------------- offline load
-def test_loads_offline_without_network(model, monkeypatch):
+def test_loads_offline_without_network(model, fresh_load, monkeypatch):
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
 
@@ -174,20 +180,21 @@ def test_loads_offline_without_network(model, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    fresh = _text._load_model(_text._model_path(), "cpu")  # not the cached instance
+    fresh = SentenceItemEncoder().sentence_model()
+    assert fresh is not model  # loaded now, with the network unreachable
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert fresh.encode(["offline"]).shape == (1, 384)
 
 
-def test_caller_offline_setting_is_kept(monkeypatch):
+def test_caller_offline_setting_is_kept(fresh_load, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    _text._set_offline()
+    SentenceItemEncoder().sentence_model()  # a load sets what the caller left unset
     assert os.environ["HF_HUB_OFFLINE"] == "0" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
 
 
 def test_model_is_loaded_once_per_process(model):
-    assert _text._get_model("cpu") is model
+    assert SentenceItemEncoder(batch_size=8, use_cache=False).sentence_model() is model
 
 
 def test_missing_weights_package_names_the_install(monkeypatch):
@@ -196,10 +203,10 @@ def test_missing_weights_package_names_the_install(monkeypatch):
         SentenceItemEncoder().fit(_items(["a"]))
 
 
-def test_missing_sentence_transformers_names_the_install(monkeypatch):
+def test_missing_sentence_transformers_names_the_install(fresh_load, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(ImportError, match="sentence-transformers"):
-        _text._load_model(_text._model_path(), "cpu")
+        SentenceItemEncoder(use_cache=False).transform(_items(["a"]))
 
 
 def test_empty_weights_folder_is_reported(monkeypatch, tmp_path):
@@ -216,9 +223,11 @@ class _FakeModel:
 
     def __init__(self):
         self.calls = 0
+        self.sizes = []
 
     def encode(self, texts, batch_size, **kwargs):
         self.calls += 1
+        self.sizes.append(len(texts))
         out = np.stack(
             [
                 np.random.default_rng(len(t) * 7919 + sum(map(ord, t))).normal(size=384)
@@ -233,7 +242,10 @@ def test_progress_bar_and_chunked_cache_writes(cache_dir, monkeypatch, capsys):
     monkeypatch.setattr(_text, "_get_model", lambda device: fake)
     titles = [f"item number {i}" for i in range(300)]
     X = SentenceItemEncoder(batch_size=8).transform(_items(titles))
-    assert fake.calls == -(-300 // (8 * _text._CHUNK_BATCHES))
+    # encoded and written to the cache in chunks of whole batches, one call each
+    sizes = fake.sizes
+    assert len(sizes) > 1 and sum(sizes) == 300 and sizes[0] % 8 == 0
+    assert all(n == sizes[0] for n in sizes[:-1]) and sizes[-1] <= sizes[0]
     assert "encoding texts" in capsys.readouterr().err
     monkeypatch.setattr(_text, "_get_model", _no_model)
     np.testing.assert_array_equal(SentenceItemEncoder().transform(_items(titles)), X)
@@ -273,13 +285,14 @@ def test_unusable_cache_warns_and_still_encodes(tmp_path, monkeypatch):
 
 
 def _write_rows(folder, start):
-    cache = _text._VectorCache(Path(folder), 384)
+    """In a child process: encode 400 texts into the cache in ``folder``, 20 a call."""
+    _text._get_model = lambda device: _FakeModel()  # the child's stand-in for the model
+    enc = SentenceItemEncoder(cache_dir=folder, show_progress=False)
     for i in range(start, start + 400, 20):
-        keys = [_text._key(f"t{j}") for j in range(i, i + 20)]
-        cache.put(keys, np.tile(np.arange(i, i + 20, dtype=np.float32)[:, None], 384))
+        enc.encode_texts([f"t{j}" for j in range(i, i + 20)])
 
 
-def test_cache_is_safe_for_two_processes(tmp_path):
+def test_cache_is_safe_for_two_processes(tmp_path, monkeypatch):
     """Two processes write overlapping keys into one cache at once; every row survives."""
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     procs = [ctx.Process(target=_write_rows, args=(str(tmp_path), s)) for s in (0, 200)]
@@ -288,10 +301,12 @@ def test_cache_is_safe_for_two_processes(tmp_path):
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
-    keys = [_text._key(f"t{j}") for j in range(600)]
-    got = _text._VectorCache(tmp_path, 384).get(keys)
-    assert len(got) == 600
-    assert all(got[_text._key(f"t{j}")][0] == j for j in range(600))
+    texts = [f"t{j}" for j in range(600)]
+    monkeypatch.setattr(_text, "_get_model", _no_model)  # every text from the cache
+    enc = SentenceItemEncoder(cache_dir=tmp_path)
+    got = enc.encode_texts(texts)
+    assert enc.n_cached_ == 600 and enc.n_encoded_ == 0
+    np.testing.assert_array_equal(got, _FakeModel().encode(texts, 20))
 
 
 # ----------------------------------------------------------- params and state

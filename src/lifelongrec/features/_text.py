@@ -335,6 +335,15 @@ class SentenceItemEncoder(ItemEncoder):
         """The SQLite file that holds the cached encodings."""
         return self._cache().path
 
+    def sentence_model(self) -> Any:
+        """The pretrained sentence-transformers model this encoder runs on ``device``:
+        loaded on first use (offline, from the bundled weights), then shared by every
+        encoder of the process on that device. Its ``encode(texts,
+        normalize_embeddings=True)`` gives the vectors :meth:`encode_texts` gives (e.g.
+        for search queries in the items' space), without the cache."""
+        self.check_params()
+        return _get_model(self.device)
+
     # ------------------------------------------------------------------ text
     def texts(self, items: pd.DataFrame) -> list[str]:
         """The text of each item ("" when it has none), as the model reads it."""
