@@ -468,6 +468,23 @@ def test_bad_parameters_are_named(params, name, data):
         ItemIndex(**params).build(*data)
 
 
+def test_every_setting_is_declared_and_refuses_a_bool(data):
+    assert set(ItemIndex.constraints()) == set(ItemIndex.param_names())
+    for name in ItemIndex.param_names():
+        with pytest.raises(ParameterError) as err:
+            ItemIndex(**{name: True}).check_params()
+        assert err.value.name == name and str(err.value).endswith("; got True")
+    with pytest.raises(ParameterError, match=r"'max_stale' must be a number in \(0, 1\]; got 0"):
+        ItemIndex(max_stale=0).build(*data)
+    ItemIndex(m=2, exact_head=0, ann_threshold=0, exact_filter_max=0, max_stale=1).check_params()
+    index = ItemIndex(ef_search=64, max_stale=0.5)
+    assert repr(index) == (
+        "ItemIndex(m=32, ef_construction=200, ef_search=64, exact_head=10000, "
+        "ann_threshold=50000, exact_filter_max=100000, max_delta=10000, max_stale=0.5)"
+    )
+    assert index.clone().get_params() == index.get_params()
+
+
 @pytest.mark.parametrize(
     ("ids", "vectors", "match"),
     [

@@ -4,12 +4,19 @@ import json
 import os
 import stat
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from lifelongrec import DataError, ParameterError, UnknownIdError
 from lifelongrec.cli import app, serve_banner
-from lifelongrec.serving import KeyRing, RecommenderService, ServiceConfig, ServiceError
+from lifelongrec.serving import (
+    KeyRing,
+    LearnerSettings,
+    RecommenderService,
+    ServiceConfig,
+    ServiceError,
+)
 
 
 # ------------------------------------------------------------------- settings
@@ -21,7 +28,17 @@ from lifelongrec.serving import KeyRing, RecommenderService, ServiceConfig, Serv
         ({"challenger_every": -1}, "challenger_every"),
         ({"background": "yes"}, "background"),
         ({"model_params": [1, 2]}, "model_params"),
-        ({"gate_metric": "accuracy"}, "metric"),
+        ({"gate_metric": "accuracy"}, "gate_metric"),
+        ({"gate_tolerance": -0.5}, "gate_tolerance"),
+        ({"gate": {"tolerance": float("nan")}}, "gate_tolerance"),
+        ({"learner": {"batch": True}}, "learner_batch"),
+        ({"index_max_delta": 0}, "index_max_delta"),
+        ({"hnsw_m": 1}, "hnsw_m"),
+        ({"hnsw_exact_head": -1}, "hnsw_exact_head"),
+        ({"background": 1}, "background"),
+        ({"learner_share": True}, "learner_share"),
+        ({"challenger_min_seconds": float("nan")}, "challenger_min_seconds"),
+        ({"synthetic_events": 0}, "synthetic_events"),
         ({"no_such_setting": 1}, "config"),
         ({"learner_share": 0}, "learner_share"),
         ({"learner_share": 1.5}, "learner_share"),
@@ -43,6 +60,37 @@ def test_bad_settings_name_the_setting(settings, name):
     with pytest.raises(ParameterError) as err:
         ServiceConfig.from_dict(settings)
     assert err.value.name == name
+
+
+def test_settings_messages_are_the_shared_ones_under_the_flat_name():
+    cases = [
+        ({"learner_batch": 0}, "'learner_batch' must be an integer >= 1; got 0"),
+        ({"learner_share": 1.5}, "'learner_share' must be a number in (0, 1]; got 1.5"),
+        ({"background": "yes"}, "'background' must be True or False; got 'yes'"),
+        ({"max_users": np.int64(5)}, "'max_users' must be an integer >= 0; got"),  # JSON-ready
+        ({"challenger_min_seconds": -1}, "'challenger_min_seconds' must be a finite number >= 0"),
+    ]
+    for settings, message in cases:
+        with pytest.raises(ParameterError) as err:
+            ServiceConfig.from_dict(settings)
+        assert message in str(err.value)
+    # the same bounds as before: open and closed ends, zero where it means "off"
+    ok = {
+        "learner_share": 1,
+        "challenger_min_seconds": 0,
+        "challenger_every": 0,
+        "max_users": 0,
+        "hnsw_exact_head": 0,
+        "hnsw_m": 2,
+        "event_types": ("view",),
+        "gate_tolerance": 0.5,
+    }
+    config = ServiceConfig.from_dict(ok)
+    config.check_params()
+    assert config.validate() is config
+    LearnerSettings(share=0.25).check_params()
+    with pytest.raises(ParameterError, match="'learner_share'"):
+        LearnerSettings(share=0).validate()
 
 
 def test_open_needs_data_or_a_champion(tmp_path):

@@ -10,7 +10,9 @@ that also has the abilities below is served faster or explained better:
   retrieval index over its item vectors and encodes a copy of a user's state outside
   its locks. Others are scored exactly through their own ``recommend``.
 * :class:`OnlineBuffering`: ``observe`` also buffers material for online parameter
-  steps; the live model only observes for its state, so the service discards it.
+  steps; the live model only observes for its state, so the service discards it. The
+  one definition is the models layer's (the hybrid model and the online learner check
+  the same Protocol).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lifelongrec.models import Recommender
+from lifelongrec.models._capabilities import OnlineBuffering
 
 __all__ = ["OnlineBuffering", "VectorModel", "discard_online_material", "has_vectors"]
 
@@ -39,20 +42,6 @@ class VectorModel(Protocol):
 
     def encode_state(self, state: Any) -> np.ndarray:
         """User vectors ``(n, D)`` of a :meth:`user_state` copy."""
-        ...
-
-
-@runtime_checkable
-class OnlineBuffering(Protocol):
-    """A model whose ``observe`` buffers events for online parameter steps."""
-
-    @property
-    def n_online_pending(self) -> int:
-        """Events observed since the last :meth:`online_step`."""
-        ...
-
-    def online_step(self, steps: int = 1) -> Any:
-        """Take ``steps`` parameter steps on the buffered events (0: drop them)."""
         ...
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._errors import DataError
+from lifelongrec._params import check_bool
 from lifelongrec.data import EventStore, make_items
 from lifelongrec.serving._capabilities import discard_online_material
 from lifelongrec.serving._config import LimitSettings
@@ -149,8 +150,7 @@ class Catalogue:
         frame = make_items(*(list(c) for c in zip(*records, strict=True)))
         # An id given twice: the later entry is the upsert that counts (as two requests).
         frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
-        if not isinstance(wait, bool):
-            raise ParameterError("wait", wait, "True or False")
+        check_bool("wait", wait)
         n_new, n_updated = self.store.upsert_items(frame)  # durable before anything else
         ticket: dict[str, Any] = {"frame": frame, "done": threading.Event()}
         with self._mutex:

@@ -13,8 +13,11 @@ home folder use. :meth:`ServiceConfig.from_dict` reads flat names, groups
 form (so an older version can still read the settings a newer one saved), and
 ``config.max_users`` reads a setting by its flat name too.
 
-Each field declares its constraint beside its default (``_setting``); one
-:meth:`ServiceConfig.validate` checks them all and names the flat setting in its error.
+Each field declares its constraint beside its default (``_setting``), a
+:class:`~lifelongrec._params.Constraint` of the package's one parameter mechanism (so the
+messages read as everywhere else); one :meth:`ServiceConfig.check_params` (or
+:meth:`ServiceConfig.validate`, which returns the config) checks them all and names the
+flat setting in its error.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import Boolean, Constraint, Integer, Number, Satisfies
 from lifelongrec.registry import PromotionGate
 
 __all__ = [
@@ -60,51 +64,46 @@ STANDARD_EVENT_TYPES = (
     "skip",
 )
 
-Check = Callable[[str, Any], None]
-
 
 # ------------------------------------------------------------------ constraints
-def _integer(low: int) -> Check:
-    def check(name: str, v: Any) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ParameterError(name, v, f"an integer >= {low}")
+class _Plain(Constraint):
+    """A shared constraint on plain Python values only: the settings are written to
+    ``service.json`` as they are, so a NumPy number (which JSON cannot hold) is refused."""
 
-    return check
+    def __init__(self, constraint: Constraint, *types: type) -> None:
+        self.constraint, self.types = constraint, types
+        self.expected = constraint.expected
 
-
-def _non_negative(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise ParameterError(name, v, "a number >= 0")
-
-
-def _share(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-        raise ParameterError(name, v, "a number in (0, 1]")
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.types) and self.constraint.accepts(value)
 
 
-def _flag(name: str, v: Any) -> None:
-    if not isinstance(v, bool):
-        raise ParameterError(name, v, "True or False")
+def _integer(low: int) -> Constraint:
+    return _Plain(Integer(low), int)
 
 
-def _hyperparameters(name: str, v: Any) -> None:
-    if not isinstance(v, Mapping):
-        raise ParameterError(name, v, "a dict of hyperparameters")
-
-
-def _event_types(name: str, v: Any) -> None:
-    if v is not None and (
-        isinstance(v, str)
-        or not isinstance(v, (list, tuple))
-        or not v
-        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in v)
-    ):
-        raise ParameterError(name, v, "None or a non-empty list of names (1-64 characters)")
+_NON_NEGATIVE = _Plain(Number(0), int, float)
+_SHARE = _Plain(Number(0, 1, low_open=True), int, float)
+_FLAG = _Plain(Boolean(), bool)
+_HYPERPARAMETERS = Satisfies(lambda v: isinstance(v, Mapping), "a dict of hyperparameters")
+_EVENT_TYPES = Satisfies(
+    lambda v: (
+        v is None
+        or (
+            isinstance(v, (list, tuple))
+            and bool(v)
+            and all(isinstance(t, str) and 0 < len(t) <= 64 for t in v)
+        )
+    ),
+    "None or a non-empty list of names (1-64 characters)",
+)
+#: The gate's own constraints, named here by their flat names.
+_GATE = PromotionGate.constraints()
 
 
 def _setting(
     default: Any = dataclasses.MISSING,
-    check: Check | None = None,
+    check: Constraint | None = None,
     *,
     flat: str | None = None,
     factory: Callable[[], Any] | None = None,
@@ -123,11 +122,22 @@ def _flat_name(f: dataclasses.Field) -> str:
 class _Group:
     """A group of settings: checks its fields' declared constraints."""
 
-    def validate(self) -> None:
+    def check_params(self) -> None:
+        """Raise :class:`~lifelongrec.ParameterError` naming (by its flat name) the first
+        setting that breaks its declared constraint, then the group's rules over several
+        settings."""
         for f in fields(self):
             check = f.metadata.get("check")
             if check is not None:
-                check(_flat_name(f), getattr(self, f.name))
+                check.check(_flat_name(f), getattr(self, f.name))
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Rules over several settings of the group (override)."""
+
+    def validate(self) -> None:
+        """The same as :meth:`check_params`."""
+        self.check_params()
 
 
 # ----------------------------------------------------------------------- groups
@@ -147,7 +157,7 @@ class StoreSettings(_Group):
 
     synthetic_events: int = _setting(20_000, _integer(1))
     seed: int = _setting(0)
-    event_types: list[str] | None = _setting(None, _event_types)
+    event_types: list[str] | None = _setting(None, _EVENT_TYPES)
 
 
 @dataclass
@@ -161,14 +171,15 @@ class IndexSettings(_Group):
         smaller ones exactly.
     hnsw_m, hnsw_ef_search
         HNSW graph degree and search breadth (256: with a trained model's item vectors
-        at 100k items, 128 gave recall@10 0.956 against exact search, below the 0.95
-        wanted once seen items are excluded; docs/benchmarks.md, service-load).
+        at 100k items, a breadth of 128 fell short of the recall against exact search
+        wanted once seen items are excluded; the measurements: docs/benchmarks.md, the
+        "Service load test" and "Retrieval index" sections).
     hnsw_exact_head
         Item vectors of largest norm scored exactly beside every HNSW search (see
         :class:`~lifelongrec.serving.ItemIndex`, ``exact_head``): the graph walk misses
-        large-norm answers, and at 1M items it alone found 0.869 of the exact top 10
-        (0.9997 with this head of 10,000; docs/benchmarks.md, "Retrieval index: the
-        exact head").
+        large-norm answers, most of all on a large catalogue, and this head of 10,000
+        recovers nearly all of them (the figures: docs/benchmarks.md, "Retrieval index:
+        the exact head").
     max_delta (flat name ``index_max_delta``)
         Item upserts kept beside the HNSW graph before the learner thread rebuilds it.
     """
@@ -204,11 +215,11 @@ class LearnerSettings(_Group):
         minutes is plenty for a live service.
     """
 
-    background: bool = _setting(True, _flag)
+    background: bool = _setting(True, _FLAG)
     batch: int = _setting(256, _integer(1), flat="learner_batch")
-    share: float = _setting(0.5, _share, flat="learner_share")
+    share: float = _setting(0.5, _SHARE, flat="learner_share")
     challenger_every: int = _setting(5_000, _integer(0))
-    challenger_min_seconds: float = _setting(600.0, _non_negative)
+    challenger_min_seconds: float = _setting(600.0, _NON_NEGATIVE)
 
 
 @dataclass
@@ -233,16 +244,15 @@ class GateSettings(_Group):
         Past events the gate's held-out queries are ranked from.
     """
 
-    metric: str = _setting("ndcg@10", flat="gate_metric")
-    tolerance: float = _setting(0.0, flat="gate_tolerance")
+    metric: str = _setting("ndcg@10", _GATE["metric"], flat="gate_metric")
+    tolerance: float = _setting(0.0, _GATE["tolerance"], flat="gate_tolerance")
     min_users: int = _setting(20, _integer(1), flat="gate_min_users")
     min_items: int = _setting(20, _integer(1), flat="gate_min_items")
     holdout_events: int = _setting(1_000, _integer(1))
     holdout_max_events: int = _setting(10_000, _integer(1))
     history_events: int = _setting(50_000, _integer(1))
 
-    def validate(self) -> None:
-        super().validate()
+    def _check_params(self) -> None:
         if self.holdout_max_events < self.holdout_events:
             raise ParameterError(
                 "holdout_max_events",
@@ -283,8 +293,8 @@ class UserSettings(_Group):
         evicted from the live model and the trainer; their events stay in the store,
         and a user who comes back (an event or a recommendation request) is restored
         from their ``rehydrate_events`` most recent stored events. This is what bounds
-        memory under a flood of new user ids (docs/benchmarks.md, "Memory under a flood
-        of new users").
+        memory under a flood of new user ids (how far: docs/service.md, "Memory", and
+        docs/benchmarks.md, "Memory under a flood of new users").
     rehydrate_events
         How many of a returning user's most recent stored events restore their state.
     """
@@ -347,7 +357,7 @@ class ServiceConfig:
     """
 
     model: str = _setting("sequential")
-    model_params: dict[str, Any] = _setting(check=_hyperparameters, factory=dict)
+    model_params: dict[str, Any] = _setting(check=_HYPERPARAMETERS, factory=dict)
     store: StoreSettings = field(default_factory=StoreSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     learner: LearnerSettings = field(default_factory=LearnerSettings)
@@ -362,20 +372,25 @@ class ServiceConfig:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(self.__dict__[where[0]], where[1])
 
-    def validate(self) -> ServiceConfig:
-        """Check every setting; returns ``self``.
+    def check_params(self) -> None:
+        """Check every setting against its declared constraint, then the groups' rules
+        over several settings.
 
         Raises
         ------
         ParameterError
             A setting breaks its constraint (the error names its flat name).
         """
-        _hyperparameters("model_params", self.model_params)
+        _HYPERPARAMETERS.check("model_params", self.model_params)
         for group in _GROUPS:
             value = getattr(self, group)
             if not isinstance(value, _GROUPS[group]):
                 raise ParameterError(group, type(value).__name__, f"a {_GROUPS[group].__name__}")
-            value.validate()
+            value.check_params()
+
+    def validate(self) -> ServiceConfig:
+        """:meth:`check_params`, then ``self`` (for chaining)."""
+        self.check_params()
         return self
 
     def promotion_gate(self) -> PromotionGate:

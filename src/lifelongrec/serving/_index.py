@@ -12,12 +12,12 @@ queries over ``V`` with
 Why the head: top-K by inner product is dominated by items of large norm (the score is
 at most ``|u| |v|``; in trained recommenders the popular items have the largest
 vectors), and an inner-product graph reaches them unreliably: the greedy walk stops at a
-local maximum among smaller vectors. On real model vectors at 1M items (docs/
-benchmarks.md, "Retrieval index: the exact head") the graph alone found 0.869 of the
-exact top 10 at efSearch 256, with some users getting none of it; scoring the 10,000
-largest vectors exactly as well raised that to 0.9997 for ~0.2 ms more per query. This is
-the norm-ranging idea of Yan et al. (2018) in its simplest form: the top norm range is
-searched exactly and the rest by the graph.
+local maximum among smaller vectors. On real model vectors at 1M items the graph alone
+missed a good share of the exact top 10, with some users getting none of it, and scoring
+the 10,000 largest vectors exactly as well recovered nearly all of it for a fraction of a
+millisecond more per query (the figures: docs/benchmarks.md, "Retrieval index: the exact
+head"). This is the norm-ranging idea of Yan et al. (2018) in its simplest form: the top
+norm range is searched exactly and the rest by the graph.
 
 Updates are visible at once. HNSW cannot delete, so the graph built by :meth:`build`
 (the *main* part) is never changed afterwards: a removed or changed item's row is masked
@@ -45,12 +45,11 @@ entirely or not at all (an item is never returned twice, nor with a half-applied
 change). Mutations (``build``, ``upsert``, ``remove``) are serialised by an internal
 lock. FAISS HNSW searches release the GIL and are safe to run concurrently; numpy's
 matrix products release it too. Thread counts are left to the caller
-(``faiss.omp_set_num_threads``, threadpoolctl for BLAS). Measured on 2 shared cores
-(docs/benchmarks.md, ``service-ann``): one FAISS and one BLAS thread give the lowest
-single-query latency (two BLAS threads made exact scoring of 100k items ~4x slower at
-the median); parallelism is better had from request threads (two client threads served
-1.3-1.7x the queries of one). More OpenMP threads pay off for building the graph and
-for batch searches.
+(``faiss.omp_set_num_threads``, threadpoolctl for BLAS). Measured on 2 shared cores,
+one FAISS and one BLAS thread give the lowest single-query latency (more BLAS threads
+made exact scoring of 100k items slower at the median), and parallelism is better had
+from request threads (the figures: docs/benchmarks.md, "Retrieval index: exact vs
+HNSW"). More OpenMP threads pay off for building the graph and for batch searches.
 """
 
 from __future__ import annotations
@@ -59,12 +58,12 @@ import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from lifelongrec._errors import NotFittedError, ParameterError, UnknownIdError
-from lifelongrec._params import check_int, check_number
+from lifelongrec._params import Constraint, Integer, Number, Params, check_k
 from lifelongrec.serving._index_parts import NO_SLOT as _NO_SLOT
 from lifelongrec.serving._index_parts import (
     _candidates,
@@ -74,7 +73,6 @@ from lifelongrec.serving._index_parts import (
     _Snapshot,
     check_exclude,
     check_ids,
-    check_k,
     check_queries,
     check_vectors,
 )
@@ -85,7 +83,7 @@ _QUERY_CHUNK_CELLS = 16_000_000  # float32 scores computed at once (64 MB)
 _FILTER_EF_GROWTH = 4  # a filtered graph walk searches up to 4 x efSearch (see _hnsw_main)
 
 
-class ItemIndex:
+class ItemIndex(Params):
     """Top-K inner-product search over item vectors; exact when small, HNSW when large.
 
     Parameters
@@ -111,12 +109,16 @@ class ItemIndex:
         and in ``allowed``) number at most this, they are scored exactly instead of
         walking the graph (a query without a filter always walks the graph). Exact, and on an
         inner-product graph the better choice for most filters: a filtered walk loses
-        recall fast as the filter gets selective (docs/benchmarks.md: ~0.84 for a 10 %
-        category at 100k items), while exact scoring of 100k rows takes a few ms.
+        recall fast as the filter gets selective, while exact scoring of 100k rows takes
+        a few ms (the figures: docs/benchmarks.md, "Retrieval index: exact vs HNSW").
     max_delta : int, default 10_000
         :attr:`needs_rebuild` turns true when more vectors than this wait in the delta.
     max_stale : float, default 0.2
-        ... or when more than this share of the graph's rows is masked out.
+        ... or when more than this share of the graph's rows is masked out, in
+        ``(0, 1]``.
+
+    The settings are :class:`~lifelongrec._params.Params` (``get_params``, ``repr``,
+    ``clone``; ``check_params``, which :meth:`build` calls).
 
     Attributes
     ----------
@@ -166,36 +168,17 @@ class ItemIndex:
         self._fallback_lock = threading.Lock()
 
     # ------------------------------------------------------------------ params
-    _PARAMS = (
-        "m",
-        "ef_construction",
-        "ef_search",
-        "exact_head",
-        "ann_threshold",
-        "exact_filter_max",
-        "max_delta",
-        "max_stale",
-    )
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def _check_params(self) -> None:
-        check_int("m", self.m, low=2)
-        check_int("ef_construction", self.ef_construction)
-        check_int("ef_search", self.ef_search)
-        check_int("exact_head", self.exact_head, low=0)
-        check_int("ann_threshold", self.ann_threshold, low=0)
-        check_int("exact_filter_max", self.exact_filter_max, low=0)
-        check_int("max_delta", self.max_delta)
-        check_number("max_stale", self.max_stale, 0, low_open=True)
-        if self.max_stale > 1:
-            raise ParameterError("max_stale", self.max_stale, "a share in (0, 1]")
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"ItemIndex({args})"
+    # get_params, repr, clone and check_params come from Params.
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "m": Integer(2),
+        "ef_construction": Integer(1),
+        "ef_search": Integer(1),
+        "exact_head": Integer(0),
+        "ann_threshold": Integer(0),
+        "exact_filter_max": Integer(0),
+        "max_delta": Integer(1),
+        "max_stale": Number(0, 1, low_open=True),
+    }
 
     # ------------------------------------------------------------------ state
     def _snapshot(self) -> _Snapshot:
@@ -339,7 +322,7 @@ class ItemIndex:
         Above ``ann_threshold`` items this builds the HNSW graph, which takes a while
         (FAISS uses its OpenMP threads).
         """
-        self._check_params()
+        self.check_params()
         ids_arr = self._check_ids(ids, "ids")
         vecs = self._check_vectors(vectors, ids_arr, None)
         state = self._make_state(ids_arr, vecs)
@@ -534,7 +517,7 @@ class ItemIndex:
             vecs[in_main] = st.main.vectors[slots[in_main]]
             vecs[~in_main] = st.delta_vectors[rows[~in_main]]
             new = ItemIndex(**self.get_params())
-            new._check_params()
+            new.check_params()
             new._state = new._make_state(st.slot_ids[slots], vecs)
         except BaseException:
             with self._write_lock:

@@ -17,7 +17,6 @@ __all__ = [
     "NO_SLOT",
     "check_exclude",
     "check_ids",
-    "check_k",
     "check_queries",
     "check_vectors",
 ]
@@ -205,12 +204,6 @@ def check_queries(queries: Any, dim: int) -> tuple[np.ndarray, bool]:
         )
     q = _finite_float32(arr.reshape(-1, dim), "queries", lambda i: f"query {i}")
     return q, arr.ndim == 1
-
-
-def check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError("k", k, "a positive integer")
-    return int(k)
 
 
 def check_exclude(exclude: Any, m: int, single: bool) -> list[Any]:

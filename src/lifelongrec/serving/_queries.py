@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lifelongrec._errors import ParameterError, UnknownIdError
+from lifelongrec._errors import UnknownIdError
+from lifelongrec._params import check_k
 from lifelongrec.data import EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import VectorModel
@@ -24,11 +25,6 @@ from lifelongrec.serving._live import LiveModel, LiveSlot, popularity
 from lifelongrec.serving._shared import Locks
 
 __all__ = ["Queries"]
-
-
-def _check_k(k: Any) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError("k", k, "a positive integer")
 
 
 def _trim(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +59,7 @@ class Queries:
         details: bool = False,
     ) -> dict[str, Any]:
         """See :meth:`RecommenderService.recommend`."""
-        _check_k(k)
+        check_k(k)
         live = self.slot.current
         allowed = None
         if category is not None:
@@ -202,7 +198,7 @@ class Queries:
 
     def similar(self, item_id: str, k: int = 10, details: bool = False) -> dict[str, Any]:
         """See :meth:`RecommenderService.similar`."""
-        _check_k(k)
+        check_k(k)
         live = self.slot.current
         if live.index is not None:
             ids, scores = live.index.similar(str(item_id), int(k))

@@ -72,6 +72,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import is_int, is_number
 
 __all__ = [
     "ConnectionStats",
@@ -151,19 +152,15 @@ class ServerLimits:
     def validate(self) -> ServerLimits:
         """Check every field; return ``self``, or raise :class:`ParameterError`
         naming the field, what it must be and what it got."""
+        # Plain Python numbers (as uvicorn and the socket calls take them), not bools.
         for name in ("header_timeout", "body_timeout", "keep_alive"):
             v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float))
-                or not math.isfinite(v)
-                or v <= 0
-            ):
+            if not (isinstance(v, (int, float)) and is_number(v) and v > 0):
                 raise ParameterError(name, v, "a finite number of seconds > 0")
         lows = {"max_connections": 1, "backlog": 1, "max_header_bytes": 1024}
         for name, low in lows.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            if not (isinstance(v, int) and is_int(v) and v >= low):
                 raise ParameterError(name, v, f"an integer >= {low}")
         return self
 

@@ -13,8 +13,9 @@ trained better by :class:`~lifelongrec.training.Lifelong` or faster by
   update), which a heavier update after a drift multiplies, passed through
   ``partial_fit``'s ``epochs`` keyword (see :func:`partial_fit_keywords`).
 * :class:`OnlineBuffering`: ``observe`` also buffers material for online parameter
-  steps (``online_step``), the online learner's fast path. The service uses the same
-  Protocol (``lifelongrec.serving`` re-exports it).
+  steps (``online_step``), the online learner's fast path. Defined beside the models
+  (``lifelongrec.models._capabilities``: the hybrid model uses it too) and re-exported
+  here; the service uses the same Protocol.
 
 A runtime Protocol check sees only that a member exists, not which arguments a method
 takes; the optional keywords of ``partial_fit`` (``replay``, ``epochs``) are therefore
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import inspect
 from typing import Any, Protocol, runtime_checkable
+
+from lifelongrec.models._capabilities import OnlineBuffering
 
 __all__ = [
     "PARTIAL_FIT_KEYWORDS",
@@ -56,20 +59,6 @@ class UpdateEpochs(Protocol):
     ``epochs`` keyword says otherwise (when it takes one: :func:`partial_fit_keywords`)."""
 
     partial_fit_epochs: int
-
-
-@runtime_checkable
-class OnlineBuffering(Protocol):
-    """A model whose ``observe`` buffers events for online parameter steps."""
-
-    @property
-    def n_online_pending(self) -> int:
-        """Events observed since the last :meth:`online_step`."""
-        ...
-
-    def online_step(self, steps: int = 1) -> Any:
-        """Take ``steps`` parameter steps on the buffered events (0: drop them)."""
-        ...
 
 
 def partial_fit_keywords(model: Any) -> frozenset[str]:
