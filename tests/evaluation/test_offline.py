@@ -29,7 +29,7 @@ class FixedOrder(Recommender):
     def __init__(self, ranking=("a", "b", "c", "d", "e")):
         self.ranking = ranking
 
-    def _item_scores(self) -> np.ndarray:
+    def ranking_scores(self) -> np.ndarray:
         n = len(self.ranking)
         score = {t: float(n - i) for i, t in enumerate(self.ranking)}
         return np.array([score.get(t, 0.0) for t in self.item_ids_], dtype=np.float32)
@@ -41,10 +41,10 @@ class FixedOrder(Recommender):
         pass
 
     def _score(self, rows):
-        return np.tile(self._item_scores(), (len(rows), 1))
+        return np.tile(self.ranking_scores(), (len(rows), 1))
 
     def _cold_scores(self):
-        return self._item_scores()
+        return self.ranking_scores()
 
 
 class Constant(FixedOrder):
@@ -52,7 +52,7 @@ class Constant(FixedOrder):
 
     name = "constant"
 
-    def _item_scores(self) -> np.ndarray:
+    def ranking_scores(self) -> np.ndarray:
         return np.zeros(len(self.item_ids_), dtype=np.float32)
 
 

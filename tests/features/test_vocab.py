@@ -50,10 +50,10 @@ class Reference:
             if c >= self.min_count:
                 del self.pending[i]
                 admitted.append(i)
-                rows.append(self._assign(i, c, last))
+                rows.append(self.assign_row(i, c, last))
         return admitted, rows, expired
 
-    def _assign(self, i, c, last):
+    def assign_row(self, i, c, last):
         free = [r for r, x in enumerate(self.row_id) if x is None]
         if free:
             r = free[0]
