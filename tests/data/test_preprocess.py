@@ -72,6 +72,10 @@ def test_implicit_feedback_threshold_and_missing_values():
     assert strict.events["item_id"].tolist() == ["1", "3"]
     with pytest.raises(ParameterError, match="'threshold'"):
         implicit_feedback(ds, threshold="4")
+    for bad in (True, float("nan"), float("inf")):
+        with pytest.raises(ParameterError, match="'threshold' must be a finite number; got"):
+            implicit_feedback(ds, threshold=bad)
+    assert len(implicit_feedback(ds, threshold=np.float32(4))) == len(out)
 
 
 def test_implicit_feedback_on_ml100k_matches_a_direct_count(ml100k):
@@ -106,6 +110,9 @@ def test_kcore_separate_user_and_item_minimums():
         kcore(dataset(users, items, range(4)), k=0)
     with pytest.raises(ParameterError, match="'item_k'"):
         kcore(dataset(users, items, range(4)), item_k=2.5)
+    with pytest.raises(ParameterError, match="'user_k' must be an integer >= 1; got True"):
+        kcore(dataset(users, items, range(4)), user_k=True)
+    assert kcore(dataset(users, items, range(4)), k=np.int64(1)).meta["kcore"]["user_k"] == 1
 
 
 def test_kcore_on_ml100k(ml100k):

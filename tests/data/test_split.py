@@ -147,7 +147,10 @@ def test_temporal_split_on_ml100k(ml100k):
         ({"test_fraction": 0.0}, "test_fraction"),
         ({"test_fraction": 1.0}, "test_fraction"),
         ({"test_fraction": "0.2"}, "test_fraction"),
+        ({"test_fraction": True}, "test_fraction"),
+        ({"test_fraction": float("nan")}, "test_fraction"),
         ({"valid_fraction": -0.1}, "valid_fraction"),
+        ({"valid_fraction": False}, "valid_fraction"),
         ({"test_fraction": 0.5, "valid_fraction": 0.5}, "valid_fraction"),
     ],
 )
@@ -157,6 +160,9 @@ def test_temporal_split_fraction_errors(kwargs, name):
         temporal_split(ds, **kwargs)
     assert err.value.name == name
     assert f"parameter {name!r} must be" in str(err.value)
+    if len(kwargs) == 1:  # one bad fraction (not the rule over their sum)
+        interval = "(0, 1)" if name == "test_fraction" else "[0, 1)"
+        assert f"must be a number in {interval}; got {kwargs[name]!r}" in str(err.value)
 
 
 def test_temporal_split_degenerate_and_ordinal():

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import ParameterError
+from lifelongrec._params import check_int, check_number
 from lifelongrec.data._schema import Dataset, LoadReport, as_dataset
 
 __all__ = ["deduplicate", "implicit_feedback", "kcore", "sort_by_time"]
@@ -127,10 +128,7 @@ def implicit_feedback(
         ``threshold`` is not a finite number.
     """
     data = as_dataset(data)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-        raise ParameterError("threshold", threshold, "a finite number")
-    if not np.isfinite(threshold):
-        raise ParameterError("threshold", threshold, "a finite number")
+    check_number("threshold", threshold)
     values = pd.to_numeric(data.events["value"], errors="coerce").to_numpy(dtype=np.float64)
     missing = np.isnan(values)
     keep = (values >= threshold) | (missing & keep_missing)
@@ -138,12 +136,6 @@ def implicit_feedback(
         "; events without a value kept" if keep_missing else "; events without a value removed"
     )
     return _with(data, data.events[keep], "implicit_feedback", reason)
-
-
-def _check_k(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(name, value, "an integer >= 1")
-    return int(value)
 
 
 def kcore(
@@ -175,9 +167,9 @@ def kcore(
         A minimum is not an integer >= 1.
     """
     data = as_dataset(data)
-    k = _check_k("k", k)
-    user_k = k if user_k is None else _check_k("user_k", user_k)
-    item_k = k if item_k is None else _check_k("item_k", item_k)
+    k = check_int("k", k, 1)
+    user_k = k if user_k is None else check_int("user_k", user_k, 1)
+    item_k = k if item_k is None else check_int("item_k", item_k, 1)
     users, _ = pd.factorize(data.events["user_id"], use_na_sentinel=False)
     items, _ = pd.factorize(data.events["item_id"], use_na_sentinel=False)
     alive = np.ones(len(users), dtype=bool)

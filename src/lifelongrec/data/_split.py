@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import DataError, ParameterError
+from lifelongrec._params import check_int, check_number
 from lifelongrec.data._schema import Dataset, LoadReport, as_dataset
 
 __all__ = ["Split", "leave_one_out", "temporal_split", "time_windows"]
@@ -132,15 +133,7 @@ def leave_one_out(data: Dataset | pd.DataFrame) -> Split:
 
 
 def _fraction(name: str, value: Any, low_open: bool) -> float:
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
-    if not ok:
-        raise ParameterError(
-            name, value, "a number in (0, 1)" if low_open else "a number in [0, 1)"
-        )
-    return value
+    return check_number(name, value, 0, 1, low_open=low_open, high_open=True)
 
 
 def temporal_split(
@@ -272,9 +265,7 @@ def time_windows(
     """
     if by not in ("count", "duration"):
         raise ParameterError("by", by, "'count' or 'duration'")
-    if isinstance(n_windows, bool) or not isinstance(n_windows, (int, np.integer)) or n_windows < 1:
-        raise ParameterError("n_windows", n_windows, "an integer >= 1")
-    n_windows = int(n_windows)
+    n_windows = check_int("n_windows", n_windows, 1)
     data, events = _sorted(data)
     ts = events["timestamp"].to_numpy().astype(np.int64)
     n = len(ts)
