@@ -262,9 +262,9 @@ def test_max_history_bounds_what_queries_see(tmp_path, windows):
     cc = ChampionChallenger(FineTune(), ModelRegistry(tmp_path / "r"), ALWAYS, max_history=150)
     cc.start(Popularity, windows[0])
     cc.update(windows[1])
-    assert len(cc._visible()) == 150
+    assert len(cc.history_) == 150
     tail = pd.concat([windows[0].events, windows[1].events], ignore_index=True)
-    assert cc._visible()["timestamp"].max() == tail["timestamp"].max()
+    assert cc.history_["timestamp"].max() == tail["timestamp"].max()
 
 
 # ---------------------------------------------------------------- error paths

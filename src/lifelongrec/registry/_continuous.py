@@ -229,6 +229,9 @@ class ChampionChallenger(Params):
         The last version the strategy produced (the parent of the next challenger).
     pending_ : pandas.DataFrame
         The held-out slice of the last update, not learned yet (see Notes).
+    history_ : pandas.DataFrame
+        The events the gate ranks the next held-out queries from: every event so far,
+        or the most recent ``max_history``.
     decisions_ : list of dict
         One record per registered version, for reports: ``update`` (0 for ``start``),
         ``version``, ``parent``, ``champion_before``, ``promoted``, ``metric``,
@@ -324,6 +327,13 @@ class ChampionChallenger(Params):
         if self.max_history is not None and len(frame) > self.max_history:
             frame = frame.iloc[len(frame) - int(self.max_history) :].reset_index(drop=True)
         return frame
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        """The events the next update's held-out queries are ranked from (a new frame)."""
+        if not hasattr(self, "_history"):
+            raise NotFittedError("this ChampionChallenger has not started; call start() first")
+        return self._visible()
 
     def _sync_champion(self) -> None:
         """Follow the registry's champion pointer (someone may have promoted or rolled
