@@ -17,7 +17,7 @@ def stream_bench(benchmark_module):
 def test_runs_imports_merges_and_writes_shares_against_retrain(stream_bench, tmp_path, monkeypatch):
     from lifelongrec.evaluation import run_stream
 
-    common = stream_bench._common  # the docs block writer
+    common = stream_bench._common  # the script's docs-block writer, pointed at tmp_path
     monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
     monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     common = dict(windows=3, k=10, synthetic_events=3000, progress=False, drift="none")
@@ -67,6 +67,7 @@ def test_imported_params_lists_what_differs_from_the_defaults(stream_bench):
         },
         {"dataset": "x", "model": "ease", "strategies": {"retrain": {}}},  # not imported
     ]
+    # the script's function for the parameters an imported run differed in (no CLI of its own)
     assert stream_bench._imported_params(results) == {
         "synthetic/sequential/lifelong": {"partial_fit_epochs": 16}
     }

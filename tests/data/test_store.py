@@ -258,6 +258,8 @@ class FailingCommit:
 
 def test_a_failed_commit_writes_nothing_and_the_store_goes_on(store):
     store.append(sample(2), event_ids=["a", "b"])
+    # a full disk at COMMIT cannot be caused from outside: the store's writer connection
+    # is wrapped by one that fails there
     real = store._writer
     store._writer = FailingCommit(real)
     with pytest.raises(sqlite3.OperationalError, match="disk is full"):

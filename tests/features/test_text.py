@@ -52,6 +52,8 @@ def _items(titles, cats=None, attrs=None):
     return make_items([str(i) for i in range(len(titles))], titles, cats, attrs)
 
 
+# Tests that must tell whether the model is asked for swap the process-wide model getter
+# (_text._get_model) for a stand-in: no public hook says when a text reaches the model.
 def _no_model(device):
     raise AssertionError("the model was asked for although every text is cached")
 

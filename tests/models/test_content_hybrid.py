@@ -46,6 +46,7 @@ class ReversedCoCount(CoCount):
     name = "revcocount"
 
     def _set_vocab(self, user_ids, item_ids):
+        # the hook every model's id rows come from (a subclass's extension point)
         super()._set_vocab(user_ids, np.asarray(item_ids, dtype=object)[::-1])
 
 

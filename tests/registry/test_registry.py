@@ -423,6 +423,7 @@ def test_a_process_killed_mid_register_leaves_no_version(tmp_path):
         reg = ModelRegistry({str(root)!r})
         m = Popularity().fit(make_events(["a", "b"], ["x", "y"], [1, 2]))
         reg.register(m, status="champion")
+        # a crash halfway through the manifest write: the one durable-write function dies
         real = _registry._write_durable
 
         def die(path, text):

@@ -299,6 +299,7 @@ def test_exact_head_respects_excludes_filters_and_updates():
     index = ItemIndex(ann_threshold=100, exact_head=1000).build(ids, v)  # head = every row
     assert index.kind == "hnsw" and index.stats()["n_head"] == 1000
     calls = []
+    # whether a search walks the graph has no public trace: a spy on the walk records it
     real = index._hnsw_main
     index._hnsw_main = lambda *a, **kw: calls.append(a) or real(*a, **kw)  # must not walk
     rng = np.random.default_rng(10)
@@ -360,6 +361,7 @@ def test_rebuilt_loses_no_write(data, queries, monkeypatch):
     ids, v = data
     index = ItemIndex().build(ids, v)
     big = 100 * queries[0]
+    # a write must land while the new index is being built: a hook in the build step
     real = ItemIndex._make_state
     calls = []
 
