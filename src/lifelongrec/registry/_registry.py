@@ -21,213 +21,58 @@ on POSIX). A reader lists only ``vNNNNNN`` folders with a readable manifest. The
 pointer is replaced the same way (temporary file, fsync, ``os.replace``, fsync of the
 folder). Leftover temporary folders and files are removed the next time the registry is
 opened.
+
+:class:`ModelRegistry` writes (``register``, ``rewrite``, ``promote``, ``rollback``,
+under the lock) here; what it reads (manifests, the champion pointer, the history,
+checksums) is :class:`~lifelongrec.registry._reader.RegistryReader`, what a version is
+(its id, :class:`VersionInfo`, the manifest's fields) is in
+:mod:`~lifelongrec.registry._manifest`, and the durable file writes in
+:mod:`~lifelongrec.registry._durable`. Every name this module had is still importable
+from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
-import math
 import os
-import re
 import shutil
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lifelongrec._errors import NotFittedError, ParameterError, UnknownIdError
+from lifelongrec._params import check_number
 from lifelongrec.models import Recommender
+from lifelongrec.registry._durable import _TMP_PREFIX as _TMP_PREFIX
+from lifelongrec.registry._durable import _fsync_dir as _fsync_dir
+from lifelongrec.registry._durable import _replace_durable as _replace_durable
+from lifelongrec.registry._durable import _sha256 as _sha256
+from lifelongrec.registry._durable import _tree_files as _tree_files
+from lifelongrec.registry._durable import _write_durable as _write_durable
 from lifelongrec.registry._errors import CorruptVersionError, RegistryError, RegistryWarning
+from lifelongrec.registry._manifest import _FORMAT_VERSION as _FORMAT_VERSION
+from lifelongrec.registry._manifest import _MANIFEST_KEYS as _MANIFEST_KEYS
+from lifelongrec.registry._manifest import _MODEL_DIR_RE as _MODEL_DIR_RE
+from lifelongrec.registry._manifest import _STATUSES as _STATUSES
+from lifelongrec.registry._manifest import _VERSION_RE as _VERSION_RE
+from lifelongrec.registry._manifest import VersionInfo as VersionInfo
+from lifelongrec.registry._manifest import _check_window as _check_window
+from lifelongrec.registry._manifest import _json_default as _json_default
+from lifelongrec.registry._manifest import _jsonable as _jsonable
+from lifelongrec.registry._manifest import _now as _now
+from lifelongrec.registry._manifest import version_id as version_id
+from lifelongrec.registry._reader import RegistryReader
 
 __all__ = ["ModelRegistry", "VersionInfo", "version_id"]
 
-_FORMAT_VERSION = 1
-_VERSION_RE = re.compile(r"^v\d{6}$")
-_MODEL_DIR_RE = re.compile(r"^model(-r[1-9]\d*)?$")
-_TMP_PREFIX = ".tmp-"
-_STATUSES = ("challenger", "rejected", "champion")
-_MANIFEST_KEYS = ("id", "created_at", "parent", "model", "files", "status")
 
-
-def version_id(version: Any) -> str:
-    """The canonical id of a version: ``"v000003"`` from ``"v000003"``, ``3`` or ``"3"``.
-
-    Raises
-    ------
-    ParameterError
-        Anything else (a negative or zero number, another string, another type).
-    """
-    expected = "a version id like 'v000003' or its number (a positive integer)"
-    if isinstance(version, str):
-        text = version.strip()
-        if _VERSION_RE.match(text):
-            return text
-        if text.isascii() and text.isdigit() and 0 < int(text) < 1_000_000:
-            return f"v{int(text):06d}"
-        raise ParameterError("version", version, expected)
-    if isinstance(version, (int, np.integer)) and not isinstance(version, bool):
-        if 0 < version < 1_000_000:
-            return f"v{int(version):06d}"
-    raise ParameterError("version", version, expected)
-
-
-def _now() -> str:
-    return datetime.now(tz=UTC).isoformat(timespec="microseconds")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, (tuple, np.ndarray)):
-        return list(o)
-    if hasattr(o, "to_dict") and callable(o.to_dict):
-        return o.to_dict()
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
-def _jsonable(name: str, value: Any) -> Any:
-    """``value`` as plain JSON data (numpy scalars become numbers), or a ParameterError."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ParameterError(name, value, "None or a mapping (a dict) of JSON values")
-    try:
-        return json.loads(json.dumps(dict(value), default=_json_default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(
-            name, value, f"a dict of JSON values (str keys, finite numbers, str, lists): {exc}"
-        ) from None
-
-
-def _check_window(window: Any) -> dict[str, Any] | None:
-    """``None``, ``{"label": str}`` or ``{"start": int, "end": int}`` from the argument."""
-    expected = "None, a non-empty label, or (start, end) timestamps with start <= end"
-    if window is None:
-        return None
-    if isinstance(window, str):
-        if not window.strip():
-            raise ParameterError("window", window, expected)
-        return {"label": window}
-    if isinstance(window, Sequence) and len(window) == 2:
-        start, end = window
-        ok = all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in (start, end))
-        if ok and start <= end:
-            return {"start": int(start), "end": int(end)}
-    raise ParameterError("window", window, expected)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, text: str) -> None:
-    """Write ``text`` to a new file and flush it to disk."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _replace_durable(path: Path, text: str) -> None:
-    """Replace ``path`` by a file holding ``text`` atomically (tmp, fsync, replace, fsync dir)."""
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{uuid.uuid4().hex}")
-    try:
-        _write_durable(tmp, text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _tree_files(folder: Path) -> dict[str, Path]:
-    """Every regular file under ``folder`` by its ``/``-separated relative path."""
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What the registry knows about one version (from its manifest and the champion file).
-
-    Attributes
-    ----------
-    version
-        The id, ``"v000001"`` and up.
-    created_at
-        When it was registered (ISO 8601, UTC).
-    parent
-        The version it was derived from, or ``None``.
-    status
-        Now: ``"champion"`` (the champion pointer names it), ``"retired"`` (it was
-        champion once, no longer), ``"rejected"`` (registered as rejected by a gate and
-        never promoted) or ``"challenger"`` (never champion).
-    registered_as
-        The status given at registration (``"challenger"``, ``"rejected"`` or
-        ``"champion"``).
-    model
-        The model's short name (``"ease"``); ``model_class`` its full class path and
-        ``params`` its hyperparameters.
-    window
-        The data window it learned: ``{"start": t0, "end": t1}`` (timestamps),
-        ``{"label": text}``, or ``None``.
-    metrics, data, tags, decision
-        As given at registration (JSON data; ``decision`` is the gate's verdict when a
-        gate judged it).
-    files
-        ``{relative path: {"sha256": hex, "bytes": n}}`` of the saved model files.
-    path
-        The version's folder.
-    """
-
-    version: str
-    created_at: str
-    parent: str | None
-    status: str
-    registered_as: str
-    model: str
-    model_class: str
-    params: dict[str, Any]
-    window: dict[str, Any] | None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, Any] = field(default_factory=dict)
-    decision: dict[str, Any] | None = None
-    files: dict[str, Any] = field(default_factory=dict)
-    path: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (what ``lifelongrec models show --json`` prints)."""
-        return asdict(self)
-
-
-class ModelRegistry:
+class ModelRegistry(RegistryReader):
     """A folder of model versions with a champion, promotion, rollback and lineage.
 
     Parameters
@@ -268,14 +113,11 @@ class ModelRegistry:
     def __init__(
         self, root: str | os.PathLike, *, create: bool = True, lock_timeout: float = 60.0
     ) -> None:
-        if isinstance(lock_timeout, bool) or not isinstance(
-            lock_timeout, (int, float, np.integer, np.floating)
-        ):
-            raise ParameterError("lock_timeout", lock_timeout, "a non-negative number of seconds")
-        if not math.isfinite(lock_timeout) or lock_timeout < 0:
-            raise ParameterError("lock_timeout", lock_timeout, "a non-negative number of seconds")
+        lock_timeout = check_number(
+            "lock_timeout", lock_timeout, 0, expected="a non-negative number of seconds"
+        )
         self.root = Path(root)
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = lock_timeout
         self._local = threading.local()
         self._warned: set[str] = set()
         marker = self.root / "registry.json"
@@ -330,18 +172,6 @@ class ModelRegistry:
         return f"ModelRegistry({str(self.root)!r})"
 
     # ------------------------------------------------------------- plumbing
-    @property
-    def _versions_dir(self) -> Path:
-        return self.root / "versions"
-
-    @property
-    def _champion_file(self) -> Path:
-        return self.root / "CHAMPION"
-
-    @property
-    def _history_file(self) -> Path:
-        return self.root / "history.jsonl"
-
     def _check_format(self, marker: Path) -> None:
         try:
             meta = json.loads(marker.read_text(encoding="utf-8"))
@@ -421,258 +251,6 @@ class ModelRegistry:
                             p.unlink()
                     removed.append(p.relative_to(self.root).as_posix())
         return removed
-
-    def _version_dirs(self) -> list[Path]:
-        return sorted(
-            p for p in self._versions_dir.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)
-        )
-
-    def _read_manifest(self, vid: str) -> dict[str, Any]:
-        folder = self._versions_dir / vid
-        if not folder.is_dir():
-            raise UnknownIdError("version", vid, hint=self._known_hint())
-        file = folder / "manifest.json"
-        try:
-            manifest = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CorruptVersionError(
-                f"version {vid}: {file} is missing; the version is incomplete and cannot be used"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise CorruptVersionError(
-                f"version {vid}: {file} is unreadable ({exc}); expected the JSON manifest "
-                "written at registration"
-            ) from None
-        missing = [k for k in _MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
-        if missing:
-            raise CorruptVersionError(
-                f"version {vid}: {file} lacks {missing}; expected a complete manifest"
-            )
-        if manifest["id"] != vid:
-            raise CorruptVersionError(
-                f"version {vid}: {file} names version {manifest['id']!r}; expected {vid!r}"
-            )
-        return manifest
-
-    def _model_dir(self, vid: str, manifest: dict[str, Any]) -> Path:
-        """The folder of a version's model files (``model``, or the folder a
-        :meth:`rewrite` put in its place)."""
-        name = manifest.get("model_dir", "model")
-        if not isinstance(name, str) or not _MODEL_DIR_RE.match(name):
-            raise CorruptVersionError(
-                f"version {vid}: its manifest names the model folder {name!r}; expected "
-                "'model' or 'model-rN'"
-            )
-        return self._versions_dir / vid / name
-
-    def _known_hint(self) -> str:
-        ids = [p.name for p in self._version_dirs()]
-        if not ids:
-            return f"the registry {self.root} holds no versions"
-        return f"the registry {self.root} holds {len(ids)} version(s), {ids[0]}..{ids[-1]}"
-
-    def _read_pointer(self) -> dict[str, Any] | None:
-        try:
-            text = self._champion_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            pointer = json.loads(text)
-            vid = pointer["version"]
-            stack = pointer["stack"]
-            if not (isinstance(vid, str) and _VERSION_RE.match(vid) and isinstance(stack, list)):
-                raise ValueError("bad fields")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptVersionError(
-                f"{self._champion_file}: unreadable champion pointer ({exc}); expected JSON "
-                "with 'version' and 'stack'"
-            ) from None
-        return pointer
-
-    def _ever_champion(self) -> set[str]:
-        seen = {r.get("version") for r in self.history()}
-        pointer = self._read_pointer()
-        if pointer is not None:
-            seen.update(pointer["stack"])
-            seen.add(pointer["version"])
-        return seen
-
-    def _info(self, manifest: dict[str, Any], champion: str | None, ever: set[str]) -> VersionInfo:
-        vid = manifest["id"]
-        if vid == champion:
-            status = "champion"
-        elif vid in ever:
-            status = "retired"
-        elif manifest["status"] == "rejected":
-            status = "rejected"
-        else:
-            status = "challenger"
-        model = manifest["model"]
-        return VersionInfo(
-            version=vid,
-            created_at=manifest["created_at"],
-            parent=manifest["parent"],
-            status=status,
-            registered_as=manifest["status"],
-            model=model.get("name", ""),
-            model_class=model.get("class", ""),
-            params=model.get("params", {}),
-            window=manifest.get("window"),
-            metrics=manifest.get("metrics") or {},
-            data=manifest.get("data") or {},
-            tags=manifest.get("tags") or {},
-            decision=manifest.get("decision"),
-            files=manifest["files"],
-            path=str(self._versions_dir / vid),
-        )
-
-    # ---------------------------------------------------------------- reads
-    def versions(self) -> list[VersionInfo]:
-        """Every complete version, oldest first.
-
-        A version folder without a readable, complete manifest is not listed (it cannot
-        have been written by :meth:`register`, whose rename happens after the manifest
-        is on disk); a :class:`RegistryWarning` names it once per registry object.
-        """
-        champion = self.champion()
-        ever = self._ever_champion()
-        out = []
-        for folder in self._version_dirs():
-            try:
-                manifest = self._read_manifest(folder.name)
-            except CorruptVersionError as exc:
-                if folder.name not in self._warned:
-                    self._warned.add(folder.name)
-                    warnings.warn(f"skipped: {exc}", RegistryWarning, stacklevel=2)
-                continue
-            out.append(self._info(manifest, champion, ever))
-        return out
-
-    def info(self, version: Any) -> VersionInfo:
-        """The :class:`VersionInfo` of one version.
-
-        Raises
-        ------
-        ParameterError
-            ``version`` is not a version id (see :func:`version_id`).
-        UnknownIdError
-            No such version.
-        CorruptVersionError
-            Its manifest is missing, unreadable or incomplete.
-        """
-        vid = version_id(version)
-        return self._info(self._read_manifest(vid), self.champion(), self._ever_champion())
-
-    def champion(self) -> str | None:
-        """The champion's version id, or ``None`` when nothing was promoted yet."""
-        pointer = self._read_pointer()
-        return None if pointer is None else pointer["version"]
-
-    def history(self) -> list[dict[str, Any]]:
-        """Every promotion and rollback, oldest first: dicts with ``time``, ``action``
-        (``"promote"`` or ``"rollback"``), ``version``, ``previous`` and ``reason``.
-
-        The log is an audit trail; the champion pointer is the authority. A last line cut
-        short by a crash is skipped with a :class:`RegistryWarning`.
-        """
-        try:
-            lines = self._history_file.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                if i == len(lines) - 1:
-                    warnings.warn(
-                        f"{self._history_file}: skipped an incomplete last line (a write "
-                        "was interrupted)",
-                        RegistryWarning,
-                        stacklevel=2,
-                    )
-                    continue
-                raise CorruptVersionError(
-                    f"{self._history_file}, line {i + 1}: not JSON; expected one record per line"
-                ) from None
-        return out
-
-    def lineage(self, version: Any) -> list[str]:
-        """The chain of parents: ``[version, its parent, the parent's parent, ...]``."""
-        vid = version_id(version)
-        chain = [vid]
-        parent = self._read_manifest(vid)["parent"]
-        while parent is not None and parent not in chain:
-            chain.append(parent)
-            parent = self._read_manifest(parent)["parent"]
-        return chain
-
-    def verify(self, version: Any) -> None:
-        """Check a version's files against the SHA-256 sums in its manifest.
-
-        Raises
-        ------
-        CorruptVersionError
-            A manifest problem, or files that are missing, unexpected or changed (all
-            named).
-        UnknownIdError, ParameterError
-            As in :meth:`info`.
-        """
-        vid = version_id(version)
-        manifest = self._read_manifest(vid)
-        model_dir = self._model_dir(vid, manifest)
-        expected = manifest["files"]
-        found = _tree_files(model_dir) if model_dir.is_dir() else {}
-        missing = sorted(set(expected) - set(found))
-        extra = sorted(set(found) - set(expected))
-        changed = sorted(
-            name
-            for name in set(expected) & set(found)
-            if _sha256(found[name]) != expected[name].get("sha256")
-        )
-        if missing or extra or changed:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing}")
-            if changed:
-                parts.append(f"changed (SHA-256 differs) {changed}")
-            if extra:
-                parts.append(f"unexpected {extra}")
-            raise CorruptVersionError(
-                f"version {vid} in {self.root}: files do not match the manifest: {'; '.join(parts)}"
-            )
-
-    def load(self, version: Any, *, verify: bool = True) -> Recommender:
-        """The model of a version (checked against its SHA-256 sums first unless
-        ``verify=False``)."""
-        vid = version_id(version)
-        if verify:
-            self.verify(vid)
-        return Recommender.load(self._model_dir(vid, self._read_manifest(vid)))
-
-    def saved_user_ids(self, version: Any) -> list[str]:
-        """The user ids a version's model holds rows for, read from its files without
-        loading the model (an erasure check over many versions stays cheap)."""
-        vid = version_id(version)
-        arrays = self._model_dir(vid, self._read_manifest(vid)) / "arrays.npz"
-        try:
-            with np.load(arrays, allow_pickle=False) as npz:
-                return [str(u) for u in npz["_user_ids"].tolist()]
-        except (OSError, KeyError, ValueError) as exc:
-            raise CorruptVersionError(
-                f"version {vid}: cannot read its user ids from {arrays.name} ({exc})"
-            ) from None
-
-    def load_champion(self, *, verify: bool = True) -> Recommender:
-        """The champion's model; :class:`RegistryError` when there is none yet."""
-        vid = self.champion()
-        if vid is None:
-            raise RegistryError(
-                f"{self.root}: no champion yet; register a model and promote it first"
-            )
-        return self.load(vid, verify=verify)
 
     # --------------------------------------------------------------- writes
     def register(
