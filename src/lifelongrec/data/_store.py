@@ -16,43 +16,62 @@ built for the service's needs:
 * **a catalogue**: :meth:`EventStore.upsert_items` inserts or replaces items; lists and
   dicts are stored as JSON and come back equal.
 
-SQLite was chosen over DuckDB by measurement (``benchmarks/store.py``, the
-``service-store`` block of ``docs/benchmarks.md``): it acknowledges single events
-durably far faster and reads one user's recent history in well under a millisecond.
+SQLite was chosen over DuckDB by measurement: ``benchmarks/store.py`` runs both, and
+``docs/benchmarks.md`` ("Event store: SQLite vs DuckDB") has the figures and the reasons.
 
 Thread safety: one store object may be shared by many threads. Writes (append, delete,
 upsert) are serialised on one connection under a lock; reads use a pool of read
 connections and run beside a write (WAL readers see the last committed state). One
 process at a time should open a store; a store left by a killed process opens normally
 (SQLite recovers from its write-ahead log).
+
+The catalogue's methods are :class:`~lifelongrec.data._store_items.CatalogueMixin`; the
+checks of what goes in and the frames of what comes out are in
+:mod:`~lifelongrec.data._store_rows` and :mod:`~lifelongrec.data._store_items`. Every
+name this module had is still importable from it.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import numbers
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import DataError, LifelongrecError, ParameterError
-from lifelongrec.data._schema import EVENT_COLUMNS, ITEM_COLUMNS, Dataset, frame_of
+from lifelongrec._params import check_int
+from lifelongrec.data._schema import EVENT_COLUMNS, Dataset
+from lifelongrec.data._store_items import CatalogueMixin, _items_frame
+from lifelongrec.data._store_items import _item_rows as _item_rows
+from lifelongrec.data._store_items import _item_values as _item_values
+from lifelongrec.data._store_items import _json_value as _json_value
+from lifelongrec.data._store_rows import (
+    _CHUNK,
+    _count,
+    _event_columns,
+    _event_ids,
+    _events_frame,
+    _id_argument,
+    _lookup,
+)
+from lifelongrec.data._store_rows import _INT64_MAX as _INT64_MAX
+from lifelongrec.data._store_rows import _INT64_MIN as _INT64_MIN
+from lifelongrec.data._store_rows import _bad as _bad
+from lifelongrec.data._store_rows import _exact_columns as _exact_columns
+from lifelongrec.data._store_rows import _strings as _strings
+from lifelongrec.data._store_rows import _timestamps as _timestamps
+from lifelongrec.data._store_rows import _values as _values
 
 __all__ = ["AppendResult", "EventStore", "StoreClosedError"]
 
 _APPLICATION_ID = 0x4C4C5253  # "LLRS": marks a SQLite file as a lifelongrec event store
 _SCHEMA_VERSION = 1
-_CHUNK = 900  # ids per "IN (...)" lookup, well under SQLite's host-parameter limit
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCHEMA = """
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,7 +128,7 @@ class AppendResult:
     seqs: np.ndarray = field(repr=False)
 
 
-class EventStore:
+class EventStore(CatalogueMixin):
     """An embedded, durable, idempotent event log plus the item catalogue (one SQLite file).
 
     Parameters
@@ -472,8 +491,7 @@ class EventStore:
         ParameterError
             ``limit`` is not an integer >= 1.
         """
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise ParameterError("limit", limit, "an integer >= 1")
+        limit = check_int("limit", limit, 1)
         ids = list(dict.fromkeys(str(u) for u in user_ids))
         rows: list[tuple] = []
         with self._reading() as conn:
@@ -525,95 +543,6 @@ class EventStore:
                     self._writer.execute("PRAGMA busy_timeout = 10000")
         return int(n)
 
-    # ------------------------------------------------------------------ items
-    @property
-    def n_items(self) -> int:
-        """The number of items in the catalogue."""
-        with self._reading() as conn:
-            return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
-
-    def upsert_items(self, items: pd.DataFrame) -> tuple[int, int]:
-        """Insert new items and replace stored ones (all four fields); one durable transaction.
-
-        Parameters
-        ----------
-        items
-            A frame with exactly :data:`~lifelongrec.data.ITEM_COLUMNS`: ``item_id`` a
-            non-empty string, unique in the batch; ``title`` a string or missing
-            (``None``/NaN); ``categories`` a list (tuple, array) of strings;
-            ``attributes`` a dict with string keys whose values are ``None``, bools,
-            numbers, strings, or lists and dicts of these. numpy scalars are stored as
-            the equal Python values; everything else comes back equal, with its type.
-
-        Returns
-        -------
-        (n_new, n_updated)
-            Items added, and items that were present and are now replaced.
-
-        Raises
-        ------
-        DataError
-            A column is missing or unknown, an item id repeats, or a row holds a bad
-            value (the message names the row and the field). Nothing is written.
-        StoreClosedError
-            The store is closed.
-        """
-        rows = _item_rows(items)
-        ids = [r[0] for r in rows]
-        with self._writing() as conn:
-            known = _lookup(conn, "SELECT item_id, pos FROM items WHERE item_id IN", ids)
-            conn.executemany(
-                "INSERT INTO items (item_id, title, categories, attributes) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,"
-                " categories = excluded.categories, attributes = excluded.attributes",
-                rows,
-            )
-        return len(rows) - len(known), len(known)
-
-    def items(self) -> pd.DataFrame:
-        """The catalogue in :data:`~lifelongrec.data.ITEM_COLUMNS`, in order of first insertion.
-
-        Types as :func:`~lifelongrec.data.make_items` gives (``object`` columns; lists
-        and dicts). An empty catalogue gives an empty frame with those columns.
-        """
-        with self._reading() as conn:
-            return _items_frame(self._item_rows(conn))
-
-    @staticmethod
-    def _item_rows(conn: sqlite3.Connection) -> list[tuple]:
-        sql = "SELECT item_id, title, categories, attributes FROM items ORDER BY pos"
-        return conn.execute(sql).fetchall()
-
-    def item(self, item_id: str) -> dict[str, Any] | None:
-        """One item as ``{"item_id", "title", "categories", "attributes"}``, or ``None``.
-
-        Raises
-        ------
-        ParameterError
-            ``item_id`` is not a non-empty string.
-        """
-        item_id = _id_argument("item_id", item_id)
-        sql = "SELECT item_id, title, categories, attributes FROM items WHERE item_id = ?"
-        with self._reading() as conn:
-            row = conn.execute(sql, (item_id,)).fetchone()
-        if row is None:
-            return None
-        return dict(zip(ITEM_COLUMNS, _item_values(row), strict=True))
-
-    def item_details(self, item_ids: Sequence[str]) -> dict[str, tuple[str | None, list[str]]]:
-        """``{item_id: (title, categories)}`` of the given ids that are in the catalogue
-        (one indexed lookup per 900 ids; for answers that show items by name)."""
-        ids = [str(i) for i in item_ids]
-        out: dict[str, tuple[str | None, list[str]]] = {}
-        with self._reading() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                part = ids[start : start + _CHUNK]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT item_id, title, categories FROM items WHERE item_id IN ({marks})"
-                for item_id, title, cats in conn.execute(sql, part).fetchall():
-                    out[item_id] = (title, json.loads(cats))
-        return out
-
     # ------------------------------------------------------------------ all of it
     def to_dataset(self) -> Dataset:
         """All events and the catalogue (one consistent snapshot) as a :class:`Dataset`.
@@ -637,223 +566,3 @@ class EventStore:
             name=str(self.path),
             meta={"format": "event-store", "timestamps": "epoch", "last_seq": last},
         )
-
-
-# ---------------------------------------------------------------------- helpers
-def _lookup(conn: sqlite3.Connection, select: str, keys: Sequence[str | None]) -> dict:
-    """``{key: value}`` for the stored keys among ``keys`` (``select`` ends with "IN")."""
-    wanted = list({k for k in keys if k is not None})
-    found: dict = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        found.update(conn.execute(f"{select} ({marks})", chunk).fetchall())
-    return found
-
-
-def _bad(row: int, field: str, problem: str, value: Any, expected: str) -> DataError:
-    err = DataError(f"row {row}: {problem}", column=field, value=value, expected=expected)
-    err.row = row  # the 0-based position in the batch, for callers that report it
-    return err
-
-
-def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ParameterError(name, value, "an integer >= 0")
-    return int(value)
-
-
-def _id_argument(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ParameterError(name, value, "a non-empty string")
-    return str(value)
-
-
-def _exact_columns(frame: Any, columns: Sequence[str], what: str) -> pd.DataFrame:
-    frame = frame_of(
-        frame,
-        columns,
-        what=what,
-        frame_name=f"{what} frame",
-        accepts=f"a pandas DataFrame with columns {list(columns)}",
-    )
-    extra = [c for c in frame.columns if c not in columns]
-    if extra:
-        raise DataError(
-            f"{what} frame has columns the store does not keep",
-            value=extra,
-            expected=f"only {list(columns)} (drop the others first)",
-        )
-    return frame
-
-
-def _strings(values: list, field: str, what: str) -> list[str]:
-    for pos, v in enumerate(values):
-        if not isinstance(v, str) or not v:
-            raise _bad(pos, field, f"bad {what}", v, "a non-empty string")
-    return [str(v) for v in values]  # numpy str_ -> str
-
-
-def _event_columns(events: Any) -> list[list]:
-    """The batch's five columns as lists of Python values, every row checked."""
-    frame = _exact_columns(events, EVENT_COLUMNS, "events")
-    users = _strings(frame["user_id"].tolist(), "user_id", "user id")
-    items = _strings(frame["item_id"].tolist(), "item_id", "item id")
-    types = _strings(frame["event_type"].tolist(), "event_type", "event type")
-    return [users, items, _timestamps(frame["timestamp"]), types, _values(frame["value"])]
-
-
-def _timestamps(col: pd.Series) -> list[int]:
-    expected = "an integer (UTC epoch seconds) in the int64 range"
-    if col.dtype.kind == "i":
-        return col.to_numpy(dtype=np.int64).tolist()
-    if col.dtype.kind == "u":
-        big = np.flatnonzero(col.to_numpy() > _INT64_MAX)
-        if len(big):
-            raise _bad(
-                int(big[0]), "timestamp", "timestamp out of range", col.iloc[big[0]], expected
-            )
-        return col.to_numpy(dtype=np.int64).tolist()
-    values = col.tolist()
-    for pos, v in enumerate(values):
-        ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-        if not ok or not _INT64_MIN <= v <= _INT64_MAX:
-            raise _bad(pos, "timestamp", "bad timestamp", v, expected)
-    return [int(v) for v in values]
-
-
-def _values(col: pd.Series) -> list[float | None]:
-    expected = "a real number, or NaN/None when absent"
-    if col.dtype.kind in "fiu":
-        arr = col.to_numpy(dtype=np.float64)
-        return [None if math.isnan(v) else v for v in arr.tolist()]
-    out: list[float | None] = []
-    for pos, v in enumerate(col.tolist()):
-        if v is None or v is pd.NA:
-            out.append(None)
-        elif isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
-            out.append(None if math.isnan(v) else float(v))
-        else:
-            raise _bad(pos, "value", "bad value", v, expected)
-    return out
-
-
-def _event_ids(event_ids: Any, n: int) -> list[str | None]:
-    if event_ids is None:
-        return [None] * n
-    if isinstance(event_ids, (str, bytes)) or not hasattr(event_ids, "__len__"):
-        raise ParameterError("event_ids", event_ids, "None or a sequence of ids, one per event")
-    if len(event_ids) != n:
-        raise ParameterError(
-            "event_ids", f"{len(event_ids)} ids", f"None or one id per event ({n})"
-        )
-    values = event_ids.tolist() if hasattr(event_ids, "tolist") else list(event_ids)
-    out: list[str | None] = []
-    for pos, v in enumerate(values):
-        if isinstance(v, str) and v:
-            out.append(str(v))
-        elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            out.append(None)
-        else:
-            raise _bad(pos, "event_id", "bad event id", v, "a non-empty string or None")
-    return out
-
-
-def _events_frame(rows: list[tuple]) -> pd.DataFrame:
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
-    return pd.DataFrame(
-        {
-            "user_id": np.array(cols[0], dtype=object),
-            "item_id": np.array(cols[1], dtype=object),
-            "timestamp": np.array(cols[2], dtype=np.int64),
-            "event_type": np.array(cols[3], dtype=object),
-            "value": np.array(cols[4], dtype=np.float64),  # NULL -> NaN
-            "seq": np.array(cols[5], dtype=np.int64),
-        }
-    )
-
-
-# ---------------------------------------------------------------------- items
-def _json_value(value: Any, where: str) -> Any:
-    """``value`` as JSON-storable Python (numpy scalars -> Python), or TypeError(where)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.number)):
-        return value.item()
-    if isinstance(value, list):
-        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: key {k!r} is not a string")
-            out[k] = _json_value(v, f"{where}[{k!r}]")
-        return out
-    raise TypeError(f"{where} is a {type(value).__name__}")
-
-
-def _item_rows(items: Any) -> list[tuple[str, str | None, str, str]]:
-    frame = _exact_columns(items, ITEM_COLUMNS, "items")
-    ids = _strings(frame["item_id"].tolist(), "item_id", "item id")
-    first: dict[str, int] = {}
-    for pos, i in enumerate(ids):
-        if i in first:
-            raise _bad(
-                pos, "item_id", f"item id repeated (first at row {first[i]})", i, "unique item ids"
-            )
-        first[i] = pos
-    rows = []
-    for pos, (iid, title, cats, attrs) in enumerate(
-        zip(
-            ids,
-            frame["title"].tolist(),
-            frame["categories"].tolist(),
-            frame["attributes"].tolist(),
-            strict=True,
-        )
-    ):
-        if isinstance(title, float) and math.isnan(title) or title is None or title is pd.NA:
-            title = None
-        elif not isinstance(title, str):
-            raise _bad(pos, "title", "bad title", title, "a string or None")
-        if isinstance(cats, (str, bytes)) or not isinstance(cats, (list, tuple, np.ndarray)):
-            raise _bad(pos, "categories", "bad categories", cats, "a list of strings")
-        cats = list(cats.tolist() if isinstance(cats, np.ndarray) else cats)
-        for c in cats:
-            if not isinstance(c, str):
-                raise _bad(pos, "categories", "a category is not a string", c, "a list of strings")
-        if not isinstance(attrs, Mapping):
-            raise _bad(pos, "attributes", "bad attributes", attrs, "a dict")
-        try:
-            attrs = _json_value(dict(attrs), "attributes")
-        except TypeError as exc:
-            raise _bad(
-                pos,
-                "attributes",
-                f"value not storable ({exc})",
-                attrs,
-                "a dict with string keys of None, bool, numbers, strings, lists and dicts",
-            ) from None
-        rows.append(
-            (
-                iid,
-                None if title is None else str(title),
-                json.dumps([str(c) for c in cats]),
-                json.dumps(attrs),
-            )
-        )
-    return rows
-
-
-def _item_values(row: tuple) -> tuple[str, str | None, list, dict]:
-    return row[0], row[1], json.loads(row[2]), json.loads(row[3])
-
-
-def _items_frame(rows: list[tuple]) -> pd.DataFrame:
-    values = [_item_values(r) for r in rows]
-    cols = list(zip(*values, strict=True)) if values else [()] * 4
-    return pd.DataFrame(
-        {c: pd.Series(list(v), dtype=object) for c, v in zip(ITEM_COLUMNS, cols, strict=True)}
-    )
