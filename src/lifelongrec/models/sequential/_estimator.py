@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from lifelongrec._errors import ParameterError, UnknownIdError
+from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
@@ -433,8 +434,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         for ``steps`` that is not an integer >= 0.
         """
         self._check_fitted()
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ParameterError("steps", steps, "an integer >= 0")
+        check_int("steps", steps, low=0)
         out: dict[str, Any] = {"n_events": self._online.n, "n_windows": 0, "n_steps": 0}
         if self._online.n == 0 or steps == 0:  # nothing, or discard the material
             self._online.clear()
@@ -588,8 +588,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         Shapes as in :meth:`recommend`: ``(k,)`` for one id, ``(n, k)`` for a batch.
         """
         self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError("k", k, "a positive integer")
+        k = check_k(k)
         C = len(self.categories_)
         if C < 2:
             raise ParameterError(
