@@ -38,8 +38,8 @@ an explicit signal such as a rating elsewhere in the package, and a price there 
 mistaken for one; the price of what was bought is ``items.attributes["price"]``.
 
 Generation is vectorised with numpy (no per-event Python loop; a loop over session
-steps and 30-day segments only). On two CPU cores: about 0.1 s for 10^5 events, 1 s for
-10^6, 15 s and 2 GB of memory for 10^7. ``meta`` records the true shift time, the
+steps and 30-day segments only), so time and memory grow linearly with ``n_events``
+(a million events take seconds). ``meta`` records the true shift time, the
 category permutation and the resolved sizes, so drift detectors can be scored.
 
 The catalogue (vocabulary, items, titles, prices) is made in

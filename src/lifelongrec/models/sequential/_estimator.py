@@ -254,8 +254,8 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
 
     def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
         """Encode the items' text with the pretrained encoder into its cache (the slow
-        part of :meth:`add_items`, about 10 ms per title on a CPU core; a batch costs far
-        less per title), changing nothing the model serves from. Safe to call while
+        part of :meth:`add_items`; a batch costs far less per title than one at a time:
+        docs/service.md), changing nothing the model serves from. Safe to call while
         other threads use the model; ``add_items`` then finds the encodings cached."""
         super().prepare_items(items)
         self._items.featurizer.prepare(items.items if isinstance(items, Dataset) else items)
