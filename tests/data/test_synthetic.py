@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import hashlib
 import re
 
 import numpy as np
@@ -265,6 +266,113 @@ def test_drift_moves_interests_gradually():
     assert _halves_distance(drifting) > _halves_distance(static) + 0.1
 
 
+# ---------------------------------------------------------------------- shift share and timing
+def _checksum(data: Dataset) -> str:
+    e = data.events
+    rows = zip(e["user_id"], e["item_id"], e["timestamp"], e["event_type"], strict=True)
+    return hashlib.sha256("\n".join(f"{u},{i},{t},{x}" for u, i, t, x in rows).encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [  # recorded before shift_share and shift_days existed
+        ({}, "abe7db63a441338e1f16330c0319e2d8e2c0718b14d4625c3ba01dd60199ea76"),
+        ({"shift_at": 0.5}, "5baa9a80441e3147729284770e6df6fbd9586a60e0026e2517d7afde9ff5c33b"),
+        (
+            {"shift_at": 0.5, "shift_share": 1.0, "shift_days": 0.0},
+            "5baa9a80441e3147729284770e6df6fbd9586a60e0026e2517d7afde9ff5c33b",
+        ),
+    ],
+)
+def test_the_default_shift_is_the_same_data_as_before_the_knobs(kwargs, expected):
+    assert _checksum(synthetic(n_events=2_000, seed=11, **kwargs)) == expected
+
+
+def test_shift_knobs_change_nothing_before_the_shift():
+    sudden = synthetic(n_events=N, seed=3, shift_at=0.4)
+    partial = synthetic(n_events=N, seed=3, shift_at=0.4, shift_share=0.5, shift_days=10.0)
+    shift = sudden.meta["shift_timestamp"]
+    assert partial.meta["shift_timestamp"] == shift
+    pd.testing.assert_frame_equal(
+        sudden.events[sudden.events["timestamp"] < shift].reset_index(drop=True),
+        partial.events[partial.events["timestamp"] < shift].reset_index(drop=True),
+    )
+    pd.testing.assert_frame_equal(sudden.items, partial.items)
+    pd.testing.assert_frame_equal(sudden.users, partial.users)
+    assert not sudden.events.equals(partial.events)
+
+
+def _share_of_users_moved(data: Dataset) -> float:
+    """Among users busy before and after the shift: the share whose post-shift category mix
+    is closer to their pre-shift mix moved through the permutation than to it unmoved."""
+    names = data.meta["categories"]
+    index = {n: i for i, n in enumerate(names)}
+    perm = np.zeros((len(names), len(names)))
+    for a, b in data.meta["shift_permutation"].items():
+        perm[index[a], index[b]] = 1.0
+    ev = _with_category(data)
+    before = ev[ev["timestamp"] < data.meta["shift_timestamp"]]
+    after = ev[ev["timestamp"] >= data.meta["shift_end_timestamp"]]
+
+    def counts(frame: pd.DataFrame) -> pd.DataFrame:
+        table = frame.groupby(["user_id", "category"]).size().unstack(fill_value=0)
+        return table.reindex(columns=names, fill_value=0)
+
+    a, b = counts(before), counts(after)
+    users = a.index.intersection(b.index)
+    a, b = a.loc[users].to_numpy(float), b.loc[users].to_numpy(float)
+    busy = (a.sum(1) >= 15) & (b.sum(1) >= 15)
+    assert busy.sum() >= 100
+    a = a[busy] / a[busy].sum(1, keepdims=True)
+    b = b[busy] / b[busy].sum(1, keepdims=True)
+    unmoved = 0.5 * np.abs(a - b).sum(1)
+    moved = 0.5 * np.abs(a @ perm - b).sum(1)
+    return float((moved < unmoved).mean())
+
+
+def test_shift_share_moves_that_share_of_the_users(shifted):
+    half = synthetic(n_events=N, seed=7, shift_at=0.5, shift_share=0.5)
+    assert shifted.meta["shift_users"] == shifted.meta["n_users"]
+    assert half.meta["shift_users"] == round(0.5 * half.meta["n_users"])
+    assert _share_of_users_moved(shifted) > 0.85
+    assert 0.35 < _share_of_users_moved(half) < 0.65
+    assert half.meta["shift_permutation"] == shifted.meta["shift_permutation"]
+
+
+def _moved_share_of_the_mix(data: Dataset, bins: list[tuple[float, float]]) -> list[float]:
+    """Per time bin (days from the start): where the population's category mix lies
+    between the pre-shift mix (0) and that mix moved through the permutation (1)."""
+    names = data.meta["categories"]
+    index = {n: i for i, n in enumerate(names)}
+    cat = _with_category(data)["category"].map(index).to_numpy()
+    days = (data.events["timestamp"].to_numpy() - data.meta["start"]) / 86_400
+    shift_day = (data.meta["shift_timestamp"] - data.meta["start"]) / 86_400
+    perm = np.array([index[data.meta["shift_permutation"][n]] for n in names])
+    old = np.bincount(cat[days < shift_day], minlength=len(names)).astype(float)
+    old /= old.sum()
+    new = np.zeros_like(old)
+    new[perm] = old
+    out = []
+    for lo, hi in bins:
+        mix = np.bincount(cat[(days >= lo) & (days < hi)], minlength=len(names)).astype(float)
+        mix /= mix.sum()
+        out.append(float((mix - old) @ (new - old) / ((new - old) @ (new - old))))
+    return out
+
+
+def test_a_gradual_shift_moves_the_category_mix_over_its_window():
+    calm = {"interest_drift": 0.0, "new_user_rate": 0.0}  # nothing else moves the mix
+    bins = [(27, 36), (36, 45), (45, 54), (54, 63), (63, 90)]  # the window is days 27..63
+    gradual = synthetic(n_events=N, seed=1, shift_at=0.3, shift_days=36.0, **calm)
+    sudden = synthetic(n_events=N, seed=1, shift_at=0.3, **calm)
+    assert gradual.meta["shift_end_timestamp"] == gradual.meta["shift_timestamp"] + 36 * 86_400
+    assert sudden.meta["shift_end_timestamp"] == sudden.meta["shift_timestamp"]
+    moved = _moved_share_of_the_mix(gradual, bins)
+    assert moved[0] < 0.35 and moved[-1] > 0.85
+    assert all(b > a for a, b in zip(moved, moved[1:], strict=False))
+    assert min(_moved_share_of_the_mix(sudden, bins)) > 0.85  # all at once
+
+
 def test_titles_let_content_models_find_the_category():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -329,6 +437,13 @@ _PROBABILITIES = [
         ({"shift_at": 1.0}, "shift_at", "a number in (0, 1)"),
         ({"shift_at": 1.5}, "shift_at", "a number in (0, 1)"),
         ({"shift_at": "half"}, "shift_at", "a number in (0, 1)"),
+        ({"shift_at": 0.5, "shift_share": 0.0}, "shift_share", "a number in (0, 1]"),
+        ({"shift_at": 0.5, "shift_share": 1.5}, "shift_share", "a number in (0, 1]"),
+        ({"shift_at": 0.5, "shift_share": "half"}, "shift_share", "a number in (0, 1]"),
+        ({"shift_share": 0.5}, "shift_share", "1.0 (the default) without shift_at"),
+        ({"shift_at": 0.5, "shift_days": -1.0}, "shift_days", "a finite number >= 0"),
+        ({"shift_at": 0.5, "shift_days": float("nan")}, "shift_days", "a finite number >= 0"),
+        ({"shift_days": 7.0}, "shift_days", "0.0 (the default) without shift_at"),
         ({"popularity_skew": -0.5}, "popularity_skew", "a finite number >= 0"),
         ({"novelty_days": 0}, "novelty_days", "a finite number > 0"),
         ({"mean_session_views": 0.5}, "mean_session_views", "a finite number >= 1"),

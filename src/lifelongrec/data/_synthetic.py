@@ -14,9 +14,10 @@ structure that real shops have and that makes drift visible:
 * **Users.** Category interests drawn from a Dirichlet (``interest_concentration``:
   small means focused users) around a skewed category popularity, drifting as a random
   walk on the simplex (``interest_drift``: share of a user's interests replaced by a
-  fresh draw every 30 days), optionally with a sudden shift at ``shift_at`` (every
-  user's interests move to other categories through one cyclic permutation of
-  categories). Activity is heavy-tailed (lognormal session rates); a fraction
+  fresh draw every 30 days), optionally with a shift at ``shift_at``: interests move to
+  other categories through one cyclic permutation of categories, for every user or
+  for a random share ``shift_share`` of them, at once or gradually over ``shift_days``
+  days (a linear blend of the old and the permuted interests). Activity is heavy-tailed (lognormal session rates); a fraction
   ``new_user_rate`` of users joins during the span. User ids ``"u00042"``.
 * **Sessions.** A user opens a session (times follow a daily rhythm), picks one category
   from their current interests and views ``mean_session_views`` items on average
@@ -40,7 +41,8 @@ mistaken for one; the price of what was bought is ``items.attributes["price"]``.
 Generation is vectorised with numpy (no per-event Python loop; a loop over session
 steps and 30-day segments only), so time and memory grow linearly with ``n_events``
 (a million events take seconds). ``meta`` records the true shift time, the
-category permutation and the resolved sizes, so drift detectors can be scored.
+category permutation, how many users shift and the resolved sizes, so drift detectors
+can be scored.
 
 The catalogue (vocabulary, items, titles, prices) is made in
 :mod:`~lifelongrec.data._synthetic_catalogue`, users, sessions and their events in
@@ -124,9 +126,18 @@ class SyntheticWorld:
         In ``[0, 1]``: share of a user's category interests replaced by a fresh draw every
         30 days (a random walk on the simplex, interpolated linearly in time). 0 = static.
     shift_at
-        ``None`` (no sudden shift) or a fraction in ``(0, 1)`` of the span at which every
-        user's interests jump to other categories (one cyclic permutation of categories
-        for all users). ``meta["shift_timestamp"]`` tells the exact time.
+        ``None`` (no shift) or a fraction in ``(0, 1)`` of the span at which users'
+        interests move to other categories (one cyclic permutation of categories for all
+        users). ``meta["shift_timestamp"]`` tells the exact time.
+    shift_share
+        In ``(0, 1]``: share of the users whose interests shift at ``shift_at`` (a random
+        subset, seeded); the others keep theirs. 1 = everybody. Only with ``shift_at``.
+    shift_days
+        At least 0: the shift is gradual over this many days from ``shift_at``: a
+        shifting user's interests move linearly from the old to the permuted ones (a
+        session draws its category from the permuted interests with a probability that
+        grows from 0 to 1). 0 = sudden. A window that outlasts the span is cut off by
+        its end. Only with ``shift_at``.
     new_item_rate
         In ``[0, 1]``: share of items that arrive during the span rather than at ``start``
         (every category keeps at least one item present from the start).
@@ -166,6 +177,8 @@ class SyntheticWorld:
     interest_concentration: float = 2.0
     interest_drift: float = 0.1
     shift_at: float | None = None
+    shift_share: float = 1.0
+    shift_days: float = 0.0
     new_item_rate: float = 0.2
     new_user_rate: float = 0.2
     popularity_skew: float = 1.0
@@ -217,6 +230,16 @@ class SyntheticWorld:
             check_number(name, getattr(self, name), 0, 1)
         if self.shift_at is not None:
             check_number("shift_at", self.shift_at, 0, 1, low_open=True, high_open=True)
+        check_number("shift_share", self.shift_share, 0, 1, low_open=True)
+        check_number("shift_days", self.shift_days, 0)
+        if self.shift_at is None:
+            for name, default in (("shift_share", 1.0), ("shift_days", 0.0)):
+                if getattr(self, name) != default:
+                    raise ParameterError(
+                        name,
+                        getattr(self, name),
+                        f"{default} (the default) without shift_at",
+                    )
         check_number("popularity_skew", self.popularity_skew, 0)
         check_number("novelty_days", self.novelty_days, 0, low_open=True)
         check_number("mean_session_views", self.mean_session_views, 1)
@@ -239,7 +262,10 @@ class SyntheticWorld:
         catalogue (also items nobody touched) with ``attributes`` ``price``, ``brand``,
         ``arrival``; ``users`` a ``user_id`` and ``joined`` (epoch seconds) per user.
         ``meta`` holds ``format``, ``timestamps``, ``config`` (the fields above),
-        the resolved sizes, the span and ``shift_timestamp`` (``None`` without shift).
+        the resolved sizes, the span, ``shift_timestamp`` (``None`` without shift),
+        ``shift_end_timestamp`` (when a gradual shift is complete; the shift time for a
+        sudden one), ``shift_users`` (how many users shift; ``None`` without shift),
+        ``shift_permutation`` and ``categories``.
         """
         self.validate()
         rng = np.random.default_rng(self.seed)
@@ -279,6 +305,10 @@ class SyntheticWorld:
             "start": self.start,
             "end": end,
             "shift_timestamp": None if shift_offset is None else self.start + shift_offset,
+            "shift_end_timestamp": None
+            if shift_offset is None
+            else self.start + shift_offset + int(round(self.shift_days * _DAY)),
+            "shift_users": None if shift_offset is None else len(ses["shift_users"]),
             "shift_permutation": _shift_names(ses.get("perm"), cat["names"]),
             "categories": list(cat["names"]),
             "value": "NaN for every event; prices are items.attributes['price']",

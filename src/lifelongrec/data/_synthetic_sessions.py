@@ -2,10 +2,10 @@
 
 Users (heavy-tailed activity, join times), the shape and timing of their sessions (a
 daily rhythm; views, carts and purchases in order), each session's category (drifting
-interests, an optional sudden shift), the items viewed (popularity, novelty, the hidden
-"next" chain) and the trimming to exactly ``n_events``. ``cfg`` is the
-:class:`~lifelongrec.data.SyntheticWorld` being generated. See
-:mod:`lifelongrec.data._synthetic` for the whole world.
+interests, an optional shift of all or some users, sudden or gradual), the items viewed
+(popularity, novelty, the hidden "next" chain) and the trimming to exactly
+``n_events``. ``cfg`` is the :class:`~lifelongrec.data.SyntheticWorld` being generated.
+See :mod:`lifelongrec.data._synthetic` for the whole world.
 """
 
 from __future__ import annotations
@@ -156,10 +156,48 @@ def _session_categories(
         cycle = rng.permutation(n_cat)
         perm = np.empty(n_cat, dtype=np.int64)
         perm[cycle] = np.roll(cycle, -1)
-        after = t0 >= shift_offset
+        after = _shifted(cfg, t0, user, n_users, shift_offset, ses)
         out[after] = perm[out[after]]
         ses["perm"] = perm
     return out
+
+
+def _shifted(
+    cfg: Any,
+    t0: np.ndarray,
+    user: np.ndarray,
+    n_users: int,
+    shift_offset: int,
+    ses: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Which sessions draw their category from the permuted interests.
+
+    Sudden and for everybody (``shift_share=1``, ``shift_days=0``): every session from
+    ``shift_offset`` on, with no random draw. Otherwise the draws come from a generator of
+    their own (spawned from ``cfg.seed``), so the rest of the world is the same as without
+    the knobs: a random ``shift_share`` of the users shifts (``ses["shift_users"]``), and
+    over ``shift_days`` days a session of theirs uses the permuted interests with a
+    probability that grows linearly from 0 to 1: their interests are the mixture
+    ``(1 - p) * old + p * permuted``.
+    """
+    after = t0 >= shift_offset
+    if cfg.shift_share >= 1.0 and cfg.shift_days == 0:
+        ses["shift_users"] = np.arange(n_users)
+        return after
+    extra = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
+    if cfg.shift_share < 1.0:
+        n_moved = min(n_users, max(1, int(round(cfg.shift_share * n_users))))
+        chosen = np.sort(extra.choice(n_users, size=n_moved, replace=False))
+        moved = np.zeros(n_users, dtype=bool)
+        moved[chosen] = True
+        after &= moved[user]
+        ses["shift_users"] = chosen
+    else:
+        ses["shift_users"] = np.arange(n_users)
+    if cfg.shift_days > 0:
+        progress = np.clip((t0 - shift_offset) / (cfg.shift_days * _DAY), 0.0, 1.0)
+        after &= extra.random(len(t0)) < progress
+    return after
 
 
 # ---------------------------------------------------------------------- events
