@@ -235,6 +235,21 @@ def test_run_stream_checks_before_reading_data(tmp_path):
         run_stream(missing, "itemknn", "finetune", 2, 10, progress=False)
 
 
+def test_run_stream_on_a_given_dataset_reads_nothing(tmp_path):
+    from lifelongrec.data import SyntheticWorld
+
+    world = SyntheticWorld(n_events=1500, seed=4, shift_at=0.6, shift_share=0.5)
+    data = world.generate()
+    out = run_stream(
+        str(tmp_path / "missing"), "popularity", "finetune", 3, 5, progress=False, dataset=data
+    )
+    assert out["data"] == str(tmp_path / "missing") and out["n_events"] == len(prepare(data))
+    assert out["drift"]["true_shift_timestamp"] == data.meta["shift_timestamp"]
+    assert [e["step"] for e in out["preprocessing"]][-1] == "deduplicate"
+    with pytest.raises(ParameterError, match="shift_at"):
+        run_stream("x", "popularity", "finetune", 3, 5, shift_at=0.5, dataset=data)
+
+
 # ----------------------------------------------------------------------- reports
 def test_format_table_and_evaluation_report():
     rows = [{"model": "a", "x": 0.5, "n": 3}, {"model": "long name", "x": None, "n": 10}]

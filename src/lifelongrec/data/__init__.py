@@ -1,6 +1,6 @@
-"""Events and catalogues: schema, readers, the synthetic world, the event store,
-preprocessing, splits; data as an experiment names it (:func:`load_data`,
-:func:`prepare`, :func:`make_split`, :func:`parse_columns`)."""
+"""Events and catalogues: schema, readers, the synthetic world and its families of
+streams, the event store, preprocessing, splits; data as an experiment names it
+(:func:`load_data`, :func:`prepare`, :func:`make_split`, :func:`parse_columns`)."""
 
 from lifelongrec.data._preprocess import deduplicate, implicit_feedback, kcore, sort_by_time
 from lifelongrec.data._readers import (
@@ -42,6 +42,7 @@ from lifelongrec.data._split import Split, leave_one_out, temporal_split, time_w
 from lifelongrec.data._stats import describe
 from lifelongrec.data._store import AppendResult, EventStore, StoreClosedError
 from lifelongrec.data._synthetic import SyntheticWorld, synthetic
+from lifelongrec.data._synthetic_streams import STREAM_FAMILIES, synthetic_streams
 
 __all__ = [
     "AppendResult",
@@ -51,6 +52,7 @@ __all__ = [
     "FORMATS",
     "ITEM_COLUMNS",
     "PROTOCOLS",
+    "STREAM_FAMILIES",
     "SYNTHETIC",
     "TIMESTAMP_MAX",
     "TIMESTAMP_MIN",
@@ -85,6 +87,7 @@ __all__ = [
     "read_table",
     "sort_by_time",
     "synthetic",
+    "synthetic_streams",
     "temporal_split",
     "time_windows",
 ]

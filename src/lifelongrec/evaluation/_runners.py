@@ -375,6 +375,7 @@ def run_stream(
     columns: str | dict[str, str] | None = None,
     timestamp_unit: str | None = None,
     notify: Notify | None = None,
+    dataset: Dataset | None = None,
 ) -> dict[str, Any]:
     """Load, prepare and run the prequential protocol: ``lifelongrec stream``.
 
@@ -387,7 +388,10 @@ def run_stream(
     ``ewc_weight``, ``drift_epochs_factor``, ``drift_replay_share``) go to
     :class:`~lifelongrec.training.Lifelong`. ``shift_at`` injects a sudden interest
     shift into the synthetic world; ``plot`` writes a PNG (:func:`plot_prequential`).
-    ``notify`` is as in :func:`run_evaluation`.
+    ``notify`` is as in :func:`run_evaluation`. ``dataset`` runs on that dataset (e.g.
+    a :class:`~lifelongrec.data.SyntheticWorld`'s, with its own shift) instead of
+    loading ``data``, which is then only its label; it is preprocessed the same way
+    (``dedupe``, ``min_rating``), and ``shift_at`` must be unset.
 
     Returns
     -------
@@ -403,8 +407,18 @@ def run_stream(
     ...                  synthetic_events=1500, progress=False)
     >>> out["strategy"], out["n_windows"], out["bwt"]["ndcg@10"]
     ('static', 3, 0.0)
+    >>> from lifelongrec.data import SyntheticWorld
+    >>> world = SyntheticWorld(n_events=1500, seed=4, shift_at=0.6, shift_share=0.5)
+    >>> out = run_stream("half-shift", "popularity", "static", 3, 10, progress=False,
+    ...                  dataset=world.generate())
+    >>> out["data"], out["drift"]["true_shift_timestamp"] is not None
+    ('half-shift', True)
     """
     params = params or {}
+    if dataset is not None and shift_at is not None:
+        raise ParameterError(
+            "shift_at", shift_at, "unset with a dataset (give the dataset its own shift)"
+        )
     lifelong = {
         "replay_share": replay_share,
         "distill_weight": distill_weight,
@@ -425,8 +439,8 @@ def run_stream(
         shift_at=shift_at,
         lifelong=lifelong,
     )
-    dataset = prepare(
-        _load(
+    if dataset is None:
+        dataset = _load(
             data,
             notify,
             synthetic_events=synthetic_events,
@@ -434,10 +448,8 @@ def run_stream(
             shift_at=shift_at,
             columns=columns,
             timestamp_unit=timestamp_unit,
-        ),
-        dedupe=dedupe,
-        min_rating=min_rating,
-    )
+        )
+    dataset = prepare(dataset, dedupe=dedupe, min_rating=min_rating)
     monitor = None if drift == DRIFT_NONE else DriftMonitor(drift, delta=drift_delta)
     runs: dict[str, dict[str, Any]] = {}
     for name in names:
