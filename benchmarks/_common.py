@@ -1,6 +1,7 @@
 """What the benchmark scripts share: the datasets and their preparation, the docs block
-writer and its Markdown table, the machine facts, command lines, a free port, and the
-cold-start protocol (``sequential.py coldstart`` and ``cold_neighbours.py``).
+writer and its Markdown table, the rows of the stream tables (``stream.py``,
+``streams.py``), the machine facts, command lines, a free port, and the cold-start
+protocol (``sequential.py coldstart`` and ``cold_neighbours.py``).
 
 Each script in ``benchmarks/`` imports this module (``import _common``; the script's
 folder is on ``sys.path`` when Python runs it) and otherwise only lifelongrec's public
@@ -68,6 +69,56 @@ def md_table(rows: list[dict], columns: list[tuple[str, str, int]]) -> str:
             cells = [fmt(r.get(key), d) for key, _, d in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------- prequential (stream) results
+#: The update strategies in the order the stream tables list them.
+STRATEGY_ORDER = ["static", "retrain", "finetune", "lifelong"]
+
+
+def parse_kv(items: list[str] | None) -> dict[str, Any]:
+    """``model:key=value`` or ``key=value`` (every model) -> {model or "*": {key: value}}."""
+    from lifelongrec.evaluation import parse_params
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        scope, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
+        out.setdefault(scope, {}).update(parse_params([kv]))
+    return out
+
+
+def pct(value: Any) -> str:
+    """A share as a table cell: ``12.3 %``, ``–`` for None."""
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> list[dict]:
+    """One row per strategy of a ``run_stream(strategy="all")`` result (``strategies``);
+    shares are relative to the retrain strategy of the same run."""
+    runs = result["strategies"]
+    ndcg, recall = f"ndcg@{k}", f"recall@{k}"
+    ref = runs.get("retrain")
+    rows = []
+    for name in [s for s in STRATEGY_ORDER if s in runs]:
+        r = runs[name]
+        row = {
+            "dataset": dataset,
+            "model": model,
+            "strategy": name,
+            recall: r["mean"][recall],
+            ndcg: r["mean"][ndcg],
+            "bwt": r["bwt"][ndcg],
+            "wall": r["total_update_seconds_after_first"],
+            "cpu": r["total_update_cpu_seconds_after_first"],
+            "first": r["windows"][0]["update_seconds"],
+            "drifts": len(r["drift"]["detections"]) if r.get("drift") else None,
+        }
+        if ref is not None:
+            row["ndcg_share"] = r["mean"][ndcg] / ref["mean"][ndcg] if ref["mean"][ndcg] else None
+            row["cpu_share"] = row["cpu"] / ref["total_update_cpu_seconds_after_first"]
+            row["wall_share"] = row["wall"] / ref["total_update_seconds_after_first"]
+        rows.append(row)
+    return rows
 
 
 # -------------------------------------------------------------- the record

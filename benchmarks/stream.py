@@ -29,52 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import _common
-from _common import DATASETS, command_line, fmt, md_table, write_block
+from _common import (
+    DATASETS,
+    STRATEGY_ORDER,
+    command_line,
+    fmt,
+    md_table,
+    parse_kv,
+    pct,
+    summary_rows,
+    write_block,
+)
 
 from lifelongrec.evaluation import parse_params, plot_prequential, run_stream
-
-STRATEGY_ORDER = ["static", "retrain", "finetune", "lifelong"]
-
-
-def parse_kv(items: list[str] | None) -> dict[str, Any]:
-    """``model:key=value`` or ``key=value`` (every model) -> {model or "*": {key: value}}."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        scope, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
-        out.setdefault(scope, {}).update(parse_params([kv]))
-    return out
-
-
-def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> list[dict]:
-    """One row per strategy; shares are relative to the retrain strategy of the same run."""
-    runs = result["strategies"]
-    ndcg, recall = f"ndcg@{k}", f"recall@{k}"
-    ref = runs.get("retrain")
-    rows = []
-    for name in [s for s in STRATEGY_ORDER if s in runs]:
-        r = runs[name]
-        row = {
-            "dataset": dataset,
-            "model": model,
-            "strategy": name,
-            recall: r["mean"][recall],
-            ndcg: r["mean"][ndcg],
-            "bwt": r["bwt"][ndcg],
-            "wall": r["total_update_seconds_after_first"],
-            "cpu": r["total_update_cpu_seconds_after_first"],
-            "first": r["windows"][0]["update_seconds"],
-            "drifts": len(r["drift"]["detections"]) if r.get("drift") else None,
-        }
-        if ref is not None:
-            row["ndcg_share"] = r["mean"][ndcg] / ref["mean"][ndcg] if ref["mean"][ndcg] else None
-            row["cpu_share"] = row["cpu"] / ref["total_update_cpu_seconds_after_first"]
-            row["wall_share"] = row["wall"] / ref["total_update_seconds_after_first"]
-        rows.append(row)
-    return rows
-
-
-def pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
 
 
 def _imported_params(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

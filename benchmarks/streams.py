@@ -1,0 +1,394 @@
+"""Issue 15 benchmark: every update strategy on a family of streams nobody tuned for.
+
+For every stream of a family of synthetic streams (``--family train`` or ``test``:
+:func:`lifelongrec.data.synthetic_streams`, whose docstring lists them) and every real
+dataset of ``--data`` (names of ``_common.DATASETS``, e.g. ``ml-latest-small``), each
+model of ``--models`` runs the prequential protocol with every strategy (static,
+retrain, finetune, lifelong on the same windows, a fresh drift detector per strategy:
+:func:`lifelongrec.evaluation.run_stream` with ``strategy="all"``). One table per family
+goes to the ``streams-<family>`` block of docs/benchmarks.md, the raw results to
+docs/benchmarks/streams-<family>.json.
+
+The table answers issue 15's done-when per stream: the lifelong strategy's mean NDCG@10
+as a share of full retrain's, its update CPU seconds (after the shared first fit) as a
+share of retrain's, backward transfer against fine-tune's, how long the drift detector
+took to notice a true shift, and the share of test events whose item the model did not
+know when it predicted. A summary line per model names the worst stream for lifelong and
+where the targets (at least 98 % of retrain's NDCG@10 at no more than 20 % of its update
+CPU; BWT above fine-tune's) hold.
+
+    .venv/bin/python benchmarks/streams.py --family train
+    .venv/bin/python benchmarks/streams.py --family test --data ml-latest-small
+    .venv/bin/python benchmarks/streams.py --family test --data ml-latest-small \\
+        --models sequential itemknn als
+    # the million-event stream alone, added to the test table:
+    .venv/bin/python benchmarks/streams.py --family test --large \\
+        --streams test-half-gradual-1m --merge
+    # smoke test (seconds):
+    .venv/bin/python benchmarks/streams.py --family train --streams train-small-10k \\
+        --events 3000 --windows 3 --models popularity --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+import _common
+from _common import (
+    DATASETS,
+    SYNTHETIC,
+    command_line,
+    fmt,
+    md_table,
+    missing_datasets,
+    parse_kv,
+    pct,
+    summary_rows,
+    write_block,
+)
+
+from lifelongrec.data import STREAM_FAMILIES, SyntheticWorld, synthetic_streams
+from lifelongrec.evaluation import parse_params, run_stream
+
+#: Issue 15's targets for the lifelong strategy, against full retraining.
+NDCG_SHARE_TARGET = 0.98
+CPU_SHARE_TARGET = 0.20
+REAL_DATA = [name for name in DATASETS if name != SYNTHETIC]
+
+
+def shrink(world: SyntheticWorld, n_events: int | None) -> SyntheticWorld:
+    """``world`` with ``n_events`` events (``None``: as it is); a fixed user count
+    scales with it, so a shortened stream keeps its events per user."""
+    if n_events is None or n_events == world.n_events:
+        return world
+    users = world.n_users
+    if users is not None:
+        users = max(10, round(users * n_events / world.n_events))
+    return dataclasses.replace(world, n_events=n_events, n_users=users)
+
+
+def stream_settings(name: str, world: SyntheticWorld | None, run: dict[str, Any]) -> dict:
+    """A row of the streams' settings table (real data: its size after preprocessing)."""
+    if world is None:
+        return {"stream": name, "events": run["n_events"], "kind": "real data"}
+    users, items = world.sizes()
+    shifted = world.shift_at is not None
+    return {
+        "stream": name,
+        "kind": "synthetic",
+        "events": world.n_events,
+        "users": users,
+        "items": items,
+        "seed": world.seed,
+        "new_items": world.new_item_rate,
+        "shift_at": world.shift_at,
+        "shift_share": world.shift_share if shifted else None,
+        "shift_days": world.shift_days if shifted else None,
+        "views": world.mean_session_views,
+    }
+
+
+def stream_rows(stream: str, model: str, run: dict[str, Any], k: int) -> list[dict]:
+    """:func:`_common.summary_rows` (shares against retrain) plus the detection delay and
+    the share of test events (windows 1..N-1) on items unknown at prediction time."""
+    rows = []
+    for row in summary_rows(stream, model, run, k):
+        row = {"stream": row.pop("dataset"), **row}
+        r = run["strategies"][row["strategy"]]
+        tested = sum(w["n_events"] for w in r["windows"][1:])
+        row["test_events"] = tested
+        row["unknown_share"] = r["n_unknown_items"] / tested if tested else None
+        row["delay"] = detection_delay(r.get("drift"))
+        rows.append(row)
+    return rows
+
+
+def detection_delay(drift: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"delay_events", "delay_seconds"}`` of the first detection at or after the true
+    shift (its start, for a gradual one); ``None`` when there is no detector or no true
+    shift; ``None`` figures when the detector never fired after it."""
+    if not drift or drift.get("true_shift_timestamp") is None:
+        return None
+    first = drift.get("first_detection_after_shift")
+    if first is None:
+        return {"delay_events": None, "delay_seconds": None, "missed": True}
+    return {
+        "delay_events": first["delay_events"],
+        "delay_seconds": first["delay_seconds"],
+        "missed": False,
+    }
+
+
+def delay_cell(delay: dict[str, Any] | None) -> str:
+    if delay is None:
+        return "–"
+    if delay["missed"]:
+        return "not detected"
+    return f"{delay['delay_events']:,} ev / {delay['delay_seconds'] / 86_400:.1f} d"
+
+
+def target_summary(rows: list[dict], model: str) -> str | None:
+    """The worst stream for lifelong and where each target holds, for one model."""
+    by: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if r["model"] == model:
+            by.setdefault(r["stream"], {})[r["strategy"]] = r
+    complete = {
+        s: runs
+        for s, runs in by.items()
+        if {"retrain", "lifelong"} <= set(runs) and runs["lifelong"].get("ndcg_share") is not None
+    }
+    if not complete:
+        return None
+    worst = min(complete, key=lambda s: complete[s]["lifelong"]["ndcg_share"])
+    life = {s: runs["lifelong"] for s, runs in complete.items()}
+    misses = [
+        f"{s} ({pct(r['ndcg_share'])} at {pct(r['cpu_share'])})"
+        for s, r in life.items()
+        if not (r["ndcg_share"] >= NDCG_SHARE_TARGET and r["cpu_share"] <= CPU_SHARE_TARGET)
+    ]
+    text = (
+        f"**{model}**: worst stream for lifelong: {worst} "
+        f"({pct(life[worst]['ndcg_share'])} of retrain's NDCG@10). "
+        f"At least {pct(NDCG_SHARE_TARGET)} of retrain's NDCG@10 at no more than "
+        f"{pct(CPU_SHARE_TARGET)} of its update CPU: holds on {len(life) - len(misses)} of "
+        f"{len(life)}" + (f" (not on {', '.join(misses)})" if misses else "") + "."
+    )
+    with_ft = {s: runs for s, runs in complete.items() if "finetune" in runs}
+    if with_ft:
+        bwt_misses = [
+            f"{s} ({fmt(runs['lifelong']['bwt'])} vs {fmt(runs['finetune']['bwt'])})"
+            for s, runs in with_ft.items()
+            if not runs["lifelong"]["bwt"] > runs["finetune"]["bwt"]
+        ]
+        text += (
+            f" BWT better than fine-tune's: holds on {len(with_ft) - len(bwt_misses)} of "
+            f"{len(with_ft)}" + (f" (not on {', '.join(bwt_misses)})" if bwt_misses else "") + "."
+        )
+    return text
+
+
+COLUMNS = [
+    ("stream", "stream", 0),
+    ("model", "model", 0),
+    ("strategy", "strategy", 0),
+    ("ndcg", "mean NDCG@{k}", 4),
+    ("ndcg_share", "NDCG vs retrain", 0),
+    ("cpu", "update CPU s", 1),
+    ("cpu_share", "CPU vs retrain", 0),
+    ("bwt", "BWT NDCG@{k}", 4),
+    ("drifts", "detections", 0),
+    ("delay", "detection delay", 0),
+    ("unknown_share", "unknown items", 0),
+]
+SETTINGS_COLUMNS = [
+    ("stream", "stream", 0),
+    ("events", "events", 0),
+    ("users", "users", 0),
+    ("items", "items", 0),
+    ("seed", "seed", 0),
+    ("new_items", "new items", 2),
+    ("shift_at", "shift at", 2),
+    ("shift_share", "shift share", 2),
+    ("shift_days", "shift days", 0),
+    ("views", "session views", 1),
+]
+
+
+def table_columns(k: int) -> list[tuple[str, str, int]]:
+    """The results table's ``(key, header, decimals)``; the metric keys carry ``k``."""
+    keys = {"ndcg": f"ndcg@{k}"}
+    return [(keys.get(key, key), head.format(k=k), d) for key, head, d in COLUMNS]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--family", default="train", choices=list(STREAM_FAMILIES))
+    ap.add_argument("--large", action="store_true", help="also the million-event stream(s)")
+    ap.add_argument(
+        "--streams",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="only these streams of the family (default: all; none given: none)",
+    )
+    ap.add_argument("--data", nargs="*", default=[], choices=REAL_DATA, help="real datasets to add")
+    ap.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="shorten every synthetic stream to this many events (smoke tests)",
+    )
+    ap.add_argument("--models", nargs="+", default=["sequential"])
+    ap.add_argument("--windows", type=int, default=8)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument(
+        "--param",
+        action="append",
+        metavar="[MODEL:]KEY=VALUE",
+        help="hyperparameter of one model (MODEL:KEY=VALUE) or of every model (repeatable)",
+    )
+    ap.add_argument(
+        "--lifelong",
+        action="append",
+        metavar="KEY=VALUE",
+        help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
+        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
+    )
+    ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+    ap.add_argument("--seed", type=int, default=0, help="of the models and strategies")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the block's earlier results of other (stream, model)",
+    )
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+
+    family = synthetic_streams(args.family, large=args.large)
+    names = list(family) if args.streams is None else args.streams
+    unknown = [n for n in names if n not in family]
+    if unknown:
+        ap.error(f"--streams: {unknown} not in the {args.family} family {list(family)}")
+    missing = missing_datasets(args.data)
+    if missing:
+        ap.error(f"--data: no data for {missing} under {_common.SHARED}")
+    per_model = parse_kv(args.param)
+    lifelong = parse_params(args.lifelong or [])
+    block = f"streams-{args.family}"
+
+    runs: dict[tuple[str, str], dict[str, Any]] = {}  # (stream, model) -> run
+    raw_path = _common.RAW_DIR / f"{block}.json"
+    if args.merge and raw_path.exists():
+        for old in json.loads(raw_path.read_text())["results"]:
+            runs[(old["stream"], old["model"])] = old
+    jobs: list[tuple[str, SyntheticWorld | None]] = [
+        (n, shrink(family[n], args.events)) for n in names
+    ]
+    jobs += [(d, None) for d in args.data]
+    for name, world in jobs:
+        dataset = world.generate() if world is not None else None
+        source = name if world is not None else str(DATASETS[name])
+        for model in args.models:
+            params = {**per_model.get("*", {}), **per_model.get(model, {})}
+            t0 = time.perf_counter()
+            got = run_stream(
+                source,
+                model,
+                "all",
+                args.windows,
+                args.k,
+                params=params,
+                drift=args.drift,
+                seed=args.seed,
+                progress=False,
+                dataset=dataset,
+                **lifelong,
+            )
+            run = {
+                "stream": name,
+                "model": model,
+                "config": None if world is None else dataclasses.asdict(world),
+                "n_events": got["n_events"],
+                "params": got["params"],
+                "strategies": got["strategies"],
+                "wall_seconds": time.perf_counter() - t0,
+            }
+            if dataset is not None:
+                run["shift"] = {
+                    key: dataset.meta[key]
+                    for key in ("shift_timestamp", "shift_end_timestamp", "shift_users")
+                }
+            runs[(name, model)] = run
+            for r in stream_rows(name, model, run, args.k):
+                print(
+                    f"{name} {model} {r['strategy']}: ndcg@{args.k}="
+                    f"{fmt(r[f'ndcg@{args.k}'])} ({pct(r.get('ndcg_share'))} of retrain) "
+                    f"cpu={r['cpu']:.1f}s ({pct(r.get('cpu_share'))}) bwt={fmt(r['bwt'])} "
+                    f"delay={delay_cell(r['delay'])} unknown={pct(r['unknown_share'])}",
+                    flush=True,
+                )
+
+    results = list(runs.values())
+    rows = [row for run in results for row in stream_rows(run["stream"], run["model"], run, args.k)]
+    table = [
+        {
+            **r,
+            "ndcg_share": pct(r.get("ndcg_share")),
+            "cpu_share": pct(r.get("cpu_share")),
+            "unknown_share": pct(r.get("unknown_share")),
+            "delay": delay_cell(r["delay"]),
+        }
+        for r in rows
+    ]
+    settings = {}
+    for run in results:
+        world = SyntheticWorld(**run["config"]) if run.get("config") else None
+        settings.setdefault(run["stream"], stream_settings(run["stream"], world, run))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    summaries = [s for s in (target_summary(rows, m) for m in models) if s]
+    lifelong_settings = {
+        f"{r['stream']}/{r['model']}": r["strategies"]["lifelong"]["strategy_params"]
+        for r in results
+        if "lifelong" in r["strategies"]
+    }
+    distinct = {json.dumps(v, sort_keys=True) for v in lifelong_settings.values()}
+    if len(distinct) == 1:  # the same everywhere: once
+        lifelong_settings = json.loads(distinct.pop())
+    synthetic_runs = [s for s in settings.values() if s["kind"] == "synthetic"]
+    real_runs = [s["stream"] for s in settings.values() if s["kind"] != "synthetic"]
+    sources = []
+    if synthetic_runs:
+        sources.append(
+            f"{len(synthetic_runs)} of the {len(family)} streams of the {args.family} family "
+            "of `lifelongrec.data.synthetic_streams` (its docstring describes each)"
+            + (f", shortened to {args.events:,} events each" if args.events else "")
+        )
+    if real_runs:
+        sources.append(", ".join(real_runs) + " (real data, preprocessed as `lifelongrec stream`)")
+    body = [
+        "Streams: " + "; ".join(sources) + ".",
+        "",
+        md_table(list(settings.values()), SETTINGS_COLUMNS),
+        "",
+        f"Protocol: `lifelongrec stream --strategy all` on each stream ({args.windows} "
+        "windows of equal event counts; window 0 is learned, every later window is first "
+        "ranked event by event from the past only, then learned). Means over windows "
+        f"1..{args.windows - 1}. `update CPU s`: process CPU seconds of the learning calls "
+        "after the first fit (which all strategies share); shares are against `retrain` of "
+        "the same stream and model. BWT: mean over windows 0..N-2 of (final model's "
+        "NDCG@10 on the window - NDCG@10 right after learning it); negative = forgetting. "
+        f"Detections: how often `{args.drift}` fired on the per-event hit stream; "
+        "detection delay: from the start of the true shift (of a gradual one too) to the "
+        "first detection at or after it, in monitored events and days (– without a true "
+        "shift). Unknown items: share of the "
+        "test events (windows 1..N-1) whose item the model did not know when it ranked "
+        f"(a miss by construction). Lifelong settings: {json.dumps(lifelong_settings)}. "
+        f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}.",
+        "",
+        md_table(table, table_columns(args.k)),
+        "",
+        *[line for s in summaries for line in (s, "")],
+    ]
+    if body[-1] == "":
+        body.pop()
+    print("\n".join(body))
+    raw = {"family": args.family, "results": results, "rows": rows}
+    if not args.no_write:
+        title = f"Streams nobody tuned for: the {args.family} family, every update strategy"
+        write_block(
+            args.family, title, command_line("streams.py", argv), body, raw, prefix="streams"
+        )
+    return raw
+
+
+if __name__ == "__main__":
+    main()

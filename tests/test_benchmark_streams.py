@@ -1,0 +1,99 @@
+"""benchmarks/streams.py: issue 15's table over a family of streams, on a tiny family
+member (shares against retrain, detection delay, unknown items, the targets' summary)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TINY = ["--family", "train", "--streams", "train-small-10k", "--events", "3000"]
+TINY += ["--windows", "3", "--models", "popularity"]
+
+
+@pytest.fixture(scope="module")
+def streams_bench(benchmark_module):
+    with benchmark_module("streams") as module:
+        yield module
+
+
+def test_the_smoke_run_gives_the_table_against_retrain(streams_bench, capsys):
+    raw = streams_bench.main([*TINY, "--no-write"])
+    out = capsys.readouterr().out
+    header = "| " + " | ".join(h for _, h, _ in streams_bench.table_columns(10)) + " |"
+    assert header in out
+    for words in ("stream", "mean NDCG@10", "NDCG vs retrain", "update CPU s", "CPU vs retrain"):
+        assert f" {words} |" in header
+    assert "| BWT NDCG@10 | detections | detection delay | unknown items |" in header
+    assert "| train-small-10k | 3000 | 75 | 120 | 105 | 0.50 | 0.60 | 0.50 | 10 | 2.0 |" in out
+    assert "**popularity**: worst stream for lifelong: train-small-10k" in out
+
+    (run,) = raw["results"]
+    assert run["stream"] == "train-small-10k" and run["config"]["n_events"] == 3000
+    assert run["shift"]["shift_users"] == round(0.5 * 75)
+    by = {r["strategy"]: r for r in raw["rows"]}
+    assert list(by) == ["static", "retrain", "finetune", "lifelong"]
+    ref, got = run["strategies"]["retrain"], run["strategies"]["lifelong"]
+    assert by["lifelong"]["ndcg_share"] == pytest.approx(
+        got["mean"]["ndcg@10"] / ref["mean"]["ndcg@10"]
+    )
+    assert by["lifelong"]["cpu_share"] == pytest.approx(
+        got["total_update_cpu_seconds_after_first"] / ref["total_update_cpu_seconds_after_first"]
+    )
+    assert by["retrain"]["ndcg_share"] == pytest.approx(1.0)
+    assert by["static"]["bwt"] == 0.0
+    tested = sum(w["n_events"] for w in got["windows"][1:])
+    assert by["lifelong"]["unknown_share"] == pytest.approx(got["n_unknown_items"] / tested)
+    # a model that never learns keeps missing the items that arrived after its fit
+    assert by["static"]["unknown_share"] >= by["retrain"]["unknown_share"]
+    for r in raw["rows"]:  # a true shift: a delay, or a note that it went unnoticed
+        assert r["delay"] is not None
+        assert r["delay"]["missed"] or r["delay"]["delay_seconds"] >= 0
+
+
+def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp_path, monkeypatch):
+    with benchmark_module("_common") as common:  # the scripts' block writer, to tmp_path
+        monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
+        monkeypatch.setattr(common, "RAW_DIR", tmp_path)
+        streams_bench.main([*TINY, "--drift", "none"])
+        calm = ["--family", "train", "--streams", "train-calm-20k", "--events", "2000"]
+        streams_bench.main([*calm, "--windows", "3", "--models", "popularity", "--merge"])
+    raw = json.loads((tmp_path / "streams-train.json").read_text())
+    assert [r["stream"] for r in raw["results"]] == ["train-small-10k", "train-calm-20k"]
+    assert raw["family"] == "train" and raw["command"].startswith(".venv/bin/python")
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert text.count("<!-- streams-train:begin -->") == 1
+    assert "| train-calm-20k | popularity | lifelong |" in text
+    assert "| train-small-10k | popularity | lifelong |" in text
+    calm_rows = [r for r in raw["rows"] if r["stream"] == "train-calm-20k"]
+    assert all(r["delay"] is None for r in calm_rows)  # no true shift: no delay
+
+
+def test_target_summary_names_the_misses(streams_bench):
+    def row(stream, strategy, share, cpu, bwt):
+        return dict(
+            stream=stream, model="m", strategy=strategy, ndcg_share=share, cpu_share=cpu, bwt=bwt
+        )
+
+    rows = [
+        row("a", "retrain", 1.0, 1.0, -0.05),
+        row("a", "finetune", 0.5, 0.1, -0.04),
+        row("a", "lifelong", 0.99, 0.15, 0.0),
+        row("b", "retrain", 1.0, 1.0, -0.05),
+        row("b", "finetune", 0.5, 0.1, 0.01),
+        row("b", "lifelong", 0.9, 0.25, 0.0),
+    ]
+    text = streams_bench.target_summary(rows, "m")
+    assert text.startswith("**m**: worst stream for lifelong: b (90.0 % of retrain's NDCG@10)")
+    assert "holds on 1 of 2 (not on b (90.0 % at 25.0 %))" in text
+    assert "BWT better than fine-tune's: holds on 1 of 2 (not on b (0.0000 vs 0.0100))" in text
+    assert streams_bench.target_summary(rows, "other") is None
+
+
+def test_shrink_keeps_events_per_user(streams_bench):
+    from lifelongrec.data import synthetic_streams
+
+    world = synthetic_streams("test")["test-half-late-80k"]
+    small = streams_bench.shrink(world, 8_000)
+    assert small.n_events == 8_000 and small.n_users == 270 and small.seed == world.seed
+    assert streams_bench.shrink(world, None) is world
