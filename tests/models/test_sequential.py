@@ -353,6 +353,8 @@ BAD_PARAMS = [
     ("partial_fit_context_weight", -0.5, "a finite number >= 0"),
     ("partial_fit_max_len", 0, "None or an integer >= 1"),
     ("partial_fit_max_len", 2.5, "None or an integer >= 1"),
+    ("partial_fit_patience", 0, "None or an integer >= 1"),
+    ("partial_fit_patience", True, "None or an integer >= 1"),
     ("distill_weight", -0.1, "a finite number >= 0"),
     ("distill_temperature", 0.0, "a finite number > 0"),
     ("ewc_weight", float("nan"), "a finite number >= 0"),

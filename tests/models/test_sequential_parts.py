@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from test_sequential import TINY, two_worlds
 
@@ -25,6 +26,7 @@ from lifelongrec.models.sequential._lifecycle import RowLifecycle
 from lifelongrec.models.sequential._online import OnlineBuffer
 from lifelongrec.models.sequential._state import FORMAT
 from lifelongrec.models.sequential._trainer import Trainer
+from lifelongrec.models.sequential._windows import update_holdout, update_windows
 from lifelongrec.nn import gap_buckets
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lifelongrec" / "models" / "sequential"
@@ -55,7 +57,7 @@ def test_no_part_imports_the_estimator():
 def test_hyperparameters_are_the_typed_fields_and_keep_their_names():
     names = list(SequentialRecommender().get_params())
     assert names[:3] == ["dim", "n_layers", "n_heads"] and names[-1] == "verbose"
-    assert len(names) == 37 and isinstance(SequentialRecommender(), SequentialParams)
+    assert len(names) == 38 and isinstance(SequentialRecommender(), SequentialParams)
     assert SequentialRecommender.__module__ == "lifelongrec.models.sequential"
 
 
@@ -202,6 +204,69 @@ def test_partial_fit_epochs_is_an_argument_and_the_hyperparameter_stays(world):
     assert sum(h["update"] == 1 for h in model.history_) == 3 and model.partial_fit_epochs == 1
     with pytest.raises(ParameterError, match="'epochs'"):
         model.partial_fit(make_events(["auser0"], ["a1"], [t + 2]), epochs=-1)
+
+
+def _merged(users, items, is_new):
+    """Merged update events as the history store gives them (grouped by user, in order)."""
+    n = len(users)
+    return {
+        "user": np.asarray(users, np.int64),
+        "item": np.asarray(items, np.int64),
+        "type": np.zeros(n, np.int64),
+        "gap": np.ones(n, np.int64),
+        "target_type": np.zeros(n, np.int64),
+        "ts": np.arange(n, dtype=np.int64),
+        "is_new": np.asarray(is_new, bool),
+    }
+
+
+def test_update_holdout_takes_each_users_last_new_event_with_context():
+    # user 0: stored, stored, new, new -> its last new event; user 1: one new event and
+    # nothing before it -> none; user 2: stored then new on an OOV item -> none; user 3:
+    # only stored events -> none.
+    merged = _merged(
+        [0, 0, 0, 0, 1, 2, 2, 3, 3],
+        [1, 2, 3, 4, 5, 1, 0, 2, 3],
+        [0, 0, 1, 1, 1, 0, 1, 0, 0],
+    )
+    seen = sp.csr_matrix(np.ones((4, 6), np.float32))
+    cats = sp.csr_matrix((6, 2), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    holdout, val = update_holdout(merged, 4, seen, cats, 8, rng)
+    assert np.flatnonzero(holdout).tolist() == [3]
+    assert val.targets.tolist() == [3]  # item row 4 -> column 3
+    assert val.items[0, -3:].tolist() == [1, 2, 3]  # what came before, right-aligned
+    windows = update_windows(merged, 8, 1, 1.0, holdout)
+    plain = update_windows(merged, 8, 1, 1.0)
+    assert windows.target_weight.sum() == plain.target_weight.sum() - 1  # the held-out one
+    # A sample of at most max_users users when more qualify, seeded.
+    many = _merged(np.repeat(np.arange(50), 2), np.full(100, 2), np.tile([0, 1], 50))
+    seen50 = sp.csr_matrix(np.ones((50, 6), np.float32))
+    a, _ = update_holdout(many, 50, seen50, cats, 8, np.random.default_rng(1), max_users=10)
+    b, _ = update_holdout(many, 50, seen50, cats, 8, np.random.default_rng(1), max_users=10)
+    assert a.sum() == 10 and (a == b).all()
+
+
+def test_updates_stop_on_their_held_out_slice(world):
+    params = {**TINY, "epochs": 2, "partial_fit_epochs": 40, "partial_fit_patience": 1}
+    model = SequentialRecommender(**params).fit(world)
+    head, best = model.head_metrics_, model.best_epoch_
+    t = int(world.events["timestamp"].max())
+    users = [u for u in model.known_users() if u.startswith("a")][:8]
+    new = make_events(
+        np.repeat(users, 3), ["a2", "a3", "a4"] * len(users), t + 1 + np.arange(3 * len(users))
+    )
+    model.partial_fit(new)
+    passes = [h for h in model.history_ if h["update"] == 1]
+    assert 1 <= len(passes) <= 40 and all("val_ndcg@10" in h for h in passes)
+    assert model.head_metrics_ == head and model.best_epoch_ == best  # still the fit's
+    # The held-out events joined the histories: the user's stored events end with a4.
+    row = model.user_index_[users[0]]
+    assert model.user_histories_["items"][row][-1] == model.item_index_["a4"] + 1
+    # Without patience every pass runs.
+    plain = SequentialRecommender(**{**params, "partial_fit_patience": None}).fit(world)
+    plain.partial_fit(new)
+    assert sum(h["update"] == 1 for h in plain.history_) == 40
 
 
 # ------------------------------------------------------------ saved state

@@ -14,6 +14,7 @@ and applies what one part changed to the others.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,7 +38,12 @@ from lifelongrec.models.sequential._online import OnlineBuffer
 from lifelongrec.models.sequential._params import SequentialParams
 from lifelongrec.models.sequential._state import RECORDED, read_state, state_arrays
 from lifelongrec.models.sequential._trainer import Forgetting, Trainer
-from lifelongrec.models.sequential._windows import fit_windows, replay_windows, update_windows
+from lifelongrec.models.sequential._windows import (
+    fit_windows,
+    replay_windows,
+    update_holdout,
+    update_windows,
+)
 from lifelongrec.nn import Windows, concat_windows, gap_buckets
 
 __all__ = ["SequentialRecommender"]
@@ -161,7 +167,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         )
         self._item_cache = None
         self.history_ += [{"update": self.n_updates_, **r} for r in result.records]
-        if result.best_metrics is not None:
+        if result.best_metrics is not None and self.n_updates_ == 0:  # the fit's
             self.head_metrics_, self.best_epoch_ = result.best_metrics, result.best_epoch
 
     # ---------------------------------------------------------------- updates
@@ -225,23 +231,31 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         merged = self._history_store.merge(new, int(self.n_time_buckets))
         if not learn:
             return
-        windows = self._update_windows(merged)
         self.n_updates_ += 1
         seed = int(self.random_state) + 1_000_003 * self.n_updates_
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
+            holdout, val = None, None
+            if self.partial_fit_patience is not None and epochs > 0:
+                n_users, L = len(self.user_ids_), int(self.max_len)
+                cats = self._items.targets()
+                holdout, val = update_holdout(merged, n_users, X, cats, L, rng)
+            windows = self._update_windows(merged, holdout)
             if replayed is not None and len(replayed):
                 windows = concat_windows(windows, replayed)
             config = self._train_config(int(epochs))
-            self._train(windows, config, rng, forgetting=self._forgetting(teacher))
+            if val is not None:
+                config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
+            forgetting = self._forgetting(teacher)
+            self._train(windows, config, rng, validation=val, forgetting=forgetting)
 
-    def _update_windows(self, merged: Events) -> Windows:
+    def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and
-        online steps alike)."""
+        online steps alike), without the ``holdout`` events as targets."""
         p = self.get_params()
         weight = float(p["partial_fit_context_weight"])
-        return update_windows(merged, P.update_len(p), int(p["n_windows"]), weight)
+        return update_windows(merged, P.update_len(p), int(p["n_windows"]), weight, holdout)
 
     def _take_items(self, items: pd.DataFrame | None, n_before: int, reused: np.ndarray) -> None:
         """Content for admitted items: the item tables grow for the rows from

@@ -143,7 +143,8 @@ class SequentialParams(Params):
         cheap next to the encoder, and many help on a large catalogue (docs/benchmarks.md).
     partial_fit_epochs
         Passes over the new events in ``partial_fit`` (warm start, optimiser carried over;
-        its ``epochs`` argument overrides it for one call).
+        its ``epochs`` argument overrides it for one call); with ``partial_fit_patience``
+        the most passes an update may take.
     partial_fit_context_weight
         In updates (``partial_fit`` and :meth:`online_step`), the loss weight of the
         user's already learned events in the same training window as their new ones (new
@@ -154,6 +155,14 @@ class SequentialParams(Params):
         ``max_len``; scoring always reads ``max_len``): shorter windows cost less
         (attention is quadratic) and pay off when users add one or two events per
         update (docs/benchmarks.md, the lifelong strategy).
+    partial_fit_patience
+        ``None``: every update trains ``partial_fit_epochs`` passes. An integer: each
+        update holds out a slice of its new events (each active user's last new event,
+        for a seeded sample of at most 2,000 users), ranks it after every pass and stops
+        after this many passes without a better NDCG@10, restoring the best pass; the
+        held-out events still join the users' histories (they shape the next
+        recommendations) but are no training targets. ``partial_fit_epochs`` is then
+        the most passes an update may take.
     distill_weight, distill_temperature
         Anti-forgetting in ``partial_fit``: weight of a distillation term that keeps the
         next-item distribution close to the model's own before the update (the teacher,
@@ -213,6 +222,7 @@ class SequentialParams(Params):
     partial_fit_epochs: int = 2
     partial_fit_context_weight: float = 0.0
     partial_fit_max_len: int | None = None
+    partial_fit_patience: int | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
     ewc_weight: float = 0.0
@@ -252,6 +262,7 @@ class SequentialParams(Params):
         "partial_fit_epochs": Integer(0),
         "partial_fit_context_weight": Number(0),
         "partial_fit_max_len": Integer(1, none=True),
+        "partial_fit_patience": Integer(1, none=True),
         "distill_weight": Number(0),
         "distill_temperature": Number(0, low_open=True),
         "ewc_weight": Number(0),

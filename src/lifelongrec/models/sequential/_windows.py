@@ -24,9 +24,16 @@ from lifelongrec.nn import (
     windows_ending_at,
 )
 
-__all__ = ["ValidationSet", "fit_windows", "replay_windows", "update_windows"]
+__all__ = [
+    "ValidationSet",
+    "fit_windows",
+    "replay_windows",
+    "update_holdout",
+    "update_windows",
+]
 
 MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
+MAX_UPDATE_VALIDATION_USERS = 2_000  # users of an update's held-out slice (a sample)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,20 @@ def fit_windows(
     )
     if not holdout.any():
         return windows, None
+    return windows, _validation_set(ev, holdout, n_users, seen, item_categories, max_len)
+
+
+def _validation_set(
+    ev: Events,
+    holdout: np.ndarray,
+    n_users: int,
+    seen: sp.csr_matrix,
+    item_categories: sp.csr_matrix,
+    max_len: int,
+) -> ValidationSet:
+    """The held-out events ``ev[holdout]`` (at most one per user, each its user's last)
+    with the ``max_len`` events before them as the encoder's input."""
+    train = {k: v[~holdout] for k, v in ev.items()}
     users = ev["user"][holdout]
     targets = ev["item"][holdout] - 1
     slot = np.full(n_users, -1, dtype=np.int64)
@@ -100,7 +121,7 @@ def fit_windows(
     rows = np.where(rows >= 0, rows, 0)
     V, L = len(users), max_len
     cells = seen[users].tocoo()
-    return windows, ValidationSet(
+    return ValidationSet(
         items=right_align(rows, pos, train["item"], V, L),
         types=right_align(rows, pos, train["type"], V, L),
         gaps=right_align(rows, pos, train["gap"], V, L),
@@ -111,12 +132,45 @@ def fit_windows(
     )
 
 
-def update_windows(merged: Events, max_len: int, n_windows: int, context_weight: float) -> Windows:
+def update_holdout(
+    merged: Events,
+    n_users: int,
+    seen: sp.csr_matrix,
+    item_categories: sp.csr_matrix,
+    max_len: int,
+    rng: np.random.Generator,
+    max_users: int = MAX_UPDATE_VALIDATION_USERS,
+) -> tuple[np.ndarray, ValidationSet | None]:
+    """The held-out slice of an update: the last new event of each user who brought a
+    new event on an item with a row and has an event before it (stored or new), or of
+    a seeded sample of ``max_users`` of them. Returns the mask of held-out events in
+    ``merged`` (they are no training targets) and their validation set (``None`` when
+    no user qualifies)."""
+    pos = positions_from_end(merged["user"])
+    counts = np.bincount(merged["user"], minlength=n_users)
+    holdout = (pos == 0) & merged["is_new"] & (counts[merged["user"]] >= 2) & (merged["item"] > 0)
+    if holdout.sum() > max_users:
+        keep = rng.choice(np.flatnonzero(holdout), max_users, replace=False)
+        holdout = np.zeros_like(holdout)
+        holdout[keep] = True
+    if not holdout.any():
+        return holdout, None
+    return holdout, _validation_set(merged, holdout, n_users, seen, item_categories, max_len)
+
+
+def update_windows(
+    merged: Events,
+    max_len: int,
+    n_windows: int,
+    context_weight: float,
+    holdout: np.ndarray | None = None,
+) -> Windows:
     """The windows of an update: new events merged with their users' stored ones
     (:func:`~lifelongrec.models.sequential._histories.merge_events`), windows of
     ``max_len`` targets ending at each user's last event (at least ``n_windows``, more
     when a user brought more new events than they hold). New events weigh 1; stored
-    ones in a user's last window weigh ``context_weight`` (0: not targets)."""
+    ones in a user's last window weigh ``context_weight`` (0: not targets); events in
+    ``holdout`` (a mask, see :func:`update_holdout`) weigh 0."""
     per_user = np.bincount(merged["user"][merged["is_new"]])
     L = max_len
     n = max(int(n_windows), -(-int(per_user.max()) // L))
@@ -125,6 +179,8 @@ def update_windows(merged: Events, max_len: int, n_windows: int, context_weight:
         from_end = positions_from_end(merged["user"])  # targets of window 0: < L
         context = ~merged["is_new"] & (from_end < L)
         weight[context] = float(context_weight)
+    if holdout is not None:
+        weight[holdout] = 0.0
     return training_windows(
         merged["user"],
         merged["item"],
