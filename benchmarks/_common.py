@@ -121,6 +121,26 @@ def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> li
     return rows
 
 
+def add_stream_options(ap: Any) -> None:
+    """The options the stream benchmarks share: ``--k``, ``--param``, ``--lifelong``,
+    ``--drift`` (on an ``argparse.ArgumentParser``)."""
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument(
+        "--param",
+        action="append",
+        metavar="[MODEL:]KEY=VALUE",
+        help="hyperparameter of one model (MODEL:KEY=VALUE) or of every model (repeatable)",
+    )
+    ap.add_argument(
+        "--lifelong",
+        action="append",
+        metavar="KEY=VALUE",
+        help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
+        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
+    )
+    ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+
+
 # -------------------------------------------------------------- the record
 def machine() -> str:
     """Cores, GPU, Python, numpy and torch versions, and the time of the run."""

@@ -74,21 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         "--models", nargs="*", default=["sequential", "ease", "itemknn"], help="none: imports only"
     )
     ap.add_argument("--windows", type=int, default=10)
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument(
-        "--param",
-        action="append",
-        metavar="[MODEL:]KEY=VALUE",
-        help="hyperparameter of one model (MODEL:KEY=VALUE) or of every model (repeatable)",
-    )
-    ap.add_argument(
-        "--lifelong",
-        action="append",
-        metavar="KEY=VALUE",
-        help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
-        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
-    )
-    ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+    _common.add_stream_options(ap)
     ap.add_argument("--shift-at", type=float, default=None, help="synthetic only")
     ap.add_argument("--synthetic-events", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)

@@ -229,21 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument("--models", nargs="+", default=["sequential"])
     ap.add_argument("--windows", type=int, default=8)
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument(
-        "--param",
-        action="append",
-        metavar="[MODEL:]KEY=VALUE",
-        help="hyperparameter of one model (MODEL:KEY=VALUE) or of every model (repeatable)",
-    )
-    ap.add_argument(
-        "--lifelong",
-        action="append",
-        metavar="KEY=VALUE",
-        help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
-        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
-    )
-    ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+    _common.add_stream_options(ap)
     ap.add_argument("--seed", type=int, default=0, help="of the models and strategies")
     ap.add_argument(
         "--merge",
