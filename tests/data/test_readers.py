@@ -630,3 +630,16 @@ def test_folder_with_several_data_files(tmp_path):
         detect_format(tmp_path / "d")
     (tmp_path / "d" / "b.txt").unlink()
     assert load(tmp_path / "d").events["item_id"].tolist() == ["2"]
+
+
+def test_ml_dat_reads_tags_as_tag_events(tmp_path):
+    root = tmp_path / "ml-dat"
+    root.mkdir()
+    write(root / "ratings.dat", "1::1193::5::978300760\n2::661::3::978302109\n")
+    write(root / "tags.dat", "1::661::funny::978300800\n2::1193::long::978302200\n")
+    ds = read_movielens_dat(root, include_tags=True)
+    ev = ds.events
+    tags = ev[ev["event_type"] == "tag"]
+    assert len(ev) == 4 and tags["item_id"].tolist() == ["661", "1193"]
+    assert tags["timestamp"].tolist() == [978300800, 978302200] and tags["value"].isna().all()
+    assert [e["step"] for e in ds.report.entries] == ["read ratings.dat", "read tags.dat"]

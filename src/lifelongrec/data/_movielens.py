@@ -221,21 +221,8 @@ def read_movielens_csv(path: str | Path, *, include_tags: bool = False) -> Datas
     )
     report.add("read ratings.csv", len(frame), len(events), "no rows removed")
     if include_tags:
-        tags_path = root / "tags.csv"
-        if not tags_path.is_file():
-            raise _missing(tags_path, "MovieLens tags file tags.csv (include_tags=True)")
-        tframe, trows = _read_csv(tags_path, ("userId", "movieId", "tag", "timestamp"))
-        tags = _events(
-            tframe,
-            trows,
-            user="userId",
-            item="movieId",
-            timestamp="timestamp",
-            value=None,
-            event_type="tag",
-        )
-        report.add("read tags.csv", len(tframe), len(tags), "no rows removed")
-        events = pd.concat([events, tags], ignore_index=True)
+        names = ("userId", "movieId", "tag", "timestamp")
+        events = _with_tags(events, root / "tags.csv", _read_csv, names, report)
 
     items = None
     movies_path = root / "movies.csv"
@@ -311,21 +298,9 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
     )
     report.add("read ratings.dat", len(frame), len(events), "no rows removed")
     if include_tags:
-        tags_path = root / "tags.dat"
-        if not tags_path.is_file():
-            raise _missing(tags_path, "MovieLens tags file tags.dat (include_tags=True)")
-        tframe, trows = _read_lines(tags_path, "::", ("UserID", "MovieID", "Tag", "Timestamp"))
-        tags = _events(
-            tframe,
-            trows,
-            user="UserID",
-            item="MovieID",
-            timestamp="Timestamp",
-            value=None,
-            event_type="tag",
-        )
-        report.add("read tags.dat", len(tframe), len(tags), "no rows removed")
-        events = pd.concat([events, tags], ignore_index=True)
+        names = ("UserID", "MovieID", "Tag", "Timestamp")
+        read = lambda path, columns: _read_lines(path, "::", columns)  # noqa: E731
+        events = _with_tags(events, root / "tags.dat", read, names, report)
 
     items = None
     movies_path = root / "movies.dat"
@@ -359,3 +334,23 @@ def read_movielens_dat(path: str | Path, *, include_tags: bool = False) -> Datas
         users=users,
         event_types=["rating", "tag"] if include_tags else ["rating"],
     )
+
+
+def _with_tags(
+    events: pd.DataFrame,
+    path: Path,
+    read: Any,
+    columns: tuple[str, str, str, str],
+    report: LoadReport,
+) -> pd.DataFrame:
+    """``events`` and, after them, the rows of the tags file ``path`` (``read(path,
+    columns)``; columns user, item, tag, timestamp) as ``"tag"`` events without a value."""
+    if not path.is_file():
+        raise _missing(path, f"MovieLens tags file {path.name} (include_tags=True)")
+    frame, rows = read(path, columns)
+    user, item, _, timestamp = columns
+    tags = _events(
+        frame, rows, user=user, item=item, timestamp=timestamp, value=None, event_type="tag"
+    )
+    report.add(f"read {path.name}", len(frame), len(tags), "no rows removed")
+    return pd.concat([events, tags], ignore_index=True)
