@@ -104,8 +104,47 @@ def stream_rows(stream: str, model: str, run: dict[str, Any], k: int) -> list[di
         row["test_events"] = tested
         row["unknown_share"] = r["n_unknown_items"] / tested if tested else None
         row["delay"] = detection_delay(r.get("drift"))
+        row["recover"] = windows_to_recover(run, row["strategy"], k)
         rows.append(row)
     return rows
+
+
+#: A strategy has recovered from a shift in the first window (from the one the shift
+#: starts in) where its NDCG@k is at least this share of retrain's in the same window.
+RECOVERY_SHARE = 0.9
+
+
+def windows_to_recover(run: dict[str, Any], strategy: str, k: int) -> dict[str, Any] | None:
+    """How many windows after the one a true shift starts in ``strategy`` needs until
+    its NDCG@k is within 10 % of retrain's in the same window (0: in that window
+    already); ``None`` without a true shift or without retrain; ``windows: None`` when
+    it never gets there."""
+    drift = run["strategies"][strategy].get("drift") or {}
+    shift = drift.get("true_shift_timestamp")
+    if shift is None:
+        shift = (run.get("shift") or {}).get("shift_timestamp")
+    if shift is None or "retrain" not in run["strategies"]:
+        return None
+    mine = run["strategies"][strategy]["windows"]
+    ref = run["strategies"]["retrain"]["windows"]
+    key = f"ndcg@{k}"
+    evaluated = [i for i in range(1, len(mine)) if mine[i].get(key) is not None]
+    later = [i for i in evaluated if mine[i]["end"] > shift]
+    if not later:
+        return None
+    first = later[0]
+    for i in later:
+        if ref[i][key] is not None and mine[i][key] >= RECOVERY_SHARE * ref[i][key]:
+            return {"shift_window": first, "windows": i - first}
+    return {"shift_window": first, "windows": None}
+
+
+def recover_cell(recover: dict[str, Any] | None) -> str:
+    if recover is None:
+        return "–"
+    if recover["windows"] is None:
+        return f"not within 10 % (shift in window {recover['shift_window']})"
+    return f"{recover['windows']} (shift in window {recover['shift_window']})"
 
 
 def detection_delay(drift: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -184,6 +223,7 @@ COLUMNS = [
     ("bwt", "BWT NDCG@{k}", 4),
     ("drifts", "detections", 0),
     ("delay", "detection delay", 0),
+    ("recover", "windows to recover", 0),
     ("unknown_share", "unknown items", 0),
 ]
 SETTINGS_COLUMNS = [
@@ -312,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu_share": pct(r.get("cpu_share")),
             "unknown_share": pct(r.get("unknown_share")),
             "delay": delay_cell(r["delay"]),
+            "recover": recover_cell(r["recover"]),
         }
         for r in rows
     ]
@@ -355,7 +396,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"Detections: how often `{args.drift}` fired on the per-event hit stream; "
         "detection delay: from the start of the true shift (of a gradual one too) to the "
         "first detection at or after it, in monitored events and days (– without a true "
-        "shift). Unknown items: share of the "
+        "shift). Windows to recover: from the window the true shift starts in, how many "
+        "windows until the strategy's NDCG@10 is at least 90 % of retrain's in the same "
+        "window (0: already in that window). Unknown items: share of the "
         "test events (windows 1..N-1) whose item the model did not know when it ranked "
         f"(a miss by construction). Lifelong settings: {json.dumps(lifelong_settings)}. "
         f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}.",

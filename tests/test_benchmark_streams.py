@@ -24,7 +24,10 @@ def test_the_smoke_run_gives_the_table_against_retrain(streams_bench, capsys):
     assert header in out
     for words in ("stream", "mean NDCG@10", "NDCG vs retrain", "update CPU s", "CPU vs retrain"):
         assert f" {words} |" in header
-    assert "| BWT NDCG@10 | detections | detection delay | unknown items |" in header
+    assert (
+        "| BWT NDCG@10 | detections | detection delay | windows to recover | unknown items |"
+        in header
+    )
     assert "| train-small-10k | 3000 | 75 | 120 | 105 | 0.50 | 0.60 | 0.50 | 10 | 2.0 |" in out
     assert "**popularity**: worst stream for lifelong: train-small-10k" in out
 
@@ -49,6 +52,19 @@ def test_the_smoke_run_gives_the_table_against_retrain(streams_bench, capsys):
     for r in raw["rows"]:  # a true shift: a delay, or a note that it went unnoticed
         assert r["delay"] is not None
         assert r["delay"]["missed"] or r["delay"]["delay_seconds"] >= 0
+    # windows to recover, recomputed: the first window from the shift's on which the
+    # strategy's NDCG@10 reaches 90 % of retrain's
+    shift = run["shift"]["shift_timestamp"]
+    for name, r in by.items():
+        mine = run["strategies"][name]["windows"]
+        first = next(i for i in range(1, len(mine)) if mine[i]["end"] > shift)
+        ok = [
+            i - first
+            for i in range(first, len(mine))
+            if mine[i]["ndcg@10"] >= 0.9 * ref["windows"][i]["ndcg@10"]
+        ]
+        assert r["recover"] == {"shift_window": first, "windows": ok[0] if ok else None}
+    assert by["retrain"]["recover"]["windows"] == 0
 
 
 def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp_path, monkeypatch):
@@ -67,6 +83,7 @@ def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp
     assert "| train-small-10k | popularity | lifelong |" in text
     calm_rows = [r for r in raw["rows"] if r["stream"] == "train-calm-20k"]
     assert all(r["delay"] is None for r in calm_rows)  # no true shift: no delay
+    assert all(r["recover"] is None for r in calm_rows)  # nor a recovery
 
 
 def test_target_summary_names_the_misses(streams_bench):

@@ -329,8 +329,8 @@ def stream(
     drift_epochs_factor: Annotated[
         float,
         typer.Option(
-            help="Lifelong, after a drift: partial_fit_epochs times this for the "
-            "next update (>= 1)."
+            help="Lifelong, after a drift: the next update's compute budget "
+            "(partial_fit_budget; partial_fit_epochs where that is set) times this (>= 1)."
         ),
     ] = 2.0,
     drift_replay_share: Annotated[

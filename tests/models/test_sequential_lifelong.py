@@ -128,8 +128,8 @@ def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(mo
     assert np.count_nonzero(weights == 1.0) == n_new
     assert np.count_nonzero(np.isclose(weights, 0.3)) == 2 * 12
     assert len(weights) == n_new + 2 * 12  # nothing else is a target
-    # Off (the default): the new events only.
-    plain, _, _ = fitted(max_len=5)
+    # Off: the new events only.
+    plain, _, _ = fitted(max_len=5, partial_fit_context_weight=0.0)
     seen.clear()
     plain.partial_fit(update)
     w0 = seen[0].target_weight[seen[0].target_items > 0]

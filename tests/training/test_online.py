@@ -105,7 +105,7 @@ def params(model) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------- observe == partial_fit(epochs=0)
 # what only training touches, and the one hyperparameter the twins differ in
-_TRAINING_ONLY = {"_module", "_trainer", "_online", "n_updates_", "history_"}
+_TRAINING_ONLY = {"_module", "_trainer", "_online", "n_updates_", "history_", "update_plan_"}
 _TRAINING_ONLY |= {"_observe_growing"}
 
 

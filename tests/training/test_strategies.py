@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from lifelongrec import NotFittedError, ParameterError
 from lifelongrec._params import Integer, Number, Seed
 from lifelongrec.data import make_events, synthetic, time_windows
+from lifelongrec.evaluation import prequential_report
 from lifelongrec.models import Popularity, get_model
 from lifelongrec.training import (
     STRATEGIES,
@@ -245,6 +247,7 @@ def test_on_drift_makes_the_next_update_only_heavier(windows):
             "replay_share": 0.2,
             "n_replayed": s.n_replayed_[1],
             "partial_fit_epochs": [3, 5],
+            "partial_fit_budget": None,
         }
     ]
     # without drift_replay_share: half the usual share; a model without epochs: None
@@ -491,3 +494,33 @@ def test_lifelong_update_epochs_hook_sets_the_passes_of_ordinary_updates(seq_win
     passes = Counter(h["update"] for h in model.history_)
     assert passes[1] == 5 and passes[2] == 4  # 2 usual x factor 2, not the hook's
     assert len(asked) == 1 and model.partial_fit_epochs == 2
+
+
+def test_a_drift_multiplies_the_budget_of_a_model_that_plans_its_passes(seq_windows):
+    w0, w1, w2 = seq_windows
+    s = Lifelong(replay_share=0.0, drift_epochs_factor=4.0)
+    model = s.start(seq_factory(partial_fit_epochs=None), w0)
+    twin = copy.deepcopy(model)
+    s.on_drift({"window": 1, "detections": [{}]})
+    s.update(w1)
+    assert model.update_plan_["budget"] == 0.8 and model.partial_fit_budget == 0.2
+    assert s.reactions_[0]["partial_fit_budget"] == [0.2, 0.8]
+    assert s.reactions_[0]["partial_fit_epochs"] is None
+    twin.partial_fit(w1)  # the same update without the reaction
+    assert twin.update_plan_["budget"] == 0.2
+    assert model.update_plan_["passes"] > twin.update_plan_["passes"]
+    s.update(w2)  # the next update is an ordinary one again
+    assert model.update_plan_["budget"] == 0.2
+    # the report says what the reaction did
+    drift = {"detector": "page_hinkley", "params": {"signal": "ndcg@10"}, "detections": []}
+    drift |= {"true_shift_timestamp": None, "reactions": s.reactions_}
+    result = {"strategy": "lifelong", "model": "sequential", "n_windows": 3, "n_events": 9}
+    result |= {"windows": [], "mean": {"recall@10": None, "ndcg@10": None}, "drift": drift}
+    result |= {"bwt": {"windows": [], "recall@10": None, "ndcg@10": None}}
+    result |= dict.fromkeys(
+        ["total_update_seconds", "total_update_seconds_after_first", "total_update_cpu_seconds"],
+        0.0,
+    )
+    report = prequential_report(result, 10)
+    assert "reaction in the update of window 1: replay share 0.00 (0 events), " in report
+    assert report.rstrip().endswith("partial_fit_budget 0.2 -> 0.8")

@@ -115,8 +115,10 @@ def _drift_lines(result: Mapping[str, Any], when: Callable[[Any], str]) -> list[
         )
         lines.append(f"true shift at {when(drift['true_shift_timestamp'])}: {lag}")
     for r in drift["reactions"]:
-        epochs = r["partial_fit_epochs"]
+        epochs, budget = r["partial_fit_epochs"], r.get("partial_fit_budget")
         heavier = f", partial_fit_epochs {epochs[0]} -> {epochs[1]}" if epochs else ""
+        if budget:
+            heavier = f", partial_fit_budget {budget[0]:g} -> {budget[1]:g}"
         lines.append(
             f"reaction in the update of window {r['window']}: replay share "
             f"{r['replay_share']:.2f} ({r['n_replayed']} events){heavier}"

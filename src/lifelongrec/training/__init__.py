@@ -12,7 +12,8 @@ lifelong with a replay buffer, distillation / EWC and a reaction to drift);
 :mod:`lifelongrec.training._online` the online learner (:class:`OnlineLearner`: state at
 once, parameters in mini-batches). :mod:`lifelongrec.training._capabilities` names the
 optional abilities of a model that both use, as Protocols checked with ``isinstance``
-(:class:`LearnsFromTeacher`, :class:`UpdateEpochs`, :class:`OnlineBuffering`).
+(:class:`LearnsFromTeacher`, :class:`UpdateBudget`, :class:`UpdateEpochs`,
+:class:`OnlineBuffering`).
 """
 
 from lifelongrec.nn import (
@@ -45,6 +46,7 @@ from lifelongrec.nn import (
 from lifelongrec.training._capabilities import (
     LearnsFromTeacher,
     OnlineBuffering,
+    UpdateBudget,
     UpdateEpochs,
     partial_fit_keywords,
 )
@@ -77,6 +79,7 @@ __all__ = [
     "Static",
     "Strategy",
     "TrainConfig",
+    "UpdateBudget",
     "UpdateEpochs",
     "Windows",
     "concat_windows",

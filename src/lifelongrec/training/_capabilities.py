@@ -12,13 +12,17 @@ trained better by :class:`~lifelongrec.training.Lifelong` or faster by
 * :class:`UpdateEpochs`: a ``partial_fit_epochs`` hyperparameter (the passes of an
   update), which a heavier update after a drift multiplies, passed through
   ``partial_fit``'s ``epochs`` keyword (see :func:`partial_fit_keywords`).
+* :class:`UpdateBudget`: a ``partial_fit_budget`` hyperparameter (the share of a refit's
+  compute an update spends when ``partial_fit_epochs`` is ``None``), which a heavier
+  update after a drift multiplies, passed through ``partial_fit``'s ``budget``
+  keyword.
 * :class:`OnlineBuffering`: ``observe`` also buffers material for online parameter
   steps (``online_step``), the online learner's fast path. Defined beside the models
   (``lifelongrec.models._capabilities``: the hybrid model uses it too) and re-exported
   here; the service uses the same Protocol.
 
 A runtime Protocol check sees only that a member exists, not which arguments a method
-takes; the optional keywords of ``partial_fit`` (``replay``, ``epochs``) are therefore
+takes; the optional keywords of ``partial_fit`` (``replay``, ``epochs``, ``budget``) are therefore
 read from its signature by :func:`partial_fit_keywords`, the one place that does.
 """
 
@@ -33,14 +37,16 @@ __all__ = [
     "PARTIAL_FIT_KEYWORDS",
     "LearnsFromTeacher",
     "OnlineBuffering",
+    "UpdateBudget",
     "UpdateEpochs",
     "partial_fit_keywords",
 ]
 
 #: The optional keywords of ``partial_fit`` a strategy passes to a model that takes
-#: them: ``replay`` (past events to rehearse, apart from the new ones) and ``epochs``
-#: (the passes of this one update; the hyperparameter stays as it is).
-PARTIAL_FIT_KEYWORDS: frozenset[str] = frozenset({"replay", "epochs"})
+#: them: ``replay`` (past events to rehearse, apart from the new ones), ``epochs``
+#: (the passes of this one update) and ``budget`` (the compute share of this one
+#: update); the hyperparameters stay as they are.
+PARTIAL_FIT_KEYWORDS: frozenset[str] = frozenset({"replay", "epochs", "budget"})
 
 
 @runtime_checkable
@@ -55,10 +61,20 @@ class LearnsFromTeacher(Protocol):
 
 @runtime_checkable
 class UpdateEpochs(Protocol):
-    """A model whose updates run ``partial_fit_epochs`` passes unless ``partial_fit``'s
-    ``epochs`` keyword says otherwise (when it takes one: :func:`partial_fit_keywords`)."""
+    """A model whose updates run ``partial_fit_epochs`` passes (``None``: the model
+    decides) unless ``partial_fit``'s ``epochs`` keyword says otherwise (when it takes one:
+    :func:`partial_fit_keywords`)."""
 
-    partial_fit_epochs: int
+    partial_fit_epochs: int | None
+
+
+@runtime_checkable
+class UpdateBudget(Protocol):
+    """A model whose updates spend ``partial_fit_budget`` of a refit's estimated compute
+    when its ``partial_fit_epochs`` is ``None``, unless ``partial_fit``'s ``budget``
+    keyword says otherwise."""
+
+    partial_fit_budget: float
 
 
 def partial_fit_keywords(model: Any) -> frozenset[str]:
@@ -66,7 +82,7 @@ def partial_fit_keywords(model: Any) -> frozenset[str]:
 
     >>> from lifelongrec.models import Popularity, SequentialRecommender
     >>> sorted(partial_fit_keywords(SequentialRecommender()))
-    ['epochs', 'replay']
+    ['budget', 'epochs', 'replay']
     >>> partial_fit_keywords(Popularity())
     frozenset()
     """

@@ -34,7 +34,8 @@ Strategies
     the two together, in time order. The strategy can build the model with its own
     distillation and EWC on (``distill_weight``, ``ewc_weight``), and reacts to a
     detected drift with a heavier update (more passes, through ``partial_fit``'s
-    ``epochs`` keyword, on a model with ``partial_fit_epochs``:
+    ``budget`` or ``epochs`` keyword, on a model with ``partial_fit_budget`` or
+    ``partial_fit_epochs``: :class:`~._capabilities.UpdateBudget`,
     :class:`~._capabilities.UpdateEpochs`). It never changes a hyperparameter of a model
     it holds.
 
@@ -59,6 +60,7 @@ from lifelongrec.data import EVENT_COLUMNS, Dataset, as_dataset
 from lifelongrec.models import Recommender
 from lifelongrec.training._capabilities import (
     LearnsFromTeacher,
+    UpdateBudget,
     UpdateEpochs,
     partial_fit_keywords,
 )
@@ -308,8 +310,11 @@ class Lifelong(Strategy):
         After a detected drift (:meth:`on_drift`), the next update only runs
         ``ceil(partial_fit_epochs * factor)`` passes on a model with a
         ``partial_fit_epochs`` hyperparameter whose ``partial_fit`` takes an ``epochs``
-        keyword (:class:`~._capabilities.UpdateEpochs`, passed there; the hyperparameter
-        is not changed). A number >= 1; ``1`` turns the heavier update off.
+        keyword (:class:`~._capabilities.UpdateEpochs`), or, where that is ``None``,
+        spends ``partial_fit_budget * factor`` of a refit's estimated compute
+        (:class:`~._capabilities.UpdateBudget`, through ``partial_fit``'s ``budget``
+        keyword); the hyperparameters are not changed. A number >= 1; ``1`` turns the heavier update
+        off.
     drift_replay_share
         The replay share of that next update, in ``[0, 1)``; ``None`` (default): half of
         ``replay_share``.
@@ -346,8 +351,8 @@ class Lifelong(Strategy):
     reactions_ : list[dict]
         Per reacting update: ``update`` (its number, 1-based), ``window`` and
         ``n_detections`` (from :meth:`on_drift`'s ``info``), ``replay_share`` and
-        ``n_replayed`` as used, and ``partial_fit_epochs`` ``[usual, used]`` (``None``
-        for a model without it or without ``partial_fit``'s ``epochs`` keyword).
+        ``n_replayed`` as used, and ``partial_fit_budget`` or ``partial_fit_epochs``
+        ``[usual, used]`` (``None`` when the reaction did not change it).
     """
 
     name = "lifelong"
@@ -427,21 +432,29 @@ class Lifelong(Strategy):
         drift, self._drift = self._drift, None
         share = float(self.replay_share)
         epochs: list[int] | None = None
+        budget: list[float] | None = None
         keywords = partial_fit_keywords(model)
         if drift is not None:
             share = share / 2 if self.drift_replay_share is None else float(self.drift_replay_share)
-            if isinstance(model, UpdateEpochs) and "epochs" in keywords:
+            factor = float(self.drift_epochs_factor)
+            fixed = isinstance(model, UpdateEpochs) and model.partial_fit_epochs is not None
+            if fixed and "epochs" in keywords:
                 usual = int(model.partial_fit_epochs)
-                epochs = [usual, math.ceil(usual * float(self.drift_epochs_factor))]
+                epochs = [usual, math.ceil(usual * factor)]
+            elif not fixed and isinstance(model, UpdateBudget) and "budget" in keywords:
+                usual_share = float(model.partial_fit_budget)
+                budget = [usual_share, usual_share * factor]
         n_replay = math.floor(len(window) * share / (1.0 - share) + 0.5)
-        if epochs is None and "epochs" in keywords:
+        if drift is None and "epochs" in keywords:
             passes = self._update_epochs(len(window), n_replay)
             epochs = None if passes is None else [passes, passes]
         replay = self.buffer_.sample(n_replay)
         self.n_replayed_.append(len(replay))
         if isinstance(model, LearnsFromTeacher):
             model.set_teacher(copy.deepcopy(model))
-        passes = {} if epochs is None else {"epochs": epochs[1]}
+        passes: dict[str, Any] = {} if epochs is None else {"epochs": epochs[1]}
+        if budget is not None:
+            passes["budget"] = budget[1]
         if "replay" in keywords:
             model.partial_fit(window, replay=window.with_events(replay), **passes)
         else:
@@ -458,6 +471,7 @@ class Lifelong(Strategy):
                     "replay_share": share,
                     "n_replayed": len(replay),
                     "partial_fit_epochs": epochs,
+                    "partial_fit_budget": budget,
                 }
             )
         return model

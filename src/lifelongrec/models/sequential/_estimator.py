@@ -27,6 +27,7 @@ from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
+from lifelongrec.models.sequential._budget import plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
 from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
@@ -67,6 +68,10 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         classes (empty when it is off) and the classes of the category head.
     history_ : list[dict]
         Per epoch of fits and updates: mean training losses and validation NDCG@10.
+    update_plan_ : dict or None
+        How the last update chose its passes: ``passes``, ``budget`` (the compute
+        share, ``None`` for a fixed number) and, for a budget, the estimated
+        ``pass_flops`` and ``refit_flops`` (``None`` before the first update).
     n_updates_, n_replayed_, n_online_steps_, n_online_discarded_ : int
         Updates since ``fit``; windows the last update with replay rehearsed; online
         steps taken; observed events a new ``fit`` discarded untrained.
@@ -136,6 +141,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         self.n_updates_, self.n_replayed_, self.history_ = 0, 0, []
         self.head_metrics_: dict[str, dict[str, float]] = {}
         self.best_epoch_: int | None = None
+        self.update_plan_: dict[str, Any] | None = None
         ev = self._events.encode_frame(data.events, self._user_index, self._item_index)
         self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
         ev["gap"] = gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
@@ -177,9 +183,12 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         replay: Dataset | pd.DataFrame | None = None,
         *,
         epochs: int | None = None,
+        budget: float | None = None,
     ) -> SequentialRecommender:
-        """Learn from new events (warm start, ``epochs`` passes; ``None``: the
-        ``partial_fit_epochs`` hyperparameter, which this never changes).
+        """Learn from new events (warm start). The passes: ``epochs`` when given, else
+        those that spend ``budget`` of a refit's estimated compute when given, else
+        ``partial_fit_epochs``, else those of the ``partial_fit_budget``; no
+        hyperparameter changes. ``update_plan_`` records the choice.
 
         ``replay``: past events the model has already learned (e.g. a replay buffer's
         sample) to rehearse beside the new ones, each in its original context: a window
@@ -191,17 +200,21 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         """
         replay_events = None if replay is None else as_dataset(replay).events
         P.check_epochs(epochs)
+        P.check_budget(budget)
         if not self.is_fitted:
             return self.fit(new_interactions)
-        n = int(self.partial_fit_epochs) if epochs is None else int(epochs)
-        self._update(as_dataset(new_interactions), n, replay_events)
+        n = epochs if epochs is not None or budget is not None else self.partial_fit_epochs
+        share = float(self.partial_fit_budget if budget is None else budget)
+        plan = {"passes": int(n), "budget": None} if n is not None else {"budget": share}
+        self._update(as_dataset(new_interactions), plan, replay_events)
         return self
 
     def _update(
-        self, data: Dataset, epochs: int, replay: pd.DataFrame | None, learn: bool = True
+        self, data: Dataset, plan: dict[str, Any], replay: pd.DataFrame | None, learn: bool = True
     ) -> None:
         """An update: rows (the lifecycle's changes applied), interactions, item tables,
-        histories, then ``epochs`` passes over the new (and replayed) events; without
+        histories, then training: ``plan["passes"]`` passes over the new (and replayed)
+        events, or those of ``plan["budget"]`` (:func:`._budget.plan_passes`); without
         ``learn`` the state only (``observe``'s path for new ids)."""
         ev = data.events
         n_items_before = len(self.item_ids_)
@@ -214,8 +227,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         counts = np.zeros(shape[1])
         counts[:n_items_before] = self.item_counts_
         self.item_counts_ = counts + self._item_event_counts(ev)
+        trains = learn and plan.get("passes", 1) != 0
         teacher = None
-        if learn and len(ev) > 0 and self.distill_weight > 0 and epochs > 0:
+        if trains and len(ev) > 0 and self.distill_weight > 0:
             teacher = copy.deepcopy(self._module)  # the model before this update
         self._take_items(data.items, n_items_before, changes.reused_items)
         self._history_store.grow(shape[0])
@@ -237,18 +251,34 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
             holdout, val = None, None
-            if self.partial_fit_patience is not None and epochs > 0:
+            if self.partial_fit_patience is not None and trains:
                 n_users, L = len(self.user_ids_), int(self.max_len)
                 cats = self._items.targets()
                 holdout, val = update_holdout(merged, n_users, X, cats, L, rng)
             windows = self._update_windows(merged, holdout)
             if replayed is not None and len(replayed):
                 windows = concat_windows(windows, replayed)
-            config = self._train_config(int(epochs))
+            self.update_plan_ = self._plan(plan, windows)
+            config = self._train_config(int(self.update_plan_["passes"]))
             if val is not None:
                 config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
             forgetting = self._forgetting(teacher)
             self._train(windows, config, rng, validation=val, forgetting=forgetting)
+
+    def _plan(self, plan: dict[str, Any], windows: Windows) -> dict[str, Any]:
+        """``plan`` with its passes: those of its budget (2 when no fit epochs are on
+        record: a model loaded without its history)."""
+        if plan.get("passes") is not None:
+            return dict(plan)
+        fit_epochs = sum(1 for h in self.history_ if h["update"] == 0)
+        if fit_epochs == 0:
+            return {"passes": 2, "budget": None}
+        stored = np.count_nonzero(self._history_store.arrays["items"], axis=1)
+        lengths = np.maximum(stored, np.diff(self.user_items_.indptr))
+        tower = self._module.item_tower
+        content_dim = 0 if tower.content is None else int(tower.content.shape[1])
+        p, share = self.get_params(), float(plan["budget"])
+        return plan_passes(p, share, windows, lengths, self.n_items, content_dim, fit_epochs)
 
     def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and
@@ -418,7 +448,8 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         known = np.unique(users[users >= 0])
         holders = self.user_ids_[known].copy()
         old = self._history_store.read(known)
-        self._update(Dataset(events=pd.DataFrame(cols), items=items), 0, None, learn=False)
+        data = Dataset(events=pd.DataFrame(cols), items=items)
+        self._update(data, {"passes": 0, "budget": None}, None, learn=False)
         keep = np.isin(old["user"], known[self.user_ids_[known] == holders])  # not expired
         new = self._events.encode(*self._cells(cols), *_columns(cols))
         return {k: v[keep] for k, v in old.items()}, new

@@ -24,6 +24,7 @@ from lifelongrec._params import (
     Params,
     Satisfies,
     check_int,
+    check_number,
     is_number,
 )
 from lifelongrec.models.heads import TASKS, HeadsConfig
@@ -142,27 +143,42 @@ class SequentialParams(Params):
         Uniform negatives per batch of the sampled softmax (as many in-batch ones at most);
         cheap next to the encoder, and many help on a large catalogue (docs/benchmarks.md).
     partial_fit_epochs
-        Passes over the new events in ``partial_fit`` (warm start, optimiser carried over;
-        its ``epochs`` argument overrides it for one call); with ``partial_fit_patience``
-        the most passes an update may take.
+        Passes of every update (``partial_fit``; warm start, optimiser carried over).
+        ``None`` (default): the data decide, through ``partial_fit_budget``.
+        ``partial_fit``'s ``epochs`` argument overrides it for one call. With
+        ``partial_fit_patience``, the most passes an update may take.
+    partial_fit_budget
+        With ``partial_fit_epochs=None``, how much each update trains, as a share of
+        what refitting the model on everything it has learned would cost: the update
+        takes the passes over its windows (new, context and replayed events) whose
+        estimated compute is closest to this share of a refit's (the first fit's epochs
+        over the windows a fit on every user's events would build, validation included;
+        at least 1 pass, at most 64). A small window is trained harder than a large
+        one, and updates grow with what the model has learned. The estimate counts
+        floating-point operations from the shapes of the windows and the module, so the
+        same stream and seed give the same passes on every machine. A number > 0;
+        default 0.2, chosen on the training family of synthetic streams
+        (docs/lifelong.md). ``partial_fit``'s ``budget`` argument overrides it for one
+        call.
     partial_fit_context_weight
         In updates (``partial_fit`` and :meth:`online_step`), the loss weight of the
         user's already learned events in the same training window as their new ones (new
         events weigh 1): a local replay of each active user's recent past, costing only
-        its share of the output layer. 0 trains on the new events only.
+        its share of the output layer. 0 trains on the new events only. Default 1.0.
     partial_fit_max_len
         Length of the training windows of updates (new and replayed events; ``None``:
         ``max_len``; scoring always reads ``max_len``): shorter windows cost less
-        (attention is quadratic) and pay off when users add one or two events per
-        update (docs/benchmarks.md, the lifelong strategy).
+        (attention is quadratic) and, with context targets, let a budget buy more
+        passes. Default 8 (with ``partial_fit_context_weight=1.0`` and the budget,
+        chosen on the training family of synthetic streams: docs/lifelong.md).
     partial_fit_patience
-        ``None``: every update trains ``partial_fit_epochs`` passes. An integer: each
+        ``None``: every update trains all its passes. An integer: each
         update holds out a slice of its new events (each active user's last new event,
         for a seeded sample of at most 2,000 users), ranks it after every pass and stops
         after this many passes without a better NDCG@10, restoring the best pass; the
         held-out events still join the users' histories (they shape the next
-        recommendations) but are no training targets. ``partial_fit_epochs`` is then
-        the most passes an update may take.
+        recommendations) but are no training targets. ``partial_fit_epochs`` (or the
+        budget's passes) are then the most an update may take.
     distill_weight, distill_temperature
         Anti-forgetting in ``partial_fit``: weight of a distillation term that keeps the
         next-item distribution close to the model's own before the update (the teacher,
@@ -219,9 +235,10 @@ class SequentialParams(Params):
     validation: bool = True
     full_softmax_max_items: int = 20000
     n_negatives: int = 2048
-    partial_fit_epochs: int = 2
-    partial_fit_context_weight: float = 0.0
-    partial_fit_max_len: int | None = None
+    partial_fit_epochs: int | None = None
+    partial_fit_budget: float = 0.2
+    partial_fit_context_weight: float = 1.0
+    partial_fit_max_len: int | None = 8
     partial_fit_patience: int | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -259,7 +276,8 @@ class SequentialParams(Params):
         "validation": _BOOL,
         "full_softmax_max_items": Integer(0),
         "n_negatives": Integer(1),
-        "partial_fit_epochs": Integer(0),
+        "partial_fit_epochs": Integer(0, none=True),
+        "partial_fit_budget": Number(0, low_open=True),
         "partial_fit_context_weight": Number(0),
         "partial_fit_max_len": Integer(1, none=True),
         "partial_fit_patience": Integer(1, none=True),
@@ -286,6 +304,11 @@ class SequentialParams(Params):
 def check_epochs(epochs: Any) -> None:
     """``partial_fit``'s ``epochs``: ``None`` or an integer >= 0."""
     check_int("epochs", epochs, 0, none=True)
+
+
+def check_budget(budget: Any) -> None:
+    """``partial_fit``'s ``budget``: ``None`` or a number > 0."""
+    check_number("budget", budget, 0, low_open=True, none=True)
 
 
 def task_weights(weights: Mapping[str, float] | None) -> dict[str, float]:

@@ -52,6 +52,7 @@ RECORDED: dict[str, Any] = {
     "head_metrics_": {},
     "history_": [],
     "best_epoch_": None,
+    "update_plan_": None,  # None: no update yet
 }
 
 

@@ -1,0 +1,183 @@
+"""How many passes an update takes by default: the passes that spend a set share of what
+refitting the model on everything it has learned would cost.
+
+The cost of a pass is estimated in floating-point operations of the forward pass, from
+the shapes of the training windows and the module (the backward pass is a constant
+multiple of the same terms, so it cancels in every ratio used here). Per pass over ``W``
+windows of ``L`` positions with ``P`` weighted targets, in mini-batches of ``B``:
+
+* every input position embeds its item (``d`` for the id, ``d * F`` more for the
+  projection of an ``F``-wide content vector) and runs the encoder (per layer
+  ``d^2 (4 + 2 * ffn_mult)`` for the projections and ``2 L d`` for attention);
+* every mini-batch embeds the items it scores (the whole catalogue of ``N`` items with
+  full softmax, else the sampled negatives);
+* every target scores those items (``d`` each);
+* every mini-batch also pays a fixed cost (:data:`BATCH_OVERHEAD_FLOPS`): the optimiser
+  step, the loss heads and the framework's own work, which no shape above counts. It
+  matters when windows are short: an update's 8-event windows make many small batches,
+  a refit's 50-event windows few large ones.
+
+A refit runs the fit's number of epochs (as many as the first fit ran, early stopping
+included) over the windows a fit on every user's events would build
+(:func:`refit_shape`), each epoch followed by ranking the validation users. An update
+then takes
+
+    passes = clamp(round(share * refit_flops / update_pass_flops), 1, MAX_PASSES)
+
+so a small window is trained harder than a large one, and updates grow as the model has
+seen more (a refit would cost more too). The estimate is deterministic: the same stream
+and seed give the same passes on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lifelongrec.models.sequential._windows import MAX_VALIDATION_USERS
+from lifelongrec.nn import Windows
+
+__all__ = [
+    "BATCH_OVERHEAD_FLOPS",
+    "MAX_PASSES",
+    "CostModel",
+    "budget_passes",
+    "plan_passes",
+    "refit_shape",
+]
+
+#: The most passes an update takes, whatever the budget.
+MAX_PASSES = 64
+
+#: The fixed cost of one mini-batch, in FLOPs of the estimate: on 2 CPU cores a training
+#: mini-batch of the default model took about 9 ms beyond what its FLOPs explain, at the
+#: about 19 GFLOP/s the same passes ran at (fitted on the update passes of the train
+#: family's calm-20k and small-10k streams).
+BATCH_OVERHEAD_FLOPS = 2.0e8
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Forward FLOPs of training passes of one module (see the module docstring).
+
+    ``n_scored``: items each target is scored against (the catalogue with full softmax,
+    else the negatives); ``content_dim``: width of the item content vectors (0: none).
+
+    >>> m = CostModel(dim=2, n_layers=1, ffn_mult=1, content_dim=0, n_scored=10,
+    ...               batch_size=4, batch_overhead=0.0)
+    >>> m.pass_flops(n_windows=4, length=3, n_targets=5)  # 12 * 38 + 1 * 20 + 5 * 20
+    576.0
+    """
+
+    dim: int
+    n_layers: int
+    ffn_mult: int
+    content_dim: int
+    n_scored: int
+    batch_size: int
+    batch_overhead: float = BATCH_OVERHEAD_FLOPS
+
+    @property
+    def embed(self) -> float:
+        """FLOPs of one item vector (id plus projected content)."""
+        return float(self.dim * (1 + self.content_dim))
+
+    def position(self, length: int) -> float:
+        """FLOPs of one input position in a window of ``length``: its item vector and
+        the encoder layers."""
+        d = self.dim
+        per_layer = d * d * (4 + 2 * self.ffn_mult) + 2 * length * d
+        return self.embed + self.n_layers * per_layer
+
+    def pass_flops(self, n_windows: int, length: int, n_targets: int) -> float:
+        """One pass over ``n_windows`` windows of ``length`` with ``n_targets`` targets."""
+        batches = -(-int(n_windows) // int(self.batch_size))
+        return (
+            n_windows * length * self.position(length)
+            + batches * (self.n_scored * self.embed + self.batch_overhead)
+            + n_targets * self.n_scored * self.dim
+        )
+
+    def ranking_flops(self, n_users: int, length: int, n_items: int) -> float:
+        """Ranking ``n_users`` users (``length`` inputs each) against ``n_items`` items
+        (a fit's validation after each epoch)."""
+        return (
+            n_users * length * self.position(length)
+            + n_items * self.embed
+            + n_users * n_items * self.dim
+        )
+
+
+def refit_shape(lengths: np.ndarray, max_len: int, n_windows: int) -> tuple[int, int]:
+    """``(windows, targets)`` of a fit on users with ``lengths`` events each: windows of
+    ``max_len`` targets, at most ``n_windows`` per user, each user's earliest event no
+    target (as :func:`lifelongrec.nn.training_windows` builds them).
+
+    >>> refit_shape(np.array([1, 2, 5, 12]), max_len=4, n_windows=2)
+    (4, 13)
+    """
+    n = np.asarray(lengths, dtype=np.int64)
+    targets = np.minimum(np.maximum(n - 1, 0), int(max_len) * int(n_windows))
+    windows = -(-targets // int(max_len))
+    return int(windows.sum()), int(targets.sum())
+
+
+def budget_passes(share: float, refit_flops: float, pass_flops: float) -> int:
+    """The passes whose cost is closest to ``share`` of ``refit_flops``, in
+    ``[1, MAX_PASSES]``.
+
+    >>> budget_passes(0.1, refit_flops=1000.0, pass_flops=30.0)
+    3
+    >>> budget_passes(0.1, refit_flops=1000.0, pass_flops=500.0)
+    1
+    """
+    if pass_flops <= 0:
+        return 1
+    return int(max(1, min(MAX_PASSES, round(share * refit_flops / pass_flops))))
+
+
+def plan_passes(
+    p: Mapping[str, Any],
+    share: float,
+    update: Windows,
+    lengths: np.ndarray,
+    n_items: int,
+    content_dim: int,
+    fit_epochs: int,
+) -> dict[str, Any]:
+    """The passes of an update over the windows ``update`` that spend ``share`` of a
+    refit's estimated compute, for a model with the hyperparameters ``p`` whose users
+    hold ``lengths`` events each, over ``n_items`` items with ``content_dim``-wide
+    content, whose fit ran ``fit_epochs`` epochs. Returns ``passes``, ``budget``
+    (the share), ``pass_flops`` and ``refit_flops``."""
+    full = n_items <= int(p["full_softmax_max_items"])
+    model = CostModel(
+        dim=int(p["dim"]),
+        n_layers=int(p["n_layers"]),
+        ffn_mult=int(p["ffn_mult"]),
+        content_dim=int(content_dim),
+        n_scored=int(n_items) if full else int(p["n_negatives"]),
+        batch_size=int(p["batch_size"]),
+    )
+    length = update.items.shape[1] if len(update) else 1
+    per_pass = model.pass_flops(len(update), length, int((update.target_weight > 0).sum()))
+    if float(p["distill_weight"]) > 0:  # the teacher's forward pass: a third more
+        per_pass *= 4.0 / 3.0
+    L = int(p["max_len"])
+    windows, targets = refit_shape(lengths, L, int(p["n_windows"]))
+    epoch = model.pass_flops(windows, L, targets)
+    if p["validation"]:
+        n_val = min(int((np.asarray(lengths) >= 2).sum()), MAX_VALIDATION_USERS)
+        epoch += model.ranking_flops(n_val, L, n_items)
+    refit = float(fit_epochs) * epoch
+    return {
+        "passes": budget_passes(share, refit, per_pass),
+        "budget": float(share),
+        "pass_flops": per_pass,
+        "refit_flops": refit,
+        "windows": len(update),
+        "refit_windows": windows,
+    }

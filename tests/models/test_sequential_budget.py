@@ -1,0 +1,128 @@
+"""The sequential model's default update recipe: each update takes the passes that spend
+``partial_fit_budget`` of a refit's estimated compute (models/sequential/_budget.py)."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import numpy as np
+import pytest
+from test_sequential import TINY
+
+from lifelongrec import ParameterError
+from lifelongrec.models import Recommender, SequentialRecommender
+from lifelongrec.models.sequential._budget import (
+    MAX_PASSES,
+    CostModel,
+    budget_passes,
+    refit_shape,
+)
+from lifelongrec.nn import training_windows
+
+
+def _later(seq_world, n, seed=0):
+    """``n`` of the world's events again, after its last one."""
+    ev = seq_world.events.sample(n, random_state=seed).copy()
+    ev["timestamp"] = int(seq_world.events["timestamp"].max()) + 1 + np.arange(n)
+    return ev
+
+
+def _update_passes(model, n_update=None):
+    n = model.n_updates_ if n_update is None else n_update
+    return Counter(h["update"] for h in model.history_)[n]
+
+
+def test_refit_shape_counts_what_training_windows_builds():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 40, size=60)
+    users = np.repeat(np.arange(len(lengths)), lengths)
+    n = len(users)
+    items = rng.integers(1, 50, size=n)
+    zeros = np.zeros(n, dtype=np.int64)
+    for max_len, n_windows in ((8, 1), (8, 3), (5, 10), (50, 1)):
+        w = training_windows(
+            users, items, zeros, zeros, zeros - 1, np.ones(n, np.float32), max_len, n_windows
+        )
+        targets = int(((w.target_items > 0) & (w.target_weight > 0)).sum())
+        assert refit_shape(lengths, max_len, n_windows) == (len(w), targets)
+
+
+def test_pass_cost_grows_with_each_term():
+    m = CostModel(dim=16, n_layers=2, ffn_mult=1, content_dim=32, n_scored=100, batch_size=8)
+    base = m.pass_flops(16, 8, 50)
+    assert m.pass_flops(32, 8, 50) > base  # more windows (and batches)
+    assert m.pass_flops(16, 16, 50) > base  # longer windows
+    assert m.pass_flops(16, 8, 51) - base == 100 * 16  # one target scores 100 items
+    wider = CostModel(dim=16, n_layers=2, ffn_mult=1, content_dim=64, n_scored=100, batch_size=8)
+    assert wider.pass_flops(16, 8, 50) > base  # wider content
+    assert budget_passes(1.0, 10.0**9, 1.0) == MAX_PASSES
+    assert budget_passes(0.1, 10.0, 0.0) == 1
+
+
+def test_updates_take_the_passes_their_budget_buys(seq_fitted, seq_world):
+    m = copy.deepcopy(seq_fitted)
+    assert m.partial_fit_epochs is None and m.partial_fit_budget == 0.2
+    assert m.update_plan_ is None
+    m.partial_fit(_later(seq_world, 30))
+    plan = m.update_plan_
+    assert plan["budget"] == 0.2 and plan["pass_flops"] > 0 and plan["refit_flops"] > 0
+    expected = max(1, min(MAX_PASSES, round(0.2 * plan["refit_flops"] / plan["pass_flops"])))
+    assert plan["passes"] == expected == _update_passes(m)
+    # the refit: the fit's epochs (validation off) over every user's windows
+    fit_epochs = _update_passes(m, 0)
+    assert fit_epochs == TINY["epochs"]
+    per_epoch = plan["refit_flops"] / fit_epochs
+    lengths = np.diff(m.user_items_.indptr)
+    assert per_epoch >= refit_shape(lengths, TINY["max_len"], 1)[1] * m.n_items * TINY["dim"]
+
+
+def test_a_small_window_is_trained_harder_and_a_larger_budget_buys_more(seq_fitted, seq_world):
+    plans = {}
+    for n in (3, 30, 150):
+        m = copy.deepcopy(seq_fitted)
+        m.partial_fit(_later(seq_world, n))
+        plans[n] = m.update_plan_
+    assert plans[3]["passes"] >= plans[30]["passes"] >= plans[150]["passes"] >= 1
+    assert plans[3]["passes"] > plans[150]["passes"]
+    assert plans[3]["pass_flops"] < plans[30]["pass_flops"] < plans[150]["pass_flops"]
+    more = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30), budget=0.5)
+    assert more.update_plan_["budget"] == 0.5
+    assert more.update_plan_["passes"] > plans[30]["passes"]
+    assert more.partial_fit_budget == 0.2  # the hyperparameter stays
+
+
+def test_the_same_update_plans_the_same_passes(seq_world):
+    a = SequentialRecommender(**TINY).fit(seq_world).partial_fit(_later(seq_world, 30))
+    b = SequentialRecommender(**TINY).fit(seq_world).partial_fit(_later(seq_world, 30))
+    assert a.update_plan_ == b.update_plan_
+    np.testing.assert_array_equal(a.score_items(["auser0"]), b.score_items(["auser0"]))
+
+
+def test_fixed_epochs_and_the_epochs_argument_come_before_the_budget(seq_fitted, seq_world):
+    fixed = SequentialRecommender(**{**TINY, "partial_fit_epochs": 3}).fit(seq_world)
+    fixed.partial_fit(_later(seq_world, 30))
+    assert fixed.update_plan_ == {"passes": 3, "budget": None} and _update_passes(fixed) == 3
+    fixed.partial_fit(_later(seq_world, 30, seed=1), budget=0.3)  # an explicit budget wins
+    assert fixed.update_plan_["budget"] == 0.3
+    m = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30), epochs=1)
+    assert m.update_plan_ == {"passes": 1, "budget": None} and _update_passes(m) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.1", True])
+def test_a_bad_budget_argument_is_refused(seq_fitted, seq_world, bad):
+    m = copy.deepcopy(seq_fitted)
+    with pytest.raises(ParameterError, match="'budget'"):
+        m.partial_fit(_later(seq_world, 5), budget=bad)
+    assert m.n_updates_ == 0  # nothing learned
+
+
+def test_the_plan_is_saved_with_the_model(seq_fitted, seq_world, tmp_path):
+    m = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30))
+    m.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.update_plan_ == m.update_plan_
+    # the loaded model plans its next update as the original does
+    loaded.partial_fit(_later(seq_world, 10, seed=2))
+    m.partial_fit(_later(seq_world, 10, seed=2))
+    assert loaded.update_plan_ == m.update_plan_
