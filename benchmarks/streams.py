@@ -270,6 +270,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--models", nargs="+", default=["sequential"])
     ap.add_argument("--windows", type=int, default=8)
     _common.add_stream_options(ap)
+    ap.add_argument(
+        "--catalogue-time",
+        default=None,
+        metavar="NAME",
+        help="admit catalogue items when published (their time: an item column or "
+        "attribute, 'arrival' in the synthetic streams; real datasets without it: none)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="of the models and strategies")
     ap.add_argument(
         "--merge",
@@ -317,6 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 seed=args.seed,
                 progress=False,
                 dataset=dataset,
+                catalogue_time=args.catalogue_time if world is not None else None,
                 **lifelong,
             )
             run = {
@@ -400,7 +408,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "windows until the strategy's NDCG@10 is at least 90 % of retrain's in the same "
         "window (0: already in that window). Unknown items: share of the "
         "test events (windows 1..N-1) whose item the model did not know when it ranked "
-        f"(a miss by construction). Lifelong settings: {json.dumps(lifelong_settings)}. "
+        "(a miss by construction). "
+        + (
+            f"Catalogue: every synthetic stream's items join the models when published "
+            f"(`--catalogue-time {args.catalogue_time}`), and each event ranks only the "
+            "items published by its time. "
+            if args.catalogue_time
+            else "Items join a model with their first learned event (no catalogue). "
+        )
+        + f"Lifelong settings: {json.dumps(lifelong_settings)}. "
         f"Model parameters given: {json.dumps(per_model) if per_model else 'defaults'}.",
         "",
         md_table(table, table_columns(args.k)),

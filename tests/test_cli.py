@@ -362,3 +362,16 @@ def test_parse_columns_and_service_data(tmp_path):
 
     with pytest.raises(ParameterError, match="--columns"):
         service_data(None, columns="user=a")
+
+
+def test_stream_catalogue_time_admits_published_items():
+    base = ["stream", "--data", "synthetic", "--synthetic-events", "1500", "--model"]
+    base += ["popularity", "--strategy", "static", "--windows", "3", "--drift", "none"]
+    res = runner.invoke(app, [*base, "--json", "--catalogue-time", "arrival"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    plain = json.loads(runner.invoke(app, [*base, "--json"]).output)
+    assert out["catalogue_time"] == "arrival" and sum(w["n_admitted"] for w in out["windows"]) > 0
+    assert out["n_unknown_items"] < plain["n_unknown_items"]
+    res = runner.invoke(app, [*base, "--catalogue-time", "launch"])
+    assert res.exit_code == 2 and "catalogue_time" in res.output and "'launch'" in res.output

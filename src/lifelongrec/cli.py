@@ -347,6 +347,14 @@ def stream(
             "of the time span, in (0, 1)."
         ),
     ] = None,
+    catalogue_time: Annotated[
+        str | None,
+        typer.Option(
+            help="The catalogue's publication time of each item (a column of the items "
+            "or a key of their attributes, e.g. 'arrival' in the synthetic shop): items "
+            "join the model when published, before their first event."
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     synthetic_events: SyntheticEventsOpt = 100_000,
     dedupe: DedupeOpt = True,
@@ -377,6 +385,7 @@ def stream(
         drift_epochs_factor=drift_epochs_factor,
         drift_replay_share=drift_replay_share,
         shift_at=shift_at,
+        catalogue_time=catalogue_time,
         plot=plot,
         synthetic_events=synthetic_events,
         seed=seed,

@@ -346,3 +346,88 @@ def test_evaluate_window_rejects_what_is_not_events(pop_model):
         evaluate_window(pop_model, hand_stream(), "not a history")
     empty = evaluate_window(pop_model, hand_stream().iloc[:0], hand_stream())
     assert empty["recall@10"] is None and empty["n_events"] == 0
+
+
+# ------------------------------------------------------------- catalogue admission
+def hand_catalogue() -> pd.DataFrame:
+    """x and y published at the start, z at t=6 (before its first event, t=7), w after
+    the last event (never due)."""
+    from lifelongrec.data import make_items
+
+    arrival = [{"arrival": 0}, {"arrival": 0}, {"arrival": 6}, {"arrival": 100}]
+    return make_items(["x", "y", "z", "w"], attributes=arrival)
+
+
+def test_catalogue_items_join_when_published_hand_computed():
+    data = Dataset(hand_stream(), hand_catalogue())
+    r = prequential(
+        get_model("popularity"), data, "static", 3, k=2, progress=False, catalogue_time="arrival"
+    )
+    w0, w1, w2 = r["windows"]
+    assert [w["n_admitted"] for w in r["windows"]] == [0, 1, 0]  # z before window 1
+    # W1: d:y (t=5) ranks x, y (z not published until 6) -> y second; d:x (t=6) sees
+    # {y} -> x first; a:z (t=7) sees {x} -> y, z -> z second (a hit now, not a miss);
+    # e:z (t=8) ranks x, y, z -> z third: a miss
+    assert w1["n_unknown_items"] == 0
+    assert w1["recall@2"] == pytest.approx(3 / 4)
+    assert w1["ndcg@2"] == pytest.approx((L3 + 1.0 + L3) / 4)
+    # W2: z is known with no events: f:z and g:z third (misses), g:y second, a:y first
+    assert w2["recall@2"] == pytest.approx(2 / 4) and w2["n_unknown_items"] == 0
+    assert r["catalogue_time"] == "arrival" and r["n_unknown_items"] == 0
+    # without the catalogue, z's four events are misses by construction
+    plain = prequential(get_model("popularity"), data, "static", 3, k=2, progress=False)
+    assert plain["n_unknown_items"] == 4 and "n_admitted" not in plain["windows"][1]
+    assert plain["catalogue_time"] is None
+
+
+def test_an_item_not_yet_published_is_not_ranked():
+    first, second, _ = time_windows(hand_stream(), 3)
+    model = get_model("popularity").fit(first)
+    history = pd.concat([first.events, second.events], ignore_index=True)
+    base = evaluate_window(model, second.events.iloc[:1], history, k=2)  # d:y at t=5
+    assert base["ndcg@2"] == pytest.approx(L3)  # x ranks first
+    later = pd.Series({"x": 6})  # x published after t=5: y ranks first
+    masked = evaluate_window(model, second.events.iloc[:1], history, k=2, available=later)
+    assert masked["ndcg@2"] == pytest.approx(1.0)
+    # the event's own item always counts, whatever its time says
+    own = evaluate_window(
+        model, second.events.iloc[:1], history, k=2, available=pd.Series({"y": 9})
+    )
+    assert own["ndcg@2"] == pytest.approx(L3)
+
+
+def test_every_strategy_sees_the_same_catalogue():
+    events = synthetic(n_events=600, n_users=20, n_items=40, seed=3).events
+    from lifelongrec.data import make_items
+
+    items = make_items(sorted(set(events["item_id"])))  # the time in a column of its own
+    first_seen = events.groupby("item_id")["timestamp"].min()
+    items["published"] = items["item_id"].map(first_seen).to_numpy() - 1
+    data = Dataset(events, items)
+    for strategy in ("static", "retrain", "finetune", "lifelong"):
+        r = prequential(
+            get_model("itemknn"), data, strategy, 3, progress=False, catalogue_time="published"
+        )
+        assert r["n_unknown_items"] == 0, strategy  # every item published before its event
+        assert sum(w["n_admitted"] for w in r["windows"]) > 0
+
+
+def test_catalogue_time_errors_name_what_is_wrong():
+    from lifelongrec.evaluation import catalogue_times, run_stream
+
+    events = hand_stream()
+    with pytest.raises(ParameterError, match="catalogue_time.*without a catalogue"):
+        prequential(get_model("popularity"), events, "static", 3, catalogue_time="arrival")
+    with pytest.raises(ParameterError, match="must be a column of the catalogue.*got 'released'"):
+        catalogue_times(hand_catalogue(), "released")
+    bad = hand_catalogue()
+    bad.at[2, "attributes"] = {"arrival": "tomorrow"}
+    with pytest.raises(DataError, match="item 'z': arrival is 'tomorrow'; expected a timestamp"):
+        catalogue_times(bad, "arrival")
+    bad.at[2, "attributes"] = {"arrival": float("inf")}
+    with pytest.raises(DataError, match="item 'z'"):
+        catalogue_times(bad, "arrival")
+    with pytest.raises(ParameterError, match="catalogue_time"):
+        run_stream("synthetic", "popularity", "static", 3, 10, catalogue_time=5)
+    with pytest.raises(ParameterError, match="catalogue_time"):
+        run_stream("synthetic", "popularity", "static", 3, 10, catalogue_time="")

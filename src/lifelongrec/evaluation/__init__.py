@@ -17,7 +17,7 @@ from lifelongrec.evaluation import metrics
 from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._plots import plot_prequential
-from lifelongrec.evaluation._prequential import evaluate_window, prequential
+from lifelongrec.evaluation._prequential import catalogue_times, evaluate_window, prequential
 from lifelongrec.evaluation._reports import (
     comparison_report,
     evaluation_report,
@@ -65,6 +65,7 @@ __all__ = [
     "coverage_at_k",
     "evaluate_model",
     "evaluate_recommendations",
+    "catalogue_times",
     "evaluate_window",
     "evaluation_report",
     "f1_at_k",

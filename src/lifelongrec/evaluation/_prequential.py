@@ -12,6 +12,12 @@ every earlier window is evaluated again with the final model to measure forgetti
 and the strategy is told when it fires, before it learns the window
 (:meth:`~lifelongrec.training.Strategy.on_drift`).
 
+With a catalogue whose items carry their publication time (``catalogue_time``), items
+published up to the end of a window join the model (``add_items``) before the window is
+ranked, and each event ranks only the items published by its time: an item can be
+recommended from its content before its first event, as a service admits it on
+publication.
+
 Per event the target is one item, so Recall@K equals the hit rate:
 ``hit = rank < K`` and ``NDCG@K = 1 / log2(rank + 2)`` for a hit, where ``rank`` counts
 the items ranked above the target among those not in the visible history (ties broken
@@ -27,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lifelongrec._errors import ParameterError
+from lifelongrec._errors import DataError, ParameterError
 from lifelongrec._params import check_int, check_k
 from lifelongrec.data import Dataset, as_dataset, time_windows
 from lifelongrec.data._schema import frame_of
@@ -35,7 +41,7 @@ from lifelongrec.evaluation._drift import DriftMonitor
 from lifelongrec.models import Recommender
 from lifelongrec.training import Strategy, get_strategy
 
-__all__ = ["evaluate_window", "prequential"]
+__all__ = ["catalogue_times", "evaluate_window", "prequential"]
 
 _SCORE_BATCH_CELLS = 16_000_000  # float32 score cells per score_histories call (64 MB)
 
@@ -48,6 +54,7 @@ def evaluate_window(
     *,
     bar: Any = None,
     per_event: bool = False,
+    available: pd.Series | None = None,
 ) -> dict[str, Any]:
     """Next-item Recall@K and NDCG@K of ``model`` on ``events``, each ranked from its
     user's history strictly before it.
@@ -67,6 +74,11 @@ def evaluate_window(
         Optional tqdm bar, advanced by the number of events scored.
     per_event
         Also return the figures of every event, in time order (for drift detection).
+    available
+        Optional publication times (a Series: item id -> timestamp, e.g. from
+        :func:`catalogue_times`): an event ranks only the items published at or before
+        its timestamp (its own item always counts); items not in it are always
+        available.
 
     Returns
     -------
@@ -125,6 +137,10 @@ def evaluate_window(
     first = order[np.r_[True, query[order][1:] != query[order][:-1]]]
     q_users, q_ts = users[first], ts[first]
     n_items = len(model.item_ids_)
+    published = None
+    if available is not None:
+        published = available.reindex(catalogue).to_numpy(dtype=np.float64)
+        published = np.where(np.isnan(published), -np.inf, published)
     size = max(1, _SCORE_BATCH_CELLS // max(n_items, 1))
     bounds = np.searchsorted(query[order], np.arange(0, len(first) + size, size))
     hits = np.zeros(n, dtype=bool)
@@ -141,6 +157,8 @@ def evaluate_window(
         ev = ev[cols[ev] >= 0]
         rows, c = query[ev] - start, cols[ev]
         target = S[rows, c]
+        if published is not None:  # not yet published at the query's time: not ranked
+            S[published[None, :] > q_ts[start : start + size, None]] = -np.inf
         R = S[rows]
         rank = (R > target[:, None]).sum(axis=1) + (
             (R == target[:, None]) & (np.arange(n_items)[None, :] < c[:, None])
@@ -160,6 +178,66 @@ def evaluate_window(
         in_time = np.argsort(ts, kind="stable")
         out["per_event"] = {"timestamp": ts[in_time], "hit": hits[in_time], "gain": gains[in_time]}
     return out
+
+
+def catalogue_times(items: pd.DataFrame | None, name: str) -> pd.Series:
+    """The publication time of each catalogue item: column ``name`` of ``items``, or
+    the ``name`` entry of its ``attributes`` (e.g. the synthetic world's ``arrival``).
+
+    Returns a Series (item id -> int64 timestamp) of the items that have one; the rest
+    are left out (they join a model with their first event).
+
+    >>> from lifelongrec.data import make_items
+    >>> items = make_items(["a", "b", "c"], attributes=[{"arrival": 5}, {}, {"arrival": 9}])
+    >>> catalogue_times(items, "arrival").to_dict()
+    {'a': 5, 'c': 9}
+
+    Raises
+    ------
+    ParameterError
+        No catalogue, or no item has a time under ``name``.
+    DataError
+        A time that is not a finite number (naming the item).
+    """
+    if items is None or len(items) == 0:
+        raise ParameterError("catalogue_time", name, "unset for data without a catalogue")
+    ids = items["item_id"].astype(str).to_numpy(dtype=object)
+    if name in items.columns:
+        raw = list(items[name])
+    elif "attributes" in items.columns:
+        raw = [a.get(name) if isinstance(a, dict) else None for a in items["attributes"]]
+    else:
+        raw = [None] * len(ids)
+    keep = [j for j, v in enumerate(raw) if v is not None and not pd.isna(v)]
+    if not keep:
+        raise ParameterError(
+            "catalogue_time",
+            name,
+            f"a column of the catalogue or a key of its attributes (columns: "
+            f"{list(items.columns)})",
+        )
+    values = []
+    for j in keep:
+        v = raw[j]
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not number or not np.isfinite(v):
+            raise DataError(
+                f"catalogue item {ids[j]!r}: {name} is {v!r}; expected a timestamp (a "
+                "finite number, in the events' unit)"
+            )
+        values.append(int(v))
+    return pd.Series(np.asarray(values, dtype=np.int64), index=pd.Index(ids[keep], dtype=object))
+
+
+def _admit_published(model: Recommender, items: pd.DataFrame, times: pd.Series, until: int) -> int:
+    """Admit to ``model`` the catalogue items published by ``until`` that it does not
+    know yet; returns how many."""
+    known = set(map(str, model.item_ids_))
+    due = times.index[(times.to_numpy() <= until)]
+    new = [i for i in due if i not in known]
+    if new:
+        model.add_items(items[items["item_id"].astype(str).isin(set(new))])
+    return len(new)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -206,6 +284,7 @@ def prequential(
     seed: int = 0,
     progress: bool = True,
     drift: DriftMonitor | str | None = None,
+    catalogue_time: str | None = None,
 ) -> dict[str, Any]:
     """Learn window 0, then for each later window evaluate it first and learn it after.
 
@@ -241,6 +320,15 @@ def prequential(
         order (windows 1..N-1, the prequential figures only); when it fires while window
         ``w`` is evaluated, ``strategy.on_drift({"window": w, "detections": [...]})`` is
         called before ``strategy.update`` of that window.
+    catalogue_time
+        ``None`` (default): items join a model with their first learned event. A name:
+        the catalogue's publication time of each item (a column of ``data.items`` or a
+        key of its ``attributes``, :func:`catalogue_times`): before a window is ranked
+        (and after it is learned, and for the final evaluations), every item published
+        by the window's end joins the model (``add_items``; outside the timed update),
+        and each event ranks only the items published by its timestamp. Every strategy
+        gets the same catalogue, so ``n_unknown_items`` counts only items the catalogue
+        did not announce in time.
 
     Returns
     -------
@@ -262,7 +350,9 @@ def prequential(
           ``drift``: ``drift_detected`` (bool), ``drift_events`` (the timestamps of the
           detections while the window was evaluated) and ``drift_reaction`` (what the
           strategy did in its update of this window, see ``reactions_`` of
-          :class:`~lifelongrec.training.Lifelong`; ``None`` when nothing);
+          :class:`~lifelongrec.training.Lifelong`; ``None`` when nothing); with
+          ``catalogue_time``: ``n_admitted``, the catalogue items admitted before the
+          window was ranked;
         * ``mean``: ``recall@K``, ``ndcg@K``, ``update_seconds`` and
           ``update_cpu_seconds`` averaged over the evaluated windows 1..N-1 (each window
           weighs the same);
@@ -286,8 +376,9 @@ def prequential(
           the last one (0..N-2; the last has nothing after it to forget). Negative means
           forgetting; a static model has exactly 0;
         * ``protocol``, ``strategy``, ``strategy_params``, ``model``, ``params``, ``k``,
-          ``n_windows``, ``by``, ``seed``, ``n_events``, ``n_unknown_items`` and
-          ``n_repeat_items`` (totals over the prequential figures).
+          ``n_windows``, ``by``, ``seed``, ``catalogue_time``, ``n_events``,
+          ``n_unknown_items`` and ``n_repeat_items`` (totals over the prequential
+          figures).
 
     Raises
     ------
@@ -320,6 +411,7 @@ def prequential(
             "drift", drift, "None, a detector name ('adwin', 'page-hinkley') or a DriftMonitor"
         )
     dataset = as_dataset(data)
+    times = None if catalogue_time is None else catalogue_times(dataset.items, catalogue_time)
     shift = dataset.meta.get("shift_timestamp")
     shift = None if shift is None else int(shift)
     windows = time_windows(dataset, int(n_windows), by=by)
@@ -363,9 +455,17 @@ def prequential(
             }
             if monitor is not None:
                 rec.update(drift_detected=False, drift_events=[], drift_reaction=None)
+            if times is not None:
+                rec["n_admitted"] = _admit_published(current, dataset.items, times, rec["end"])
             if w > 0 and len(window):
                 res = evaluate_window(
-                    current, window.events, seen_until(w), k, bar=bar, per_event=monitor is not None
+                    current,
+                    window.events,
+                    seen_until(w),
+                    k,
+                    bar=bar,
+                    per_event=monitor is not None,
+                    available=times,
                 )
                 for key in (recall, ndcg, "n_unknown_items", "n_repeat_items"):
                     rec[key] = res[key]
@@ -387,13 +487,19 @@ def prequential(
                 reactions = strategy.reactions_
                 if monitor is not None and len(reactions) > n_reactions:
                     rec["drift_reaction"] = reactions[-1]
-            res = evaluate_window(current, window.events, seen_until(w), k, bar=bar)
+            if times is not None:  # a model the update built anew has not seen them
+                _admit_published(current, dataset.items, times, rec["end"])
+            res = evaluate_window(
+                current, window.events, seen_until(w), k, bar=bar, available=times
+            )
             rec[f"{recall}_after_update"] = res[recall]
             rec[f"{ndcg}_after_update"] = res[ndcg]
             records.append(rec)
         for w, rec in enumerate(records):
             if w < W - 1:
-                res = evaluate_window(current, windows[w].events, seen_until(w), k, bar=bar)
+                res = evaluate_window(
+                    current, windows[w].events, seen_until(w), k, bar=bar, available=times
+                )
             else:  # the final model is the one that just learned the last window
                 res = {m: rec[f"{m}_after_update"] for m in (recall, ndcg)}
             rec[f"{recall}_final"] = res[recall]
@@ -421,6 +527,7 @@ def prequential(
         "n_windows": W,
         "by": by,
         "seed": seed,
+        "catalogue_time": catalogue_time,
         "n_events": int(len(full)),
         "windows": records,
         "mean": {

@@ -366,6 +366,7 @@ def run_stream(
     drift_epochs_factor: float = 2.0,
     drift_replay_share: float | None = None,
     shift_at: float | None = None,
+    catalogue_time: str | None = None,
     plot: Path | None = None,
     synthetic_events: int = 100_000,
     seed: int = 0,
@@ -387,7 +388,8 @@ def run_stream(
     lifelong settings (``replay_size``, ``replay_share``, ``distill_weight``,
     ``ewc_weight``, ``drift_epochs_factor``, ``drift_replay_share``) go to
     :class:`~lifelongrec.training.Lifelong`. ``shift_at`` injects a sudden interest
-    shift into the synthetic world; ``plot`` writes a PNG (:func:`plot_prequential`).
+    shift into the synthetic world; ``catalogue_time`` admits catalogue items when they
+    are published (:func:`prequential`); ``plot`` writes a PNG (:func:`plot_prequential`).
     ``notify`` is as in :func:`run_evaluation`. ``dataset`` runs on that dataset (e.g.
     a :class:`~lifelongrec.data.SyntheticWorld`'s, with its own shift) instead of
     loading ``data``, which is then only its label; it is preprocessed the same way
@@ -415,6 +417,10 @@ def run_stream(
     ('half-shift', True)
     """
     params = params or {}
+    if catalogue_time is not None and (not isinstance(catalogue_time, str) or not catalogue_time):
+        raise ParameterError(
+            "catalogue_time", catalogue_time, "None or the name of an item column or attribute"
+        )
     if dataset is not None and shift_at is not None:
         raise ParameterError(
             "shift_at", shift_at, "unset with a dataset (give the dataset its own shift)"
@@ -463,6 +469,7 @@ def run_stream(
             seed=seed,
             progress=progress,
             drift=monitor,
+            catalogue_time=catalogue_time,
         )
     common: dict[str, Any] = {"data": data, "preprocessing": dataset.report.entries}
     if shift_at is not None:
