@@ -313,8 +313,8 @@ class Lifelong(Strategy):
         keyword (:class:`~._capabilities.UpdateEpochs`), or, where that is ``None``,
         spends ``partial_fit_budget * factor`` of a refit's estimated compute
         (:class:`~._capabilities.UpdateBudget`, through ``partial_fit``'s ``budget``
-        keyword); the hyperparameters are not changed. A number >= 1; ``1`` turns the heavier update
-        off.
+        keyword); the hyperparameters are not changed. A number >= 1; ``1`` turns the
+        heavier update off.
     drift_replay_share
         The replay share of that next update, in ``[0, 1)``; ``None`` (default): half of
         ``replay_share``.
