@@ -160,6 +160,15 @@ def command_line(script: str, argv: list[str]) -> str:
     return f".venv/bin/python benchmarks/{script} " + shlex.join(argv)
 
 
+def earlier_runs(block: str, key: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The results of ``block``'s raw JSON by ``(result[key], result["model"])``, for a
+    ``--merge`` run to keep (empty when the block was never written)."""
+    path = RAW_DIR / f"{block}.json"
+    if not path.exists():
+        return {}
+    return {(r[key], r["model"]): r for r in json.loads(path.read_text())["results"]}
+
+
 def write_block(
     name: str, title: str, command: str, body: list[str], raw: dict, prefix: str = "sequential"
 ) -> None:

@@ -103,10 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     lifelong = parse_params(args.lifelong or [])
     block = f"stream-{args.block or 'all'}"
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, model) -> run
-    raw_path = _common.RAW_DIR / f"{block}.json"
-    if args.merge and raw_path.exists():
-        for old in json.loads(raw_path.read_text())["results"]:
-            runs[(old["dataset"], old["model"])] = old
+    if args.merge:
+        runs.update(_common.earlier_runs(block, "dataset"))
     for spec in args.imports:
         dataset, model, path = spec.split(":", 2)
         got = json.loads(Path(path).read_text())

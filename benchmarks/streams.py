@@ -299,10 +299,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     block = f"streams-{args.family}"
 
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (stream, model) -> run
-    raw_path = _common.RAW_DIR / f"{block}.json"
-    if args.merge and raw_path.exists():
-        for old in json.loads(raw_path.read_text())["results"]:
-            runs[(old["stream"], old["model"])] = old
+    if args.merge:
+        runs.update(_common.earlier_runs(block, "stream"))
     jobs: list[tuple[str, SyntheticWorld | None]] = [
         (n, shrink(family[n], args.events)) for n in names
     ]

@@ -232,9 +232,8 @@ def catalogue_times(items: pd.DataFrame | None, name: str) -> pd.Series:
 def _admit_published(model: Recommender, items: pd.DataFrame, times: pd.Series, until: int) -> int:
     """Admit to ``model`` the catalogue items published by ``until`` that it does not
     know yet; returns how many."""
-    known = set(map(str, model.item_ids_))
-    due = times.index[(times.to_numpy() <= until)]
-    new = [i for i in due if i not in known]
+    index = model.item_index_  # the ids holding a row (not the free rows' placeholders)
+    new = [i for i in times.index[times.to_numpy() <= until] if i not in index]
     if new:
         model.add_items(items[items["item_id"].astype(str).isin(set(new))])
     return len(new)

@@ -52,10 +52,12 @@ __all__ = [
 #: The most passes an update takes, whatever the budget.
 MAX_PASSES = 64
 
-#: The fixed cost of one mini-batch, in FLOPs of the estimate: on 2 CPU cores a training
-#: mini-batch of the default model took about 9 ms beyond what its FLOPs explain, at the
-#: about 19 GFLOP/s the same passes ran at (fitted on the update passes of the train
-#: family's calm-20k and small-10k streams).
+#: The fixed cost of one mini-batch, in FLOPs of the estimate: about 9 ms of a training
+#: mini-batch of the default model on 2 CPU cores that its FLOPs do not explain, at the
+#: ~19 GFLOP/s the passes ran at. With it, update passes and fit epochs of the train
+#: family's small streams run at the same seconds per estimated GFLOP
+#: (``benchmarks/update_cost.py``: 0.050-0.053 s/GFLOP on train-small-10k's first 3,000
+#: events, updates and refits alike).
 BATCH_OVERHEAD_FLOPS = 2.0e8
 
 
@@ -178,6 +180,4 @@ def plan_passes(
         "budget": float(share),
         "pass_flops": per_pass,
         "refit_flops": refit,
-        "windows": len(update),
-        "refit_windows": windows,
     }

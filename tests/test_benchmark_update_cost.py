@@ -1,0 +1,18 @@
+"""benchmarks/update_cost.py: the budget's estimate against measured trainer seconds, on a
+shortened train-family stream."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_reports_every_update_and_refit(benchmark_module, capsys):
+    with benchmark_module("update_cost") as module:
+        module.main(["--stream", "train-small-10k", "--events", "1500", "--windows", "3"])
+    out = capsys.readouterr().out
+    first = int(re.search(r"first fit (\d+) epochs", out).group(1))
+    assert first >= 1
+    updates = re.findall(r"^\| (\d) \| (\d+) \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    # two updates, then two refits, each with a positive time per estimated GFLOP
+    assert [u[0] for u in updates] == ["1", "2", "1", "2"]
+    assert all(int(u[1]) >= 1 and float(u[3]) > 0 for u in updates)
