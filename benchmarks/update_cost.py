@@ -9,7 +9,10 @@ training seconds and seconds per estimated GFLOP; then fits a new model on every
 to each window (what ``retrain`` does), printing its epochs (against the first fit's),
 training seconds and seconds per estimated GFLOP of that update's refit estimate scaled
 to the epochs it ran. Training seconds are the trainer's own (``history_``), without
-validation ranking.
+validation ranking; "CPU s of the call" is the process CPU time of the whole
+``update``/``fit`` call (text encoding, windows, validation included), and the last
+column the update's CPU as a share of the refit's on the same events (what
+``benchmarks/streams.py`` compares per window).
 
     .venv/bin/python benchmarks/update_cost.py --stream train-sudden-50k
     .venv/bin/python benchmarks/update_cost.py --stream train-calm-20k
@@ -18,6 +21,7 @@ validation ranking.
 from __future__ import annotations
 
 import argparse
+import time
 from collections import defaultdict
 
 import pandas as pd
@@ -52,32 +56,46 @@ def main(argv: list[str] | None = None) -> None:
 
     strategy = Lifelong(seed=0)
     strategy.start(factory, windows[0])
-    plans = []
+    plans, update_cpu = [], []
     for w in windows[1:]:
+        c0 = time.process_time()
         strategy.update(w)
+        update_cpu.append(time.process_time() - c0)
         plans.append(dict(strategy.model_.update_plan_))
     model = strategy.model_
     fit_epochs = sum(1 for h in model.history_ if h["update"] == 0)
     seconds = train_seconds(model)
     print(f"{args.stream}: first fit {fit_epochs} epochs")
-    print("| update | passes | train s | s per estimated GFLOP |")
-    print("|---|---|---|---|")
+    print("| update | passes | train s | s per estimated GFLOP | CPU s of the call |")
+    print("|---|---|---|---|---|")
     for u, p in enumerate(plans, 1):
         gflop = p["passes"] * p["pass_flops"] / 1e9
-        print(f"| {u} | {p['passes']} | {seconds[u]:.2f} | {seconds[u] / gflop:.4f} |")
+        print(
+            f"| {u} | {p['passes']} | {seconds[u]:.2f} | {seconds[u] / gflop:.4f}"
+            f" | {update_cpu[u - 1]:.2f} |"
+        )
     print()
-    print("| refit on windows 0.. | epochs | train s | s per estimated GFLOP |")
-    print("|---|---|---|---|")
+    print(
+        "| refit on windows 0.. | epochs | train s | s per estimated GFLOP"
+        " | CPU s of the call | update's share of it |"
+    )
+    print("|---|---|---|---|---|---|")
     for u, p in enumerate(plans, 1):
         union = windows[u].with_events(
             pd.concat([w.events for w in windows[: u + 1]], ignore_index=True)
         )
+        c0 = time.process_time()
         refit = factory().fit(union)
+        cpu = time.process_time() - c0
         epochs = sum(1 for h in refit.history_ if h["update"] == 0)
         # the estimate per epoch (validation included) times the epochs this refit ran
         gflop = p["refit_flops"] / fit_epochs * epochs / 1e9
         s = train_seconds(refit)[0]
-        print(f"| {u} | {epochs} | {s:.1f} | {s / gflop:.4f} |", flush=True)
+        print(
+            f"| {u} | {epochs} | {s:.1f} | {s / gflop:.4f} | {cpu:.1f}"
+            f" | {100 * update_cpu[u - 1] / cpu:.1f} % |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,15 @@ def test_reports_every_update_and_refit(benchmark_module, capsys):
     out = capsys.readouterr().out
     first = int(re.search(r"first fit (\d+) epochs", out).group(1))
     assert first >= 1
-    updates = re.findall(r"^\| (\d) \| (\d+) \| ([\d.]+) \| ([\d.]+) \|$", out, re.M)
+    num = r"([\d.]+)"
+    updates = re.findall(rf"^\| (\d) \| (\d+) \| {num} \| {num} \| {num} \|$", out, re.M)
+    refits = re.findall(rf"^\| (\d) \| (\d+) \| {num} \| {num} \| {num} \| {num} % \|$", out, re.M)
     # two updates, then two refits, each with a positive time per estimated GFLOP
-    assert [u[0] for u in updates] == ["1", "2", "1", "2"]
-    assert all(int(u[1]) >= 1 and float(u[3]) > 0 for u in updates)
+    assert [u[0] for u in updates] == ["1", "2"]
+    assert [r[0] for r in refits] == ["1", "2"]
+    assert all(int(u[1]) >= 1 and float(u[3]) > 0 and float(u[4]) > 0 for u in updates)
+    assert all(int(r[1]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0 for r in refits)
+    # the share column is the update's CPU over the refit's, as printed (rounding aside)
+    for u, r in zip(updates, refits, strict=True):
+        expected = 100 * float(u[4]) / float(r[4])
+        assert abs(float(r[5]) - expected) <= 0.06 * expected + 0.1
