@@ -15,7 +15,7 @@ column the update's CPU as a share of the refit's on the same events (what
 ``benchmarks/streams.py`` compares per window).
 
     .venv/bin/python benchmarks/update_cost.py --stream train-sudden-50k
-    .venv/bin/python benchmarks/update_cost.py --stream train-calm-20k
+    .venv/bin/python benchmarks/update_cost.py --stream train-small-10k
 """
 
 from __future__ import annotations
