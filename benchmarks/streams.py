@@ -116,9 +116,9 @@ RECOVERY_SHARE = 0.9
 
 def windows_to_recover(run: dict[str, Any], strategy: str, k: int) -> dict[str, Any] | None:
     """How many windows after the one a true shift starts in ``strategy`` needs until
-    its NDCG@k is within 10 % of retrain's in the same window (0: in that window
-    already); ``None`` without a true shift or without retrain; ``windows: None`` when
-    it never gets there."""
+    its NDCG@k is at least :data:`RECOVERY_SHARE` of retrain's in the same window (0: in
+    that window already); ``None`` without a true shift or without retrain;
+    ``windows: None`` when it never gets there."""
     drift = run["strategies"][strategy].get("drift") or {}
     shift = drift.get("true_shift_timestamp")
     if shift is None:
@@ -143,7 +143,8 @@ def recover_cell(recover: dict[str, Any] | None) -> str:
     if recover is None:
         return "–"
     if recover["windows"] is None:
-        return f"not within 10 % (shift in window {recover['shift_window']})"
+        gap = round(100 * (1 - RECOVERY_SHARE))
+        return f"not within {gap} % (shift in window {recover['shift_window']})"
     return f"{recover['windows']} (shift in window {recover['shift_window']})"
 
 
@@ -403,7 +404,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "detection delay: from the start of the true shift (of a gradual one too) to the "
         "first detection at or after it, in monitored events and days (– without a true "
         "shift). Windows to recover: from the window the true shift starts in, how many "
-        "windows until the strategy's NDCG@10 is at least 90 % of retrain's in the same "
+        f"windows until the strategy's NDCG@10 is at least {100 * RECOVERY_SHARE:g} % of "
+        "retrain's in the same "
         "window (0: already in that window). Unknown items: share of the "
         "test events (windows 1..N-1) whose item the model did not know when it ranked "
         "(a miss by construction). "

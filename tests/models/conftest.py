@@ -1,5 +1,6 @@
 """Fixtures shared by the model tests: the two-group world of ``test_sequential`` and a
-tiny sequential model fitted on it."""
+tiny sequential model fitted on it (a module's own ``world`` / ``fitted`` fixture takes
+precedence)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from lifelongrec.models import SequentialRecommender
 
 
 @pytest.fixture(scope="module")
-def seq_world():
+def world():
     return two_worlds()
 
 
 @pytest.fixture(scope="module")
-def seq_fitted(seq_world):
-    return SequentialRecommender(**TINY).fit(seq_world)
+def fitted(world):
+    return SequentialRecommender(**TINY).fit(world)

@@ -66,16 +66,6 @@ def catalogue(n_items, extra=()):
     return make_items(ids, titles, cats, attrs)
 
 
-@pytest.fixture(scope="module")
-def world():
-    return two_worlds()
-
-
-@pytest.fixture(scope="module")
-def fitted(world):
-    return SequentialRecommender(**TINY).fit(world)
-
-
 def test_registered_and_default_params_valid():
     assert MODELS["sequential"] is SequentialRecommender
     SequentialRecommender().check_params()

@@ -21,10 +21,10 @@ from lifelongrec.models.sequential._budget import (
 from lifelongrec.nn import training_windows
 
 
-def _later(seq_world, n, seed=0):
+def _later(world, n, seed=0):
     """``n`` of the world's events again, after its last one."""
-    ev = seq_world.events.sample(n, random_state=seed).copy()
-    ev["timestamp"] = int(seq_world.events["timestamp"].max()) + 1 + np.arange(n)
+    ev = world.events.sample(n, random_state=seed).copy()
+    ev["timestamp"] = int(world.events["timestamp"].max()) + 1 + np.arange(n)
     return ev
 
 
@@ -60,11 +60,11 @@ def test_pass_cost_grows_with_each_term():
     assert budget_passes(0.1, 10.0, 0.0) == 1
 
 
-def test_updates_take_the_passes_their_budget_buys(seq_fitted, seq_world):
-    m = copy.deepcopy(seq_fitted)
+def test_updates_take_the_passes_their_budget_buys(fitted, world):
+    m = copy.deepcopy(fitted)
     assert m.partial_fit_epochs is None and m.partial_fit_budget == 0.2
     assert m.update_plan_ is None
-    m.partial_fit(_later(seq_world, 30))
+    m.partial_fit(_later(world, 30))
     plan = m.update_plan_
     assert plan["budget"] == 0.2 and plan["pass_flops"] > 0 and plan["refit_flops"] > 0
     expected = max(1, min(MAX_PASSES, round(0.2 * plan["refit_flops"] / plan["pass_flops"])))
@@ -77,52 +77,52 @@ def test_updates_take_the_passes_their_budget_buys(seq_fitted, seq_world):
     assert per_epoch >= refit_shape(lengths, TINY["max_len"], 1)[1] * m.n_items * TINY["dim"]
 
 
-def test_a_small_window_is_trained_harder_and_a_larger_budget_buys_more(seq_fitted, seq_world):
+def test_a_small_window_is_trained_harder_and_a_larger_budget_buys_more(fitted, world):
     plans = {}
     for n in (3, 30, 150):
-        m = copy.deepcopy(seq_fitted)
-        m.partial_fit(_later(seq_world, n))
+        m = copy.deepcopy(fitted)
+        m.partial_fit(_later(world, n))
         plans[n] = m.update_plan_
     assert plans[3]["passes"] >= plans[30]["passes"] >= plans[150]["passes"] >= 1
     assert plans[3]["passes"] > plans[150]["passes"]
     assert plans[3]["pass_flops"] < plans[30]["pass_flops"] < plans[150]["pass_flops"]
-    more = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30), budget=0.5)
+    more = copy.deepcopy(fitted).partial_fit(_later(world, 30), budget=0.5)
     assert more.update_plan_["budget"] == 0.5
     assert more.update_plan_["passes"] > plans[30]["passes"]
     assert more.partial_fit_budget == 0.2  # the hyperparameter stays
 
 
-def test_the_same_update_plans_the_same_passes(seq_world):
-    a = SequentialRecommender(**TINY).fit(seq_world).partial_fit(_later(seq_world, 30))
-    b = SequentialRecommender(**TINY).fit(seq_world).partial_fit(_later(seq_world, 30))
+def test_the_same_update_plans_the_same_passes(world):
+    a = SequentialRecommender(**TINY).fit(world).partial_fit(_later(world, 30))
+    b = SequentialRecommender(**TINY).fit(world).partial_fit(_later(world, 30))
     assert a.update_plan_ == b.update_plan_
     np.testing.assert_array_equal(a.score_items(["auser0"]), b.score_items(["auser0"]))
 
 
-def test_fixed_epochs_and_the_epochs_argument_come_before_the_budget(seq_fitted, seq_world):
-    fixed = SequentialRecommender(**{**TINY, "partial_fit_epochs": 3}).fit(seq_world)
-    fixed.partial_fit(_later(seq_world, 30))
+def test_fixed_epochs_and_the_epochs_argument_come_before_the_budget(fitted, world):
+    fixed = SequentialRecommender(**{**TINY, "partial_fit_epochs": 3}).fit(world)
+    fixed.partial_fit(_later(world, 30))
     assert fixed.update_plan_ == {"passes": 3, "budget": None} and _update_passes(fixed) == 3
-    fixed.partial_fit(_later(seq_world, 30, seed=1), budget=0.3)  # an explicit budget wins
+    fixed.partial_fit(_later(world, 30, seed=1), budget=0.3)  # an explicit budget wins
     assert fixed.update_plan_["budget"] == 0.3
-    m = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30), epochs=1)
+    m = copy.deepcopy(fitted).partial_fit(_later(world, 30), epochs=1)
     assert m.update_plan_ == {"passes": 1, "budget": None} and _update_passes(m) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.1", True])
-def test_a_bad_budget_argument_is_refused(seq_fitted, seq_world, bad):
-    m = copy.deepcopy(seq_fitted)
+def test_a_bad_budget_argument_is_refused(fitted, world, bad):
+    m = copy.deepcopy(fitted)
     with pytest.raises(ParameterError, match="'budget'"):
-        m.partial_fit(_later(seq_world, 5), budget=bad)
+        m.partial_fit(_later(world, 5), budget=bad)
     assert m.n_updates_ == 0  # nothing learned
 
 
-def test_the_plan_is_saved_with_the_model(seq_fitted, seq_world, tmp_path):
-    m = copy.deepcopy(seq_fitted).partial_fit(_later(seq_world, 30))
+def test_the_plan_is_saved_with_the_model(fitted, world, tmp_path):
+    m = copy.deepcopy(fitted).partial_fit(_later(world, 30))
     m.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     assert loaded.update_plan_ == m.update_plan_
     # the loaded model plans its next update as the original does
-    loaded.partial_fit(_later(seq_world, 10, seed=2))
-    m.partial_fit(_later(seq_world, 10, seed=2))
+    loaded.partial_fit(_later(world, 10, seed=2))
+    m.partial_fit(_later(world, 10, seed=2))
     assert loaded.update_plan_ == m.update_plan_

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from test_sequential import TINY, two_worlds
+from test_sequential import TINY
 
 from lifelongrec import DataError, ParameterError
 from lifelongrec.data import make_events
@@ -30,16 +30,6 @@ from lifelongrec.models.sequential._windows import update_holdout, update_window
 from lifelongrec.nn import gap_buckets
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lifelongrec" / "models" / "sequential"
-
-
-@pytest.fixture(scope="module")
-def world():
-    return two_worlds()
-
-
-@pytest.fixture(scope="module")
-def fitted(world):
-    return SequentialRecommender(**TINY).fit(world)
 
 
 # ------------------------------------------------------------------ layout

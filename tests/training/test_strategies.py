@@ -474,28 +474,6 @@ def test_reservoir_settings_are_params():
         assert err.value.name == name
 
 
-def test_lifelong_update_epochs_hook_sets_the_passes_of_ordinary_updates(seq_windows):
-    """A subclass's _update_epochs decides an update's passes (given its new and
-    replayed event counts); a drift reaction still takes its own."""
-    w0, w1, w2 = seq_windows
-    asked = []
-
-    class Fixed(Lifelong):
-        def _update_epochs(self, n_new, n_replay):
-            asked.append((n_new, n_replay))
-            return 5
-
-    s = Fixed(replay_share=0.25)
-    model = s.start(seq_factory(), w0)
-    s.update(w1)
-    assert asked == [(len(w1.events), s.n_replayed_[0])]
-    s.on_drift({"window": 2, "detections": [{}]})
-    s.update(w2)
-    passes = Counter(h["update"] for h in model.history_)
-    assert passes[1] == 5 and passes[2] == 4  # 2 usual x factor 2, not the hook's
-    assert len(asked) == 1 and model.partial_fit_epochs == 2
-
-
 def test_a_drift_multiplies_the_budget_of_a_model_that_plans_its_passes(seq_windows):
     w0, w1, w2 = seq_windows
     s = Lifelong(replay_share=0.0, drift_epochs_factor=4.0)

@@ -422,11 +422,6 @@ class Lifelong(Strategy):
             raise ParameterError("info", info, "a dict with 'window' and 'detections'")
         self._drift = dict(info)
 
-    def _update_epochs(self, n_new: int, n_replay: int) -> int | None:
-        """Hook: the passes of an update without a drift reaction over ``n_new`` new and
-        ``n_replay`` replayed events (``None``: the model's own ``partial_fit_epochs``)."""
-        return None
-
     def _update(self, window: Dataset) -> Recommender:
         model = self.model_
         drift, self._drift = self._drift, None
@@ -445,9 +440,6 @@ class Lifelong(Strategy):
                 usual_share = float(model.partial_fit_budget)
                 budget = [usual_share, usual_share * factor]
         n_replay = math.floor(len(window) * share / (1.0 - share) + 0.5)
-        if drift is None and "epochs" in keywords:
-            passes = self._update_epochs(len(window), n_replay)
-            epochs = None if passes is None else [passes, passes]
         replay = self.buffer_.sample(n_replay)
         self.n_replayed_.append(len(replay))
         if isinstance(model, LearnsFromTeacher):
