@@ -24,6 +24,10 @@ CPU; BWT above fine-tune's) hold.
     # the million-event stream alone, added to the test table:
     .venv/bin/python benchmarks/streams.py --family test --large \\
         --streams test-half-gradual-1m --merge
+    # only fine-tune and lifelong again (a changed update recipe), static and retrain
+    # kept from the block:
+    .venv/bin/python benchmarks/streams.py --family test --data ml-latest-small \\
+        --strategies finetune lifelong --merge
     # smoke test (seconds):
     .venv/bin/python benchmarks/streams.py --family train --streams train-small-10k \\
         --events 3000 --windows 3 --models popularity --no-write
@@ -54,6 +58,11 @@ from _common import (
 
 from lifelongrec.data import STREAM_FAMILIES, SyntheticWorld, synthetic_streams
 from lifelongrec.evaluation import parse_params, run_stream
+
+#: The strategies a stream runs, in the table's order.
+STRATEGY_NAMES = ["static", "retrain", "finetune", "lifelong"]
+#: Keys of a one-strategy ``run_stream`` result that describe the run, not the strategy.
+_RUN_KEYS = ("data", "preprocessing")
 
 #: Issue 15's targets for the lifelong strategy, against full retraining.
 NDCG_SHARE_TARGET = 0.98
@@ -269,6 +278,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="shorten every synthetic stream to this many events (smoke tests)",
     )
     ap.add_argument("--models", nargs="+", default=["sequential"])
+    ap.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        choices=STRATEGY_NAMES,
+        help="rerun only these strategies and keep the block's other ones of the same "
+        "(stream, model) (needs --merge; default: all)",
+    )
     ap.add_argument("--windows", type=int, default=8)
     _common.add_stream_options(ap)
     ap.add_argument(
@@ -302,6 +319,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[tuple[str, str], dict[str, Any]] = {}  # (stream, model) -> run
     if args.merge:
         runs.update(_common.earlier_runs(block, "stream"))
+    if args.strategies is not None:
+        if not args.merge:
+            ap.error("--strategies: needs --merge (the other strategies come from the block)")
+        absent = [
+            f"{n}/{m}"
+            for n in [*names, *args.data]
+            for m in args.models
+            if set(STRATEGY_NAMES) - set(args.strategies)
+            - set(runs.get((n, m), {}).get("strategies", {}))
+        ]
+        if absent:
+            ap.error(f"--strategies: the block has no earlier run of the others for {absent}")
     jobs: list[tuple[str, SyntheticWorld | None]] = [
         (n, shrink(family[n], args.events)) for n in names
     ]
@@ -312,27 +341,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for model in args.models:
             params = {**per_model.get("*", {}), **per_model.get(model, {})}
             t0 = time.perf_counter()
-            got = run_stream(
-                source,
-                model,
-                "all",
-                args.windows,
-                args.k,
-                params=params,
-                drift=args.drift,
-                seed=args.seed,
-                progress=False,
-                dataset=dataset,
-                catalogue_time=args.catalogue_time if world is not None else None,
+            settings = {
+                "params": params,
+                "drift": args.drift,
+                "seed": args.seed,
+                "progress": False,
+                "dataset": dataset,
+                "catalogue_time": args.catalogue_time if world is not None else None,
                 **lifelong,
-            )
+            }
+            if args.strategies is None:
+                got = run_stream(source, model, "all", args.windows, args.k, **settings)
+                strategies = got["strategies"]
+            else:  # the others as the block has them
+                strategies = dict(runs[(name, model)]["strategies"])
+                for s in args.strategies:
+                    got = run_stream(source, model, s, args.windows, args.k, **settings)
+                    strategies[s] = {k: v for k, v in got.items() if k not in _RUN_KEYS}
+                strategies = {s: strategies[s] for s in STRATEGY_NAMES}
             run = {
                 "stream": name,
                 "model": model,
                 "config": None if world is None else dataclasses.asdict(world),
                 "n_events": got["n_events"],
                 "params": got["params"],
-                "strategies": got["strategies"],
+                "strategies": strategies,
                 "wall_seconds": time.perf_counter() - t0,
             }
             if dataset is not None:

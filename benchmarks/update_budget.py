@@ -103,6 +103,7 @@ def main() -> None:
                 ),
                 "strategy_params": lifelong_params,
                 "passes": passes,
+                "ndcg@10_per_window": [w["ndcg@10"] for w in r["windows"][1:]],
             }
             rows.append(row)
             print(

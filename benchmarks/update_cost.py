@@ -16,6 +16,9 @@ column the update's CPU as a share of the refit's on the same events (what
 
     .venv/bin/python benchmarks/update_cost.py --stream train-sudden-50k
     .venv/bin/python benchmarks/update_cost.py --stream train-small-10k
+
+``--param KEY=VALUE`` sets the sequential model's hyperparameters (both sides), e.g.
+``--param partial_fit_budget=0.2 --param partial_fit_catchup=0`` for the budget alone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections import defaultdict
 import pandas as pd
 
 from lifelongrec.data import prepare, synthetic_streams, time_windows
+from lifelongrec.evaluation import parse_params
 from lifelongrec.models import get_model
 from lifelongrec.training import Lifelong
 
@@ -45,14 +49,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stream", default="train-calm-20k")
     ap.add_argument("--windows", type=int, default=8)
     ap.add_argument("--events", type=int, default=None, help="first N events only (smoke)")
+    ap.add_argument("--param", action="append", help="sequential KEY=VALUE (repeatable)")
     args = ap.parse_args(argv)
+    params = parse_params(args.param or [])
     data = prepare(synthetic_streams(args.family)[args.stream].generate())
     if args.events:
         data = data.with_events(data.events.iloc[: args.events])
     windows = time_windows(data, args.windows)
 
     def factory():
-        return get_model("sequential", verbose=False)
+        return get_model("sequential", **{"verbose": False, **params})
 
     strategy = Lifelong(seed=0)
     strategy.start(factory, windows[0])

@@ -86,6 +86,33 @@ def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp
     assert all(r["recover"] is None for r in calm_rows)  # nor a recovery
 
 
+def test_strategies_rerun_only_those_and_keep_the_others(
+    streams_bench, benchmark_module, tmp_path, monkeypatch
+):
+    with benchmark_module("_common") as common:
+        monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
+        monkeypatch.setattr(common, "RAW_DIR", tmp_path)
+        first = streams_bench.main([*TINY, "--drift", "none"])
+        with pytest.raises(SystemExit):  # the others must come from the block
+            streams_bench.main([*TINY, "--drift", "none", "--strategies", "lifelong"])
+        with pytest.raises(SystemExit):  # a stream the block does not hold
+            other = ["--streams", "train-calm-20k", "--strategies", "lifelong", "--merge"]
+            streams_bench.main([*TINY, *other])
+        again = streams_bench.main(
+            [*TINY, "--drift", "none", "--strategies", "lifelong", "static", "--merge"]
+        )
+    before, after = first["results"][0]["strategies"], again["results"][0]["strategies"]
+    assert list(after) == ["static", "retrain", "finetune", "lifelong"]
+    assert after["retrain"] == before["retrain"] and after["finetune"] == before["finetune"]
+    for name in ("static", "lifelong"):  # run again: same figures, new timings
+        assert after[name]["windows"][-1]["ndcg@10"] == before[name]["windows"][-1]["ndcg@10"]
+        assert set(after[name]) == set(before[name])
+    rows = {r["strategy"]: r for r in again["rows"]}
+    assert rows["lifelong"]["ndcg_share"] == pytest.approx(
+        rows["lifelong"]["ndcg@10"] / rows["retrain"]["ndcg@10"]
+    )
+
+
 def test_target_summary_names_the_misses(streams_bench):
     def row(stream, strategy, share, cpu, bwt):
         return dict(

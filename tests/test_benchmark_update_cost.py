@@ -24,3 +24,14 @@ def test_reports_every_update_and_refit(benchmark_module, capsys):
     for u, r in zip(updates, refits, strict=True):
         expected = 100 * float(u[4]) / float(r[4])
         assert abs(float(r[5]) - expected) <= 0.06 * expected + 0.1
+
+
+def test_param_sets_the_model_of_both_sides(benchmark_module, capsys):
+    # a vanishing budget without catch-up buys the least an update takes: one pass
+    args = ["--stream", "train-small-10k", "--events", "1500", "--windows", "3"]
+    args += ["--param", "partial_fit_budget=1e-9", "--param", "partial_fit_catchup=0"]
+    with benchmark_module("update_cost") as module:
+        module.main(args)
+    out = capsys.readouterr().out
+    updates = re.findall(r"^\| (\d) \| (\d+) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert [u[1] for u in updates] == ["1", "1"]

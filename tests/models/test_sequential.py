@@ -342,6 +342,8 @@ BAD_PARAMS = [
     ("partial_fit_epochs", -1, "None or an integer >= 0"),
     ("partial_fit_budget", 0.0, "a finite number > 0"),
     ("partial_fit_budget", None, "a finite number > 0"),
+    ("partial_fit_catchup", -0.1, "a finite number >= 0"),
+    ("partial_fit_catchup", float("inf"), "a finite number >= 0"),
     ("partial_fit_context_weight", -0.5, "a finite number >= 0"),
     ("partial_fit_max_len", 0, "None or an integer >= 1"),
     ("partial_fit_max_len", 2.5, "None or an integer >= 1"),

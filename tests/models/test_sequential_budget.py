@@ -1,5 +1,6 @@
 """The sequential model's default update recipe: each update takes the passes that spend
-``partial_fit_budget`` of a refit's estimated compute (models/sequential/_budget.py)."""
+``partial_fit_budget`` of a refit's estimated compute, or more when its new events are a
+large part of what a refit trains on (``partial_fit_catchup``; models/sequential/_budget.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lifelongrec.models.sequential._budget import (
     MAX_PASSES,
     CostModel,
     budget_passes,
+    catchup_share,
     refit_shape,
 )
 from lifelongrec.nn import training_windows
@@ -62,34 +64,65 @@ def test_pass_cost_grows_with_each_term():
 
 def test_updates_take_the_passes_their_budget_buys(fitted, world):
     m = copy.deepcopy(fitted)
-    assert m.partial_fit_epochs is None and m.partial_fit_budget == 0.2
+    assert m.partial_fit_epochs is None and m.partial_fit_budget == 0.1
+    assert m.partial_fit_catchup == 0.6
     assert m.update_plan_ is None
     m.partial_fit(_later(world, 30))
     plan = m.update_plan_
-    assert plan["budget"] == 0.2 and plan["pass_flops"] > 0 and plan["refit_flops"] > 0
-    expected = max(1, min(MAX_PASSES, round(0.2 * plan["refit_flops"] / plan["pass_flops"])))
+    assert plan["budget"] == 0.1 and plan["pass_flops"] > 0 and plan["refit_flops"] > 0
+    # the refit's targets: every user's events but the first, at most max_len each
+    lengths = np.diff(m.user_items_.indptr)
+    targets = refit_shape(lengths, TINY["max_len"], 1)[1]
+    share = max(0.1, 0.6 * 30 / targets)
+    assert plan["share"] == pytest.approx(share)
+    expected = max(1, min(MAX_PASSES, round(share * plan["refit_flops"] / plan["pass_flops"])))
     assert plan["passes"] == expected == _update_passes(m)
     # the refit: the fit's epochs (validation off) over every user's windows
     fit_epochs = _update_passes(m, 0)
     assert fit_epochs == TINY["epochs"]
     per_epoch = plan["refit_flops"] / fit_epochs
-    lengths = np.diff(m.user_items_.indptr)
-    assert per_epoch >= refit_shape(lengths, TINY["max_len"], 1)[1] * m.n_items * TINY["dim"]
+    assert per_epoch >= targets * m.n_items * TINY["dim"]
+
+
+def test_catchup_trains_new_events_that_are_a_large_part_of_a_refit_harder(world):
+    # a fit on few events, then as many new ones: the new events are half of a refit
+    events = world.events.sort_values("timestamp", kind="stable")
+    first, later = events.iloc[:150], events.iloc[150:300]
+    plans = {}
+    for catchup in (0.0, 0.7, 1.4):
+        m = SequentialRecommender(**{**TINY, "partial_fit_catchup": catchup}).fit(first)
+        m.partial_fit(later)
+        plans[catchup] = m.update_plan_
+    assert plans[0.0]["share"] == plans[0.0]["budget"] == 0.1  # off: the budget decides
+    assert plans[0.7]["share"] > 0.1 and plans[1.4]["share"] > plans[0.7]["share"]
+    assert plans[0.0]["passes"] < plans[0.7]["passes"] < plans[1.4]["passes"]
+    # the same module shapes: the passes differ by the share alone
+    assert plans[0.0]["refit_flops"] == plans[0.7]["refit_flops"] == plans[1.4]["refit_flops"]
+
+
+def test_catchup_share_is_the_new_events_part_of_the_refit():
+    assert catchup_share(0.7, 300, 1000) == pytest.approx(0.21)
+    assert catchup_share(0.7, 3000, 1000) == pytest.approx(0.7)  # at most all of it
+    assert catchup_share(0.0, 300, 1000) == 0.0
+    assert catchup_share(0.7, 0, 1000) == 0.0
 
 
 def test_a_small_window_is_trained_harder_and_a_larger_budget_buys_more(fitted, world):
     plans = {}
     for n in (3, 30, 150):
         m = copy.deepcopy(fitted)
+        m.partial_fit_catchup = 0.0  # the budget alone
         m.partial_fit(_later(world, n))
         plans[n] = m.update_plan_
     assert plans[3]["passes"] >= plans[30]["passes"] >= plans[150]["passes"] >= 1
     assert plans[3]["passes"] > plans[150]["passes"]
     assert plans[3]["pass_flops"] < plans[30]["pass_flops"] < plans[150]["pass_flops"]
-    more = copy.deepcopy(fitted).partial_fit(_later(world, 30), budget=0.5)
+    more = copy.deepcopy(fitted)
+    more.partial_fit_catchup = 0.0
+    more.partial_fit(_later(world, 30), budget=0.5)
     assert more.update_plan_["budget"] == 0.5
     assert more.update_plan_["passes"] > plans[30]["passes"]
-    assert more.partial_fit_budget == 0.2  # the hyperparameter stays
+    assert more.partial_fit_budget == 0.1  # the hyperparameter stays
 
 
 def test_the_same_update_plans_the_same_passes(world):

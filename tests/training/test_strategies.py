@@ -477,18 +477,20 @@ def test_reservoir_settings_are_params():
 def test_a_drift_multiplies_the_budget_of_a_model_that_plans_its_passes(seq_windows):
     w0, w1, w2 = seq_windows
     s = Lifelong(replay_share=0.0, drift_epochs_factor=4.0)
-    model = s.start(seq_factory(partial_fit_epochs=None), w0)
+    # without the catch-up floor, which the reaction leaves as it is
+    model = s.start(seq_factory(partial_fit_epochs=None, partial_fit_catchup=0.0), w0)
     twin = copy.deepcopy(model)
     s.on_drift({"window": 1, "detections": [{}]})
     s.update(w1)
-    assert model.update_plan_["budget"] == 0.8 and model.partial_fit_budget == 0.2
-    assert s.reactions_[0]["partial_fit_budget"] == [0.2, 0.8]
+    b = model.partial_fit_budget
+    assert model.update_plan_["budget"] == pytest.approx(4 * b) and b == 0.1
+    assert s.reactions_[0]["partial_fit_budget"] == [b, pytest.approx(4 * b)]
     assert s.reactions_[0]["partial_fit_epochs"] is None
     twin.partial_fit(w1)  # the same update without the reaction
-    assert twin.update_plan_["budget"] == 0.2
+    assert twin.update_plan_["budget"] == b
     assert model.update_plan_["passes"] > twin.update_plan_["passes"]
     s.update(w2)  # the next update is an ordinary one again
-    assert model.update_plan_["budget"] == 0.2
+    assert model.update_plan_["budget"] == b
     # the report says what the reaction did
     drift = {"detector": "page_hinkley", "params": {"signal": "ndcg@10"}, "detections": []}
     drift |= {"true_shift_timestamp": None, "reactions": s.reactions_}
@@ -501,4 +503,4 @@ def test_a_drift_multiplies_the_budget_of_a_model_that_plans_its_passes(seq_wind
     )
     report = prequential_report(result, 10)
     assert "reaction in the update of window 1: replay share 0.00 (0 events), " in report
-    assert report.rstrip().endswith("partial_fit_budget 0.2 -> 0.8")
+    assert report.rstrip().endswith("partial_fit_budget 0.1 -> 0.4")

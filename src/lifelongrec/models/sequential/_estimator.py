@@ -258,16 +258,18 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             windows = self._update_windows(merged, holdout)
             if replayed is not None and len(replayed):
                 windows = concat_windows(windows, replayed)
-            self.update_plan_ = self._plan(plan, windows)
+            n_new = int(np.count_nonzero(new["item"] > 0))  # the new events that are targets
+            self.update_plan_ = self._plan(plan, windows, n_new)
             config = self._train_config(int(self.update_plan_["passes"]))
             if val is not None:
                 config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
             forgetting = self._forgetting(teacher)
             self._train(windows, config, rng, validation=val, forgetting=forgetting)
 
-    def _plan(self, plan: dict[str, Any], windows: Windows) -> dict[str, Any]:
-        """``plan`` with its passes: those of its budget (2 when no fit epochs are on
-        record: a model loaded without its history)."""
+    def _plan(self, plan: dict[str, Any], windows: Windows, n_new: int) -> dict[str, Any]:
+        """``plan`` with its passes: those of its budget for an update of ``n_new`` new
+        events (2 when no fit epochs are on record: a model loaded without its
+        history)."""
         if plan.get("passes") is not None:
             return dict(plan)
         fit_epochs = sum(1 for h in self.history_ if h["update"] == 0)
@@ -278,7 +280,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         tower = self._module.item_tower
         content_dim = 0 if tower.content is None else int(tower.content.shape[1])
         p, share = self.get_params(), float(plan["budget"])
-        return plan_passes(p, share, windows, lengths, self.n_items, content_dim, fit_epochs)
+        return plan_passes(
+            p, share, windows, lengths, self.n_items, content_dim, fit_epochs, n_new
+        )
 
     def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and

@@ -157,9 +157,18 @@ class SequentialParams(Params):
         one, and updates grow with what the model has learned. The estimate counts
         floating-point operations from the shapes of the windows and the module, so the
         same stream and seed give the same passes on every machine. A number > 0;
-        default 0.2, chosen on the training family of synthetic streams
-        (docs/lifelong.md). ``partial_fit``'s ``budget`` argument overrides it for one
+        default 0.1 (with ``partial_fit_catchup=0.6``), chosen on the training family
+        of synthetic streams (docs/lifelong.md). ``partial_fit``'s ``budget`` argument overrides it for one
         call.
+    partial_fit_catchup
+        With the budget, the least an update spends on its new events: ``catchup``
+        times what a refit would spend on them (a refit trains every event the same, so
+        that is the new events' share of a refit's targets). A number >= 0; 0 turns it
+        off. When the new events are a large part of what the model has learned (the
+        first updates after a fit on little data), this is more than the budget's
+        share, and the update trains harder; later, the budget's share decides.
+        Default 0.6, chosen on the training family of synthetic streams
+        (docs/lifelong.md).
     partial_fit_context_weight
         In updates (``partial_fit`` and :meth:`online_step`), the loss weight of the
         user's already learned events in the same training window as their new ones (new
@@ -236,7 +245,8 @@ class SequentialParams(Params):
     full_softmax_max_items: int = 20000
     n_negatives: int = 2048
     partial_fit_epochs: int | None = None
-    partial_fit_budget: float = 0.2
+    partial_fit_budget: float = 0.1
+    partial_fit_catchup: float = 0.6
     partial_fit_context_weight: float = 1.0
     partial_fit_max_len: int | None = 8
     partial_fit_patience: int | None = None
@@ -278,6 +288,7 @@ class SequentialParams(Params):
         "n_negatives": Integer(1),
         "partial_fit_epochs": Integer(0, none=True),
         "partial_fit_budget": Number(0, low_open=True),
+        "partial_fit_catchup": Number(0),
         "partial_fit_context_weight": Number(0),
         "partial_fit_max_len": Integer(1, none=True),
         "partial_fit_patience": Integer(1, none=True),
