@@ -132,6 +132,9 @@ def test_target_summary_names_the_misses(streams_bench):
     assert "holds on 1 of 2 (not on b (90.0 % at 25.0 %))" in text
     assert "BWT better than fine-tune's: holds on 1 of 2 (not on b (0.0000 vs 0.0100))" in text
     assert streams_bench.target_summary(rows, "other") is None
+    # a miss that rounds to the target shows the decimals that make it one
+    near = [row("c", "retrain", 1.0, 1.0, 0.0), row("c", "lifelong", 0.97985, 0.2004, 0.1)]
+    assert "(not on c (97.98 % at 20.04 %))" in streams_bench.target_summary(near, "m")
 
 
 def test_shrink_keeps_events_per_user(streams_bench):
