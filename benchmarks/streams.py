@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{n}/{m}"
             for n in [*names, *args.data]
             for m in args.models
-            if set(STRATEGY_NAMES) - set(args.strategies)
+            if set(STRATEGY_NAMES)
+            - set(args.strategies)
             - set(runs.get((n, m), {}).get("strategies", {}))
         ]
         if absent:

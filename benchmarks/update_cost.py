@@ -14,11 +14,13 @@ validation ranking; "CPU s of the call" is the process CPU time of the whole
 column the update's CPU as a share of the refit's on the same events (what
 ``benchmarks/streams.py`` compares per window).
 
-    .venv/bin/python benchmarks/update_cost.py --stream train-sudden-50k
-    .venv/bin/python benchmarks/update_cost.py --stream train-small-10k
+    .venv/bin/python benchmarks/update_cost.py --stream train-sudden-50k \\
+        --param partial_fit_budget=0.2 --param partial_fit_catchup=0
+    .venv/bin/python benchmarks/update_cost.py --stream train-small-10k \\
+        --param partial_fit_budget=0.2 --param partial_fit_catchup=0
 
-``--param KEY=VALUE`` sets the sequential model's hyperparameters (both sides), e.g.
-``--param partial_fit_budget=0.2 --param partial_fit_catchup=0`` for the budget alone.
+``--param KEY=VALUE`` sets the sequential model's hyperparameters (both sides); the two
+commands above measure the budget alone, as docs/benchmarks.md quotes them.
 """
 
 from __future__ import annotations

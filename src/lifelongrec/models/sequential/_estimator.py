@@ -280,9 +280,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         tower = self._module.item_tower
         content_dim = 0 if tower.content is None else int(tower.content.shape[1])
         p, share = self.get_params(), float(plan["budget"])
-        return plan_passes(
-            p, share, windows, lengths, self.n_items, content_dim, fit_epochs, n_new
-        )
+        return plan_passes(p, share, windows, lengths, self.n_items, content_dim, fit_epochs, n_new)
 
     def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and

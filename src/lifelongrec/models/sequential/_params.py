@@ -158,8 +158,8 @@ class SequentialParams(Params):
         floating-point operations from the shapes of the windows and the module, so the
         same stream and seed give the same passes on every machine. A number > 0;
         default 0.1 (with ``partial_fit_catchup=0.6``), chosen on the training family
-        of synthetic streams (docs/lifelong.md). ``partial_fit``'s ``budget`` argument overrides it for one
-        call.
+        of synthetic streams (docs/lifelong.md). ``partial_fit``'s ``budget`` argument
+        overrides it for one call.
     partial_fit_catchup
         With the budget, the least an update spends on its new events: ``catchup``
         times what a refit would spend on them (a refit trains every event the same, so
