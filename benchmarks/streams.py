@@ -58,9 +58,10 @@ from _common import (
 
 from lifelongrec.data import STREAM_FAMILIES, SyntheticWorld, synthetic_streams
 from lifelongrec.evaluation import parse_params, run_stream
+from lifelongrec.training import STRATEGIES
 
-#: The strategies a stream runs, in the table's order.
-STRATEGY_NAMES = ["static", "retrain", "finetune", "lifelong"]
+#: The strategies a stream runs, in the table's order (``--strategy all``'s).
+STRATEGY_NAMES = list(STRATEGIES)
 #: Keys of a one-strategy ``run_stream`` result that describe the run, not the strategy.
 _RUN_KEYS = ("data", "preprocessing")
 
@@ -337,13 +338,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.strategies is not None:
         if not args.merge:
             ap.error("--strategies: needs --merge (the other strategies come from the block)")
+        others = set(STRATEGY_NAMES) - set(args.strategies)
         absent = [
             f"{n}/{m}"
             for n in [*names, *args.data]
             for m in args.models
-            if set(STRATEGY_NAMES)
-            - set(args.strategies)
-            - set(runs.get((n, m), {}).get("strategies", {}))
+            if others - set(runs.get((n, m), {}).get("strategies", {}))
         ]
         if absent:
             ap.error(f"--strategies: the block has no earlier run of the others for {absent}")

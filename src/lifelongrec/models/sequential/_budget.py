@@ -174,7 +174,7 @@ def plan_passes(
     n_items: int,
     content_dim: int,
     fit_epochs: int,
-    n_new: int = 0,
+    n_new: int,
 ) -> dict[str, Any]:
     """The passes of an update over the windows ``update`` that spend ``share`` of a
     refit's estimated compute, for a model with the hyperparameters ``p`` whose users
