@@ -94,7 +94,8 @@ def pct(value: Any) -> str:
 
 def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> list[dict]:
     """One row per strategy of a ``run_stream(strategy="all")`` result (``strategies``);
-    shares are relative to the retrain strategy of the same run."""
+    shares are relative to the retrain strategy of the same run (``gflop_share``, of the
+    estimated training FLOPs, only where the model estimates them)."""
     runs = result["strategies"]
     ndcg, recall = f"ndcg@{k}", f"recall@{k}"
     ref = runs.get("retrain")
@@ -110,6 +111,7 @@ def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> li
             "bwt": r["bwt"][ndcg],
             "wall": r["total_update_seconds_after_first"],
             "cpu": r["total_update_cpu_seconds_after_first"],
+            "gflops": r.get("total_update_est_gflops_after_first"),
             "first": r["windows"][0]["update_seconds"],
             "drifts": len(r["drift"]["detections"]) if r.get("drift") else None,
         }
@@ -117,6 +119,9 @@ def summary_rows(dataset: str, model: str, result: dict[str, Any], k: int) -> li
             row["ndcg_share"] = r["mean"][ndcg] / ref["mean"][ndcg] if ref["mean"][ndcg] else None
             row["cpu_share"] = row["cpu"] / ref["total_update_cpu_seconds_after_first"]
             row["wall_share"] = row["wall"] / ref["total_update_seconds_after_first"]
+            ref_gflops = ref.get("total_update_est_gflops_after_first")
+            if row["gflops"] is not None and ref_gflops:
+                row["gflop_share"] = row["gflops"] / ref_gflops
         rows.append(row)
     return rows
 

@@ -135,6 +135,14 @@ def test_target_summary_names_the_misses(streams_bench):
     # a miss that rounds to the target shows the decimals that make it one
     near = [row("c", "retrain", 1.0, 1.0, 0.0), row("c", "lifelong", 0.97985, 0.2004, 0.1)]
     assert "(not on c (97.98 % at 20.04 %))" in streams_bench.target_summary(near, "m")
+    assert "estimated training FLOPs" not in text  # none estimated: no such sentence
+    # with estimated FLOPs too: the same target against them, on the streams that have them
+    rows[2]["gflop_share"], rows[5]["gflop_share"] = 0.21, 0.18
+    text = streams_bench.target_summary(rows, "m")
+    assert (
+        "The same with its estimated training FLOPs in place of CPU seconds (the same on "
+        "every machine): holds on 0 of 2 (not on a (99.0 % at 21.0 %), b (90.0 % at 18.0 %))."
+    ) in text
 
 
 def test_shrink_keeps_events_per_user(streams_bench):

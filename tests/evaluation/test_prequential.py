@@ -431,3 +431,34 @@ def test_catalogue_time_errors_name_what_is_wrong():
         run_stream("synthetic", "popularity", "static", 3, 10, catalogue_time=5)
     with pytest.raises(ParameterError, match="catalogue_time"):
         run_stream("synthetic", "popularity", "static", 3, 10, catalogue_time="")
+
+
+def test_estimated_training_flops_per_learning_call():
+    """Beside CPU seconds, the training FLOPs a model estimates (the sequential model's):
+    a refit counts its whole fit, an update what it added; a model without estimates
+    reports none."""
+    from lifelongrec.training import FineTune, Retrain
+
+    data = synthetic(n_events=500, seed=2)
+    pop = prequential(get_model("popularity"), data, "finetune", 3, k=5, progress=False)
+    assert pop["total_update_est_gflops_after_first"] is None
+    assert all(w["update_est_gflops"] is None for w in pop["windows"])
+    tiny = dict(dim=8, n_layers=1, n_heads=1, max_len=8, epochs=2, batch_size=32)
+    tiny |= dict(text_encoder="tfidf", validation=False, verbose=False)
+    got, models = {}, {}
+    for strategy in (Static(), Retrain(), FineTune()):
+        model = get_model("sequential", **tiny)
+        got[strategy.name] = prequential(model, data, strategy, 3, k=5, progress=False)
+        models[strategy.name] = strategy.model_
+    static, retrain, finetune = got["static"], got["retrain"], got["finetune"]
+    first = static["windows"][0]["update_est_gflops"]
+    assert first > 0 and first == pytest.approx(retrain["windows"][0]["update_est_gflops"])
+    assert static["total_update_est_gflops_after_first"] == 0.0
+    # retrain's last window: the fresh model's own fit, the largest of its refits
+    last = retrain["windows"][-1]["update_est_gflops"]
+    assert last == pytest.approx(models["retrain"].train_gflops_)
+    assert last > retrain["windows"][1]["update_est_gflops"] > first
+    # fine-tune: the first fit and every update add up to what its one model trained
+    per_window = [w["update_est_gflops"] for w in finetune["windows"]]
+    assert sum(per_window) == pytest.approx(models["finetune"].train_gflops_)
+    assert finetune["total_update_est_gflops_after_first"] == pytest.approx(sum(per_window[1:]))

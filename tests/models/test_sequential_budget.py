@@ -159,3 +159,42 @@ def test_the_plan_is_saved_with_the_model(fitted, world, tmp_path):
     loaded.partial_fit(_later(world, 10, seed=2))
     m.partial_fit(_later(world, 10, seed=2))
     assert loaded.update_plan_ == m.update_plan_
+
+
+def test_training_flops_are_what_the_plan_and_the_fit_windows_say(world):
+    from lifelongrec.models.sequential._budget import cost_model
+    from lifelongrec.nn import training_flops
+
+    f0 = training_flops()
+    m = SequentialRecommender(**TINY).fit(world)
+    # the fit (validation off): its epochs over one window per user, computed here from
+    # the events per user, independently of the model's own windows
+    lengths = world.events.groupby("user_id").size().to_numpy()
+    n_windows, n_targets = refit_shape(lengths, TINY["max_len"], 1)
+    content = m.module_.item_tower.content
+    cost = cost_model(m.get_params(), m.n_items, 0 if content is None else content.shape[1])
+    fit = TINY["epochs"] * cost.pass_flops(n_windows, TINY["max_len"], n_targets)
+    assert m.train_gflops_ == pytest.approx(fit / 1e9)
+    assert training_flops() - f0 == pytest.approx(fit)  # the process-wide count
+    per_epoch = fit / 1e9 / TINY["epochs"]
+    assert [h["est_gflops"] for h in m.history_] == [pytest.approx(per_epoch)] * TINY["epochs"]
+    # an update adds the passes its plan chose at the cost the plan estimated
+    before, f1 = m.train_gflops_, training_flops()
+    m.partial_fit(_later(world, 30))
+    plan = m.update_plan_
+    spent = plan["passes"] * plan["pass_flops"]
+    assert m.train_gflops_ - before == pytest.approx(spent / 1e9)
+    assert training_flops() - f1 == pytest.approx(spent)
+    m.fit(world)  # a new fit starts the model's own count again
+    assert m.train_gflops_ == pytest.approx(fit / 1e9)
+
+
+def test_the_training_flop_count_refuses_what_is_not_a_count():
+    from lifelongrec.nn import add_training_flops, training_flops
+
+    before = training_flops()
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="expected flops >= 0"):
+            add_training_flops(bad)
+    add_training_flops(0)
+    assert training_flops() == before

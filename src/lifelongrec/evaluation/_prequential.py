@@ -39,6 +39,7 @@ from lifelongrec.data import Dataset, as_dataset, time_windows
 from lifelongrec.data._schema import frame_of
 from lifelongrec.evaluation._drift import DriftMonitor
 from lifelongrec.models import Recommender
+from lifelongrec.nn import training_flops
 from lifelongrec.training import Strategy, get_strategy
 
 __all__ = ["catalogue_times", "evaluate_window", "prequential"]
@@ -244,6 +245,20 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def _total(values: list[float | None]) -> float | None:
+    """The sum of the values that are not ``None`` (``None`` when all are)."""
+    vals = [v for v in values if v is not None]
+    return float(sum(vals)) if vals else None
+
+
+def _gflops_since(model: Any, flops_before: float) -> float | None:
+    """GFLOPs counted by :func:`lifelongrec.nn.training_flops` since ``flops_before``
+    (``None`` when ``model``, the one the learning call returned, estimates none)."""
+    if getattr(model, "train_gflops_", None) is None:
+        return None
+    return (training_flops() - flops_before) / 1e9
+
+
 def _drift_summary(
     monitor: DriftMonitor, shift: int | None, n_before_shift: int, reactions: list[dict]
 ) -> dict[str, Any]:
@@ -343,6 +358,10 @@ def prequential(
           ``update_cpu_seconds``, the CPU time of that call (``time.process_time``: every
           thread of the process, so torch's or BLAS's worker threads add up and it can
           exceed the wall clock; child processes are not counted);
+          ``update_est_gflops``, the training GFLOPs the model estimates that call spent
+          (:func:`lifelongrec.nn.training_flops` before and after, like a clock; the same
+          on every machine), ``None`` for a model without estimates (no
+          ``train_gflops_``) or a window without an update;
           ``recall@K_after_update`` / ``ndcg@K_after_update``, the window's own events
           right after it was learned (``a_{w,w}``); ``recall@K_final`` /
           ``ndcg@K_final``, the same events with the final model (``a_{T,w}``); with
@@ -359,6 +378,8 @@ def prequential(
           windows, the first fit included; ``total_update_seconds_after_first`` and
           ``total_update_cpu_seconds_after_first``: over windows 1..N-1 only (the
           compute of the updates, for strategies that share the same first fit);
+          ``total_update_est_gflops_after_first``: the sum of ``update_est_gflops`` over
+          windows 1..N-1 (``None`` when a model does not estimate them);
         * ``drift``: ``None`` without ``drift``; else ``detector``, ``params`` (the
           monitor's settings), ``detector_params`` (river's, defaults filled in),
           ``n_monitored`` (events fed), ``detections`` (the monitor's records; their
@@ -434,10 +455,11 @@ def prequential(
     records: list[dict[str, Any]] = []
     n_before_shift = 0  # monitored events before the true shift
     try:
-        c0, t0 = time.process_time(), time.perf_counter()
+        c0, t0, f0 = time.process_time(), time.perf_counter(), training_flops()
         current = strategy.start(model.clone, windows[0])
         first_seconds = time.perf_counter() - t0
         first_cpu = time.process_time() - c0
+        first_gflops = _gflops_since(current, f0)
         for w, window in enumerate(windows):
             rec: dict[str, Any] = {
                 "window": w,
@@ -451,6 +473,7 @@ def prequential(
                 "n_repeat_items": 0,
                 "update_seconds": first_seconds if w == 0 else 0.0,
                 "update_cpu_seconds": first_cpu if w == 0 else 0.0,
+                "update_est_gflops": first_gflops if w == 0 else None,
             }
             if monitor is not None:
                 rec.update(drift_detected=False, drift_events=[], drift_reaction=None)
@@ -479,10 +502,11 @@ def prequential(
                     rec["drift_events"] = [d["timestamp"] for d in found]
                     if found:
                         strategy.on_drift({"window": w, "detections": found})
-                c0, t0 = time.process_time(), time.perf_counter()
+                c0, t0, f0 = time.process_time(), time.perf_counter(), training_flops()
                 current = strategy.update(window)
                 rec["update_seconds"] = time.perf_counter() - t0
                 rec["update_cpu_seconds"] = time.process_time() - c0
+                rec["update_est_gflops"] = _gflops_since(current, f0)
                 reactions = strategy.reactions_
                 if monitor is not None and len(reactions) > n_reactions:
                     rec["drift_reaction"] = reactions[-1]
@@ -541,6 +565,7 @@ def prequential(
         "total_update_cpu_seconds_after_first": float(
             sum(r["update_cpu_seconds"] for r in evaluated)
         ),
+        "total_update_est_gflops_after_first": _total([r["update_est_gflops"] for r in evaluated]),
         "drift": None
         if monitor is None
         else _drift_summary(monitor, shift, n_before_shift, strategy.reactions_),

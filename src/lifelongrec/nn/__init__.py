@@ -21,6 +21,9 @@ re-exports it as the public training toolkit).
   :func:`target_ranks` (full-ranking validation), :func:`grow_parameter` (add rows to an
   embedding while keeping the optimiser state), :func:`optimizer_arrays` /
   :func:`load_optimizer_arrays` (AdamW state as numpy arrays, no pickle).
+* **Compute** (:mod:`~lifelongrec.nn._flops`): :func:`add_training_flops` and
+  :func:`training_flops`, a process-wide count of the training FLOPs models estimate,
+  read like a clock around a learning call.
 
 Shapes use one set of symbols: ``B`` sequences in a batch, ``L`` the window length
 (``max_len``), ``D`` the model width, ``N`` items in the catalogue, ``M`` sampled
@@ -28,6 +31,7 @@ negatives, ``T`` event-type classes, ``C`` categories. Item rows inside sequence
 shifted by one: ``0`` is padding, ``r + 1`` is item row ``r``.
 """
 
+from lifelongrec.nn._flops import add_training_flops, training_flops
 from lifelongrec.nn._forgetting import EWC, Distillation, estimate_fisher
 from lifelongrec.nn._loop import (
     EarlyStopping,
@@ -69,6 +73,7 @@ __all__ = [
     "MultiTaskLoss",
     "TrainConfig",
     "Windows",
+    "add_training_flops",
     "concat_windows",
     "estimate_fisher",
     "full_softmax_loss",
@@ -86,6 +91,7 @@ __all__ = [
     "soft_cross_entropy",
     "target_ranks",
     "train_epoch",
+    "training_flops",
     "training_windows",
     "windows_ending_at",
 ]

@@ -53,8 +53,10 @@ __all__ = [
     "CostModel",
     "budget_passes",
     "catchup_share",
+    "cost_model",
     "plan_passes",
     "refit_shape",
+    "run_flops",
 ]
 
 #: The most passes an update takes, whatever the budget.
@@ -166,6 +168,57 @@ def catchup_share(catchup: float, n_new: int, refit_targets: int) -> float:
     return float(catchup) * min(1.0, int(n_new) / int(refit_targets))
 
 
+def cost_model(p: Mapping[str, Any], n_items: int, content_dim: int) -> CostModel:
+    """The :class:`CostModel` of a model with the hyperparameters ``p`` over ``n_items``
+    items with ``content_dim``-wide content."""
+    full = n_items <= int(p["full_softmax_max_items"])
+    return CostModel(
+        dim=int(p["dim"]),
+        n_layers=int(p["n_layers"]),
+        ffn_mult=int(p["ffn_mult"]),
+        content_dim=int(content_dim),
+        n_scored=int(n_items) if full else int(p["n_negatives"]),
+        batch_size=int(p["batch_size"]),
+    )
+
+
+def windows_flops(model: CostModel, windows: Windows, distill: bool) -> float:
+    """One pass over ``windows`` (a third more with a distillation teacher's forward
+    pass)."""
+    length = windows.items.shape[1] if len(windows) else 1
+    flops = model.pass_flops(len(windows), length, int((windows.target_weight > 0).sum()))
+    return flops * 4.0 / 3.0 if distill else flops
+
+
+def run_flops(
+    model: CostModel,
+    windows: Windows,
+    epochs: int,
+    distill: bool,
+    validation_users: int = 0,
+    validation_len: int = 0,
+    n_items: int = 0,
+) -> float:
+    """Estimated FLOPs of a training run that made ``epochs`` passes over ``windows``,
+    each followed by ranking ``validation_users`` users (``validation_len`` inputs each)
+    against ``n_items`` items when there is a validation set.
+
+    >>> m = CostModel(dim=2, n_layers=1, ffn_mult=1, content_dim=0, n_scored=10,
+    ...               batch_size=4, batch_overhead=0.0)
+    >>> z = np.zeros((4, 3), np.int64)
+    >>> w = Windows(z, z, z, z, z, np.ones((4, 3), np.float32))  # 4 windows, 12 targets
+    >>> m.pass_flops(4, 3, 12), m.ranking_flops(3, 2, 5)
+    (716.0, 244.0)
+    >>> run_flops(m, w, epochs=2, distill=False, validation_users=3, validation_len=2,
+    ...           n_items=5)  # 2 * (716 + 244)
+    1920.0
+    """
+    per_epoch = windows_flops(model, windows, distill) if len(windows) else 0.0
+    if validation_users > 0:
+        per_epoch += model.ranking_flops(validation_users, validation_len, n_items)
+    return float(epochs) * per_epoch
+
+
 def plan_passes(
     p: Mapping[str, Any],
     share: float,
@@ -183,19 +236,8 @@ def plan_passes(
     ``p["partial_fit_catchup"] * n_new / refit targets`` (:func:`catchup_share`) for
     ``n_new`` new target events. Returns ``passes``, ``budget`` (the share given),
     ``share`` (the share spent), ``pass_flops`` and ``refit_flops``."""
-    full = n_items <= int(p["full_softmax_max_items"])
-    model = CostModel(
-        dim=int(p["dim"]),
-        n_layers=int(p["n_layers"]),
-        ffn_mult=int(p["ffn_mult"]),
-        content_dim=int(content_dim),
-        n_scored=int(n_items) if full else int(p["n_negatives"]),
-        batch_size=int(p["batch_size"]),
-    )
-    length = update.items.shape[1] if len(update) else 1
-    per_pass = model.pass_flops(len(update), length, int((update.target_weight > 0).sum()))
-    if float(p["distill_weight"]) > 0:  # the teacher's forward pass: a third more
-        per_pass *= 4.0 / 3.0
+    model = cost_model(p, n_items, content_dim)
+    per_pass = windows_flops(model, update, float(p["distill_weight"]) > 0)
     L = int(p["max_len"])
     windows, targets = refit_shape(lengths, L, int(p["n_windows"]))
     epoch = model.pass_flops(windows, L, targets)

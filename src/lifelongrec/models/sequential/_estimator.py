@@ -27,7 +27,7 @@ from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
-from lifelongrec.models.sequential._budget import plan_passes
+from lifelongrec.models.sequential._budget import cost_model, plan_passes, run_flops
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
 from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
@@ -45,7 +45,7 @@ from lifelongrec.models.sequential._windows import (
     update_holdout,
     update_windows,
 )
-from lifelongrec.nn import Windows, concat_windows, gap_buckets
+from lifelongrec.nn import Windows, add_training_flops, concat_windows, gap_buckets
 
 __all__ = ["SequentialRecommender"]
 
@@ -67,7 +67,8 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         What the event-type head predicts (``"type"``, ``"like"`` or ``"none"``), its
         classes (empty when it is off) and the classes of the category head.
     history_ : list[dict]
-        Per epoch of fits and updates: mean training losses and validation NDCG@10.
+        Per epoch of fits and updates: mean training losses, validation NDCG@10 and
+        ``est_gflops``, the epoch's estimated GFLOPs (``train_gflops_``: their sum).
     update_plan_ : dict or None
         How the last update chose its passes: ``passes``, ``budget`` (the compute
         share, ``None`` for a fixed number) and, for a budget, the estimated
@@ -172,9 +173,34 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             windows, config, rng, self.item_counts_, cats, progress=progress, **kw
         )
         self._item_cache = None
-        self.history_ += [{"update": self.n_updates_, **r} for r in result.records]
+        flops = self._epoch_flops(windows, kw.get("validation"), kw.get("forgetting"))
+        add_training_flops(flops * len(result.records))
+        self.history_ += [
+            {"update": self.n_updates_, **r, "est_gflops": flops / 1e9} for r in result.records
+        ]
         if result.best_metrics is not None and self.n_updates_ == 0:  # the fit's
             self.head_metrics_, self.best_epoch_ = result.best_metrics, result.best_epoch
+
+    def _epoch_flops(
+        self, windows: Windows, validation: Any, forgetting: Forgetting | None
+    ) -> float:
+        """Estimated FLOPs of one epoch of a training run (:mod:`._budget`'s cost
+        model): a pass over ``windows``, then the ranking of the validation users."""
+        tower = self._module.item_tower
+        content_dim = 0 if tower.content is None else int(tower.content.shape[1])
+        model = cost_model(self.get_params(), self.n_items, content_dim)
+        distill = forgetting is not None and forgetting.teacher is not None
+        n_val = 0 if validation is None else len(validation)
+        L = 0 if validation is None else int(validation.items.shape[1])
+        return run_flops(model, windows, 1, distill, n_val, L, self.n_items)
+
+    @property
+    def train_gflops_(self) -> float:
+        """Estimated GFLOPs of the fit and the updates since it (online steps are not
+        counted): the sum of ``history_``'s ``est_gflops``, forward passes of the cost
+        model of :mod:`lifelongrec.models.sequential._budget` (training and validation
+        ranking), the same on every machine."""
+        return float(sum(h.get("est_gflops", 0.0) for h in self.history_))
 
     # ---------------------------------------------------------------- updates
     def partial_fit(
