@@ -312,6 +312,9 @@ def test_evaluate_window_per_event_figures_in_time_order(pop_model):
     np.testing.assert_array_equal(pe["hit"], [True, True, False, False])
     np.testing.assert_allclose(pe["gain"], [L3, 1.0, 0.0, 0.0])
     assert res["recall@2"] == pe["hit"].mean() and res["ndcg@2"] == pytest.approx(pe["gain"].mean())
+    in_time = w1.sort_values("timestamp", kind="stable")
+    assert list(pe["user_id"]) == in_time["user_id"].astype(str).tolist()
+    assert list(pe["item_id"]) == in_time["item_id"].astype(str).tolist()
     plain = evaluate_window(pop_model, w1, log, k=2)
     assert "per_event" not in plain and plain == {k: v for k, v in res.items() if k != "per_event"}
     empty = evaluate_window(pop_model, w1.iloc[:0], log, per_event=True)
@@ -462,3 +465,20 @@ def test_estimated_training_flops_per_learning_call():
     per_window = [w["update_est_gflops"] for w in finetune["windows"]]
     assert sum(per_window) == pytest.approx(models["finetune"].train_gflops_)
     assert finetune["total_update_est_gflops_after_first"] == pytest.approx(sum(per_window[1:]))
+
+
+def test_per_event_figures_of_every_evaluated_window():
+    data = synthetic(n_events=600, seed=4)
+    plain = prequential(get_model("popularity"), data, "finetune", 3, k=5, progress=False)
+    r = prequential(
+        get_model("popularity"), data, "finetune", 3, k=5, progress=False, per_event=True
+    )
+    assert "per_event" not in plain["windows"][1] and "per_event" not in r["windows"][0]
+    json.dumps(r)  # plain lists
+    for w in (1, 2):
+        pe, rec = r["windows"][w]["per_event"], r["windows"][w]
+        assert len(pe["gain"]) == rec["n_events"] and pe["timestamp"] == sorted(pe["timestamp"])
+        assert np.mean(pe["gain"]) == pytest.approx(rec["ndcg@5"])
+        assert np.mean(pe["hit"]) == pytest.approx(rec["recall@5"])
+        assert rec["ndcg@5"] == plain["windows"][w]["ndcg@5"]  # the same figures
+        assert set(pe["user_id"]) <= set(data.events["user_id"].astype(str))

@@ -89,8 +89,8 @@ def evaluate_window(
         model does not know: misses) and ``n_repeat_items`` (events whose item is in the
         user's visible history, so excluded from the ranking: misses; none after
         deduplication). With ``per_event``, also ``per_event``: ``{"timestamp": int64,
-        "hit": bool, "gain": float64}`` arrays (numpy, not JSON), one entry per event in
-        time order (a stable sort: equal timestamps keep the order of ``events``); the
+        "hit": bool, "gain": float64, "user_id": object, "item_id": object}`` arrays
+        (numpy, not JSON; ids as strings), one entry per event in time order (a stable sort: equal timestamps keep the order of ``events``); the
         gain is the event's NDCG@K contribution, ``1 / log2(rank + 2)`` for a hit.
 
     Raises
@@ -127,6 +127,8 @@ def evaluate_window(
                 "timestamp": np.zeros(0, np.int64),
                 "hit": np.zeros(0, bool),
                 "gain": np.zeros(0, np.float64),
+                "user_id": np.zeros(0, object),
+                "item_id": np.zeros(0, object),
             }
         return out
     catalogue = pd.Index(np.asarray(model.item_ids_, dtype=object))
@@ -177,7 +179,13 @@ def evaluate_window(
     out["n_repeat_items"] = repeats
     if per_event:
         in_time = np.argsort(ts, kind="stable")
-        out["per_event"] = {"timestamp": ts[in_time], "hit": hits[in_time], "gain": gains[in_time]}
+        out["per_event"] = {
+            "timestamp": ts[in_time],
+            "hit": hits[in_time],
+            "gain": gains[in_time],
+            "user_id": users[in_time],
+            "item_id": events["item_id"].astype(str).to_numpy(dtype=object)[in_time],
+        }
     return out
 
 
@@ -299,6 +307,7 @@ def prequential(
     progress: bool = True,
     drift: DriftMonitor | str | None = None,
     catalogue_time: str | None = None,
+    per_event: bool = False,
 ) -> dict[str, Any]:
     """Learn window 0, then for each later window evaluate it first and learn it after.
 
@@ -343,6 +352,9 @@ def prequential(
         and each event ranks only the items published by its timestamp. Every strategy
         gets the same catalogue, so ``n_unknown_items`` counts only items the catalogue
         did not announce in time.
+    per_event
+        Also keep each evaluated window's figures per event (``per_event`` in its
+        record): what the breakdowns of ``benchmarks/stream_breakdown.py`` group.
 
     Returns
     -------
@@ -370,7 +382,9 @@ def prequential(
           strategy did in its update of this window, see ``reactions_`` of
           :class:`~lifelongrec.training.Lifelong`; ``None`` when nothing); with
           ``catalogue_time``: ``n_admitted``, the catalogue items admitted before the
-          window was ranked;
+          window was ranked; with ``per_event`` (windows 1..N-1): ``per_event``, lists
+          ``timestamp``, ``hit``, ``gain``, ``user_id``, ``item_id`` of the prequential
+          ranking, one entry per event in time order (see :func:`evaluate_window`);
         * ``mean``: ``recall@K``, ``ndcg@K``, ``update_seconds`` and
           ``update_cpu_seconds`` averaged over the evaluated windows 1..N-1 (each window
           weighs the same);
@@ -486,11 +500,15 @@ def prequential(
                     seen_until(w),
                     k,
                     bar=bar,
-                    per_event=monitor is not None,
+                    per_event=monitor is not None or per_event,
                     available=times,
                 )
                 for key in (recall, ndcg, "n_unknown_items", "n_repeat_items"):
                     rec[key] = res[key]
+                if per_event:
+                    rec["per_event"] = {
+                        key: value.tolist() for key, value in res["per_event"].items()
+                    }
                 n_reactions = len(strategy.reactions_)
                 if monitor is not None:
                     events = res["per_event"]
