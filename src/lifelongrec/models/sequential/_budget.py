@@ -57,6 +57,7 @@ __all__ = [
     "plan_passes",
     "refit_shape",
     "run_flops",
+    "windows_flops",
 ]
 
 #: The most passes an update takes, whatever the budget.

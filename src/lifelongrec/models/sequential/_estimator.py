@@ -186,9 +186,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     ) -> float:
         """Estimated FLOPs of one epoch of a training run (:mod:`._budget`'s cost
         model): a pass over ``windows``, then the ranking of the validation users."""
-        tower = self._module.item_tower
-        content_dim = 0 if tower.content is None else int(tower.content.shape[1])
-        model = cost_model(self.get_params(), self.n_items, content_dim)
+        model = cost_model(self.get_params(), self.n_items, self._content_dim())
         distill = forgetting is not None and forgetting.teacher is not None
         n_val = 0 if validation is None else len(validation)
         L = 0 if validation is None else int(validation.items.shape[1])
@@ -303,10 +301,13 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             return {"passes": 2, "budget": None}
         stored = np.count_nonzero(self._history_store.arrays["items"], axis=1)
         lengths = np.maximum(stored, np.diff(self.user_items_.indptr))
-        tower = self._module.item_tower
-        content_dim = 0 if tower.content is None else int(tower.content.shape[1])
-        p, share = self.get_params(), float(plan["budget"])
+        p, share, content_dim = self.get_params(), float(plan["budget"]), self._content_dim()
         return plan_passes(p, share, windows, lengths, self.n_items, content_dim, fit_epochs, n_new)
+
+    def _content_dim(self) -> int:
+        """Width of the item tower's content vectors (0: none)."""
+        tower = self._module.item_tower
+        return 0 if tower.content is None else int(tower.content.shape[1])
 
     def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and
