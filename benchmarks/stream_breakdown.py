@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import md_table, pct
 
 from lifelongrec.data import SyntheticWorld, prepare, synthetic_streams
 from lifelongrec.evaluation import parse_params, prequential
@@ -68,6 +69,9 @@ def breakdown(events: dict[str, pd.DataFrame], by: str, groups: list[str]) -> li
     """Rows ``window, group, share of the window's events, NDCG@10 per strategy``."""
     names = list(events)
     ref = events[names[0]]
+    for name in names[1:]:  # every strategy ranked the same events, in the same order
+        if not np.array_equal(events[name]["item_id"].to_numpy(), ref["item_id"].to_numpy()):
+            raise ValueError(f"{name} ranked other events than {names[0]}")
     rows = []
     for w in sorted(ref["window"].unique()):
         in_window = ref["window"] == w
@@ -84,15 +88,9 @@ def breakdown(events: dict[str, pd.DataFrame], by: str, groups: list[str]) -> li
 
 
 def markdown(rows: list[dict], by: str, names: list[str]) -> str:
-    lines = [
-        f"| window | {by} | share of events | " + " | ".join(names) + " |",
-        "|---|---|---|" + "---|" * len(names),
-    ]
-    for r in rows:
-        cells = [str(r["window"]), r[by], f"{100 * r['share']:.1f} %"]
-        cells += [f"{r[n]:.4f}" for n in names]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    columns = [("window", "window", 0), (by, by, 0), ("share", "share of events", 0)]
+    columns += [(n, n, 4) for n in names]
+    return md_table([{**r, "share": pct(r["share"])} for r in rows], columns)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

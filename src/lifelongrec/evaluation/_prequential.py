@@ -90,8 +90,9 @@ def evaluate_window(
         user's visible history, so excluded from the ranking: misses; none after
         deduplication). With ``per_event``, also ``per_event``: ``{"timestamp": int64,
         "hit": bool, "gain": float64, "user_id": object, "item_id": object}`` arrays
-        (numpy, not JSON; ids as strings), one entry per event in time order (a stable sort: equal timestamps keep the order of ``events``); the
-        gain is the event's NDCG@K contribution, ``1 / log2(rank + 2)`` for a hit.
+        (numpy, not JSON; ids as strings), one entry per event in time order (a stable
+        sort: equal timestamps keep the order of ``events``); the gain is the event's
+        NDCG@K contribution, ``1 / log2(rank + 2)`` for a hit.
 
     Raises
     ------
@@ -132,7 +133,8 @@ def evaluate_window(
             }
         return out
     catalogue = pd.Index(np.asarray(model.item_ids_, dtype=object))
-    cols = catalogue.get_indexer(events["item_id"].astype(str)).astype(np.int64)
+    item_ids = events["item_id"].astype(str).to_numpy(dtype=object)
+    cols = catalogue.get_indexer(item_ids).astype(np.int64)
     # Events of one user at one timestamp see the same history: one query for them all.
     query = pd.DataFrame({"u": users, "t": ts}).groupby(["u", "t"], sort=False).ngroup()
     query = query.to_numpy(np.int64)
@@ -184,7 +186,7 @@ def evaluate_window(
             "hit": hits[in_time],
             "gain": gains[in_time],
             "user_id": users[in_time],
-            "item_id": events["item_id"].astype(str).to_numpy(dtype=object)[in_time],
+            "item_id": item_ids[in_time],
         }
     return out
 

@@ -54,9 +54,9 @@ __all__ = [
     "budget_passes",
     "catchup_share",
     "cost_model",
+    "epoch_flops",
     "plan_passes",
     "refit_shape",
-    "run_flops",
     "windows_flops",
 ]
 
@@ -191,18 +191,17 @@ def windows_flops(model: CostModel, windows: Windows, distill: bool) -> float:
     return flops * 4.0 / 3.0 if distill else flops
 
 
-def run_flops(
+def epoch_flops(
     model: CostModel,
     windows: Windows,
-    epochs: int,
     distill: bool,
     validation_users: int = 0,
     validation_len: int = 0,
     n_items: int = 0,
 ) -> float:
-    """Estimated FLOPs of a training run that made ``epochs`` passes over ``windows``,
-    each followed by ranking ``validation_users`` users (``validation_len`` inputs each)
-    against ``n_items`` items when there is a validation set.
+    """Estimated FLOPs of one epoch of a training run: a pass over ``windows``, then,
+    with a validation set, ranking ``validation_users`` users (``validation_len``
+    inputs each) against ``n_items`` items.
 
     >>> m = CostModel(dim=2, n_layers=1, ffn_mult=1, content_dim=0, n_scored=10,
     ...               batch_size=4, batch_overhead=0.0)
@@ -210,14 +209,13 @@ def run_flops(
     >>> w = Windows(z, z, z, z, z, np.ones((4, 3), np.float32))  # 4 windows, 12 targets
     >>> m.pass_flops(4, 3, 12), m.ranking_flops(3, 2, 5)
     (716.0, 244.0)
-    >>> run_flops(m, w, epochs=2, distill=False, validation_users=3, validation_len=2,
-    ...           n_items=5)  # 2 * (716 + 244)
-    1920.0
+    >>> epoch_flops(m, w, distill=False, validation_users=3, validation_len=2, n_items=5)
+    960.0
     """
-    per_epoch = windows_flops(model, windows, distill) if len(windows) else 0.0
+    flops = windows_flops(model, windows, distill) if len(windows) else 0.0
     if validation_users > 0:
-        per_epoch += model.ranking_flops(validation_users, validation_len, n_items)
-    return float(epochs) * per_epoch
+        flops += model.ranking_flops(validation_users, validation_len, n_items)
+    return flops
 
 
 def plan_passes(

@@ -27,7 +27,7 @@ from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
-from lifelongrec.models.sequential._budget import cost_model, plan_passes, run_flops
+from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
 from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
@@ -190,7 +190,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         distill = forgetting is not None and forgetting.teacher is not None
         n_val = 0 if validation is None else len(validation)
         L = 0 if validation is None else int(validation.items.shape[1])
-        return run_flops(model, windows, 1, distill, n_val, L, self.n_items)
+        return epoch_flops(model, windows, distill, n_val, L, self.n_items)
 
     @property
     def train_gflops_(self) -> float:
