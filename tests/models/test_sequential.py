@@ -314,6 +314,8 @@ BAD_PARAMS = [
     ("n_heads", 0, "an integer >= 1"),
     ("n_heads", 3, "a divisor of dim"),
     ("ffn_mult", 0, "an integer >= 1"),
+    ("encoder", "bert4rec", "one of 'sasrec', 'hstu'"),
+    ("encoder", None, "one of 'sasrec', 'hstu'"),
     ("dropout", 1.0, r"a number in \[0, 1\)"),
     ("dropout", -0.1, r"a number in \[0, 1\)"),
     ("max_len", 0, "an integer >= 1"),

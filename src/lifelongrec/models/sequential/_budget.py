@@ -77,7 +77,9 @@ class CostModel:
     """Forward FLOPs of training passes of one module (see the module docstring).
 
     ``n_scored``: items each target is scored against (the catalogue with full softmax,
-    else the negatives); ``content_dim``: width of the item content vectors (0: none).
+    else the negatives); ``content_dim``: width of the item content vectors (0: none);
+    ``encoder``: the kind of the encoder's blocks (``"hstu"``: ``5 * dim**2`` weights per
+    layer, else ``(4 + 2 * ffn_mult) * dim**2``).
 
     >>> m = CostModel(dim=2, n_layers=1, ffn_mult=1, content_dim=0, n_scored=10,
     ...               batch_size=4, batch_overhead=0.0)
@@ -92,6 +94,7 @@ class CostModel:
     n_scored: int
     batch_size: int
     batch_overhead: float = BATCH_OVERHEAD_FLOPS
+    encoder: str = "sasrec"
 
     @property
     def embed(self) -> float:
@@ -102,7 +105,8 @@ class CostModel:
         """FLOPs of one input position in a window of ``length``: its item vector and
         the encoder layers."""
         d = self.dim
-        per_layer = d * d * (4 + 2 * self.ffn_mult) + 2 * length * d
+        weights = 5 if self.encoder == "hstu" else 4 + 2 * self.ffn_mult
+        per_layer = d * d * weights + 2 * length * d
         return self.embed + self.n_layers * per_layer
 
     def pass_flops(self, n_windows: int, length: int, n_targets: int) -> float:
@@ -180,6 +184,7 @@ def cost_model(p: Mapping[str, Any], n_items: int, content_dim: int) -> CostMode
         content_dim=int(content_dim),
         n_scored=int(n_items) if full else int(p["n_negatives"]),
         batch_size=int(p["batch_size"]),
+        encoder=str(p.get("encoder", "sasrec")),
     )
 
 

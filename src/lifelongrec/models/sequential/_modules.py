@@ -21,12 +21,14 @@ from lifelongrec.nn import GAP_PAD
 
 __all__ = [
     "EncoderConfig",
+    "HSTUBlock",
     "ItemTower",
     "ItemTowerConfig",
     "SequentialModule",
     "UserEncoder",
     "encode_users",
     "padded_content",
+    "relative_time_buckets",
 ]
 
 
@@ -46,7 +48,8 @@ class ItemTowerConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """The causal transformer over ``max_len`` events."""
+    """The causal transformer over ``max_len`` events; ``kind``: its blocks,
+    ``"sasrec"`` (:class:`TransformerBlock`) or ``"hstu"`` (:class:`HSTUBlock`)."""
 
     dim: int
     n_layers: int
@@ -56,6 +59,7 @@ class EncoderConfig:
     n_type_ids: int
     n_time_buckets: int
     ffn_mult: int = 1
+    kind: str = "sasrec"
 
 
 # ===================================================================== modules
@@ -180,6 +184,61 @@ class TransformerBlock(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
+def relative_time_buckets(gaps: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """``(B, L, L)`` log2 buckets of the time from each key event (last axis) to each
+    query event (middle axis), read from the encoder's gap buckets ``(B, L)`` (see
+    :func:`lifelongrec.nn.gap_buckets`): a bucket ``b >= 2`` stands for its lower bound
+    ``2**(b - 2) - 1`` seconds, padding and first events for 0; the times between two
+    events are the sums of the gaps after the key up to the query. Keys after the
+    query (masked anyway) get bucket 0."""
+    b = gaps.to(torch.float64)
+    seconds = torch.where(b >= 2, torch.exp2(b - 2) - 1, torch.zeros_like(b))
+    t = torch.cumsum(seconds, dim=1)
+    delta = (t[:, :, None] - t[:, None, :]).clamp_min(0)
+    return torch.log2(1 + delta).floor().clamp_max(n_buckets - 1).long()
+
+
+class HSTUBlock(nn.Module):
+    """An HSTU layer (Zhai et al. 2024): ``U, V, Q, K = SiLU(W1 LN(x))`` split in four;
+    per head, ``A = SiLU(Q K^T + bias) * mask / max_len`` (pointwise attention, no
+    softmax: how much history matches is kept, not normalised away), with ``bias``
+    learned per relative position and per relative-time bucket; then
+    ``x + W2 dropout(LN(A V) * U)``. ``forward(x (B, L, D), mask (B, 1, L, L) of 0/1,
+    time_buckets (B, L, L)) -> (B, L, D)``."""
+
+    def __init__(
+        self, dim: int, n_heads: int, dropout: float, max_len: int, n_time_buckets: int
+    ) -> None:
+        super().__init__()
+        self.n_heads, self.max_len = n_heads, max_len
+        self.norm = nn.LayerNorm(dim)
+        self.uvqk = nn.Linear(dim, 4 * dim)
+        self.out_norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+        # embeddings (no weight decay): one bias per head per distance / time bucket
+        self.rel_pos = nn.Embedding(max_len, n_heads)
+        self.rel_time = nn.Embedding(n_time_buckets, n_heads)
+        for emb in (self.rel_pos, self.rel_time):
+            nn.init.zeros_(emb.weight)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, time_buckets: torch.Tensor
+    ) -> torch.Tensor:
+        B, L, D = x.shape
+        H = self.n_heads
+        u, v, q, k = F.silu(self.uvqk(self.norm(x))).split(D, dim=-1)
+        q, k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k, v))
+        idx = torch.arange(L, device=x.device)
+        distance = (idx[:, None] - idx[None, :]).clamp_min(0)  # (L, L)
+        bias = self.rel_pos(distance).permute(2, 0, 1)[None] + self.rel_time(time_buckets).permute(
+            0, 3, 1, 2
+        )
+        a = F.silu(q @ k.transpose(-1, -2) + bias) * mask / self.max_len
+        y = (a @ v).transpose(1, 2).reshape(B, L, D)
+        return x + self.out(self.drop(self.out_norm(y) * u))
+
+
 class UserEncoder(nn.Module):
     """Causal transformer over left-padded event sequences.
 
@@ -201,10 +260,16 @@ class UserEncoder(nn.Module):
             self.type_emb.weight[TYPE_PAD].zero_()
             self.gap_emb.weight[GAP_PAD].zero_()
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(D, config.n_heads, config.dropout, config.ffn_mult)
-            for _ in range(config.n_layers)
-        )
+        if config.kind == "hstu":
+            self.blocks = nn.ModuleList(
+                HSTUBlock(D, config.n_heads, config.dropout, L, config.n_time_buckets)
+                for _ in range(config.n_layers)
+            )
+        else:
+            self.blocks = nn.ModuleList(
+                TransformerBlock(D, config.n_heads, config.dropout, config.ffn_mult)
+                for _ in range(config.n_layers)
+            )
         self.norm = nn.LayerNorm(D)
         self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
 
@@ -219,6 +284,12 @@ class UserEncoder(nn.Module):
         causal = self.causal[-L:, -L:]
         eye = torch.eye(L, dtype=torch.bool, device=items.device)
         allowed = (causal[None] & (valid[:, None, :] | eye[None]))[:, None]  # (B, 1, L, L)
+        if self.config.kind == "hstu":
+            mask = allowed.to(x.dtype)
+            buckets = relative_time_buckets(gaps, self.config.n_time_buckets)
+            for block in self.blocks:
+                x = block(x, mask, buckets)
+            return self.norm(x)
         # an additive float mask runs faster than a boolean one in CPU attention kernels
         allowed = torch.zeros(allowed.shape, device=x.device).masked_fill(~allowed, float("-inf"))
         for block in self.blocks:

@@ -101,7 +101,16 @@ class SequentialParams(Params):
         Transformer blocks and attention heads (``dim`` divisible by ``n_heads``).
     ffn_mult
         Width of each block's feed-forward layer as a multiple of ``dim`` (1: ``dim``;
-        SASRec's usual 4 gives ``inner_size = 4 * dim``).
+        SASRec's usual 4 gives ``inner_size = 4 * dim``). The ``"hstu"`` encoder has no
+        feed-forward layer and ignores it.
+    encoder
+        The user encoder's blocks: ``"sasrec"`` (default; pre-LN softmax self-attention
+        and a feed-forward layer, ``(4 + 2 * ffn_mult) * dim**2`` weights per block) or
+        ``"hstu"`` (HSTU, Zhai et al. 2024, "Actions speak louder than words": pointwise
+        SiLU attention without softmax, learned per-head biases by relative position and
+        by relative time, the attention output gated elementwise; ``5 * dim**2``
+        weights per block). The relative time between two events is read from the
+        inputs' log-bucketed gaps (each bucket's lower bound, summed between them).
     dropout
         Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``.
     max_len
@@ -224,6 +233,7 @@ class SequentialParams(Params):
     n_layers: int = 2
     n_heads: int = 2
     ffn_mult: int = 1
+    encoder: str = "sasrec"
     dropout: float = 0.2
     max_len: int = 50
     n_windows: int = 1
@@ -266,6 +276,7 @@ class SequentialParams(Params):
         "n_layers": Integer(1),
         "n_heads": Integer(1),
         "ffn_mult": Integer(1),
+        "encoder": OneOf("sasrec", "hstu"),
         "dropout": Number(0, 1, high_open=True),
         "max_len": Integer(1),
         "n_windows": Integer(1),
@@ -383,6 +394,7 @@ def module_configs(
         n_type_ids=n_type_ids,
         n_time_buckets=int(p["n_time_buckets"]),
         ffn_mult=int(p["ffn_mult"]),
+        kind=str(p["encoder"]),
     )
     heads = HeadsConfig(
         dim=D,
