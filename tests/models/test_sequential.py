@@ -89,10 +89,11 @@ def test_histories_hold_the_last_max_len_events_in_time_order():
 
 
 # ------------------------------------------------------------------ user tower
-def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
-    module = fitted.module_
+def assert_causal(model):
+    """The encoder's outputs before the first event two inputs differ in are equal; later
+    ones differ. Returns the inputs and outputs (2 users, 8 positions, 2 padded)."""
+    module = model.module_
     module.eval()
-    L = fitted.max_len
     items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8], [0, 0, 3, 4, 5, 9, 10, 11]])
     types = torch.where(items > 0, 2, 0)
     gaps = torch.where(items > 0, 5, 0)
@@ -100,9 +101,14 @@ def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
     types[1, 5:] = 3
     with torch.no_grad():
         h = module.hidden(items, types, gaps)
-    assert h.shape == (2, L, fitted.dim)
+    assert h.shape == (2, model.max_len, model.dim)
     assert torch.allclose(h[0, :5], h[1, :5], atol=1e-6)
     assert not torch.allclose(h[0, 5:], h[1, 5:])
+    return items, types, gaps, h
+
+
+def test_causal_mask_later_events_do_not_change_earlier_outputs(fitted):
+    assert_causal(fitted)
 
 
 def test_padding_does_not_change_the_user_vector(fitted):
