@@ -7,6 +7,19 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's torch takes its share of the cores: two workers
+    with two intra-op threads each on two cores oversubscribe them, and the tests' tiny
+    matrix products then wait on each other (one test measured 3.7 s alone, 50 s so)."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache_dir(tmp_path_factory):
     """Tests never write to the user's cache: text encodings go to a temporary folder."""
