@@ -184,7 +184,7 @@ def cost_model(p: Mapping[str, Any], n_items: int, content_dim: int) -> CostMode
         content_dim=int(content_dim),
         n_scored=int(n_items) if full else int(p["n_negatives"]),
         batch_size=int(p["batch_size"]),
-        encoder=str(p.get("encoder", "sasrec")),
+        encoder=str(p["encoder"]),
     )
 
 
