@@ -1,4 +1,4 @@
-"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``demo``,
+"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``tune``, ``demo``,
 ``models``, ``serve``.
 
 Argument parsing lives here and only here; the library never reads ``sys.argv``. A
@@ -396,6 +396,94 @@ def stream(
     )
     if not as_json:
         typer.echo(stream_report(result, k))
+
+
+@app.command()
+def tune(
+    data: DataOpt = SYNTHETIC,
+    model: ModelOpt = "sequential",
+    trials: Annotated[
+        int, typer.Option("--trials", help="Settings tried besides the starting point.")
+    ] = 20,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="loo: validate on the events before each user's last (the test event, "
+            "never used); recent: on the freshest 10 % of the events."
+        ),
+    ] = "loo",
+    valid_events: Annotated[
+        int, typer.Option("--valid-events", help="loo: validation events per user.")
+    ] = 3,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            help='Search space as JSON: {"dim": [32, 64], "lr": {"low": 0.0003, '
+            '"high": 0.003, "log": true}}. Default: the model\'s own.',
+        ),
+    ] = None,
+    metric: Annotated[str, typer.Option(help="What to maximise, e.g. ndcg@10.")] = "ndcg@10",
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds after which no new trial starts.")
+    ] = None,
+    as_json: JsonOpt = False,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    synthetic_events: SyntheticEventsOpt = 100_000,
+    dedupe: DedupeOpt = True,
+    min_rating: MinRatingOpt = None,
+    columns: ColumnsOpt = None,
+    timestamp_unit: TimestampUnitOpt = None,
+) -> None:
+    """Search a model's hyperparameters on validation events (Optuna); never on test."""
+    from lifelongrec.registry import run_tune
+
+    result = _run_command(
+        run_tune,
+        data,
+        model,
+        as_json=as_json,
+        param=param,
+        space=space,
+        protocol=protocol,
+        n_trials=trials,
+        n_valid=valid_events,
+        metric=metric,
+        timeout=timeout,
+        seed=seed,
+        synthetic_events=synthetic_events,
+        dedupe=dedupe,
+        min_rating=min_rating,
+        columns=columns,
+        timestamp_unit=timestamp_unit,
+    )
+    if not as_json:
+        typer.echo(tune_report(result))
+
+
+def tune_report(result: dict[str, Any]) -> str:
+    """The text ``lifelongrec tune`` prints: the starting point, the winner, each trial."""
+    metric = result["metric"]
+    lines = [
+        f"{result['model']} on {result['data']} ({result['protocol']}: "
+        f"{result['n_train']} train, {result['n_validation']} validation events"
+        + (f", {result['n_left_out']} test events left out" if result["n_left_out"] else "")
+        + f"); {len(result['trials']) - 1} trials in {result['seconds']:.0f} s",
+        f"starting point: validation {metric} {result['default_value']:.4f}",
+        f"best:           validation {metric} {result['best_value']:.4f}"
+        + (
+            "  " + " ".join(f"{k}={v}" for k, v in result["changed"].items())
+            if result["improved"]
+            else "  (no trial beat the starting point)"
+        ),
+    ]
+    for t in sorted(result["trials"][1:], key=lambda t: -t["value"])[:10]:
+        setting = " ".join(f"{k}={v}" for k, v in t["params"].items())
+        lines.append(f"  {t['value']:.4f}  {t['seconds']:6.1f} s  {setting}")
+    if result.get("evaluate") and result["improved"]:
+        lines.append(f"test figure of the best: {result['evaluate']}")
+    return "\n".join(lines)
 
 
 @app.command()

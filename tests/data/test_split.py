@@ -218,3 +218,28 @@ def test_time_windows_errors():
     with pytest.raises(ParameterError, match="'by' must be 'count' or 'duration'"):
         time_windows(ds, 2, by="size")
     assert len(time_windows(ds, 1)[0].events) == 3
+
+
+def test_leave_one_out_with_several_validation_events():
+    # users of 1, 2, 3, 5 and 8 events; equal timestamps keep the source order
+    users = ["a"] + ["b"] * 2 + ["c"] * 3 + ["d"] * 5 + ["e"] * 8
+    frame = make_events(users, [f"i{j}" for j in range(len(users))], [7] * len(users))
+    one, three = leave_one_out(frame), leave_one_out(frame, n_valid=3)
+    assert pairs(three.test) == pairs(one.test)  # the test events never move
+    per_user = three.valid.events.groupby("user_id").size().to_dict()
+    assert per_user == {"c": 1, "d": 3, "e": 3}  # min(3, n - 2): one train event at least
+    assert three.train.events.groupby("user_id").size().to_dict() == {
+        "a": 1,
+        "b": 1,
+        "c": 1,
+        "d": 1,
+        "e": 4,
+    }
+    # validation events are each user's last before the test event
+    assert [i for u, i in pairs(three.valid) if u == "e"] == ["i15", "i16", "i17"]
+    assert three.meta["valid_events"] == 7 and three.meta["n_valid"] == 3
+    assert "n_valid" not in one.meta  # n_valid=1 is leave-one-out as before
+    assert len(three.train_full) == len(one.train_full)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ParameterError, match="n_valid"):
+            leave_one_out(frame, n_valid=bad)

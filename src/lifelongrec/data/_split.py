@@ -86,39 +86,49 @@ def _split(
     return Split(**datasets, protocol=protocol, meta=meta, _ranks=ranks)
 
 
-def leave_one_out(data: Dataset | pd.DataFrame) -> Split:
-    """Each user's last event is test, the one before is validation, the rest is train.
+def leave_one_out(data: Dataset | pd.DataFrame, n_valid: int = 1) -> Split:
+    """Each user's last event is test, the ``n_valid`` before it are validation, the rest
+    is train.
 
     Parameters
     ----------
     data
         A Dataset or an events frame. Events are ordered per user by time (stable:
         among equal timestamps the source order decides which is last).
+    n_valid
+        Validation events per user (int >= 1), never more than leave one train event:
+        a user with ``n`` >= 3 events gives ``min(n_valid, n - 2)``. More than one (as
+        ``lifelongrec tune`` uses) makes a validation figure less noisy where users
+        are few; the test events are the same whatever ``n_valid`` is.
 
     Returns
     -------
     Split
         ``protocol == "leave_one_out"``. Users with 3 or more events give one test and
-        one validation event; users with 2 events give one train and one test event (no
-        validation); users with 1 event stay entirely in train. ``meta`` counts
-        ``n_users``, ``users_with_test``, ``users_with_valid``, ``users_without_valid``
-        (exactly 2 events) and ``users_train_only`` (1 event).
+        at least one validation event; users with 2 events give one train and one test
+        event (no validation); users with 1 event stay entirely in train. ``meta``
+        counts ``n_users``, ``users_with_test``, ``users_with_valid``,
+        ``users_without_valid`` (exactly 2 events) and ``users_train_only`` (1 event),
+        and, with ``n_valid`` > 1, gives ``n_valid`` and ``valid_events``.
 
     Raises
     ------
     DataError
         There are no events.
+    ParameterError
+        ``n_valid`` is not an integer >= 1.
     """
+    n_valid = check_int("n_valid", n_valid, 1)
     data, events = _sorted(data)
     groups = events.groupby("user_id", sort=False, dropna=False)
     from_end = groups.cumcount(ascending=False).to_numpy()
     size = groups["user_id"].transform("size").to_numpy()
     test = (from_end == 0) & (size >= 2)
-    valid = (from_end == 1) & (size >= 3)
+    valid = (from_end >= 1) & (from_end <= np.minimum(n_valid, size - 2))
     train = ~(test | valid)
     first = from_end == size - 1  # one row per user
     per_user = size[first]
-    meta = {
+    meta: dict[str, Any] = {
         "n_users": int(first.sum()),
         "users_with_test": int((per_user >= 2).sum()),
         "users_with_valid": int((per_user >= 3).sum()),
@@ -127,6 +137,12 @@ def leave_one_out(data: Dataset | pd.DataFrame) -> Split:
         "rule": "last event -> test, previous -> valid (users with >= 3 events); "
         "2 events -> train + test; 1 event -> train",
     }
+    if n_valid > 1:
+        meta["rule"] = (
+            f"last event -> test, up to {n_valid} before it -> valid, at least one "
+            "-> train (users with >= 3 events); 2 events -> train + test; 1 event -> train"
+        )
+        meta.update(n_valid=n_valid, valid_events=int(valid.sum()))
     return _split(
         data, events, {"train": train, "valid": valid, "test": test}, "leave_one_out", meta
     )
