@@ -246,7 +246,8 @@ def plan_passes(
     windows, targets = refit_shape(lengths, L, int(p["n_windows"]))
     epoch = model.pass_flops(windows, L, targets)
     if p["validation"]:
-        n_val = min(int((np.asarray(lengths) >= 2).sum()), MAX_VALIDATION_USERS)
+        held = np.minimum(np.asarray(lengths) - 1, int(p["validation_events"])).clip(0)
+        n_val = min(int(held.sum()), MAX_VALIDATION_USERS * int(p["validation_events"]))
         epoch += model.ranking_flops(n_val, L, n_items)
     refit = float(fit_epochs) * epoch
     spent = max(float(share), catchup_share(float(p["partial_fit_catchup"]), n_new, targets))

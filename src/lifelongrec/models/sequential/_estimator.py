@@ -153,7 +153,17 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             rng = np.random.default_rng(int(self.random_state))
             L, n_windows = int(self.max_len), int(self.n_windows)
             cats, valid = categories, bool(self.validation)
-            windows, val = fit_windows(ev, len(self.user_ids_), X, cats, L, n_windows, valid, rng)
+            windows, val = fit_windows(
+                ev,
+                len(self.user_ids_),
+                X,
+                cats,
+                L,
+                n_windows,
+                valid,
+                rng,
+                int(self.validation_events),
+            )
             config = self._train_config(int(self.epochs))
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
 

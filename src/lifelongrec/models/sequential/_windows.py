@@ -69,22 +69,28 @@ def fit_windows(
     n_windows: int,
     validation: bool,
     rng: np.random.Generator,
+    validation_events: int = 1,
 ) -> tuple[Windows, ValidationSet | None]:
     """The windows of a fit on the events ``ev`` (with ``gap``) and, with
-    ``validation``, the validation set: the last event of each user with two or more
-    events whose item holds a row, or of a seeded sample of
-    :data:`MAX_VALIDATION_USERS` of them (only those users give up their last event).
-    ``seen`` is the user x item matrix of the fit, ``item_categories`` the category
-    targets of every item row."""
+    ``validation``, the validation set: the last ``validation_events`` events of each
+    user with two or more events (at most all but the first) whose item holds a row, of
+    every such user or of a seeded sample of :data:`MAX_VALIDATION_USERS` of them (only
+    those users give up their last events). ``seen`` is the user x item matrix of the
+    fit, ``item_categories`` the category targets of every item row."""
     pos = positions_from_end(ev["user"])
     counts = np.bincount(ev["user"], minlength=n_users)
-    holdout = (pos == 0) & (counts[ev["user"]] >= 2) & (ev["item"] > 0) if validation else pos < 0
-    if holdout.sum() > MAX_VALIDATION_USERS:
-        # Only the validation sample gives up its last event; every other user
+    if validation:
+        last = np.minimum(int(validation_events), counts[ev["user"]] - 1)
+        holdout = (pos < last) & (ev["item"] > 0)
+    else:
+        holdout = pos < 0
+    users = pd.unique(ev["user"][holdout])  # in the order of the events (the sample's seed)
+    if len(users) > MAX_VALIDATION_USERS:
+        # Only the validation sample gives up its last events; every other user
         # trains on its whole history (on beauty that is 30k more targets).
-        keep = rng.choice(np.flatnonzero(holdout), MAX_VALIDATION_USERS, replace=False)
-        holdout = np.zeros_like(holdout)
-        holdout[keep] = True
+        keep = np.zeros(n_users, dtype=bool)
+        keep[rng.choice(users, MAX_VALIDATION_USERS, replace=False)] = True
+        holdout &= keep[ev["user"]]
     train = {k: v[~holdout] for k, v in ev.items()}
     windows = training_windows(
         train["user"],
@@ -109,24 +115,32 @@ def _validation_set(
     item_categories: sp.csr_matrix,
     max_len: int,
 ) -> ValidationSet:
-    """The held-out events ``ev[holdout]`` (at most one per user, each its user's last)
-    with the ``max_len`` events before them as the encoder's input."""
-    train = {k: v[~holdout] for k, v in ev.items()}
-    users = ev["user"][holdout]
-    targets = ev["item"][holdout] - 1
-    slot = np.full(n_users, -1, dtype=np.int64)
-    slot[users] = np.arange(len(users))
-    rows = slot[train["user"]]
-    pos = np.where(rows >= 0, positions_from_end(train["user"]), -1)
-    rows = np.where(rows >= 0, rows, 0)
-    V, L = len(users), max_len
+    """The held-out events ``ev[holdout]`` (among the last of their users), each with the
+    ``max_len`` events before it as the encoder's input (earlier held-out events
+    included: they are inputs, not targets). Rows are ordered by the held-out event's
+    position from its user's end, then by user."""
+    pos = positions_from_end(ev["user"])
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("items", "types", "gaps", "at")}
+    for k in np.unique(pos[holdout]):
+        at = np.flatnonzero(holdout & (pos == k))
+        slot = np.full(n_users, -1, dtype=np.int64)
+        slot[ev["user"][at]] = np.arange(len(at))
+        rows = slot[ev["user"]]
+        before = (rows >= 0) & (pos > k)
+        r, p = rows[before], pos[before] - k - 1
+        for key, col in (("items", "item"), ("types", "type"), ("gaps", "gap")):
+            parts[key].append(right_align(r, p, ev[col][before], len(at), max_len))
+        parts["at"].append(at)
+    at = np.concatenate(parts["at"])
+    users = ev["user"][at]
+    targets = ev["item"][at] - 1
     cells = seen[users].tocoo()
     return ValidationSet(
-        items=right_align(rows, pos, train["item"], V, L),
-        types=right_align(rows, pos, train["type"], V, L),
-        gaps=right_align(rows, pos, train["gap"], V, L),
+        items=np.concatenate(parts["items"]),
+        types=np.concatenate(parts["types"]),
+        gaps=np.concatenate(parts["gaps"]),
         targets=targets,
-        target_types=ev["target_type"][holdout],
+        target_types=ev["target_type"][at],
         seen=(cells.row, cells.col),
         target_categories=item_categories[targets],
     )

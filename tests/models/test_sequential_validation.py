@@ -1,0 +1,105 @@
+"""The sequential model's early-stopping validation set: each user's last events held out,
+each ranked from every event before it (earlier held-out events as inputs, never targets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lifelongrec.models import SequentialRecommender
+from lifelongrec.models.sequential._windows import MAX_VALIDATION_USERS, fit_windows
+
+
+def _events(lengths, oov=()):
+    """Events of users 0.. with ``lengths`` events each; item rows 1.. count up globally
+    (``oov``: global indices given item row 0)."""
+    user = np.repeat(np.arange(len(lengths)), lengths)
+    n = len(user)
+    item = np.arange(1, n + 1)
+    item[list(oov)] = 0
+    return {
+        "user": user,
+        "item": item,
+        "type": np.zeros(n, np.int64),
+        "gap": np.arange(n) % 5,
+        "target_type": np.zeros(n, np.int64),
+    }
+
+
+def _build(ev, n_items, m, max_len=4):
+    n_users = int(ev["user"].max()) + 1
+    seen = sp.csr_matrix(
+        (np.ones(len(ev["item"])), (ev["user"], ev["item"])), shape=(n_users, n_items + 1)
+    )[:, 1:]
+    cats = sp.csr_matrix((n_items, 1))
+    rng = np.random.default_rng(0)
+    return fit_windows(ev, n_users, seen.tocsr(), cats, max_len, 1, True, rng, m)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_held_out_events_and_their_inputs(m):
+    lengths = [1, 2, 3, 6]
+    ev = _events(lengths)
+    windows, val = _build(ev, len(ev["item"]), m)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    expected = {}  # (user, target row) -> input items (right-aligned, width 4)
+    for u, (s, n) in enumerate(zip(starts, lengths, strict=True)):
+        for k in range(min(m, n - 1)):  # the k-th event from the end
+            t = s + n - 1 - k
+            before = list(ev["item"][s:t])[-4:]
+            expected[(u, ev["item"][t] - 1)] = [0] * (4 - len(before)) + before
+    got = {int(t): items.tolist() for t, items in zip(val.targets, val.items, strict=True)}
+    assert {t: i for (_, t), i in expected.items()} == got
+    assert len(val) == len(expected)
+    # the held-out events are no training target; every other event but a first is
+    held = {t + 1 for (_, t) in expected}
+    targets = set(windows.target_items[windows.target_items > 0].tolist())
+    firsts = set((starts + 1).tolist())
+    assert targets == set(range(1, len(ev["item"]) + 1)) - held - firsts
+    # each row's seen cells are its user's items (the ranking leaves them out but the target)
+    rows, cols = val.seen
+    for row, target in enumerate(val.targets):
+        u = next(u for (u, t) in expected if t == target)
+        mine = sorted(cols[rows == row].tolist())
+        assert mine == list(range(starts[u], starts[u] + lengths[u]))
+
+
+def test_an_out_of_vocabulary_event_is_no_validation_target():
+    ev = _events([5], oov=[4])  # the last event's item has no row
+    _, val = _build(ev, 5, 2)
+    assert val.targets.tolist() == [3]  # the fourth event (item row 4) only
+    assert val.items.tolist() == [[0, 1, 2, 3]]
+
+
+def test_more_users_than_the_sample_keep_their_events():
+    n = MAX_VALIDATION_USERS + 50
+    ev = _events([3] * n)
+    windows, val = _build(ev, 3 * n, 2)
+    assert len(val) == 2 * MAX_VALIDATION_USERS  # two events of each sampled user
+    assert int((windows.target_items > 0).sum()) == 2 * n - 2 * MAX_VALIDATION_USERS
+
+
+def test_several_validation_events_in_a_fit(world):
+    tiny = {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "epochs": 2}
+    tiny |= {"text_encoder": None, "verbose": False}
+    one = SequentialRecommender(**tiny).fit(world)
+    three = SequentialRecommender(**tiny, validation_events=3).fit(world)
+    users = world.events.groupby("user_id").size()
+    n1 = int((users >= 2).sum())
+    n3 = int(np.minimum(users - 1, 3).clip(0).sum())
+    assert one.head_metrics_["next_item"]["n_users"] == n1 <= len(users)
+    assert three.head_metrics_["next_item"]["n_users"] == n3 > n1
+    with pytest.raises(ValueError, match="validation_events"):
+        SequentialRecommender(validation_events=0).check_params()
+
+
+def test_one_event_per_user_samples_the_users_it_always_did():
+    # validation_events=1 keeps the seeded sample of earlier releases: the users of
+    # rng.choice over the held-out events' indices (so default figures do not move)
+    n = MAX_VALIDATION_USERS + 7
+    ev = _events([2] * n)
+    _, val = _build(ev, 2 * n, 1)
+    last = np.flatnonzero(np.r_[ev["user"][1:] != ev["user"][:-1], True])
+    picked = np.random.default_rng(0).choice(last, MAX_VALIDATION_USERS, replace=False)
+    assert val.targets.tolist() == sorted((ev["item"][picked] - 1).tolist())
