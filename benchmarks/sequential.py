@@ -149,11 +149,10 @@ def run_size(job: dict[str, Any]) -> dict[str, Any]:
     ``encoder=hstu``), and with ``job["base"]``: one epoch of the base without
     validation gives the shapes (items, content width, event types, categories); each
     variant's module is then built, not trained."""
+    from lifelongrec.data import make_split
     from lifelongrec.models import get_model
     from lifelongrec.models.sequential import _params as P
     from lifelongrec.models.sequential._modules import SequentialModule, padded_content
-
-    from lifelongrec.data import make_split
 
     data = make_split(load_prepared(job), job.get("protocol", "loo")).train_full  # as fitted
     base_params = {**_tuples(job.get("base", {})), "epochs": 1, "validation": False}

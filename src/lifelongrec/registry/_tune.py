@@ -194,8 +194,9 @@ def tune(
         ``model``, ``metric``, ``best_params`` (every hyperparameter, the winners
         included), ``best_value``, ``default_params`` and ``default_value`` (the starting
         point; it is the best when no trial beat it), ``improved``, ``trials`` (``number``,
-        ``params``, ``value``, ``seconds`` each), ``protocol``, ``n_train``,
-        ``n_validation``, ``n_left_out`` (``"loo"``'s test events, never used), ``seed``.
+        ``params``, ``value``, ``seconds`` each), ``protocol``, ``n_valid``
+        (``"loo"``; else ``None``), ``n_train``, ``n_validation``, ``n_left_out``
+        (``"loo"``'s test events, never used), ``seed``.
 
     Raises
     ------
@@ -300,6 +301,7 @@ def tune(
         "improved": best["value"] > default_value,
         "trials": trials,
         "protocol": protocol,
+        "n_valid": int(n_valid) if protocol == "loo" else None,
         "n_train": len(train),
         "n_validation": len(fresh),
         "n_left_out": left_out,
