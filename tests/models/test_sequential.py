@@ -325,7 +325,7 @@ BAD_PARAMS = [
     ("dropout", 1.0, r"a number in \[0, 1\)"),
     ("dropout", -0.1, r"a number in \[0, 1\)"),
     ("max_len", 0, "an integer >= 1"),
-    ("n_windows", 0, "an integer >= 1"),
+    ("n_windows", 0, "None or an integer >= 1"),
     ("n_time_buckets", 2, "an integer >= 3"),
     ("text_encoder", "bert", "one of 'auto', 'minilm', 'tfidf' or None"),
     ("content_gate", "yes", "True or False"),

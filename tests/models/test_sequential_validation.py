@@ -103,3 +103,24 @@ def test_one_event_per_user_samples_the_users_it_always_did():
     last = np.flatnonzero(np.r_[ev["user"][1:] != ev["user"][:-1], True])
     picked = np.random.default_rng(0).choice(last, MAX_VALIDATION_USERS, replace=False)
     assert val.targets.tolist() == sorted((ev["item"][picked] - 1).tolist())
+
+
+def test_the_data_choose_the_windows_per_user(world, tmp_path):
+    from lifelongrec.models import Recommender
+    from lifelongrec.models.sequential._params import data_windows
+
+    tiny = {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 5, "epochs": 1}
+    tiny |= {"text_encoder": None, "verbose": False, "validation": False}
+    lengths = world.events.groupby("user_id").size().to_numpy()
+    targets = np.maximum(lengths - 1, 0)
+    chosen = SequentialRecommender(**tiny, n_windows=None).fit(world)
+    k = chosen.n_windows_
+    assert k == data_windows(lengths, 5) > 1  # this world's users outgrow one window
+    covered = np.minimum(targets, 5 * k).sum()
+    assert covered >= 0.9 * targets.sum() > np.minimum(targets, 5 * (k - 1)).sum()
+    # the same fit as asking for those windows, and a fixed setting is recorded as is
+    fixed = SequentialRecommender(**tiny, n_windows=k).fit(world)
+    assert fixed.n_windows_ == k
+    assert chosen.history_[0]["next_item"] == pytest.approx(fixed.history_[0]["next_item"])
+    chosen.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").n_windows_ == k

@@ -69,6 +69,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     history_ : list[dict]
         Per epoch of fits and updates: mean training losses, validation NDCG@10 and
         ``est_gflops``, the epoch's estimated GFLOPs (``train_gflops_``: their sum).
+    n_windows_ : int
+        Training windows per user of the fit (``n_windows``, or what the data chose
+        when it is ``None``); updates read it too.
     update_plan_ : dict or None
         How the last update chose its passes: ``passes``, ``budget`` (the compute
         share, ``None`` for a fixed number) and, for a budget, the estimated
@@ -151,7 +154,11 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             torch.manual_seed(int(self.random_state))
             self._build(featurizer, categories, content.shape[1], content)
             rng = np.random.default_rng(int(self.random_state))
-            L, n_windows = int(self.max_len), int(self.n_windows)
+            L = int(self.max_len)
+            n_windows = self.n_windows
+            if n_windows is None:
+                n_windows = P.data_windows(np.bincount(ev["user"]), L)
+            self.n_windows_ = int(n_windows)
             cats, valid = categories, bool(self.validation)
             windows, val = fit_windows(
                 ev,
@@ -311,8 +318,14 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             return {"passes": 2, "budget": None}
         stored = np.count_nonzero(self._history_store.arrays["items"], axis=1)
         lengths = np.maximum(stored, np.diff(self.user_items_.indptr))
-        p, share, content_dim = self.get_params(), float(plan["budget"]), self._content_dim()
+        p, share, content_dim = self._fitted_params(), float(plan["budget"]), self._content_dim()
         return plan_passes(p, share, windows, lengths, self.n_items, content_dim, fit_epochs, n_new)
+
+    def _fitted_params(self) -> dict[str, Any]:
+        """The hyperparameters with the values the fit chose where the data decide
+        (``n_windows``; a model saved before it chose has its own setting, else 1)."""
+        chosen = self.n_windows_ if self.n_windows_ is not None else self.n_windows
+        return {**self.get_params(), "n_windows": int(chosen or 1)}
 
     def _content_dim(self) -> int:
         """Width of the item tower's content vectors (0: none)."""
@@ -322,7 +335,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
         """The training windows of new events merged with stored ones (updates and
         online steps alike), without the ``holdout`` events as targets."""
-        p = self.get_params()
+        p = self._fitted_params()
         weight = float(p["partial_fit_context_weight"])
         return update_windows(merged, P.update_len(p), int(p["n_windows"]), weight, holdout)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from lifelongrec._errors import ParameterError
@@ -36,6 +37,7 @@ __all__ = [
     "TEXT_ENCODERS",
     "SequentialParams",
     "check_epochs",
+    "data_windows",
     "module_configs",
     "task_weights",
     "torch_device",
@@ -118,6 +120,9 @@ class SequentialParams(Params):
     n_windows
         Training windows per user going back in time: 1 trains on the last
         ``max_len`` targets, ``k`` also on the ``(k - 1) * max_len`` before them.
+        ``None``: the data decide (:func:`data_windows`): the fewest windows that hold
+        at least 90 % of the fit's targets (at most 16); the fit records its choice in
+        ``n_windows_``.
     n_time_buckets
         Log2 buckets of the gap to the previous event (>= 3; 2 are reserved).
     text_encoder
@@ -241,7 +246,7 @@ class SequentialParams(Params):
     encoder: str = "sasrec"
     dropout: float = 0.2
     max_len: int = 50
-    n_windows: int = 1
+    n_windows: int | None = 1
     n_time_buckets: int = 32
     text_encoder: str | None = "auto"
     content_gate: bool = False
@@ -285,7 +290,7 @@ class SequentialParams(Params):
         "encoder": OneOf("sasrec", "hstu"),
         "dropout": Number(0, 1, high_open=True),
         "max_len": Integer(1),
-        "n_windows": Integer(1),
+        "n_windows": Integer(1, none=True),
         "n_time_buckets": Integer(3),
         "text_encoder": OneOf("auto", "minilm", "tfidf", none=True),
         "content_gate": _BOOL,
@@ -350,6 +355,33 @@ def torch_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+#: ``n_windows=None``: the share of a fit's targets its windows hold at least, and the
+#: most windows per user.
+WINDOW_COVERAGE = 0.9
+MAX_DATA_WINDOWS = 16
+
+
+def data_windows(lengths: Any, max_len: int) -> int:
+    """The fewest training windows per user (of ``max_len`` targets each, going back in
+    time) that hold at least :data:`WINDOW_COVERAGE` of the targets of users with
+    ``lengths`` events (each user's first event is no target), at most
+    :data:`MAX_DATA_WINDOWS`: ``n_windows=None``.
+
+    >>> data_windows([3, 8, 60, 130], max_len=50)  # 2, 7, 59, 129 targets: 197 of 197
+    3
+    >>> data_windows([3, 8, 60, 130], max_len=200)
+    1
+    """
+    targets = np.maximum(np.asarray(lengths, dtype=np.int64) - 1, 0)
+    total = int(targets.sum())
+    if total == 0:
+        return 1
+    for k in range(1, MAX_DATA_WINDOWS + 1):
+        if np.minimum(targets, k * int(max_len)).sum() >= WINDOW_COVERAGE * total:
+            return k
+    return MAX_DATA_WINDOWS
 
 
 def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig:

@@ -53,6 +53,7 @@ RECORDED: dict[str, Any] = {
     "history_": [],
     "best_epoch_": None,
     "update_plan_": None,  # None: no update yet
+    "n_windows_": None,  # None: saved before the fit recorded it (n_windows then holds)
 }
 
 
