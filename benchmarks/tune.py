@@ -150,6 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--valid-events", type=int, default=3)
     ap.add_argument("--top", type=int, default=5, help="settings re-scored in stage 2")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="another setting to re-score in stage 2 beside the study's, e.g. '{\"n_windows\": null}'",
+    )
     ap.add_argument("--test", action="store_true", help="stage 3: test figures")
     ap.add_argument("--synthetic-events", type=int, default=3000)
     ap.add_argument("--no-write", action="store_true")
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     args.valid_events = int(result.get("n_valid", args.valid_events))
     data = load_prepared({"dataset": args.data, "synthetic_events": args.synthetic_events})
     settings = candidates(result, args.top)
+    for i, text in enumerate(args.extra):
+        settings.append({"label": f"extra {i + 1}", "params": json.loads(text), "stage1": None})
     rescore(args, data, settings, args.seeds)
     chosen = max(settings, key=lambda s: s["val_mean"])
     if args.test:
@@ -197,7 +206,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.valid_events} before each user's last; {result['n_left_out']} test events "
         f"left out), {n_trials} trials of TPE (seed 0) over the default search space "
         f"({json.dumps(result['space'])}), {result['seconds']:.0f} s. Stage 2: the "
-        f"starting point and the {args.top} best settings fitted with seeds {args.seeds} "
+        f"starting point, the {args.top} best settings"
+        + (f" and {len(args.extra)} more (`extra`)" if args.extra else "")
+        + f" fitted with seeds {args.seeds} "
         "on the same validation events; the best mean is chosen. "
         + (
             "Stage 3: test figures (leave-one-out as `lifelongrec evaluate`) of the "
