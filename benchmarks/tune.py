@@ -70,8 +70,11 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def candidates(result: dict[str, Any], top: int) -> list[dict[str, Any]]:
-    """The starting point and the ``top`` best distinct settings of a study."""
+def candidates(
+    result: dict[str, Any], top: int, max_seconds: float | None = None
+) -> list[dict[str, Any]]:
+    """The starting point and the ``top`` best distinct settings of a study (of those
+    whose trial took at most ``max_seconds``, when given)."""
     out: list[dict[str, Any]] = [{"label": "starting point", "params": {}, "stage1": None}]
     seen = {json.dumps({}, sort_keys=True)}
     for t in sorted(result["trials"], key=lambda t: -t["value"]):
@@ -79,7 +82,7 @@ def candidates(result: dict[str, Any], top: int) -> list[dict[str, Any]]:
         if t["number"] < 0:
             out[0]["stage1"] = t["value"]
             continue
-        if key in seen:
+        if key in seen or (max_seconds is not None and t["seconds"] > max_seconds):
             continue
         seen.add(key)
         out.append({"label": f"trial {t['number']}", "params": t["params"], "stage1": t["value"]})
@@ -149,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=None, help="stage 1's seconds")
     ap.add_argument("--valid-events", type=int, default=3)
     ap.add_argument("--top", type=int, default=5, help="settings re-scored in stage 2")
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="re-score only study settings whose trial took at most this long",
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument(
         "--extra",
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"--study is a {result.get('protocol')} study of {result['model']}")
     args.valid_events = int(result.get("n_valid", args.valid_events))
     data = load_prepared({"dataset": args.data, "synthetic_events": args.synthetic_events})
-    settings = candidates(result, args.top)
+    settings = candidates(result, args.top, args.max_seconds)
     for i, text in enumerate(args.extra):
         settings.append({"label": f"extra {i + 1}", "params": json.loads(text), "stage1": None})
     rescore(args, data, settings, args.seeds)
@@ -207,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         f"left out), {n_trials} trials of TPE (seed 0) over the default search space "
         f"({json.dumps(result['space'])}), {result['seconds']:.0f} s. Stage 2: the "
         f"starting point, the {args.top} best settings"
+        + (
+            f" among those whose trial took at most {args.max_seconds:g} s"
+            if args.max_seconds
+            else ""
+        )
         + (f" and {len(args.extra)} more (`extra`)" if args.extra else "")
         + f" fitted with seeds {args.seeds} "
         "on the same validation events; the best mean is chosen. "
