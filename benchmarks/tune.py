@@ -27,13 +27,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import DATASETS, SYNTHETIC, command_line, load_prepared, md_table, write_block
+from _common import (
+    DATASETS,
+    ROOT,
+    SYNTHETIC,
+    command_line,
+    load_prepared,
+    md_table,
+    write_block,
+)
 
 
 def _quiet(model: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -75,13 +84,11 @@ def candidates(
 ) -> list[dict[str, Any]]:
     """The starting point and the ``top`` best distinct settings of a study (of those
     whose trial took at most ``max_seconds``, when given)."""
-    out: list[dict[str, Any]] = [{"label": "starting point", "params": {}, "stage1": None}]
+    start = {"label": "starting point", "params": {}, "stage1": result["default_value"]}
+    out: list[dict[str, Any]] = [start]
     seen = {json.dumps({}, sort_keys=True)}
     for t in sorted(result["trials"], key=lambda t: -t["value"]):
         key = json.dumps(t["params"], sort_keys=True, default=str)
-        if t["number"] < 0:
-            out[0]["stage1"] = t["value"]
-            continue
         if key in seen or (max_seconds is not None and t["seconds"] > max_seconds):
             continue
         seen.add(key)
@@ -237,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
         command = command_line("tune.py", argv)
         if args.study:
             command = (
-                f"lifelongrec tune --data {DATASETS[args.data]} --model {args.model} "
+                f".venv/bin/lifelongrec tune --data {os.path.relpath(DATASETS[args.data], ROOT)} "
+                f"--model {args.model} "
                 f"--trials {args.trials} --valid-events {args.valid_events}"
                 + (f" --timeout {args.timeout:g}" if args.timeout else "")
                 + f" --json > {args.study}\n    {command}"

@@ -1,11 +1,13 @@
 """``lifelongrec tune``: a search on validation events from the command line, and its errors."""
 
 import json
+import shlex
 
 import pytest
 from typer.testing import CliRunner
 
 from lifelongrec.cli import app
+from lifelongrec.evaluation import parse_params
 
 runner = CliRunner()
 SMALL = ["--data", "synthetic", "--synthetic-events", "3000"]
@@ -42,8 +44,17 @@ def test_tune_json_names_the_winner_and_its_test_command():
     assert out["changed"] == changed
     assert out["evaluate"].startswith("lifelongrec evaluate --data synthetic --model itemknn")
     assert "--param shrink=0.0" in out["evaluate"]
-    for key, value in changed.items():
-        assert f"--param {key}={value!r}" in out["evaluate"]
+    # the command gives back every changed value as it was
+    words = shlex.split(out["evaluate"])
+    given = parse_params([words[i + 1] for i, w in enumerate(words) if w == "--param"])
+    assert given == {"shrink": 0.0, **changed}
+
+
+@pytest.mark.parametrize("value", [None, "hstu", "null", "32", "a b", 3, 0.5, True, (1, 2)])
+def test_a_winning_value_survives_the_evaluate_command(value):
+    from lifelongrec.registry._tune import _param_text
+
+    assert parse_params(shlex.split(shlex.quote(f"k={_param_text(value)}"))) == {"k": value}
 
 
 def test_tune_text_report():

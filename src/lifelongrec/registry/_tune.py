@@ -490,7 +490,14 @@ def _trial_text(trial: dict[str, Any], metric: str) -> str:
 
 
 def _param_text(value: Any) -> str:
-    return "null" if value is None else repr(value)
+    """``value`` as ``--param KEY=VALUE`` takes it back (a bare word stays bare)."""
+    from lifelongrec.evaluation import parse_params
+
+    if value is None:
+        return "null"
+    if isinstance(value, str) and parse_params([f"x={value}"])["x"] == value:
+        return value
+    return repr(value)
 
 
 def _space_json(space: Mapping[str, Any]) -> dict[str, Any]:
