@@ -168,3 +168,29 @@ def test_cold_arms_without_year_name_the_attribute(bench):
     assert by["genres-no-year"]["drop_attributes"] == ["year"]
     assert by["genres-no-year"]["params"]["text_encoder"] is None
     assert "drop_attributes" not in by["id-only"] and by["id-only"]["strip_content"]
+
+
+def test_encoders_subcommand_and_widths(bench):
+    args = bench.build_parser().parse_args(["encoders"])
+    assert args.datasets == ["ml-100k", "ml-latest-small", "beauty"] and args.seeds == [0, 1, 2]
+    assert bench.encoder_dims(64) == list(range(54, 81, 2))
+    assert all(d % 2 == 0 for d in bench.encoder_dims(17))
+
+
+def test_tune_candidates_skip_slow_and_repeated_settings(benchmark_module):
+    study = {
+        "default_value": 0.10,
+        "trials": [
+            {"number": -1, "params": {}, "value": 0.10, "seconds": 30.0},
+            {"number": 0, "params": {"dim": 32}, "value": 0.12, "seconds": 500.0},
+            {"number": 1, "params": {"dim": 64}, "value": 0.11, "seconds": 60.0},
+            {"number": 2, "params": {"dim": 64}, "value": 0.11, "seconds": 61.0},
+            {"number": 3, "params": {"dim": 16}, "value": 0.09, "seconds": 20.0},
+        ],
+    }
+    with benchmark_module("tune") as tune:
+        fast = tune.candidates(study, top=2, max_seconds=100)
+        every = tune.candidates(study, top=1)
+    assert [c["label"] for c in fast] == ["starting point", "trial 1", "trial 3"]
+    assert fast[0]["stage1"] == 0.10 and fast[1]["params"] == {"dim": 64}
+    assert [c["label"] for c in every] == ["starting point", "trial 0"]
