@@ -64,6 +64,22 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
     """Stage 1: the study of ``--study`` (``lifelongrec tune --json``), or a new one."""
     if args.study:
         return json.loads(Path(args.study).read_text())
+    if args.trials == 0:  # no search: stage 2 re-scores the starting point and --extra
+        from lifelongrec.data import leave_one_out
+
+        data = load_prepared({"dataset": args.data, "synthetic_events": args.synthetic_events})
+        split = leave_one_out(data, n_valid=args.valid_events)
+        return {
+            "model": args.model,
+            "protocol": "loo",
+            "n_valid": args.valid_events,
+            "n_validation": len(split.valid),
+            "n_left_out": len(split.test),
+            "default_value": None,
+            "trials": [],
+            "space": {},
+            "seconds": 0.0,
+        }
     from lifelongrec.registry import run_tune
 
     source = SYNTHETIC if args.data == SYNTHETIC else str(DATASETS[args.data])
@@ -215,14 +231,22 @@ def main(argv: list[str] | None = None) -> None:
         ("fit", "test fit s", 1),
         ("setting", "hyperparameters", 0),
     ]
-    n_trials = len(result["trials"]) - 1
-    body = [
-        f"Stage 1: `lifelongrec tune` on {args.data}, {args.model}, leave-one-out "
-        f"validation ({result['n_validation']} validation events: up to "
+    n_trials = max(len(result["trials"]) - 1, 0)
+    validation = (
+        f"leave-one-out validation ({result['n_validation']} validation events: up to "
         f"{args.valid_events} before each user's last; {result['n_left_out']} test events "
-        f"left out), {n_trials} trials of TPE (seed 0) over the default search space "
-        f"({json.dumps(result['space'])}), {result['seconds']:.0f} s. Stage 2: the "
-        f"starting point, the {args.top} best settings"
+        "left out)"
+    )
+    stage1 = (
+        f"Stage 1: `lifelongrec tune` on {args.data}, {args.model}, {validation}, "
+        f"{n_trials} trials of TPE (seed 0) over the default search space "
+        f"({json.dumps(result['space'])}), {result['seconds']:.0f} s. "
+        if n_trials
+        else f"No search (`--trials 0`): {args.data}, {args.model}, {validation}. "
+    )
+    body = [
+        stage1 + "Stage 2: the "
+        f"starting point, the {args.top if n_trials else 0} best settings"
         + (
             f" among those whose trial took at most {args.max_seconds:g} s"
             if args.max_seconds
