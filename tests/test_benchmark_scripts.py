@@ -194,3 +194,31 @@ def test_tune_candidates_skip_slow_and_repeated_settings(benchmark_module):
     assert [c["label"] for c in fast] == ["starting point", "trial 1", "trial 3"]
     assert fast[0]["stage1"] == 0.10 and fast[1]["params"] == {"dim": 64}
     assert [c["label"] for c in every] == ["starting point", "trial 0"]
+
+
+def test_tune_without_a_search_rescores_the_extra_settings(benchmark_module, capsys):
+    with benchmark_module("tune") as tune:
+        tune.main(
+            [
+                "--data",
+                "synthetic",
+                "--model",
+                "itemknn",
+                "--trials",
+                "0",
+                "--seeds",
+                "0",
+                "--extra",
+                '{"k_neighbors": 20}',
+                "--test",
+                "--no-write",
+            ]
+        )
+    out = capsys.readouterr().out
+    assert "No search (`--trials 0`)" in out and "starting point, the 0 best settings" in out
+    rows = [
+        line
+        for line in out.splitlines()
+        if line.startswith("| starting point") or line.startswith("| extra 1")
+    ]
+    assert len(rows) == 2 and sum("(chosen)" in r for r in rows) == 1
