@@ -42,7 +42,9 @@ def test_tune_json_names_the_winner_and_its_test_command():
     assert out["n_left_out"] > 0 and out["n_validation"] > out["n_left_out"]  # 3 per user
     changed = {k: v for k, v in out["best_params"].items() if out["default_params"][k] != v}
     assert out["changed"] == changed
-    assert out["evaluate"].startswith("lifelongrec evaluate --data synthetic --model itemknn")
+    assert out["evaluate"].startswith(
+        "lifelongrec evaluate --data synthetic --model itemknn --synthetic-events 3000"
+    )  # the same data as the search
     assert "--param shrink=0.0" in out["evaluate"]
     # the command gives back every changed value as it was
     words = shlex.split(out["evaluate"])
@@ -84,3 +86,13 @@ def test_tune_errors_exit_2_with_a_message(args, message):
     res = invoke("tune", *SMALL, *args)
     assert res.exit_code == 2, res.output
     assert "error:" in res.output and message in res.output
+
+
+def test_the_evaluate_command_reads_the_data_as_the_search_did():
+    pytest.importorskip("optuna")
+    args = ["--model", "popularity", "--trials", "1", "--seed", "2", "--no-dedupe", "--json"]
+    res = invoke("tune", *SMALL, *args)
+    assert res.exit_code == 0, res.output
+    words = shlex.split(json.loads(res.stdout)["evaluate"])
+    assert words[words.index("--seed") + 1] == "2" and "--no-dedupe" in words
+    assert words[words.index("--synthetic-events") + 1] == "3000"

@@ -477,6 +477,16 @@ def run_tune(
     if protocol == "loo":
         fixed = {**(params or {}), **changed}
         words = ["lifelongrec", "evaluate", "--data", data, "--model", model]
+        options = {
+            "--seed": seed if seed != 0 else None,
+            "--synthetic-events": synthetic_events if data == "synthetic" else None,
+            "--min-rating": min_rating,
+            "--columns": columns,
+            "--timestamp-unit": timestamp_unit,
+        }
+        for option, value in options.items():
+            words += [] if value is None else [option, str(value)]
+        words += [] if dedupe else ["--no-dedupe"]
         for k, v in fixed.items():
             words += ["--param", f"{k}={_param_text(v)}"]
         result["evaluate"] = " ".join(shlex.quote(w) for w in words)
