@@ -1,7 +1,7 @@
-"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``, ``tune``, ``demo``,
-``models``, ``serve``.
+"""The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``,
+``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
 
-Argument parsing lives here and only here; the library never reads ``sys.argv``. A
+Argument parsing lives in this package and only here; the library never reads ``sys.argv``. A
 command parses its options, calls the library (the experiment runners of
 :mod:`lifelongrec.evaluation`, the data helpers of :mod:`lifelongrec.data`, the model
 registry, the service) and prints what it returns; a user error exits 2 with its
@@ -12,13 +12,31 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from lifelongrec._errors import LifelongrecError, ParameterError
+from lifelongrec.cli._common import (
+    SYNTHETIC,
+    ColumnsOpt,
+    DataOpt,
+    DedupeOpt,
+    JsonOpt,
+    KOpt,
+    MinRatingOpt,
+    ModelOpt,
+    ParamOpt,
+    SeedOpt,
+    SyntheticEventsOpt,
+    TimestampUnitOpt,
+    _fail,
+    _load,
+    _run_command,
+    service_data,
+)
+from lifelongrec.cli._models import models_app
 
 # The library is imported inside the commands: `lifelongrec --help` and the registry
 # commands start without loading pandas or torch.
@@ -30,99 +48,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Inspect interaction data.")
 app.add_typer(data_app, name="data")
-
-SYNTHETIC = "synthetic"  # lifelongrec.data.SYNTHETIC, the --data default
-
-
-# Options shared by several commands, declared once.
-DataOpt = Annotated[str, typer.Option("--data", help="A data file or folder, or 'synthetic'.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="Model name, see `lifelongrec models`.")]
-ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE (repeatable).")
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed for synthetic data and sampling.")]
-SyntheticEventsOpt = Annotated[int, typer.Option(help="Size of the synthetic world.")]
-DedupeOpt = Annotated[bool, typer.Option(help="Keep one event per (user, item): the first.")]
-MinRatingOpt = Annotated[float | None, typer.Option(help="Keep only events rated at least this.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-ColumnsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--columns",
-        help="Which column of a table file (.csv/.tsv/.parquet/.jsonl) holds each field: "
-        "ROLE=COLUMN,... with ROLE user_id (or user), item_id (item), timestamp (time), "
-        "event_type (type) or value (rating), e.g. user_id=userId,item_id=movieId. "
-        "Fields not given are recognised from common header names.",
-    ),
-]
-TimestampUnitOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--timestamp-unit",
-        help="Unit of numeric times in a table file: s (default), ms, us or ns.",
-    ),
-]
-KOpt = Annotated[int, typer.Option("--k", min=1, help="Cut-off K of every metric.")]
-
-
-# --------------------------------------------------------------------- helpers
-def _note(text: str) -> None:
-    """A note on how the data was read, on stderr."""
-    typer.echo(text, err=True)
-
-
-def _load(source: str, **options: Any):
-    """:func:`lifelongrec.data.load_data`, its note on the recognised columns on stderr."""
-    from lifelongrec.data import columns_note, load_data
-
-    dataset = load_data(source, **options)
-    note = columns_note(dataset)
-    if note:
-        _note(note)
-    return dataset
-
-
-def service_data(
-    data: str | None, *, columns: str | None = None, timestamp_unit: str | None = None
-):
-    """What ``serve`` hands the service as its first data: ``data`` itself (a path, the
-    word ``synthetic`` or ``None``) unless ``--columns``/``--timestamp-unit`` are given,
-    then the :class:`~lifelongrec.data.Dataset` read with them."""
-    from lifelongrec.data import parse_columns
-
-    if data is None or (parse_columns(columns) is None and timestamp_unit is None):
-        if data is None and (columns or timestamp_unit):
-            raise ParameterError(
-                "--columns" if columns else "--timestamp-unit",
-                columns or timestamp_unit,
-                "used with --data (it only applies to the data of a first start)",
-            )
-        return data
-    return _load(data, columns=columns, timestamp_unit=timestamp_unit)
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-def _run_command(
-    run: Any, *args: Any, as_json: bool, param: list[str] | None, **kwargs: Any
-) -> dict[str, Any]:
-    """``run(*args, params=..., progress=..., notify=..., **kwargs)`` with the ``--param``
-    pairs parsed: a user error exits 2 with its message; with ``as_json`` the result is
-    printed as JSON (a progress bar only without it, on a terminal)."""
-    from lifelongrec.evaluation import parse_params
-
-    try:
-        params = parse_params(param)
-        progress = not as_json and sys.stderr.isatty()
-        result = run(*args, params=params, progress=progress, notify=_note, **kwargs)
-    except (LifelongrecError, FileNotFoundError) as exc:
-        _fail(exc)
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
-    return result
+app.add_typer(models_app, name="models")
 
 
 # ------------------------------------------------------------------- commands
@@ -536,172 +462,6 @@ def demo(
     typer.echo(comparison_report(list(rows), k))
 
 
-# ---------------------------------------------------------------------- models
-models_app = typer.Typer(
-    help="Model names and defaults (no subcommand); the model registry: list, show, "
-    "promote, rollback, verify."
-)
-app.add_typer(models_app, name="models")
-
-RegistryOpt = Annotated[
-    Path,
-    typer.Option(
-        "--registry",
-        envvar="LIFELONGREC_REGISTRY",
-        help="The model registry folder (or $LIFELONGREC_REGISTRY).",
-    ),
-]
-VersionArg = Annotated[str, typer.Argument(help="A version id (v000003) or its number (3).")]
-ReasonOpt = Annotated[str, typer.Option(help="Why, recorded in the registry's history.")]
-
-
-def _open_registry(root: Path):
-    """An existing registry (never creates one from the command line)."""
-    from lifelongrec.registry import ModelRegistry
-
-    return ModelRegistry(root, create=False)
-
-
-def _registry_call(run: Any) -> Any:
-    """``run()``; a user error (unknown version, no champion, corruption) exits 2."""
-    try:
-        return run()
-    except (LifelongrecError, FileNotFoundError) as exc:
-        _fail(exc)
-
-
-def _window_text(window: dict[str, Any] | None) -> str:
-    if not window:
-        return ""
-    if "label" in window:
-        return str(window["label"])
-    return f"{window['start']}-{window['end']}"
-
-
-@models_app.callback(invoke_without_command=True)
-def models(ctx: typer.Context) -> None:
-    """List the available models and their default hyperparameters (no subcommand)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from lifelongrec.models import MODELS
-
-    for name, cls in MODELS.items():
-        typer.echo(f"{name:12s} {cls().get_params()}")
-
-
-@models_app.command("list")
-def models_list(registry: RegistryOpt, as_json: JsonOpt = False) -> None:
-    """Every version in a registry, oldest first, with status, parent, window and figures."""
-    from lifelongrec.evaluation import format_table
-
-    infos = _registry_call(lambda: _open_registry(registry).versions())
-    if as_json:
-        typer.echo(json.dumps([i.to_dict() for i in infos], indent=2))
-        return
-    if not infos:
-        typer.echo(f"{registry}: no versions")
-        return
-    figures = sorted(
-        {
-            key
-            for i in infos
-            for key, value in i.metrics.items()
-            if not key.startswith("champion_") and isinstance(value, (int, float))
-        }
-    )
-    rows = [
-        {
-            "version": i.version,
-            "status": i.status,
-            "model": i.model,
-            "parent": i.parent or "",
-            "created": i.created_at[:19],
-            "window": _window_text(i.window),
-            **{key: i.metrics.get(key) for key in figures},
-        }
-        for i in infos
-    ]
-    typer.echo(format_table(rows, list(rows[0])))
-
-
-@models_app.command("show")
-def models_show(version: VersionArg, registry: RegistryOpt, as_json: JsonOpt = False) -> None:
-    """Everything the registry knows about one version, and its lineage."""
-
-    def run() -> dict[str, Any]:
-        reg = _open_registry(registry)
-        return {**reg.info(version).to_dict(), "lineage": reg.lineage(version)}
-
-    out = _registry_call(run)
-    if as_json:
-        typer.echo(json.dumps(out, indent=2))
-        return
-    for key, value in out.items():
-        if key == "files":
-            value = f"{len(value)} files, {sum(f['bytes'] for f in value.values())} bytes"
-        elif key == "lineage":
-            value = " <- ".join(value)
-        elif isinstance(value, dict):
-            value = json.dumps(value)
-        typer.echo(f"{key}: {'' if value is None else value}")
-
-
-@models_app.command("promote")
-def models_promote(
-    version: VersionArg, registry: RegistryOpt, reason: ReasonOpt = "", as_json: JsonOpt = False
-) -> None:
-    """Make a version the champion (its files are verified first)."""
-
-    def run() -> tuple[str | None, Any]:
-        reg = _open_registry(registry)
-        before = reg.champion()
-        return before, reg.promote(version, reason=reason or "promoted from the command line")
-
-    before, info = _registry_call(run)
-    if as_json:
-        typer.echo(json.dumps({**info.to_dict(), "previous": before}, indent=2))
-    elif before == info.version:
-        typer.echo(f"{info.version} is already the champion")
-    else:
-        typer.echo(f"{info.version} is now the champion (was {before or 'none'})")
-
-
-@models_app.command("rollback")
-def models_rollback(
-    registry: RegistryOpt,
-    to: Annotated[
-        str | None,
-        typer.Option("--to", help="Version to restore (default: the champion before this one)."),
-    ] = None,
-    reason: ReasonOpt = "",
-    as_json: JsonOpt = False,
-) -> None:
-    """Restore an earlier champion: the previous one, or any version with --to."""
-
-    def run() -> tuple[str | None, Any]:
-        reg = _open_registry(registry)
-        before = reg.champion()
-        return before, reg.rollback(to, reason=reason or "rolled back from the command line")
-
-    before, info = _registry_call(run)
-    if as_json:
-        typer.echo(json.dumps({**info.to_dict(), "previous": before}, indent=2))
-    else:
-        typer.echo(f"rolled back: {info.version} is the champion again (was {before})")
-
-
-@models_app.command("verify")
-def models_verify(version: VersionArg, registry: RegistryOpt) -> None:
-    """Check a version's files against the SHA-256 sums in its manifest (exit 2 if not)."""
-
-    def run() -> str:
-        reg = _open_registry(registry)
-        reg.verify(version)
-        return reg.info(version).version
-
-    typer.echo(f"{_registry_call(run)}: files match the manifest")
-
-
 # ---------------------------------------------------------------------- serve
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -848,9 +608,5 @@ def serve(
         service.close()
 
 
-def main() -> None:  # console-script entry point
+def main() -> None:  # console-script entry point (and ``python -m lifelongrec.cli``)
     app()
-
-
-if __name__ == "__main__":
-    main()
