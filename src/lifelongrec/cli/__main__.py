@@ -2,4 +2,5 @@
 
 from lifelongrec.cli import main
 
-main()
+if __name__ == "__main__":  # importing the module (doctest collection) runs nothing
+    main()
