@@ -20,7 +20,8 @@ seeds; nothing of stage 3 feeds back into the choice.
     .venv/bin/python benchmarks/tune.py --data synthetic --model itemknn --trials 3 \\
         --top 2 --seeds 0 1 --test --no-write
 
-Writes the block ``tune-<data>`` of docs/benchmarks.md and its JSON.
+Writes the block ``tune-<data>`` (``--block NAME``: ``tune-<data>-NAME``) of
+docs/benchmarks.md and its JSON.
 """
 
 from __future__ import annotations
@@ -191,6 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--test", action="store_true", help="stage 3: test figures")
     ap.add_argument("--synthetic-events", type=int, default=3000)
+    ap.add_argument(
+        "--block",
+        default=None,
+        metavar="NAME",
+        help="write the block tune-<data>-NAME (default: tune-<data>)",
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.data != SYNTHETIC and not Path(DATASETS[args.data]).exists():
@@ -275,8 +282,9 @@ def main(argv: list[str] | None = None) -> None:
                 + f" --json > {args.study}\n    {command}"
             )
         write_block(
-            args.data,
-            f"Tuning on validation: {args.model} on {args.data}",
+            args.data + (f"-{args.block}" if args.block else ""),
+            f"Tuning on validation: {args.model} on {args.data}"
+            + (f" ({args.block})" if args.block else ""),
             command,
             body,
             {"study": result, "settings": settings},

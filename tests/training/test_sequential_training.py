@@ -14,6 +14,8 @@ from lifelongrec.training import (
     EarlyStopping,
     full_softmax_loss,
     gap_buckets,
+    gbce_beta,
+    gbce_loss,
     grow_parameter,
     load_optimizer_arrays,
     make_optimizer,
@@ -163,6 +165,35 @@ def test_sampled_softmax_loss_matches_hand_computation_with_log_q():
     # without the correction the loss differs
     plain = sampled_softmax_loss(u, pos, neg, pos_ids, neg_ids)
     assert plain.item() != pytest.approx(got.item())
+
+
+def test_gbce_loss_matches_hand_computation():
+    u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    pos = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    neg = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    pos_ids = torch.tensor([7, 4])
+    neg_ids = torch.tensor([3, 4, 5])  # id 4 is row 1's positive: left out of row 1
+    weight = torch.tensor([1.0, 3.0])
+
+    def log_sig(x):
+        return -math.log1p(math.exp(-x))
+
+    beta = 0.4
+    # row 0: positive logit 2, negatives 1, 0, -1
+    l0 = -beta * log_sig(2) - sum(log_sig(-x) for x in (1, 0, -1))
+    # row 1: positive logit 2, negatives 2 and 0 (the accidental hit is skipped)
+    l1 = -beta * log_sig(2) - sum(log_sig(-x) for x in (2, 0))
+    got = gbce_loss(u, pos, neg, pos_ids, neg_ids, beta, weight)
+    assert got.item() == pytest.approx((l0 + 3 * l1) / 4, rel=1e-6)
+
+
+def test_gbce_beta_against_the_papers_formula():
+    # gSASRec eq. 7 written out: alpha = k / (N - 1), beta = alpha (t (1 - 1/alpha) + 1/alpha)
+    for k, n, t in [(256, 3417, 0.75), (128, 1000, 0.5), (10, 11, 0.3), (5000, 100, 0.9)]:
+        alpha = min(1.0, k / (n - 1))
+        assert gbce_beta(k, n, t) == pytest.approx(alpha * (t * (1 - 1 / alpha) + 1 / alpha))
+    # t = 1 gives beta = alpha: sigmoid(s)^alpha, the full catalogue's calibration
+    assert gbce_beta(256, 3417, 1.0) == pytest.approx(256 / 3416)
 
 
 def test_mixed_log_q_formula():

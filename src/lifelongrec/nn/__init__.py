@@ -12,7 +12,7 @@ re-exports it as the public training toolkit).
   :func:`minibatches`.
 * **Losses** (:mod:`~lifelongrec.nn._losses`, :mod:`~lifelongrec.nn._multitask`):
   :func:`full_softmax_loss`, :func:`sampled_softmax_loss` (logQ-corrected, in-batch plus
-  uniform negatives, :func:`mixed_log_q`), :func:`soft_cross_entropy`, and
+  uniform negatives, :func:`mixed_log_q`), :func:`gbce_loss` (gSASRec, :func:`gbce_beta`), :func:`soft_cross_entropy`, and
   :class:`MultiTaskLoss`, the train wrapper that turns a batch into one loss.
 * **Forgetting** (:mod:`~lifelongrec.nn._forgetting`): :class:`Distillation` from a
   frozen earlier version, :class:`EWC` with :func:`estimate_fisher`.
@@ -45,6 +45,8 @@ from lifelongrec.nn._loop import (
 )
 from lifelongrec.nn._losses import (
     full_softmax_loss,
+    gbce_beta,
+    gbce_loss,
     mixed_log_q,
     sampled_softmax_loss,
     soft_cross_entropy,
@@ -78,6 +80,8 @@ __all__ = [
     "estimate_fisher",
     "full_softmax_loss",
     "gap_buckets",
+    "gbce_beta",
+    "gbce_loss",
     "grow_parameter",
     "load_optimizer_arrays",
     "make_optimizer",

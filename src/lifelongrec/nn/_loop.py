@@ -40,6 +40,10 @@ class TrainConfig:
     full_softmax: bool
     n_negatives: int
     task_weights: dict[str, float]
+    #: ``"softmax"`` (full or logQ-corrected sampled, as ``full_softmax`` says) or
+    #: ``"gbce"`` (``n_negatives`` uniform negatives, calibration ``gbce_t``).
+    loss: str = "softmax"
+    gbce_t: float = 0.75
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -1,5 +1,5 @@
-"""Losses of next-item prediction: full softmax, logQ-corrected sampled softmax, soft
-cross-entropy.
+"""Losses of next-item prediction: full softmax, logQ-corrected sampled softmax, gBCE,
+soft cross-entropy.
 
 Shapes: ``P`` target positions, ``D`` the model width, ``N`` items, ``M`` sampled
 negatives, ``C`` classes.
@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["full_softmax_loss", "mixed_log_q", "sampled_softmax_loss", "soft_cross_entropy"]
+__all__ = [
+    "full_softmax_loss",
+    "gbce_beta",
+    "gbce_loss",
+    "mixed_log_q",
+    "sampled_softmax_loss",
+    "soft_cross_entropy",
+]
 
 
 def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -74,6 +81,49 @@ def sampled_softmax_loss(
     neg_logit = neg_logit.masked_fill(neg_ids[None, :] == pos_ids[:, None], float("-inf"))
     logits = torch.cat([pos_logit[:, None], neg_logit], dim=1)
     return _weighted_mean(-torch.log_softmax(logits, dim=1)[:, 0], weight)
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """gSASRec's power on the positive's probability (Petrov & Macdonald 2023, eq. 7):
+    ``beta = alpha * (t * (1 - 1/alpha) + 1/alpha)`` with the sampling rate
+    ``alpha = n_negatives / (n_items - 1)`` (at most 1) and calibration ``t`` in
+    ``[0, 1]``: ``t = 0`` is plain binary cross-entropy, ``t = 1`` makes the trained
+    probabilities those of the full catalogue.
+
+    >>> gbce_beta(256, 257, 0.75)
+    1.0
+    >>> round(gbce_beta(100, 1001, 1.0), 4)
+    0.1
+    >>> gbce_beta(100, 1001, 0.0)
+    1.0
+    """
+    alpha = min(1.0, n_negatives / max(n_items - 1, 1))
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def gbce_loss(
+    user: torch.Tensor,
+    pos_vecs: torch.Tensor,
+    neg_vecs: torch.Tensor,
+    pos_ids: torch.Tensor,
+    neg_ids: torch.Tensor,
+    beta: float,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Generalised binary cross-entropy (gSASRec): the positive's sigmoid raised to
+    ``beta`` (see :func:`gbce_beta`), every negative's pushed to 0.
+
+    Per target ``-beta * log sigmoid(s+) - sum_j log sigmoid(-s_j)`` over the ``M``
+    shared negatives (a negative equal to the row's positive is left out). Summed over
+    the negatives, not averaged as gSASRec's BCE does, so one target weighs about what
+    a cross-entropy does beside the auxiliary tasks. Shapes as
+    :func:`sampled_softmax_loss`; returns the (weighted) mean over targets.
+    """
+    pos_logit = (user * pos_vecs).sum(-1)
+    neg_logit = user @ neg_vecs.T
+    neg_term = F.logsigmoid(-neg_logit).masked_fill(neg_ids[None, :] == pos_ids[:, None], 0.0)
+    per_target = -beta * F.logsigmoid(pos_logit) - neg_term.sum(-1)
+    return _weighted_mean(per_target, weight)
 
 
 def soft_cross_entropy(

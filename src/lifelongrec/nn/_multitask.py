@@ -13,6 +13,8 @@ from lifelongrec.nn._loop import TrainConfig
 from lifelongrec.nn._losses import (
     _weighted_mean,
     full_softmax_loss,
+    gbce_beta,
+    gbce_loss,
     mixed_log_q,
     sampled_softmax_loss,
     soft_cross_entropy,
@@ -35,7 +37,7 @@ class MultiTaskLoss(nn.Module):
         The sequential module.
     config
         Loss weights (``task_weights`` keys ``next_item``, ``event_type``, ``category``),
-        full or sampled softmax and the number of negatives.
+        the next-item loss (full or sampled softmax, or gBCE) and the number of negatives.
     item_categories
         ``(N, C)`` CSR of soft category targets per item row (rows sum to 1; empty rows
         mean no target), or ``None`` without a category head.
@@ -77,7 +79,9 @@ class MultiTaskLoss(nn.Module):
         targets = batch["target_items"][mask] - 1  # (P,) item rows
         user = out["user"][mask]  # (P, D)
         parts: dict[str, torch.Tensor] = {}
-        if cfg.full_softmax:
+        if cfg.loss == "gbce":
+            parts["next_item"] = self._gbce(user, targets, weight)
+        elif cfg.full_softmax:
             parts["next_item"] = full_softmax_loss(user, model.item_tower.all(), targets, weight)
         else:
             parts["next_item"] = self._sampled(user, targets, weight)
@@ -133,4 +137,20 @@ class MultiTaskLoss(nn.Module):
             log_q[: len(targets)],
             log_q[len(targets) :],
             weight,
+        )
+
+    def _gbce(
+        self, user: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        tower = self.model.item_tower
+        n_items = len(self.item_prob)
+        m = self.config.n_negatives
+        if m >= n_items - 1:  # every item: plain BCE over the catalogue (beta = 1)
+            neg_ids = torch.arange(n_items, device=user.device)
+        else:
+            neg_ids = torch.randint(0, n_items, (m,), device=user.device)
+        vecs = tower(torch.cat([targets, neg_ids]) + 1)
+        beta = gbce_beta(m, n_items, self.config.gbce_t)
+        return gbce_loss(
+            user, vecs[: len(targets)], vecs[len(targets) :], targets, neg_ids, beta, weight
         )

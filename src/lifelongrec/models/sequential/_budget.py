@@ -176,13 +176,17 @@ def catchup_share(catchup: float, n_new: int, refit_targets: int) -> float:
 def cost_model(p: Mapping[str, Any], n_items: int, content_dim: int) -> CostModel:
     """The :class:`CostModel` of a model with the hyperparameters ``p`` over ``n_items``
     items with ``content_dim``-wide content."""
-    full = n_items <= int(p["full_softmax_max_items"])
+    if p["loss"] == "gbce":
+        n_scored = min(int(n_items), int(p["n_negatives"]))
+    else:
+        full = n_items <= int(p["full_softmax_max_items"])
+        n_scored = int(n_items) if full else int(p["n_negatives"])
     return CostModel(
         dim=int(p["dim"]),
         n_layers=int(p["n_layers"]),
         ffn_mult=int(p["ffn_mult"]),
         content_dim=int(content_dim),
-        n_scored=int(n_items) if full else int(p["n_negatives"]),
+        n_scored=n_scored,
         batch_size=int(p["batch_size"]),
         encoder=str(p["encoder"]),
     )

@@ -161,6 +161,15 @@ class SequentialParams(Params):
     n_negatives
         Uniform negatives per batch of the sampled softmax (as many in-batch ones at most);
         cheap next to the encoder, and many help on a large catalogue (docs/benchmarks.md).
+    loss
+        The next-item objective: ``"softmax"`` (default; the full softmax up to
+        ``full_softmax_max_items`` items, the sampled one above) or ``"gbce"``
+        (gSASRec's generalised binary cross-entropy: ``n_negatives`` uniform negatives
+        per batch, every item when the catalogue is no larger, the positive's
+        probability raised to a power set by the sampling rate and ``gbce_t``).
+    gbce_t
+        gBCE's calibration in ``[0, 1]``: 0 is plain binary cross-entropy, 1 calibrates
+        the sampled probabilities to the full catalogue's (gSASRec used 0.75).
     partial_fit_epochs
         Passes of every update (``partial_fit``; warm start, optimiser carried over).
         ``None`` (default): the data decide, through ``partial_fit_budget``.
@@ -265,6 +274,8 @@ class SequentialParams(Params):
     validation_events: int = 1
     full_softmax_max_items: int = 20000
     n_negatives: int = 2048
+    loss: str = "softmax"
+    gbce_t: float = 0.75
     partial_fit_epochs: int | None = None
     partial_fit_budget: float = 0.1
     partial_fit_catchup: float = 0.6
@@ -309,6 +320,8 @@ class SequentialParams(Params):
         "validation_events": Integer(1),
         "full_softmax_max_items": Integer(0),
         "n_negatives": Integer(1),
+        "loss": OneOf("softmax", "gbce"),
+        "gbce_t": Number(0, 1),
         "partial_fit_epochs": Integer(0, none=True),
         "partial_fit_budget": Number(0, low_open=True),
         "partial_fit_catchup": Number(0),
@@ -396,6 +409,8 @@ def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig
         full_softmax=n_items <= p["full_softmax_max_items"],
         n_negatives=int(p["n_negatives"]),
         task_weights=task_weights(p["task_weights"]),
+        loss=str(p["loss"]),
+        gbce_t=float(p["gbce_t"]),
     )
 
 
