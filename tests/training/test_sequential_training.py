@@ -183,8 +183,15 @@ def test_gbce_loss_matches_hand_computation():
     l0 = -beta * log_sig(2) - sum(log_sig(-x) for x in (1, 0, -1))
     # row 1: positive logit 2, negatives 2 and 0 (the accidental hit is skipped)
     l1 = -beta * log_sig(2) - sum(log_sig(-x) for x in (2, 0))
-    got = gbce_loss(u, pos, neg, pos_ids, neg_ids, beta, weight)
+    pos_logit = (u * pos).sum(-1)
+    neg_logit = u @ neg.T
+    hits = neg_ids[None, :] == pos_ids[:, None]
+    got = gbce_loss(pos_logit, neg_logit, beta, hits, weight)
     assert got.item() == pytest.approx((l0 + 3 * l1) / 4, rel=1e-6)
+    # without the hit mask row 1's own item counts as a negative (logit 2)
+    unmasked = gbce_loss(pos_logit, neg_logit, beta, None, weight)
+    l1_all = l1 - log_sig(-2)
+    assert unmasked.item() == pytest.approx((l0 + 3 * l1_all) / 4, rel=1e-6)
 
 
 def test_gbce_beta_against_the_papers_formula():

@@ -102,26 +102,24 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
 
 
 def gbce_loss(
-    user: torch.Tensor,
-    pos_vecs: torch.Tensor,
-    neg_vecs: torch.Tensor,
-    pos_ids: torch.Tensor,
-    neg_ids: torch.Tensor,
+    pos_logit: torch.Tensor,
+    neg_logit: torch.Tensor,
     beta: float,
+    hits: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generalised binary cross-entropy (gSASRec): the positive's sigmoid raised to
     ``beta`` (see :func:`gbce_beta`), every negative's pushed to 0.
 
-    Per target ``-beta * log sigmoid(s+) - sum_j log sigmoid(-s_j)`` over the ``M``
-    shared negatives (a negative equal to the row's positive is left out). Summed over
-    the negatives, not averaged as gSASRec's BCE does, so one target weighs about what
-    a cross-entropy does beside the auxiliary tasks. Shapes as
-    :func:`sampled_softmax_loss`; returns the (weighted) mean over targets.
+    ``pos_logit (P,)``, ``neg_logit (P, M)`` (each target's own negatives), ``hits
+    (P, M)`` true where a negative is the target itself (left out), optional ``weight
+    (P,)``. Per target ``-beta * log sigmoid(s+) - sum_j log sigmoid(-s_j)``: summed over
+    the negatives, not averaged as gSASRec's BCE is, so a target weighs about what a
+    cross-entropy does beside the auxiliary tasks. Returns the (weighted) mean.
     """
-    pos_logit = (user * pos_vecs).sum(-1)
-    neg_logit = user @ neg_vecs.T
-    neg_term = F.logsigmoid(-neg_logit).masked_fill(neg_ids[None, :] == pos_ids[:, None], 0.0)
+    neg_term = F.logsigmoid(-neg_logit)
+    if hits is not None:
+        neg_term = neg_term.masked_fill(hits, 0.0)
     per_target = -beta * F.logsigmoid(pos_logit) - neg_term.sum(-1)
     return _weighted_mean(per_target, weight)
 

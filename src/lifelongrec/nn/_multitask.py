@@ -80,7 +80,7 @@ class MultiTaskLoss(nn.Module):
         user = out["user"][mask]  # (P, D)
         parts: dict[str, torch.Tensor] = {}
         if cfg.loss == "gbce":
-            parts["next_item"] = self._gbce(user, targets, weight)
+            parts["next_item"] = self._gbce(out["user"], mask, targets, weight)
         elif cfg.full_softmax:
             parts["next_item"] = full_softmax_loss(user, model.item_tower.all(), targets, weight)
         else:
@@ -140,17 +140,30 @@ class MultiTaskLoss(nn.Module):
         )
 
     def _gbce(
-        self, user: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor
+        self,
+        user_seq: torch.Tensor,
+        mask: torch.Tensor,
+        targets: torch.Tensor,
+        weight: torch.Tensor,
     ) -> torch.Tensor:
+        """gBCE with ``n_negatives`` uniform negatives per training window (shared by
+        its positions, as gSASRec draws them per position; one set shared by the whole
+        batch would push the same few items down with every target at once), or every
+        item when the catalogue is no larger."""
         tower = self.model.item_tower
         n_items = len(self.item_prob)
         m = self.config.n_negatives
+        beta = gbce_beta(m, n_items, self.config.gbce_t)
+        user = user_seq[mask]  # (P, D)
+        pos_logit = (user * tower(targets + 1)).sum(-1)
         if m >= n_items - 1:  # every item: plain BCE over the catalogue (beta = 1)
             neg_ids = torch.arange(n_items, device=user.device)
+            neg_logit = user @ tower(neg_ids + 1).T  # (P, N)
+            hits = neg_ids[None, :] == targets[:, None]
         else:
-            neg_ids = torch.randint(0, n_items, (m,), device=user.device)
-        vecs = tower(torch.cat([targets, neg_ids]) + 1)
-        beta = gbce_beta(m, n_items, self.config.gbce_t)
-        return gbce_loss(
-            user, vecs[: len(targets)], vecs[len(targets) :], targets, neg_ids, beta, weight
-        )
+            B = user_seq.shape[0]
+            neg_ids = torch.randint(0, n_items, (B, m), device=user.device)
+            per_row = torch.bmm(user_seq, tower(neg_ids + 1).transpose(1, 2))  # (B, L, M)
+            neg_logit = per_row[mask]  # (P, M)
+            hits = neg_ids[mask.nonzero(as_tuple=True)[0]] == targets[:, None]
+        return gbce_loss(pos_logit, neg_logit, beta, hits, weight)
