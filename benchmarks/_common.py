@@ -322,11 +322,13 @@ def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
 
 def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
     """Recall/HR/NDCG@k of every cold test event, scored from its user's history before
-    it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns)."""
+    it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns), and
+    ``full_cold_share@k``, the share of the full top-k slots that cold items hold."""
     import numpy as np
     import pandas as pd
 
     sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
+    cold_slots = 0.0  # top-k slots of the full ranking held by cold items
     n = len(cold)
     for start in range(0, n, 1000):
         part = cold.iloc[start : start + 1000]
@@ -338,6 +340,7 @@ def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> d
         ).astype(np.float64)
         target = index.get_indexer(part["item_id"].astype(str))
         full = event_metrics(S, target, k, seed + start)
+        cold_slots += float(np.isin(top_k_random_ties(S, k, seed + start), cold_cols).sum())
         pos = pd.Index(cold_cols).get_indexer(target)
         only = event_metrics(S[:, cold_cols], pos, k, seed + start)
         for name, m in (("full", full), ("coldonly", only)):
@@ -348,6 +351,7 @@ def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> d
         out[f"{name}_recall@{k}"] = hits / max(n, 1)
         out[f"{name}_hr@{k}"] = hits / max(n, 1)
         out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
+    out[f"full_cold_share@{k}"] = cold_slots / max(n * k, 1)
     return out
 
 

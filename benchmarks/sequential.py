@@ -470,6 +470,7 @@ COLD_METRICS = [
     "coldonly_recall@10",
     "coldonly_hr@10",
     "coldonly_ndcg@10",
+    "full_cold_share@10",
     "fit_seconds",
     "peak_rss_mb",
 ]
@@ -494,6 +495,7 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         (m, m.replace("coldonly_", "cold-only ").replace("full_", "full "), 4)
         for m in COLD_METRICS[:6]
     ]
+    cols += [("full_cold_share@10", f"cold share of full top {args.k}", 3)]
     cols += [("fit_seconds", "fit s", 1), ("peak_rss_mb", "peak MB", 0), ("n_runs", "runs", 0)]
     body = [
         "Protocol: preprocessing as `compare`, then one global temporal cut "
@@ -511,7 +513,9 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         f"{counts.get('n_cold_events_without_history', '?')} are a user's very first "
         "event and are left out. Per event one relevant item, so Recall@10 = HR@10. "
         f"`full`: the whole catalogue ranked (K={args.k}); `cold-only`: only the cold "
-        "items ranked. Score ties broken at random (seeded), so items with equal (zero) "
+        "items ranked; `cold share`: of the full top-10 slots, the share cold items hold "
+        "(on average over the scored events). "
+        "Score ties broken at random (seeded), so items with equal (zero) "
         "vectors get no positional credit. Arms: `minilm` = MiniLM title vectors + "
         "genres + release year (the numeric attribute `year` the MovieLens readers take "
         "from the title); `genres-only` = `text_encoder=None` (genres and year still give "

@@ -129,6 +129,9 @@ def test_worker_coldstart_admits_cold_items_untrained(bench):
     # one relevant item per event: recall is the hit rate; the cold-only ranking is
     # over fewer items, so it can only be easier
     assert res["full_recall@10"] == res["full_hr@10"] <= res["coldonly_hr@10"]
+    # a hit needs its cold item in the top 10, so hits are at most the cold slots
+    assert 0.0 <= res["full_cold_share@10"] <= 1.0
+    assert res["full_recall@10"] <= 10 * res["full_cold_share@10"] + 1e-12
     # admitting trained nothing: the fit's epochs only
     assert [h["update"] for h in res["history"]] == [0]
 
