@@ -309,6 +309,31 @@ def test_partial_fit_warm_starts_and_acts_at_once(world):
     assert "a_new" in set(model.recommend("auser2", k=model.n_items, exclude_seen=False)[0])
 
 
+def test_gbce_runs_through_updates_online_steps_and_save(world, tmp_path):
+    params = {**TINY, "loss": "gbce", "n_negatives": 8, "partial_fit_epochs": 2}
+    params.update(distill_weight=0.5, ewc_weight=1.0, epochs=6)
+    model = SequentialRecommender(**params).fit(world)
+    upd = Dataset(
+        events=make_events(["auser0", "newbie"], ["a_new", "a2"], [10**7, 10**7 + 1]),
+        items=catalogue(10, ["a_new"]),
+    )
+    weights = model.module_.encoder.blocks[0].ffn[0].weight.detach().clone()
+    model.partial_fit(upd)
+    update = [h for h in model.history_ if h.get("update", 0) > 0]
+    assert update and {"next_item", "distill", "ewc"} <= set(update[-1])
+    assert np.isfinite([h["next_item"] for h in update]).all()
+    assert not torch.equal(model.module_.encoder.blocks[0].ffn[0].weight, weights)
+    model.observe(
+        make_events(["buser1"] * 3, ["b2", "b3", "b4"], [10**7 + 2, 10**7 + 3, 10**7 + 4])
+    )
+    step = model.online_step(1)
+    assert step["n_steps"] == 1 and np.isfinite(step["next_item"])
+    loaded = Recommender.load(model.save(tmp_path / "g"))
+    assert loaded.loss == "gbce" and loaded.gbce_t == pytest.approx(0.75)
+    users = ["auser0", "buser1", "newbie"]
+    np.testing.assert_array_equal(loaded.score_items(users), model.score_items(users))
+
+
 def test_partial_fit_without_epochs_updates_histories_only(world):
     model = SequentialRecommender(**{**TINY, "partial_fit_epochs": 0}).fit(world)
     state = {k: v.clone() for k, v in model.module_.state_dict().items()}
