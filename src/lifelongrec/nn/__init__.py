@@ -12,7 +12,8 @@ re-exports it as the public training toolkit).
   :func:`minibatches`.
 * **Losses** (:mod:`~lifelongrec.nn._losses`, :mod:`~lifelongrec.nn._multitask`):
   :func:`full_softmax_loss`, :func:`sampled_softmax_loss` (logQ-corrected, in-batch plus
-  uniform negatives, :func:`mixed_log_q`), :func:`gbce_loss` (gSASRec, :func:`gbce_beta`), :func:`soft_cross_entropy`, and
+  uniform negatives, :func:`mixed_log_q`), :func:`gbce_loss` (gSASRec's generalised
+  binary cross-entropy, :func:`gbce_beta`), :func:`soft_cross_entropy`, and
   :class:`MultiTaskLoss`, the train wrapper that turns a batch into one loss.
 * **Forgetting** (:mod:`~lifelongrec.nn._forgetting`): :class:`Distillation` from a
   frozen earlier version, :class:`EWC` with :func:`estimate_fisher`.

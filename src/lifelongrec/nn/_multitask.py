@@ -146,8 +146,8 @@ class MultiTaskLoss(nn.Module):
         targets: torch.Tensor,
         weight: torch.Tensor,
     ) -> torch.Tensor:
-        """gBCE with ``n_negatives`` uniform negatives per training window (shared by
-        its positions, as gSASRec draws them per position; one set shared by the whole
+        """gBCE with ``n_negatives`` uniform negatives per training window, shared by
+        the window's positions (gSASRec draws them per position; one set for the whole
         batch would push the same few items down with every target at once), or every
         item when the catalogue is no larger."""
         tower = self.model.item_tower

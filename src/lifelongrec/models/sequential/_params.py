@@ -165,7 +165,7 @@ class SequentialParams(Params):
         The next-item objective: ``"softmax"`` (default; the full softmax up to
         ``full_softmax_max_items`` items, the sampled one above) or ``"gbce"``
         (gSASRec's generalised binary cross-entropy: ``n_negatives`` uniform negatives
-        per batch, every item when the catalogue is no larger, the positive's
+        per training window, every item when the catalogue is no larger, the positive's
         probability raised to a power set by the sampling rate and ``gbce_t``).
     gbce_t
         gBCE's calibration in ``[0, 1]``: 0 is plain binary cross-entropy, 1 calibrates
