@@ -458,6 +458,10 @@ def cmd_ablation(args: argparse.Namespace) -> None:
 
 COLD_ARMS = {
     "minilm": {"params": {"text_encoder": "minilm"}},
+    "minilm-age": {"params": {"text_encoder": "minilm", "item_age": True}},
+    "minilm-age-1y": {
+        "params": {"text_encoder": "minilm", "item_age": True, "item_new_for": 365 * 86_400}
+    },
     "genres-only": {"params": {"text_encoder": None}},
     "minilm-no-year": {"params": {"text_encoder": "minilm"}, "drop_attributes": ["year"]},
     "genres-no-year": {"params": {"text_encoder": None}, "drop_attributes": ["year"]},
@@ -518,7 +522,12 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         "Score ties broken at random (seeded), so items with equal (zero) "
         "vectors get no positional credit. Arms: `minilm` = MiniLM title vectors + "
         "genres + release year (the numeric attribute `year` the MovieLens readers take "
-        "from the title); `genres-only` = `text_encoder=None` (genres and year still give "
+        "from the title); `minilm-age` = the same with `item_age=True` (a learned bias "
+        "by time since the item's first event; items without one share a learned 'new' "
+        "mass); `minilm-age-1y` = that with `item_new_for` one year (training counts an "
+        "item as new for a year after its first event, as the model frozen at the cut "
+        "meets items that arrive long after it learned); `genres-only` = "
+        "`text_encoder=None` (genres and year still give "
         "cold items a content vector); `*-no-year` = the same with `year` removed from "
         "every item's attributes; `id-only` = no content at all (catalogue withheld, "
         "`max_categories=0`): a cold item's vector is its zero id row, so its ranking "

@@ -371,6 +371,8 @@ BAD_PARAMS = [
     ("n_time_buckets", 2, "an integer >= 3"),
     ("text_encoder", "bert", "one of 'auto', 'minilm', 'tfidf' or None"),
     ("content_gate", "yes", "True or False"),
+    ("item_age", 1, "True or False"),
+    ("item_new_for", -1, "an integer >= 0"),
     ("id_dropout", 1.5, r"a number in \[0, 1\)"),
     ("max_categories", -1, "an integer >= 0"),
     ("like_threshold", float("nan"), "a finite number"),

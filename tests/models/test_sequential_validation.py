@@ -21,6 +21,7 @@ def _events(lengths, oov=()):
     return {
         "user": user,
         "item": item,
+        "ts": 1_000 + 10 * np.arange(n),
         "type": np.zeros(n, np.int64),
         "gap": np.arange(n) % 5,
         "target_type": np.zeros(n, np.int64),
@@ -52,6 +53,11 @@ def test_held_out_events_and_their_inputs(m):
     got = {int(t): items.tolist() for t, items in zip(val.targets, val.items, strict=True)}
     assert {t: i for (_, t), i in expected.items()} == got
     assert len(val) == len(expected)
+    # each held-out event's time (the item-age bias is read at it) and its training
+    # windows' target times are the events' own
+    np.testing.assert_array_equal(val.target_ts, ev["ts"][val.targets])
+    has = windows.target_items > 0
+    np.testing.assert_array_equal(windows.target_ts[has], ev["ts"][windows.target_items[has] - 1])
     # the held-out events are no training target; every other event but a first is
     held = {t + 1 for (_, t) in expected}
     targets = set(windows.target_items[windows.target_items > 0].tolist())

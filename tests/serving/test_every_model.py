@@ -35,12 +35,15 @@ PARAMS: dict[str, dict] = {
     },
 }
 NAMES = sorted(MODELS)
+#: Variants served beside the models' own small fits: ``name:variant`` -> model params.
+#: ``item_age`` widens the vectors the index holds by the age-bias column.
+VARIANTS = {"sequential:item_age": {**PARAMS["sequential"], "item_age": True}}
 
 
 def config(name: str, **extra) -> dict:
     return {
-        "model": name,
-        "model_params": PARAMS.get(name, {}),
+        "model": name.split(":")[0],
+        "model_params": VARIANTS.get(name, PARAMS.get(name, {})),
         "background": False,
         "learner_batch": 16,
         "challenger_every": 0,
@@ -66,7 +69,7 @@ def test_the_listed_models_are_the_ones_checked_here():
     assert listed == NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, *VARIANTS])
 def test_model_serves_ingests_and_erases(name, world, tmp_path):
     ev = world.events
     user = str(ev["user_id"].value_counts().index[0])  # the most active user
@@ -115,7 +118,7 @@ def test_model_serves_ingests_and_erases(name, world, tmp_path):
         assert service.learner_stats()["n_events"] >= 3
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, *VARIANTS])
 def test_a_reopened_service_keeps_serving_and_erasing(name, world, tmp_path):
     home = tmp_path / "home"
     user = str(world.events["user_id"].iloc[0])

@@ -8,8 +8,8 @@ re-exports it as the public training toolkit).
 * **Sequences** (numpy, vectorised; :mod:`~lifelongrec.nn._sequences`):
   :func:`order_events`, :func:`positions_from_end`, :func:`gap_buckets`,
   :func:`right_align`, :func:`training_windows`, :func:`windows_ending_at` (replay),
-  :func:`concat_windows`; :class:`Windows` (padded training windows) and
-  :func:`minibatches`.
+  :func:`concat_windows`; :class:`Windows` (padded training windows),
+  :func:`minibatches` and :func:`ts_hours` (the clock of item age).
 * **Losses** (:mod:`~lifelongrec.nn._losses`, :mod:`~lifelongrec.nn._multitask`):
   :func:`full_softmax_loss`, :func:`sampled_softmax_loss` (logQ-corrected, in-batch plus
   uniform negatives, :func:`mixed_log_q`), :func:`gbce_loss` (gSASRec's generalised
@@ -64,6 +64,7 @@ from lifelongrec.nn._sequences import (
     positions_from_end,
     right_align,
     training_windows,
+    ts_hours,
     windows_ending_at,
 )
 
@@ -98,5 +99,6 @@ __all__ = [
     "train_epoch",
     "training_flops",
     "training_windows",
+    "ts_hours",
     "windows_ending_at",
 ]

@@ -64,16 +64,23 @@ def sampled_softmax_loss(
     pos_log_q: torch.Tensor | None = None,
     neg_log_q: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
+    pos_bias: torch.Tensor | None = None,
+    neg_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sampled softmax with logQ correction: the positive against ``M`` shared negatives.
 
     ``user (P, D)``, ``pos_vecs (P, D)`` and ``pos_ids (P,)`` of the targets,
     ``neg_vecs (M, D)`` and ``neg_ids (M,)`` of the negatives; ``*_log_q`` are
-    subtracted from the logits (see :func:`mixed_log_q`). A negative equal to the
-    row's positive (an accidental hit) is masked out. Returns the (weighted) mean loss.
+    subtracted from the logits (see :func:`mixed_log_q`), ``pos_bias (P,)`` and
+    ``neg_bias (P, M)`` added. A negative equal to the row's positive (an accidental
+    hit) is masked out. Returns the (weighted) mean loss.
     """
     pos_logit = (user * pos_vecs).sum(-1)
     neg_logit = user @ neg_vecs.T
+    if pos_bias is not None:
+        pos_logit = pos_logit + pos_bias
+    if neg_bias is not None:
+        neg_logit = neg_logit + neg_bias
     if pos_log_q is not None:
         pos_logit = pos_logit - pos_log_q
     if neg_log_q is not None:

@@ -29,7 +29,13 @@ class MultiTaskLoss(nn.Module):
     ``model`` is duck-typed: ``model.hidden(items, types, gaps) -> (B, L, D)``,
     ``model.heads(h) -> dict`` with ``"user"`` ``(..., D)`` and optionally
     ``"event_type"`` ``(..., T)`` / ``"category"`` ``(..., C)`` logits, and
-    ``model.item_tower`` with ``all() -> (N, D)`` and ``__call__(shifted_rows)``.
+    ``model.item_tower`` with ``all() -> (N, D)`` and ``__call__(shifted_rows)``; a
+    tower whose ``age_bias`` is not ``None`` also gives ``count_new(ts)``,
+    ``age_scores(ts, shifted_rows, n_new)``, ``is_known(ts, shifted_rows)`` and
+    ``content_vectors(shifted_rows)``: every next-item logit at the target's time
+    ``batch["target_ts"]`` then gets the item-age bias, and an item without an event
+    before that time is scored by its content vector (batches without times get
+    neither).
 
     Parameters
     ----------
@@ -78,13 +84,18 @@ class MultiTaskLoss(nn.Module):
         weight = batch["target_weight"][mask]  # (P,)
         targets = batch["target_items"][mask] - 1  # (P,) item rows
         user = out["user"][mask]  # (P, D)
+        age = self._age(batch, mask)
         parts: dict[str, torch.Tensor] = {}
         if cfg.loss == "gbce":
-            parts["next_item"] = self._gbce(out["user"], mask, targets, weight)
+            parts["next_item"] = self._gbce(out["user"], mask, targets, weight, age)
+        elif cfg.full_softmax and age is not None:
+            logits = age.logits(user, model.item_tower.all(), None)
+            ce = F.cross_entropy(logits, targets, reduction="none")
+            parts["next_item"] = _weighted_mean(ce, weight)
         elif cfg.full_softmax:
             parts["next_item"] = full_softmax_loss(user, model.item_tower.all(), targets, weight)
         else:
-            parts["next_item"] = self._sampled(user, targets, weight)
+            parts["next_item"] = self._sampled(user, targets, weight, age)
         w_type = cfg.task_weights.get("event_type", 0.0)
         if "event_type" in out and w_type > 0:
             tt = batch["target_types"][mask]
@@ -113,8 +124,19 @@ class MultiTaskLoss(nn.Module):
             total = total + self.ewc_weight * parts["ewc"]
         return total, {name: float(loss.detach()) for name, loss in parts.items()}
 
+    def _age(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> _AgeBias | None:
+        """The item-age bias of the batch's targets' times (``None``: none)."""
+        tower = self.model.item_tower
+        if getattr(tower, "age_bias", None) is None or "target_ts" not in batch:
+            return None
+        return _AgeBias(tower, batch["target_ts"][mask])
+
     def _sampled(
-        self, user: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor
+        self,
+        user: torch.Tensor,
+        targets: torch.Tensor,
+        weight: torch.Tensor,
+        age: _AgeBias | None = None,
     ) -> torch.Tensor:
         tower = self.model.item_tower
         n_items = len(self.item_prob)
@@ -128,6 +150,12 @@ class MultiTaskLoss(nn.Module):
         vecs = tower(torch.cat([targets, neg_ids]) + 1)
         pos_vecs, neg_vecs = vecs[: len(targets)], vecs[len(targets) :]
         log_q = mixed_log_q(torch.cat([targets, neg_ids]), self.item_prob, n_in, m, n_items)
+        pos_bias = neg_bias = None
+        if age is not None:  # the age bias, and new items by content (as a difference)
+            pos_vecs = age.vectors(pos_vecs, targets + 1)
+            neg_rows = neg_ids[None, :] + 1
+            neg_bias = age(neg_rows) + age.new_difference(user, neg_vecs, neg_rows)
+            pos_bias = age.diagonal(targets + 1)
         return sampled_softmax_loss(
             user,
             pos_vecs,
@@ -137,6 +165,8 @@ class MultiTaskLoss(nn.Module):
             log_q[: len(targets)],
             log_q[len(targets) :],
             weight,
+            pos_bias,
+            neg_bias,
         )
 
     def _gbce(
@@ -145,6 +175,7 @@ class MultiTaskLoss(nn.Module):
         mask: torch.Tensor,
         targets: torch.Tensor,
         weight: torch.Tensor,
+        age: _AgeBias | None = None,
     ) -> torch.Tensor:
         """gBCE with ``n_negatives`` uniform negatives per training window, shared by
         the window's positions (gSASRec draws them per position; one set for the whole
@@ -155,15 +186,87 @@ class MultiTaskLoss(nn.Module):
         m = self.config.n_negatives
         beta = gbce_beta(m, n_items, self.config.gbce_t)
         user = user_seq[mask]  # (P, D)
-        pos_logit = (user * tower(targets + 1)).sum(-1)
+        pos_vecs = tower(targets + 1)
+        if age is not None:
+            pos_vecs = age.vectors(pos_vecs, targets + 1)
+        pos_logit = (user * pos_vecs).sum(-1)
         if m >= n_items - 1:  # every item: plain BCE over the catalogue (beta = 1)
             neg_ids = torch.arange(n_items, device=user.device)
-            neg_logit = user @ tower(neg_ids + 1).T  # (P, N)
             hits = neg_ids[None, :] == targets[:, None]
+            if age is not None:
+                neg_logit = age.logits(user, tower(neg_ids + 1), None)
+            else:
+                neg_logit = user @ tower(neg_ids + 1).T  # (P, N)
         else:
             B = user_seq.shape[0]
             neg_ids = torch.randint(0, n_items, (B, m), device=user.device)
             per_row = torch.bmm(user_seq, tower(neg_ids + 1).transpose(1, 2))  # (B, L, M)
             neg_logit = per_row[mask]  # (P, M)
-            hits = neg_ids[mask.nonzero(as_tuple=True)[0]] == targets[:, None]
+            window = mask.nonzero(as_tuple=True)[0]
+            if age is not None:
+                content = tower.content_vectors(neg_ids + 1)  # (B, M, D) or None
+                if content is None:
+                    by_content = torch.zeros_like(neg_logit)
+                else:
+                    by_content = torch.bmm(user_seq, content.transpose(1, 2))[mask]
+                rows = neg_ids[window] + 1  # (P, M)
+                known = age.known(rows)
+                neg_logit = torch.where(known, neg_logit, by_content) + age(rows)
+            neg_ids = neg_ids[window]  # (P, M)
+            hits = neg_ids == targets[:, None]
+        if age is not None:
+            pos_logit = pos_logit + age.diagonal(targets + 1)
         return gbce_loss(pos_logit, neg_logit, beta, hits, weight)
+
+
+class _AgeBias:
+    """Item age at the times ``ts`` ``(P,)`` (int64 epoch seconds) of ``P`` targets.
+
+    Called with shifted item rows ``(1 or P, M)`` (``None``: every item) it gives the
+    age bias ``(P, M)``; :meth:`diagonal` with ``(P,)`` (each target's own item) ``(P,)``.
+    An item without an event before a target's time is scored by its content alone
+    (:meth:`logits`, :meth:`vectors`, :meth:`new_difference`), as a cold item is
+    served, so the new items' bias learns what serving needs.
+    """
+
+    def __init__(self, tower: nn.Module, ts: torch.Tensor) -> None:
+        self.tower, self.ts = tower, ts
+        self.n_new = tower.count_new(ts)
+
+    def __call__(self, rows: torch.Tensor | None) -> torch.Tensor:
+        return self.tower.age_scores(self.ts[:, None], rows, self.n_new[:, None])
+
+    def diagonal(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.tower.age_scores(self.ts, rows, self.n_new)
+
+    def known(self, rows: torch.Tensor | None) -> torch.Tensor:
+        """``(P, M)``: whether each item had an event before each target's time."""
+        return self.tower.is_known(self.ts[:, None], rows)
+
+    def logits(
+        self, user: torch.Tensor, vecs: torch.Tensor, rows: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``(P, M)`` logits of ``user (P, D)`` over items ``rows`` (``(M,)`` shifted,
+        ``None``: every item) whose full vectors are ``vecs (M, D)``: by the full vector
+        when known at the target's time, else by content; plus the age bias."""
+        r = None if rows is None else rows[None, :]
+        full = user @ vecs.T
+        content = self.tower.content_vectors(rows)
+        by_content = user @ content.T if content is not None else torch.zeros_like(full)
+        return torch.where(self.known(r), full, by_content) + self(r)
+
+    def vectors(self, vecs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Each target's own item vector ``(P, D)``: content only when it was new."""
+        content = self.tower.content_vectors(rows)
+        new = content if content is not None else torch.zeros_like(vecs)
+        known = self.tower.is_known(self.ts, rows)
+        return torch.where(known[:, None], vecs, new)
+
+    def new_difference(
+        self, user: torch.Tensor, vecs: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """``(P, M)`` to add to ``user @ vecs.T`` (items ``rows (1, M)``) so that the
+        items new at each target's time are scored by content."""
+        content = self.tower.content_vectors(rows[0])
+        by_content = user @ content.T if content is not None else 0.0
+        return torch.where(self.known(rows), 0.0, by_content - user @ vecs.T)

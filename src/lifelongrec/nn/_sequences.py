@@ -25,11 +25,19 @@ __all__ = [
     "positions_from_end",
     "right_align",
     "training_windows",
+    "ts_hours",
     "windows_ending_at",
 ]
 
 #: Time-gap bucket ids: 0 padding, 1 "no previous event", 2.. ``floor(log2(1 + gap))``.
 GAP_PAD, GAP_FIRST = 0, 1
+
+
+def ts_hours(ts: torch.Tensor) -> torch.Tensor:
+    """Epoch seconds (int64) as float32 hours, the clock of item age; the same seconds
+    always give the same hours, so an item first seen at a target's own time is never
+    older than it."""
+    return (ts.to(torch.float64) / 3600.0).to(torch.float32)
 
 
 def order_events(user_rows: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
@@ -99,7 +107,9 @@ class Windows:
 
     ``items, types, gaps`` are the inputs (``items`` shifted: 0 pad); ``target_items``
     (shifted, 0 = no target), ``target_types`` (class or -1) and ``target_weight``
-    (0/1 float) describe the next event at each position.
+    (0/1 float) describe the next event at each position; ``target_ts`` (int64 epoch
+    seconds, 0 without a target; ``None`` when the windows were built without times)
+    is its timestamp, the moment the prediction is for (item age).
     """
 
     items: np.ndarray
@@ -108,23 +118,43 @@ class Windows:
     target_items: np.ndarray
     target_types: np.ndarray
     target_weight: np.ndarray
+    target_ts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """Rows ``idx`` as tensors on ``device``."""
+        """Rows ``idx`` as tensors on ``device`` (``target_ts`` only when present)."""
         return {
             name: torch.as_tensor(getattr(self, name)[idx], device=device)
-            for name in (
-                "items",
-                "types",
-                "gaps",
-                "target_items",
-                "target_types",
-                "target_weight",
-            )
+            for name in _FIELDS
+            if getattr(self, name) is not None
         }
+
+
+_FIELDS = (
+    "items",
+    "types",
+    "gaps",
+    "target_items",
+    "target_types",
+    "target_weight",
+    "target_ts",
+)
+
+
+def _stack(parts: list[Windows] | tuple[Windows, ...], keep: np.ndarray | None = None) -> Windows:
+    """The windows of ``parts`` one after the other (rows ``keep`` of them when given);
+    ``target_ts`` only when every part has it."""
+    timed = all(p.target_ts is not None for p in parts)
+    out = {}
+    for f in _FIELDS:
+        if f == "target_ts" and not timed:
+            out[f] = None
+            continue
+        a = np.concatenate([getattr(p, f) for p in parts])
+        out[f] = a if keep is None else a[keep]
+    return Windows(**out)
 
 
 def training_windows(
@@ -136,10 +166,12 @@ def training_windows(
     weight: np.ndarray,
     max_len: int,
     n_windows: int = 1,
+    timestamps: np.ndarray | None = None,
 ) -> Windows:
     """SASRec-style windows: inputs ``seq[:-1]``, targets ``seq[1:]`` over the last events.
 
-    Arrays are per event, grouped by user in time order (:func:`order_events`). Window
+    Arrays are per event, grouped by user in time order (:func:`order_events`);
+    ``timestamps`` (int64), when given, fill ``target_ts``. Window
     ``k`` (``0 <= k < n_windows``) holds the ``max_len + 1`` events ending ``k * max_len``
     events before each user's last one, so consecutive windows share one event and every
     event is a target at most once. Positions whose target has ``weight == 0`` do not
@@ -172,30 +204,32 @@ def training_windows(
             target_items=right_align(r, p_t, items, n, L),
             target_types=right_align(r, p_t, target_types, n, L, fill=-1),
             target_weight=right_align(r, p_t, weight, n, L, fill=0, dtype=np.float32),
+            target_ts=None if timestamps is None else right_align(r, p_t, timestamps, n, L),
         )
         # a target without an input before it (the first event of a short window) is void
         void = w.items == 0
         w.target_items[void] = 0
         w.target_types[void] = -1
         w.target_weight[void] = 0.0
+        if w.target_ts is not None:
+            w.target_ts[void] = 0
         parts.append(w)
     if not parts:
-        empty = np.zeros((0, L), dtype=np.int64)
-        return Windows(empty, empty, empty, empty, empty.copy(), np.zeros((0, L), dtype=np.float32))
-    out = Windows(
-        *(
-            np.concatenate([getattr(p, f) for p in parts])
-            for f in ("items", "types", "gaps", "target_items", "target_types", "target_weight")
-        )
-    )
-    keep = (out.target_weight > 0).any(axis=1)
+        return _empty(L, timestamps is not None)
+    keep = np.concatenate([(p.target_weight > 0).any(axis=1) for p in parts])
+    return _stack(parts, keep)
+
+
+def _empty(L: int, timed: bool) -> Windows:
+    empty = np.zeros((0, L), dtype=np.int64)
     return Windows(
-        out.items[keep],
-        out.types[keep],
-        out.gaps[keep],
-        out.target_items[keep],
-        out.target_types[keep],
-        out.target_weight[keep],
+        empty,
+        empty.copy(),
+        empty.copy(),
+        empty.copy(),
+        empty.copy(),
+        np.zeros((0, L), dtype=np.float32),
+        empty.copy() if timed else None,
     )
 
 
@@ -207,20 +241,21 @@ def windows_ending_at(
     target_types: np.ndarray,
     anchors: np.ndarray,
     max_len: int,
+    timestamps: np.ndarray | None = None,
 ) -> Windows:
     """One window per anchor event: the ``max_len + 1`` events of its user ending at it.
 
     For replay: ``anchors`` are indices into the per-event arrays (grouped by user in time
     order, :func:`order_events`) of past events drawn from a replay buffer. Each window
     re-learns the anchor and the events before it (every valid position is a target of
-    weight 1), exactly as they were seen, whatever came after.
+    weight 1), exactly as they were seen, whatever came after. ``timestamps`` (int64),
+    when given, fill ``target_ts``.
     """
     u = np.asarray(sorted_user_rows)
     a = np.asarray(anchors, dtype=np.int64)
     L = max_len
     if len(a) == 0:
-        empty = np.zeros((0, L), dtype=np.int64)
-        return Windows(empty, empty, empty, empty, empty.copy(), np.zeros((0, L), np.float32))
+        return _empty(L, timestamps is not None)
     idx = a[:, None] - np.arange(L, -1, -1)[None, :]  # (A, L + 1), oldest .. anchor
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
@@ -239,13 +274,14 @@ def windows_ending_at(
         target_items=np.where(target_ok, it[:, 1:], 0),
         target_types=np.where(target_ok, tt[:, 1:], -1),
         target_weight=target_ok.astype(np.float32),
+        target_ts=None if timestamps is None else np.where(target_ok, take(timestamps)[:, 1:], 0),
     )
 
 
 def concat_windows(*parts: Windows) -> Windows:
-    """Stack windows (same ``max_len``) into one set."""
-    fields = ("items", "types", "gaps", "target_items", "target_types", "target_weight")
-    return Windows(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+    """Stack windows (same ``max_len``) into one set (``target_ts`` only when every
+    part has it)."""
+    return _stack(parts)
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:

@@ -153,6 +153,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(featurizer, categories, content.shape[1], content)
+            self._seen(ev)
             rng = np.random.default_rng(int(self.random_state))
             L = int(self.max_len)
             n_windows = self.n_windows
@@ -171,8 +172,24 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
                 rng,
                 int(self.validation_events),
             )
+            self._init_age_bias(windows)
             config = self._train_config(int(self.epochs))
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
+
+    def _init_age_bias(self, windows: Windows, sample: int = 2048) -> None:
+        """With ``item_age``: the age bias's start from a seeded sample of the fit's
+        targets (:meth:`ItemTower.init_age_bias`); the training streams are untouched."""
+        tower = self._module.item_tower
+        if tower.age_bias is None or windows.target_ts is None:
+            return
+        at = np.flatnonzero((windows.target_items > 0) & (windows.target_weight > 0))
+        if len(at) == 0:
+            return
+        if len(at) > sample:
+            at = np.random.default_rng(int(self.random_state)).choice(at, sample, replace=False)
+        device = tower.first_ts.device
+        targets = torch.as_tensor(windows.target_items.ravel()[at], device=device)
+        tower.init_age_bias(torch.as_tensor(windows.target_ts.ravel()[at], device=device), targets)
 
     def _forgetting(self, teacher: torch.nn.Module | None = None) -> Forgetting:
         ewc, fisher = float(self.ewc_weight), int(self.fisher_batches)
@@ -278,6 +295,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         if len(new["user"]) == 0:
             return
         self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
+        self._seen(new)
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
             store, L = self._history_store, P.update_len(self.get_params())
@@ -482,6 +500,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         if changes is not None:
             self._apply(changes)
             new = self._events.encode(users, rows, *_columns(cols))
+            self._seen(new)
             self._online.record(new, self._history_store)  # their stored events before
             self._history_store.append(new, int(self.n_time_buckets))
             self._add_seen(new["user"], new["item"] - 1)
@@ -565,6 +584,42 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         return self._online.n if self.is_fitted else 0
 
     # ---------------------------------------------------------------- scoring
+    def _seen(self, ev: Events) -> None:
+        """The events' items' first event times (the item-age bias reads them)."""
+        if self._module.item_tower.age_bias is None or len(ev["item"]) == 0:
+            return
+        device = self._torch_device
+        rows, ts = torch.as_tensor(ev["item"], device=device), torch.as_tensor(ev["ts"])
+        self._module.item_tower.seen(rows, ts)
+
+    @torch.no_grad()
+    def _age_column(self) -> np.ndarray | None:
+        """The item-age bias of every item row for the next event (one second after
+        ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age``; new items share
+        the mass among the live ones."""
+        tower = self._module.item_tower
+        if tower.age_bias is None:
+            return None
+        # what the column depends on: the module, its trained bias (the tensor's version
+        # counter moves with every in-place step), first events and rows, the clock
+        version = (id(tower), tower.age_bias._version, tower.first_version, tower.n_items)
+        key = (*version, self.last_timestamp_)
+        cached = getattr(self, "_age_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        device = tower.first_ts.device
+        # the next event comes after every event seen: an item first seen at the newest
+        # second is known by then (age 0); with item_new_for the model is read as
+        # training read it that long after what it knew
+        new_for = int(tower.config.new_for)
+        ts = torch.as_tensor([int(self.last_timestamp_) + 1 + new_for], device=device)
+        live = torch.as_tensor(np.asarray(self.item_vocab_.active, bool), device=device)
+        new = tower.first_ts[1:] >= ts - new_for
+        n_new = (new & live).sum().to(torch.float32).reshape(1)
+        col = tower.age_scores(ts, None, n_new).cpu().numpy().astype(np.float32)
+        self._age_cache = (key, col)
+        return col
+
     @torch.no_grad()
     def _item_matrix(self) -> np.ndarray:
         if self._item_cache is None:
@@ -575,10 +630,23 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def _outputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return encode_users(self._module, self._history_store.arrays, rows, self._torch_device)
 
+    def _vector_width(self) -> int:
+        """Width of :meth:`user_vectors` and :meth:`item_vectors`: ``dim``, plus one with
+        ``item_age`` (a 1 in user vectors, the age bias in item vectors)."""
+        return int(self.dim) + (self._module.item_tower.age_bias is not None)
+
+    def _with_one(self, U: np.ndarray) -> np.ndarray:
+        """User vectors with the 1 that meets the items' age bias (``item_age``)."""
+        if self._module.item_tower.age_bias is None:
+            return U
+        return np.hstack([U, np.ones((len(U), 1), U.dtype)])
+
     def user_vectors(self, users: Any) -> np.ndarray:
-        """User vectors ``(n, D)`` (``(D,)`` for one id) from the stored histories."""
+        """User vectors ``(n, W)`` (``(W,)`` for one id) from the stored histories:
+        ``W = dim``, and with ``item_age`` one more, a 1 (see :meth:`item_vectors`)."""
         rows = self._known_rows(users)
-        U = self._outputs(rows)["user"] if len(rows) else np.zeros((0, int(self.dim)))
+        width = self._vector_width()
+        U = self._with_one(self._outputs(rows)["user"]) if len(rows) else np.zeros((0, width))
         return U[0] if _is_single(users) else U
 
     def user_state(self, users: Any) -> dict[str, np.ndarray]:
@@ -588,16 +656,24 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         return self._history_store.inputs(self._known_rows(users))
 
     def encode_state(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """User vectors ``(n, D)`` of a :meth:`user_state` copy (equal to
+        """User vectors ``(n, W)`` of a :meth:`user_state` copy (equal to
         :meth:`user_vectors` of those users at the time of the copy)."""
         if len(state["items"]) == 0:
-            return np.zeros((0, int(self.dim)), np.float32)
+            return np.zeros((0, self._vector_width()), np.float32)
         rows = np.arange(len(state["items"]))
-        return encode_users(self._module, state, rows, self._torch_device)["user"]
+        return self._with_one(encode_users(self._module, state, rows, self._torch_device)["user"])
+
+    def _scores_of(self, U: np.ndarray) -> np.ndarray:
+        """Scores of user vectors ``U`` ``(n, dim)`` over every item row (the age bias
+        added with ``item_age``; free rows at ``-inf``)."""
+        S = (U @ self._item_matrix().T).astype(np.float32)
+        age = self._age_column()
+        if age is not None:
+            S += age[None, :]
+        return self._free_item_mask(S)
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
-        U = self._outputs(np.asarray(rows))["user"]
-        return self._free_item_mask((U @ self._item_matrix().T).astype(np.float32))
+        return self._scores_of(self._outputs(np.asarray(rows))["user"])
 
     def _score_history(self, hist: Any) -> np.ndarray:
         """Scores of given histories (``Recommender.score_histories``): each query's last
@@ -607,8 +683,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             hist, self._events, self._item_index, int(self.max_len), int(self.n_time_buckets)
         )
         rows = np.arange(len(hist))
-        U = encode_users(self._module, inputs, rows, self._torch_device)["user"]
-        return self._free_item_mask((U @ self._item_matrix().T).astype(np.float32))
+        return self._scores_of(encode_users(self._module, inputs, rows, self._torch_device)["user"])
 
     def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
         """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
@@ -627,11 +702,12 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         return self._item_matrix()
 
     def item_vectors(self, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Item ids ``(n,)`` and vectors ``(n, D)`` (float32): a user's score for an item
+        """Item ids ``(n,)`` and vectors ``(n, W)`` (float32): a user's score for an item
         is ``user_vectors(user) @ vector``. ``items=None``: every live item (free rows
         left out), for an ANN index (``lifelongrec.serving.ItemIndex``); else those ids,
         in that order (an unknown id raises :class:`UnknownIdError`), copying only
-        their rows."""
+        their rows. With ``item_age`` the last column is the item's age bias as of
+        ``last_timestamp_`` (an index built from them keeps that clock until rebuilt)."""
         self._check_fitted()
         if items is None:
             rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
@@ -645,6 +721,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
                     self._module.eval()
                     shifted = torch.as_tensor(rows + 1, device=self._torch_device)
                     V = self._module.item_tower(shifted).cpu().numpy()
+        age = self._age_column()
+        if age is not None:
+            V = np.hstack([V, age[rows, None]])
         return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
 
     def _known_rows(self, users: Any) -> np.ndarray:

@@ -17,9 +17,11 @@ from torch import nn
 
 from lifelongrec.models.heads import HeadsConfig, MultiTaskHeads
 from lifelongrec.models.sequential._events import TYPE_PAD
-from lifelongrec.nn import GAP_PAD
+from lifelongrec.nn import GAP_PAD, ts_hours
 
 __all__ = [
+    "AGE_BUCKETS",
+    "NEVER",
     "EncoderConfig",
     "HSTUBlock",
     "ItemTower",
@@ -31,12 +33,20 @@ __all__ = [
     "relative_time_buckets",
 ]
 
+#: ``first_ts`` of an item row without an event yet.
+NEVER = torch.iinfo(torch.int64).max
+#: Known-age buckets of the item-age bias: ``floor(log2(1 + age in hours))``, the last
+#: one open-ended (2^19 hours is 60 years); the bias table's row 0 is "no event yet".
+AGE_BUCKETS = 20
+
 
 # ===================================================================== configs
 @dataclass(frozen=True)
 class ItemTowerConfig:
     """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features;
-    ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`)."""
+    ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`);
+    ``item_age``: the item-age bias, with items counted as new for ``new_for`` seconds
+    after their first event."""
 
     n_items: int
     dim: int
@@ -44,6 +54,8 @@ class ItemTowerConfig:
     content_gate: bool = False
     id_dropout: float = 0.0
     oov: bool = False
+    item_age: bool = False
+    new_for: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,11 @@ class ItemTower(nn.Module):
     ``config.oov``, the row :data:`OOV_ROW` (``-1``) reads the learned vector ``oov``
     ``(D,)`` (zero at first): the stand-in of items that have no row (without it, such
     rows read zero).
+
+    With ``config.item_age``, ``first_ts`` ``(N + 1,)`` holds each row's first event
+    time (int64 epoch seconds; :data:`NEVER`: none yet) and ``age_bias``
+    ``(AGE_BUCKETS + 1,)`` the learned bias of each age bucket (row 0: no event yet),
+    read by :meth:`age_scores`; both are ``None`` when off.
     """
 
     def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
@@ -94,6 +111,115 @@ class ItemTower(nn.Module):
             self.gate = None
         # zeros: no draw from the random stream, so seeded models without it are unchanged
         self.oov = nn.Parameter(torch.zeros(D)) if config.oov else None
+        if config.item_age:
+            self.register_buffer("first_ts", torch.full((config.n_items + 1,), NEVER))
+            self.age_bias = nn.Parameter(torch.zeros(AGE_BUCKETS + 1))
+        else:
+            self.first_ts = None
+            self.age_bias = None
+        self._first_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.first_version = 0  # bumped whenever first_ts changes
+
+    # ------------------------------------------------------------ item age
+    @torch.no_grad()
+    def seen(self, rows: torch.Tensor, ts: torch.Tensor) -> None:
+        """Events at epoch seconds ``ts`` (int64) on shifted ``rows``: each row's first
+        event time becomes the earliest it has seen (padding and OOV rows ignored)."""
+        if self.first_ts is None:
+            return
+        ok = rows > 0
+        if not bool(ok.any()):
+            return
+        dev = self.first_ts.device
+        self.first_ts.scatter_reduce_(0, rows[ok].to(dev), ts[ok].to(dev, torch.int64), "amin")
+        self._first_changed()
+
+    def _first_changed(self) -> None:
+        self._first_cache = None
+        self.first_version += 1
+
+    def _first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``first_ts`` as float32 hours (``inf``: none yet) and its sorted rows 1..N."""
+        if self._first_cache is None:
+            never = self.first_ts == NEVER
+            hours = ts_hours(self.first_ts).masked_fill(never, float("inf"))
+            self._first_cache = (hours, torch.sort(self.first_ts[1:]).values)
+        return self._first_cache
+
+    def count_new(self, ts: torch.Tensor) -> torch.Tensor:
+        """How many item rows had no event before each time ``ts`` (int64 epoch
+        seconds, any shape): first event at or after it, or none yet; float32."""
+        before = torch.searchsorted(self._first()[1], (ts - self.config.new_for).contiguous())
+        return (self.n_items - before).to(torch.float32)
+
+    def is_known(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Whether the shifted item ``rows`` (``None``: rows 1..N) had an event before
+        ``ts - new_for`` (int64 epoch seconds), broadcast together. An item that had
+        none is scored from its content alone in training (:meth:`content_vectors`), as
+        a cold item is served: its id row, trained on later events, would tell the past
+        about the future."""
+        first_ts = self.first_ts[1:] if rows is None else self.first_ts[rows]
+        return first_ts < ts - self.config.new_for
+
+    def content_vectors(self, rows: torch.Tensor | None) -> torch.Tensor | None:
+        """The content part of the shifted item ``rows`` (``None``: rows 1..N),
+        ``(..., D)``: the vector without its id embedding (``None`` without content)."""
+        if self.proj is None:
+            return None
+        c = self.proj(self.content[1:] if rows is None else self.content[rows])
+        return c * self.gate if self.gate is not None else c
+
+    def age_scores(
+        self, ts: torch.Tensor, rows: torch.Tensor | None, n_new: torch.Tensor
+    ) -> torch.Tensor:
+        """The item-age bias of the shifted item ``rows`` (``None``: rows 1..N) for a
+        prediction at ``ts`` (int64 epoch seconds), broadcast together; ``n_new`` as
+        :meth:`count_new` of ``ts``. ``age_bias[1 + bucket]`` for an item first seen
+        before ``ts`` (compared to the second), else ``age_bias[0] - log(n_new)`` (the
+        new items share one learned mass)."""
+        first_h = self._first()[0]
+        first_h = first_h[1:] if rows is None else first_h[rows]
+        known = self.is_known(ts, rows)
+        with torch.no_grad():
+            # hours to the bucket: float32 is coarse (minutes) at epoch scale, which moves
+            # only bucket edges; whether an item is known is decided on exact seconds
+            age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked below
+            bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
+            index = bucket.to(torch.int64) + 1
+        new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
+        return torch.where(known, self.age_bias[index], new)
+
+    @torch.no_grad()
+    def init_age_bias(self, ts: torch.Tensor, targets: torch.Tensor, chunk: int = 2**24) -> None:
+        """Start ``age_bias`` at the log-rate at which the targets (shifted rows
+        ``targets`` at epoch seconds ``ts``, a sample of the fit's) fall in each age
+        bucket per candidate item there, the new items counted as one candidate (they
+        share one mass), smoothed towards the overall rate and centred on the
+        candidates' mean, so a typical item starts at 0 as without the bias. Trained
+        from zero instead, the new items' bias (scored ``- log(n_new)``, about
+        ``-log N`` early in a fit) takes hundreds of steps to climb to what the data
+        say."""
+        K = AGE_BUCKETS + 1
+
+        def buckets(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+            """Bucket ``0..K-1`` (0: new) of ``rows`` at times ``t``, broadcast."""
+            first_h = self._first()[0][1:] if rows is None else self._first()[0][rows]
+            age = (ts_hours(t) - first_h).clamp_min(0.0)
+            b = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1).to(torch.int64)
+            return torch.where(self.is_known(t, rows), b + 1, 0)
+
+        candidates = torch.zeros(K, dtype=torch.float64)
+        step = max(1, chunk // max(self.n_items, 1))
+        for start in range(0, len(ts), step):
+            b = buckets(ts[start : start + step, None], None)
+            counts = torch.bincount(b.flatten(), minlength=K).double()
+            counts[0] = float((b == 0).any(dim=1).sum())  # the new items: one candidate
+            candidates += counts
+        hits = torch.bincount(buckets(ts, targets), minlength=K).double()
+        rate = hits.sum() / candidates.sum().clamp_min(1.0)
+        log_rate = torch.log((hits + rate) / (candidates + 1.0))
+        centre = (log_rate * candidates).sum() / candidates.sum().clamp_min(1.0)
+        self.age_bias.copy_((log_rate - centre).to(self.age_bias))
 
     @property
     def n_items(self) -> int:
@@ -136,6 +262,9 @@ class ItemTower(nn.Module):
             if content_new is None:
                 content_new = self.content.new_zeros(n_new, self.content.shape[1])
             self.content = torch.cat([self.content, content_new.to(self.content)])
+        if self.first_ts is not None:
+            self.first_ts = torch.cat([self.first_ts, self.first_ts.new_full((n_new,), NEVER)])
+            self._first_changed()
         return old, new
 
     @torch.no_grad()
@@ -145,6 +274,9 @@ class ItemTower(nn.Module):
         self.id_emb.weight[rows] = 0.0
         if self.content is not None:
             self.content[rows] = 0.0 if content is None else content.to(self.content)
+        if self.first_ts is not None:  # a new item: no event yet
+            self.first_ts[rows] = NEVER
+            self._first_changed()
 
 
 class CausalSelfAttention(nn.Module):

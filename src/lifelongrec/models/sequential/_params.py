@@ -130,6 +130,26 @@ class SequentialParams(Params):
         model are installed, else TF-IDF), ``"minilm"``, ``"tfidf"`` or ``None`` (no text).
     content_gate
         Multiply the content projection by a learned per-dimension gate.
+    item_age
+        Add a learned bias by item age to every score: the time since the item's first
+        event, in buckets of ``floor(log2(1 + hours))`` (20, the last open-ended), or,
+        for an item without an event yet (admitted from the catalogue, or first seen
+        later), a "new" bias less the log of how many such items there are, so the
+        new items share one learned probability mass (cold start). Training scores each
+        target against the items as they were at the target's time: an item without an
+        event before it counts by its content vector alone, as a cold item is served
+        (its id row, trained on later events, would tell the past about the future).
+        The bias starts from the rates in a sample of the fit's targets. Scoring reads
+        the ages one second after the newest event seen (``last_timestamp_``); user
+        vectors then end with a 1 and item vectors with the bias, so an inner-product
+        index serves it (as of the clock it was built at).
+    item_new_for
+        With ``item_age``: seconds an item still counts as new after its first event
+        in training (0: until its first event), for a model that serves long after it
+        last learned. Such a model has not seen the items that arrived since; training
+        then treats an item as the model would know it ``item_new_for`` seconds before
+        each target, and scoring reads ages ``item_new_for`` seconds after the newest
+        event seen.
     id_dropout
         Probability of hiding an item's id embedding during training (teaches the
         content path to serve cold items), in ``[0, 1)``.
@@ -259,6 +279,8 @@ class SequentialParams(Params):
     n_time_buckets: int = 32
     text_encoder: str | None = "auto"
     content_gate: bool = False
+    item_age: bool = False
+    item_new_for: int = 0
     id_dropout: float = 0.1
     max_categories: int = 1000
     like_threshold: float = 4.0
@@ -305,6 +327,8 @@ class SequentialParams(Params):
         "n_time_buckets": Integer(3),
         "text_encoder": OneOf("auto", "minilm", "tfidf", none=True),
         "content_gate": _BOOL,
+        "item_age": _BOOL,
+        "item_new_for": Integer(0),
         "id_dropout": Number(0, 1, high_open=True),
         "max_categories": Integer(0),
         "like_threshold": Number(),
@@ -436,6 +460,8 @@ def module_configs(
         dim=D,
         content_dim=content_dim,
         content_gate=p["content_gate"],
+        item_age=bool(p["item_age"]),
+        new_for=int(p["item_new_for"]),
         id_dropout=float(p["id_dropout"]) if content_dim else 0.0,
         oov=int(p["item_min_count"]) > 1 or p["item_ttl"] is not None,
     )

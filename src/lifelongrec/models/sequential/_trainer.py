@@ -264,7 +264,10 @@ def evaluate(
     """Full-ranking NDCG@10 / HR@10 of the held-out events (the items each user saw left
     out, the target excepted; ties ranked above) and the heads' metrics."""
     module.eval()
-    V = module.item_tower.all()
+    tower = module.item_tower
+    V = tower.all()
+    aged = getattr(tower, "age_bias", None) is not None
+    C = tower.content_vectors(None) if aged else None
     n = len(val)
     ranks, type_probs, cat_logits = [], [], []
     seen_r, seen_c = val.seen
@@ -274,6 +277,13 @@ def evaluate(
             *(torch.as_tensor(m[sl], device=device) for m in (val.items, val.types, val.gaps))
         )
         S = out["user"] @ V.T
+        if aged:  # at each held-out event's time: the age bias, new items by content
+            ts = torch.as_tensor(val.target_ts[sl], device=device)
+            if C is not None:
+                S = torch.where(tower.is_known(ts[:, None], None), S, out["user"] @ C.T)
+            else:
+                S = S.masked_fill(~tower.is_known(ts[:, None], None), 0.0)
+            S = S + tower.age_scores(ts[:, None], None, tower.count_new(ts)[:, None])
         sel = (seen_r >= start) & (seen_r < start + _SCORE_BATCH)
         targets = torch.as_tensor(val.targets[sl], device=device)
         ranks.append(target_ranks(S, targets, seen_r[sel] - start, seen_c[sel]).cpu().numpy())

@@ -45,7 +45,8 @@ class ValidationSet:
     event-type classes (``-1``: unknown) of the held-out events; ``seen``: the cells
     ``(rows, item rows)`` of the items each user interacted with (left out of the
     ranking, the target excepted); ``target_categories`` ``(V, C)``: the category
-    targets of the held-out items.
+    targets of the held-out items; ``target_ts`` ``(V,)``: their timestamps (the time
+    the item-age bias is read at).
     """
 
     items: np.ndarray
@@ -55,6 +56,7 @@ class ValidationSet:
     target_types: np.ndarray
     seen: tuple[np.ndarray, np.ndarray]
     target_categories: sp.csr_matrix
+    target_ts: np.ndarray
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -101,6 +103,7 @@ def fit_windows(
         (train["item"] > 0).astype(np.float32),  # an OOV event is no target
         max_len,
         n_windows,
+        train["ts"],
     )
     if not holdout.any():
         return windows, None
@@ -143,6 +146,7 @@ def _validation_set(
         target_types=ev["target_type"][at],
         seen=(cells.row, cells.col),
         target_categories=item_categories[targets],
+        target_ts=ev["ts"][at],
     )
 
 
@@ -204,6 +208,7 @@ def update_windows(
         weight,
         L,
         n,
+        merged["ts"],
     )
 
 
@@ -245,5 +250,6 @@ def replay_windows(
         encoder.target_types(types),
         anchors,
         max_len,
+        hist["ts"],
     )
     return windows, len(anchors)
