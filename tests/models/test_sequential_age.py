@@ -18,7 +18,13 @@ from lifelongrec.models.sequential._modules import (
     ItemTower,
     ItemTowerConfig,
 )
-from lifelongrec.nn import MultiTaskLoss, concat_windows, training_windows, windows_ending_at
+from lifelongrec.nn import (
+    MultiTaskLoss,
+    TrainConfig,
+    concat_windows,
+    training_windows,
+    windows_ending_at,
+)
 
 HOUR = 3600
 
@@ -264,13 +270,29 @@ def test_an_item_is_scored_by_content_until_its_first_event(released, loss_param
     row = model.item_ids_.tolist().index(last_item) + 1
     release = int(tower.first_ts[row])
     early = Dataset(events=ev[ev["timestamp"] < release].iloc[:200], items=train.items)
-    enc = model._events.encode_frame(early.events, model._user_index, model._item_index)
-    zeros = np.zeros(len(enc["item"]), np.int64)
+    e = early.events.sort_values(["user_id", "timestamp"], kind="stable")
+    users = model.user_rows(e["user_id"].astype(str).tolist())
+    index = {i: r + 1 for r, i in enumerate(model.item_ids_.tolist())}
+    items = np.array([index[i] for i in e["item_id"].astype(str)])
+    zeros = np.zeros(len(items), np.int64)
     ones = np.ones(len(zeros), np.float32)
-    windows = training_windows(enc["user"], enc["item"], zeros, zeros, zeros, ones, 8, 1, enc["ts"])
+    ts = e["timestamp"].to_numpy(np.int64)
+    windows = training_windows(users, items, zeros, zeros, zeros, ones, 8, 1, ts)
     batch = windows.batch(np.arange(len(windows)), torch.device("cpu"))
     assert int(batch["target_ts"][batch["target_items"] > 0].max()) < release
-    config = model._train_config(1)
+    n_items = len(model.item_ids_)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=len(windows),
+        lr=0.01,
+        weight_decay=0.0,
+        grad_clip=1.0,
+        patience=0,
+        full_softmax=n_items <= model.full_softmax_max_items,
+        n_negatives=model.n_negatives,
+        task_weights={"next_item": 1.0},
+        loss=model.loss,
+    )
     prob = torch.full((len(model.item_ids_),), 1.0 / len(model.item_ids_))
     module.eval()  # no dropout: the same loss twice
 
@@ -303,15 +325,17 @@ def test_new_for_keeps_an_item_new_that_long_after_its_first_event():
     with torch.no_grad():
         tower.age_bias.copy_(torch.arange(AGE_BUCKETS + 1, dtype=torch.float32))
     scores = tower.age_scores(q[3:, None], None, tower.count_new(q[3:])[:, None])
-    assert scores[0, :2].tolist() == [1 + 3, 1 + 2]  # 13 h and 3 h old
-    assert float(scores[0, 2]) == pytest.approx(0.0)  # new, alone: 0 - log(1)
+    assert scores[0, :2].detach().tolist() == [1 + 3, 1 + 2]  # 13 h and 3 h old
+    assert float(scores[0, 2].detach()) == pytest.approx(0.0)  # new, alone: 0 - log(1)
 
 
 def test_new_for_serves_the_items_seen_since_as_new(released):
     data, train, cold = released
     params = {**AGE_TINY, "epochs": 2, "item_age": True, "item_new_for": 100 * HOUR}
     model = SequentialRecommender(**params).fit(train)
-    col = model._age_column()
+    ids, V = model.item_vectors()
+    assert list(ids) == model.item_ids_.tolist()  # every row live, in row order
+    col = V[:, -1]
     first = model.module_.item_tower.first_ts[1:].numpy()
     recent = first >= int(model.last_timestamp_) + 1
     assert not recent.any()  # every item of the fit has been seen by then: none new
