@@ -27,6 +27,7 @@ from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models.sequential import _params as P
+from lifelongrec.models.sequential._ages import age_column, init_age_bias, note_first_events
 from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
@@ -153,7 +154,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(featurizer, categories, content.shape[1], content)
-            self._seen(ev)
+            note_first_events(self._module.item_tower, ev)
             rng = np.random.default_rng(int(self.random_state))
             L = int(self.max_len)
             n_windows = self.n_windows
@@ -172,24 +173,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
                 rng,
                 int(self.validation_events),
             )
-            self._init_age_bias(windows)
+            init_age_bias(self._module.item_tower, windows, int(self.random_state))
             config = self._train_config(int(self.epochs))
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
-
-    def _init_age_bias(self, windows: Windows, sample: int = 2048) -> None:
-        """With ``item_age``: the age bias's start from a seeded sample of the fit's
-        targets (:meth:`ItemTower.init_age_bias`); the training streams are untouched."""
-        tower = self._module.item_tower
-        if tower.age_bias is None or windows.target_ts is None:
-            return
-        at = np.flatnonzero((windows.target_items > 0) & (windows.target_weight > 0))
-        if len(at) == 0:
-            return
-        if len(at) > sample:
-            at = np.random.default_rng(int(self.random_state)).choice(at, sample, replace=False)
-        device = tower.first_ts.device
-        targets = torch.as_tensor(windows.target_items.ravel()[at], device=device)
-        tower.init_age_bias(torch.as_tensor(windows.target_ts.ravel()[at], device=device), targets)
 
     def _forgetting(self, teacher: torch.nn.Module | None = None) -> Forgetting:
         ewc, fisher = float(self.ewc_weight), int(self.fisher_batches)
@@ -295,7 +281,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         if len(new["user"]) == 0:
             return
         self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
-        self._seen(new)
+        note_first_events(self._module.item_tower, new)
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
             store, L = self._history_store, P.update_len(self.get_params())
@@ -500,7 +486,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         if changes is not None:
             self._apply(changes)
             new = self._events.encode(users, rows, *_columns(cols))
-            self._seen(new)
+            note_first_events(self._module.item_tower, new)
             self._online.record(new, self._history_store)  # their stored events before
             self._history_store.append(new, int(self.n_time_buckets))
             self._add_seen(new["user"], new["item"] - 1)
@@ -584,15 +570,6 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         return self._online.n if self.is_fitted else 0
 
     # ---------------------------------------------------------------- scoring
-    def _seen(self, ev: Events) -> None:
-        """The events' items' first event times (the item-age bias reads them)."""
-        if self._module.item_tower.age_bias is None or len(ev["item"]) == 0:
-            return
-        device = self._torch_device
-        rows, ts = torch.as_tensor(ev["item"], device=device), torch.as_tensor(ev["ts"])
-        self._module.item_tower.seen(rows, ts)
-
-    @torch.no_grad()
     def _age_column(self) -> np.ndarray | None:
         """The item-age bias of every item row for the next event (one second after
         ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age``; new items share
@@ -607,16 +584,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         cached = getattr(self, "_age_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        device = tower.first_ts.device
-        # the next event comes after every event seen: an item first seen at the newest
-        # second is known by then (age 0); with item_new_for the model is read as
-        # training read it that long after what it knew
-        new_for = int(tower.config.new_for)
-        ts = torch.as_tensor([int(self.last_timestamp_) + 1 + new_for], device=device)
-        live = torch.as_tensor(np.asarray(self.item_vocab_.active, bool), device=device)
-        new = tower.first_ts[1:] >= ts - new_for
-        n_new = (new & live).sum().to(torch.float32).reshape(1)
-        col = tower.age_scores(ts, None, n_new).cpu().numpy().astype(np.float32)
+        col = age_column(tower, int(self.last_timestamp_), self.item_vocab_.active)
         self._age_cache = (key, col)
         return col
 
