@@ -320,6 +320,22 @@ def event_metrics(S, targets, k: int, seed: int) -> dict[str, float]:
     return {"hits": hit.astype(float), "ndcg": ndcg}
 
 
+def scored_batches(model, events, history, size: int = 1000):
+    """``(start, rows, scores)`` for ``events`` in batches of ``size``: each event's user
+    scored from their ``history`` strictly before it, history items excluded (float64)."""
+    import numpy as np
+
+    for start in range(0, len(events), size):
+        part = events.iloc[start : start + size]
+        S = model.score_histories(
+            list(part["user_id"].astype(str)),
+            history,
+            before=part["timestamp"].to_numpy(),
+            exclude_seen=True,
+        )
+        yield start, part, S.astype(np.float64)
+
+
 def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
     """Recall/HR/NDCG@k of every cold test event, scored from its user's history before
     it: ``full`` (whole catalogue ranked) and ``coldonly`` (only the cold columns), and
@@ -330,14 +346,7 @@ def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> d
     sums = {"full": [0.0, 0.0], "coldonly": [0.0, 0.0]}
     cold_slots = 0.0  # top-k slots of the full ranking held by cold items
     n = len(cold)
-    for start in range(0, n, 1000):
-        part = cold.iloc[start : start + 1000]
-        S = model.score_histories(
-            list(part["user_id"].astype(str)),
-            history,
-            before=part["timestamp"].to_numpy(),
-            exclude_seen=True,
-        ).astype(np.float64)
+    for start, part, S in scored_batches(model, cold, history):
         target = index.get_indexer(part["item_id"].astype(str))
         full = event_metrics(S, target, k, seed + start)
         cold_slots += float(np.isin(top_k_random_ties(S, k, seed + start), cold_cols).sum())
@@ -353,6 +362,23 @@ def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> d
         out[f"{name}_ndcg@{k}"] = ndcg / max(n, 1)
     out[f"full_cold_share@{k}"] = cold_slots / max(n * k, 1)
     return out
+
+
+def warm_metrics(model, split, history, index, k: int, seed: int) -> dict[str, float]:
+    """Recall/NDCG@k over the whole catalogue of every *warm* test event (its item
+    occurs in training) whose user has an earlier event, scored from that user's
+    history before it, as :func:`cold_metrics` scores cold ones."""
+
+    train, test = split.train_full.events, split.test.events
+    warm = test[test["item_id"].isin(set(train["item_id"]))]
+    first = history.groupby("user_id")["timestamp"].min()
+    warm = warm[warm["timestamp"].to_numpy() > warm["user_id"].map(first).to_numpy()]
+    hits = ndcg = 0.0
+    for start, part, S in scored_batches(model, warm, history):
+        m = event_metrics(S, index.get_indexer(part["item_id"].astype(str)), k, seed + start)
+        hits, ndcg = hits + float(m["hits"].sum()), ndcg + float(m["ndcg"].sum())
+    n = max(len(warm), 1)
+    return {f"warm_recall@{k}": hits / n, f"warm_ndcg@{k}": ndcg / n, "n_warm_scored": len(warm)}
 
 
 # ------------------------------------------------------------------ metrics

@@ -132,6 +132,9 @@ def test_worker_coldstart_admits_cold_items_untrained(bench):
     # a hit needs its cold item in the top 10, so hits are at most the cold slots
     assert 0.0 <= res["full_cold_share@10"] <= 1.0
     assert res["full_recall@10"] <= 10 * res["full_cold_share@10"] + 1e-12
+    # warm test events: scored over the whole catalogue; NDCG discounts hits
+    assert res["n_warm_scored"] > 0
+    assert 0.0 <= res["warm_ndcg@10"] <= res["warm_recall@10"] <= 1.0
     # admitting trained nothing: the fit's epochs only
     assert [h["update"] for h in res["history"]] == [0]
 

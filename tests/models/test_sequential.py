@@ -373,6 +373,8 @@ BAD_PARAMS = [
     ("content_gate", "yes", "True or False"),
     ("item_age", 1, "True or False"),
     ("item_new_for", -1, "an integer >= 0"),
+    ("release_attribute", "", "None or the name of an item attribute"),
+    ("release_attribute", 5, "None or the name of an item attribute"),
     ("id_dropout", 1.5, r"a number in \[0, 1\)"),
     ("max_categories", -1, "an integer >= 0"),
     ("like_threshold", float("nan"), "a finite number"),

@@ -193,16 +193,24 @@ def test_item_age_puts_new_items_where_users_pick_new_items(released, loss_param
     assert shares[False] <= 0.3, shares
 
 
+def vectors_reproduce_scores(model, users):
+    """User and item vectors, checked: one wider than ``dim`` (a 1 meets the bias) and
+    their inner products are ``score_items``."""
+    U = model.user_vectors(users)
+    ids, V = model.item_vectors()
+    width = model.get_params()["dim"] + 1
+    assert U.shape[1] == V.shape[1] == width and (U[:, -1] == 1).all()
+    order = [model.item_ids_.tolist().index(i) for i in ids]
+    np.testing.assert_allclose(U @ V.T, model.score_items(users)[:, order], rtol=1e-5, atol=1e-5)
+    return U, ids, V
+
+
 def test_vectors_scores_save_load_and_first_events(released, tmp_path):
     data, train, cold = released
     model = SequentialRecommender(**{**AGE_TINY, "epochs": 5, "item_age": True}).fit(train)
     model.add_items(data.items[data.items["item_id"].isin(cold)])
     users = ["u0", "u1", "u7"]
-    U = model.user_vectors(users)
-    ids, V = model.item_vectors()
-    assert U.shape[1] == V.shape[1] == 17 and (U[:, -1] == 1).all()
-    order = [model.item_ids_.tolist().index(i) for i in ids]
-    np.testing.assert_allclose(U @ V.T, model.score_items(users)[:, order], rtol=1e-5, atol=1e-5)
+    U, ids, V = vectors_reproduce_scores(model, users)
     new_bias = V[list(ids).index(cold[0]), -1]
     assert V[[list(ids).index(c) for c in cold], -1] == pytest.approx(new_bias)
     state = model.user_state(users)

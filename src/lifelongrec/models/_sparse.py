@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from lifelongrec.models._history import _ranges
 
-__all__ = ["clear_rows", "grow_csr", "insert_cells", "map_ids", "topk_rows"]
+__all__ = ["clear_rows", "drop_cells", "grow_csr", "insert_cells", "map_ids", "topk_rows"]
 
 _SCORE_BATCH_CELLS = 16_000_000  # float32 cells scored at once (64 MB)
 
@@ -181,3 +181,12 @@ def clear_rows(X: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     Y = sp.csr_matrix((X.data[keep], X.indices[keep], indptr), shape=X.shape)
     Y.has_sorted_indices = X.has_sorted_indices
     return Y
+
+
+def drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    """``X`` without the entries in ``rows`` or in ``cols`` (same shape)."""
+    coo = X.tocoo()
+    keep = ~(np.isin(coo.row, rows) | np.isin(coo.col, cols))
+    return sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=X.shape, dtype=X.dtype
+    )

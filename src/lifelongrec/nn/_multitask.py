@@ -30,12 +30,12 @@ class MultiTaskLoss(nn.Module):
     ``model.heads(h) -> dict`` with ``"user"`` ``(..., D)`` and optionally
     ``"event_type"`` ``(..., T)`` / ``"category"`` ``(..., C)`` logits, and
     ``model.item_tower`` with ``all() -> (N, D)`` and ``__call__(shifted_rows)``; a
-    tower whose ``age_bias`` is not ``None`` also gives ``count_new(ts)``,
+    tower whose ``has_age`` is true also gives ``count_new(ts)``,
     ``age_scores(ts, shifted_rows, n_new)``, ``is_known(ts, shifted_rows)`` and
     ``content_vectors(shifted_rows)``: every next-item logit at the target's time
-    ``batch["target_ts"]`` then gets the item-age bias, and an item without an event
-    before that time is scored by its content vector (batches without times get
-    neither).
+    ``batch["target_ts"]`` then gets the age biases, and with item age
+    (``age_bias``) an item without an event before that time is scored by its content
+    vector (batches without times get neither).
 
     Parameters
     ----------
@@ -127,7 +127,7 @@ class MultiTaskLoss(nn.Module):
     def _age(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> _AgeBias | None:
         """The item-age bias of the batch's targets' times (``None``: none)."""
         tower = self.model.item_tower
-        if getattr(tower, "age_bias", None) is None or "target_ts" not in batch:
+        if not getattr(tower, "has_age", False) or "target_ts" not in batch:
             return None
         return _AgeBias(tower, batch["target_ts"][mask])
 
@@ -203,7 +203,9 @@ class MultiTaskLoss(nn.Module):
             per_row = torch.bmm(user_seq, tower(neg_ids + 1).transpose(1, 2))  # (B, L, M)
             neg_logit = per_row[mask]  # (P, M)
             window = mask.nonzero(as_tuple=True)[0]
-            if age is not None:
+            if age is not None and not age.masks:
+                neg_logit = neg_logit + age(neg_ids[window] + 1)
+            elif age is not None:
                 content = tower.content_vectors(neg_ids + 1)  # (B, M, D) or None
                 if content is None:
                     by_content = torch.zeros_like(neg_logit)
@@ -224,13 +226,15 @@ class _AgeBias:
 
     Called with shifted item rows ``(1 or P, M)`` (``None``: every item) it gives the
     age bias ``(P, M)``; :meth:`diagonal` with ``(P,)`` (each target's own item) ``(P,)``.
-    An item without an event before a target's time is scored by its content alone
-    (:meth:`logits`, :meth:`vectors`, :meth:`new_difference`), as a cold item is
-    served, so the new items' bias learns what serving needs.
+    With item age (``masks``), an item without an event before a target's time is
+    scored by its content alone (:meth:`logits`, :meth:`vectors`,
+    :meth:`new_difference`), as a cold item is served, so the new items' bias learns
+    what serving needs; with release age alone every item keeps its full vector.
     """
 
     def __init__(self, tower: nn.Module, ts: torch.Tensor) -> None:
         self.tower, self.ts = tower, ts
+        self.masks = getattr(tower, "age_bias", None) is not None
         self.n_new = tower.count_new(ts)
 
     def __call__(self, rows: torch.Tensor | None) -> torch.Tensor:
@@ -251,12 +255,16 @@ class _AgeBias:
         when known at the target's time, else by content; plus the age bias."""
         r = None if rows is None else rows[None, :]
         full = user @ vecs.T
+        if not self.masks:
+            return full + self(r)
         content = self.tower.content_vectors(rows)
         by_content = user @ content.T if content is not None else torch.zeros_like(full)
         return torch.where(self.known(r), full, by_content) + self(r)
 
     def vectors(self, vecs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Each target's own item vector ``(P, D)``: content only when it was new."""
+        if not self.masks:
+            return vecs
         content = self.tower.content_vectors(rows)
         new = content if content is not None else torch.zeros_like(vecs)
         known = self.tower.is_known(self.ts, rows)
@@ -267,6 +275,8 @@ class _AgeBias:
     ) -> torch.Tensor:
         """``(P, M)`` to add to ``user @ vecs.T`` (items ``rows (1, M)``) so that the
         items new at each target's time are scored by content."""
+        if not self.masks:
+            return torch.zeros((), device=user.device)
         content = self.tower.content_vectors(rows[0])
         by_content = user @ content.T if content is not None else 0.0
         return torch.where(self.known(rows), 0.0, by_content - user @ vecs.T)

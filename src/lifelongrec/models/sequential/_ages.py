@@ -1,51 +1,152 @@
-"""Item age (``item_age=True``): what the estimator does with the item tower's age parts
-(:class:`~lifelongrec.models.sequential._modules.ItemTower`): first events in, the
-bias's starting point from a fit's targets, the bias column scoring adds."""
+"""Item age (``item_age=True``) and release age (``release_attribute``): what the
+estimator does with the item tower's age parts
+(:class:`~lifelongrec.models.sequential._modules.ItemTower`): first events and release
+times in, the biases' starting point from a fit's targets, the bias columns scoring adds."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import re
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import torch
 
+from lifelongrec._errors import DataError
+from lifelongrec.models.sequential._content import catalogue_rows
 from lifelongrec.models.sequential._events import Events
+from lifelongrec.models.sequential._modules import NEVER
 from lifelongrec.nn import Windows
 
-__all__ = ["age_column", "init_age_bias", "note_first_events"]
+__all__ = [
+    "age_columns",
+    "check_releases",
+    "query_clocks",
+    "init_age_bias",
+    "note_first_events",
+    "release_seconds",
+    "set_releases",
+]
+
+_YEAR = re.compile(r"^\d{4}$")
+_RELEASE_EXPECTED = (
+    "a release year (e.g. 1995), epoch seconds, or a date pandas can parse "
+    "(e.g. '1995-01-01', '01-Jan-1995'); leave it out when unknown"
+)
+
+
+def _release_one(value: Any, item: Any, attribute: str) -> int:
+    """Epoch seconds (UTC) of one release value; :data:`NEVER` when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return int(NEVER)
+    when: Any = None
+    if isinstance(value, (bool, np.bool_)):
+        when = None
+    elif isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
+        v = float(value)
+        if v.is_integer() and 1000 <= v <= 9999:  # a year: its first second
+            return int(dt.datetime(int(v), 1, 1, tzinfo=dt.UTC).timestamp())
+        return int(v)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if _YEAR.match(text):
+            return _release_one(int(text), item, attribute)
+        when = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    elif isinstance(value, (dt.date, np.datetime64, pd.Timestamp)):
+        when = pd.to_datetime(value, utc=True, errors="coerce")
+    if when is None or pd.isna(when):
+        raise DataError(
+            f"release of item {item!r} not understood",
+            column=f"attributes.{attribute}",
+            value=value,
+            expected=_RELEASE_EXPECTED,
+        )
+    return int(when.value // 1_000_000_000)
+
+
+def release_seconds(items: pd.DataFrame | None, ids: np.ndarray, attribute: str) -> np.ndarray:
+    """Release time (int64 epoch seconds UTC; :data:`NEVER`: unknown) of each of the
+    item ``ids`` from ``attributes[attribute]`` of its catalogue row in ``items``: a
+    year (its 1 January), epoch seconds, or a date; no row, no such attribute or a
+    missing value: unknown. A value that is none of these raises :class:`DataError`
+    naming the item."""
+    out = np.full(len(ids), NEVER, dtype=np.int64)
+    rows, found = catalogue_rows(items, np.asarray(ids, dtype=object))
+    at = np.flatnonzero(found)
+    for k, (item, attrs) in enumerate(zip(rows["item_id"], rows["attributes"], strict=True)):
+        if isinstance(attrs, dict) and attribute in attrs:
+            out[at[k]] = _release_one(attrs[attribute], item, attribute)
+    return out
+
+
+def check_releases(items: pd.DataFrame | None, attribute: str | None) -> None:
+    """Raise :class:`DataError` when a catalogue row's release is not understood (to
+    call before anything changes); a no-op without ``attribute`` or rows."""
+    if attribute is not None and items is not None and len(items):
+        release_seconds(items, items["item_id"].astype(str).to_numpy(object), attribute)
+
+
+def query_clocks(before: np.ndarray, clock: int) -> np.ndarray:
+    """The newest second each query knows: one before its ``before`` (events strictly
+    before it are visible), ``clock`` where ``before`` is infinite."""
+    before = np.asarray(before, np.float64)
+    finite = np.isfinite(before)
+    return np.where(finite, np.ceil(np.where(finite, before, 0.0)) - 1, clock).astype(np.int64)
+
+
+def set_releases(tower: torch.nn.Module, rows: np.ndarray, seconds: np.ndarray) -> None:
+    """Release times ``seconds`` of the item ``rows`` (0-based) into the tower."""
+    if tower.release_ts is None or len(rows) == 0:
+        return
+    device = tower.release_ts.device
+    shifted = torch.as_tensor(np.asarray(rows, np.int64) + 1, device=device)
+    tower.set_release(shifted, torch.as_tensor(np.asarray(seconds, np.int64)))
 
 
 def note_first_events(tower: torch.nn.Module, ev: Events) -> None:
     """The events' items' first event times, into the tower (no-op without item age)."""
-    if tower.age_bias is None or len(ev["item"]) == 0:
+    if tower.first_ts is None or len(ev["item"]) == 0:
         return
     device = tower.first_ts.device
     tower.seen(torch.as_tensor(ev["item"], device=device), torch.as_tensor(ev["ts"]))
 
 
 def init_age_bias(tower: torch.nn.Module, windows: Windows, seed: int, sample: int = 2048) -> None:
-    """The age bias's start from a seeded sample of ``sample`` of the fit's targets
-    (:meth:`ItemTower.init_age_bias`); the training streams are untouched."""
-    if tower.age_bias is None or windows.target_ts is None:
+    """The age biases' start from a seeded sample of ``sample`` of the fit's targets
+    (:meth:`ItemTower.init_age_bias`, :meth:`ItemTower.init_release_bias`); the
+    training streams are untouched."""
+    if not tower.has_age or windows.target_ts is None:
         return
     at = np.flatnonzero((windows.target_items > 0) & (windows.target_weight > 0))
     if len(at) == 0:
         return
     if len(at) > sample:
         at = np.random.default_rng(seed).choice(at, sample, replace=False)
-    device = tower.first_ts.device
+    device = tower.id_emb.weight.device
     targets = torch.as_tensor(windows.target_items.ravel()[at], device=device)
-    tower.init_age_bias(torch.as_tensor(windows.target_ts.ravel()[at], device=device), targets)
+    ts = torch.as_tensor(windows.target_ts.ravel()[at], device=device)
+    if tower.age_bias is not None:
+        tower.init_age_bias(ts, targets)
+    if tower.release_bias is not None:
+        tower.init_release_bias(ts, targets)
 
 
 @torch.no_grad()
-def age_column(tower: torch.nn.Module, clock: int, live: np.ndarray) -> np.ndarray:
-    """The age bias of every item row ``(N,)`` for the next event, one second after
-    ``clock`` (the newest event seen): an item first seen at that second is known by
-    then (age 0); the new items share the mass among the ``live`` rows. With
-    ``new_for`` the model is read as training read it that long after what it knew."""
-    device = tower.first_ts.device
+def age_columns(tower: torch.nn.Module, clocks: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """The age biases of every item row ``(Q, N)`` for the next event after each of
+    the ``clocks`` (the newest event second a prediction knows, int64): an item first
+    seen at that second is known by then (age 0); the new items share the mass among
+    the ``live`` rows. With ``new_for`` the model is read as training read it that long
+    after what it knew."""
+    device = tower.id_emb.weight.device
     new_for = int(tower.config.new_for)
-    ts = torch.as_tensor([int(clock) + 1 + new_for], device=device)
-    live_t = torch.as_tensor(np.asarray(live, bool), device=device)
-    new = tower.first_ts[1:] >= ts - new_for
-    n_new = (new & live_t).sum().to(torch.float32).reshape(1)
+    ts = torch.as_tensor(np.asarray(clocks, np.int64) + 1 + new_for, device=device)[:, None]
+    if tower.first_ts is not None:
+        live_t = torch.as_tensor(np.asarray(live, bool), device=device)
+        new = tower.first_ts[1:][None, :] >= ts - new_for
+        n_new = (new & live_t).sum(dim=1, keepdim=True).to(torch.float32)
+    else:
+        n_new = torch.zeros(ts.shape, device=device)
     return tower.age_scores(ts, None, n_new).cpu().numpy().astype(np.float32)

@@ -21,13 +21,22 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from scipy.special import softmax
 
 from lifelongrec._errors import ParameterError, UnknownIdError
 from lifelongrec._params import check_int, check_k
 from lifelongrec.data._schema import Dataset, as_dataset
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
+from lifelongrec.models._events import _catalogue_frame
+from lifelongrec.models._sparse import drop_cells
 from lifelongrec.models.sequential import _params as P
-from lifelongrec.models.sequential._ages import age_column, init_age_bias, note_first_events
+from lifelongrec.models.sequential._ages import (
+    age_columns,
+    check_releases,
+    init_age_bias,
+    note_first_events,
+    query_clocks,
+)
 from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
@@ -122,13 +131,15 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         self._module = SequentialModule(*configs, c).to(self._torch_device)
         lr, decay = float(self.lr), float(self.weight_decay)
         self._trainer = Trainer(self._module, lr, decay, self._torch_device)
-        self._items = ItemTables(featurizer, categories, self._trainer)
+        release = p["release_attribute"]
+        self._items = ItemTables(featurizer, categories, self._trainer, release)
         self._item_cache: np.ndarray | None = None
         self._online = OnlineBuffer()
 
     def fit(self, interactions: Dataset | pd.DataFrame) -> SequentialRecommender:
         """See :meth:`Recommender.fit`. Observed events not trained on yet are discarded
         (counted in ``n_online_discarded_``)."""
+        check_releases(as_dataset(interactions).items, self.release_attribute)
         carried = (0, 0)
         if self.is_fitted:
             carried = (self.n_online_steps_, self.n_online_discarded_ + self._online.n)
@@ -154,6 +165,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(featurizer, categories, content.shape[1], content)
+            self._items.set_releases(np.arange(len(self.item_ids_)), self.item_ids_, data.items)
             note_first_events(self._module.item_tower, ev)
             rng = np.random.default_rng(int(self.random_state))
             L = int(self.max_len)
@@ -261,6 +273,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         events, or those of ``plan["budget"]`` (:func:`._budget.plan_passes`); without
         ``learn`` the state only (``observe``'s path for new ids)."""
         ev = data.events
+        check_releases(data.items, self.release_attribute)
         n_items_before = len(self.item_ids_)
         changes = self._rows.observe(ev, self.user_ttl, self.item_ttl)
         self._apply(changes)
@@ -352,6 +365,12 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             self._items.reuse(reused, self.item_ids_[reused], items)
         self._item_cache = None
 
+    def add_items(self, items: pd.DataFrame | Dataset) -> SequentialRecommender:
+        """See :meth:`Recommender.add_items` (a release not understood raises first)."""
+        if self.is_fitted:
+            check_releases(_catalogue_frame(items), self.release_attribute)
+        return super().add_items(items)
+
     def prepare_items(self, items: pd.DataFrame | Dataset) -> None:
         """Encode the items' text with the pretrained encoder into its cache (the slow
         part of :meth:`add_items`; a batch costs far less per title than one at a time:
@@ -405,7 +424,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
                 self._items.free(i)
                 self._item_cache = None
             if len(u) or len(i):
-                self.user_items_ = _drop_cells(self.user_items_, u, i)
+                self.user_items_ = drop_cells(self.user_items_, u, i)
             self.n_expired_users_ += len(u)
             self.n_expired_items_ += len(i)
             self.expired_ = changes.expiry_record()
@@ -448,7 +467,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         rows = gone.rows
         if len(rows):
             self._history_store.clear(rows)
-            self.user_items_ = _drop_cells(self.user_items_, rows, np.empty(0, np.int64))
+            self.user_items_ = drop_cells(self.user_items_, rows, np.empty(0, np.int64))
             self._online.forget(rows)
         return [str(i) for i in gone.ids.tolist()]
 
@@ -571,20 +590,18 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
 
     # ---------------------------------------------------------------- scoring
     def _age_column(self) -> np.ndarray | None:
-        """The item-age bias of every item row for the next event (one second after
-        ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age``; new items share
-        the mass among the live ones."""
+        """The age biases of every item row for the next event (one second after
+        ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age`` and
+        ``release_attribute``; new items share the mass among the live ones."""
         tower = self._module.item_tower
-        if tower.age_bias is None:
+        if not tower.has_age:
             return None
-        # what the column depends on: the module, its trained bias (the tensor's version
-        # counter moves with every in-place step), first events and rows, the clock
-        version = (id(tower), tower.age_bias._version, tower.first_version, tower.n_items)
-        key = (*version, self.last_timestamp_)
+        key = (id(tower), *tower.age_version, self.last_timestamp_)  # what it depends on
         cached = getattr(self, "_age_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        col = age_column(tower, int(self.last_timestamp_), self.item_vocab_.active)
+        live = self.item_vocab_.active
+        col = age_columns(tower, np.array([int(self.last_timestamp_)]), live)[0]
         self._age_cache = (key, col)
         return col
 
@@ -601,11 +618,11 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def _vector_width(self) -> int:
         """Width of :meth:`user_vectors` and :meth:`item_vectors`: ``dim``, plus one with
         ``item_age`` (a 1 in user vectors, the age bias in item vectors)."""
-        return int(self.dim) + (self._module.item_tower.age_bias is not None)
+        return int(self.dim) + bool(self._module.item_tower.has_age)
 
     def _with_one(self, U: np.ndarray) -> np.ndarray:
         """User vectors with the 1 that meets the items' age bias (``item_age``)."""
-        if self._module.item_tower.age_bias is None:
+        if not self._module.item_tower.has_age:
             return U
         return np.hstack([U, np.ones((len(U), 1), U.dtype)])
 
@@ -631,12 +648,15 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         rows = np.arange(len(state["items"]))
         return self._with_one(encode_users(self._module, state, rows, self._torch_device)["user"])
 
-    def _scores_of(self, U: np.ndarray) -> np.ndarray:
-        """Scores of user vectors ``U`` ``(n, dim)`` over every item row (the age bias
-        added with ``item_age``; free rows at ``-inf``)."""
+    def _scores_of(self, U: np.ndarray, clocks: np.ndarray | None = None) -> np.ndarray:
+        """Scores of user vectors ``U`` ``(n, dim)`` over every item row (free rows at
+        ``-inf``), with the age biases of ``item_age``/``release_attribute`` read after
+        each row's clock ``clocks`` ``(n,)`` (``None``: the model's)."""
         S = (U @ self._item_matrix().T).astype(np.float32)
-        age = self._age_column()
-        if age is not None:
+        if clocks is not None and self._module.item_tower.has_age:
+            at, inverse = np.unique(clocks, return_inverse=True)
+            S += age_columns(self._module.item_tower, at, self.item_vocab_.active)[inverse]
+        elif (age := self._age_column()) is not None:
             S += age[None, :]
         return self._free_item_mask(S)
 
@@ -646,12 +666,13 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def _score_history(self, hist: Any) -> np.ndarray:
         """Scores of given histories (``Recommender.score_histories``): each query's last
         ``max_len`` visible events encoded as a stored history is, whatever the model
-        stored about the user."""
+        stored about the user. Age biases are read at each query's time: one second
+        before its ``before`` (the model's clock when it has none)."""
         inputs = given_inputs(
             hist, self._events, self._item_index, int(self.max_len), int(self.n_time_buckets)
         )
-        rows = np.arange(len(hist))
-        return self._scores_of(encode_users(self._module, inputs, rows, self._torch_device)["user"])
+        U = encode_users(self._module, inputs, np.arange(len(hist)), self._torch_device)["user"]
+        return self._scores_of(U, query_clocks(hist.before, int(self.last_timestamp_)))
 
     def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
         """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
@@ -674,8 +695,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         is ``user_vectors(user) @ vector``. ``items=None``: every live item (free rows
         left out), for an ANN index (``lifelongrec.serving.ItemIndex``); else those ids,
         in that order (an unknown id raises :class:`UnknownIdError`), copying only
-        their rows. With ``item_age`` the last column is the item's age bias as of
-        ``last_timestamp_`` (an index built from them keeps that clock until rebuilt)."""
+        their rows. With ``item_age`` or ``release_attribute`` the last column is the
+        item's age biases as of ``last_timestamp_`` (an index built from them keeps that
+        clock until rebuilt)."""
         self._check_fitted()
         if items is None:
             rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
@@ -721,7 +743,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             )
         rows = self._known_rows(users)
         logits = self._outputs(rows).get("event_type") if len(rows) else None
-        P = _softmax(logits) if logits is not None else np.zeros((0, len(self.event_types_)))
+        P = softmax(logits, axis=1) if logits is not None else np.zeros((0, len(self.event_types_)))
         classes = np.asarray(self.event_types_, dtype=object)
         return classes, (P[0] if _is_single(users) else P)
 
@@ -741,7 +763,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
                 "a model fitted with an items catalogue of two or more categories",
             )
         rows = self._known_rows(users)
-        P = _softmax(self._outputs(rows)["category"] if len(rows) else np.zeros((0, C)))
+        P = softmax(self._outputs(rows)["category"] if len(rows) else np.zeros((0, C)), axis=1)
         idx = np.argsort(-P, axis=1, kind="stable")[:, : min(int(k), C)]
         names = np.asarray(self.categories_, dtype=object)[idx]
         probs = np.take_along_axis(P, idx, axis=1)
@@ -773,21 +795,6 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
 SequentialRecommender.__module__ = "lifelongrec.models.sequential"
 
 
-def _drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-    """``X`` without the entries in ``rows`` or in ``cols`` (same shape)."""
-    coo = X.tocoo()
-    keep = ~(np.isin(coo.row, rows) | np.isin(coo.col, cols))
-    return sp.csr_matrix(
-        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=X.shape, dtype=X.dtype
-    )
-
-
 def _columns(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     """Timestamps, event types and values of checked event columns (``event_columns``)."""
     return cols["timestamp"], cols["event_type"], cols["value"]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -22,6 +22,7 @@ from lifelongrec.nn import GAP_PAD, ts_hours
 __all__ = [
     "AGE_BUCKETS",
     "NEVER",
+    "RELEASE_BUCKETS",
     "EncoderConfig",
     "HSTUBlock",
     "ItemTower",
@@ -38,6 +39,11 @@ NEVER = torch.iinfo(torch.int64).max
 #: Known-age buckets of the item-age bias: ``floor(log2(1 + age in hours))``, the last
 #: one open-ended (2^19 hours is 60 years); the bias table's row 0 is "no event yet".
 AGE_BUCKETS = 20
+#: Release-age buckets: ``floor(log2(1 + days since release))``, the last one open-ended
+#: (2^15 days is 90 years); the release bias table's row 0 is "release unknown" and row
+#: 1 "not released yet" (released after the prediction's time).
+RELEASE_BUCKETS = 16
+_DAY = 86_400
 
 
 # ===================================================================== configs
@@ -46,7 +52,7 @@ class ItemTowerConfig:
     """``n_items`` id rows (plus padding row 0), width ``dim``, ``content_dim`` features;
     ``oov``: a learned vector for events of items without a row (:data:`OOV_ROW`);
     ``item_age``: the item-age bias, with items counted as new for ``new_for`` seconds
-    after their first event."""
+    after their first event; ``release_age``: the release-age bias."""
 
     n_items: int
     dim: int
@@ -56,6 +62,7 @@ class ItemTowerConfig:
     oov: bool = False
     item_age: bool = False
     new_for: int = 0
+    release_age: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,15 @@ class EncoderConfig:
 
 
 # ===================================================================== modules
+def _centred_log_rates(hits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``log`` of targets per candidate in each bucket (float64 counts), smoothed
+    towards the overall rate and centred on the candidates' mean (a typical item at 0)."""
+    hits, candidates = hits.cpu(), candidates.cpu()
+    rate = hits.sum() / candidates.sum().clamp_min(1.0)
+    log_rate = torch.log((hits + rate) / (candidates + 1.0))
+    return log_rate - (log_rate * candidates).sum() / candidates.sum().clamp_min(1.0)
+
+
 class ItemTower(nn.Module):
     """``v(i) = E_id[i] + gate * W x(i)``; rows are shifted item rows (0 = padding -> 0).
 
@@ -89,6 +105,12 @@ class ItemTower(nn.Module):
     time (int64 epoch seconds; :data:`NEVER`: none yet) and ``age_bias``
     ``(AGE_BUCKETS + 1,)`` the learned bias of each age bucket (row 0: no event yet),
     read by :meth:`age_scores`; both are ``None`` when off.
+
+    With ``config.release_age``, ``release_ts`` ``(N + 1,)`` holds each row's release
+    time (int64 epoch seconds; :data:`NEVER`: unknown) and ``release_bias``
+    ``(RELEASE_BUCKETS + 2,)`` the learned bias by time since release, added by
+    :meth:`age_scores` too; ``None`` when off. Unlike the first event, a release date
+    is known before an item's first event, so it ranks cold items among themselves.
     """
 
     def __init__(self, config: ItemTowerConfig, content: torch.Tensor | None = None) -> None:
@@ -117,8 +139,26 @@ class ItemTower(nn.Module):
         else:
             self.first_ts = None
             self.age_bias = None
+        if config.release_age:
+            self.register_buffer("release_ts", torch.full((config.n_items + 1,), NEVER))
+            self.release_bias = nn.Parameter(torch.zeros(RELEASE_BUCKETS + 2))
+        else:
+            self.release_ts = None
+            self.release_bias = None
         self._first_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.first_version = 0  # bumped whenever first_ts changes
+        self.first_version = 0  # bumped whenever first_ts or release_ts changes
+
+    @property
+    def has_age(self) -> bool:
+        """Whether :meth:`age_scores` adds anything (item age or release age)."""
+        return self.age_bias is not None or self.release_bias is not None
+
+    @property
+    def age_version(self) -> tuple[int, ...]:
+        """Changes whenever :meth:`age_scores` may: the biases trained in place (their
+        version counters) or first events or release times set."""
+        biases = (b for b in (self.age_bias, self.release_bias) if b is not None)
+        return (self.first_version, self.n_items, *(b._version for b in biases))
 
     # ------------------------------------------------------------ item age
     @torch.no_grad()
@@ -132,6 +172,16 @@ class ItemTower(nn.Module):
             return
         dev = self.first_ts.device
         self.first_ts.scatter_reduce_(0, rows[ok].to(dev), ts[ok].to(dev, torch.int64), "amin")
+        self._first_changed()
+
+    @torch.no_grad()
+    def set_release(self, rows: torch.Tensor, ts: torch.Tensor) -> None:
+        """Release times (int64 epoch seconds, :data:`NEVER`: unknown) of the shifted
+        ``rows`` (no-op without release age)."""
+        if self.release_ts is None or len(rows) == 0:
+            return
+        dev = self.release_ts.device
+        self.release_ts[rows.to(dev)] = ts.to(dev, torch.int64)
         self._first_changed()
 
     def _first_changed(self) -> None:
@@ -148,7 +198,10 @@ class ItemTower(nn.Module):
 
     def count_new(self, ts: torch.Tensor) -> torch.Tensor:
         """How many item rows had no event before each time ``ts`` (int64 epoch
-        seconds, any shape): first event at or after it, or none yet; float32."""
+        seconds, any shape): first event at or after it, or none yet; float32 (zeros
+        without item age)."""
+        if self.first_ts is None:
+            return torch.zeros(ts.shape, device=ts.device)
         before = torch.searchsorted(self._first()[1], (ts - self.config.new_for).contiguous())
         return (self.n_items - before).to(torch.float32)
 
@@ -157,7 +210,11 @@ class ItemTower(nn.Module):
         ``ts - new_for`` (int64 epoch seconds), broadcast together. An item that had
         none is scored from its content alone in training (:meth:`content_vectors`), as
         a cold item is served: its id row, trained on later events, would tell the past
-        about the future."""
+        about the future. Without item age every item counts as known."""
+        if self.first_ts is None:
+            shape = (self.n_items,) if rows is None else rows.shape
+            shape = torch.broadcast_shapes(ts.shape, shape)
+            return torch.ones(shape, dtype=torch.bool, device=ts.device)
         first_ts = self.first_ts[1:] if rows is None else self.first_ts[rows]
         return first_ts < ts - self.config.new_for
 
@@ -172,22 +229,42 @@ class ItemTower(nn.Module):
     def age_scores(
         self, ts: torch.Tensor, rows: torch.Tensor | None, n_new: torch.Tensor
     ) -> torch.Tensor:
-        """The item-age bias of the shifted item ``rows`` (``None``: rows 1..N) for a
+        """The age biases of the shifted item ``rows`` (``None``: rows 1..N) for a
         prediction at ``ts`` (int64 epoch seconds), broadcast together; ``n_new`` as
-        :meth:`count_new` of ``ts``. ``age_bias[1 + bucket]`` for an item first seen
-        before ``ts`` (compared to the second), else ``age_bias[0] - log(n_new)`` (the
-        new items share one learned mass)."""
-        first_h = self._first()[0]
-        first_h = first_h[1:] if rows is None else first_h[rows]
-        known = self.is_known(ts, rows)
-        with torch.no_grad():
-            # hours to the bucket: float32 is coarse (minutes) at epoch scale, which moves
-            # only bucket edges; whether an item is known is decided on exact seconds
-            age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked below
-            bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
-            index = bucket.to(torch.int64) + 1
-        new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
-        return torch.where(known, self.age_bias[index], new)
+        :meth:`count_new` of ``ts``. Item age: ``age_bias[1 + bucket]`` for an item
+        first seen before ``ts`` (compared to the second), else ``age_bias[0] -
+        log(n_new)`` (the new items share one learned mass). Release age, added:
+        ``release_bias`` at :meth:`release_index`."""
+        total = None
+        if self.age_bias is not None:
+            first_h = self._first()[0]
+            first_h = first_h[1:] if rows is None else first_h[rows]
+            known = self.is_known(ts, rows)
+            with torch.no_grad():
+                # hours to the bucket: float32 is coarse (minutes) at epoch scale, which
+                # moves only bucket edges; whether an item is known is decided on seconds
+                age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked
+                bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
+                index = bucket.to(torch.int64) + 1
+            new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
+            total = torch.where(known, self.age_bias[index], new)
+        if self.release_bias is not None:
+            part = self.release_bias[self.release_index(ts, rows)]
+            total = part if total is None else total + part
+        return total
+
+    @torch.no_grad()
+    def release_index(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Row of ``release_bias`` for the shifted item ``rows`` (``None``: rows 1..N) at
+        ``ts`` (int64 epoch seconds), broadcast: 0 release unknown, 1 released after
+        ``ts``, else ``2 + floor(log2(1 + whole days since release))`` (capped)."""
+        rel = self.release_ts[1:] if rows is None else self.release_ts[rows]
+        unknown = rel == NEVER
+        since = ts - torch.where(unknown, torch.zeros_like(rel), rel)  # no int64 overflow
+        days = torch.div(since.clamp_min(0), _DAY, rounding_mode="floor").to(torch.float32)
+        bucket = torch.log2(1.0 + days).floor_().clamp_(max=RELEASE_BUCKETS - 1)
+        index = torch.where(since < 0, 1, bucket.to(torch.int64) + 2)
+        return torch.where(unknown, 0, index)
 
     @torch.no_grad()
     def init_age_bias(self, ts: torch.Tensor, targets: torch.Tensor, chunk: int = 2**24) -> None:
@@ -212,14 +289,27 @@ class ItemTower(nn.Module):
         step = max(1, chunk // max(self.n_items, 1))
         for start in range(0, len(ts), step):
             b = buckets(ts[start : start + step, None], None)
-            counts = torch.bincount(b.flatten(), minlength=K).double()
+            counts = torch.bincount(b.flatten(), minlength=K).double().cpu()
             counts[0] = float((b == 0).any(dim=1).sum())  # the new items: one candidate
             candidates += counts
         hits = torch.bincount(buckets(ts, targets), minlength=K).double()
-        rate = hits.sum() / candidates.sum().clamp_min(1.0)
-        log_rate = torch.log((hits + rate) / (candidates + 1.0))
-        centre = (log_rate * candidates).sum() / candidates.sum().clamp_min(1.0)
-        self.age_bias.copy_((log_rate - centre).to(self.age_bias))
+        self.age_bias.copy_(_centred_log_rates(hits, candidates).to(self.age_bias))
+
+    @torch.no_grad()
+    def init_release_bias(
+        self, ts: torch.Tensor, targets: torch.Tensor, chunk: int = 2**24
+    ) -> None:
+        """Start ``release_bias`` as :meth:`init_age_bias` starts ``age_bias``: the
+        log-rate of targets per candidate item in each release-age bucket (every item
+        a candidate), smoothed and centred."""
+        K = RELEASE_BUCKETS + 2
+        candidates = torch.zeros(K, dtype=torch.float64)
+        step = max(1, chunk // max(self.n_items, 1))
+        for start in range(0, len(ts), step):
+            b = self.release_index(ts[start : start + step, None], None)
+            candidates += torch.bincount(b.flatten(), minlength=K).double().cpu()
+        hits = torch.bincount(self.release_index(ts, targets), minlength=K).double().cpu()
+        self.release_bias.copy_(_centred_log_rates(hits, candidates).to(self.release_bias))
 
     @property
     def n_items(self) -> int:
@@ -264,7 +354,11 @@ class ItemTower(nn.Module):
             self.content = torch.cat([self.content, content_new.to(self.content)])
         if self.first_ts is not None:
             self.first_ts = torch.cat([self.first_ts, self.first_ts.new_full((n_new,), NEVER)])
-            self._first_changed()
+        if self.release_ts is not None:
+            self.release_ts = torch.cat(
+                [self.release_ts, self.release_ts.new_full((n_new,), NEVER)]
+            )
+        self._first_changed()
         return old, new
 
     @torch.no_grad()
@@ -276,7 +370,9 @@ class ItemTower(nn.Module):
             self.content[rows] = 0.0 if content is None else content.to(self.content)
         if self.first_ts is not None:  # a new item: no event yet
             self.first_ts[rows] = NEVER
-            self._first_changed()
+        if self.release_ts is not None:  # and no release time until one is set
+            self.release_ts[rows] = NEVER
+        self._first_changed()
 
 
 class CausalSelfAttention(nn.Module):

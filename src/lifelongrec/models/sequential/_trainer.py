@@ -266,8 +266,9 @@ def evaluate(
     module.eval()
     tower = module.item_tower
     V = tower.all()
-    aged = getattr(tower, "age_bias", None) is not None
-    C = tower.content_vectors(None) if aged else None
+    aged = bool(getattr(tower, "has_age", False))
+    masks = getattr(tower, "age_bias", None) is not None  # item age: new items by content
+    C = tower.content_vectors(None) if masks else None
     n = len(val)
     ranks, type_probs, cat_logits = [], [], []
     seen_r, seen_c = val.seen
@@ -277,11 +278,11 @@ def evaluate(
             *(torch.as_tensor(m[sl], device=device) for m in (val.items, val.types, val.gaps))
         )
         S = out["user"] @ V.T
-        if aged:  # at each held-out event's time: the age bias, new items by content
+        if aged:  # at each held-out event's time: the age biases, new items by content
             ts = torch.as_tensor(val.target_ts[sl], device=device)
             if C is not None:
                 S = torch.where(tower.is_known(ts[:, None], None), S, out["user"] @ C.T)
-            else:
+            elif masks:
                 S = S.masked_fill(~tower.is_known(ts[:, None], None), 0.0)
             S = S + tower.age_scores(ts[:, None], None, tower.count_new(ts)[:, None])
         sel = (seen_r >= start) & (seen_r < start + _SCORE_BATCH)

@@ -1,0 +1,232 @@
+"""The release-age bias (``release_attribute``): release values read from the catalogue,
+the tower's buckets against a hand computation, scoring at the query's time, and a world
+where users pick recent releases, cold ones included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_sequential_age import AGE_TINY as TINY
+from test_sequential_age import vectors_reproduce_scores
+
+from lifelongrec import DataError
+from lifelongrec.data import Dataset, make_events, make_items
+from lifelongrec.models import Recommender, SequentialRecommender
+from lifelongrec.models.sequential._ages import release_seconds
+from lifelongrec.models.sequential._modules import (
+    NEVER,
+    RELEASE_BUCKETS,
+    ItemTower,
+    ItemTowerConfig,
+)
+
+DAY = 86_400
+HOUR = 3_600
+
+
+def _utc(*args):
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
+
+
+def test_release_values_are_read_as_years_seconds_or_dates():
+    ids = [f"i{j}" for j in range(9)]
+    attributes = [
+        {"year": 1995},
+        {"year": "1995"},
+        {"year": "01-Jan-1995"},
+        {"year": "1995-06-30T12:00:00Z"},
+        {"year": 1_000_000_000},
+        {"year": 2001.0},
+        {"year": None},
+        {"other": 3},
+        {"year": float("nan")},
+    ]
+    items = make_items(ids, ["t"] * 9, [[]] * 9, attributes)
+    got = release_seconds(items, np.array([*ids, "absent"], dtype=object), "year")
+    jan95 = _utc(1995, 1, 1)
+    want = [jan95, jan95, jan95, _utc(1995, 6, 30, 12), 1_000_000_000, _utc(2001, 1, 1)]
+    assert got[:6].tolist() == want
+    assert (got[6:] == NEVER).all()  # missing value, no attribute, NaN, no catalogue row
+    assert (release_seconds(None, np.array(ids[:2], dtype=object), "year") == NEVER).all()
+
+
+@pytest.mark.parametrize("bad", ["next spring", True, float("inf"), [1995]])
+def test_a_release_not_understood_names_the_item(bad):
+    items = make_items(["ok", "bad"], ["a", "b"], [[], []], [{"year": 1990}, {"year": bad}])
+    with pytest.raises(DataError) as err:
+        release_seconds(items, np.array(["ok", "bad"], dtype=object), "year")
+    text = str(err.value)
+    assert "'bad'" in text and "attributes.year" in text and "release year" in text
+
+
+def test_release_buckets_match_a_hand_computation():
+    tower = ItemTower(ItemTowerConfig(n_items=6, dim=4, release_age=True))
+    with torch.no_grad():
+        tower.release_bias.copy_(torch.arange(RELEASE_BUCKETS + 2, dtype=torch.float32) * 0.1)
+    t0 = 1_600_000_000
+    release = [t0, t0 - DAY + 1, t0 - DAY, t0 - 3 * DAY, t0 - 40_000 * DAY]  # 5 rows, 6th unknown
+    tower.set_release(torch.arange(1, 6), torch.as_tensor(release))
+    assert int(tower.release_ts[6]) == NEVER and int(tower.release_ts[0]) == NEVER
+    queries = torch.tensor([t0 - 1, t0, t0 + 5 * DAY])
+
+    def by_hand(q, r):
+        if r is None:
+            return 0
+        if q < r:
+            return 1
+        days = (q - r) // DAY
+        return 2 + min(int(math.floor(math.log2(1 + days))), RELEASE_BUCKETS - 1)
+
+    want = [[by_hand(int(q), r) for r in [*release, None]] for q in queries]
+    got = tower.release_index(queries[:, None], None)
+    assert got.tolist() == want
+    assert want[1][:5] == [2, 2, 3, 4, 2 + RELEASE_BUCKETS - 1]  # the edges as meant
+    scores = tower.age_scores(queries[:, None], None, torch.zeros(3, 1))
+    np.testing.assert_allclose(scores.detach().numpy(), np.array(want) * 0.1, rtol=1e-6)
+    # without item age every item counts as known, and nothing is "new"
+    assert tower.is_known(queries[:, None], None).all()
+    assert tower.count_new(queries).tolist() == [0, 0, 0]
+    scores.sum().backward()
+    assert float(tower.release_bias.grad.abs().sum()) > 0
+    # grown and reset rows have no release until one is set
+    tower.grow(None, 2)
+    assert (tower.release_ts[7:] == NEVER).all()
+    tower.reset_rows(torch.tensor([1]))
+    assert int(tower.release_ts[1]) == NEVER
+
+
+T0 = _utc(2020, 3, 1)
+
+
+def recency_world(n_days=40, per_day=15, p_recent=0.7, seed=0):
+    """Three items are released every day; an event is, with probability
+    ``p_recent``, on an item released in the last two days, else on one of 50 old
+    items (released 2000-2010). Titles are random words and the release date a string
+    attribute (not a content feature): only the release bias can tell new from old."""
+    rng = np.random.default_rng(seed)
+    old = [f"old{j}" for j in range(50)]
+    old_release = [f"{2000 + j % 10}-05-01" for j in range(50)]
+    new, new_release = [], []
+    users, items, ts = [], [], []
+    for day in range(n_days):
+        for k in range(3):
+            new.append(f"new{day}_{k}")
+            new_release.append(T0 + day * DAY)
+        recent = new[max(0, len(new) - 6) :]
+        for e in range(per_day):
+            users.append(f"u{int(rng.integers(30))}")
+            pool = recent if rng.random() < p_recent else old
+            items.append(pool[int(rng.integers(len(pool)))])
+            ts.append(T0 + day * DAY + (e + 1) * HOUR)
+    # never used: 5 old items and 5 released on the last day
+    cold_old = [f"coldold{j}" for j in range(5)]
+    cold_new = [f"coldnew{j}" for j in range(5)]
+    ids = old + cold_old + new + cold_new
+    stamp = [pd.Timestamp(s, unit="s", tz="UTC").isoformat() for s in new_release]
+    last = pd.Timestamp(T0 + (n_days - 1) * DAY, unit="s", tz="UTC").isoformat()
+    released = old_release + ["2004-01-01"] * 5 + stamp + [last] * 5
+    words = [f"w{j}" for j in range(40)]
+    titles = [" ".join(rng.choice(words, 3)) for _ in ids]
+    attrs = [{"released": r} for r in released]
+    catalogue = make_items(ids, titles, [["x"]] * len(ids), attrs)
+    events = make_events(users, items, ts)
+    return Dataset(events=events, items=catalogue), cold_new, cold_old
+
+
+@pytest.fixture(scope="module")
+def recency():
+    data, cold_new, cold_old = recency_world()
+    used = set(data.events["item_id"].astype(str))
+    cold = set(cold_new) | set(cold_old)
+    train = Dataset(events=data.events, items=data.items[data.items["item_id"].isin(used)])
+    late = data.items[data.items["item_id"].isin(cold)]
+    return train, late, cold_new, cold_old
+
+
+def _share(model, users, ids, k=10):
+    top, _ = model.recommend(users, k=k)
+    return float(np.mean([[str(i) in ids for i in row] for row in top]))
+
+
+@pytest.mark.parametrize(
+    "loss_params",
+    [{}, {"full_softmax_max_items": 0, "n_negatives": 32}, {"loss": "gbce", "n_negatives": 32}],
+    ids=["full-softmax", "sampled-softmax", "gbce"],
+)
+def test_release_age_ranks_cold_new_releases_where_users_pick_new_releases(recency, loss_params):
+    train, late, cold_new, cold_old = recency
+    users = sorted(set(train.events["user_id"].astype(str)))
+    shares = {}
+    for attribute in (None, "released"):
+        params = {**TINY, **loss_params, "release_attribute": attribute}
+        model = SequentialRecommender(**params).fit(train)
+        model.add_items(late)
+        shares[attribute] = (
+            _share(model, users, set(cold_new)),
+            _share(model, users, set(cold_old)),
+        )
+    # cold items have zero id rows and uninformative titles: only the release tells
+    assert shares["released"][0] >= 0.3, shares
+    assert shares["released"][1] == 0.0, shares
+    assert shares[None][0] <= 0.15, shares
+
+
+def test_vectors_scores_query_time_and_save_load(recency, tmp_path):
+    train, late, cold_new, cold_old = recency
+    model = SequentialRecommender(**{**TINY, "epochs": 4, "release_attribute": "released"})
+    model.fit(train).add_items(late)
+    users = ["u0", "u1", "u7"]
+    vectors_reproduce_scores(model, users)
+    # the same history scored at two times differs by the release bias at those times
+    tower = model.module_.item_tower
+    history = train.events[train.events["user_id"] == "u0"]
+    clock = int(model.last_timestamp_)
+    late_t = clock + 400 * DAY
+    S = model.score_histories(["u0", "u0"], history, before=[clock + 1, late_t + 1])
+    rows = torch.arange(1, len(model.item_ids_) + 1)
+    bias = [tower.age_scores(torch.tensor([t]), rows, torch.zeros(1)) for t in (clock, late_t)]
+    diff = (bias[1] - bias[0]).detach().numpy()
+    np.testing.assert_allclose(S[1] - S[0], diff, rtol=1e-4, atol=1e-4)
+    assert np.abs(diff).max() > 0.01  # the release ages moved on
+    # no `before`: the model's clock, as score_items
+    np.testing.assert_allclose(model.score_histories("u0", history), S[0], rtol=1e-5, atol=1e-5)
+    loaded = Recommender.load(model.save(tmp_path / "released"))
+    np.testing.assert_array_equal(loaded.score_items(users), model.score_items(users))
+    np.testing.assert_array_equal(
+        loaded.module_.item_tower.release_ts.numpy(), tower.release_ts.numpy()
+    )
+
+
+def test_updates_take_releases_and_bad_ones_change_nothing(recency):
+    train, late, cold_new, cold_old = recency
+    params = {**TINY, "epochs": 3, "release_attribute": "released", "partial_fit_epochs": 1}
+    model = SequentialRecommender(**params).fit(train)
+    tower = model.module_.item_tower
+    before = tower.release_bias.detach().clone()
+    t = int(model.last_timestamp_)
+    fresh = make_items(["brand_new"], ["w1 w2"], [["x"]], [{"released": "2020-04-09"}])
+    model.partial_fit(Dataset(events=make_events(["u0"], ["brand_new"], [t + 1]), items=fresh))
+    row = model.item_ids_.tolist().index("brand_new") + 1
+    assert int(tower.release_ts[row]) == _utc(2020, 4, 9)
+    assert not torch.equal(before, tower.release_bias.detach())
+    n_items = len(model.item_ids_)
+    bad = make_items(["x1", "x2"], ["a", "b"], [[], []], [{"released": 2019}, {"released": "?"}])
+    with pytest.raises(DataError, match="'x2'"):
+        model.add_items(bad)
+    with pytest.raises(DataError, match="'x2'"):
+        model.partial_fit(Dataset(events=make_events(["u0"], ["x1"], [t + 5]), items=bad))
+    assert len(model.item_ids_) == n_items and "x1" not in model.item_ids_.tolist()
+    # a known item's catalogue row changes its release
+    model.add_items(make_items(["brand_new"], ["w1"], [["x"]], [{"released": 2010}]))
+    assert int(tower.release_ts[row]) == _utc(2010, 1, 1)
+    with pytest.raises(DataError, match="'old0'"):
+        SequentialRecommender(**params).fit(
+            Dataset(
+                events=train.events, items=make_items(["old0"], ["a"], [[]], [{"released": "x"}])
+            )
+        )
