@@ -36,8 +36,12 @@ PARAMS: dict[str, dict] = {
 }
 NAMES = sorted(MODELS)
 #: Variants served beside the models' own small fits: ``name:variant`` -> model params.
-#: ``item_age`` widens the vectors the index holds by the age-bias column.
-VARIANTS = {"sequential:item_age": {**PARAMS["sequential"], "item_age": True}}
+#: ``item_age`` and ``release_attribute`` widen the vectors the index holds by the
+#: age-bias column (the synthetic catalogue's ``arrival`` is each item's release).
+VARIANTS = {
+    "sequential:item_age": {**PARAMS["sequential"], "item_age": True},
+    "sequential:release": {**PARAMS["sequential"], "release_attribute": "arrival"},
+}
 
 
 def config(name: str, **extra) -> dict:
