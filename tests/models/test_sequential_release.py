@@ -68,24 +68,26 @@ def test_release_buckets_match_a_hand_computation():
     tower = ItemTower(ItemTowerConfig(n_items=6, dim=4, release_age=True))
     with torch.no_grad():
         tower.release_bias.copy_(torch.arange(RELEASE_BUCKETS + 2, dtype=torch.float32) * 0.1)
-    t0 = 1_600_000_000
-    release = [t0, t0 - DAY + 1, t0 - DAY, t0 - 3 * DAY, t0 - 40_000 * DAY]  # 5 rows, 6th unknown
+    t0 = 1_600_000_000  # 12:26:40 UTC
+    # the next day, 1 second short of a day before (the day before), a day, 3 days and
+    # 40,000 days before; the sixth row's release is unknown
+    release = [t0 + DAY, t0 - DAY + 1, t0 - DAY, t0 - 3 * DAY, t0 - 40_000 * DAY]
     tower.set_release(torch.arange(1, 6), torch.as_tensor(release))
     assert int(tower.release_ts[6]) == NEVER and int(tower.release_ts[0]) == NEVER
-    queries = torch.tensor([t0 - 1, t0, t0 + 5 * DAY])
+    queries = torch.tensor([t0 - 44_800, t0, t0 + 5 * DAY])  # midnight of t0's day, ...
 
-    def by_hand(q, r):
+    def by_hand(q, r):  # UTC calendar days
         if r is None:
             return 0
-        if q < r:
+        if q // DAY < r // DAY:
             return 1
-        days = (q - r) // DAY
+        days = q // DAY - r // DAY
         return 2 + min(int(math.floor(math.log2(1 + days))), RELEASE_BUCKETS - 1)
 
     want = [[by_hand(int(q), r) for r in [*release, None]] for q in queries]
     got = tower.release_index(queries[:, None], None)
     assert got.tolist() == want
-    assert want[1][:5] == [2, 2, 3, 4, 2 + RELEASE_BUCKETS - 1]  # the edges as meant
+    assert want[1][:5] == [1, 3, 3, 4, 2 + RELEASE_BUCKETS - 1]  # the edges as meant
     scores = tower.age_scores(queries[:, None], None, torch.zeros(3, 1))
     np.testing.assert_allclose(scores.detach().numpy(), np.array(want) * 0.1, rtol=1e-6)
     # without item age every item counts as known, and nothing is "new"

@@ -39,7 +39,7 @@ NEVER = torch.iinfo(torch.int64).max
 #: Known-age buckets of the item-age bias: ``floor(log2(1 + age in hours))``, the last
 #: one open-ended (2^19 hours is 60 years); the bias table's row 0 is "no event yet".
 AGE_BUCKETS = 20
-#: Release-age buckets: ``floor(log2(1 + days since release))``, the last one open-ended
+#: Release-age buckets: ``floor(log2(1 + UTC days since release))``, the last open-ended
 #: (2^15 days is 90 years); the release bias table's row 0 is "release unknown" and row
 #: 1 "not released yet" (released after the prediction's time).
 RELEASE_BUCKETS = 16
@@ -249,21 +249,36 @@ class ItemTower(nn.Module):
             new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
             total = torch.where(known, self.age_bias[index], new)
         if self.release_bias is not None:
-            part = self.release_bias[self.release_index(ts, rows)]
+            part = self._release_part(ts, rows)
             total = part if total is None else total + part
         return total
+
+    def _release_part(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """``release_bias`` at :meth:`release_index`. Against every item at ``P``
+        times ``(P, 1)`` it is looked up once per distinct day and spread to the
+        times, so the ``(P, N)`` indices never exist (the bias depends on the day)."""
+        if rows is None and ts.dim() == 2 and ts.shape[1] == 1 and ts.shape[0] > 1:
+            day = torch.div(ts[:, 0], _DAY, rounding_mode="floor")
+            days, inverse = torch.unique(day, return_inverse=True)
+            return self.release_bias[self._release_by_day(days[:, None], None)][inverse]
+        return self.release_bias[self.release_index(ts, rows)]
 
     @torch.no_grad()
     def release_index(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """Row of ``release_bias`` for the shifted item ``rows`` (``None``: rows 1..N) at
-        ``ts`` (int64 epoch seconds), broadcast: 0 release unknown, 1 released after
-        ``ts``, else ``2 + floor(log2(1 + whole days since release))`` (capped)."""
+        ``ts`` (int64 epoch seconds), broadcast, by UTC calendar days: 0 release
+        unknown, 1 released on a later day than ``ts``'s, else ``2 + floor(log2(1 +
+        days from the release day to ts's day))`` (capped)."""
+        return self._release_by_day(torch.div(ts, _DAY, rounding_mode="floor"), rows)
+
+    @torch.no_grad()
+    def _release_by_day(self, day: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         rel = self.release_ts[1:] if rows is None else self.release_ts[rows]
         unknown = rel == NEVER
-        since = ts - torch.where(unknown, torch.zeros_like(rel), rel)  # no int64 overflow
-        days = torch.div(since.clamp_min(0), _DAY, rounding_mode="floor").to(torch.float32)
-        bucket = torch.log2(1.0 + days).floor_().clamp_(max=RELEASE_BUCKETS - 1)
-        index = torch.where(since < 0, 1, bucket.to(torch.int64) + 2)
+        rel_day = torch.div(torch.where(unknown, 0, rel), _DAY, rounding_mode="floor")
+        since = day - rel_day
+        bucket = torch.log2(1.0 + since.clamp_min(0).to(torch.float32)).floor_()
+        index = torch.where(since < 0, 1, bucket.clamp_(max=RELEASE_BUCKETS - 1).long() + 2)
         return torch.where(unknown, 0, index)
 
     @torch.no_grad()
@@ -303,11 +318,13 @@ class ItemTower(nn.Module):
         log-rate of targets per candidate item in each release-age bucket (every item
         a candidate), smoothed and centred."""
         K = RELEASE_BUCKETS + 2
+        days, mult = torch.unique(torch.div(ts, _DAY, rounding_mode="floor"), return_counts=True)
         candidates = torch.zeros(K, dtype=torch.float64)
         step = max(1, chunk // max(self.n_items, 1))
-        for start in range(0, len(ts), step):
-            b = self.release_index(ts[start : start + step, None], None)
-            candidates += torch.bincount(b.flatten(), minlength=K).double().cpu()
+        for start in range(0, len(days), step):
+            table = self._release_by_day(days[start : start + step, None], None)  # (U, N)
+            weight = mult[start : start + step, None].expand_as(table).double()
+            candidates += torch.bincount(table.flatten(), weight.flatten(), minlength=K).cpu()
         hits = torch.bincount(self.release_index(ts, targets), minlength=K).double().cpu()
         self.release_bias.copy_(_centred_log_rates(hits, candidates).to(self.release_bias))
 

@@ -155,8 +155,8 @@ class SequentialParams(Params):
         ``1995``, read as its 1 January; epoch seconds; or a date string), e.g.
         ``"year"`` for the MovieLens readers; ``None`` (default): off. Adds a learned
         bias by time since release to every score, in buckets of ``floor(log2(1 +
-        days))`` (16, the last open-ended), with one bias for "not released yet" and one
-        for an unknown release. Unlike ``item_age`` it ranks cold items among
+        days))`` (UTC calendar days; 16, the last open-ended), with one bias for "not
+        released yet" (a later day) and one for an unknown release. Unlike ``item_age`` it ranks cold items among
         themselves before their first event (a new release against an old film added
         late). Training reads it at each target's time, scoring at the query's time
         (``score_histories`` with ``before``) or one second after ``last_timestamp_``;
