@@ -364,21 +364,28 @@ def cold_metrics(model, cold, history, index, cold_cols, k: int, seed: int) -> d
     return out
 
 
-def warm_metrics(model, split, history, index, k: int, seed: int) -> dict[str, float]:
+def warm_metrics(model, split, history, index, cold_cols, k: int, seed: int) -> dict[str, float]:
     """Recall/NDCG@k over the whole catalogue of every *warm* test event (its item
     occurs in training) whose user has an earlier event, scored from that user's
-    history before it, as :func:`cold_metrics` scores cold ones."""
+    history before it, as :func:`cold_metrics` scores cold ones; ``warmonly_ndcg@k``
+    ranks the warm items only (the ``cold_cols`` left out)."""
+
+    import numpy as np
 
     train, test = split.train_full.events, split.test.events
     warm = test[test["item_id"].isin(set(train["item_id"]))]
     first = history.groupby("user_id")["timestamp"].min()
     warm = warm[warm["timestamp"].to_numpy() > warm["user_id"].map(first).to_numpy()]
-    hits = ndcg = 0.0
+    hits = ndcg = only = 0.0
     for start, part, S in scored_batches(model, warm, history):
-        m = event_metrics(S, index.get_indexer(part["item_id"].astype(str)), k, seed + start)
+        target = index.get_indexer(part["item_id"].astype(str))
+        m = event_metrics(S, target, k, seed + start)
         hits, ndcg = hits + float(m["hits"].sum()), ndcg + float(m["ndcg"].sum())
+        S[:, cold_cols] = -np.inf
+        only += float(event_metrics(S, target, k, seed + start)["ndcg"].sum())
     n = max(len(warm), 1)
-    return {f"warm_recall@{k}": hits / n, f"warm_ndcg@{k}": ndcg / n, "n_warm_scored": len(warm)}
+    out = {f"warm_recall@{k}": hits / n, f"warm_ndcg@{k}": ndcg / n, "n_warm_scored": len(warm)}
+    return {**out, f"warmonly_ndcg@{k}": only / n}
 
 
 # ------------------------------------------------------------------ metrics

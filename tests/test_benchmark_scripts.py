@@ -135,6 +135,8 @@ def test_worker_coldstart_admits_cold_items_untrained(bench):
     # warm test events: scored over the whole catalogue; NDCG discounts hits
     assert res["n_warm_scored"] > 0
     assert 0.0 <= res["warm_ndcg@10"] <= res["warm_recall@10"] <= 1.0
+    # leaving the cold items out of the ranking can only lift a warm target
+    assert res["warm_ndcg@10"] <= res["warmonly_ndcg@10"] <= 1.0
     # admitting trained nothing: the fit's epochs only
     assert [h["update"] for h in res["history"]] == [0]
 
