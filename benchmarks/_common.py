@@ -223,7 +223,9 @@ def free_port() -> int:
 def load_prepared(job: dict[str, Any]):
     """A job's dataset (``job["dataset"]``, a name of :data:`DATASETS`) preprocessed as
     ``lifelongrec evaluate`` does (:func:`lifelongrec.data.prepare`); ``strip_content``
-    withholds the catalogue, ``drop_attributes`` removes those item attributes."""
+    withholds the catalogue, ``drop_attributes`` removes those item attributes and
+    ``text_attributes`` turns those into strings (no longer numeric content features;
+    a release year stays readable as ``release_attribute``)."""
     from lifelongrec.data import load_data, prepare
 
     data = load_data(
@@ -239,6 +241,16 @@ def load_prepared(job: dict[str, Any]):
         items = data.items.copy()
         items["attributes"] = [
             {k: v for k, v in a.items() if k not in drop} if isinstance(a, dict) else a
+            for a in items["attributes"].tolist()
+        ]
+        data = dataclasses.replace(data, items=items)
+    if job.get("text_attributes") and data.items is not None:
+        text = set(job["text_attributes"])
+        items = data.items.copy()
+        items["attributes"] = [
+            {k: (str(v) if k in text and v is not None else v) for k, v in a.items()}
+            if isinstance(a, dict)
+            else a
             for a in items["attributes"].tolist()
         ]
         data = dataclasses.replace(data, items=items)

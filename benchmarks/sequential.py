@@ -465,6 +465,10 @@ COLD_ARMS = {
         "params": {"text_encoder": "minilm", "item_age": True, "item_new_for": 365 * 86_400}
     },
     "minilm-release": {"params": {"text_encoder": "minilm", "release_attribute": "year"}},
+    "minilm-release-only": {
+        "params": {"text_encoder": "minilm", "release_attribute": "year"},
+        "text_attributes": ["year"],
+    },
     "minilm-age-release": {
         "params": {"text_encoder": "minilm", "item_age": True, "release_attribute": "year"}
     },
@@ -546,7 +550,9 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         "`genres-release` = `minilm` / `genres-only` with `release_attribute='year'` (a "
         "learned bias by time since release, read at each test event's time, so a film "
         "released that year ranks as new however long after the cut); "
-        "`minilm-age-release` = `minilm-release` with `item_age=True`; `genres-only` = "
+        "`minilm-age-release` = `minilm-release` with `item_age=True`; "
+        "`minilm-release-only` = `minilm-release` with the year given as text, so it "
+        "feeds the release bias but is no numeric content feature; `genres-only` = "
         "`text_encoder=None` (genres and year still give "
         "cold items a content vector); `*-no-year` = the same with `year` removed from "
         "every item's attributes; `id-only` = no content at all (catalogue withheld, "

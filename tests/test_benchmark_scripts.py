@@ -169,6 +169,14 @@ def test_load_prepared_drops_named_attributes_only(bench):
     assert dropped["item_id"].tolist() == kept["item_id"].tolist()
 
 
+def test_load_prepared_gives_named_attributes_as_text(bench):
+    kept = bench.load_prepared({"dataset": "ml-100k"}).items
+    text = bench.load_prepared({"dataset": "ml-100k", "text_attributes": ["year"]}).items
+    want = [{k: (str(v) if k == "year" else v) for k, v in a.items()} for a in kept["attributes"]]
+    assert text["attributes"].tolist() == want
+    assert sum(isinstance(a.get("year"), str) for a in text["attributes"]) == 1681
+
+
 def test_cold_arms_without_year_name_the_attribute(bench):
     args = bench.build_parser().parse_args(["coldstart", "--arms", "genres-no-year", "id-only"])
     jobs = bench.variant_jobs(args, {a: bench.COLD_ARMS[a] for a in args.arms}, "coldstart")
