@@ -55,7 +55,7 @@ def test_release_values_are_read_as_years_seconds_or_dates():
     assert (release_seconds(None, np.array(ids[:2], dtype=object), "year") == NEVER).all()
 
 
-@pytest.mark.parametrize("bad", ["next spring", True, float("inf"), [1995]])
+@pytest.mark.parametrize("bad", ["next spring", True, float("inf"), 1e30, [1995]])
 def test_a_release_not_understood_names_the_item(bad):
     items = make_items(["ok", "bad"], ["a", "b"], [[], []], [{"year": 1990}, {"year": bad}])
     with pytest.raises(DataError) as err:

@@ -23,14 +23,15 @@ from lifelongrec.nn import Windows
 __all__ = [
     "age_columns",
     "check_releases",
-    "query_clocks",
     "init_age_bias",
     "note_first_events",
+    "query_clocks",
     "release_seconds",
     "set_releases",
 ]
 
 _YEAR = re.compile(r"^\d{4}$")
+_MAX_SECONDS = 253_402_300_800  # 10000-01-01 in epoch seconds
 _RELEASE_EXPECTED = (
     "a release year (e.g. 1995), epoch seconds, or a date pandas can parse "
     "(e.g. '1995-01-01', '01-Jan-1995'); leave it out when unknown"
@@ -48,7 +49,8 @@ def _release_one(value: Any, item: Any, attribute: str) -> int:
         v = float(value)
         if v.is_integer() and 1000 <= v <= 9999:  # a year: its first second
             return int(dt.datetime(int(v), 1, 1, tzinfo=dt.UTC).timestamp())
-        return int(v)
+        if abs(v) < _MAX_SECONDS:  # epoch seconds, before the year 10000
+            return int(v)
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         if _YEAR.match(text):
