@@ -19,7 +19,6 @@ from lifelongrec.data import Dataset, make_events, make_items
 from lifelongrec.models import Recommender, SequentialRecommender
 from lifelongrec.models.sequential._ages import release_seconds
 from lifelongrec.models.sequential._modules import (
-    AGE_BUCKETS,
     NEVER,
     RELEASE_BUCKETS,
     ItemTower,
@@ -101,34 +100,6 @@ def test_release_buckets_match_a_hand_computation():
     assert (tower.release_ts[7:] == NEVER).all()
     tower.reset_rows(torch.tensor([1]))
     assert int(tower.release_ts[1]) == NEVER
-
-
-def test_with_item_age_a_new_item_takes_its_release_age():
-    tower = ItemTower(ItemTowerConfig(n_items=3, dim=4, item_age=True, release_age=True))
-    with torch.no_grad():
-        tower.age_bias.copy_(torch.arange(AGE_BUCKETS + 1, dtype=torch.float32) * 0.01 + 1.0)
-        tower.release_bias.copy_(torch.arange(RELEASE_BUCKETS + 2, dtype=torch.float32) * -0.1)
-    t0 = 1_600_000_000
-    tower.set_release(torch.tensor([1, 2, 3]), torch.tensor([t0 - 10 * DAY] * 3))
-    tower.seen(torch.tensor([1]), torch.tensor([t0 - 5 * HOUR]))  # item 1 is known
-    q = torch.tensor([t0, t0 + DAY])
-    got = tower.age_scores(q[:, None], None, torch.tensor([[7.0], [9.0]]))  # n_new unused
-    # known: item age only (5 h -> bucket 2, 29 h -> 4); new: release age only (10 and
-    # 11 days -> bucket 3 either way)
-    want = [[1.0 + 0.01 * 3, -0.5, -0.5], [1.0 + 0.01 * 5, -0.5, -0.5]]
-    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-6)
-    one = tower.age_scores(q, torch.tensor([1, 3]), torch.zeros(2))
-    np.testing.assert_allclose(one.detach().numpy(), [want[0][0], want[1][2]], rtol=1e-6)
-    # the start counts new items only: item 3 (released 1,000 days before) is a new
-    # candidate never chosen; item 1's hit is a known item's and does not count
-    tower.set_release(torch.tensor([3]), torch.tensor([t0 - 1_000 * DAY]))
-    tower.init_release_bias(torch.tensor([t0, t0, t0 + DAY]), torch.tensor([2, 2, 1]))
-    bias = tower.release_bias.detach().numpy().astype(np.float64)
-    # by hand: each of the 3 target times sees items 2 (index 5) and 3 (index 11) new:
-    # 2 hits over 3 candidates, none over 3; the overall rate 2 / 6 smooths every
-    # bucket ((hits + rate) / (candidates + 1)), then centred on the candidates
-    raw = np.log(np.array([(2 + 1 / 3) / 4, (1 / 3) / 4]))
-    np.testing.assert_allclose(bias[[5, 11]], raw - raw.mean(), rtol=1e-5)
 
 
 T0 = _utc(2020, 3, 1)

@@ -233,26 +233,25 @@ class ItemTower(nn.Module):
         prediction at ``ts`` (int64 epoch seconds), broadcast together; ``n_new`` as
         :meth:`count_new` of ``ts``. Item age: ``age_bias[1 + bucket]`` for an item
         first seen before ``ts`` (compared to the second), else ``age_bias[0] -
-        log(n_new)`` (the new items share one learned mass). Release age alone:
-        ``release_bias`` at :meth:`release_index`; with item age it takes the place of
-        the shared mass: a new item is scored by its release age, a known one by its
-        item age only (its id row has learned the rest)."""
-        if self.age_bias is None:
-            return self._release_part(ts, rows)
-        first_h = self._first()[0]
-        first_h = first_h[1:] if rows is None else first_h[rows]
-        known = self.is_known(ts, rows)
-        with torch.no_grad():
-            # hours to the bucket: float32 is coarse (minutes) at epoch scale, which
-            # moves only bucket edges; whether an item is known is decided on seconds
-            age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked
-            bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
-            index = bucket.to(torch.int64) + 1
-        if self.release_bias is not None:  # a new item: its release age instead
-            new = self._release_part(ts, rows)
-        else:
+        log(n_new)`` (the new items share one learned mass). Release age, added:
+        ``release_bias`` at :meth:`release_index`."""
+        total = None
+        if self.age_bias is not None:
+            first_h = self._first()[0]
+            first_h = first_h[1:] if rows is None else first_h[rows]
+            known = self.is_known(ts, rows)
+            with torch.no_grad():
+                # hours to the bucket: float32 is coarse (minutes) at epoch scale, which
+                # moves only bucket edges; whether an item is known is decided on seconds
+                age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked
+                bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
+                index = bucket.to(torch.int64) + 1
             new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
-        return torch.where(known, self.age_bias[index], new)
+            total = torch.where(known, self.age_bias[index], new)
+        if self.release_bias is not None:
+            part = self._release_part(ts, rows)
+            total = part if total is None else total + part
+        return total
 
     def _release_part(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """``release_bias`` at :meth:`release_index`. Against every item at ``P``
@@ -317,20 +316,8 @@ class ItemTower(nn.Module):
     ) -> None:
         """Start ``release_bias`` as :meth:`init_age_bias` starts ``age_bias``: the
         log-rate of targets per candidate item in each release-age bucket (every item
-        a candidate; with item age the items new at each time), smoothed and centred."""
+        a candidate), smoothed and centred."""
         K = RELEASE_BUCKETS + 2
-        if self.first_ts is not None:  # with item age: among the items new at each time
-            candidates = torch.zeros(K, dtype=torch.float64)
-            step = max(1, chunk // max(self.n_items, 1))
-            for start in range(0, len(ts), step):
-                t = ts[start : start + step, None]
-                index = self.release_index(t, None)[~self.is_known(t, None)]
-                candidates += torch.bincount(index, minlength=K).double().cpu()
-            new = ~self.is_known(ts, targets)
-            hits = torch.bincount(self.release_index(ts, targets)[new], minlength=K)
-            rates = _centred_log_rates(hits.double(), candidates)
-            self.release_bias.copy_(rates.to(self.release_bias))
-            return
         days, mult = torch.unique(torch.div(ts, _DAY, rounding_mode="floor"), return_counts=True)
         candidates = torch.zeros(K, dtype=torch.float64)
         step = max(1, chunk // max(self.n_items, 1))

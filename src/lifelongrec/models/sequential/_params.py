@@ -160,10 +160,8 @@ class SequentialParams(Params):
         themselves before their first event (a new release against an old film added
         late). Training reads it at each target's time, scoring at the query's time
         (``score_histories`` with ``before``) or one second after ``last_timestamp_``;
-        user and item vectors carry it as with ``item_age``. With ``item_age`` too, it
-        takes the place of the shared "new" mass: an item without an event yet is
-        scored by its release age, one with events by its item age. A value that is
-        none of these raises :class:`DataError` naming the item.
+        user and item vectors carry it as with ``item_age`` (both add up when on). A
+        value that is none of these raises :class:`DataError` naming the item.
     id_dropout
         Probability of hiding an item's id embedding during training (teaches the
         content path to serve cold items), in ``[0, 1)``.
