@@ -19,6 +19,7 @@ from lifelongrec.data import Dataset, make_events, make_items
 from lifelongrec.models import Recommender, SequentialRecommender
 from lifelongrec.models.sequential._ages import release_seconds
 from lifelongrec.models.sequential._modules import (
+    AGE_BUCKETS,
     NEVER,
     RELEASE_BUCKETS,
     ItemTower,
@@ -100,6 +101,23 @@ def test_release_buckets_match_a_hand_computation():
     assert (tower.release_ts[7:] == NEVER).all()
     tower.reset_rows(torch.tensor([1]))
     assert int(tower.release_ts[1]) == NEVER
+
+
+def test_with_item_age_the_two_biases_add():
+    both = ItemTower(ItemTowerConfig(n_items=3, dim=4, item_age=True, release_age=True))
+    t0 = 1_600_000_000
+    with torch.no_grad():
+        both.age_bias.copy_(torch.arange(AGE_BUCKETS + 1, dtype=torch.float32) * 0.01 + 1.0)
+        both.release_bias.copy_(torch.arange(RELEASE_BUCKETS + 2, dtype=torch.float32) * -0.1)
+    both.set_release(torch.tensor([1, 2, 3]), torch.tensor([t0 - 10 * DAY] * 3))
+    both.seen(torch.tensor([1]), torch.tensor([t0 - 5 * HOUR]))  # item 1 is known
+    q = torch.tensor([t0, t0 + DAY])
+    got = both.age_scores(q[:, None], None, torch.tensor([[2.0], [2.0]]))
+    # known: item age (5 h -> bucket 2, 29 h -> 4) + release (10, 11 days -> bucket 3);
+    # new: the shared mass less log(2 new items) + release
+    new = 1.0 - math.log(2.0) - 0.5
+    want = [[1.03 - 0.5, new, new], [1.05 - 0.5, new, new]]
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5)
 
 
 T0 = _utc(2020, 3, 1)
