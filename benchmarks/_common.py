@@ -291,6 +291,12 @@ def top_k_random_ties(S, k: int, seed: int):
     return order[:, :k]
 
 
+def has_earlier_event(events, history):
+    """Whether each event's user has an event in ``history`` before it (bool array)."""
+    first = history.groupby("user_id")["timestamp"].min()
+    return events["timestamp"].to_numpy() > events["user_id"].map(first).to_numpy()
+
+
 def cold_test_events(split) -> tuple[Any, dict[str, int]]:
     """The test events whose item never occurs in training, the ones that can be scored
     (their user has an earlier event, in training or earlier in the test period), and
@@ -301,9 +307,7 @@ def cold_test_events(split) -> tuple[Any, dict[str, int]]:
     train = split.train_full.events
     test = split.test.events
     cold = test[~test["item_id"].isin(set(train["item_id"]))]
-    everything = pd.concat([train, test], ignore_index=True)
-    first = everything.groupby("user_id")["timestamp"].min()
-    scorable = cold["timestamp"].to_numpy() > cold["user_id"].map(first).to_numpy()
+    scorable = has_earlier_event(cold, pd.concat([train, test], ignore_index=True))
     known = cold["user_id"].isin(set(train["user_id"]))
     counts = {
         "n_train_events": len(train),
@@ -386,8 +390,7 @@ def warm_metrics(model, split, history, index, cold_cols, k: int, seed: int) -> 
 
     train, test = split.train_full.events, split.test.events
     warm = test[test["item_id"].isin(set(train["item_id"]))]
-    first = history.groupby("user_id")["timestamp"].min()
-    warm = warm[warm["timestamp"].to_numpy() > warm["user_id"].map(first).to_numpy()]
+    warm = warm[has_earlier_event(warm, history)]
     hits = ndcg = only = 0.0
     for start, part, S in scored_batches(model, warm, history):
         target = index.get_indexer(part["item_id"].astype(str))

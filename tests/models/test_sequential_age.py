@@ -82,12 +82,12 @@ def test_age_scores_match_a_hand_computation():
 def test_grown_and_reset_rows_have_no_first_event():
     tower = ItemTower(ItemTowerConfig(n_items=3, dim=4, item_age=True))
     tower.seen(torch.tensor([1, 2, 3]), torch.tensor([10, 20, 30]) * HOUR)
-    version = tower.first_version
+    version = tower.times_version
     tower.grow(None, 2)
     assert tower.first_ts.shape == (6,) and (tower.first_ts[4:] == NEVER).all()
     tower.reset_rows(torch.tensor([2]))
     assert int(tower.first_ts[2]) == NEVER and int(tower.first_ts[1]) == 10 * HOUR
-    assert tower.first_version > version
+    assert tower.times_version > version
     assert tower.count_new(torch.tensor([100 * HOUR])).item() == 3  # rows 2, 4, 5
     off = ItemTower(ItemTowerConfig(n_items=3, dim=4))
     assert off.first_ts is None and off.age_bias is None

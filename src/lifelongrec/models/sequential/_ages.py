@@ -6,6 +6,7 @@ times in, the biases' starting point from a fit's targets, the bias columns scor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from typing import Any
@@ -27,7 +28,6 @@ __all__ = [
     "note_first_events",
     "query_clocks",
     "release_seconds",
-    "set_releases",
 ]
 
 _YEAR = re.compile(r"^\d{4}$")
@@ -38,34 +38,46 @@ _RELEASE_EXPECTED = (
 )
 
 
-def _release_one(value: Any, item: Any, attribute: str) -> int:
-    """Epoch seconds (UTC) of one release value; :data:`NEVER` when missing."""
+@functools.lru_cache(maxsize=65_536)
+def _release_value(value: Any) -> int | None:
+    """Epoch seconds (UTC) of one hashable release value, :data:`NEVER` when missing,
+    ``None`` when not understood. Cached: a catalogue repeats its years and dates, and
+    it is read on every fit, update and ``add_items`` (checked first, then kept)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return int(NEVER)
     when: Any = None
     if isinstance(value, (bool, np.bool_)):
-        when = None
-    elif isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
         v = float(value)
         if v.is_integer() and 1000 <= v <= 9999:  # a year: its first second
             return int(dt.datetime(int(v), 1, 1, tzinfo=dt.UTC).timestamp())
-        if abs(v) < _MAX_SECONDS:  # epoch seconds, before the year 10000
-            return int(v)
-    elif isinstance(value, str) and value.strip():
+        return int(v) if abs(v) < _MAX_SECONDS else None  # epoch seconds before year 10000
+    if isinstance(value, str) and value.strip():
         text = value.strip()
         if _YEAR.match(text):
-            return _release_one(int(text), item, attribute)
+            return _release_value(int(text))
         when = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
     elif isinstance(value, (dt.date, np.datetime64, pd.Timestamp)):
         when = pd.to_datetime(value, utc=True, errors="coerce")
-    if when is None or pd.isna(when):
+    return None if when is None or pd.isna(when) else int(when.value // 1_000_000_000)
+
+
+def _release_one(value: Any, item: Any, attribute: str) -> int:
+    """:func:`_release_value`, raising :class:`DataError` naming ``item`` when the value
+    is not understood (or not hashable: a list, a dict)."""
+    try:
+        seconds = _release_value(value)
+    except TypeError:  # unhashable
+        seconds = None
+    if seconds is None:
         raise DataError(
             f"release of item {item!r} not understood",
             column=f"attributes.{attribute}",
             value=value,
             expected=_RELEASE_EXPECTED,
         )
-    return int(when.value // 1_000_000_000)
+    return seconds
 
 
 def release_seconds(items: pd.DataFrame | None, ids: np.ndarray, attribute: str) -> np.ndarray:
@@ -96,15 +108,6 @@ def query_clocks(before: np.ndarray, clock: int) -> np.ndarray:
     before = np.asarray(before, np.float64)
     finite = np.isfinite(before)
     return np.where(finite, np.ceil(np.where(finite, before, 0.0)) - 1, clock).astype(np.int64)
-
-
-def set_releases(tower: torch.nn.Module, rows: np.ndarray, seconds: np.ndarray) -> None:
-    """Release times ``seconds`` of the item ``rows`` (0-based) into the tower."""
-    if tower.release_ts is None or len(rows) == 0:
-        return
-    device = tower.release_ts.device
-    shifted = torch.as_tensor(np.asarray(rows, np.int64) + 1, device=device)
-    tower.set_release(shifted, torch.as_tensor(np.asarray(seconds, np.int64)))
 
 
 def note_first_events(tower: torch.nn.Module, ev: Events) -> None:

@@ -139,11 +139,12 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def fit(self, interactions: Dataset | pd.DataFrame) -> SequentialRecommender:
         """See :meth:`Recommender.fit`. Observed events not trained on yet are discarded
         (counted in ``n_online_discarded_``)."""
-        check_releases(as_dataset(interactions).items, self.release_attribute)
+        data = as_dataset(interactions)
+        check_releases(data.items, self.release_attribute)
         carried = (0, 0)
         if self.is_fitted:
             carried = (self.n_online_steps_, self.n_online_discarded_ + self._online.n)
-        super().fit(interactions)
+        super().fit(data)
         self.n_online_steps_, self.n_online_discarded_ = carried
         return self
 
@@ -600,8 +601,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         cached = getattr(self, "_age_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        live = self.item_vocab_.active
-        col = age_columns(tower, np.array([int(self.last_timestamp_)]), live)[0]
+        col = age_columns(tower, np.array([int(self.last_timestamp_)]), self.item_vocab_.active)[0]
         self._age_cache = (key, col)
         return col
 

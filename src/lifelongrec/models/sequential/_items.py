@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from lifelongrec.models.sequential._ages import release_seconds, set_releases
+from lifelongrec.models.sequential._ages import release_seconds
 from lifelongrec.models.sequential._content import ContentFeaturizer, set_csr_rows
 from lifelongrec.models.sequential._trainer import Trainer
 
@@ -52,11 +52,14 @@ class ItemTables:
 
     def set_releases(self, rows: np.ndarray, ids: np.ndarray, items: pd.DataFrame | None) -> None:
         """The release times of the items ``ids`` at ``rows`` from their catalogue rows
-        (unknown without one); a no-op without ``release``."""
-        if self.release is None:
+        (unknown without one); a no-op without ``release``. The estimator has checked
+        the catalogue before changing anything (``check_releases``)."""
+        if self.release is None or len(rows) == 0:
             return
-        seconds = release_seconds(items, ids, self.release)
-        set_releases(self.trainer.module.item_tower, rows, seconds)
+        seconds = torch.as_tensor(release_seconds(items, ids, self.release))
+        self.trainer.module.item_tower.set_release(
+            torch.as_tensor(np.asarray(rows, np.int64) + 1), seconds
+        )
 
     def targets(self) -> sp.csr_matrix | None:
         """The category targets of the loss (``None`` with fewer than two categories)."""
@@ -66,24 +69,19 @@ class ItemTables:
         """New rows at the end of every table for the items ``ids`` (content from their
         catalogue rows in ``items``; zero id rows and optimiser state)."""
         content, soft = self.featurizer.rows_for(ids, items)
-        seconds = None if self.release is None else release_seconds(items, ids, self.release)
         device = self.trainer.device
         c = torch.as_tensor(content, device=device) if content.shape[1] else None
         n_before = self.trainer.module.item_tower.n_items
         self.trainer.grow_items(c, len(ids))
         self.categories = sp.vstack([self.categories, soft]).tocsr()
-        if seconds is not None:
-            rows = np.arange(n_before, n_before + len(ids))
-            set_releases(self.trainer.module.item_tower, rows, seconds)
+        self.set_releases(np.arange(n_before, n_before + len(ids)), ids, items)
 
     def reuse(self, rows: np.ndarray, ids: np.ndarray, items: pd.DataFrame | None) -> None:
         """Start the freed ``rows`` over for the new items ``ids``: as a grown row."""
         content, soft = self.featurizer.rows_for(ids, items)
-        seconds = None if self.release is None else release_seconds(items, ids, self.release)
         self.trainer.reset_items(rows, content)
         self.categories = set_csr_rows(self.categories, rows, soft)
-        if seconds is not None:
-            set_releases(self.trainer.module.item_tower, rows, seconds)
+        self.set_releases(rows, ids, items)
 
     def reset(self, rows: np.ndarray) -> None:
         """Zero the id rows (embedding, optimiser, EWC anchor) and content of ``rows``."""

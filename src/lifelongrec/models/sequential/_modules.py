@@ -133,20 +133,18 @@ class ItemTower(nn.Module):
             self.gate = None
         # zeros: no draw from the random stream, so seeded models without it are unchanged
         self.oov = nn.Parameter(torch.zeros(D)) if config.oov else None
-        if config.item_age:
-            self.register_buffer("first_ts", torch.full((config.n_items + 1,), NEVER))
-            self.age_bias = nn.Parameter(torch.zeros(AGE_BUCKETS + 1))
-        else:
-            self.first_ts = None
-            self.age_bias = None
-        if config.release_age:
-            self.register_buffer("release_ts", torch.full((config.n_items + 1,), NEVER))
-            self.release_bias = nn.Parameter(torch.zeros(RELEASE_BUCKETS + 2))
-        else:
-            self.release_ts = None
-            self.release_bias = None
+        for on, times, bias, size in (
+            (config.item_age, "first_ts", "age_bias", AGE_BUCKETS + 1),
+            (config.release_age, "release_ts", "release_bias", RELEASE_BUCKETS + 2),
+        ):
+            if on:  # per-row times (NEVER: none) and the learned bias per bucket
+                self.register_buffer(times, torch.full((config.n_items + 1,), NEVER))
+                setattr(self, bias, nn.Parameter(torch.zeros(size)))
+            else:
+                setattr(self, times, None)
+                setattr(self, bias, None)
         self._first_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.first_version = 0  # bumped whenever first_ts or release_ts changes
+        self.times_version = 0  # bumped whenever first_ts or release_ts changes
 
     @property
     def has_age(self) -> bool:
@@ -158,7 +156,7 @@ class ItemTower(nn.Module):
         """Changes whenever :meth:`age_scores` may: the biases trained in place (their
         version counters) or first events or release times set."""
         biases = (b for b in (self.age_bias, self.release_bias) if b is not None)
-        return (self.first_version, self.n_items, *(b._version for b in biases))
+        return (self.times_version, self.n_items, *(b._version for b in biases))
 
     # ------------------------------------------------------------ item age
     @torch.no_grad()
@@ -182,11 +180,11 @@ class ItemTower(nn.Module):
             return
         dev = self.release_ts.device
         self.release_ts[rows.to(dev)] = ts.to(dev, torch.int64)
-        self._first_changed()
+        self.times_version += 1
 
     def _first_changed(self) -> None:
         self._first_cache = None
-        self.first_version += 1
+        self.times_version += 1
 
     def _first(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``first_ts`` as float32 hours (``inf``: none yet) and its sorted rows 1..N."""
@@ -237,21 +235,25 @@ class ItemTower(nn.Module):
         ``release_bias`` at :meth:`release_index`."""
         total = None
         if self.age_bias is not None:
-            first_h = self._first()[0]
-            first_h = first_h[1:] if rows is None else first_h[rows]
-            known = self.is_known(ts, rows)
-            with torch.no_grad():
-                # hours to the bucket: float32 is coarse (minutes) at epoch scale, which
-                # moves only bucket edges; whether an item is known is decided on seconds
-                age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked
-                bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1)
-                index = bucket.to(torch.int64) + 1
+            index = self.age_index(ts, rows)
             new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
-            total = torch.where(known, self.age_bias[index], new)
+            total = torch.where(index > 0, self.age_bias[index], new)
         if self.release_bias is not None:
             part = self._release_part(ts, rows)
             total = part if total is None else total + part
         return total
+
+    @torch.no_grad()
+    def age_index(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Row of ``age_bias`` for the shifted item ``rows`` (``None``: rows 1..N) at
+        ``ts`` (int64 epoch seconds), broadcast: 0 for an item not known then
+        (:meth:`is_known`, decided on seconds), else ``1 + floor(log2(1 + age in
+        hours))`` (capped; float32 hours are coarse at epoch scale, which moves only
+        bucket edges)."""
+        first_h = self._first()[0][1:] if rows is None else self._first()[0][rows]
+        age = (ts_hours(ts) - first_h).clamp_min(0.0)  # inf: not known, masked below
+        bucket = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1).to(torch.int64)
+        return torch.where(self.is_known(ts, rows), bucket + 1, 0)
 
     def _release_part(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """``release_bias`` at :meth:`release_index`. Against every item at ``P``
@@ -292,22 +294,14 @@ class ItemTower(nn.Module):
         ``-log N`` early in a fit) takes hundreds of steps to climb to what the data
         say."""
         K = AGE_BUCKETS + 1
-
-        def buckets(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-            """Bucket ``0..K-1`` (0: new) of ``rows`` at times ``t``, broadcast."""
-            first_h = self._first()[0][1:] if rows is None else self._first()[0][rows]
-            age = (ts_hours(t) - first_h).clamp_min(0.0)
-            b = torch.log2(1.0 + age).floor_().clamp_(max=AGE_BUCKETS - 1).to(torch.int64)
-            return torch.where(self.is_known(t, rows), b + 1, 0)
-
         candidates = torch.zeros(K, dtype=torch.float64)
         step = max(1, chunk // max(self.n_items, 1))
         for start in range(0, len(ts), step):
-            b = buckets(ts[start : start + step, None], None)
+            b = self.age_index(ts[start : start + step, None], None)
             counts = torch.bincount(b.flatten(), minlength=K).double().cpu()
             counts[0] = float((b == 0).any(dim=1).sum())  # the new items: one candidate
             candidates += counts
-        hits = torch.bincount(buckets(ts, targets), minlength=K).double()
+        hits = torch.bincount(self.age_index(ts, targets), minlength=K).double()
         self.age_bias.copy_(_centred_log_rates(hits, candidates).to(self.age_bias))
 
     @torch.no_grad()
@@ -369,12 +363,10 @@ class ItemTower(nn.Module):
             if content_new is None:
                 content_new = self.content.new_zeros(n_new, self.content.shape[1])
             self.content = torch.cat([self.content, content_new.to(self.content)])
-        if self.first_ts is not None:
-            self.first_ts = torch.cat([self.first_ts, self.first_ts.new_full((n_new,), NEVER)])
-        if self.release_ts is not None:
-            self.release_ts = torch.cat(
-                [self.release_ts, self.release_ts.new_full((n_new,), NEVER)]
-            )
+        for name in ("first_ts", "release_ts"):  # new rows: no first event, no release
+            times = getattr(self, name)
+            if times is not None:
+                setattr(self, name, torch.cat([times, times.new_full((n_new,), NEVER)]))
         self._first_changed()
         return old, new
 
@@ -385,10 +377,9 @@ class ItemTower(nn.Module):
         self.id_emb.weight[rows] = 0.0
         if self.content is not None:
             self.content[rows] = 0.0 if content is None else content.to(self.content)
-        if self.first_ts is not None:  # a new item: no event yet
-            self.first_ts[rows] = NEVER
-        if self.release_ts is not None:  # and no release time until one is set
-            self.release_ts[rows] = NEVER
+        for times in (self.first_ts, self.release_ts):  # a new item: no event, no release
+            if times is not None:
+                times[rows] = NEVER
         self._first_changed()
 
 
