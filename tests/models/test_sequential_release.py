@@ -54,6 +54,11 @@ def test_release_values_are_read_as_years_seconds_or_dates():
     assert got[:6].tolist() == want
     assert (got[6:] == NEVER).all()  # missing value, no attribute, NaN, no catalogue row
     assert (release_seconds(None, np.array(ids[:2], dtype=object), "year") == NEVER).all()
+    # values are parsed through a cache: a bool is not the number it hashes like
+    one = make_items(["a", "b"], ["t", "t"], [[], []], [{"year": 1.0}, {"year": True}])
+    assert release_seconds(one.iloc[:1], np.array(["a"], dtype=object), "year").tolist() == [1]
+    with pytest.raises(DataError, match="'b'"):
+        release_seconds(one, np.array(["a", "b"], dtype=object), "year")
 
 
 @pytest.mark.parametrize("bad", ["next spring", True, float("inf"), 1e30, [1995]])

@@ -38,7 +38,7 @@ _RELEASE_EXPECTED = (
 )
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=65_536, typed=True)  # True is not 1.0
 def _release_value(value: Any) -> int | None:
     """Epoch seconds (UTC) of one hashable release value, :data:`NEVER` when missing,
     ``None`` when not understood. Cached: a catalogue repeats its years and dates, and
