@@ -123,6 +123,8 @@ def rescore(args, data, settings: list[dict], seeds: list[int]) -> None:
 
     split = leave_one_out(data, n_valid=args.valid_events)
     for s in settings:
+        if "validation" in s:  # reused from an earlier run (--reuse)
+            continue
         s["validation"] = []
         for seed in seeds:
             t0 = time.perf_counter()
@@ -145,6 +147,8 @@ def test_figures(args, data, settings: list[dict], seeds: list[int]) -> None:
 
     split = leave_one_out(data)
     for s in settings:
+        if "test" in s:  # reused from an earlier run (--reuse)
+            continue
         s["test"] = []
         for seed in seeds:
             model = get_model(args.model, **_seeded(args.model, s["params"], seed))
@@ -158,6 +162,26 @@ def test_figures(args, data, settings: list[dict], seeds: list[int]) -> None:
                 statistics.fmean(vals),
                 statistics.stdev(vals) if len(vals) > 1 else None,
             )
+
+
+def reused(path: str, args, result: dict[str, Any], settings: list[dict]) -> list[dict]:
+    """``settings`` with those of an earlier run (``--reuse``) added, their validation
+    and test figures as recorded; its starting point replaces this run's."""
+    old = json.loads(Path(path).read_text())
+    same = {k: old["study"].get(k) for k in ("model", "n_valid", "n_validation", "n_left_out")}
+    if same != {k: result.get(k) for k in same}:
+        sys.exit(f"--reuse {path}: another model or split ({same})")
+    name = Path(path).stem
+    out = list(settings)
+    for s in old["settings"]:
+        if [r["seed"] for r in s["validation"]] != list(args.seeds):
+            sys.exit(f"--reuse {path}: {s['label']} ran seeds other than {args.seeds}")
+        keep = {k: v for k, v in s.items() if k != "label"}
+        if not s["params"]:
+            out[0] = {**keep, "label": f"starting point (from {name})"}
+        elif all(o["params"] != s["params"] for o in out):
+            out.append({**keep, "label": f"{s['label']} (from {name})"})
+    return out
 
 
 def _setting(params: dict[str, Any]) -> str:
@@ -190,6 +214,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="JSON",
         help="another setting to re-score in stage 2 beside the study's, e.g. '{\"n_windows\": null}'",
     )
+    ap.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="the raw JSON of an earlier run on the same data, validation events and seeds: "
+        "its settings' figures are taken as they are (fits are seeded) instead of refitted",
+    )
     ap.add_argument("--test", action="store_true", help="stage 3: test figures")
     ap.add_argument("--synthetic-events", type=int, default=3000)
     ap.add_argument(
@@ -208,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     args.valid_events = int(result.get("n_valid", args.valid_events))
     data = load_prepared({"dataset": args.data, "synthetic_events": args.synthetic_events})
     settings = candidates(result, args.top, args.max_seconds)
+    for path in args.reuse:
+        settings = reused(path, args, result, settings)
     for i, text in enumerate(args.extra):
         settings.append({"label": f"extra {i + 1}", "params": json.loads(text), "stage1": None})
     rescore(args, data, settings, args.seeds)
@@ -262,6 +296,13 @@ def main(argv: list[str] | None = None) -> None:
         + (f" and {len(args.extra)} more (`extra`)" if args.extra else "")
         + f" fitted with seeds {args.seeds} "
         "on the same validation events; the best mean is chosen. "
+        + (
+            "Settings marked `(from NAME)` are taken with their figures from the earlier "
+            "run `docs/benchmarks/NAME.json` (the same split and seeds; a seeded fit "
+            "repeats its figures), not fitted again. "
+            if args.reuse
+            else ""
+        )
         + (
             "Stage 3: test figures (leave-one-out as `lifelongrec evaluate`) of the "
             "starting point and the choice only, after the choice."

@@ -191,7 +191,9 @@ def test_evaluate_json_carries_the_sequential_training_record():
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert 1 <= len(out["history"]) <= 3
-    assert all("train_seconds" in h and "val_ndcg@10" in h for h in out["history"])
+    assert all(
+        "train_seconds" in h and "val_ndcg@10" in h and h["val_seconds"] > 0 for h in out["history"]
+    )
     # the heads' validation metrics at the best epoch: next item always, the others here too
     assert set(out["head_metrics"]) >= {"next_item", "event_type", "category"}
     assert 0.0 <= out["head_metrics"]["event_type"]["accuracy"] <= 1.0

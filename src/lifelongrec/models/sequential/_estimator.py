@@ -77,8 +77,8 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         What the event-type head predicts (``"type"``, ``"like"`` or ``"none"``), its
         classes (empty when it is off) and the classes of the category head.
     history_ : list[dict]
-        Per epoch of fits and updates: mean training losses, validation NDCG@10 and
-        ``est_gflops``, the epoch's estimated GFLOPs (``train_gflops_``: their sum).
+        Per epoch of fits and updates: mean losses, ``train_seconds``, ``val_ndcg@10``,
+        ``val_seconds`` and ``est_gflops``, estimated GFLOPs (``train_gflops_``: the sum).
     n_windows_ : int
         Training windows per user of the fit (``n_windows``, or what the data chose
         when it is ``None``); updates read it too.

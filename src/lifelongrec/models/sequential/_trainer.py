@@ -61,7 +61,7 @@ class Forgetting:
 @dataclass
 class TrainResult:
     """Per epoch: ``records`` (``epoch``, the mean loss of each task, ``train_seconds``,
-    with validation ``val_ndcg@10``) and ``losses`` (the mean loss of each task); with
+    with validation ``val_ndcg@10`` and ``val_seconds``) and ``losses`` (the mean loss of each task); with
     early stopping, the best epoch and its validation metrics."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -164,8 +164,10 @@ class Trainer:
                 if stopper is None:
                     bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
                     continue
+                t1 = time.perf_counter()
                 metrics = evaluate(module, validation, dev)
                 record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
+                record["val_seconds"] = time.perf_counter() - t1
                 bar.set_postfix(
                     loss=f"{losses.get('next_item', 0):.3f}", ndcg=f"{record['val_ndcg@10']:.4f}"
                 )
