@@ -85,6 +85,8 @@ def model_facts(model: Any) -> dict[str, Any]:
         "head_metrics": getattr(model, "head_metrics_", {}),
         "epochs_run": len(fit_epochs),
         "seconds_per_epoch": statistics.fmean(seconds) if seconds else None,
+        "n_windows_chosen": getattr(model, "n_windows_", None),
+        "validation_events_chosen": getattr(model, "validation_events_", None),
     }
     module = getattr(model, "_module", None)  # private: only for the record
     if module is not None:
@@ -380,13 +382,22 @@ def cmd_compare(args: argparse.Namespace) -> None:
     """Sequential beside every classical model (leave-one-out, full ranking)."""
     results = run_jobs(compare_jobs(args), args.timeout, _show_offline)
     rows = summarise(results, OFFLINE_METRICS)
+    chosen = sorted(
+        {
+            (r["dataset"], r["n_windows_chosen"], r["validation_events_chosen"])
+            for r in results
+            if r.get("model") == SEQ and r.get("validation_events_chosen")
+        }
+    )
     body = [
         "Protocol: as the classical block (events in stable time order, first event per "
         "(user, item) kept, each user's last event is test, the one before validation; "
         "models fit on train + validation; the whole catalogue ranked, seen items "
         f"excluded; K={args.k}). Every model on the same split in the same run. The "
-        "sequential model holds out each user's last training event for early stopping "
-        f"(inside its fit). Sequential: seeds {args.seeds}, mean ± sample std; "
+        "sequential model holds out each user's last training events for early stopping "
+        "(inside its fit; training windows and validation events per user: "
+        + (", ".join(f"{d} {w} and {v}" for d, w, v in chosen) or "not recorded")
+        + f"). Sequential: seeds {args.seeds}, mean ± sample std; "
         "`s/epoch` is the mean of `history_[*].train_seconds` (training pass only), "
         "`epochs` the epochs run before early stopping. Classical models run once "
         "(default hyperparameters). `peak MB`: the job process's maximum RSS.",

@@ -176,7 +176,8 @@ def reused(path: str, args, result: dict[str, Any], settings: list[dict]) -> lis
     for s in old["settings"]:
         if [r["seed"] for r in s["validation"]] != list(args.seeds):
             sys.exit(f"--reuse {path}: {s['label']} ran seeds other than {args.seeds}")
-        keep = {k: v for k, v in s.items() if k != "label"}
+        keep = {k: tuple(v) if k.startswith("test_") else v for k, v in s.items()}
+        del keep["label"]  # (mean, std) pairs come back from JSON as lists
         if not s["params"]:
             out[0] = {**keep, "label": f"starting point (from {name})"}
         elif all(o["params"] != s["params"] for o in out):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -238,3 +239,89 @@ def test_tune_without_a_search_rescores_the_extra_settings(benchmark_module, cap
         if line.startswith("| starting point") or line.startswith("| extra 1")
     ]
     assert len(rows) == 2 and sum("(chosen)" in r for r in rows) == 1
+
+
+def _tune_args(*extra):
+    base = ["--data", "synthetic", "--model", "itemknn", "--trials", "0", "--seeds", "0"]
+    return [*base, *extra, "--no-write"]
+
+
+def test_tune_reuses_an_earlier_runs_figures(benchmark_module, capsys, tmp_path):
+    """--reuse takes an earlier run's settings with their figures (fits are seeded) and
+    fits only the new ones; a run on another split or with other seeds is refused."""
+    with benchmark_module("tune") as tune:
+        study = tune.study(
+            argparse.Namespace(
+                data="synthetic",
+                model="itemknn",
+                study=None,
+                trials=0,
+                valid_events=3,
+                synthetic_events=3000,
+            )  # fmt: skip
+        )
+        earlier = {
+            "study": study,
+            "settings": [
+                {
+                    "label": "starting point",
+                    "params": {},
+                    "stage1": None,
+                    "validation": [{"seed": 0, "ndcg@10": 0.5, "fit_seconds": 1.0}],
+                    "val_mean": 0.5,
+                    "val_std": None,
+                    "test": [{"seed": 0, "ndcg@10": 0.25, "hr@10": 0.5, "fit_seconds": 1.0}],
+                    "test_ndcg@10": (0.25, None),
+                    "test_hr@10": (0.5, None),
+                    "test_fit_seconds": (1.0, None),
+                },
+                {
+                    "label": "extra 1",
+                    "params": {"k_neighbors": 5},
+                    "stage1": None,
+                    "validation": [{"seed": 0, "ndcg@10": 0.01, "fit_seconds": 1.0}],
+                    "val_mean": 0.01,
+                    "val_std": None,
+                },
+            ],
+        }
+        path = tmp_path / "tune-synthetic-old.json"
+        path.write_text(json.dumps(earlier))
+        tune.main(_tune_args("--reuse", str(path), "--extra", '{"k_neighbors": 20}', "--test"))
+        out = capsys.readouterr().out
+        rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
+        # the recorded figures as they were; the new setting fitted; the best is chosen
+        assert rows[0].startswith(
+            "| starting point (from tune-synthetic-old) (chosen) | – | 0.5000"
+        )
+        assert "0.2500" in rows[0]
+        assert rows[1].startswith("| extra 1 (from tune-synthetic-old) | – | 0.0100")
+        assert rows[2].startswith("| extra 1 | – |") and "k_neighbors=20" in rows[2]
+        assert "taken with their figures from the earlier run" in out
+        # "starting point" was not fitted again: no line of its validation was printed
+        assert "starting point   seed=0" not in out and "extra 1          seed=0" in out
+        other = {**earlier, "study": {**study, "n_validation": study["n_validation"] + 1}}
+        path.write_text(json.dumps(other))
+        with pytest.raises(SystemExit, match="another model or split"):
+            tune.main(_tune_args("--reuse", str(path)))
+        path.write_text(json.dumps(earlier))
+        with pytest.raises(SystemExit, match="seeds other than"):
+            tune.main([*_tune_args("--reuse", str(path)), "--seeds", "0", "1"])
+
+
+def test_time_to_quality_curves(benchmark_module):
+    """RecBole's recorded run read as wall seconds at each validation (set-up first)."""
+    from pathlib import Path
+
+    with benchmark_module("time_to_quality") as ttq:
+        path = Path(__file__).resolve().parents[1] / "docs/benchmarks"
+        run = json.loads((path / "recbole-sasrec-ml100k-converged.json").read_text())["runs"][0]
+        peer = ttq.peer_curve(path / "recbole-sasrec-ml100k-converged.json")
+        first = run["setup_seconds"] + run["train_seconds_per_epoch"][0]
+        first += run["valid_seconds_per_epoch"][0]
+        assert peer["points"][0] == pytest.approx((first, run["valid_ndcg@10_per_epoch"][0]))
+        assert len(peer["points"]) == run["epochs_run"]
+        assert ttq.best(peer["points"])[1] == run["best_valid_ndcg@10"]
+        points = [(1.0, 0.1), (2.0, 0.3), (3.0, 0.2), (4.0, 0.3)]
+        assert ttq.best(points) == (2.0, 0.3)  # the first of equal bests
+        assert ttq.reached(points, 0.25) == 2.0 and ttq.reached(points, 0.5) is None

@@ -197,7 +197,8 @@ def test_release_age_ranks_cold_new_releases_where_users_pick_new_releases(recen
         )
     # cold items have zero id rows and uninformative titles: only the release tells
     assert shares["released"][0] >= 0.3, shares
-    assert shares["released"][1] == 0.0, shares
+    # cold old releases stay (all but) out: a stray slot in a few hundred at most
+    assert shares["released"][1] <= 0.02, shares
     assert shares[None][0] <= 0.15, shares
 
 

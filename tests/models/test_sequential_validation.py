@@ -89,7 +89,7 @@ def test_more_users_than_the_sample_keep_their_events():
 def test_several_validation_events_in_a_fit(world):
     tiny = {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "epochs": 2}
     tiny |= {"text_encoder": None, "verbose": False}
-    one = SequentialRecommender(**tiny).fit(world)
+    one = SequentialRecommender(**tiny, validation_events=1).fit(world)
     three = SequentialRecommender(**tiny, validation_events=3).fit(world)
     users = world.events.groupby("user_id").size()
     n1 = int((users >= 2).sum())
@@ -130,3 +130,42 @@ def test_the_data_choose_the_windows_per_user(world, tmp_path):
     assert chosen.history_[0]["next_item"] == pytest.approx(fixed.history_[0]["next_item"])
     chosen.save(tmp_path / "m")
     assert Recommender.load(tmp_path / "m").n_windows_ == k
+
+
+@pytest.mark.parametrize(
+    ("lengths", "expected"),
+    [
+        ([30] * 943, 3),  # 943, 1,886, 2,829 events for 1, 2, 3 per user
+        ([30] * 1000, 2),  # 2,000 with two
+        ([30] * 2000, 1),
+        ([2] * 800, 3),  # each user holds one at most: never 2,000, so the most
+        ([6] * 20_000, 1),  # 10,000 of them ranked
+        ([1] * 5000, 3),  # nobody can hold one out
+    ],
+)
+def test_the_validation_events_rule(lengths, expected):
+    from lifelongrec.models.sequential._params import VALIDATION_TARGET, data_validation_events
+
+    assert VALIDATION_TARGET == 2000
+    assert data_validation_events(lengths) == expected
+
+
+def test_the_data_choose_the_validation_events(world, tmp_path):
+    from lifelongrec.models import Recommender
+    from lifelongrec.models.sequential._params import data_validation_events
+
+    tiny = {"dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "epochs": 1}
+    tiny |= {"text_encoder": None, "verbose": False}
+    users = world.events.groupby("user_id").size()
+    chosen = SequentialRecommender(**tiny).fit(world)  # the default: None
+    k = chosen.validation_events_
+    assert k == data_validation_events(users.to_numpy())
+    # an independent count of the held-out events with k per user
+    held = int(np.minimum(users - 1, k).clip(0).sum())
+    assert chosen.head_metrics_["next_item"]["n_users"] == held
+    if k > 1:  # the fewest that reach the target
+        assert int(np.minimum(users - 1, k - 1).clip(0).sum()) < 2000
+    fixed = SequentialRecommender(**tiny, validation_events=2).fit(world)
+    assert fixed.validation_events_ == 2
+    chosen.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").validation_events_ == k

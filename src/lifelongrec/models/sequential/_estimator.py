@@ -79,9 +79,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     history_ : list[dict]
         Per epoch of fits and updates: mean losses, ``train_seconds``, ``val_ndcg@10``,
         ``val_seconds`` and ``est_gflops``, estimated GFLOPs (``train_gflops_``: the sum).
-    n_windows_ : int
-        Training windows per user of the fit (``n_windows``, or what the data chose
-        when it is ``None``); updates read it too.
+    n_windows_, validation_events_ : int
+        Training windows per user and validation events per user of the fit (the
+        setting, or what the data chose when it is ``None``); updates read them too.
     update_plan_ : dict or None
         How the last update chose its passes: ``passes``, ``budget`` (the compute
         share, ``None`` for a fixed number) and, for a budget, the estimated
@@ -169,23 +169,13 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             self._items.set_releases(np.arange(len(self.item_ids_)), self.item_ids_, data.items)
             note_first_events(self._module.item_tower, ev)
             rng = np.random.default_rng(int(self.random_state))
-            L = int(self.max_len)
-            n_windows = self.n_windows
-            if n_windows is None:
-                n_windows = P.data_windows(np.bincount(ev["user"]), L)
-            self.n_windows_ = int(n_windows)
-            cats, valid = categories, bool(self.validation)
-            windows, val = fit_windows(
-                ev,
-                len(self.user_ids_),
-                X,
-                cats,
-                L,
-                n_windows,
-                valid,
-                rng,
-                int(self.validation_events),
-            )
+            L, lengths = int(self.max_len), np.bincount(ev["user"])
+            n_windows, n_valid = self.n_windows, self.validation_events
+            n_windows = P.data_windows(lengths, L) if n_windows is None else n_windows
+            n_valid = P.data_validation_events(lengths) if n_valid is None else n_valid
+            self.n_windows_, self.validation_events_ = int(n_windows), int(n_valid)
+            valid, users = bool(self.validation), len(self.user_ids_)
+            windows, val = fit_windows(ev, users, X, categories, L, n_windows, valid, rng, n_valid)
             init_age_bias(self._module.item_tower, windows, int(self.random_state))
             config = self._train_config(int(self.epochs))
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
@@ -341,9 +331,11 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
 
     def _fitted_params(self) -> dict[str, Any]:
         """The hyperparameters with the values the fit chose where the data decide
-        (``n_windows``; a model saved before it chose has its own setting, else 1)."""
-        chosen = self.n_windows_ if self.n_windows_ is not None else self.n_windows
-        return {**self.get_params(), "n_windows": int(chosen or 1)}
+        (``n_windows``, ``validation_events``; a model saved before it chose has its own
+        setting, else 1)."""
+        chosen = {"n_windows": self.n_windows_, "validation_events": self.validation_events_}
+        p = self.get_params()
+        return {**p, **{k: int((p[k] if v is None else v) or 1) for k, v in chosen.items()}}
 
     def _content_dim(self) -> int:
         """Width of the item tower's content vectors (0: none)."""

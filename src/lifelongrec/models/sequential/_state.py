@@ -54,6 +54,7 @@ RECORDED: dict[str, Any] = {
     "best_epoch_": None,
     "update_plan_": None,  # None: no update yet
     "n_windows_": None,  # None: saved before the fit recorded it (n_windows then holds)
+    "validation_events_": None,  # likewise
 }
 
 

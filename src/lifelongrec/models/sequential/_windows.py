@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from lifelongrec.models.sequential._events import EventEncoder, Events
 from lifelongrec.models.sequential._histories import HistoryStore
+from lifelongrec.models.sequential._params import MAX_VALIDATION_USERS
 from lifelongrec.nn import (
     Windows,
     positions_from_end,
@@ -32,7 +33,6 @@ __all__ = [
     "update_windows",
 ]
 
-MAX_VALIDATION_USERS = 10_000  # users ranked for early stopping (a seeded sample)
 MAX_UPDATE_VALIDATION_USERS = 2_000  # users of an update's held-out slice (a sample)
 
 
