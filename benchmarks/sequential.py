@@ -699,7 +699,8 @@ def cmd_encoders(args: argparse.Namespace) -> None:
         f"the parameter count nearest the default's (even widths {dims[0]}-{dims[-1]}; HSTU blocks hold "
         "5 d² weights against the SASRec block's 6 d², and the item table dominates). "
         "`val NDCG@10` is the model's own early-stopping validation (each user's last "
-        "training event, at the best epoch); test figures are the held-out last events. "
+        "training events, as many as the fit chose, at the best epoch); test figures are "
+        "the held-out last events. "
         f"Seeds {args.seeds}, mean ± sample std.",
         "",
         md_table(rows, cols),
