@@ -164,13 +164,28 @@ def test_figures(args, data, settings: list[dict], seeds: list[int]) -> None:
             )
 
 
+def model_defaults(model: str) -> dict[str, Any]:
+    """The model's default hyperparameters as JSON gives them back (what a setting's
+    params are relative to)."""
+    from lifelongrec.models import MODELS
+
+    return json.loads(json.dumps(MODELS[model]().get_params(), default=str))
+
+
 def reused(path: str, args, result: dict[str, Any], settings: list[dict]) -> list[dict]:
     """``settings`` with those of an earlier run (``--reuse``) added, their validation
-    and test figures as recorded; its starting point replaces this run's."""
+    and test figures as recorded; its starting point replaces this run's. Refused for
+    another model, split or seeds, or where the model's defaults were not the same
+    (each setting's params are relative to them)."""
     old = json.loads(Path(path).read_text())
     same = {k: old["study"].get(k) for k in ("model", "n_valid", "n_validation", "n_left_out")}
     if same != {k: result.get(k) for k in same}:
         sys.exit(f"--reuse {path}: another model or split ({same})")
+    if old.get("defaults") != model_defaults(args.model):
+        sys.exit(
+            f"--reuse {path}: recorded under other defaults of {args.model} (or none "
+            "recorded), so its settings mean something else now"
+        )
     name = Path(path).stem
     out = list(settings)
     for s in old["settings"]:
@@ -329,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             + (f" ({args.block})" if args.block else ""),
             command,
             body,
-            {"study": result, "settings": settings},
+            {"study": result, "defaults": model_defaults(args.model), "settings": settings},
             prefix="tune",
         )
     print("\n".join(body))

@@ -262,6 +262,7 @@ def test_tune_reuses_an_earlier_runs_figures(benchmark_module, capsys, tmp_path)
         )
         earlier = {
             "study": study,
+            "defaults": tune.model_defaults("itemknn"),
             "settings": [
                 {
                     "label": "starting point",
@@ -303,6 +304,10 @@ def test_tune_reuses_an_earlier_runs_figures(benchmark_module, capsys, tmp_path)
         other = {**earlier, "study": {**study, "n_validation": study["n_validation"] + 1}}
         path.write_text(json.dumps(other))
         with pytest.raises(SystemExit, match="another model or split"):
+            tune.main(_tune_args("--reuse", str(path)))
+        other = {**earlier, "defaults": {**earlier["defaults"], "k_neighbors": 7}}
+        path.write_text(json.dumps(other))
+        with pytest.raises(SystemExit, match="other defaults of itemknn"):
             tune.main(_tune_args("--reuse", str(path)))
         path.write_text(json.dumps(earlier))
         with pytest.raises(SystemExit, match="seeds other than"):
