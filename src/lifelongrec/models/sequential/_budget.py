@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelongrec.models.sequential._windows import MAX_VALIDATION_USERS
+from lifelongrec.models.sequential._params import MAX_VALIDATION_USERS
 from lifelongrec.nn import Windows
 
 __all__ = [
