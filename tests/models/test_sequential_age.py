@@ -61,7 +61,9 @@ def test_age_scores_match_a_hand_computation():
     q = torch.as_tensor(query_s)
     n_new = tower.count_new(q)
     assert n_new.tolist() == [6, 5, 4, 2, 1]  # the unseen sixth row always counts
-    got = tower.age_scores(q[:, None], None, n_new[:, None])
+    norm = tower.new_norm(q)  # without release age: log of the count (at least 1)
+    np.testing.assert_allclose(norm.numpy(), np.log([6, 5, 4, 2, 1]), rtol=1e-6)
+    got = tower.age_scores(q[:, None], None, norm[:, None])
     table = tower.age_bias.detach().numpy().astype(np.float64)
     want = _numpy_age_bias(table, [*first_h, math.inf], query_s / HOUR)
     np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5, atol=1e-6)
@@ -71,12 +73,14 @@ def test_age_scores_match_a_hand_computation():
     assert float(got[2, 1].detach()) == pytest.approx(table[1], rel=1e-6)
     # rows given explicitly: the same bias as the full matrix's columns
     rows = torch.tensor([[2, 5], [6, 1]])
-    part = tower.age_scores(q[3:5, None], rows, n_new[3:5, None])
+    part = tower.age_scores(q[3:5, None], rows, norm[3:5, None])
     expected = [[want[3, 1], want[3, 4]], [want[4, 5], want[4, 0]]]
     np.testing.assert_allclose(part.detach().numpy(), expected, rtol=1e-5)
-    # the gradient reaches the table
+    # the gradient reaches the table: each bucket's entry gets one per score in it
     got.sum().backward()
-    assert tower.age_bias.grad is not None and float(tower.age_bias.grad.abs().sum()) > 0
+    index = tower.age_index(q[:, None], None).flatten()
+    want_grad = torch.bincount(index, minlength=AGE_BUCKETS + 1).float()
+    torch.testing.assert_close(tower.age_bias.grad, want_grad)
 
 
 def test_grown_and_reset_rows_have_no_first_event():
@@ -333,7 +337,7 @@ def test_new_for_keeps_an_item_new_that_long_after_its_first_event():
     # a known item's bucket is its age at the query (13 hours: floor(log2(14)) = 3)
     with torch.no_grad():
         tower.age_bias.copy_(torch.arange(AGE_BUCKETS + 1, dtype=torch.float32))
-    scores = tower.age_scores(q[3:, None], None, tower.count_new(q[3:])[:, None])
+    scores = tower.age_scores(q[3:, None], None, tower.new_norm(q[3:])[:, None])
     assert scores[0, :2].detach().tolist() == [1 + 3, 1 + 2]  # 13 h and 3 h old
     assert float(scores[0, 2].detach()) == pytest.approx(0.0)  # new, alone: 0 - log(1)
 

@@ -99,8 +99,9 @@ def test_release_buckets_match_a_hand_computation():
     # without item age every item counts as known, and nothing is "new"
     assert tower.is_known(queries[:, None], None).all()
     assert tower.count_new(queries).tolist() == [0, 0, 0]
-    scores.sum().backward()
-    assert float(tower.release_bias.grad.abs().sum()) > 0
+    scores.sum().backward()  # one per score in each bucket
+    want_grad = torch.bincount(got.flatten(), minlength=RELEASE_BUCKETS + 2).float()
+    torch.testing.assert_close(tower.release_bias.grad, want_grad)
     # grown and reset rows have no release until one is set
     tower.grow(None, 2)
     assert (tower.release_ts[7:] == NEVER).all()
@@ -117,12 +118,82 @@ def test_with_item_age_the_two_biases_add():
     both.set_release(torch.tensor([1, 2, 3]), torch.tensor([t0 - 10 * DAY] * 3))
     both.seen(torch.tensor([1]), torch.tensor([t0 - 5 * HOUR]))  # item 1 is known
     q = torch.tensor([t0, t0 + DAY])
-    got = both.age_scores(q[:, None], None, torch.tensor([[2.0], [2.0]]))
+    got = both.age_scores(q[:, None], None, torch.full((2, 1), math.log(2.0)))
     # known: item age (5 h -> bucket 2, 29 h -> 4) + release (10, 11 days -> bucket 3);
     # new: the shared mass less log(2 new items) + release
     new = 1.0 - math.log(2.0) - 0.5
     want = [[1.03 - 0.5, new, new], [1.05 - 0.5, new, new]]
     np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5)
+
+
+def _split_tower(t0):
+    """Six items: 1 and 2 seen before ``t0``'s day; 3..6 new then, released 2 days, 300
+    days and 5 days before it and 3 days after it; the biases set by hand."""
+    tower = ItemTower(ItemTowerConfig(n_items=6, dim=4, item_age=True, release_age=True))
+    with torch.no_grad():
+        tower.age_bias.copy_(torch.linspace(-1.0, 1.0, AGE_BUCKETS + 1))
+        tower.release_bias.copy_(torch.linspace(2.0, -1.5, RELEASE_BUCKETS + 2))
+        tower.release_bias[1] = -3.0  # not released yet
+    release = [t0 - 9 * DAY, t0 - 9 * DAY, t0 - 2 * DAY, t0 - 300 * DAY, t0 - 5 * DAY]
+    tower.set_release(torch.arange(1, 7), torch.tensor([*release, t0 + 3 * DAY]))
+    tower.seen(torch.tensor([1, 2]), torch.tensor([t0 - 4 * DAY, t0 - 2 * DAY]))
+    return tower
+
+
+def test_with_both_biases_the_new_items_split_their_mass_by_release_age():
+    t0 = _utc(2021, 6, 10, 12)
+    tower = _split_tower(t0)
+    q = torch.tensor([t0, t0 + 40 * DAY])
+    norm = tower.new_norm(q)
+    # independently: log-sum-exp of the release bias over the rows new at each time
+    rb = tower.release_bias.detach().double().numpy()
+    index = tower.release_index(q[:, None], None).numpy()
+    want = [math.log(sum(math.exp(rb[index[p, j]]) for j in range(2, 6))) for p in range(2)]
+    np.testing.assert_allclose(norm.detach().numpy(), want, rtol=1e-5)
+    scores = tower.age_scores(q[:, None], None, norm[:, None]).detach().double()
+    # the new items' mass is exactly the learned one, exp(age_bias[0]), however many
+    # they are, and it goes to them in proportion to exp(release bias)
+    mass = float(tower.age_bias[0].detach())
+    np.testing.assert_allclose(torch.logsumexp(scores[:, 2:], 1).numpy(), [mass] * 2, rtol=1e-5)
+    share = torch.softmax(scores[0, 2:], 0).numpy()
+    weight = np.exp(rb[index[0, 2:]])
+    np.testing.assert_allclose(share, weight / weight.sum(), rtol=1e-5)
+    assert index[0, 5] == 1 and share[3] == share.min()  # not released yet: least
+    # serving (to the second, live rows only) agrees where no item is first seen on the
+    # query's day; a row that is not live takes no share
+    live = torch.ones(6, dtype=torch.bool)
+    np.testing.assert_allclose(tower.new_norm(q[:, None], live)[:, 0].detach(), norm.detach())
+    live[3] = False  # row 4
+    served = tower.new_norm(q[:1, None], live).detach()
+    assert float(served) == pytest.approx(
+        math.log(sum(math.exp(rb[index[0, j]]) for j in (2, 4, 5)))
+    )
+    # the gradient reaches the release bias through the normaliser too
+    tower.age_scores(q[:, None], None, tower.new_norm(q)[:, None])[:, 2].sum().backward()
+    assert torch.isfinite(tower.release_bias.grad).all()
+    assert float(tower.release_bias.grad.abs().sum()) > 0
+
+
+def test_the_day_counts_follow_first_events_and_nothing_new_gives_zero():
+    t0 = _utc(2021, 6, 10, 12)
+    tower = _split_tower(t0)
+    q = torch.tensor([t0])
+    before = tower.new_norm(q).item()
+    tower.seen(torch.tensor([3, 4, 5]), torch.tensor([t0 - 3 * DAY] * 3))  # cached counts go stale
+    rb = tower.release_bias.detach().double().numpy()
+    index = tower.release_index(q[:, None], None).numpy()[0]
+    assert tower.new_norm(q).item() == pytest.approx(rb[index[5]]) != pytest.approx(before)
+    # an item first seen earlier on the query's own day still counts in training's
+    # day-wise normaliser (its first second is after the day's first), not in serving's
+    tower.seen(torch.tensor([6]), torch.tensor([t0 - HOUR]))
+    assert tower.new_norm(q).item() == pytest.approx(rb[index[5]])
+    live = torch.ones(6, dtype=torch.bool)
+    assert tower.new_norm(q[:, None], live).item() == 0.0  # nothing new: 0, not -inf
+    far = torch.tensor([t0 + 10 * DAY])
+    norm = tower.new_norm(far)
+    assert norm.item() == 0.0
+    tower.age_scores(far[:, None], None, norm[:, None]).sum().backward()
+    assert torch.isfinite(tower.release_bias.grad).all()
 
 
 T0 = _utc(2020, 3, 1)

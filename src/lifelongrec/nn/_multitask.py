@@ -30,8 +30,8 @@ class MultiTaskLoss(nn.Module):
     ``model.heads(h) -> dict`` with ``"user"`` ``(..., D)`` and optionally
     ``"event_type"`` ``(..., T)`` / ``"category"`` ``(..., C)`` logits, and
     ``model.item_tower`` with ``all() -> (N, D)`` and ``__call__(shifted_rows)``; a
-    tower whose ``has_age`` is true also gives ``count_new(ts)``,
-    ``age_scores(ts, shifted_rows, n_new)``, ``is_known(ts, shifted_rows)`` and
+    tower whose ``has_age`` is true also gives ``new_norm(ts)``,
+    ``age_scores(ts, shifted_rows, norm)``, ``is_known(ts, shifted_rows)`` and
     ``content_vectors(shifted_rows)``: every next-item logit at the target's time
     ``batch["target_ts"]`` then gets the age biases, and with item age
     (``age_bias``) an item without an event before that time is scored by its content
@@ -235,13 +235,13 @@ class _AgeBias:
     def __init__(self, tower: nn.Module, ts: torch.Tensor) -> None:
         self.tower, self.ts = tower, ts
         self.masks = getattr(tower, "age_bias", None) is not None
-        self.n_new = tower.count_new(ts)
+        self.norm = tower.new_norm(ts)
 
     def __call__(self, rows: torch.Tensor | None) -> torch.Tensor:
-        return self.tower.age_scores(self.ts[:, None], rows, self.n_new[:, None])
+        return self.tower.age_scores(self.ts[:, None], rows, self.norm[:, None])
 
     def diagonal(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.tower.age_scores(self.ts, rows, self.n_new)
+        return self.tower.age_scores(self.ts, rows, self.norm)
 
     def known(self, rows: torch.Tensor | None) -> torch.Tensor:
         """``(P, M)``: whether each item had an event before each target's time."""

@@ -142,16 +142,11 @@ def init_age_bias(tower: torch.nn.Module, windows: Windows, seed: int, sample: i
 def age_columns(tower: torch.nn.Module, clocks: np.ndarray, live: np.ndarray) -> np.ndarray:
     """The age biases of every item row ``(Q, N)`` for the next event after each of
     the ``clocks`` (the newest event second a prediction knows, int64): an item first
-    seen at that second is known by then (age 0); the new items share the mass among
-    the ``live`` rows. With ``new_for`` the model is read as training read it that long
+    seen at that second is known by then (age 0); the new items among the ``live``
+    rows share their mass (:meth:`ItemTower.new_norm`). With ``new_for`` the model is read as training read it that long
     after what it knew."""
     device = tower.id_emb.weight.device
     new_for = int(tower.config.new_for)
     ts = torch.as_tensor(np.asarray(clocks, np.int64) + 1 + new_for, device=device)[:, None]
-    if tower.first_ts is not None:
-        live_t = torch.as_tensor(np.asarray(live, bool), device=device)
-        new = tower.first_ts[1:][None, :] >= ts - new_for
-        n_new = (new & live_t).sum(dim=1, keepdim=True).to(torch.float32)
-    else:
-        n_new = torch.zeros(ts.shape, device=device)
-    return tower.age_scores(ts, None, n_new).cpu().numpy().astype(np.float32)
+    norm = tower.new_norm(ts, torch.as_tensor(np.asarray(live, bool), device=device))
+    return tower.age_scores(ts, None, norm).cpu().numpy().astype(np.float32)

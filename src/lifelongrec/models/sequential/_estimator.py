@@ -585,7 +585,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     def _age_column(self) -> np.ndarray | None:
         """The age biases of every item row for the next event (one second after
         ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age`` and
-        ``release_attribute``; new items share the mass among the live ones."""
+        ``release_attribute``; new items share their mass among the live ones."""
         tower = self._module.item_tower
         if not tower.has_age:
             return None

@@ -91,6 +91,14 @@ def _centred_log_rates(hits: torch.Tensor, candidates: torch.Tensor) -> torch.Te
     return log_rate - (log_rate * candidates).sum() / candidates.sum().clamp_min(1.0)
 
 
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a small 1-D ``table`` and a large ``index`` (a bias per
+    target and item): by ``gather``, whose backward sums the gradient with
+    ``scatter_add``; indexing's accumulating ``index_put`` backward is over 10x slower
+    on CPU at that size."""
+    return table.gather(0, index.reshape(-1)).view(index.shape)
+
+
 class ItemTower(nn.Module):
     """``v(i) = E_id[i] + gate * W x(i)``; rows are shifted item rows (0 = padding -> 0).
 
@@ -144,6 +152,8 @@ class ItemTower(nn.Module):
                 setattr(self, times, None)
                 setattr(self, bias, None)
         self._first_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._new_days: dict[int, torch.Tensor] = {}  # per-day counts (:meth:`new_norm`)
+        self._new_key: tuple[int, ...] | None = None
         self.times_version = 0  # bumped whenever first_ts or release_ts changes
 
     @property
@@ -203,6 +213,60 @@ class ItemTower(nn.Module):
         before = torch.searchsorted(self._first()[1], (ts - self.config.new_for).contiguous())
         return (self.n_items - before).to(torch.float32)
 
+    def new_norm(self, ts: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+        """The log-normaliser by which the items new at each time ``ts`` (int64 epoch
+        seconds) share the new items' mass ``age_bias[0]`` in :meth:`age_scores`:
+        ``log`` of how many there are (:meth:`count_new`, at least 1), or with release
+        age the log-sum-exp of their release biases, so the mass goes to the new items
+        in proportion to ``exp`` of their bias by time since release (items not
+        released yet get next to none) instead of evenly. Zeros without item age.
+
+        ``live`` ``(N,)`` (bool, rows 1..N), for ``ts`` ``(Q, 1)``: only those rows
+        count, decided to the second (serving). Without it (training, validation) a
+        time with release age counts the items without an event before its UTC day's
+        first second (less ``new_for``), so a day's counts are computed once per
+        :attr:`times_version`; an item first seen earlier that day counts too."""
+        if self.first_ts is None:
+            return torch.zeros(ts.shape, device=ts.device)
+        if live is not None:
+            new = self.first_ts[1:][None, :] >= ts - self.config.new_for
+            new = new & live.to(new.device)[None, :]
+            if self.release_bias is None:
+                return torch.log(new.sum(dim=1, keepdim=True).clamp_min(1).float())
+            part = self._release_part(ts, None).masked_fill(~new, float("-inf"))
+            norm = torch.logsumexp(part, dim=1, keepdim=True)
+            return torch.where(new.any(dim=1, keepdim=True), norm, 0.0)
+        if self.release_bias is None:
+            return torch.log(self.count_new(ts).clamp_min(1.0))
+        day = torch.div(ts, _DAY, rounding_mode="floor")
+        days, inverse = torch.unique(day, return_inverse=True)
+        counts = self._new_by_release(days)  # (U, K)
+        empty = counts.sum(dim=1) == 0
+        counts[empty, 0] = 1.0  # a finite stand-in (and gradient), replaced by 0 below
+        norm = torch.logsumexp(self.release_bias + counts.log(), dim=1)
+        return torch.where(empty, 0.0, norm)[inverse]
+
+    @torch.no_grad()
+    def _new_by_release(self, days: torch.Tensor, chunk: int = 2**22) -> torch.Tensor:
+        """``(U, RELEASE_BUCKETS + 2)`` float32: for each UTC day of ``days`` (int64),
+        how many item rows in each release bucket had no event before its first second
+        (less ``new_for``); cached per day until the times change."""
+        key = (self.times_version, self.n_items, self.first_ts._version, self.release_ts._version)
+        if self._new_key != key:
+            self._new_days, self._new_key = {}, key
+        cache, K = self._new_days, RELEASE_BUCKETS + 2
+        missing = [d for d in days.tolist() if d not in cache]
+        step = max(1, chunk // max(self.n_items, 1))
+        for start in range(0, len(missing), step):
+            part = missing[start : start + step]
+            d = torch.tensor(part, dtype=torch.int64, device=days.device)[:, None]
+            index = self._release_by_day(d, None)  # (M, N)
+            new = self.first_ts[1:][None, :] >= d * _DAY - self.config.new_for
+            flat = (index + K * torch.arange(len(part), device=d.device)[:, None])[new]
+            counts = torch.bincount(flat, minlength=len(part) * K).view(len(part), K)
+            cache.update(zip(part, counts.float().unbind(0), strict=True))
+        return torch.stack([cache[d] for d in days.tolist()]) if len(days) else torch.zeros(0, K)
+
     def is_known(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """Whether the shifted item ``rows`` (``None``: rows 1..N) had an event before
         ``ts - new_for`` (int64 epoch seconds), broadcast together. An item that had
@@ -225,19 +289,20 @@ class ItemTower(nn.Module):
         return c * self.gate if self.gate is not None else c
 
     def age_scores(
-        self, ts: torch.Tensor, rows: torch.Tensor | None, n_new: torch.Tensor
+        self, ts: torch.Tensor, rows: torch.Tensor | None, norm: torch.Tensor
     ) -> torch.Tensor:
         """The age biases of the shifted item ``rows`` (``None``: rows 1..N) for a
-        prediction at ``ts`` (int64 epoch seconds), broadcast together; ``n_new`` as
-        :meth:`count_new` of ``ts``. Item age: ``age_bias[1 + bucket]`` for an item
-        first seen before ``ts`` (compared to the second), else ``age_bias[0] -
-        log(n_new)`` (the new items share one learned mass). Release age, added:
-        ``release_bias`` at :meth:`release_index`."""
+        prediction at ``ts`` (int64 epoch seconds), broadcast together; ``norm`` as
+        :meth:`new_norm` of ``ts``. Item age: ``age_bias[1 + bucket]`` for an item
+        first seen before ``ts`` (compared to the second), else ``age_bias[0] - norm``
+        (the new items share one learned mass). Release age, added: ``release_bias``
+        at :meth:`release_index` (so with both, the new items' mass is split by time
+        since release)."""
         total = None
         if self.age_bias is not None:
             index = self.age_index(ts, rows)
-            new = self.age_bias[0] - torch.log(n_new.clamp_min(1.0))
-            total = torch.where(index > 0, self.age_bias[index], new)
+            new = self.age_bias[0] - norm
+            total = torch.where(index > 0, _lookup(self.age_bias, index), new)
         if self.release_bias is not None:
             part = self._release_part(ts, rows)
             total = part if total is None else total + part
@@ -262,8 +327,9 @@ class ItemTower(nn.Module):
         if rows is None and ts.dim() == 2 and ts.shape[1] == 1 and ts.shape[0] > 1:
             day = torch.div(ts[:, 0], _DAY, rounding_mode="floor")
             days, inverse = torch.unique(day, return_inverse=True)
-            return self.release_bias[self._release_by_day(days[:, None], None)][inverse]
-        return self.release_bias[self.release_index(ts, rows)]
+            by_day = _lookup(self.release_bias, self._release_by_day(days[:, None], None))
+            return by_day.index_select(0, inverse)  # its backward: index_add, fast
+        return _lookup(self.release_bias, self.release_index(ts, rows))
 
     @torch.no_grad()
     def release_index(self, ts: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -290,7 +356,7 @@ class ItemTower(nn.Module):
         bucket per candidate item there, the new items counted as one candidate (they
         share one mass), smoothed towards the overall rate and centred on the
         candidates' mean, so a typical item starts at 0 as without the bias. Trained
-        from zero instead, the new items' bias (scored ``- log(n_new)``, about
+        from zero instead, the new items' bias (scored ``- new_norm``, about
         ``-log N`` early in a fit) takes hundreds of steps to climb to what the data
         say."""
         K = AGE_BUCKETS + 1

@@ -160,8 +160,11 @@ class SequentialParams(Params):
         themselves before their first event (a new release against an old film added
         late). Training reads it at each target's time, scoring at the query's time
         (``score_histories`` with ``before``) or one second after ``last_timestamp_``;
-        user and item vectors carry it as with ``item_age`` (both add up when on). A
-        value that is none of these raises :class:`DataError` naming the item.
+        user and item vectors carry it as with ``item_age`` (both add up when on; with
+        both, the new items' shared mass goes to them in proportion to ``exp`` of their
+        release bias instead of evenly, so a recent release takes more of it than an
+        old film or one not released yet). A value that is none of these raises
+        :class:`DataError` naming the item.
     id_dropout
         Probability of hiding an item's id embedding during training (teaches the
         content path to serve cold items), in ``[0, 1)``.

@@ -286,7 +286,7 @@ def evaluate(
                 S = torch.where(tower.is_known(ts[:, None], None), S, out["user"] @ C.T)
             elif masks:
                 S = S.masked_fill(~tower.is_known(ts[:, None], None), 0.0)
-            S = S + tower.age_scores(ts[:, None], None, tower.count_new(ts)[:, None])
+            S = S + tower.age_scores(ts[:, None], None, tower.new_norm(ts)[:, None])
         sel = (seen_r >= start) & (seen_r < start + _SCORE_BATCH)
         targets = torch.as_tensor(val.targets[sl], device=device)
         ranks.append(target_ranks(S, targets, seen_r[sel] - start, seen_c[sel]).cpu().numpy())
