@@ -71,6 +71,26 @@ CPU_SHARE_TARGET = 0.20
 REAL_DATA = [name for name in DATASETS if name != SYNTHETIC]
 
 
+def provenance(results: list[dict[str, Any]]) -> list[str]:
+    """Which command made which rows, when a ``--merge`` run keeps rows of earlier
+    commands (nothing when one command made them all): per command, its models and
+    streams and when they ran (the latest command of a run re-run in part)."""
+    by_command: dict[str, dict[str, list[str]]] = {}
+    for run in results:
+        command = run.get("command") or "(not recorded)"
+        entry = by_command.setdefault(command, {"rows": [], "at": []})
+        entry["rows"].append(f"{run['model']} on {run['stream']}")
+        entry["at"].append(run.get("run_at") or "?")
+    if len(by_command) < 2:
+        return []
+    lines = ["Rows by command (a `--merge` run keeps the block's other rows):", ""]
+    for command, entry in by_command.items():
+        when = sorted(set(entry["at"]))
+        span = when[0] if len(when) == 1 else f"{when[0]} to {when[-1]}"
+        lines.append(f"- `{command}` (runs started {span}): {', '.join(entry['rows'])}")
+    return [*lines, ""]
+
+
 def shrink(world: SyntheticWorld, n_events: int | None) -> SyntheticWorld:
     """``world`` with ``n_events`` events (``None``: as it is); a fixed user count
     scales with it, so a shortened stream keeps its events per user."""
@@ -372,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for model in args.models:
             params = {**per_model.get("*", {}), **per_model.get(model, {})}
             t0 = time.perf_counter()
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             settings = {
                 "params": params,
                 "drift": args.drift,
@@ -398,6 +419,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "params": got["params"],
                 "strategies": strategies,
                 "wall_seconds": time.perf_counter() - t0,
+                "command": command_line("streams.py", argv),
+                "run_at": started,
             }
             if dataset is not None:
                 run["shift"] = {
@@ -455,6 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if real_runs:
         sources.append(", ".join(real_runs) + " (real data, preprocessed as `lifelongrec stream`)")
     body = [
+        *provenance(results),
         "Streams: " + "; ".join(sources) + ".",
         "",
         md_table(list(settings.values()), SETTINGS_COLUMNS),

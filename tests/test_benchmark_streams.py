@@ -84,6 +84,33 @@ def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp
     calm_rows = [r for r in raw["rows"] if r["stream"] == "train-calm-20k"]
     assert all(r["delay"] is None for r in calm_rows)  # no true shift: no delay
     assert all(r["recover"] is None for r in calm_rows)  # nor a recovery
+    # each run keeps the command that made it; the block says which made which rows
+    small, calm_run = raw["results"]
+    assert "--drift none" in small["command"] and "--merge" not in small["command"]
+    assert "train-calm-20k" in calm_run["command"] and "--merge" in calm_run["command"]
+    assert all(r["run_at"].endswith(" UTC") for r in raw["results"])
+    assert "Rows by command" in text
+    assert (
+        f"- `{small['command']}` (runs started {small['run_at']}): popularity on train-small-10k"
+        in text
+    )
+    assert f"- `{calm_run['command']}` (runs started {calm_run['run_at']})" in text
+
+
+def test_provenance_lists_commands_only_when_rows_come_from_several(streams_bench):
+    runs = [
+        {"stream": "a", "model": "m", "command": "c1", "run_at": "2026-01-01 10:00 UTC"},
+        {"stream": "b", "model": "m", "command": "c1", "run_at": "2026-01-01 10:05 UTC"},
+    ]
+    assert streams_bench.provenance(runs) == []  # one command made them all
+    runs.append({"stream": "a", "model": "n"})  # a run recorded before commands were
+    lines = streams_bench.provenance(runs)
+    assert lines[0].startswith("Rows by command") and lines[-1] == ""
+    assert (
+        "- `c1` (runs started 2026-01-01 10:00 UTC to 2026-01-01 10:05 UTC): m on a, m on b"
+        in lines
+    )
+    assert "- `(not recorded)` (runs started ?): n on a" in lines
 
 
 def test_strategies_rerun_only_those_and_keep_the_others(
