@@ -483,6 +483,14 @@ COLD_ARMS = {
     "minilm-age-release": {
         "params": {"text_encoder": "minilm", "item_age": True, "release_attribute": "year"}
     },
+    "minilm-age-release-1y": {
+        "params": {
+            "text_encoder": "minilm",
+            "item_age": True,
+            "item_new_for": 365 * 86_400,
+            "release_attribute": "year",
+        }
+    },
     "genres-release": {"params": {"text_encoder": None, "release_attribute": "year"}},
     "genres-only": {"params": {"text_encoder": None}},
     "minilm-no-year": {"params": {"text_encoder": "minilm"}, "drop_attributes": ["year"]},
@@ -562,7 +570,8 @@ def cmd_coldstart(args: argparse.Namespace) -> None:
         "learned bias by time since release, read at each test event's time, so a film "
         "released that year ranks as new however long after the cut); "
         "`minilm-age-release` = `minilm-release` with `item_age=True` (the new items' "
-        "shared mass split among them by the release bias); "
+        "shared mass split among them by the release bias); `minilm-age-release-1y` = "
+        "that with `item_new_for` one year; "
         "`minilm-release-only` = `minilm-release` with the year given as text, so it "
         "feeds the release bias but is no numeric content feature; `genres-only` = "
         "`text_encoder=None` (genres and year still give "

@@ -94,8 +94,8 @@ def _centred_log_rates(hits: torch.Tensor, candidates: torch.Tensor) -> torch.Te
 def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``table[index]`` for a small 1-D ``table`` and a large ``index`` (a bias per
     target and item): by ``gather``, whose backward sums the gradient with
-    ``scatter_add``; indexing's accumulating ``index_put`` backward is over 10x slower
-    on CPU at that size."""
+    ``scatter_add``; indexing's accumulating ``index_put`` backward is much slower on
+    CPU at that size."""
     return table.gather(0, index.reshape(-1)).view(index.shape)
 
 
