@@ -143,8 +143,8 @@ def age_columns(tower: torch.nn.Module, clocks: np.ndarray, live: np.ndarray) ->
     """The age biases of every item row ``(Q, N)`` for the next event after each of
     the ``clocks`` (the newest event second a prediction knows, int64): an item first
     seen at that second is known by then (age 0); the new items among the ``live``
-    rows share their mass (:meth:`ItemTower.new_norm`). With ``new_for`` the model is read as training read it that long
-    after what it knew."""
+    rows share their mass (:meth:`ItemTower.new_norm`). With ``new_for`` the model is
+    read as training read it that long after what it knew."""
     device = tower.id_emb.weight.device
     new_for = int(tower.config.new_for)
     ts = torch.as_tensor(np.asarray(clocks, np.int64) + 1 + new_for, device=device)[:, None]
