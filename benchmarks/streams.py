@@ -74,12 +74,21 @@ REAL_DATA = [name for name in DATASETS if name != SYNTHETIC]
 def provenance(results: list[dict[str, Any]]) -> list[str]:
     """Which command made which rows, when a ``--merge`` run keeps rows of earlier
     commands (nothing when one command made them all): per command, its models and
-    streams and when they ran (the latest command of a run re-run in part)."""
+    streams and when they ran; a run re-run in part (``--strategies``) names its
+    strategies and the command its other strategies came from."""
     by_command: dict[str, dict[str, list[str]]] = {}
     for run in results:
         command = run.get("command") or "(not recorded)"
         entry = by_command.setdefault(command, {"rows": [], "at": []})
-        entry["rows"].append(f"{run['model']} on {run['stream']}")
+        row = f"{run['model']} on {run['stream']}"
+        if run.get("strategies_run"):  # re-run in part: which, and where the others are from
+            others = run.get("others_from") or {}
+            row += (
+                f" ({', '.join(run['strategies_run'])}; the other strategies from "
+                f"`{others.get('command') or '(not recorded)'}`, started "
+                f"{others.get('run_at') or '?'})"
+            )
+        entry["rows"].append(row)
         entry["at"].append(run.get("run_at") or "?")
     if len(by_command) < 2:
         return []
@@ -422,6 +431,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "command": command_line("streams.py", argv),
                 "run_at": started,
             }
+            if args.strategies is not None:  # the others: the earlier run's, say whose
+                earlier = runs[(name, model)]
+                run["strategies_run"] = [s for s in STRATEGY_NAMES if s in args.strategies]
+                run["others_from"] = earlier.get("others_from") or {
+                    "command": earlier.get("command"),
+                    "run_at": earlier.get("run_at"),
+                }
             if dataset is not None:
                 run["shift"] = {
                     key: dataset.meta[key]

@@ -134,6 +134,16 @@ def test_strategies_rerun_only_those_and_keep_the_others(
     for name in ("static", "lifelong"):  # run again: same figures, new timings
         assert after[name]["windows"][-1]["ndcg@10"] == before[name]["windows"][-1]["ndcg@10"]
         assert set(after[name]) == set(before[name])
+    # the block says which strategies the partial re-run made, and whose the others are
+    run = again["results"][0]
+    assert run["strategies_run"] == ["static", "lifelong"]
+    assert run["others_from"] == {
+        "command": first["results"][0]["command"],
+        "run_at": first["results"][0]["run_at"],
+    }
+    line = streams_bench.provenance([run, {**first["results"][0], "stream": "x"}])[2]
+    assert "(static, lifelong; the other strategies from `" in line
+    assert first["results"][0]["command"] in line
     rows = {r["strategy"]: r for r in again["rows"]}
     assert rows["lifelong"]["ndcg_share"] == pytest.approx(
         rows["lifelong"]["ndcg@10"] / rows["retrain"]["ndcg@10"]
