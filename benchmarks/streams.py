@@ -73,23 +73,22 @@ REAL_DATA = [name for name in DATASETS if name != SYNTHETIC]
 
 def provenance(results: list[dict[str, Any]]) -> list[str]:
     """Which command made which rows, when a ``--merge`` run keeps rows of earlier
-    commands (nothing when one command made them all): per command, its models and
-    streams and when they ran; a run re-run in part (``--strategies``) names its
-    strategies and the command its other strategies came from."""
+    commands (nothing when one command made them all): per command (each strategy's
+    ``made_by``), the models, streams and strategies it ran and when."""
     by_command: dict[str, dict[str, list[str]]] = {}
     for run in results:
-        command = run.get("command") or "(not recorded)"
-        entry = by_command.setdefault(command, {"rows": [], "at": []})
-        row = f"{run['model']} on {run['stream']}"
-        if run.get("strategies_run"):  # re-run in part: which, and where the others are from
-            others = run.get("others_from") or {}
-            row += (
-                f" ({', '.join(run['strategies_run'])}; the other strategies from "
-                f"`{others.get('command') or '(not recorded)'}`, started "
-                f"{others.get('run_at') or '?'})"
+        made: dict[tuple[str, str], list[str]] = {}
+        for name, result in run["strategies"].items():
+            by = result.get("made_by") or {}
+            key = (by.get("command") or "(not recorded)", by.get("run_at") or "?")
+            made.setdefault(key, []).append(name)
+        for (command, at), names in made.items():
+            entry = by_command.setdefault(command, {"rows": [], "at": []})
+            row = f"{run['model']} on {run['stream']}"
+            entry["rows"].append(
+                row if len(names) == len(run["strategies"]) else f"{row} ({', '.join(names)})"
             )
-        entry["rows"].append(row)
-        entry["at"].append(run.get("run_at") or "?")
+            entry["at"].append(at)
     if len(by_command) < 2:
         return []
     lines = ["Rows by command (a `--merge` run keeps the block's other rows):", ""]
@@ -411,14 +410,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "catalogue_time": args.catalogue_time if world is not None else None,
                 **lifelong,
             }
+            made_by = {"command": command_line("streams.py", argv), "run_at": started}
             if args.strategies is None:
                 got = run_stream(source, model, "all", args.windows, args.k, **settings)
-                strategies = got["strategies"]
+                strategies = {s: {**r, "made_by": made_by} for s, r in got["strategies"].items()}
             else:  # the others as the block has them
                 strategies = dict(runs[(name, model)]["strategies"])
                 for s in args.strategies:
                     got = run_stream(source, model, s, args.windows, args.k, **settings)
-                    strategies[s] = {k: v for k, v in got.items() if k not in _RUN_KEYS}
+                    kept = {k: v for k, v in got.items() if k not in _RUN_KEYS}
+                    strategies[s] = {**kept, "made_by": made_by}
                 strategies = {s: strategies[s] for s in STRATEGY_NAMES}
             run = {
                 "stream": name,
@@ -428,16 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "params": got["params"],
                 "strategies": strategies,
                 "wall_seconds": time.perf_counter() - t0,
-                "command": command_line("streams.py", argv),
-                "run_at": started,
             }
-            if args.strategies is not None:  # the others: the earlier run's, say whose
-                earlier = runs[(name, model)]
-                run["strategies_run"] = [s for s in STRATEGY_NAMES if s in args.strategies]
-                run["others_from"] = earlier.get("others_from") or {
-                    "command": earlier.get("command"),
-                    "run_at": earlier.get("run_at"),
-                }
             if dataset is not None:
                 run["shift"] = {
                     key: dataset.meta[key]

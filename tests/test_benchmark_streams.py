@@ -84,33 +84,38 @@ def test_writes_the_family_block_and_merges(streams_bench, benchmark_module, tmp
     calm_rows = [r for r in raw["rows"] if r["stream"] == "train-calm-20k"]
     assert all(r["delay"] is None for r in calm_rows)  # no true shift: no delay
     assert all(r["recover"] is None for r in calm_rows)  # nor a recovery
-    # each run keeps the command that made it; the block says which made which rows
+    # each strategy keeps the command that made it; the block says which made which rows
     small, calm_run = raw["results"]
-    assert "--drift none" in small["command"] and "--merge" not in small["command"]
-    assert "train-calm-20k" in calm_run["command"] and "--merge" in calm_run["command"]
-    assert all(r["run_at"].endswith(" UTC") for r in raw["results"])
+    small_by = small["strategies"]["lifelong"]["made_by"]
+    calm_by = calm_run["strategies"]["static"]["made_by"]
+    assert "--drift none" in small_by["command"] and "--merge" not in small_by["command"]
+    assert "train-calm-20k" in calm_by["command"] and "--merge" in calm_by["command"]
+    assert small_by["run_at"].endswith(" UTC") and calm_by["run_at"].endswith(" UTC")
     assert "Rows by command" in text
-    assert (
-        f"- `{small['command']}` (runs started {small['run_at']}): popularity on train-small-10k"
-        in text
-    )
-    assert f"- `{calm_run['command']}` (runs started {calm_run['run_at']})" in text
+    line = f"- `{small_by['command']}` (runs started {small_by['run_at']}): popularity on"
+    assert f"{line} train-small-10k\n" in text
+    assert f"- `{calm_by['command']}` (runs started {calm_by['run_at']})" in text
 
 
 def test_provenance_lists_commands_only_when_rows_come_from_several(streams_bench):
-    runs = [
-        {"stream": "a", "model": "m", "command": "c1", "run_at": "2026-01-01 10:00 UTC"},
-        {"stream": "b", "model": "m", "command": "c1", "run_at": "2026-01-01 10:05 UTC"},
-    ]
+    def run(stream, model, made):
+        strategies = {n: {"made_by": by} for n, by in zip("wxyz", made, strict=True)}
+        return {"stream": stream, "model": model, "strategies": strategies}
+
+    one = {"command": "c1", "run_at": "2026-01-01 10:00 UTC"}
+    later = {"command": "c1", "run_at": "2026-01-01 10:05 UTC"}
+    runs = [run("a", "m", [one] * 4), run("b", "m", [later] * 4)]
     assert streams_bench.provenance(runs) == []  # one command made them all
-    runs.append({"stream": "a", "model": "n"})  # a run recorded before commands were
+    two = {"command": "c2", "run_at": "2026-01-02 09:00 UTC"}
+    runs.append(run("a", "n", [one, one, two, None]))  # re-run in part; one not recorded
     lines = streams_bench.provenance(runs)
     assert lines[0].startswith("Rows by command") and lines[-1] == ""
     assert (
-        "- `c1` (runs started 2026-01-01 10:00 UTC to 2026-01-01 10:05 UTC): m on a, m on b"
-        in lines
+        "- `c1` (runs started 2026-01-01 10:00 UTC to 2026-01-01 10:05 UTC): "
+        "m on a, m on b, n on a (w, x)" in lines
     )
-    assert "- `(not recorded)` (runs started ?): n on a" in lines
+    assert "- `c2` (runs started 2026-01-02 09:00 UTC): n on a (y)" in lines
+    assert "- `(not recorded)` (runs started ?): n on a (z)" in lines
 
 
 def test_strategies_rerun_only_those_and_keep_the_others(
@@ -134,16 +139,23 @@ def test_strategies_rerun_only_those_and_keep_the_others(
     for name in ("static", "lifelong"):  # run again: same figures, new timings
         assert after[name]["windows"][-1]["ndcg@10"] == before[name]["windows"][-1]["ndcg@10"]
         assert set(after[name]) == set(before[name])
-    # the block says which strategies the partial re-run made, and whose the others are
-    run = again["results"][0]
-    assert run["strategies_run"] == ["static", "lifelong"]
-    assert run["others_from"] == {
-        "command": first["results"][0]["command"],
-        "run_at": first["results"][0]["run_at"],
-    }
-    line = streams_bench.provenance([run, {**first["results"][0], "stream": "x"}])[2]
-    assert "(static, lifelong; the other strategies from `" in line
-    assert first["results"][0]["command"] in line
+    # each strategy says which command made it: the re-run ones the new command, the
+    # kept ones the first; the block lists both
+    for name in ("static", "lifelong"):
+        assert after[name]["made_by"]["command"] != before[name]["made_by"]["command"]
+        assert "--strategies" in after[name]["made_by"]["command"]
+    lines = streams_bench.provenance(again["results"])
+    new_by, old_by = after["lifelong"]["made_by"], before["retrain"]["made_by"]
+    assert any(
+        line.startswith(f"- `{new_by['command']}`")
+        and line.endswith("popularity on train-small-10k (static, lifelong)")
+        for line in lines
+    )
+    assert any(
+        line.startswith(f"- `{old_by['command']}`")
+        and line.endswith("popularity on train-small-10k (retrain, finetune)")
+        for line in lines
+    )
     rows = {r["strategy"]: r for r in again["rows"]}
     assert rows["lifelong"]["ndcg_share"] == pytest.approx(
         rows["lifelong"]["ndcg@10"] / rows["retrain"]["ndcg@10"]

@@ -182,7 +182,9 @@ def test_the_day_counts_follow_first_events_and_nothing_new_gives_zero():
     tower.seen(torch.tensor([3, 4, 5]), torch.tensor([t0 - 3 * DAY] * 3))  # cached counts go stale
     rb = tower.release_bias.detach().double().numpy()
     index = tower.release_index(q[:, None], None).numpy()[0]
-    assert tower.new_norm(q).item() == pytest.approx(rb[index[5]]) != pytest.approx(before)
+    after = tower.new_norm(q).item()
+    assert after == pytest.approx(rb[index[5]])
+    assert after != pytest.approx(before)
     # an item first seen earlier on the query's own day still counts in training's
     # day-wise normaliser (its first second is after the day's first), not in serving's
     tower.seen(torch.tensor([6]), torch.tensor([t0 - HOUR]))

@@ -229,8 +229,7 @@ class ItemTower(nn.Module):
         if self.first_ts is None:
             return torch.zeros(ts.shape, device=ts.device)
         if live is not None:
-            new = self.first_ts[1:][None, :] >= ts - self.config.new_for
-            new = new & live.to(new.device)[None, :]
+            new = ~self.is_known(ts, None) & live.to(ts.device)[None, :]
             if self.release_bias is None:
                 return torch.log(new.sum(dim=1, keepdim=True).clamp_min(1).float())
             part = self._release_part(ts, None).masked_fill(~new, float("-inf"))
@@ -261,7 +260,7 @@ class ItemTower(nn.Module):
             part = missing[start : start + step]
             d = torch.tensor(part, dtype=torch.int64, device=days.device)[:, None]
             index = self._release_by_day(d, None)  # (M, N)
-            new = self.first_ts[1:][None, :] >= d * _DAY - self.config.new_for
+            new = ~self.is_known(d * _DAY, None)
             flat = (index + K * torch.arange(len(part), device=d.device)[:, None])[new]
             counts = torch.bincount(flat, minlength=len(part) * K).view(len(part), K)
             cache.update(zip(part, counts.float().unbind(0), strict=True))
