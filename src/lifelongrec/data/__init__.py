@@ -41,6 +41,7 @@ from lifelongrec.data._sources import (
 from lifelongrec.data._split import Split, leave_one_out, temporal_split, time_windows
 from lifelongrec.data._stats import describe
 from lifelongrec.data._store import AppendResult, EventStore, StoreClosedError
+from lifelongrec.data._store_impressions import IMPRESSION_COLUMNS
 from lifelongrec.data._synthetic import SyntheticWorld, synthetic
 from lifelongrec.data._synthetic_streams import STREAM_FAMILIES, synthetic_streams
 
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_EVENT_TYPE",
     "EVENT_COLUMNS",
     "FORMATS",
+    "IMPRESSION_COLUMNS",
     "ITEM_COLUMNS",
     "PROTOCOLS",
     "STREAM_FAMILIES",

@@ -47,6 +47,7 @@ import pandas as pd
 from lifelongrec._errors import DataError, LifelongrecError, ParameterError
 from lifelongrec._params import check_int
 from lifelongrec.data._schema import EVENT_COLUMNS, Dataset
+from lifelongrec.data._store_impressions import IMPRESSIONS_SCHEMA, ImpressionsMixin
 from lifelongrec.data._store_items import CatalogueMixin, _items_frame
 from lifelongrec.data._store_items import _item_rows as _item_rows
 from lifelongrec.data._store_items import _item_values as _item_values
@@ -71,8 +72,9 @@ from lifelongrec.data._store_rows import _values as _values
 __all__ = ["AppendResult", "EventStore", "StoreClosedError"]
 
 _APPLICATION_ID = 0x4C4C5253  # "LLRS": marks a SQLite file as a lifelongrec event store
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+_SCHEMA_VERSION = 2  # 2: impressions and the request ids of events
+_SCHEMA = (
+    """
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id TEXT NOT NULL,
@@ -92,6 +94,8 @@ CREATE TABLE items (
     attributes TEXT NOT NULL
 );
 """
+    + IMPRESSIONS_SCHEMA
+)
 _EVENT_SELECT = "SELECT user_id, item_id, timestamp, event_type, value, seq FROM events"
 
 
@@ -128,8 +132,9 @@ class AppendResult:
     seqs: np.ndarray = field(repr=False)
 
 
-class EventStore(CatalogueMixin):
-    """An embedded, durable, idempotent event log plus the item catalogue (one SQLite file).
+class EventStore(CatalogueMixin, ImpressionsMixin):
+    """An embedded, durable, idempotent event log plus the item catalogue and the
+    impression log (one SQLite file).
 
     Parameters
     ----------
@@ -270,6 +275,17 @@ class EventStore(CatalogueMixin):
                 expected=f"schema version {_SCHEMA_VERSION} or older",
             )
         conn.execute("PRAGMA journal_mode = WAL")
+        if version < 2:  # a store of an earlier lifelongrec: add the impression log
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in IMPRESSIONS_SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def _call(self) -> Iterator[None]:
@@ -368,7 +384,10 @@ class EventStore(CatalogueMixin):
         return sorted(r[0] for r in rows)
 
     def append(
-        self, events: pd.DataFrame, event_ids: Sequence[str | None] | None = None
+        self,
+        events: pd.DataFrame,
+        event_ids: Sequence[str | None] | None = None,
+        request_ids: Sequence[str | None] | None = None,
     ) -> AppendResult:
         """Store a batch of events in one durable transaction; skip events already stored.
 
@@ -384,6 +403,11 @@ class EventStore(CatalogueMixin):
             (e.g. a client-made UUID) or ``None`` (no idempotency for that row). A row
             whose id is already stored, or repeats an earlier row of this batch, is not
             written (the first occurrence wins) and is counted as a duplicate.
+        request_ids
+            ``None``, or one entry per row: the ``request_id`` of the recommendation
+            the event answers (a string, stored beside the written event and used to
+            attribute it to that request's impression: :meth:`online_metrics`), or
+            ``None``.
 
         Returns
         -------
@@ -397,7 +421,7 @@ class EventStore(CatalogueMixin):
             names the row (0-based position; also the error's ``row`` attribute) and
             the field. Nothing of the batch is written.
         ParameterError
-            ``event_ids`` is not a sequence of the batch's length.
+            ``event_ids`` or ``request_ids`` is not a sequence of the batch's length.
         StoreClosedError
             The store is closed.
 
@@ -410,12 +434,13 @@ class EventStore(CatalogueMixin):
         columns = _event_columns(events)
         n = len(columns[0])
         ids = _event_ids(event_ids, n)
+        requests = _event_ids(request_ids, n, "request_ids", "request id")
         rows = list(zip(*columns, ids, strict=True))
         seqs = np.zeros(n, dtype=np.int64)
         with self._writing() as conn:
             base = self._last_seq(conn)
             known = _lookup(conn, "SELECT event_id, seq FROM events WHERE event_id IN", ids)
-            write = []
+            write, asked = [], []
             next_seq = base
             for pos, (row, eid) in enumerate(zip(rows, ids, strict=True)):
                 if eid is not None:
@@ -428,12 +453,16 @@ class EventStore(CatalogueMixin):
                 if eid is not None:
                     known[eid] = next_seq
                 write.append((next_seq, *row))
+                if requests[pos] is not None:
+                    asked.append((next_seq, requests[pos]))
             if write:
                 conn.executemany(
                     "INSERT INTO events (seq, user_id, item_id, timestamp, event_type, value,"
                     " event_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     write,
                 )
+            if asked:
+                conn.executemany("INSERT INTO event_requests VALUES (?, ?)", asked)
         return AppendResult(len(write), n - len(write), next_seq, seqs)
 
     def read(self, after_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
@@ -516,7 +545,8 @@ class EventStore(CatalogueMixin):
         return {u: int(s) for u, s in rows}
 
     def delete_user(self, user_id: str) -> int:
-        """Erase every event of ``user_id`` (and their event ids); return how many.
+        """Erase every event of ``user_id`` (and their event and request ids) and every
+        impression shown to them; return how many events.
 
         Durable when it returns. The erased rows' bytes are overwritten in the database
         file (SQLite ``secure_delete``), and the write-ahead log, which still holds
@@ -533,8 +563,13 @@ class EventStore(CatalogueMixin):
         """
         user_id = _id_argument("user_id", user_id)
         with self._writing() as conn:
+            conn.execute(
+                "DELETE FROM event_requests WHERE seq IN (SELECT seq FROM events WHERE user_id = ?)",
+                (user_id,),
+            )
+            shown = conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
             n = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
-        if n:
+        if n or shown:
             with self._call(), self._write_lock:
                 self._writer.execute("PRAGMA busy_timeout = 0")
                 try:

@@ -120,15 +120,16 @@ def _values(col: pd.Series) -> list[float | None]:
     return out
 
 
-def _event_ids(event_ids: Any, n: int) -> list[str | None]:
+def _event_ids(
+    event_ids: Any, n: int, name: str = "event_ids", what: str = "event id"
+) -> list[str | None]:
+    """``name`` (``None``, or one id or ``None`` per event) as a list of ``n`` entries."""
     if event_ids is None:
         return [None] * n
     if isinstance(event_ids, (str, bytes)) or not hasattr(event_ids, "__len__"):
-        raise ParameterError("event_ids", event_ids, "None or a sequence of ids, one per event")
+        raise ParameterError(name, event_ids, "None or a sequence of ids, one per event")
     if len(event_ids) != n:
-        raise ParameterError(
-            "event_ids", f"{len(event_ids)} ids", f"None or one id per event ({n})"
-        )
+        raise ParameterError(name, f"{len(event_ids)} ids", f"None or one id per event ({n})")
     values = event_ids.tolist() if hasattr(event_ids, "tolist") else list(event_ids)
     out: list[str | None] = []
     for pos, v in enumerate(values):
@@ -137,7 +138,8 @@ def _event_ids(event_ids: Any, n: int) -> list[str | None]:
         elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
         else:
-            raise _bad(pos, "event_id", "bad event id", v, "a non-empty string or None")
+            field = what.replace(" ", "_")
+            raise _bad(pos, field, f"bad {what}", v, "a non-empty string or None")
     return out
 
 
