@@ -38,6 +38,7 @@ def test_the_schema_lists_every_operation(service, keys):
         "GET /items/{item_id}/similar",
         "GET /metrics",
         "GET /models",
+        "GET /online-metrics",
         "GET /users/{user_id}/recommendations",
         "POST /events",
         "POST /models/rollback",

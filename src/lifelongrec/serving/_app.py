@@ -31,7 +31,7 @@ from lifelongrec.registry import RegistryError
 from lifelongrec.serving._auth import KeyRing, key_problem, request_key
 from lifelongrec.serving._metrics import ServiceMetrics
 from lifelongrec.serving._service import RecommenderService, ServiceError
-from lifelongrec.serving.routers import events, items, models, ops, users
+from lifelongrec.serving.routers import events, feedback, items, models, ops, users
 
 __all__ = ["create_app", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS"]
 
@@ -351,13 +351,14 @@ def create_app(
             {"name": "users", "description": "Recommendations; erasure"},
             {"name": "items", "description": "The catalogue; similar items"},
             {"name": "models", "description": "Registry: versions, promotion, rollback"},
+            {"name": "feedback", "description": "Online metrics of what was shown"},
             {"name": "operations", "description": "Health and metrics"},
         ],
     )
     app.state.service = service
     app.state.keys = keys
     app.state.metrics = ServiceMetrics(service)
-    for r in (events, users, items, models, ops):
+    for r in (events, users, items, models, feedback, ops):
         app.include_router(r.router)
 
     @app.exception_handler(RequestValidationError)

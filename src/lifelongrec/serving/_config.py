@@ -32,6 +32,8 @@ from lifelongrec._params import Boolean, Constraint, Integer, Number, Satisfies
 from lifelongrec.registry import PromotionGate
 
 __all__ = [
+    "CLICK_TYPES",
+    "FeedbackSettings",
     "GateSettings",
     "IndexSettings",
     "LearnerSettings",
@@ -303,6 +305,67 @@ class UserSettings(_Group):
     rehydrate_events: int = _setting(200, _integer(1))
 
 
+#: Event types that count as a click on a shown item (``click_types``): every standard
+#: type that engages with the item (not ``impression``, ``search``,
+#: ``remove_from_cart``, ``dislike`` or ``skip``).
+CLICK_TYPES = (
+    "interaction",
+    "view",
+    "click",
+    "cart",
+    "add_to_cart",
+    "wishlist",
+    "purchase",
+    "rating",
+    "review",
+    "like",
+    "share",
+    "play",
+)
+_TYPES = Satisfies(
+    lambda v: (
+        isinstance(v, (list, tuple)) and all(isinstance(t, str) and 0 < len(t) <= 64 for t in v)
+    ),
+    "a list of event type names (1-64 characters)",
+)
+
+
+@dataclass
+class FeedbackSettings(_Group):
+    """Impressions and the online metrics of the feedback they get.
+
+    Attributes
+    ----------
+    log_impressions
+        Log every answer's items (request id, user, item, rank, score, model version,
+        arm, time) to the store, off the request path.
+    flush_seconds (flat name ``impression_flush_seconds``)
+        How often the impression thread stores the buffer: a crash loses at most this
+        long of impressions (events are never lost: they are stored before the reply).
+    flush_rows (flat name ``impression_flush_rows``)
+        A buffer this long is stored at once, before the interval is up.
+    buffer (flat name ``impression_buffer``)
+        The most impressions buffered; beyond it they are counted as dropped
+        (``impressions_dropped``) instead of growing memory.
+    attribution_window
+        Seconds after an impression in which a feedback event on its item without a
+        ``request_id`` is attributed to it (the latest such impression).
+    click_types, conversion_types
+        Event types that count as a click on a shown item (default
+        :data:`CLICK_TYPES`), and as a conversion (default ``["purchase"]``).
+    """
+
+    log_impressions: bool = _setting(True, _FLAG)
+    flush_seconds: float = _setting(
+        1.0, _Plain(Number(0, low_open=True), int, float), flat="impression_flush_seconds"
+    )
+    flush_rows: int = _setting(5_000, _integer(1), flat="impression_flush_rows")
+    buffer: int = _setting(200_000, _integer(1), flat="impression_buffer")
+    attribution_window: int = _setting(86_400, _integer(0))
+    click_types: list[str] = _setting(check=_TYPES, factory=lambda: list(CLICK_TYPES))
+    conversion_types: list[str] = _setting(check=_TYPES, factory=lambda: ["purchase"])
+
+
 _GROUPS: dict[str, type[_Group]] = {
     "store": StoreSettings,
     "index": IndexSettings,
@@ -310,6 +373,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "gate": GateSettings,
     "limits": LimitSettings,
     "users": UserSettings,
+    "feedback": FeedbackSettings,
 }
 #: flat name -> (group, field)
 _FLAT: dict[str, tuple[str, str]] = {
@@ -342,6 +406,10 @@ class ServiceConfig:
         ``max_batch``.
     users : UserSettings
         ``max_users``, ``rehydrate_events``.
+    feedback : FeedbackSettings
+        ``log_impressions``, ``impression_flush_seconds``, ``impression_flush_rows``,
+        ``impression_buffer``, ``attribution_window``, ``click_types``,
+        ``conversion_types``.
 
     The names listed are the flat names (as in ``--config`` files); inside a group some
     are shorter (``learner.batch`` is ``learner_batch``). Both read:
@@ -364,6 +432,7 @@ class ServiceConfig:
     gate: GateSettings = field(default_factory=GateSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     users: UserSettings = field(default_factory=UserSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not attributes: the flat names.

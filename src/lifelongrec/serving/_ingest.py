@@ -173,7 +173,12 @@ class Ingestion:
         self.counters = counters
         self.event_types: frozenset[str] = frozenset()
 
-    def ingest(self, events: Any, event_ids: Sequence[str | None] | None = None) -> dict[str, int]:
+    def ingest(
+        self,
+        events: Any,
+        event_ids: Sequence[str | None] | None = None,
+        request_ids: Sequence[str | None] | None = None,
+    ) -> dict[str, int]:
         """See :meth:`RecommenderService.ingest`."""
         cols, _ = online_events(events)
         n = len(cols["user_id"])
@@ -185,13 +190,14 @@ class Ingestion:
                 value=n,
                 expected=f"at most {max_batch} events per request",
             )
-        if event_ids is not None and len(event_ids) != n:
-            raise DataError(
-                "event_ids and events differ in length",
-                column="event_ids",
-                value=len(event_ids),
-                expected=f"{n} (one per event, None for no key)",
-            )
+        for name, ids in (("event_ids", event_ids), ("request_ids", request_ids)):
+            if ids is not None and len(ids) != n:
+                raise DataError(
+                    f"{name} and events differ in length",
+                    column=name,
+                    value=len(ids),
+                    expected=f"{n} (one per event, None for none)",
+                )
         types = cols["event_type"]
         if self.event_types:
             bad = [j for j, t in enumerate(types) if t not in self.event_types]
@@ -206,7 +212,7 @@ class Ingestion:
         frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
         with self.locks.ingest:
             before = self.store.last_seq
-            result = self.store.append(frame, event_ids)
+            result = self.store.append(frame, event_ids, request_ids)
             if result.n_written:
                 self._observe(frame, np.asarray(result.seqs), before)
         self.counters["events_ingested"] += result.n_written

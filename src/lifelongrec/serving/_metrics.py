@@ -6,6 +6,7 @@ in one process (tests) do not mix their figures.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -14,7 +15,11 @@ from prometheus_client.core import GaugeMetricFamily
 if TYPE_CHECKING:
     from lifelongrec.serving._service import RecommenderService
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["ONLINE_TTL", "ServiceMetrics"]
+
+#: Seconds a scrape reuses the last online metrics (they join every impression with
+#: the feedback events; GET /online-metrics always computes them afresh).
+ONLINE_TTL = 10.0
 
 # Request latency buckets (seconds): fine below 50 ms, where the targets are.
 _BUCKETS = (
@@ -43,6 +48,8 @@ class _ServiceCollector:
 
     def __init__(self, service: RecommenderService) -> None:
         self.service = service
+        self._online_rows: list[dict] | None = None
+        self._online_at = 0.0
 
     def describe(self) -> list:
         return []
@@ -83,12 +90,42 @@ class _ServiceCollector:
             ("learner_errors", "Background learner rounds that failed"),
         ):
             yield GaugeMetricFamily(f"lifelongrec_{name}", help_, value=c[name])
+        for name, help_ in (
+            ("impressions_logged", "Impressions stored since start"),
+            ("impressions_dropped", "Impressions not logged: the buffer was full"),
+            ("impression_flush_errors", "Impression flushes that failed (retried)"),
+        ):
+            yield GaugeMetricFamily(f"lifelongrec_{name}", help_, value=c[name])
+        yield from self._online(s)
         learner = s.learner_stats()
         for name, help_ in (
             ("n_batches", "Online parameter updates taken"),
             ("n_trained_events", "Events the online updates trained on"),
         ):
             yield GaugeMetricFamily(f"lifelongrec_learner_{name}", help_, value=learner[name])
+
+    def _online(self, s: RecommenderService):  # noqa: ANN202 (metric families)
+        """Online metrics per model version and arm, computed at most every
+        :data:`ONLINE_TTL` seconds (a join over the impressions and feedback events)."""
+        now = time.monotonic()
+        if self._online_rows is None or now - self._online_at > ONLINE_TTL:
+            self._online_rows, self._online_at = s.online_metrics(), now
+        families = {
+            name: GaugeMetricFamily(f"lifelongrec_online_{name}", help_, labels=["version", "arm"])
+            for name, help_ in (
+                ("impressions", "Impressions logged, by model version and experiment arm"),
+                ("clicks", "Impressions with an attributed click"),
+                ("conversions", "Attributed conversion events (e.g. purchases)"),
+                ("ctr", "Clicks per impression"),
+                ("coec", "Position-aware CTR: clicks over the clicks expected at their ranks"),
+            )
+        }
+        for row in self._online_rows:
+            labels = [row["model_version"], row["arm"] or ""]
+            for name, family in families.items():
+                if row[name] is not None:
+                    family.add_metric(labels, float(row[name]))
+        yield from families.values()
 
 
 class ServiceMetrics:

@@ -39,6 +39,8 @@ __all__ = [
     "ItemOut",
     "ItemsOut",
     "NamedItemIn",
+    "OnlineMetrics",
+    "OnlineMetricsRow",
     "Recommendation",
     "Recommendations",
     "Similar",
@@ -115,6 +117,12 @@ class EventIn(BaseModel):
         default=None,
         description="Idempotency key: an event whose key is stored is not stored twice",
     )
+    request_id: Annotated[Text, Field(min_length=1, max_length=256)] | None = Field(
+        default=None,
+        description="The request_id of the recommendation this event answers (a click "
+        "on a shown item): attributes it to that impression; without it, the event goes "
+        "to the latest impression of its item to its user within the attribution window",
+    )
 
 
 class EventBatch(BaseModel):
@@ -157,10 +165,45 @@ class Recommendation(BaseModel):
 
 
 class Recommendations(BaseModel):
+    request_id: str = Field(
+        description="New for every answer: send it with the events that answer it"
+    )
     user_id: str
     model_version: str
     cold_start: bool = Field(description="the user is unknown: popular and fresh items")
     items: list[Recommendation]
+
+
+class OnlineMetricsRow(BaseModel):
+    """Online figures of one model version and arm (and hour), from the impressions
+    shown and the feedback events attributed to them."""
+
+    model_version: str
+    arm: str | None = Field(description="The experiment arm; null outside experiments")
+    hour: int | None = Field(
+        default=None, description="With by=hour: the UTC epoch second the hour starts"
+    )
+    requests: int
+    users: int
+    impressions: int
+    clicks: int = Field(description="Impressions with at least one attributed click")
+    ctr: float
+    expected_clicks: float = Field(description="Clicks the overall CTR by rank expects")
+    coec: float | None = Field(
+        description="Position-aware CTR: clicks over expected clicks (1 = average ranker)"
+    )
+    conversions: int = Field(description="Attributed events of a conversion type")
+    conversion_rate: float = Field(description="Conversions per impression")
+    events: int = Field(description="Attributed feedback events")
+    events_per_user: float
+
+
+class OnlineMetrics(BaseModel):
+    by: str
+    click_types: list[str]
+    conversion_types: list[str]
+    attribution_window: int
+    rows: list[OnlineMetricsRow]
 
 
 class Similar(BaseModel):

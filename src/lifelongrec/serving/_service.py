@@ -73,7 +73,9 @@ user's vector).
 from __future__ import annotations
 
 import copy
+import math
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,7 @@ from lifelongrec.serving._home import (
     read_settings,
     save_settings,
 )
+from lifelongrec.serving._impressions import ImpressionLog
 from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._ingest import Ingestion, UserMemory
 from lifelongrec.serving._learner import Learner
@@ -184,6 +187,7 @@ class RecommenderService:
             locks,
             counters,
         )
+        self._impressions = ImpressionLog(self.store, config.feedback, counters)
         self._learner: Learner | None = None
 
     # ------------------------------------------------------------------ opening
@@ -245,6 +249,7 @@ class RecommenderService:
         # Saved once the start worked: a failed first start leaves no settings behind
         # that would shadow the next attempt's.
         save_settings(home, config)
+        service._impressions.start()
         if start and config.learner.background:
             service.start_learner()
         return service
@@ -271,7 +276,12 @@ class RecommenderService:
         )
 
     # ------------------------------------------------------------------- events
-    def ingest(self, events: Any, event_ids: Sequence[str | None] | None = None) -> dict[str, int]:
+    def ingest(
+        self,
+        events: Any,
+        event_ids: Sequence[str | None] | None = None,
+        request_ids: Sequence[str | None] | None = None,
+    ) -> dict[str, int]:
         """Store events durably, then update their users' state at once.
 
         Parameters
@@ -282,6 +292,10 @@ class RecommenderService:
         event_ids
             Optional idempotency keys, one per event (``None`` for none): an event whose
             key is already stored is acknowledged again but not stored twice.
+        request_ids
+            Optional, one per event (``None`` for none): the ``request_id`` of the
+            recommendation the event answers, which attributes it to that answer's
+            impression of its item (:meth:`online_metrics`).
 
         Returns
         -------
@@ -294,7 +308,7 @@ class RecommenderService:
             A malformed event (nothing of the batch is written) or a batch longer than
             ``max_batch``.
         """
-        return self._ingestion.ingest(events, event_ids)
+        return self._ingestion.ingest(events, event_ids, request_ids)
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -318,9 +332,11 @@ class RecommenderService:
         """Top-``k`` items for a user; a user the model does not know gets cold-start
         items (popular ones interleaved with the newest catalogue entries).
 
-        Returns a dict: ``user_id``, ``model_version``, ``cold_start`` (bool) and
-        ``items`` (a list of ``{"item_id", "score"}``, with ``"reason"`` when ``explain``
-        and ``"title"``, ``"categories"`` from the catalogue when ``details``).
+        Returns a dict: ``request_id`` (new for every answer: events that answer it may
+        name it), ``user_id``, ``model_version``, ``cold_start`` (bool) and ``items`` (a
+        list of ``{"item_id", "score"}``, with ``"reason"`` when ``explain`` and
+        ``"title"``, ``"categories"`` from the catalogue when ``details``). The items
+        are logged as impressions (``log_impressions``), off the request path.
 
         Raises
         ------
@@ -329,7 +345,47 @@ class RecommenderService:
         ParameterError
             ``k`` is not a positive integer.
         """
-        return self._queries.recommend(user_id, k, exclude_seen, category, explain, details)
+        out = self._queries.recommend(user_id, k, exclude_seen, category, explain, details)
+        out = {"request_id": uuid.uuid4().hex, **out}
+        shown = out["items"]
+        now = int(time.time())
+        self._impressions.record(
+            out["request_id"], str(user_id), shown, out["model_version"], None, now
+        )
+        return out
+
+    # ------------------------------------------------------------- feedback
+    def flush_impressions(self) -> int:
+        """Store the buffered impressions now (the impression thread does it every
+        ``impression_flush_seconds``); returns how many were new."""
+        return self._impressions.flush()
+
+    def online_metrics(
+        self, by_hour: bool = False, since: int | None = None, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Online metrics per model version and arm (and hour of the impression with
+        ``by_hour``) of the impressions shown in ``[since, until)``, the buffered ones
+        included: see :meth:`~lifelongrec.data.EventStore.online_metrics` (``click_types``,
+        ``conversion_types`` and ``attribution_window`` from the settings). Ratios
+        without a denominator are ``None``."""
+        self.flush_impressions()
+        f = self.config.feedback
+        frame = self.store.online_metrics(
+            f.click_types,
+            f.conversion_types,
+            window=f.attribution_window,
+            by_hour=by_hour,
+            since=since,
+            until=until,
+        )
+        rows = frame.to_dict("records")
+        for row in rows:
+            for key, value in row.items():
+                if isinstance(value, float) and math.isnan(value):
+                    row[key] = None
+                elif hasattr(value, "item"):  # numpy scalars: JSON wants Python's
+                    row[key] = value.item()
+        return rows
 
     def item(self, item_id: str) -> dict[str, Any]:
         """A catalogue entry: ``item_id``, ``title``, ``categories``, ``attributes``.
@@ -508,6 +564,7 @@ class RecommenderService:
         if self._learner is not None:
             self._learner.stop()
         self._catalogue.stop()
+        self._impressions.close()
         self.store.close()
 
     def __enter__(self) -> RecommenderService:

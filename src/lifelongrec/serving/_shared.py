@@ -41,6 +41,9 @@ COUNTERS = (
     "versions_scrubbed",
     "users_evicted",
     "users_restored",
+    "impressions_logged",
+    "impressions_dropped",
+    "impression_flush_errors",
 )
 
 
