@@ -1,5 +1,5 @@
 """The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``,
-``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
+``simulate``, ``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
 
 Argument parsing lives in this package and only here; the library never reads ``sys.argv``. A
 command parses its options, calls the library (the experiment runners of
@@ -322,6 +322,73 @@ def stream(
     )
     if not as_json:
         typer.echo(stream_report(result, k))
+
+
+@app.command()
+def simulate(
+    model: ModelOpt = "sequential",
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            help="A strategy to run (repeatable): static, lifelong, retrain, finetune. "
+            "Default: static, lifelong and retrain.",
+        ),
+    ] = None,
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 2_000,
+    items: Annotated[int, typer.Option(help="Items at day 0.")] = 1_000,
+    days: Annotated[int, typer.Option(help="Simulated days served.")] = 30,
+    shift_day: Annotated[
+        int | None,
+        typer.Option(help="The day the users' interests shift (0 or less: no shift)."),
+    ] = 15,
+    new_items_per_day: Annotated[int, typer.Option(help="Items arriving every day.")] = 10,
+    k: KOpt = 10,
+    world: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--world",
+            help="Another setting of the simulated world KEY=VALUE (repeatable), e.g. "
+            "position_bias=0.5; see lifelongrec.evaluation.SimulationSettings.",
+        ),
+    ] = None,
+    param: ParamOpt = None,
+    as_json: JsonOpt = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG: CTR, purchases, coverage and compute by day.")
+    ] = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Closed-loop simulation: users with true, drifting interests ask for
+    recommendations every simulated day, react to them with position bias and fatigue,
+    and their actions are the model's next data. Reports CTR, purchases, coverage,
+    exposure Gini and update compute per day for each strategy, on the same users."""
+    from lifelongrec.evaluation import parse_params, simulate, simulation_report
+
+    try:
+        settings = parse_params(world)
+        settings.update(
+            n_users=users,
+            n_items=items,
+            days=days,
+            shift_day=shift_day if shift_day is not None and shift_day > 0 else None,
+            new_items_per_day=new_items_per_day,
+            k=k,
+            seed=seed,
+        )
+    except LifelongrecError as exc:
+        _fail(exc)
+    result = _run_command(
+        simulate,
+        model,
+        as_json=as_json,
+        param=param,
+        strategies=strategies or ["static", "lifelong", "retrain"],
+        world=settings,
+        plot=plot,
+    )
+    if not as_json:
+        typer.echo(simulation_report(result))
 
 
 @app.command()

@@ -9,6 +9,8 @@ protocol (evaluate each time window, then learn it; forgetting as backward trans
 stream for drift (``river.drift``: ADWIN, Page-Hinkley) and :func:`plot_prequential`
 draws runs. The experiment runners :func:`run_evaluation`, :func:`compare_models` and
 :func:`run_stream` are what ``lifelongrec evaluate``, ``demo`` and ``stream`` run;
+:func:`simulate` runs strategies in a closed-loop world that reacts to what they show
+(``lifelongrec simulate``);
 :func:`evaluation_report`, :func:`comparison_report` and :func:`stream_report` are the
 text those commands print.
 """
@@ -35,6 +37,15 @@ from lifelongrec.evaluation._runners import (
     run_evaluation,
     run_stream,
 )
+from lifelongrec.evaluation._simulate import (
+    SIMULATION_STRATEGIES,
+    ClosedLoopWorld,
+    SimulationSettings,
+    gini,
+    plot_simulation,
+    simulate,
+    simulation_report,
+)
 from lifelongrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -53,6 +64,13 @@ from lifelongrec.evaluation.metrics import (
 )
 
 __all__ = [
+    "SIMULATION_STRATEGIES",
+    "ClosedLoopWorld",
+    "SimulationSettings",
+    "gini",
+    "plot_simulation",
+    "simulate",
+    "simulation_report",
     "DETECTORS",
     "DRIFT_NONE",
     "RANKING_METRICS",
