@@ -9,7 +9,8 @@ protocol (evaluate each time window, then learn it; forgetting as backward trans
 stream for drift (``river.drift``: ADWIN, Page-Hinkley) and :func:`plot_prequential`
 draws runs. The experiment runners :func:`run_evaluation`, :func:`compare_models` and
 :func:`run_stream` are what ``lifelongrec evaluate``, ``demo`` and ``stream`` run;
-:func:`simulate` runs strategies in a closed-loop world that reacts to what they show
+:func:`msprt` is the always-valid sequential test of online experiments and
+:func:`team_draft` their interleaving; :func:`simulate` runs strategies in a closed-loop world that reacts to what they show
 (``lifelongrec simulate``);
 :func:`evaluation_report`, :func:`comparison_report` and :func:`stream_report` are the
 text those commands print.
@@ -17,6 +18,13 @@ text those commands print.
 
 from lifelongrec.evaluation import metrics
 from lifelongrec.evaluation._drift import DETECTORS, DriftMonitor
+from lifelongrec.evaluation._experiments import (
+    MSPRT_TAU,
+    SequentialVerdict,
+    interleaving_credit,
+    msprt,
+    team_draft,
+)
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import catalogue_times, evaluate_window, prequential
@@ -64,6 +72,11 @@ from lifelongrec.evaluation.metrics import (
 )
 
 __all__ = [
+    "MSPRT_TAU",
+    "SequentialVerdict",
+    "interleaving_credit",
+    "msprt",
+    "team_draft",
     "SIMULATION_STRATEGIES",
     "ClosedLoopWorld",
     "SimulationSettings",
