@@ -10,7 +10,8 @@ stream for drift (``river.drift``: ADWIN, Page-Hinkley) and :func:`plot_prequent
 draws runs. The experiment runners :func:`run_evaluation`, :func:`compare_models` and
 :func:`run_stream` are what ``lifelongrec evaluate``, ``demo`` and ``stream`` run;
 :func:`msprt` is the always-valid sequential test of online experiments and
-:func:`team_draft` their interleaving; :func:`simulate` runs strategies in a closed-loop world that reacts to what they show
+:func:`team_draft` their interleaving, :func:`run_experiment` runs one in the closed-loop
+world; :func:`simulate` runs strategies in a closed-loop world that reacts to what they show
 (``lifelongrec simulate``);
 :func:`evaluation_report`, :func:`comparison_report` and :func:`stream_report` are the
 text those commands print.
@@ -23,9 +24,15 @@ from lifelongrec.evaluation._experiments import (
     SequentialVerdict,
     interleaving_credit,
     msprt,
+    msprt_mean,
     team_draft,
 )
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
+from lifelongrec.evaluation._online_experiment import (
+    EXPERIMENT_DESIGNS,
+    assign_arm,
+    run_experiment,
+)
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import catalogue_times, evaluate_window, prequential
 from lifelongrec.evaluation._reports import (
@@ -72,10 +79,14 @@ from lifelongrec.evaluation.metrics import (
 )
 
 __all__ = [
+    "EXPERIMENT_DESIGNS",
+    "assign_arm",
+    "run_experiment",
     "MSPRT_TAU",
     "SequentialVerdict",
     "interleaving_credit",
     "msprt",
+    "msprt_mean",
     "team_draft",
     "SIMULATION_STRATEGIES",
     "ClosedLoopWorld",

@@ -44,6 +44,7 @@ __all__ = [
     "SequentialVerdict",
     "interleaving_credit",
     "msprt",
+    "msprt_mean",
     "team_draft",
 ]
 
@@ -92,21 +93,50 @@ def msprt(
     >>> msprt(0.05, 500, 0.05, 500).reject
     False
     """
-    check_number("tau", tau, 0, low_open=True)
-    check_number("alpha", alpha, 0, 1, low_open=True, high_open=True)
     for name, n in (("n_a", n_a), ("n_b", n_b)):
         if not (isinstance(n, (int, np.integer)) and n >= 0):
             raise ParameterError(name, n, "an integer >= 0 (observations so far)")
     effect = float(mean_b) - float(mean_a)
     if n_a == 0 or n_b == 0:
-        return SequentialVerdict(effect, 1.0, float(previous_p), -math.inf, math.inf, False)
+        return _mixture(effect, 0.0, tau, alpha, previous_p)
     if variance is None:
         pooled = (mean_a * n_a + mean_b * n_b) / (n_a + n_b)
         variance = pooled * (1.0 - pooled)
-    V = float(variance) * (1.0 / n_a + 1.0 / n_b)
-    t2 = float(tau) ** 2
-    if V <= 0:  # no variation at all: nothing to tell the arms apart by yet
+    return _mixture(effect, float(variance) * (1.0 / n_a + 1.0 / n_b), tau, alpha, previous_p)
+
+
+def msprt_mean(
+    mean: float,
+    n: int,
+    variance: float,
+    *,
+    tau: float = MSPRT_TAU,
+    alpha: float = 0.05,
+    previous_p: float = 1.0,
+) -> SequentialVerdict:
+    """The one-sample mSPRT of "the mean is 0" after ``n`` observations of ``variance``
+    (under the null): e.g. interleaving outcomes in ``{-1, 0, +1}``, whose variance
+    under the null is the share of answers with a preference.
+
+    >>> msprt_mean(0.1, 4_000, 0.3).reject
+    True
+    """
+    if not (isinstance(n, (int, np.integer)) and n >= 0):
+        raise ParameterError("n", n, "an integer >= 0 (observations so far)")
+    V = float(variance) / n if n > 0 else 0.0
+    return _mixture(float(mean), V, tau, alpha, previous_p)
+
+
+def _mixture(
+    effect: float, V: float, tau: float, alpha: float, previous_p: float
+) -> SequentialVerdict:
+    """The verdict for an observed ``effect`` of variance ``V`` (0: nothing to tell the
+    arms apart by yet: no data, or no variation)."""
+    check_number("tau", tau, 0, low_open=True)
+    check_number("alpha", alpha, 0, 1, low_open=True, high_open=True)
+    if V <= 0:
         return SequentialVerdict(effect, 1.0, float(previous_p), -math.inf, math.inf, False)
+    t2 = float(tau) ** 2
     log_lr = 0.5 * math.log(V / (V + t2)) + t2 * effect**2 / (2.0 * V * (V + t2))
     p = min(float(previous_p), math.exp(-log_lr) if log_lr > 0 else 1.0)
     half = math.sqrt(V * (V + t2) / t2 * (math.log((V + t2) / V) + 2.0 * math.log(1.0 / alpha)))
