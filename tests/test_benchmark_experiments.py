@@ -1,0 +1,37 @@
+"""benchmarks/experiments.py: the A/A table with its exact interval and the design
+comparison, computed from the experiments it runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy import stats
+
+
+@pytest.fixture(scope="module")
+def experiments_bench(benchmark_module):
+    with benchmark_module("experiments") as module:
+        yield module
+
+
+def test_clopper_pearson_matches_the_beta_quantiles(experiments_bench):
+    low, high = experiments_bench.clopper_pearson(10, 200)
+    assert low == pytest.approx(stats.beta.ppf(0.025, 10, 191))
+    assert high == pytest.approx(stats.beta.ppf(0.975, 11, 190))
+    assert experiments_bench.clopper_pearson(0, 50)[0] == 0.0
+    assert experiments_bench.clopper_pearson(50, 50)[1] == 1.0
+
+
+def test_writes_the_aa_rate_and_the_designs(experiments_bench, tmp_path, monkeypatch):
+    common = experiments_bench._common
+    monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(common, "RAW_DIR", tmp_path)
+    argv = ["--aa", "2", "--pairs", "1", "--world", "days=2", "--block", "t"]
+    assert experiments_bench.main(argv) == 0
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "<!-- experiments-t:begin -->" in text and "| design | experiments |" in text
+    raw = json.loads((tmp_path / "experiments-t.json").read_text())
+    assert len(raw["aa"]["ab"]) == len(raw["aa"]["interleave"]) == 2
+    fp = sum(r["decision"] is not None for r in raw["aa"]["ab"])
+    assert f"| ab | 2 | {fp} |" in text
