@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -127,8 +128,11 @@ class BodyLimit:
         )
 
 
-# Paths open to anyone (no key): liveness and the API's own documentation.
+# Paths open to anyone (no key): liveness and the API's own documentation, whose
+# scripts and styles the service serves itself (from fastapi-offline: no CDN, so the
+# pages work on a machine without internet).
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS_ASSETS = "/docs-assets"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -145,7 +149,13 @@ class KeyFirst:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.keys.is_open or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or self.keys.is_open
+            or path in OPEN_PATHS
+            or path.startswith(DOCS_ASSETS + "/")
+        ):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -341,7 +351,8 @@ def create_app(
     """
     if keys is None:
         keys = KeyRing.for_home(service.home)
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         lifespan=_lifespan(service, own_service),
         title="lifelongrec",
         version=__version__,
