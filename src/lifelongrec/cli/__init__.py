@@ -1,5 +1,5 @@
 """The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``,
-``simulate``, ``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
+``simulate``, ``report``, ``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
 
 Argument parsing lives in this package and only here; the library never reads ``sys.argv``. A
 command parses its options, calls the library (the experiment runners of
@@ -389,6 +389,32 @@ def simulate(
     )
     if not as_json:
         typer.echo(simulation_report(result))
+
+
+@app.command()
+def report(
+    run: Annotated[
+        Path, typer.Argument(help="The JSON of `evaluate`, `stream` or `simulate` (--json).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="The HTML file to write (default: RUN with .html).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="The page's title.")] = None,
+) -> None:
+    """Write a self-contained HTML report (tables, embedded plots; nothing fetched from
+    elsewhere) of a run's JSON."""
+    from lifelongrec.evaluation import html_report
+
+    try:
+        result = json.loads(run.read_text())
+        page = html_report(result, title)
+    except (OSError, ValueError) as exc:
+        _fail(ParameterError("RUN", str(run), f"a readable JSON file of a run ({exc})"))
+    except LifelongrecError as exc:
+        _fail(exc)
+    target = out if out is not None else run.with_suffix(".html")
+    target.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {target}")
 
 
 @app.command()

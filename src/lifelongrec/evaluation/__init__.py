@@ -27,6 +27,7 @@ from lifelongrec.evaluation._experiments import (
     msprt_mean,
     team_draft,
 )
+from lifelongrec.evaluation._html import html_report, report_kind
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._online_experiment import (
     EXPERIMENT_DESIGNS,
@@ -79,6 +80,8 @@ from lifelongrec.evaluation.metrics import (
 )
 
 __all__ = [
+    "html_report",
+    "report_kind",
     "EXPERIMENT_DESIGNS",
     "assign_arm",
     "run_experiment",
