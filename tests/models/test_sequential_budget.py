@@ -135,11 +135,14 @@ def test_the_same_update_plans_the_same_passes(world):
 def test_fixed_epochs_and_the_epochs_argument_come_before_the_budget(fitted, world):
     fixed = SequentialRecommender(**{**TINY, "partial_fit_epochs": 3}).fit(world)
     fixed.partial_fit(_later(world, 30))
-    assert fixed.update_plan_ == {"passes": 3, "budget": None} and _update_passes(fixed) == 3
+    assert (
+        fixed.update_plan_ == {"passes": 3, "budget": None, "window": 8}
+        and _update_passes(fixed) == 3
+    )
     fixed.partial_fit(_later(world, 30, seed=1), budget=0.3)  # an explicit budget wins
     assert fixed.update_plan_["budget"] == 0.3
     m = copy.deepcopy(fitted).partial_fit(_later(world, 30), epochs=1)
-    assert m.update_plan_ == {"passes": 1, "budget": None} and _update_passes(m) == 1
+    assert m.update_plan_ == {"passes": 1, "budget": None, "window": 8} and _update_passes(m) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.1", True])

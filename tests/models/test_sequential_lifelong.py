@@ -136,6 +136,62 @@ def test_context_weight_rehearses_the_learned_events_in_the_new_events_window(mo
     assert np.count_nonzero(w0 == 1.0) == n_new and np.count_nonzero(w0) == n_new
 
 
+def test_update_windows_follow_the_active_users_median_new_events(monkeypatch):
+    """partial_fit_max_len=None (default): each update's windows (new and replayed) are
+    as long as its users' median count of new events, at least 8, at most max_len."""
+    model, world, _ = fitted(max_len=30)
+    assert model.partial_fit_max_len is None
+    seen = trained_windows(monkeypatch)
+    t0 = int(world.events["timestamp"].max())
+
+    def update(counts: dict[str, int]) -> Dataset:
+        users = [u for u, n in counts.items() for _ in range(n)]
+        items = [f"a{j % 10}" for j in range(len(users))]
+        ts = list(range(t0 + 1, t0 + 1 + len(users)))
+        return Dataset(events=make_events(users, items, ts, "view"), items=world.items)
+
+    past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
+    # 21, 20 and 5 new events: median 20
+    model.partial_fit(update({"auser0": 21, "auser2": 20, "auser4": 5}), replay=past)
+    assert seen[-1].items.shape[1] == 20 and model.update_plan_["window"] == 20
+    fresh = (seen[-1].target_weight > 0) & (seen[-1].target_items > 0)
+    assert np.count_nonzero(fresh) >= 46  # every new event is a target (plus context)
+    t0 += 100
+    model.partial_fit(update({"auser0": 2, "auser2": 3, "auser6": 1}))  # median 2
+    assert seen[-1].items.shape[1] == 8 and model.update_plan_["window"] == 8
+    t0 += 100
+    model.partial_fit(update({"auser0": 45, "auser2": 40}))  # median 42.5 > max_len
+    assert seen[-1].items.shape[1] == 30 and model.update_plan_["window"] == 30
+    # an integer fixes it, whatever the update
+    model.partial_fit_max_len = 12
+    t0 += 100
+    model.partial_fit(update({"auser0": 21, "auser2": 20}))
+    assert seen[-1].items.shape[1] == 12 and model.update_plan_["window"] == 12
+    # an update that stops on a held-out slice has the same windows
+    model.partial_fit_max_len, model.partial_fit_patience = None, 1
+    t0 += 100
+    model.partial_fit(update({"auser0": 21, "auser2": 20, "auser4": 5}))
+    assert model.update_plan_["window"] == 20 and seen[-1].items.shape[1] == 20
+
+
+def test_replayed_windows_rehearse_eight_events_in_longer_context(monkeypatch):
+    """With update windows longer than 8, a replayed window keeps its whole context as
+    input but only its last 8 events as targets (as an 8-event window had them)."""
+    model, world, update = fitted(partial_fit_max_len=12, max_len=12)
+    short, _, _ = fitted(partial_fit_max_len=8, max_len=12)
+    seen = trained_windows(monkeypatch)
+    past = world.events[world.events["user_id"].str.startswith("b")].iloc[::4]
+    model.partial_fit(update, replay=past)
+    short.partial_fit(update, replay=past)
+    long_w, short_w = seen
+    n = model.n_replayed_
+    assert n == short.n_replayed_ > 0
+    replay_long, replay_short = long_w.target_weight[-n:], short_w.target_weight[-n:]
+    assert not replay_long[:, :4].any()  # the 4 oldest positions: context only
+    np.testing.assert_array_equal(replay_long[:, 4:], replay_short)
+    np.testing.assert_array_equal(long_w.target_items[-n:, 4:], short_w.target_items[-n:])
+
+
 def test_update_windows_are_partial_fit_max_len_long(monkeypatch):
     """partial_fit_max_len: update windows (new and replayed) are that long; a user with
     more new events than fit in one gets several, and every new event is a target once."""

@@ -83,9 +83,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         Training windows per user and validation events per user of the fit (the
         setting, or what the data chose when it is ``None``); updates read them too.
     update_plan_ : dict or None
-        How the last update chose its passes: ``passes``, ``budget`` (the compute
-        share, ``None`` for a fixed number) and, for a budget, the estimated
-        ``pass_flops`` and ``refit_flops`` (``None`` before the first update).
+        How the last update trained: ``passes``, ``budget`` (the compute share,
+        ``None`` for a fixed number), for a budget the estimated ``pass_flops`` and
+        ``refit_flops``, and ``window``, its windows' length (``None`` before the first).
     n_updates_, n_replayed_, n_online_steps_, n_online_discarded_ : int
         Updates since ``fit``; windows the last update with replay rehearsed; online
         steps taken; observed events a new ``fit`` discarded untrained.
@@ -286,11 +286,12 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             return
         self.n_oov_events_ += int((new["item"] == OOV_ROW).sum())
         note_first_events(self._module.item_tower, new)
+        L = P.update_len(self.get_params(), new["user"])
         replayed = None
         if replay is not None and len(replay):  # from the histories as they were
-            store, L = self._history_store, P.update_len(self.get_params())
-            index = (self._user_index, self._item_index)
-            replayed, self.n_replayed_ = replay_windows(replay, store, *index, self._events, L)
+            store, index = self._history_store, (self._user_index, self._item_index)
+            n = min(L, P.MIN_UPDATE_LEN)  # rehearse in longer context, not more events
+            replayed, self.n_replayed_ = replay_windows(replay, store, *index, self._events, L, n)
         merged = self._history_store.merge(new, int(self.n_time_buckets))
         if not learn:
             return
@@ -301,14 +302,13 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             rng = np.random.default_rng(seed)
             holdout, val = None, None
             if self.partial_fit_patience is not None and trains:
-                n_users, L = len(self.user_ids_), int(self.max_len)
-                cats = self._items.targets()
-                holdout, val = update_holdout(merged, n_users, X, cats, L, rng)
-            windows = self._update_windows(merged, holdout)
+                n_users, cats = len(self.user_ids_), self._items.targets()
+                holdout, val = update_holdout(merged, n_users, X, cats, int(self.max_len), rng)
+            windows = self._update_windows(merged, holdout, L)
             if replayed is not None and len(replayed):
                 windows = concat_windows(windows, replayed)
             n_new = int(np.count_nonzero(new["item"] > 0))  # the new events that are targets
-            self.update_plan_ = self._plan(plan, windows, n_new)
+            self.update_plan_ = {**self._plan(plan, windows, n_new), "window": L}
             config = self._train_config(int(self.update_plan_["passes"]))
             if val is not None:
                 config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
@@ -342,12 +342,17 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         tower = self._module.item_tower
         return 0 if tower.content is None else int(tower.content.shape[1])
 
-    def _update_windows(self, merged: Events, holdout: np.ndarray | None = None) -> Windows:
+    def _update_windows(
+        self, merged: Events, holdout: np.ndarray | None = None, length: int | None = None
+    ) -> Windows:
         """The training windows of new events merged with stored ones (updates and
-        online steps alike), without the ``holdout`` events as targets."""
+        online steps alike), ``length`` long (``None``: :func:`P.update_len`'s), without
+        the ``holdout`` events as targets."""
         p = self._fitted_params()
+        if length is None:
+            length = P.update_len(p, merged["user"][merged["is_new"]])
         weight = float(p["partial_fit_context_weight"])
-        return update_windows(merged, P.update_len(p), int(p["n_windows"]), weight, holdout)
+        return update_windows(merged, length, int(p["n_windows"]), weight, holdout)
 
     def _take_items(self, items: pd.DataFrame | None, n_before: int, reused: np.ndarray) -> None:
         """Content for admitted items: the item tables grow for the rows from

@@ -37,6 +37,7 @@ __all__ = [
     "TEXT_ENCODERS",
     "SequentialParams",
     "check_epochs",
+    "data_update_len",
     "data_windows",
     "module_configs",
     "task_weights",
@@ -241,11 +242,20 @@ class SequentialParams(Params):
         events weigh 1): a local replay of each active user's recent past, costing only
         its share of the output layer. 0 trains on the new events only. Default 1.0.
     partial_fit_max_len
-        Length of the training windows of updates (new and replayed events; ``None``:
-        ``max_len``; scoring always reads ``max_len``): shorter windows cost less
-        (attention is quadratic) and, with context targets, let a budget buy more
-        passes. Default 8 (with ``partial_fit_context_weight=1.0`` and the budget,
-        chosen on the training family of synthetic streams: docs/lifelong.md).
+        Length of the training windows of updates (new and replayed events; scoring
+        always reads ``max_len``): shorter windows cost less (attention is quadratic)
+        and, with context targets, let a budget buy more passes; longer ones train each
+        new event with more of its user's other events before it, as scoring reads
+        them. ``None`` (default): the data decide, per update
+        (:func:`data_update_len`): the median count of new events of the update's
+        active users, at least 8 and at most ``max_len``, so that a typical active
+        user's new events share one window. Where users bring a few events per update
+        (a shop's sessions) that is 8, the length chosen with
+        ``partial_fit_context_weight=1.0`` and the budget on the training family of
+        synthetic streams; where they bring dozens (MovieLens' rating sprees) the
+        windows grow towards ``max_len`` (checked on ml-100k: docs/lifelong.md). An
+        integer fixes it (at most ``max_len``). ``update_plan_["window"]`` records
+        the length of the last update.
     partial_fit_patience
         ``None``: every update trains all its passes. An integer: each
         update holds out a slice of its new events (each active user's last new event,
@@ -321,7 +331,7 @@ class SequentialParams(Params):
     partial_fit_budget: float = 0.1
     partial_fit_catchup: float = 0.6
     partial_fit_context_weight: float = 1.0
-    partial_fit_max_len: int | None = 8
+    partial_fit_max_len: int | None = None
     partial_fit_patience: int | None = None
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -490,11 +500,38 @@ def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig
     )
 
 
-def update_len(p: Mapping[str, Any]) -> int:
+#: ``partial_fit_max_len=None``: the shortest update window.
+MIN_UPDATE_LEN = 8
+
+
+def data_update_len(new_users: Any, max_len: int) -> int:
+    """The training-window length of an update whose new events belong to the user rows
+    ``new_users`` (one entry per new event): the median count of new events of its
+    users, rounded up, at least :data:`MIN_UPDATE_LEN` and at most ``max_len``
+    (``partial_fit_max_len=None``).
+
+    >>> data_update_len([0, 0, 1, 2, 2, 2], max_len=50)  # 2, 1, 3 new events each
+    8
+    >>> data_update_len([0] * 30 + [1] * 40 + [2] * 5, max_len=50)
+    30
+    >>> data_update_len([0] * 90 + [1] * 70, max_len=50)
+    50
+    """
+    users = np.asarray(new_users, dtype=np.int64)
+    floor = min(MIN_UPDATE_LEN, int(max_len))
+    if users.size == 0:
+        return floor
+    _, counts = np.unique(users, return_counts=True)
+    return int(min(int(max_len), max(floor, int(np.ceil(np.median(counts))))))
+
+
+def update_len(p: Mapping[str, Any], new_users: Any) -> int:
     """Window length of the training windows of updates (``partial_fit`` and online
-    steps; new and replayed events)."""
-    m = p["partial_fit_max_len"]
-    return int(p["max_len"]) if m is None else min(int(m), int(p["max_len"]))
+    steps; new and replayed events) whose new events belong to the user rows
+    ``new_users``: ``partial_fit_max_len`` (at most ``max_len``), or with ``None`` the
+    data's (:func:`data_update_len`)."""
+    m, max_len = p["partial_fit_max_len"], int(p["max_len"])
+    return data_update_len(new_users, max_len) if m is None else min(int(m), max_len)
 
 
 def module_configs(

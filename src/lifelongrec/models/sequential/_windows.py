@@ -219,10 +219,14 @@ def replay_windows(
     item_index: dict[str, int],
     encoder: EventEncoder,
     max_len: int,
+    n_targets: int | None = None,
 ) -> tuple[Windows, int]:
     """Windows ending at each replayed event in the stored histories: the event in its
     original context when it is still stored, else the user's stored window. Events of
-    unknown users or items are skipped. Returns the windows and how many there are."""
+    unknown users or items are skipped. The last ``n_targets`` events of each window are
+    its targets (``None``: all of them; the others are context only), so a longer
+    window rehearses each replayed event with more context, not more events. Returns
+    the windows and how many there are."""
     users = events["user_id"].astype(str).map(user_index)
     items = events["item_id"].astype(str).map(item_index)
     known = users.notna().to_numpy() & items.notna().to_numpy()
@@ -252,4 +256,6 @@ def replay_windows(
         max_len,
         hist["ts"],
     )
+    if n_targets is not None and n_targets < max_len:
+        windows.target_weight[:, : max_len - n_targets] = 0.0
     return windows, len(anchors)
