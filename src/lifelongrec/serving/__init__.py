@@ -12,7 +12,9 @@ from lifelongrec.serving._app import DEFAULT_MAX_BODY_BYTES, create_app
 from lifelongrec.serving._auth import ENV_KEYS, KEYS_FILE, SCOPES, KeyRing
 from lifelongrec.serving._capabilities import OnlineBuffering, VectorModel
 from lifelongrec.serving._config import (
+    CLICK_TYPES,
     STANDARD_EVENT_TYPES,
+    FeedbackSettings,
     GateSettings,
     IndexSettings,
     LearnerSettings,
@@ -21,6 +23,7 @@ from lifelongrec.serving._config import (
     StoreSettings,
     UserSettings,
 )
+from lifelongrec.serving._impressions import ImpressionLog
 from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._learner import Learner, LearnerHost
 from lifelongrec.serving._live import LiveModel
@@ -39,6 +42,9 @@ __all__ = [
     "KEYS_FILE",
     "SCOPES",
     "STANDARD_EVENT_TYPES",
+    "CLICK_TYPES",
+    "FeedbackSettings",
+    "ImpressionLog",
     "GateSettings",
     "IndexSettings",
     "ItemIndex",
