@@ -279,3 +279,16 @@ def test_a_store_of_schema_version_1_gains_the_impression_log(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         conn.close()
+
+
+def test_rows_built_by_the_caller_are_stored_as_a_frame_would_be(store, tmp_path):
+    frame = shown("r1", "u1", ["a", "b"], arm="B")
+    rows = list(frame.itertuples(index=False, name=None))
+    assert store.append_impression_rows(rows) == 2
+    assert store.append_impression_rows(rows) == 0  # a retried flush
+    with EventStore(tmp_path / "other.sqlite") as other:
+        other.append_impressions(frame)
+        assert other.impressions().equals(store.impressions())
+    with pytest.raises(ParameterError, match="rows"):
+        store.append_impression_rows([("r2", "u1", "a")])
+    assert store.append_impression_rows([]) == 0

@@ -160,16 +160,16 @@ def test_a_full_buffer_drops_and_counts_instead_of_growing(reopen):
 
 def test_a_failed_flush_keeps_the_impressions_for_the_next(service, monkeypatch):
     service.recommend(_user(service), k=3)
-    real = service.store.append_impressions
+    real = service.store.append_impression_rows
 
-    def broken(frame):
+    def broken(rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(service.store, "append_impressions", broken)
+    monkeypatch.setattr(service.store, "append_impression_rows", broken)
     with pytest.raises(OSError, match="disk full"):
         service.flush_impressions()
     assert service.counters["impression_flush_errors"] == 1
-    monkeypatch.setattr(service.store, "append_impressions", real)
+    monkeypatch.setattr(service.store, "append_impression_rows", real)
     assert service.flush_impressions() == 3
 
 

@@ -175,7 +175,18 @@ class ImpressionsMixin:
         flush is harmless). A bad row raises :class:`DataError` naming the row and the
         field, and nothing of the batch is written.
         """
-        rows = _impression_rows(impressions)
+        return self.append_impression_rows(_impression_rows(impressions))
+
+    def append_impression_rows(self, rows: list[tuple]) -> int:
+        """:meth:`append_impressions` for rows the caller built itself, already as
+        tuples of Python values in :data:`IMPRESSION_COLUMNS` order and types (the
+        service's impression log): no frame, and no check beyond each row's length, so
+        a flush of thousands of rows holds the interpreter for as short a time as the
+        insert itself."""
+        if any(len(r) != len(IMPRESSION_COLUMNS) for r in rows):
+            raise ParameterError(
+                "rows", f"{len(rows)} rows", f"tuples of {len(IMPRESSION_COLUMNS)} values"
+            )
         if not rows:
             return 0
         with self._writing() as conn:

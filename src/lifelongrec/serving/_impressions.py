@@ -17,9 +17,7 @@ import logging
 import threading
 from typing import Any
 
-import pandas as pd
-
-from lifelongrec.data import IMPRESSION_COLUMNS, EventStore
+from lifelongrec.data import EventStore
 from lifelongrec.serving._config import FeedbackSettings
 
 __all__ = ["ImpressionLog"]
@@ -56,7 +54,8 @@ class ImpressionLog:
         if not self.settings.log_impressions or not items:
             return
         rows = [
-            (request_id, user_id, it["item_id"], r, it["score"], model_version, arm, timestamp)
+            (request_id, user_id, str(it["item_id"]), r, float(it["score"]), model_version)
+            + (arm, int(timestamp))
             for r, it in enumerate(items, start=1)
         ]
         with self._mutex:
@@ -83,9 +82,8 @@ class ImpressionLog:
                 rows, self._rows = self._rows, []
             if not rows:
                 return 0
-            frame = pd.DataFrame.from_records(rows, columns=list(IMPRESSION_COLUMNS))
-            try:
-                n = self.store.append_impressions(frame)
+            try:  # rows built here, in the store's column order and types
+                n = self.store.append_impression_rows(rows)
             except Exception:
                 with self._mutex:
                     self._rows[:0] = rows
