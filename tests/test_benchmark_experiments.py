@@ -15,6 +15,12 @@ def experiments_bench(benchmark_module):
         yield module
 
 
+@pytest.fixture(scope="module")
+def common(benchmark_module):
+    with benchmark_module("_common") as module:
+        yield module
+
+
 def test_clopper_pearson_matches_the_beta_quantiles(experiments_bench):
     low, high = experiments_bench.clopper_pearson(10, 200)
     assert low == pytest.approx(stats.beta.ppf(0.025, 10, 191))
@@ -23,8 +29,7 @@ def test_clopper_pearson_matches_the_beta_quantiles(experiments_bench):
     assert experiments_bench.clopper_pearson(50, 50)[1] == 1.0
 
 
-def test_writes_the_aa_rate_and_the_designs(experiments_bench, tmp_path, monkeypatch):
-    common = experiments_bench._common
+def test_writes_the_aa_rate_and_the_designs(experiments_bench, common, tmp_path, monkeypatch):
     monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
     monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     argv = ["--aa", "2", "--pairs", "1", "--world", "days=2", "--block", "t"]

@@ -14,13 +14,20 @@ def cost_bench(benchmark_module):
         yield module
 
 
+@pytest.fixture(scope="module")
+def common(benchmark_module):
+    with benchmark_module("_common") as module:
+        yield module
+
+
 def test_record_cost_is_measured_per_call(cost_bench):
     got = cost_bench.record_cost(3_000)
     assert 0 < got["p50_us"] <= got["p99_us"] and got["mean_us"] > 0
 
 
-def test_runs_alternate_and_the_block_has_the_median_difference(cost_bench, tmp_path, monkeypatch):
-    common = cost_bench._common
+def test_runs_alternate_and_the_block_has_the_median_difference(
+    cost_bench, common, tmp_path, monkeypatch
+):
     monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
     monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     calls = []

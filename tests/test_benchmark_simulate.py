@@ -14,8 +14,13 @@ def simulate_bench(benchmark_module):
         yield module
 
 
-def test_writes_the_days_the_plot_and_the_verdict(simulate_bench, tmp_path, monkeypatch):
-    common = simulate_bench._common
+@pytest.fixture(scope="module")
+def common(benchmark_module):
+    with benchmark_module("_common") as module:
+        yield module
+
+
+def test_writes_the_days_the_plot_and_the_verdict(simulate_bench, common, tmp_path, monkeypatch):
     monkeypatch.setattr(common, "DOC", tmp_path / "benchmarks.md")
     monkeypatch.setattr(common, "RAW_DIR", tmp_path)
     world = ["n_users=80", "n_items=40", "days=3", "shift_day=2", "history_days=2"]
