@@ -42,8 +42,8 @@ def record_cost(calls: int, k: int = 10) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = EventStore(Path(tmp) / "events.sqlite")
         settings = FeedbackSettings(flush_seconds=3600)
-        counters = {"impressions_logged": 0, "impressions_dropped": 0}
-        counters["impression_flush_errors"] = 0
+        counters = dict.fromkeys(("impressions_logged", "impressions_dropped"), 0.0)
+        counters["impression_flush_errors"] = 0.0
         log = ImpressionLog(store, settings, counters)
         items = [{"item_id": f"i{j:06d}", "score": 1.0 / (j + 1)} for j in range(k)]
         times = np.empty(calls)

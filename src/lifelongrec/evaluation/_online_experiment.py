@@ -39,7 +39,6 @@ from lifelongrec.models import Recommender
 __all__ = ["EXPERIMENT_DESIGNS", "assign_arm", "run_experiment"]
 
 EXPERIMENT_DESIGNS = ("ab", "interleave")
-_START = 1_700_006_400
 _COIN = 4  # the purpose of the interleaving coins' generators
 
 
@@ -110,15 +109,7 @@ def run_experiment(
         if len(new) and day > 0:
             for m in (a, b):
                 m.add_items(world.catalogue(new))
-        sessions = world.sessions(day)
-        hours = [(t - _START) // 3600 for t, _ in sessions]
-        start = 0
-        while start < len(sessions):
-            end = start
-            while end < len(sessions) and hours[end] == hours[start]:
-                end += 1
-            batch = sessions[start:end]
-            browsed = [world.browse(u, day, t, n) for n, (t, u) in enumerate(batch, start)]
+        for start, batch, browsed in world.hours(day):
             own = [e for x in browsed for e in x]
             if own:
                 for m in (a, b):
@@ -166,7 +157,6 @@ def run_experiment(
             if reactions:
                 for m in (a, b):
                     m.observe(_frame(reactions))
-            start = end
         if verdict is not None and verdict.reject:
             break
     out: dict[str, Any] = {

@@ -47,7 +47,7 @@ import copy
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +189,10 @@ class ClosedLoopWorld:
         self.user_ids = np.array([f"su{u:05d}" for u in range(s.n_users)], dtype=object)
         self.perm = np.roll(np.arange(C), 1)
         self.shifted = rng.random(s.n_users) < s.shift_share
+        # the interests from the shift day on, computed once (read per session)
+        self._after = self.interests.copy()
+        self._after[self.shifted] = self.interests[self.shifted][:, np.argsort(self.perm)]
+        self._pools: tuple[int, dict[int, np.ndarray]] | None = None  # (day, category -> items)
 
     # ------------------------------------------------------------------ truth
     def interest(self, day: int) -> np.ndarray:
@@ -196,9 +200,7 @@ class ClosedLoopWorld:
         s = self.settings
         if s.shift_day is None or day < s.shift_day:
             return self.interests
-        out = self.interests.copy()
-        out[self.shifted] = self.interests[self.shifted][:, np.argsort(self.perm)]
-        return out
+        return self._after
 
     def items_on(self, day: int) -> np.ndarray:
         """Item positions that have arrived by ``day``."""
@@ -243,17 +245,38 @@ class ClosedLoopWorld:
         s = self.settings
         rng = _rng(s.seed, _BROWSE, day + s.history_days, user, n_session)
         n = int(rng.geometric(1.0 / s.organic_views))
-        arrived = self.items_on(day)
         cats = rng.choice(s.n_categories, size=n, p=self.interest(day)[user])
         out: list[tuple] = []
         for c in cats.tolist():
-            pool = arrived[self.item_category[arrived] == c]
+            pool = self._pool(day, c)
             if not len(pool):
                 continue
             w = self.appeal(pool, day) ** 2
             item = int(rng.choice(pool, p=w / w.sum()))
             t = self._funnel(out, user, item, t, "view", rng)
         return out
+
+    def _pool(self, day: int, category: int) -> np.ndarray:
+        """The arrived items of ``category`` on ``day`` (computed once per day)."""
+        if self._pools is None or self._pools[0] != day:
+            arrived = self.items_on(day)
+            cats = self.item_category[arrived]
+            self._pools = (day, {c: arrived[cats == c] for c in np.unique(cats).tolist()})
+        return self._pools[1].get(category, np.empty(0, dtype=np.int64))
+
+    def hours(self, day: int) -> Iterator[tuple[int, list[tuple[int, int]], list[list[tuple]]]]:
+        """The sessions of ``day`` by UTC hour, with each session's own browsing: ``(index
+        of the hour's first session in the day, sessions, browsing per session)``."""
+        sessions = self.sessions(day)
+        hour = [(t - _START) // 3600 for t, _ in sessions]
+        start = 0
+        while start < len(sessions):
+            end = start
+            while end < len(sessions) and hour[end] == hour[start]:
+                end += 1
+            batch = sessions[start:end]
+            yield start, batch, [self.browse(u, day, t, n) for n, (t, u) in enumerate(batch, start)]
+            start = end
 
     def _funnel(
         self, out: list[tuple], user: int, item: int, t: int, first: str, rng: np.random.Generator
@@ -428,20 +451,13 @@ def simulate(
 def _serve_day(world: ClosedLoopWorld, arm: _Arm, day: int, arrived: np.ndarray) -> dict:
     """One strategy's simulated day: sessions in time order, batched by hour."""
     s = world.settings
-    sessions = world.sessions(day)
     events: list[tuple] = []
     shown = np.zeros(len(world.item_ids), dtype=np.int64)
-    clicks = purchases = impressions = 0
-    hour_of = [(t - _START) // 3600 for t, _ in sessions]
-    start = 0
-    while start < len(sessions):
-        end = start
-        while end < len(sessions) and hour_of[end] == hour_of[start]:
-            end += 1
-        batch = sessions[start:end]
-        browsed: list[list[tuple]] = []
-        for n, (t, user) in enumerate(batch, start=start):
-            browsed.append(world.browse(user, day, t, n))
+    clicks = purchases = impressions = n_sessions = 0
+    users_seen: set[int] = set()
+    for start, batch, browsed in world.hours(day):
+        n_sessions += len(batch)
+        users_seen.update(u for _, u in batch)
         own = [e for b in browsed for e in b]
         if own:
             arm.serving.observe(_frame(own))
@@ -461,11 +477,10 @@ def _serve_day(world: ClosedLoopWorld, arm: _Arm, day: int, arrived: np.ndarray)
         if reactions:
             arm.serving.observe(_frame(reactions))
         events += own + reactions
-        start = end
-    active = len({u for _, u in sessions})
+    active = len(users_seen)
     return {
         "day": day,
-        "sessions": len(sessions),
+        "sessions": n_sessions,
         "active_users": active,
         "impressions": impressions,
         "clicks": clicks,
