@@ -292,3 +292,42 @@ def test_rows_built_by_the_caller_are_stored_as_a_frame_would_be(store, tmp_path
     with pytest.raises(ParameterError, match="rows"):
         store.append_impression_rows([("r2", "u1", "a")])
     assert store.append_impression_rows([]) == 0
+
+
+def test_impression_flushes_skip_the_fsync_and_events_keep_it(tmp_path, monkeypatch):
+    """Impressions commit with synchronous=NORMAL, in chunks of 100 rows; the next
+    event write (and an impression write that fails) runs with synchronous=FULL again."""
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    with EventStore(tmp_path / "events.sqlite") as store:
+        rows = list(shown("r1", "u1", [f"i{j}" for j in range(250)]).itertuples(index=False))
+        del statements[:]
+        assert store.append_impression_rows([tuple(r) for r in rows]) == 250
+        flush = [s.strip().upper() for s in statements]
+        assert flush[0] == "PRAGMA SYNCHRONOUS = NORMAL"
+        assert flush[1] == "BEGIN IMMEDIATE"
+        inserts = [s for s in flush if s.startswith("INSERT OR IGNORE INTO IMPRESSIONS")]
+        assert len(inserts) == 250
+        assert flush[-2:] == ["COMMIT", "PRAGMA SYNCHRONOUS = FULL"]
+
+        del statements[:]
+        with pytest.raises(sqlite3.Error):  # a score SQLite cannot bind
+            store.append_impression_rows([("r2", "u1", "a", 1, object(), "v1", None, 5)])
+        assert statements[-1].strip().upper() == "PRAGMA SYNCHRONOUS = FULL"
+        assert store.n_impressions == 250
+
+        del statements[:]
+        store.append(make_events(["u1"], ["i0"], [200], "click"))
+        assert not any("SYNCHRONOUS" in s.upper() for s in statements)
+    conn = real_connect(tmp_path / "events.sqlite")
+    try:
+        assert conn.execute("SELECT count(*) FROM impressions").fetchone()[0] == 250
+    finally:
+        conn.close()

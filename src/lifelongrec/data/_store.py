@@ -318,18 +318,30 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
                     self._readers.append(conn)
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the write lock."""
+    def _writing(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the write lock.
+
+        ``durable=False`` commits without an fsync (``synchronous=NORMAL`` for this
+        transaction): it is atomic and reaches the disk with the next durable commit or
+        checkpoint, but a power loss before then may take it back. Only for data whose
+        loss window is stated anyway (the impression log); events are always durable.
+        """
         with self._call(), self._write_lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield conn
-                conn.execute("COMMIT")  # synchronous=FULL: durable when this returns
-            except BaseException:
-                if conn.in_transaction:  # the body or the commit failed: nothing is written
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")  # synchronous=FULL: durable when this returns
+                except BaseException:
+                    if conn.in_transaction:  # the body or the commit failed: nothing is written
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous = FULL")
 
     def close(self) -> None:
         """Wait for calls in flight, then close every connection. Closing twice is fine."""

@@ -87,6 +87,11 @@ _METRIC_COLUMNS = [
     "events_per_user",
 ]
 _INT64_MAX = 2**63 - 1
+#: Rows per ``executemany`` of an impression flush. sqlite3's ``executemany`` binds and
+#: steps every row in C and hands the interpreter lock to waiting threads only by
+#: chance, so one call on thousands of rows stalls the request threads beside it for
+#: its whole length; between chunks the interpreter switches threads as usual.
+_INSERT_CHUNK = 100
 _HOUR = 3600
 
 
@@ -164,8 +169,11 @@ class ImpressionsMixin:
     class, not usable alone: it reads and writes through the store's connections)."""
 
     def append_impressions(self, impressions: pd.DataFrame) -> int:
-        """Store a batch of impressions in one durable transaction; return how many
-        were new.
+        """Store a batch of impressions in one transaction; return how many were new.
+
+        The transaction is atomic but committed without an fsync of its own: it reaches
+        the disk with the next event write (always durable) or checkpoint, so a power
+        loss may take it back; a crash of the process does not.
 
         ``impressions`` has exactly :data:`IMPRESSION_COLUMNS`: ``request_id``,
         ``user_id``, ``item_id`` and ``model_version`` non-empty strings, ``rank`` an
@@ -182,20 +190,21 @@ class ImpressionsMixin:
         tuples of Python values in :data:`IMPRESSION_COLUMNS` order and types (the
         service's impression log): no frame, and no check beyond each row's length, so
         a flush of thousands of rows holds the interpreter for as short a time as the
-        insert itself."""
+        insert itself, and in chunks of 100 rows, between which request threads run."""
         if any(len(r) != len(IMPRESSION_COLUMNS) for r in rows):
             raise ParameterError(
                 "rows", f"{len(rows)} rows", f"tuples of {len(IMPRESSION_COLUMNS)} values"
             )
         if not rows:
             return 0
-        with self._writing() as conn:
+        with self._writing(durable=False) as conn:
             before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO impressions (request_id, user_id, item_id, rank, score,"
-                " model_version, arm, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO impressions (request_id, user_id, item_id, rank,"
+                    " score, model_version, arm, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows[start : start + _INSERT_CHUNK],
+                )
             return int(conn.total_changes - before)
 
     @property

@@ -340,8 +340,10 @@ class FeedbackSettings(_Group):
         Log every answer's items (request id, user, item, rank, score, model version,
         arm, time) to the store, off the request path.
     flush_seconds (flat name ``impression_flush_seconds``)
-        How often the impression thread stores the buffer: a crash loses at most this
-        long of impressions (events are never lost: they are stored before the reply).
+        How often the impression thread stores the buffer: a crash of the process loses
+        at most this long of impressions (events are never lost: they are stored before
+        the reply; impressions are committed without an fsync, so a power loss may also
+        take back those stored since the last event write or checkpoint).
     flush_rows (flat name ``impression_flush_rows``)
         A buffer this long is stored at once, before the interval is up.
     buffer (flat name ``impression_buffer``)

@@ -6,7 +6,9 @@ transaction every ``impression_flush_seconds`` (and at once when it holds
 ``impression_flush_rows``), and :meth:`ImpressionLog.close` writes what is left. So a
 crash of the process loses at most the impressions of the last flush interval (and of a
 flush in progress); an acknowledged *event* is never lost, it is written before its
-reply. When the store cannot keep up and the buffer holds ``impression_buffer`` rows,
+reply. The flush commits without an fsync of its own (see
+:meth:`~lifelongrec.data.EventStore.append_impression_rows`): a power loss may also take
+back impressions stored since the last durable event write or checkpoint. When the store cannot keep up and the buffer holds ``impression_buffer`` rows,
 further impressions are not buffered but counted (``impressions_dropped``) rather than
 letting memory grow: recommendations never wait for the impression log.
 """
