@@ -146,3 +146,41 @@ def test_kill_9_during_ingestion_loses_no_acknowledged_event(home, seed):
             proc.kill()
     saved = json.loads((home / "service.json").read_text())
     assert saved["background"] is False  # the settings of the first start were kept
+
+
+def test_kill_9_loses_at_most_the_last_flush_interval_of_impressions(home):
+    """Impressions are buffered and stored every ``impression_flush_seconds`` (1 s):
+    after a ``kill -9``, every answer older than a few flush intervals is in the
+    impression log, and what is missing is only the newest answers."""
+    import time
+
+    port = _free_port()
+    proc, _ = _start(home, port)
+    answered: list[tuple[str, float, int]] = []  # request id, answer time, items shown
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_GUARD) as client:
+            started = time.monotonic()
+            n = 0
+            while time.monotonic() - started < 4.0 or len(answered) < 20:
+                r = client.get(f"/users/u{n % 50:05d}/recommendations", params={"k": 5})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                answered.append((body["request_id"], time.monotonic(), len(body["items"])))
+                n += 1
+        killed_at = time.monotonic()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=HANG_GUARD)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with EventStore(home / "events.sqlite") as store:
+        stored = store.impressions()
+    per_request = stored.groupby("request_id").size().to_dict()
+    lost = [(rid, t) for rid, t, k in answered if per_request.get(rid, 0) != k and k]
+    ages = [killed_at - t for _, t in lost]
+    # 1 s flush interval; 3 s leaves room for a slow flush on a loaded machine
+    assert not ages or max(ages) < 3.0, (
+        f"{len(lost)} of {len(answered)} answers' impressions lost, the oldest "
+        f"{max(ages):.2f} s before the kill"
+    )
+    assert len(per_request) >= len(answered) - len(lost) > 0
