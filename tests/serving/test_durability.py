@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import pytest
@@ -152,8 +153,6 @@ def test_kill_9_loses_at_most_the_last_flush_interval_of_impressions(home):
     """Impressions are buffered and stored every ``impression_flush_seconds`` (1 s):
     after a ``kill -9``, every answer older than a few flush intervals is in the
     impression log, and what is missing is only the newest answers."""
-    import time
-
     port = _free_port()
     proc, _ = _start(home, port)
     answered: list[tuple[str, float, int]] = []  # request id, answer time, items shown
