@@ -31,8 +31,10 @@ from lifelongrec.evaluation._html import html_report, report_kind
 from lifelongrec.evaluation._offline import evaluate_model, evaluate_recommendations
 from lifelongrec.evaluation._online_experiment import (
     EXPERIMENT_DESIGNS,
+    Moments,
     assign_arm,
     run_experiment,
+    sequential_look,
 )
 from lifelongrec.evaluation._plots import plot_prequential
 from lifelongrec.evaluation._prequential import catalogue_times, evaluate_window, prequential
@@ -83,8 +85,10 @@ __all__ = [
     "html_report",
     "report_kind",
     "EXPERIMENT_DESIGNS",
+    "Moments",
     "assign_arm",
     "run_experiment",
+    "sequential_look",
     "MSPRT_TAU",
     "SequentialVerdict",
     "interleaving_credit",

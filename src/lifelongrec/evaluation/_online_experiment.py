@@ -28,6 +28,7 @@ import numpy as np
 from lifelongrec._errors import ParameterError
 from lifelongrec.evaluation._experiments import (
     MSPRT_TAU,
+    SequentialVerdict,
     interleaving_credit,
     msprt,
     msprt_mean,
@@ -36,7 +37,7 @@ from lifelongrec.evaluation._experiments import (
 from lifelongrec.evaluation._simulate import ClosedLoopWorld, SimulationSettings, _frame, _rng
 from lifelongrec.models import Recommender
 
-__all__ = ["EXPERIMENT_DESIGNS", "assign_arm", "run_experiment"]
+__all__ = ["EXPERIMENT_DESIGNS", "Moments", "assign_arm", "run_experiment", "sequential_look"]
 
 EXPERIMENT_DESIGNS = ("ab", "interleave")
 _COIN = 4  # the purpose of the interleaving coins' generators
@@ -53,20 +54,37 @@ def assign_arm(user_id: str, salt: str, share_b: float = 0.5) -> str:
     return "b" if int.from_bytes(digest, "big") / 2**64 < share_b else "a"
 
 
-class _Moments:
-    """Count, sum and sum of squares of a stream of numbers."""
+class Moments:
+    """Count, sum and sum of squares of a stream of numbers. An observation may be
+    revised later (:meth:`revise`): a live experiment counts an answer when it is shown
+    and its clicks when they arrive.
 
-    def __init__(self) -> None:
-        self.n, self.sum, self.sq = 0, 0.0, 0.0
+    >>> m = Moments()
+    >>> m.add(0.0); m.add(1.0); m.revise(0.0, 0.5)
+    >>> m.n, m.mean
+    (2, 0.75)
+    """
+
+    def __init__(self, n: int = 0, sum: float = 0.0, sq: float = 0.0) -> None:  # noqa: A002
+        self.n, self.sum, self.sq = int(n), float(sum), float(sq)
 
     def add(self, x: float) -> None:
         self.n += 1
         self.sum += x
         self.sq += x * x
 
+    def revise(self, old: float, new: float) -> None:
+        """One observation counted as ``old`` is ``new`` now."""
+        self.sum += new - old
+        self.sq += new * new - old * old
+
     @property
     def mean(self) -> float:
         return self.sum / self.n if self.n else 0.0
+
+    def as_list(self) -> list[float]:
+        """``[n, sum, sq]`` (JSON; ``Moments(*values)`` reads it back)."""
+        return [self.n, self.sum, self.sq]
 
 
 def run_experiment(
@@ -99,8 +117,8 @@ def run_experiment(
     a, b = copy.deepcopy(model_a), copy.deepcopy(model_b)
     if tau is None:
         tau = MSPRT_TAU * s.k if design == "ab" else 5 * MSPRT_TAU
-    arms = {"a": _Moments(), "b": _Moments()}
-    credits = _Moments()
+    arms = {"a": Moments(), "b": Moments()}
+    credits = Moments()
     p, looks, verdict, impressions, day = 1.0, 0, None, 0, 0
     shown: dict = {}
     bought: set = set()
@@ -148,7 +166,7 @@ def run_experiment(
                     credits.add(float(interleaving_credit(teams[j], flags)))
                 reactions += got
                 looks += 1  # a look after every answer
-                verdict = _look(design, arms, credits, tau, alpha, p)
+                verdict = sequential_look(design, arms, credits, tau, alpha, p)
                 p = verdict.p_value
                 if verdict.reject:
                     break
@@ -182,10 +200,20 @@ def run_experiment(
     return out
 
 
-def _look(
-    design: str, arms: dict[str, _Moments], credits: _Moments, tau: float, alpha: float, p: float
-):
-    """The test after one more hour."""
+def sequential_look(
+    design: str,
+    arms: dict[str, Moments],
+    credits: Moments | None,
+    tau: float,
+    alpha: float,
+    p: float,
+) -> SequentialVerdict:
+    """One look at an experiment: under A/B (``design="ab"``) the mSPRT of arm ``"b"``'s
+    mean outcome per answer minus arm ``"a"``'s, with the variance estimated from the
+    answers so far, pooled over the arms (as the null says they are alike); under
+    interleaving the one-sample mSPRT of the ``credits`` (+1 / -1 / 0 per answer), whose
+    variance under the null is their mean square. ``p``: the p-value of the last look.
+    The service's live experiments look with the same function."""
     if design == "ab":
         A, B = arms["a"], arms["b"]
         n = A.n + B.n
@@ -196,5 +224,7 @@ def _look(
         return msprt(
             A.mean, A.n, B.mean, B.n, variance=variance, tau=tau, alpha=alpha, previous_p=p
         )
+    if credits is None:
+        raise ParameterError("credits", None, "the interleaving credits (a Moments)")
     variance = credits.sq / credits.n if credits.n else 0.0  # E[x^2]: the null's variance
     return msprt_mean(credits.mean, credits.n, variance, tau=tau, alpha=alpha, previous_p=p)
