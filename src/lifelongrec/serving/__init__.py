@@ -14,6 +14,7 @@ from lifelongrec.serving._capabilities import OnlineBuffering, VectorModel
 from lifelongrec.serving._config import (
     CLICK_TYPES,
     STANDARD_EVENT_TYPES,
+    ExperimentSettings,
     FeedbackSettings,
     GateSettings,
     IndexSettings,
@@ -23,6 +24,7 @@ from lifelongrec.serving._config import (
     StoreSettings,
     UserSettings,
 )
+from lifelongrec.serving._experiments import ExperimentConflict
 from lifelongrec.serving._impressions import ImpressionLog
 from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._learner import Learner, LearnerHost
@@ -43,6 +45,8 @@ __all__ = [
     "SCOPES",
     "STANDARD_EVENT_TYPES",
     "CLICK_TYPES",
+    "ExperimentConflict",
+    "ExperimentSettings",
     "FeedbackSettings",
     "ImpressionLog",
     "GateSettings",

@@ -4,7 +4,8 @@
 settings per concern: ``store`` (the data of a first start, the accepted event types),
 ``index`` (the retrieval index), ``learner`` (the background learner and its
 challengers), ``gate`` (the promotion gate and its held-out slice), ``limits`` (request
-sizes) and ``users`` (users kept in memory).
+sizes), ``users`` (users kept in memory), ``feedback`` (impressions and online metrics)
+and ``experiments`` (online experiments).
 
 Every setting also has a flat name (``learner_batch``, ``gate_min_users``,
 ``max_users``, ...): the name the docs, ``--config`` files and the ``service.json`` of a
@@ -33,6 +34,7 @@ from lifelongrec.registry import PromotionGate
 
 __all__ = [
     "CLICK_TYPES",
+    "ExperimentSettings",
     "FeedbackSettings",
     "GateSettings",
     "IndexSettings",
@@ -368,6 +370,32 @@ class FeedbackSettings(_Group):
     conversion_types: list[str] = _setting(check=_TYPES, factory=lambda: ["purchase"])
 
 
+@dataclass
+class ExperimentSettings(_Group):
+    """Online experiments (``POST /experiments``).
+
+    Attributes
+    ----------
+    tick_seconds (flat name ``experiment_tick_seconds``)
+        How often the experiment thread looks at the running experiment (its verdict,
+        an automatic promotion or stop) and stores its counts: a crash loses at most
+        this long of counts.
+    track_requests (flat name ``experiment_track_requests``)
+        The most experiment answers remembered for attributing the clicks that follow
+        them (the oldest are forgotten first; a click on a forgotten answer is not
+        counted).
+    min_impressions (flat name ``experiment_min_impressions``)
+        The default of an experiment's ``min_impressions``: impressions every arm needs
+        before any decision.
+    """
+
+    tick_seconds: float = _setting(
+        5.0, _Plain(Number(0, low_open=True), int, float), flat="experiment_tick_seconds"
+    )
+    track_requests: int = _setting(100_000, _integer(1), flat="experiment_track_requests")
+    min_impressions: int = _setting(100, _integer(1), flat="experiment_min_impressions")
+
+
 _GROUPS: dict[str, type[_Group]] = {
     "store": StoreSettings,
     "index": IndexSettings,
@@ -376,6 +404,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "limits": LimitSettings,
     "users": UserSettings,
     "feedback": FeedbackSettings,
+    "experiments": ExperimentSettings,
 }
 #: flat name -> (group, field)
 _FLAT: dict[str, tuple[str, str]] = {
@@ -412,6 +441,9 @@ class ServiceConfig:
         ``log_impressions``, ``impression_flush_seconds``, ``impression_flush_rows``,
         ``impression_buffer``, ``attribution_window``, ``click_types``,
         ``conversion_types``.
+    experiments : ExperimentSettings
+        ``experiment_tick_seconds``, ``experiment_track_requests``,
+        ``experiment_min_impressions``.
 
     The names listed are the flat names (as in ``--config`` files); inside a group some
     are shorter (``learner.batch`` is ``learner_batch``). Both read:
@@ -435,6 +467,7 @@ class ServiceConfig:
     limits: LimitSettings = field(default_factory=LimitSettings)
     users: UserSettings = field(default_factory=UserSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not attributes: the flat names.

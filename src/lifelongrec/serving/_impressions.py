@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from lifelongrec.data import EventStore
@@ -48,17 +49,22 @@ class ImpressionLog:
         request_id: str,
         user_id: str,
         items: list[dict[str, Any]],
-        model_version: str,
-        arm: str | None,
+        model_version: str | Sequence[str],
+        arm: str | None | Sequence[str | None],
         timestamp: int,
     ) -> None:
-        """Buffer one answer's items (ranks 1, 2, ...); nothing when logging is off."""
+        """Buffer one answer's items (ranks 1, 2, ...); nothing when logging is off.
+        ``model_version`` and ``arm`` are the answer's, or one per item (an interleaved
+        answer: the ranker that contributed each item)."""
         if not self.settings.log_impressions or not items:
             return
+        n = len(items)
+        versions = [model_version] * n if isinstance(model_version, str) else model_version
+        arms = [arm] * n if arm is None or isinstance(arm, str) else arm
         rows = [
-            (request_id, user_id, str(it["item_id"]), r, float(it["score"]), model_version)
-            + (arm, int(timestamp))
-            for r, it in enumerate(items, start=1)
+            (request_id, user_id, str(it["item_id"]), r, float(it["score"]), v, a)
+            + (int(timestamp),)
+            for r, (it, v, a) in enumerate(zip(items, versions, arms, strict=True), start=1)
         ]
         with self._mutex:
             if len(self._rows) + len(rows) > self.settings.buffer:

@@ -2,9 +2,10 @@
 
 :class:`Ingestion` validates a batch of events (nothing of a bad batch is written),
 appends it to the store in one durable transaction (idempotent through ``event_id``)
-and then, under the same ingestion lock, lets the live model observe the written
-events: the user's state changes at once, so the next recommendation reflects the
-event. The live model's parameters never change in place.
+and then, under the same ingestion lock, lets the live model (and the challengers of a
+running online experiment, :attr:`Ingestion.followers`) observe the written events: the
+user's state changes at once, so the next recommendation reflects the event. The live
+model's parameters never change in place.
 
 :class:`UserMemory` bounds how many users the live model holds (``max_users``): the
 least recently active are evicted (their events stay in the store; the trainer follows
@@ -172,6 +173,10 @@ class Ingestion:
         self.locks = locks
         self.counters = counters
         self.event_types: frozenset[str] = frozenset()
+        # Other served models that observe every written event like the live one (an
+        # experiment's challengers), each with the users it holds; changed only under
+        # the ingestion lock.
+        self.followers: list[tuple[LiveSlot, UserMemory]] = []
 
     def ingest(
         self,
@@ -225,26 +230,34 @@ class Ingestion:
         }
 
     def _observe(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
-        """The live model observes what was written (the ingestion lock is held)."""
+        """The live model, and every follower, observe what was written (the ingestion
+        lock is held)."""
         # The rows given a new seq, each once (a key repeated in the batch shares its
         # first row's seq): what was written, without reading back.
         new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
         written = frame[new]
-        live = self.slot.current
         users = written["user_id"].unique().tolist()
+        for slot, memory in ((self.slot, self.users), *self.followers):
+            self._observe_in(slot, memory, written, users)
+
+    def _observe_in(
+        self, slot: LiveSlot, memory: UserMemory, written: pd.DataFrame, users: list[str]
+    ) -> None:
+        live = slot.current
         rows = live.model.user_rows(users)
         absent = [u for u, r in zip(users, rows, strict=True) if r < 0]
         if absent:
-            # Users the live model does not hold (new, or evicted): their recent stored
+            # Users the model does not hold (new, or evicted): their recent stored
             # events, which include these, restore them.
             mine = written["user_id"].isin(set(absent)).to_numpy()
-            past = self.store.recent_events(absent, self.users.settings.rehydrate_events)
-            had = past["user_id"].value_counts()
-            now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
-            self.counters["users_restored"] += int((had > now.fillna(0)).sum())
+            past = self.store.recent_events(absent, memory.settings.rehydrate_events)
+            if memory is self.users:
+                had = past["user_id"].value_counts()
+                now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
+                self.counters["users_restored"] += int((had > now.fillna(0)).sum())
             written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
         with self.locks.model:
             live.model.observe(written)
             discard_online_material(live.model)
             live.forget_vectors(users)
-        self.users.touch(users)
+        memory.touch(users)

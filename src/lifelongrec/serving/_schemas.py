@@ -10,7 +10,7 @@ field (see :class:`ErrorOut`).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,12 +28,16 @@ from lifelongrec.data import TIMESTAMP_MAX, TIMESTAMP_MIN
 
 __all__ = [
     "Ack",
+    "ArmIn",
     "CatalogueItem",
     "Erased",
     "ErrorOut",
     "EventBatch",
     "EventIn",
     "EventsBody",
+    "ExperimentIn",
+    "ExperimentRef",
+    "GuardrailsIn",
     "ItemBatch",
     "ItemIn",
     "ItemOut",
@@ -164,6 +168,13 @@ class Recommendation(BaseModel):
     )
 
 
+class ExperimentRef(BaseModel):
+    """The online experiment an answer belongs to."""
+
+    id: str
+    arm: str = Field(description="The user's arm (A/B), or 'interleaved'")
+
+
 class Recommendations(BaseModel):
     request_id: str = Field(
         description="New for every answer: send it with the events that answer it"
@@ -172,6 +183,9 @@ class Recommendations(BaseModel):
     model_version: str
     cold_start: bool = Field(description="the user is unknown: popular and fresh items")
     items: list[Recommendation]
+    experiment: ExperimentRef | None = Field(
+        default=None, description="While an online experiment runs: its id and the arm"
+    )
 
 
 class OnlineMetricsRow(BaseModel):
@@ -204,6 +218,72 @@ class OnlineMetrics(BaseModel):
     conversion_types: list[str]
     attribution_window: int
     rows: list[OnlineMetricsRow]
+
+
+class ArmIn(BaseModel):
+    """One arm of an experiment: a challenger (a registry version) or the champion."""
+
+    model_config = _STRICT
+
+    name: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
+        default=None,
+        description="'champion' for the live champion (no version); default: "
+        "'champion' without a version, 'challenger-N' with one",
+    )
+    version: Annotated[str, Field(pattern=r"^(v[0-9]{6}|[0-9]{1,6})$")] | None = Field(
+        default=None, description="A registry version like v000003 (none: the champion)"
+    )
+    share: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="A/B: the arm's share of users (all given shares sum to 1; none: "
+        "an even split). Not under interleaving",
+    )
+
+
+class GuardrailsIn(BaseModel):
+    """Limits a challenger must keep; breaking one rejects it (with auto)."""
+
+    model_config = _STRICT
+
+    max_p99_ratio: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=3.0, description="Its p99 latency over the champion's, at most"
+    )
+    max_p99_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Its p99 latency in ms, at most"
+    )
+    max_error_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
+        default=0.05, description="Its share of failed answers, at most"
+    )
+
+
+class ExperimentIn(BaseModel):
+    """An online experiment: the live champion against registered versions."""
+
+    model_config = _STRICT
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    design: Literal["ab", "interleaving"] = "ab"
+    arms: list[ArmIn] = Field(min_length=1, max_length=10)
+    primary_metric: Literal["ctr", "conversion"] = "ctr"
+    alpha: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.05
+    tau: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="The mSPRT mixture's scale (the difference expected); none: 0.01 "
+        "(A/B, CTR per answer), 0.05 (interleaving credit)",
+    )
+    auto: bool = Field(
+        default=True, description="Promote a better challenger, reject a worse one, itself"
+    )
+    min_impressions: Annotated[int, Field(ge=1, le=10**12)] | None = Field(
+        default=None, description="Impressions per arm before any decision (none: setting)"
+    )
+    max_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Stop without a decision after this long"
+    )
+    guardrails: GuardrailsIn = Field(default_factory=GuardrailsIn)
+    force: bool = Field(
+        default=False, description="Test a version the promotion gate rejected anyway"
+    )
 
 
 class Similar(BaseModel):
@@ -315,7 +395,8 @@ _STATUS_TEXT = {
     401: "No API key, or an unknown one",
     403: "The API key lacks the scope needed here",
     404: "An unknown id",
-    409: "The registry's state does not allow it (e.g. nothing to roll back to)",
+    409: "The registry's or the experiments' state does not allow it (e.g. nothing to "
+    "roll back to, an experiment running already)",
     413: "The request body is over the size limit",
     422: "A field is missing, of the wrong type or out of range (named in 'field')",
 }

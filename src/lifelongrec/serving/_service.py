@@ -14,6 +14,8 @@ over parts, each in its own module:
 :mod:`~._erasure`                 the erasure log, ``delete_user``, registry scrubbing
 :mod:`~._lifecycle`               loading, judging, promoting and rolling back versions
 :mod:`~._learner`                 the background learner (its own object and thread)
+:mod:`~._experiments`             online experiments: challengers served beside the
+                                  champion, their counts, the sequential test
 :mod:`~._capabilities`            optional abilities of a model, as Protocols
 :mod:`~._shared`                  locks (and their order), counters, timings
 ================================  =====================================================
@@ -80,13 +82,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lifelongrec._errors import LifelongrecError
+from lifelongrec._errors import LifelongrecError, UnknownIdError
 from lifelongrec.data import Dataset, EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._catalogue import Catalogue
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber, erase_user
+from lifelongrec.serving._experiments import ChallengerLoader, Experiments
 from lifelongrec.serving._home import (
     REGISTRY_DIR,
     STORE_FILE,
@@ -103,6 +106,7 @@ from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveModel, LiveSlot
 from lifelongrec.serving._queries import Queries
 from lifelongrec.serving._shared import COUNTERS, Locks, Timings
+from lifelongrec.training import online_events
 
 __all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
 
@@ -189,6 +193,8 @@ class RecommenderService:
         )
         self._impressions = ImpressionLog(self.store, config.feedback, counters)
         self._learner: Learner | None = None
+        loader = ChallengerLoader(self._lifecycle, self._ingestion, self.store, config, locks)
+        self._experiments = Experiments(home, self.registry, loader, self.promote, config)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -243,13 +249,16 @@ class RecommenderService:
                 if config.store.event_types is not None
                 else (*STANDARD_EVENT_TYPES, *service.store.event_types())
             )
+            service._experiments.resume(service.live_version)
         except BaseException:
+            service._experiments.close()
             service.store.close()
             raise
         # Saved once the start worked: a failed first start leaves no settings behind
         # that would shadow the next attempt's.
         save_settings(home, config)
         service._impressions.start()
+        service._experiments.start()
         if start and config.learner.background:
             service.start_learner()
         return service
@@ -308,7 +317,18 @@ class RecommenderService:
             A malformed event (nothing of the batch is written) or a batch longer than
             ``max_batch``.
         """
-        return self._ingestion.ingest(events, event_ids, request_ids)
+        result = self._ingestion.ingest(events, event_ids, request_ids)
+        if result["n_written"] and self._experiments.running is not None:
+            cols, _ = online_events(events)  # valid: the ingestion took them
+            self._experiments.observe(
+                cols["user_id"],
+                cols["item_id"],
+                cols["timestamp"],
+                cols["event_type"],
+                event_ids,
+                request_ids,
+            )
+        return result
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -338,6 +358,13 @@ class RecommenderService:
         ``"title"``, ``"categories"`` from the catalogue when ``details``). The items
         are logged as impressions (``log_impressions``), off the request path.
 
+        While an online experiment runs (:meth:`create_experiment`), the answer also
+        has ``experiment``: ``{"id", "arm"}``. Under A/B the user's arm (sticky)
+        answered, and ``model_version`` is that arm's; under interleaving the champion's
+        and the challenger's lists are merged (``arm`` is ``"interleaved"``,
+        ``model_version`` the champion's) and the impression log records for each item
+        the version and arm (``"<experiment id>:<arm>"``) that contributed it.
+
         Raises
         ------
         UnknownIdError
@@ -345,13 +372,20 @@ class RecommenderService:
         ParameterError
             ``k`` is not a positive integer.
         """
-        out = self._queries.recommend(user_id, k, exclude_seen, category, explain, details)
-        out = {"request_id": uuid.uuid4().hex, **out}
-        shown = out["items"]
+        request_id = uuid.uuid4().hex
+
+        def ask(queries: Queries, with_details: bool) -> dict[str, Any]:
+            return queries.recommend(user_id, k, exclude_seen, category, explain, with_details)
+
+        got = self._experiments.answer(request_id, str(user_id), ask, self._queries, details)
+        if got is None:
+            out = ask(self._queries, details)
+            versions, arms = out["model_version"], None
+        else:
+            out, versions, arms = got.out, got.versions, got.arms
+        out = {"request_id": request_id, **out}
         now = int(time.time())
-        self._impressions.record(
-            out["request_id"], str(user_id), shown, out["model_version"], None, now
-        )
+        self._impressions.record(request_id, str(user_id), out["items"], versions, arms, now)
         return out
 
     # ------------------------------------------------------------- feedback
@@ -454,15 +488,23 @@ class RecommenderService:
         UnknownIdError
             The service has neither events nor state of this user.
         """
-        return erase_user(
-            user_id,
-            store=self.store,
-            erasures=self.erasures,
-            slot=self._slot,
-            users=self._users,
-            learner=self._learner,
-            locks=self._locks,
-        )
+        with self._locks.erase:  # the challengers of an experiment forget them too
+            try:
+                out = erase_user(
+                    user_id,
+                    store=self.store,
+                    erasures=self.erasures,
+                    slot=self._slot,
+                    users=self._users,
+                    learner=self._learner,
+                    locks=self._locks,
+                )
+            except UnknownIdError:
+                if not self._experiments.forget_user(str(user_id)):
+                    raise
+                return {"user_id": str(user_id), "events_erased": 0, "state_erased": True}
+            self._experiments.forget_user(str(user_id))
+        return out
 
     # ------------------------------------------------------------------- models
     def models(self) -> dict[str, Any]:
@@ -482,6 +524,103 @@ class RecommenderService:
     def rollback(self, reason: str = "rolled back through the API") -> dict[str, Any]:
         """Go back to the previous champion and serve it."""
         return self._lifecycle.rollback(reason)
+
+    # ------------------------------------------------------------ experiments
+    def create_experiment(
+        self, name: str, arms: Sequence[Mapping[str, Any]], **options: Any
+    ) -> dict[str, Any]:
+        """Start an online experiment of the live champion against registered versions
+        (see :mod:`lifelongrec.serving._experiments` for how it serves, counts and
+        decides). Returns the experiment (:meth:`experiment`).
+
+        Parameters
+        ----------
+        name
+            A label for people.
+        arms
+            Dicts ``{"name", "version", "share"}``: the challengers, each a registry
+            version (``"v000003"`` or ``3``), and optionally the champion arm
+            ``{"name": "champion"}`` (no version: the live champion). Under ``"ab"``
+            ``share`` is the arm's share of the users: give every challenger's (the
+            champion gets the rest, or give its share too: all must sum to 1) or none
+            (an even split). Under ``"interleaving"``: exactly one challenger, no shares.
+        design
+            ``"ab"`` (default) or ``"interleaving"``.
+        primary_metric
+            ``"ctr"`` (default) or ``"conversion"``: what the test compares.
+        alpha
+            The test's false-positive rate (default 0.05, split between the
+            challengers).
+        tau
+            The mixture's scale (the size of difference expected; ``None``: 0.01 per
+            answer's CTR under A/B, 0.05 of credit under interleaving).
+        auto
+            Promote a significantly better challenger, reject a worse one or one that
+            breaches a guardrail, on its own (default); ``False``: only report the
+            verdict.
+        min_impressions
+            Impressions every arm needs before any decision (``None``: the
+            ``experiment_min_impressions`` setting).
+        max_seconds
+            Stop without a decision after this long (``None``: never).
+        guardrails
+            ``max_p99_ratio`` (challenger's p99 latency over the champion's, default
+            3), ``max_p99_ms`` (default none), ``max_error_rate`` (default 0.05); a
+            value ``None`` turns one off.
+        force
+            Test a version the promotion gate rejected anyway (default ``False``).
+
+        Raises
+        ------
+        ParameterError
+            A bad argument (named), e.g. shares that do not sum to 1.
+        UnknownIdError
+            No such version.
+        ExperimentConflict
+            Another experiment runs, a challenger is the champion, or the promotion
+            gate rejected one (without ``force``).
+        """
+        return self._experiments.create(name, arms, champion=self.live_version, **options)
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every experiment, newest first (the running one looked at now)."""
+        return self._experiments.list()
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        """One experiment: ``id``, ``name``, ``design``, ``status`` (``running``,
+        ``stopped``, ``promoted``, ``rejected``), ``primary_metric``, ``alpha``,
+        ``auto``, ``created_at``, ``updated_at``, ``ended_at`` (UTC epoch seconds),
+        ``reason``, ``arms`` (each with its counts: ``impressions``, ``clicks``,
+        ``conversions``, ``ctr``, ``users``, ``requests``, ``errors``, ``p99_ms``, and
+        its own verdict) and ``verdict`` (``decision``, ``p_value``, ``effect``, ``ci``,
+        ``looks``). A running experiment is looked at first (and may end then, with
+        ``auto``).
+
+        Raises
+        ------
+        UnknownIdError
+            No such experiment.
+        """
+        return self._experiments.get(experiment_id)
+
+    def stop_experiment(
+        self, experiment_id: str, reason: str = "stopped through the API"
+    ) -> dict[str, Any]:
+        """End a running experiment; the champion stays.
+
+        Raises
+        ------
+        UnknownIdError
+            No such experiment.
+        ExperimentConflict
+            It has ended already.
+        """
+        return self._experiments.stop(experiment_id, reason)
+
+    def experiment_tick(self) -> None:
+        """Look at the running experiment and store its counts now (the experiment
+        thread does it every ``experiment_tick_seconds``)."""
+        self._experiments.tick()
 
     # ---------------------------------------------------------- the learner
     @property
@@ -565,6 +704,7 @@ class RecommenderService:
             self._learner.stop()
         self._catalogue.stop()
         self._impressions.close()
+        self._experiments.close()
         self.store.close()
 
     def __enter__(self) -> RecommenderService:
