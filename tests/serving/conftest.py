@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
 TINY = {
@@ -78,3 +79,28 @@ def client(service, keys):
     with TestClient(create_app(service, keys, max_body_bytes=200_000)) as c:
         c.headers["X-API-Key"] = WRITE_KEY
         yield c
+
+
+def _feed(client, service, n, start=2_000_000_000):
+    """Post ``n`` events of the first 40 known users on random known items, one second
+    apart from ``start``, in batches of 200 (``client``: a TestClient or httpx client
+    that sends a write key)."""
+    users = service.live_model.known_users()[:40]
+    items = service.live_model.known_items()
+    rng = np.random.default_rng(0)
+    events = [
+        {
+            "user_id": users[j % len(users)],
+            "item_id": items[int(rng.integers(len(items)))],
+            "timestamp": start + j,
+        }
+        for j in range(n)
+    ]
+    for s in range(0, n, 200):
+        assert client.post("/events", json={"events": events[s : s + 200]}).status_code == 201
+
+
+@pytest.fixture
+def feed():
+    """:func:`_feed`: events of known users through the API."""
+    return _feed

@@ -322,28 +322,12 @@ def test_openapi_schema_validates(client):
 
 
 # ------------------------------------------------------------------- models
-def _feed(client, service, n, start=2_000_000_000):
-    users = service.live_model.known_users()[:40]
-    items = service.live_model.known_items()
-    rng = np.random.default_rng(0)
-    events = [
-        {
-            "user_id": users[j % len(users)],
-            "item_id": items[int(rng.integers(len(items)))],
-            "timestamp": start + j,
-        }
-        for j in range(n)
-    ]
-    for s in range(0, n, 200):
-        assert client.post("/events", json={"events": events[s : s + 200]}).status_code == 201
-
-
-def test_learner_makes_a_gated_challenger_and_models_endpoints(client, service):
-    _feed(client, service, 300)
+def test_learner_makes_a_gated_challenger_and_models_endpoints(client, service, feed):
+    feed(client, service, 300)
     for _ in range(10):
         service.learn_step()
     assert service.learner_stats()["n_trained_events"] >= 256
-    _feed(client, service, 120, start=2_000_100_000)  # the held-out slice
+    feed(client, service, 120, start=2_000_100_000)  # the held-out slice
     for _ in range(5):
         service.learn_step()
     listing = client.get("/models").json()

@@ -242,6 +242,32 @@ class ImpressionsMixin:
         out["arm"] = pd.Series(list(data["arm"]), dtype=object)  # None, not NaN
         return out
 
+    def item_reach(self, item_id: str) -> dict[str, Any]:
+        """How far an item has reached so far: ``impressions`` (times it was shown),
+        ``users_shown`` (distinct users it was shown to), ``first_shown`` and
+        ``last_shown`` (UTC epoch seconds, ``None`` when never shown), ``events`` and
+        ``users_with_events`` (stored events of the item and their distinct users).
+        Counts every stored row of the item (one scan of each table)."""
+        item_id = _id_argument("item_id", item_id)
+        with self._reading() as conn:
+            shown = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT user_id), MIN(timestamp), MAX(timestamp)"
+                " FROM impressions WHERE item_id = ?",
+                (item_id,),
+            ).fetchone()
+            acted = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM events WHERE item_id = ?",
+                (item_id,),
+            ).fetchone()
+        return {
+            "impressions": int(shown[0]),
+            "users_shown": int(shown[1]),
+            "first_shown": None if shown[2] is None else int(shown[2]),
+            "last_shown": None if shown[3] is None else int(shown[3]),
+            "events": int(acted[0]),
+            "users_with_events": int(acted[1]),
+        }
+
     def online_metrics(
         self,
         click_types: Iterable[str],

@@ -14,6 +14,12 @@ endpoints (``GET``) need the ``read`` scope, changes (``POST``, ``PUT``, ``DELET
 ``write``; ``/health``, ``/docs`` and ``/openapi.json`` need none. No key: 401; a key
 without the scope: 403.
 
+The dashboard (``/dashboard``) logs a person in with a read key pasted into its login
+page and keeps it in an ``HttpOnly``, ``SameSite=Strict`` cookie (:data:`KEY_COOKIE`). The
+cookie counts for reads only (``GET``, ``HEAD``, ``OPTIONS``): a change always needs the
+key in a header, which a page sends only when a person types a write key into it, so a
+page of another site cannot make a browser change anything (no CSRF).
+
 For development on your own machine, ``lifelongrec serve --open`` (or ``KeyRing.open()``)
 turns the checks off; the service refuses ``--open`` on an address other than loopback.
 """
@@ -28,14 +34,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from lifelongrec._errors import DataError
 
-__all__ = ["SCOPES", "KeyRing", "ENV_KEYS", "KEYS_FILE", "key_problem", "request_key"]
+__all__ = [
+    "SCOPES",
+    "KeyRing",
+    "ENV_KEYS",
+    "KEYS_FILE",
+    "KEY_COOKIE",
+    "cookie_key",
+    "cookie_value",
+    "key_problem",
+    "request_key",
+]
 
 SCOPES = ("read", "write")
 ENV_KEYS = "LIFELONGREC_API_KEYS"
 KEYS_FILE = "keys.json"
+#: The cookie the dashboard's login stores a read key in (accepted for reads only).
+KEY_COOKIE = "lifelongrec_key"
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,25 @@ def request_key(headers: Any) -> str | None:
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
     return None
+
+
+def cookie_key(headers: Any) -> str | None:
+    """The key in the dashboard's cookie (:data:`KEY_COOKIE`), or ``None``. Only for
+    reads (``GET``, ``HEAD``, ``OPTIONS``): the caller checks the method. The value is
+    percent-encoded (:func:`cookie_value`): a key may hold characters a cookie cannot."""
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == KEY_COOKIE and value:
+            return unquote(value)
+    return None
+
+
+def cookie_value(key: str) -> str:
+    """``key`` as the value of :data:`KEY_COOKIE` (percent-encoded)."""
+    return quote(key, safe="")
 
 
 def key_problem(keys: KeyRing, given: str | None, need: str) -> tuple[int, str] | None:
