@@ -33,6 +33,8 @@ def test_the_schema_lists_every_operation(service, keys):
     labels = sorted(op.label for op in _operations(service, keys))
     assert labels == [
         "DELETE /users/{user_id}",
+        "GET /experiments",
+        "GET /experiments/{experiment_id}",
         "GET /health",
         "GET /items/{item_id}",
         "GET /items/{item_id}/similar",
@@ -41,6 +43,8 @@ def test_the_schema_lists_every_operation(service, keys):
         "GET /online-metrics",
         "GET /users/{user_id}/recommendations",
         "POST /events",
+        "POST /experiments",
+        "POST /experiments/{experiment_id}/stop",
         "POST /models/rollback",
         "POST /models/{version}/promote",
         "PUT /items",

@@ -22,7 +22,7 @@ ExperimentId = Annotated[
     status_code=status.HTTP_201_CREATED,
     dependencies=[require_write],
     summary="Start an experiment: the champion against one or more challengers",
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 def create_experiment(body: ExperimentIn, service: ServiceDep) -> dict[str, Any]:
     """The challengers are registry versions; the champion is the live one. Under `ab`
