@@ -227,6 +227,25 @@ def test_assignment_is_sticky_and_follows_the_shares(fast_service):
     assert sum(a["users"] for a in got["arms"]) == len(users)
 
 
+def test_several_challengers_share_the_traffic(fast_service):
+    first = _challenger(fast_service)
+    second = _challenger(fast_service, kind="popularity")
+    arms = [{"version": first, "share": 0.2}, {"version": second, "share": 0.3}]
+    e = fast_service.create_experiment("x", arms)
+    assert [a["share"] for a in e["arms"]] == pytest.approx([0.5, 0.2, 0.3])
+    users = _users(fast_service, 300)
+    got = [fast_service.recommend(u, k=2) for u in users]
+    names = [o["experiment"]["arm"] for o in got]
+    for name, share in (("champion", 0.5), ("challenger-0", 0.2), ("challenger-1", 0.3)):
+        assert abs(names.count(name) / len(users) - share) < 0.13  # > 4 sd
+    versions = {o["experiment"]["arm"]: o["model_version"] for o in got}
+    assert versions == {
+        "champion": e["arms"][0]["version"],
+        "challenger-0": first,
+        "challenger-1": second,
+    }
+
+
 def test_an_interleaved_answer_merges_both_rankers(fast_service):
     version = _challenger(fast_service, kind="popularity")
     e = fast_service.create_experiment("x", [{"version": version}], design="interleaving")
@@ -264,6 +283,12 @@ def test_experiment_and_counts_survive_a_restart(open_service):
     for u in users:
         _click(service, service.recommend(u, k=4), every=False)
     before = service.experiment(e["id"])
+    # the store's online metrics, per arm, agree with the experiment's own counts
+    rows = {r["arm"]: r for r in service.online_metrics() if r["arm"]}
+    for a in before["arms"]:
+        row = rows[f"{e['id']}:{a['name']}"]
+        assert (row["impressions"], row["clicks"]) == (a["impressions"], a["clicks"])
+        assert (row["requests"], row["users"]) == (a["requests"], a["users"])
     service.close()
     again = open_service()
     after = again.experiment(e["id"])
@@ -331,12 +356,15 @@ def test_nothing_is_decided_before_the_minimum_sample(open_service):
 def test_a_guardrail_breach_rejects_the_challenger(fast_service):
     version = _challenger(fast_service)
     e = fast_service.create_experiment(
-        "x", [{"version": version}], guardrails={"max_p99_ms": 1e-6, "max_p99_ratio": None}
+        "x",
+        [{"version": version, "share": 0.8}],
+        guardrails={"max_p99_ms": 1e-6, "max_p99_ratio": None},
     )
-    _drive(fast_service, favour=None, rounds=2)
+    _drive(fast_service, favour=None, rounds=1)  # at most 60 requests per arm
     assert fast_service.experiment(e["id"])["status"] == "running"  # too few requests yet
-    _drive(fast_service, favour=None, rounds=2)
+    _drive(fast_service, favour=None, rounds=5)
     got = fast_service.experiment(e["id"])
+    assert got["arms"][1]["requests"] >= 100
     assert got["status"] == "rejected" and got["verdict"]["decision"] == "guardrail_breached"
     assert "max_p99_ms" in got["reason"]
 
