@@ -507,7 +507,11 @@ class Experiments:
         self._thread: threading.Thread | None = None
         self._closed = False
         for rec in self.book.load():
-            e = Experiment.from_record(rec)
+            try:
+                e = Experiment.from_record(rec)
+            except (TypeError, KeyError, ValueError):  # not a record this version wrote
+                log.warning("skipping an unreadable experiment record in %s", self.book.path)
+                continue
             self._experiments[e.id] = e
 
     @property
@@ -529,7 +533,8 @@ class Experiments:
                     continue
                 try:
                     serving = self._serve(e)
-                except (LifelongrecError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the service starts anyway
+                    log.exception("experiment %s: a challenger could not be loaded", e.id)
                     self._end(e, "stopped", f"a challenger could not be loaded: {exc}")
                     continue
                 self._running = (e, serving)

@@ -220,12 +220,15 @@ class OnlineMetrics(BaseModel):
     rows: list[OnlineMetricsRow]
 
 
+ArmName = Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
 class ArmIn(BaseModel):
     """One arm of an experiment: a challenger (a registry version) or the champion."""
 
     model_config = _STRICT
 
-    name: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
+    name: ArmName | None = Field(
         default=None,
         description="'champion' for the live champion (no version); default: "
         "'champion' without a version, 'challenger-N' with one",
