@@ -386,3 +386,44 @@ def test_an_erased_user_leaves_the_challenger_too(fast_service):
     assert fast_service.delete_user(user)["state_erased"]
     out = fast_service.recommend(user, k=3)
     assert out["cold_start"]
+
+
+def test_interleaving_credits_the_clicked_ranker_and_decides(fast_service):
+    version = _challenger(fast_service, kind="popularity")
+    e = fast_service.create_experiment(
+        "x", [{"version": version}], design="interleaving", tau=0.2, guardrails=NO_GUARDRAILS
+    )
+    team = f"{e['id']}:challenger-0"
+    for user in _users(fast_service, 40):
+        out = fast_service.recommend(user, k=6)
+        fast_service.flush_impressions()
+        shown = fast_service.store.impressions(request_id=out["request_id"])
+        mine = shown[shown["arm"] == team]["item_id"].tolist()[:1]
+        now = int(time.time())  # a click without a request id: the attribution window
+        fast_service.ingest([{"user_id": user, "item_id": i, "timestamp": now} for i in mine])
+    got = fast_service.experiment(e["id"])
+    assert got["status"] == "promoted", (got["reason"], got["verdict"])
+    assert got["credits"]["wins_challenger"] >= 20 and got["credits"]["wins_champion"] == 0
+    assert fast_service.live_version == version
+
+
+def test_conversion_as_the_primary_metric(fast_service):
+    version = _challenger(fast_service)
+    arms = [{"version": version, "name": "better"}]
+    e = fast_service.create_experiment(
+        "x", arms, primary_metric="conversion", tau=0.1, guardrails=NO_GUARDRAILS
+    )
+    for _ in range(3):
+        for user in _users(fast_service, 60):
+            out = fast_service.recommend(user, k=5)
+            kind = "purchase" if out["experiment"]["arm"] == "better" else "click"
+            item = out["items"][0]["item_id"]
+            event = {"user_id": user, "item_id": item, "event_type": kind}
+            fast_service.ingest(
+                [{**event, "timestamp": int(time.time())}], [None], [out["request_id"]]
+            )
+    got = fast_service.experiment(e["id"])
+    assert got["status"] == "promoted", (got["reason"], got["verdict"])
+    champion, better = got["arms"]
+    assert champion["conversions"] == 0 and better["conversions"] > 0
+    assert champion["clicks"] > 0  # clicks count, but conversions decide
