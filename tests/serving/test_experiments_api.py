@@ -427,3 +427,22 @@ def test_conversion_as_the_primary_metric(fast_service):
     champion, better = got["arms"]
     assert champion["conversions"] == 0 and better["conversions"] > 0
     assert champion["clicks"] > 0  # clicks count, but conversions decide
+
+
+def test_a_worse_challenger_among_several_leaves_the_others_running(fast_service):
+    first, second = _challenger(fast_service), _challenger(fast_service)
+    arms = [{"version": first, "name": "worse"}, {"version": second, "name": "same"}]
+    e = fast_service.create_experiment("x", arms, tau=0.1, guardrails=NO_GUARDRAILS)
+    users = _users(fast_service, 60)
+    for _ in range(3):
+        for u in users:
+            out = fast_service.recommend(u, k=5)
+            if out["experiment"]["arm"] != "worse":
+                _click(fast_service, out)
+    got = fast_service.experiment(e["id"])
+    assert got["status"] == "running"
+    assert [a["status"] for a in got["arms"]] == ["running", "rejected", "running"]
+    assert got["arms"][1]["decision"] == "challenger_worse"
+    outs = [fast_service.recommend(u, k=3) for u in users]
+    assert {o["experiment"]["arm"] for o in outs if "experiment" in o} <= {"champion", "same"}
+    assert any("experiment" not in o for o in outs)  # the worse arm's users: the champion

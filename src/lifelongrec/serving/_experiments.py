@@ -687,8 +687,13 @@ class Experiments:
             running = self._running
             if running is None:
                 return
-            e = running[0]
+            e, serving = running
             action = self._look(e)
+            out = [n for n in serving if e.arm(n).status != "running"]
+            if action is None and out:  # a rejected challenger stops serving
+                self._running = (e, {n: c for n, c in serving.items() if n not in out})
+                for n in out:
+                    self.loader.drop(serving[n])
             if action is not None:
                 status, reason, version = action
                 self._end(e, status, reason)
