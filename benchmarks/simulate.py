@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="sequential")
     ap.add_argument("--param", action="append", default=[], metavar="K=V")
     ap.add_argument("--world", action="append", default=[], metavar="K=V")
+    ap.add_argument(
+        "--lifelong",
+        action="append",
+        default=None,
+        metavar="K=V",
+        help="a setting of the lifelong strategy (default: SIMULATION_LIFELONG)",
+    )
     ap.add_argument("--strategies", nargs="+", default=["static", "lifelong", "retrain"])
     ap.add_argument("--block", default="default")
     ap.add_argument("--no-write", action="store_true")
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         params,
         settings,
         args.strategies,
+        lifelong=None if args.lifelong is None else parse_params(args.lifelong),
         plot=plot,
         notify=lambda line: print(line, flush=True),
     )
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     body = [
         f"Started {started}; {wall / 60:.1f} min wall. Model `{args.model}`"
         + (f" with {params}" if params else " with its defaults")
+        + f"; lifelong strategy settings {result['lifelong']}"
         + f"; {result['n_history_events']:,} events of browsing before day 0 (the first fit).",
         "",
         f"World (`lifelongrec.evaluation.SimulationSettings`): {s}.",

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from lifelongrec._errors import ParameterError
 from lifelongrec.cli import app
 from lifelongrec.evaluation import (
+    SIMULATION_LIFELONG,
     ClosedLoopWorld,
     SimulationSettings,
     gini,
@@ -178,3 +179,14 @@ def test_the_command_line_runs_it_and_writes_json_and_a_plot(tmp_path):
     assert bad.exit_code == 2 and "position_bias" in bad.output
     bad = CliRunner().invoke(app, [*args, "--plot", str(tmp_path / "x.jpg")])
     assert bad.exit_code == 2 and ".png" in bad.output
+
+
+def test_lifelong_distils_by_default_where_the_model_can():
+    # the simulator's lifelong settings apply as far as the model has them
+    assert simulate("popularity", settings=SimulationSettings(**SMALL))["lifelong"] == {}
+    tiny = {"epochs": 1, "dim": 16, "n_heads": 1, "n_layers": 1, "text_encoder": None}
+    s = SimulationSettings(**{**SMALL, "n_users": 40, "days": 1, "shift_day": None})
+    out = simulate("sequential", tiny, s, ["lifelong"])
+    assert out["lifelong"] == SIMULATION_LIFELONG == {"distill_weight": 1.0}
+    mine = simulate("sequential", tiny, s, ["lifelong"], lifelong={"replay_share": 0.5})
+    assert mine["lifelong"] == {"replay_share": 0.5}  # given settings replace them

@@ -56,6 +56,7 @@ from lifelongrec.evaluation._runners import (
     run_stream,
 )
 from lifelongrec.evaluation._simulate import (
+    SIMULATION_LIFELONG,
     SIMULATION_STRATEGIES,
     ClosedLoopWorld,
     SimulationSettings,
@@ -95,6 +96,7 @@ __all__ = [
     "msprt",
     "msprt_mean",
     "team_draft",
+    "SIMULATION_LIFELONG",
     "SIMULATION_STRATEGIES",
     "ClosedLoopWorld",
     "SimulationSettings",
