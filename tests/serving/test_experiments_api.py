@@ -113,6 +113,7 @@ def test_create_list_get_and_stop(api, fast_service):
     assert arm_keys <= set(e["arms"][0])
     assert {"decision", "p_value", "effect", "ci", "looks"} <= set(e["verdict"])
 
+    assert api.get("/health").json()["experiment"] == e["id"]
     listed = api.get("/experiments", headers={"X-API-Key": READ_KEY}).json()["experiments"]
     assert [x["id"] for x in listed] == [e["id"]]
     got = api.get(f"/experiments/{e['id']}", headers={"X-API-Key": READ_KEY}).json()
@@ -124,6 +125,7 @@ def test_create_list_get_and_stop(api, fast_service):
     stopped = api.post(f"/experiments/{e['id']}/stop")
     assert stopped.status_code == 200
     assert stopped.json()["status"] == "stopped" and stopped.json()["ended_at"] is not None
+    assert api.get("/health").json()["experiment"] is None
     again = api.post(f"/experiments/{e['id']}/stop")
     assert again.status_code == 409 and "ended already" in again.json()["detail"]
     # after the experiment: answers without one

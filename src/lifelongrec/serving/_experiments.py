@@ -789,6 +789,9 @@ class Experiments:
             e.reason = reason
             e.ended_at = e.updated_at = round(time.time(), 3)
             self._dirty.add(e.id)
+            if self._running is None:  # nothing to attribute feedback to any more
+                self._answers.clear()
+                self._latest.clear()
         log.info("experiment %s %s: %s", e.id, status, reason)
 
     def _save(self, extra: Sequence[Experiment] = ()) -> None:

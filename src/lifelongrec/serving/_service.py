@@ -694,6 +694,7 @@ class RecommenderService:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "event_types": sorted(self.event_types),
             "erasures": int(self.erasures.generation),
+            "experiment": self._experiments.running,
             "counters": {k: int(v) for k, v in self.counters.items()},
             "config": self.config.to_dict(),
         }
