@@ -448,3 +448,15 @@ def test_a_worse_challenger_among_several_leaves_the_others_running(fast_service
     outs = [fast_service.recommend(u, k=3) for u in users]
     assert {o["experiment"]["arm"] for o in outs if "experiment" in o} <= {"champion", "same"}
     assert any("experiment" not in o for o in outs)  # the worse arm's users: the champion
+
+
+def test_the_experiment_thread_decides_without_being_asked(open_service):
+    service = open_service(experiment_tick_seconds=0.05)
+    version = _challenger(service)
+    e = service.create_experiment("x", [{"version": version}], tau=0.1, guardrails=NO_GUARDRAILS)
+    _drive(service, favour="champion")
+    deadline = time.monotonic() + 10
+    while service.health()["experiment"] is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.health()["experiment"] is None  # ended by the thread, not by a GET
+    assert service.experiment(e["id"])["status"] == "rejected"
