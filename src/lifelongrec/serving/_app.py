@@ -29,10 +29,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lifelongrec import __version__
 from lifelongrec._errors import DataError, ParameterError, UnknownIdError
 from lifelongrec.registry import RegistryError
-from lifelongrec.serving._auth import KeyRing, key_problem, request_key
+from lifelongrec.serving._auth import KeyRing, cookie_key, key_problem, request_key
 from lifelongrec.serving._metrics import ServiceMetrics
 from lifelongrec.serving._service import RecommenderService, ServiceError
-from lifelongrec.serving.routers import events, feedback, items, models, ops, users
+from lifelongrec.serving.routers import (
+    dashboard,
+    events,
+    experiments,
+    feedback,
+    items,
+    models,
+    ops,
+    users,
+)
 
 __all__ = ["create_app", "DEFAULT_MAX_BODY_BYTES", "OPEN_PATHS"]
 
@@ -142,7 +151,12 @@ class KeyFirst:
     (``GET``) need the ``read`` scope, changes the ``write`` scope, the paths of
     :data:`OPEN_PATHS` none. The routes declare the same checks as dependencies (for
     the OpenAPI document); this middleware answers first, so an unauthenticated client
-    cannot make the service read and parse a body."""
+    cannot make the service read and parse a body.
+
+    A read without a key in its headers may carry it in the dashboard's cookie
+    (:data:`~lifelongrec.serving._auth.KEY_COOKIE`): it is passed on as ``X-API-Key``,
+    so the routes' own checks see it. Never for a change. The dashboard's pages, login
+    and assets check the key themselves (a page without one redirects to the login)."""
 
     def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
         self.app = app
@@ -150,15 +164,19 @@ class KeyFirst:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or self.keys.is_open
-            or path in OPEN_PATHS
-            or path.startswith(DOCS_ASSETS + "/")
-        ):
+        if scope["type"] != "http" or self.keys.is_open:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        if scope["method"] in _READ_METHODS and request_key(headers) is None:
+            cookie = cookie_key(headers)
+            if cookie is not None:
+                # in place: the middlewares before this one read the route from it
+                scope["headers"] = [*scope["headers"], (b"x-api-key", cookie.encode())]
+                headers = Headers(scope=scope)
+        if path in OPEN_PATHS or path.startswith(DOCS_ASSETS + "/") or dashboard.is_public(path):
+            await self.app(scope, receive, send)
+            return
         need = "read" if scope["method"] in _READ_METHODS else "write"
         problem = key_problem(self.keys, request_key(headers), need)
         if problem is None:
@@ -363,13 +381,14 @@ def create_app(
             {"name": "items", "description": "The catalogue; similar items"},
             {"name": "models", "description": "Registry: versions, promotion, rollback"},
             {"name": "feedback", "description": "Online metrics of what was shown"},
+            {"name": "experiments", "description": "Online experiments: A/B, interleaving"},
             {"name": "operations", "description": "Health and metrics"},
         ],
     )
     app.state.service = service
     app.state.keys = keys
     app.state.metrics = ServiceMetrics(service)
-    for r in (events, users, items, models, feedback, ops):
+    for r in (events, users, items, models, feedback, experiments, ops, dashboard):
         app.include_router(r.router)
 
     @app.exception_handler(RequestValidationError)
