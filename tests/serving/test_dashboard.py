@@ -8,6 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from lifelongrec.cli import serve_banner
 from lifelongrec.serving import KeyRing, create_app
 
 READ_KEY = "read-key-0123456789"  # the keys fixture of conftest.py
@@ -203,6 +204,8 @@ def test_explorer_user_and_item(client, service):
     reach = d["reach"]
     assert reach["users_shown"] == len(shown_to)
     assert reach["impressions"] >= len(shown_to) and reach["last_shown"] is not None
+    # the item was in the first answer: every answer counts, the user view's too
+    assert reach["answers_since_first_shown"] == len(answers) + 1
     assert reach["events"] == len(service.store.read().query("item_id == @item"))
     top = reach["top_k"]
     assert top["k"] == 10 and 1 <= top["users_sampled"] <= 3
@@ -215,7 +218,7 @@ def test_a_new_catalogue_item_has_no_reach_yet(client):
     d = client.get("/dashboard/api/item/brand-new").json()
     assert d["item"]["title"] == "A brand new kettle"
     assert d["reach"]["impressions"] == d["reach"]["events"] == 0
-    assert d["reach"]["first_shown"] is None
+    assert d["reach"]["first_shown"] is None and d["reach"]["answers_since_first_shown"] == 0
 
 
 def test_unknown_user_or_item_is_404(client):
@@ -229,3 +232,10 @@ def test_explore_lists_recent_users_and_popular_items(client, service):
     d = client.get("/dashboard/api/explore").json()
     assert d["recent_users"][:2] == [u for u in service.live_model.known_users()[:2]][::-1]
     assert len(d["popular_items"]) == 10
+
+
+def test_serve_says_where_the_dashboard_is(keys):
+    text = serve_banner("127.0.0.1", 8000, keys, "v000001")
+    assert "dashboard in a browser: http://127.0.0.1:8000/dashboard (log in" in text
+    text = serve_banner("127.0.0.1", 8000, KeyRing.open_access(), "v000001")
+    assert text.count("http://127.0.0.1:8000/dashboard\n") == 1

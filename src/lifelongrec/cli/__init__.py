@@ -566,6 +566,8 @@ def serve_banner(host: str, port: int, keys: Any, version: str) -> str:
     lines = [
         f"lifelongrec is serving model {version} on {base}",
         f"  API docs in a browser: {base}/docs",
+        f"  dashboard in a browser: {base}/dashboard"
+        + ("" if keys.is_open else " (log in with a key that has the read scope)"),
     ]
     header = ""
     if keys.is_open:

@@ -245,9 +245,11 @@ class ImpressionsMixin:
     def item_reach(self, item_id: str) -> dict[str, Any]:
         """How far an item has reached so far: ``impressions`` (times it was shown),
         ``users_shown`` (distinct users it was shown to), ``first_shown`` and
-        ``last_shown`` (UTC epoch seconds, ``None`` when never shown), ``events`` and
-        ``users_with_events`` (stored events of the item and their distinct users).
-        Counts every stored row of the item (one scan of each table)."""
+        ``last_shown`` (UTC epoch seconds, ``None`` when never shown),
+        ``answers_since_first_shown`` (answers that showed anything from then on: the
+        item was in ``impressions`` of them), ``events`` and ``users_with_events``
+        (stored events of the item and their distinct users). Counts every stored row
+        of the item (one scan of each table)."""
         item_id = _id_argument("item_id", item_id)
         with self._reading() as conn:
             shown = conn.execute(
@@ -255,6 +257,12 @@ class ImpressionsMixin:
                 " FROM impressions WHERE item_id = ?",
                 (item_id,),
             ).fetchone()
+            since = 0
+            if shown[2] is not None:
+                since = conn.execute(
+                    "SELECT COUNT(DISTINCT request_id) FROM impressions WHERE timestamp >= ?",
+                    (int(shown[2]),),
+                ).fetchone()[0]
             acted = conn.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM events WHERE item_id = ?",
                 (item_id,),
@@ -264,6 +272,7 @@ class ImpressionsMixin:
             "users_shown": int(shown[1]),
             "first_shown": None if shown[2] is None else int(shown[2]),
             "last_shown": None if shown[3] is None else int(shown[3]),
+            "answers_since_first_shown": int(since),
             "events": int(acted[0]),
             "users_with_events": int(acted[1]),
         }

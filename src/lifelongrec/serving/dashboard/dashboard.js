@@ -99,7 +99,7 @@
   // series: [{name, points: [[x, y], ...]}]; x: epoch seconds. Draws axes with ticks and
   // labels, a grid, one line per series and a legend.
   function lineChart(target, series, opts) {
-    const W = 560, H = 230, L = 58, R = 34, T = 24, B = 40;
+    const W = opts.width || 560, H = 230, L = 58, R = 34, T = 24, B = 40;
     const pts = series.flatMap((s) => s.points).filter((p) => p[1] !== null && p[1] !== undefined);
     const box = typeof target === "string" ? $(target) : target;
     if (!box) return;
@@ -208,20 +208,18 @@
       tile("Latency p50", ms(lat.p50), num(lat.count) + " requests, " + win, "p50"),
       tile("Latency p95", ms(lat.p95), win, "p95"),
       tile("Latency p99", ms(lat.p99), win, "p99"),
-      tile("Learner lag", num(l.lag_events) + " events", l.running ? "learner running" : "learner idle", "lag"),
+      tile("Learner lag", num(l.lag_events), "events; " + (l.running ? "learner running" : "learner idle"), "lag"),
       tile("Champion", d.champion || "none", "serving " + d.model_version, "champion"),
       tile("Events ingested", num(d.events_ingested), num(d.n_events) + " stored", "events_ingested"));
     const s = t.series;
     lineChart("chart-traffic", [
       { name: "events / s", points: s.map((p) => [p.t, p.events_per_second]) },
       { name: "requests / s", points: s.map((p) => [p.t, p.requests_per_second]) },
-    ], { title: "Events and requests per second", yLabel: "per second", empty: "Collecting samples..." });
-    const lat2 = $("chart-latency");
-    if (lat2 && !lat2.children.length) lat2.append(el("div", { id: "chart-p95" }), el("div", { id: "chart-lag" }));
+    ], { title: "Events and requests per second", yLabel: "per second", width: 420, empty: "Collecting samples..." });
     lineChart("chart-p95", [{ name: "p95 latency (ms)", points: s.map((p) => [p.t, p.p95_ms]) }],
-      { title: "Request latency, 95th percentile", yLabel: "ms", empty: "No requests in the samples yet." });
+      { title: "Request latency, 95th percentile", yLabel: "ms", width: 420, empty: "No requests in the samples yet." });
     lineChart("chart-lag", [{ name: "learner lag (events)", points: s.map((p) => [p.t, p.lag_events]) }],
-      { title: "Learner lag", yLabel: "events", empty: "Collecting samples..." });
+      { title: "Events stored, not yet learned", yLabel: "events", width: 420, empty: "Collecting samples..." });
     put("learner", kv([
       ["State", badge(l.running ? "running" : "idle")],
       ["Lag", num(l.lag_events) + " events"],
@@ -313,7 +311,7 @@
       root.append(svg("text", { x: x(v), y: 48, "text-anchor": "middle" }, num(v, 4)));
     }
     if (effect !== null && effect !== undefined) root.append(svg("circle", { cx: x(effect), cy: 21, r: 4, class: "c1" }));
-    return el("div", { class: "chart" }, root);
+    return el("div", { class: "chart ci" }, root);
   }
 
   function experimentCard(x) {
@@ -460,10 +458,12 @@
           ["In the live model", d.in_model ? "yes" : "not yet"],
         ])),
         el("div", {}, el("h3", { text: "Reach so far" }), kv([
-          ["Impressions", num(reach.impressions)], ["Users shown", num(reach.users_shown)],
+          ["Impressions", num(reach.impressions)],
+          ["Share of answers", reach.answers_since_first_shown ? `${pct(reach.impressions / reach.answers_since_first_shown)} of ${num(reach.answers_since_first_shown)} since first shown` : "–"],
+          ["Users shown", num(reach.users_shown)],
           ["First shown", when(reach.first_shown)], ["Last shown", when(reach.last_shown)],
           ["Events", num(reach.events)], ["Users with events", num(reach.users_with_events)],
-          [`In top ${top ? top.k : 10} of recent users`, top ? `${num(top.users_with_item_in_top_k)} of ${num(top.users_sampled)}` : "– (model without an index)"],
+          [`In the top ${top ? top.k : 10} of`, !top ? "– (a model without an index)" : top.users_sampled ? `${num(top.users_with_item_in_top_k)} of ${num(top.users_sampled)} users served just now` : "– (no user vector cached just now)"],
         ]))),
       el("h3", { text: "Similar items" }), table([
         { key: "item_id", label: "Item", fmt: itemLink }, { key: "title", label: "Title" },

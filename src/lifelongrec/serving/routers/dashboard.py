@@ -99,7 +99,9 @@ def _key_problem(request: Request) -> tuple[int, str] | None:
 
 
 def _experiments_api(request: Request) -> bool:
-    return any(getattr(r, "path", None) == "/experiments" for r in request.app.routes)
+    """Whether this service answers ``GET /experiments`` (the page asks only then, so
+    that a service without it shows "no experiments" without a failed request)."""
+    return "/experiments" in request.app.openapi().get("paths", {})
 
 
 def _page(template: str, title: str):
