@@ -122,6 +122,13 @@ def test_open_access_needs_no_login(service):
         assert r.status_code == 303 and r.headers["location"] == "/dashboard/models"
 
 
+def test_the_experiments_page_asks_the_experiments_api_only_where_there_is_one(browser):
+    _login(browser)
+    page = browser.get("/dashboard/experiments").text
+    has_api = "/experiments" in browser.get("/openapi.json").json()["paths"]
+    assert f'data-experiments="{int(has_api)}"' in page
+
+
 def test_the_pages_and_assets_fetch_nothing_from_elsewhere(browser):
     _login(browser)
     urls = set()

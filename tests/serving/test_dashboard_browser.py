@@ -172,8 +172,24 @@ def test_every_page_shows_live_figures_without_console_errors(browser, server, s
     user_events = [{"user_id": user, "item_id": item, "event_type": "view"}] * 3
     assert http.post("/events", json={"events": user_events}).status_code == 201
     sync_api.expect(figure).to_have_text(f"{service.counters['events_ingested']:,}")
+
+    # an experiment started now shows with its arms and verdict
+    listing = http.get("/models").json()
+    other = next(v["version"] for v in listing["versions"] if v["version"] != listing["champion"])
+    arms = [{"name": "champion"}, {"name": "challenger", "version": other}]
+    body = {"name": "dashboard check", "arms": arms, "auto": False, "force": True}
+    assert http.post("/experiments", json=body).status_code == 201
+    w.goto("/dashboard/experiments")
+    card = w.page.locator("section.experiment")
+    sync_api.expect(card).to_have_count(1)
+    sync_api.expect(card.locator("h2")).to_contain_text("dashboard check")
+    sync_api.expect(card.locator("table tbody tr")).to_have_count(2)
+    sync_api.expect(card).to_contain_text(other)
+    sync_api.expect(card).to_contain_text("Decision:")
+    w.page.screenshot(path=tmp_path / "experiment.png", full_page=True)
+
     assert not w.problems, w.problems
-    for name in ("overview", "learning", "experiments", "explorer"):
+    for name in ("overview", "learning", "experiments", "experiment", "explorer"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
 
 

@@ -44,6 +44,14 @@
     const d = digits === undefined ? (Number.isInteger(v) ? 0 : 3) : digits;
     return v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
   }
+  // any JSON value as text: numbers formatted, lists bracketed, nothing as a dash
+  function plain(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "number") return num(v);
+    if (Array.isArray(v)) return "[" + v.map(plain).join(", ") + "]";
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  }
   const ms = (v) => (v === null || v === undefined ? "–" : num(v, v < 10 ? 2 : 1) + " ms");
   const pct = (v) => (v === null || v === undefined ? "–" : num(100 * v, 2) + " %");
   function when(t) {
@@ -74,8 +82,7 @@
       el("tr", {}, columns.map((c) => {
         const v = c.fmt ? c.fmt(r[c.key], r) : r[c.key];
         const cell = el("td", { class: cls(c) });
-        cell.append(v instanceof Node ? v : document.createTextNode(
-          v === null || v === undefined ? "–" : typeof v === "number" ? num(v) : String(v)));
+        cell.append(v instanceof Node ? v : document.createTextNode(plain(v)));
         return cell;
       })));
     return el("table", {}, el("thead", {}, head), el("tbody", {}, body));
@@ -319,7 +326,7 @@
     const skip = new Set(["arms", "verdict", "name", "id"]);
     const meta = Object.entries(x).filter(([k]) => !skip.has(k)).map(([k, val]) => [
       k.replace(/_/g, " "),
-      k === "status" ? badge(val) : /_at$/.test(k) ? when(val) : val === null || val === undefined ? "–" : typeof val === "object" ? JSON.stringify(val) : String(val),
+      k === "status" ? badge(val) : /_at$/.test(k) ? when(val) : plain(val),
     ]);
     const arms = x.arms || [];
     const keys = [...new Set([...ARM_COLUMNS.filter((k) => arms.some((a) => k in a)), ...arms.flatMap((a) => Object.keys(a))])];
