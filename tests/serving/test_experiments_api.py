@@ -418,6 +418,8 @@ def test_conversion_as_the_primary_metric(fast_service):
     for _ in range(3):
         for user in _users(fast_service, 60):
             out = fast_service.recommend(user, k=5)
+            if "experiment" not in out:  # the experiment thread decided already
+                break
             kind = "purchase" if out["experiment"]["arm"] == "better" else "click"
             item = out["items"][0]["item_id"]
             event = {"user_id": user, "item_id": item, "event_type": kind}
@@ -439,7 +441,9 @@ def test_a_worse_challenger_among_several_leaves_the_others_running(fast_service
     for _ in range(3):
         for u in users:
             out = fast_service.recommend(u, k=5)
-            if out["experiment"]["arm"] != "worse":
+            # the worse arm's users get the champion outside the experiment once the
+            # experiment thread rejected it
+            if out.get("experiment", {}).get("arm") in ("champion", "same"):
                 _click(fast_service, out)
     got = fast_service.experiment(e["id"])
     assert got["status"] == "running"
