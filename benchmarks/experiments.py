@@ -6,14 +6,20 @@
    days run out. The false-positive rate with its 95 % Clopper-Pearson interval
    (nominal: 5 %).
 2. **A worse and a better challenger**: ``--pairs`` experiments (default 50) per design
-   with popularity as the challenger of ALS (it must be stopped: decision "a") and ALS
-   as the challenger of popularity (it must win: decision "b"); how often each design
-   decided right, and the impressions it needed (median, quartiles), and the ratio of
-   A/B's median to interleaving's.
+   with the weaker ranker of ``--pair`` (default ``als:popularity``: ALS and popularity)
+   as the challenger of the stronger (it must be stopped: decision "a") and the stronger
+   as the challenger of the weaker (it must win: decision "b"); how often each design
+   decided right, the impressions it needed (median, quartiles over the runs that
+   decided right), and, at equal power, the impressions by which half of all runs had
+   decided right (a run that decided wrong or not at all counts as never): A/B's over
+   interleaving's is the efficiency figure. A pair of rankers that differ little
+   (``--pair ease:als --world days=12 --block subtle``) is where interleaving is
+   expected to gain most.
 
 Writes the ``experiments-<block>`` block of docs/benchmarks.md and its raw JSON.
 
     .venv/bin/python benchmarks/experiments.py
+    .venv/bin/python benchmarks/experiments.py --aa 0 --pair ease:als --world days=12 --block subtle
     # smoke test (seconds):
     .venv/bin/python benchmarks/experiments.py --aa 2 --pairs 1 --world days=2 --no-write
 """
@@ -57,6 +63,23 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def power_point(runs: list[dict], want: str, power: float) -> float | None:
+    """The impressions by which a share ``power`` of ``runs`` had decided ``want``
+    (runs that decided otherwise or not at all never did); ``None`` when fewer did."""
+    at = sorted(x["impressions"] for x in runs if x["decision"] == want)
+    need = int(np.ceil(power * len(runs)))
+    return float(at[need - 1]) if need and len(at) >= need else None
+
+
+def power_ratio(ab: float | None, il: float | None) -> str:
+    """A/B's impressions over interleaving's at equal power, as text."""
+    if ab is not None and il is not None:
+        return f"{ab / il:.2f}x"
+    if il is not None:
+        return f"more than the world's horizon allowed for A/B (interleaving: {il:,.0f})"
+    return "not reached by interleaving within the world's horizon"
+
+
 def rankers(settings: SimulationSettings, names: tuple[str, ...]) -> dict:
     history = ClosedLoopWorld(settings).history()
     return {n: get_model(n).fit(history) for n in names}
@@ -70,10 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aa", type=int, default=200, help="A/A experiments per design")
     ap.add_argument("--pairs", type=int, default=50, help="experiments per design and pair")
     ap.add_argument("--world", action="append", default=[], metavar="K=V")
+    ap.add_argument(
+        "--pair",
+        default="als:popularity",
+        metavar="STRONG:WEAK",
+        help="the two rankers of the worse/better experiments, the stronger first",
+    )
     ap.add_argument("--block", default="default")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     world = {**WORLD, **parse_params(args.world)}
+    strong, _, weak = args.pair.partition(":")
+    if not strong or not weak:
+        ap.error(f"--pair {args.pair!r}: expected STRONG:WEAK, e.g. als:popularity")
+    cases = {"worse": f"{weak} vs {strong}", "better": f"{strong} vs {weak}"}
     t0 = time.perf_counter()
     aa: dict[str, list[dict]] = {d: [] for d in DESIGNS}
     for r in range(args.aa):
@@ -86,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     pairs: dict[str, dict[str, list[dict]]] = {d: {"worse": [], "better": []} for d in DESIGNS}
     for r in range(args.pairs):
         s = SimulationSettings(**{**world, "seed": 5_000 + r})
-        m = rankers(s, ("als", "popularity"))
+        m = rankers(s, (strong, weak))
         for d in DESIGNS:
-            pairs[d]["worse"].append(run_experiment(m["als"], m["popularity"], s, d, salt=f"p-{r}"))
-            pairs[d]["better"].append(
-                run_experiment(m["popularity"], m["als"], s, d, salt=f"p-{r}")
-            )
+            pairs[d]["worse"].append(run_experiment(m[strong], m[weak], s, d, salt=f"p-{r}"))
+            pairs[d]["better"].append(run_experiment(m[weak], m[strong], s, d, salt=f"p-{r}"))
+        if (r + 1) % 10 == 0:
+            print(f"pairs {r + 1}/{args.pairs}", flush=True)
     wall = time.perf_counter() - t0
     aa_rows, pair_rows = [], []
     for d in DESIGNS:
@@ -118,26 +151,29 @@ def main(argv: list[str] | None = None) -> int:
             pair_rows.append(
                 {
                     "design": d,
-                    "case": f"{'popularity vs ALS' if case == 'worse' else 'ALS vs popularity'}",
+                    "case": cases[case],
                     "n": len(runs),
                     "right": len(right),
                     "wrong": sum(x["decision"] not in (None, want) for x in runs),
                     "q1": q[0],
                     "median": q[1],
                     "q3": q[2],
+                    "power50": power_point(runs, want, 0.5),
                 }
             )
-    ratios = []
-    for case in ("popularity vs ALS", "ALS vs popularity"):
+    ratios, equal_power = [], []
+    for case in cases.values():
         ab = next(r for r in pair_rows if r["design"] == "ab" and r["case"] == case)
         il = next(r for r in pair_rows if r["design"] == "interleave" and r["case"] == case)
         if ab["median"] and il["median"]:
             ratios.append(f"{case}: {ab['median'] / il['median']:.2f}x")
+        equal_power.append(f"{case}: {power_ratio(ab['power50'], il['power50'])}")
     for row in aa_rows:
         print(row)
     for row in pair_rows:
         print(row)
     print("A/B median impressions / interleaving's:", "; ".join(ratios))
+    print("at equal power (half decided right), A/B / interleaving:", "; ".join(equal_power))
     if args.no_write:
         return 0
     body = [
@@ -174,10 +210,18 @@ def main(argv: list[str] | None = None) -> int:
                 ("q1", "impressions q1", 0),
                 ("median", "median", 0),
                 ("q3", "q3", 0),
+                ("power50", "half decided right by", 0),
             ],
         ),
         "",
-        "A/B's median impressions over interleaving's: " + "; ".join(ratios) + ".",
+        "A/B's median impressions over interleaving's (runs that decided right): "
+        + "; ".join(ratios)
+        + ".",
+        "",
+        "At equal power (impressions by which half of all runs had decided right; "
+        "a run that never did counts as never), A/B's over interleaving's: "
+        + "; ".join(equal_power)
+        + ".",
     ]
     raw = {"world": world, "aa": aa, "pairs": pairs}
     _common.write_block(

@@ -40,3 +40,16 @@ def test_writes_the_aa_rate_and_the_designs(experiments_bench, common, tmp_path,
     assert len(raw["aa"]["ab"]) == len(raw["aa"]["interleave"]) == 2
     fp = sum(r["decision"] is not None for r in raw["aa"]["ab"])
     assert f"| ab | 2 | {fp} |" in text
+
+
+def test_the_equal_power_point_counts_undecided_and_wrong_runs_as_never(experiments_bench):
+    runs = [
+        {"decision": "b", "impressions": 300},
+        {"decision": "b", "impressions": 100},
+        {"decision": "a", "impressions": 50},  # wrong: never right
+        {"decision": None, "impressions": 900},  # undecided: never
+    ]
+    assert experiments_bench.power_point(runs, "b", 0.5) == 300.0  # 2 of 4 by 300
+    assert experiments_bench.power_point(runs, "b", 0.75) is None  # only 2 of 4 ever
+    assert experiments_bench.power_ratio(600.0, 300.0) == "2.00x"
+    assert "horizon" in experiments_bench.power_ratio(None, 300.0)
