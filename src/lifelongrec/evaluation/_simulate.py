@@ -66,6 +66,7 @@ __all__ = [
     "SIMULATION_LIFELONG",
     "SIMULATION_STRATEGIES",
     "ClosedLoopWorld",
+    "DayTally",
     "SimulationSettings",
     "gini",
     "plot_simulation",
@@ -470,45 +471,99 @@ def _serve_day(world: ClosedLoopWorld, arm: _Arm, day: int, arrived: np.ndarray)
     """One strategy's simulated day: sessions in time order, batched by hour."""
     s = world.settings
     events: list[tuple] = []
-    shown = np.zeros(len(world.item_ids), dtype=np.int64)
-    clicks = purchases = impressions = n_sessions = 0
-    users_seen: set[int] = set()
+    tally = DayTally(world, day)
     for start, batch, browsed in world.hours(day):
-        n_sessions += len(batch)
-        users_seen.update(u for _, u in batch)
+        tally.hour(batch)
         own = [e for b in browsed for e in b]
         if own:
             arm.serving.observe(_frame(own))
         users = [world.user_ids[u] for _, u in batch]
         ids, _ = arm.serving.recommend(users, k=s.k)
         reactions: list[tuple] = []
-        for j, ((t, user), b) in enumerate(zip(batch, browsed, strict=True)):
+        for j, (session, b) in enumerate(zip(batch, browsed, strict=True)):
             items = [str(i) for i in np.atleast_2d(ids)[j] if i is not None]
-            impressions += len(items)
-            for i in items:
-                shown[world.position[i]] += 1
-            t_react = (b[-1][2] + 30) if b else t
-            got = world.react(user, items, day, t_react, start + j, arm.shown_before, arm.bought)
-            clicks += sum(e[3] == "click" for e in got)
-            purchases += sum(e[3] == "purchase" for e in got)
-            reactions += got
+            reactions += tally.react(start + j, session, b, items, arm.shown_before, arm.bought)
         if reactions:
             arm.serving.observe(_frame(reactions))
         events += own + reactions
-    active = len(users_seen)
-    return {
-        "day": day,
-        "sessions": n_sessions,
-        "active_users": active,
-        "impressions": impressions,
-        "clicks": clicks,
-        "ctr": clicks / impressions if impressions else 0.0,
-        "purchases": purchases,
-        "purchases_per_user": purchases / active if active else 0.0,
-        "coverage": float((shown[arrived] > 0).mean()) if len(arrived) else 0.0,
-        "exposure_gini": gini(shown[arrived]),
-        "_events": events,
-    }
+    return {**tally.record(arrived), "_events": events}
+
+
+class DayTally:
+    """One simulated day's figures of what was shown and how the users reacted: the
+    per-answer bookkeeping :func:`simulate` and the HTTP driver
+    (:func:`~lifelongrec.evaluation.drive_service`) share.
+
+    Call :meth:`hour` with each hour's sessions, :meth:`react` with each answer (it
+    lets the world react and counts), then :meth:`record` for the day's figures."""
+
+    def __init__(self, world: ClosedLoopWorld, day: int) -> None:
+        self.world = world
+        self.day = day
+        self.shown = np.zeros(len(world.item_ids), dtype=np.int64)
+        self.sessions = self.impressions = self.clicks = self.purchases = 0
+        self.users: set[int] = set()
+
+    def hour(self, batch: Sequence[tuple[int, int]]) -> None:
+        """Count an hour's sessions ``(start second, user)`` and their users."""
+        self.sessions += len(batch)
+        self.users.update(u for _, u in batch)
+
+    def react(
+        self,
+        n_session: int,
+        session: tuple[int, int],
+        browsed: Sequence[tuple],
+        items: Sequence[str],
+        shown_before: dict[tuple[int, str], int],
+        bought: set[tuple[int, str]],
+    ) -> list[tuple]:
+        """The user's reaction to the answer ``items`` of session ``n_session`` of the
+        day (``session``: its start second and user; ``browsed``: its own browsing,
+        after which the user looks at the answer), counted; ``shown_before`` and
+        ``bought`` as in :meth:`ClosedLoopWorld.react`.
+
+        Raises
+        ------
+        ParameterError
+            An item the world does not have.
+        """
+        world = self.world
+        t, user = session
+        unknown = [i for i in items if i not in world.position]
+        if unknown:
+            raise ParameterError(
+                "items",
+                unknown[:5],
+                "item ids of the simulated world (s000000, ...); the ranker must know the "
+                "world's catalogue (fit or start it on ClosedLoopWorld.history())",
+            )
+        self.impressions += len(items)
+        for i in items:
+            self.shown[world.position[i]] += 1
+        t_react = (browsed[-1][2] + 30) if browsed else t
+        got = world.react(user, items, self.day, t_react, n_session, shown_before, bought)
+        self.clicks += sum(e[3] == "click" for e in got)
+        self.purchases += sum(e[3] == "purchase" for e in got)
+        return got
+
+    def record(self, arrived: np.ndarray) -> dict[str, Any]:
+        """The day's figures (see :func:`simulate`, without the update's CPU);
+        ``arrived``: the item positions there that day."""
+        active = len(self.users)
+        shown = self.shown[arrived]
+        return {
+            "day": self.day,
+            "sessions": self.sessions,
+            "active_users": active,
+            "impressions": self.impressions,
+            "clicks": self.clicks,
+            "ctr": self.clicks / self.impressions if self.impressions else 0.0,
+            "purchases": self.purchases,
+            "purchases_per_user": self.purchases / active if active else 0.0,
+            "coverage": float((shown > 0).mean()) if len(arrived) else 0.0,
+            "exposure_gini": gini(shown),
+        }
 
 
 def _summary(days: list[dict], s: SimulationSettings) -> dict[str, Any]:
@@ -519,13 +574,16 @@ def _summary(days: list[dict], s: SimulationSettings) -> dict[str, Any]:
 
     keys = ("ctr", "purchases_per_user", "coverage", "exposure_gini")
     out: dict[str, Any] = {k: mean(days, k) for k in keys}
-    out["update_cpu_seconds"] = float(sum(r["update_cpu_seconds"] for r in days))
+    cpu = all("update_cpu_seconds" in r for r in days)  # none over HTTP
+    if cpu:
+        out["update_cpu_seconds"] = float(sum(r["update_cpu_seconds"] for r in days))
     if s.shift_day is not None and s.shift_day < s.days:
         after = [r for r in days if r["day"] >= s.shift_day]
         out["after_shift"] = {k: mean(after, k) for k in keys}
-        out["after_shift"]["update_cpu_seconds"] = float(
-            sum(r["update_cpu_seconds"] for r in after)
-        )
+        if cpu:
+            out["after_shift"]["update_cpu_seconds"] = float(
+                sum(r["update_cpu_seconds"] for r in after)
+            )
     return out
 
 
