@@ -33,6 +33,7 @@ from lifelongrec.cli._common import (
     TimestampUnitOpt,
     _fail,
     _load,
+    _note,
     _run_command,
     service_data,
 )
@@ -358,11 +359,28 @@ def simulate(
         Path | None, typer.Option(help="Write a PNG: CTR, purchases, coverage and compute by day.")
     ] = None,
     seed: SeedOpt = 0,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Drive the running service at this address over HTTP (e.g. "
+            "http://127.0.0.1:8000) instead of the in-process strategies; it should have "
+            "been started on the world's history (lifelongrec.evaluation.ClosedLoopWorld).",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="With --url: a key with the read and write scopes (sent as X-API-Key).",
+        ),
+    ] = None,
 ) -> None:
     """Closed-loop simulation: users with true, drifting interests ask for
     recommendations every simulated day, react to them with position bias and fatigue,
     and their actions are the model's next data. Reports CTR, purchases, coverage,
-    exposure Gini and update compute per day for each strategy, on the same users."""
+    exposure Gini and update compute per day for each strategy, on the same users.
+    With --url the users ask a running service instead (it learns and runs its
+    experiments by itself): the same figures per day, and the versions that answered."""
     from lifelongrec.evaluation import parse_params, simulate, simulation_report
 
     try:
@@ -378,6 +396,20 @@ def simulate(
         )
     except LifelongrecError as exc:
         _fail(exc)
+    if url is not None:
+        if strategies or param or plot is not None:
+            _fail(
+                ParameterError(
+                    "--url",
+                    url,
+                    "given without --strategy, --param or --plot (the service serves its own "
+                    "models)",
+                )
+            )
+        _simulate_service(url, api_key, settings, as_json=as_json)
+        return
+    if api_key is not None:
+        _fail(ParameterError("--api-key", "a key", "given with --url (a key is for a service)"))
     result = _run_command(
         simulate,
         model,
@@ -389,6 +421,32 @@ def simulate(
     )
     if not as_json:
         typer.echo(simulation_report(result))
+
+
+def _simulate_service(url: str, api_key: str | None, world: dict, *, as_json: bool) -> None:
+    """``lifelongrec simulate --url``: the world against a running service."""
+    from lifelongrec.evaluation import SimulationSettings, drive_service, format_table
+
+    try:
+        settings = SimulationSettings(**world)
+        result = drive_service(url, settings, api_key=api_key, notify=None if as_json else _note)
+    except (LifelongrecError, TypeError) as exc:  # TypeError: an unknown --world setting
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    keys = ("day", "answers", "ctr", "purchases_per_user", "coverage", "exposure_gini")
+    rows = [{**{k: d[k] for k in keys}, "versions": _counts(d["versions"])} for d in result["days"]]
+    typer.echo(format_table(rows, [*keys, "versions"]))
+    sm = result["summary"]
+    typer.echo(
+        f"{url}: mean CTR {sm['ctr']:.4f}, purchases/user {sm['purchases_per_user']:.3f}, "
+        f"{result['requests']} requests in {result['wall_seconds']:.1f} s"
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 @app.command()

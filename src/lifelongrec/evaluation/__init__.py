@@ -12,7 +12,8 @@ draws runs. The experiment runners :func:`run_evaluation`, :func:`compare_models
 :func:`msprt` is the always-valid sequential test of online experiments and
 :func:`team_draft` their interleaving, :func:`run_experiment` runs one in the closed-loop
 world; :func:`simulate` runs strategies in a closed-loop world that reacts to what they show
-(``lifelongrec simulate``);
+(``lifelongrec simulate``), :func:`drive_service` plays that world against a running
+service over HTTP (``lifelongrec simulate --url``);
 :func:`evaluation_report`, :func:`comparison_report` and :func:`stream_report` are the
 text those commands print.
 """
@@ -59,12 +60,14 @@ from lifelongrec.evaluation._simulate import (
     SIMULATION_LIFELONG,
     SIMULATION_STRATEGIES,
     ClosedLoopWorld,
+    DayTally,
     SimulationSettings,
     gini,
     plot_simulation,
     simulate,
     simulation_report,
 )
+from lifelongrec.evaluation._simulate_http import ServiceCallError, drive_service
 from lifelongrec.evaluation.metrics import (
     RANKING_METRICS,
     auc,
@@ -99,11 +102,14 @@ __all__ = [
     "SIMULATION_LIFELONG",
     "SIMULATION_STRATEGIES",
     "ClosedLoopWorld",
+    "DayTally",
+    "ServiceCallError",
     "SimulationSettings",
     "gini",
     "plot_simulation",
     "simulate",
     "simulation_report",
+    "drive_service",
     "DETECTORS",
     "DRIFT_NONE",
     "RANKING_METRICS",
