@@ -12,14 +12,15 @@
    decided right, the impressions it needed (median, quartiles over the runs that
    decided right), and, at equal power, the impressions by which half of all runs had
    decided right (a run that decided wrong or not at all counts as never): A/B's over
-   interleaving's is the efficiency figure. A pair of rankers that differ little
-   (``--pair ease:als --world days=12 --block subtle``) is where interleaving is
-   expected to gain most.
+   interleaving's is the efficiency figure. ``WEAK`` may be ``NAME~SHARE``: the ranker
+   ``NAME`` with ``SHARE`` of every list replaced by random items (:class:`Damaged`), a
+   pair whose order holds in every world and whose gap ``SHARE`` sets
+   (``--aa 0 --pair als:als~0.6 --world days=8 --block damaged``).
 
 Writes the ``experiments-<block>`` block of docs/benchmarks.md and its raw JSON.
 
     .venv/bin/python benchmarks/experiments.py
-    .venv/bin/python benchmarks/experiments.py --aa 0 --pair ease:als --world days=12 --block subtle
+    .venv/bin/python benchmarks/experiments.py --aa 0 --pair als:als~0.6 --world days=8 --block damaged
     # smoke test (seconds):
     .venv/bin/python benchmarks/experiments.py --aa 2 --pairs 1 --world days=2 --no-write
 """
@@ -80,9 +81,50 @@ def power_ratio(ab: float | None, il: float | None) -> str:
     return "not reached by interleaving within the world's horizon"
 
 
+class Damaged:
+    """A fitted ranker with controlled damage: in each list it answers, every position
+    is replaced, with probability ``share``, by an item drawn uniformly from ``pool``
+    (the world's items at day 0) that the list does not hold. Worse than the ranker it
+    wraps in every world, by an amount ``share`` sets: a pair whose order is known."""
+
+    def __init__(self, model, share: float, pool: np.ndarray, seed: int) -> None:
+        self.model, self.share, self.pool = model, float(share), pool
+        self.rng = np.random.default_rng(seed)
+
+    def observe(self, events) -> None:
+        self.model.observe(events)
+
+    def add_items(self, items) -> None:
+        self.model.add_items(items)
+
+    def recommend(self, users, k: int = 10):
+        ids, scores = self.model.recommend(users, k=k)
+        ids = np.array(np.atleast_2d(ids), dtype=object)
+        for row in ids:
+            held = set(row.tolist())
+            for j in np.flatnonzero(self.rng.random(len(row)) < self.share):
+                pick = self.pool[self.rng.integers(len(self.pool))]
+                while pick in held:
+                    pick = self.pool[self.rng.integers(len(self.pool))]
+                held.add(pick)
+                row[j] = pick
+        return ids, scores
+
+
 def rankers(settings: SimulationSettings, names: tuple[str, ...]) -> dict:
-    history = ClosedLoopWorld(settings).history()
-    return {n: get_model(n).fit(history) for n in names}
+    """Each name fitted on the world's history; ``NAME~SHARE``: :class:`Damaged` around
+    a fit of ``NAME``."""
+    world = ClosedLoopWorld(settings)
+    history = world.history()
+    fitted: dict = {}
+    out = {}
+    for n in names:
+        base, _, share = n.partition("~")
+        if base not in fitted:
+            fitted[base] = get_model(base).fit(history)
+        pool = world.item_ids[: settings.n_items]
+        out[n] = Damaged(fitted[base], float(share), pool, settings.seed) if share else fitted[base]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

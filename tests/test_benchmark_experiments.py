@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -53,3 +54,21 @@ def test_the_equal_power_point_counts_undecided_and_wrong_runs_as_never(experime
     assert experiments_bench.power_point(runs, "b", 0.75) is None  # only 2 of 4 ever
     assert experiments_bench.power_ratio(600.0, 300.0) == "2.00x"
     assert "horizon" in experiments_bench.power_ratio(None, 300.0)
+
+
+def test_a_damaged_ranker_replaces_the_share_of_each_list_it_is_told(experiments_bench):
+    class Fixed:
+        def recommend(self, users, k=10):
+            ids = [[f"i{j}" for j in range(k)] for _ in users]
+            return ids, [[1.0] * k for _ in users]
+
+    pool = np.array([f"i{j}" for j in range(200)], dtype=object)
+    none = experiments_bench.Damaged(Fixed(), 0.0, pool, seed=0)
+    assert none.recommend(["u"], k=10)[0][0].tolist() == [f"i{j}" for j in range(10)]
+    half = experiments_bench.Damaged(Fixed(), 0.5, pool, seed=0)
+    ids, _ = half.recommend([f"u{j}" for j in range(400)], k=10)
+    changed = sum(
+        row[j] != f"i{j}" for row in ids for j in range(10)
+    )  # a replaced position holds an item the list did not hold
+    assert 0.45 < changed / 4000 < 0.55
+    assert all(len(set(row.tolist())) == 10 for row in ids)  # no repeats in a list
