@@ -12,15 +12,15 @@
    decided right, the impressions it needed (median, quartiles over the runs that
    decided right), and, at equal power, the impressions by which half of all runs had
    decided right (a run that decided wrong or not at all counts as never): A/B's over
-   interleaving's is the efficiency figure. ``WEAK`` may be ``NAME~SHARE``: the ranker
-   ``NAME`` with ``SHARE`` of every list replaced by random items (:class:`Damaged`), a
-   pair whose order holds in every world and whose gap ``SHARE`` sets
-   (``--aa 0 --pair als:als~0.6 --world days=8 --block damaged``).
+   interleaving's is the efficiency figure. ``WEAK`` may be ``NAME~rev``: the ranker
+   ``NAME`` with every list reversed (:class:`Damaged`), a pair whose order holds in
+   every world (``--aa 0 --pair als:als~rev --block reversed``), or ``NAME~SHARE``:
+   that share of every list replaced by random items.
 
 Writes the ``experiments-<block>`` block of docs/benchmarks.md and its raw JSON.
 
     .venv/bin/python benchmarks/experiments.py
-    .venv/bin/python benchmarks/experiments.py --aa 0 --pair als:als~0.6 --world days=8 --block damaged
+    .venv/bin/python benchmarks/experiments.py --aa 0 --pair als:als~rev --block reversed
     # smoke test (seconds):
     .venv/bin/python benchmarks/experiments.py --aa 2 --pairs 1 --world days=2 --no-write
 """
@@ -82,13 +82,20 @@ def power_ratio(ab: float | None, il: float | None) -> str:
 
 
 class Damaged:
-    """A fitted ranker with controlled damage: in each list it answers, every position
-    is replaced, with probability ``share``, by an item drawn uniformly from ``pool``
-    (the world's items at day 0) that the list does not hold. Worse than the ranker it
-    wraps in every world, by an amount ``share`` sets: a pair whose order is known."""
+    """A fitted ranker with controlled damage. ``share`` a number: in each list it
+    answers, every position is replaced, with probability ``share``, by an item drawn
+    uniformly from ``pool`` (the world's items at day 0) that the list does not hold;
+    ``share="rev"``: the same items in reverse order (the best last).
 
-    def __init__(self, model, share: float, pool: np.ndarray, seed: int) -> None:
-        self.model, self.share, self.pool = model, float(share), pool
+    Reversing is worse in every world and at every horizon (the same items are shown,
+    so the users' fatigue with repeats is the same; only the positions, which users look
+    at less the lower they are, are worse). Random replacements are worse at first but
+    show more items the users have not tired of, and over weeks of the simulated world
+    they can win: not a pair whose order is known."""
+
+    def __init__(self, model, share: float | str, pool: np.ndarray, seed: int) -> None:
+        self.model, self.pool = model, pool
+        self.share = share if share == "rev" else float(share)
         self.rng = np.random.default_rng(seed)
 
     def observe(self, events) -> None:
@@ -100,6 +107,8 @@ class Damaged:
     def recommend(self, users, k: int = 10):
         ids, scores = self.model.recommend(users, k=k)
         ids = np.array(np.atleast_2d(ids), dtype=object)
+        if self.share == "rev":
+            return ids[:, ::-1].copy(), scores
         for row in ids:
             held = set(row.tolist())
             for j in np.flatnonzero(self.rng.random(len(row)) < self.share):
@@ -123,7 +132,7 @@ def rankers(settings: SimulationSettings, names: tuple[str, ...]) -> dict:
         if base not in fitted:
             fitted[base] = get_model(base).fit(history)
         pool = world.item_ids[: settings.n_items]
-        out[n] = Damaged(fitted[base], float(share), pool, settings.seed) if share else fitted[base]
+        out[n] = Damaged(fitted[base], share, pool, settings.seed) if share else fitted[base]
     return out
 
 

@@ -72,3 +72,5 @@ def test_a_damaged_ranker_replaces_the_share_of_each_list_it_is_told(experiments
     )  # a replaced position holds an item the list did not hold
     assert 0.45 < changed / 4000 < 0.55
     assert all(len(set(row.tolist())) == 10 for row in ids)  # no repeats in a list
+    rev = experiments_bench.Damaged(Fixed(), "rev", pool, seed=0)
+    assert rev.recommend(["u"], k=4)[0][0].tolist() == ["i3", "i2", "i1", "i0"]
