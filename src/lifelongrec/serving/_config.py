@@ -343,7 +343,8 @@ class FeedbackSettings(_Group):
         arm, time) to the store, off the request path.
     flush_seconds (flat name ``impression_flush_seconds``)
         How often the impression thread stores the buffer: a crash of the process loses
-        at most this long of impressions (events are never lost: they are stored before
+        about this long of impressions while the store keeps up, and the backlog when it
+        does not (up to ``buffer`` rows; events are never lost: they are stored before
         the reply; impressions are committed without an fsync, so a power loss may also
         take back those stored since the last event write or checkpoint).
     flush_rows (flat name ``impression_flush_rows``)

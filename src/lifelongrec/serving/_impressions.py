@@ -4,9 +4,10 @@ A recommendation request only appends its rows to an in-memory buffer (a list ap
 under a leaf lock); the impression thread writes the buffer to the store in one
 transaction every ``impression_flush_seconds`` (and at once when it holds
 ``impression_flush_rows``), and :meth:`ImpressionLog.close` writes what is left. So a
-crash of the process loses at most the impressions of the last flush interval (and of a
-flush in progress); an acknowledged *event* is never lost, it is written before its
-reply. The flush commits without an fsync of its own (see
+crash of the process loses the impressions of the last flush interval (and of a flush in
+progress) while the store keeps up, and the whole backlog when answers come faster than
+impressions are stored (``benchmarks/impression_crash.py`` measures both); an
+acknowledged *event* is never lost, it is written before its reply. The flush commits without an fsync of its own (see
 :meth:`~lifelongrec.data.EventStore.append_impression_rows`): a power loss may also take
 back impressions stored since the last durable event write or checkpoint. When the store cannot keep up and the buffer holds ``impression_buffer`` rows,
 further impressions are not buffered but counted (``impressions_dropped``) rather than
