@@ -24,8 +24,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,40 +33,23 @@ from pathlib import Path
 import _common
 import httpx
 import numpy as np
-from _common import command_line, md_table
+from _common import command_line, free_port, md_table
+from _load_client import Server
 
 from lifelongrec.data import EventStore
 from lifelongrec.serving import RecommenderService
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(home: Path, port: int) -> subprocess.Popen:
-    """``lifelongrec serve`` on ``home``, returned once uvicorn listens."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lifelongrec.cli", "serve", "--home", str(home), "--open"]
-        + ["--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    for raw in proc.stdout:
-        if b"Uvicorn running on" in raw:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc
-    raise RuntimeError(f"the server exited with {proc.wait()}")
-
-
-def crash_once(base: Path, work: Path, seconds: float, clients: int, rate: float) -> dict:
+def crash_once(
+    base: Path, work: Path, config: dict, seconds: float, clients: int, rate: float
+) -> dict:
     home = work / "run"
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(base, home)
     port = free_port()
-    proc = start(home, port)
+    server = Server(home, config, port, work / "server.log")
+    server.start(timeout=300)
+    proc = server.proc
     answered: list[tuple[str, float, int]] = []
     stop = threading.Event()
 
@@ -97,6 +78,7 @@ def crash_once(base: Path, work: Path, seconds: float, clients: int, rate: float
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    server.stop()  # the process is gone: closes its log
     stop.set()
     for t in threads:
         t.join()
@@ -142,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for c in range(args.crashes):
             runs.append(
-                {"crash": c, **crash_once(base, work, args.seconds, args.clients, args.rate)}
+                {
+                    "crash": c,
+                    **crash_once(base, work, config, args.seconds, args.clients, args.rate),
+                }
             )
             print(runs[-1], flush=True)
     oldest = max(r["oldest_lost_s"] for r in runs)

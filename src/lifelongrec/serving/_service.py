@@ -87,9 +87,10 @@ from lifelongrec.data import Dataset, EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._catalogue import Catalogue
+from lifelongrec.serving._challengers import ChallengerLoader
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber, erase_user
-from lifelongrec.serving._experiments import ChallengerLoader, Experiments
+from lifelongrec.serving._experiments import Experiments
 from lifelongrec.serving._home import (
     REGISTRY_DIR,
     STORE_FILE,
