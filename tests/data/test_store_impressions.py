@@ -250,6 +250,25 @@ def test_erasing_a_user_erases_their_impressions_and_request_ids(store, tmp_path
     assert metrics(store)["clicks"].tolist() == [1]
 
 
+def test_reading_after_a_cursor_gives_each_impression_once(store):
+    assert store.last_impression_id == 0 and store.read_impressions().empty
+    store.append_impressions(shown("r1", "u1", ["a", "b", "c"]))
+    store.append_impressions(shown("r2", "u2", ["d"], ts=200))
+    first = store.read_impressions(limit=2)
+    assert list(first.columns) == ["id", *IMPRESSION_COLUMNS]
+    assert first["item_id"].tolist() == ["a", "b"] and first["rank"].tolist() == [1, 2]
+    rest = store.read_impressions(after_id=int(first["id"].iloc[-1]))
+    assert rest["item_id"].tolist() == ["c", "d"] and rest["timestamp"].tolist() == [100, 200]
+    assert int(rest["id"].iloc[-1]) == store.last_impression_id
+    assert store.read_impressions(after_id=store.last_impression_id).empty
+    store.delete_user("u1")  # erased rows are gone for a reader that starts over
+    assert store.read_impressions()["user_id"].tolist() == ["u2"]
+    with pytest.raises(ParameterError, match="after_id"):
+        store.read_impressions(after_id=-1)
+    with pytest.raises(ParameterError, match="limit"):
+        store.read_impressions(limit=0)
+
+
 def test_a_store_of_schema_version_1_gains_the_impression_log(tmp_path):
     path = tmp_path / "events.sqlite"
     conn = sqlite3.connect(path)

@@ -411,6 +411,8 @@ BAD_PARAMS = [
     ("distill_temperature", 0.0, "a finite number > 0"),
     ("ewc_weight", float("nan"), "a finite number >= 0"),
     ("fisher_batches", 0, "an integer >= 1"),
+    ("exposure_weight", -1.0, "a finite number >= 0"),
+    ("exposure_negatives", "clicked", "one of 'shown', 'above'"),
     ("item_min_count", 0, "an integer >= 1"),
     ("user_ttl", 0, "None or a finite number > 0"),
     ("item_ttl", float("nan"), "None or a finite number > 0"),

@@ -197,3 +197,68 @@ def test_logging_can_be_turned_off(reopen):
 def test_bad_feedback_settings_are_refused_by_name(setting, value):
     with pytest.raises(ParameterError, match=setting):
         ServiceConfig.from_dict({setting: value})
+
+
+def _steps_until(service, what, rounds=20):
+    for _ in range(rounds):
+        service.learn_step()
+        if what():
+            return
+    raise AssertionError(f"not reached after {rounds} learner rounds")
+
+
+def _others(service, left_out, n, t):
+    """``n`` events of known users but those ``left_out`` from ``t`` on (they fill the
+    learner's batch)."""
+    users = [u for u in sorted(service.live_model.known_users()) if u not in left_out][:20]
+    items = sorted(service.live_model.known_items())
+    return [
+        {"user_id": users[j % 20], "item_id": items[j % len(items)], "timestamp": t + j}
+        for j in range(n)
+    ]
+
+
+def test_the_learner_hands_what_was_shown_to_a_trainer_that_learns_from_it(service):
+    trainer = service.learner.trainer
+    assert trainer.exposure_weight > 0 and trainer.exposure_negatives == "above"  # defaults
+    user = _user(service)
+    out = service.recommend(user, k=5)
+    service.flush_impressions()
+    shown = [i["item_id"] for i in out["items"]]
+    now = int(time.time()) + 5
+    click = {"user_id": user, "item_id": shown[2], "timestamp": now, "event_type": "click"}
+    service.ingest([click], request_ids=[out["request_id"]])
+    service.ingest(_others(service, {user}, 100, now + 10))
+    _steps_until(service, lambda: hasattr(trainer, "exposure_counts_"))
+    # five shown, the third clicked: the two above it were passed over on the way to it
+    assert trainer.exposure_counts_["skipped"] == 2 and trainer.exposure_counts_["used"] == 2
+
+
+def test_impressions_of_a_user_erased_while_the_learner_reads_are_dropped(service):
+    trainer = service.learner.trainer
+    users = sorted(service.live_model.known_users())
+    victim, other = users[0], users[1]
+    for u in (victim, other):
+        service.recommend(u, k=5)
+    service.flush_impressions()
+    read = service.store.read_impressions
+    fired = []
+
+    def read_then_delete(after_id=0, limit=20_000):
+        out = read(after_id, limit)
+        if not fired and (out["user_id"] == victim).any():
+            fired.append(service.delete_user(victim))  # between the read and the trainer
+        return out
+
+    service.store.read_impressions = read_then_delete
+    try:
+        service.learn_step()
+    finally:
+        service.store.read_impressions = read
+    assert fired and fired[0]["events_erased"] > 0
+    now = int(time.time()) + 5
+    item = sorted(service.live_model.known_items())[0]
+    last = {"user_id": other, "item_id": item, "timestamp": now + 200}
+    service.ingest([*_others(service, {victim, other}, 100, now), last])
+    _steps_until(service, lambda: hasattr(trainer, "exposure_counts_"))
+    assert trainer.exposure_counts_["impressions"] == 5  # the other user's only

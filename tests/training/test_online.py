@@ -724,3 +724,18 @@ def test_benchmark_script_runs_its_smallest_path(tmp_path):
     bench.main(argv[:-2] + ["--modes", "state", "--out", str(out)])  # replaces its block
     assert out.read_text().count("<!-- online:begin -->") == 1
     assert json.loads(out.with_suffix(".json").read_text())["results"][0]["mode"] == "state"
+
+
+def test_impressions_reach_only_a_model_that_learns_from_them(world):
+    shown = pd.DataFrame(
+        {"user_id": ["auser0"], "item_id": ["b1"], "timestamp": [last_ts(world) + 1]}
+    )
+    off = OnlineLearner(SequentialRecommender(**{**QUICK, "exposure_weight": 0.0}).fit(world))
+    assert not off.learns_from_exposure and off.observe_impressions(shown) == 0
+    model = SequentialRecommender(**{**QUICK, "exposure_negatives": "shown"}).fit(world)
+    on = OnlineLearner(model, batch_size=1)
+    assert on.learns_from_exposure and on.observe_impressions(shown) == 1
+    on.learn(make_events(["auser0"], ["a3"], [last_ts(world) + 2]))  # a batch of one: a step
+    assert model.exposure_counts_["used"] == 1
+    slow = OnlineLearner(ItemKNN().fit(world))  # no fast path: no impressions either
+    assert not slow.learns_from_exposure and slow.observe_impressions(shown) == 0

@@ -10,6 +10,9 @@ An event is ``user_id, item_id, timestamp, event_type, value``:
 
 Rows keep the source's order; sorting by time is stable, so equal timestamps keep it too.
 
+An impression (what a user was shown: ``Dataset.impressions``) is ``user_id, item_id,
+timestamp`` (more columns, e.g. ``rank``, are kept as they are).
+
 An item is ``item_id, title, categories, attributes``: ``title`` a string or ``None``,
 ``categories`` a list of strings, ``attributes`` a dict of scalar values (e.g. price).
 """
@@ -29,6 +32,7 @@ from lifelongrec._errors import DataError
 __all__ = [
     "EVENT_COLUMNS",
     "ITEM_COLUMNS",
+    "SHOWN_COLUMNS",
     "DEFAULT_EVENT_TYPE",
     "TIMESTAMP_MIN",
     "TIMESTAMP_MAX",
@@ -38,11 +42,13 @@ __all__ = [
     "make_events",
     "make_items",
     "as_dataset",
+    "check_impressions",
     "frame_of",
 ]
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value")
 ITEM_COLUMNS = ("item_id", "title", "categories", "attributes")
+SHOWN_COLUMNS = ("user_id", "item_id", "timestamp")
 DEFAULT_EVENT_TYPE = "interaction"
 #: The valid event times, UTC epoch seconds: 1970-01-01T00:00:00Z ..
 #: 2199-12-31T23:59:59Z. Readers and the service refuse times outside it (a value
@@ -227,6 +233,11 @@ class Dataset:
         Facts about the source, e.g. ``{"format": "movielens-100k", "timestamps": "epoch"}``.
     report
         The rows removed while loading and preprocessing, and why.
+    impressions
+        What the users were shown (the recommendations' items), a ``pd.DataFrame``
+        with :data:`SHOWN_COLUMNS` (ids, integer epoch seconds; more columns allowed),
+        or ``None``. Exposure-aware learners (the sequential model's
+        ``exposure_weight``) take the shown items a user did not act on as negatives.
     """
 
     events: pd.DataFrame
@@ -235,6 +246,7 @@ class Dataset:
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     report: LoadReport = field(default_factory=LoadReport)
+    impressions: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in EVENT_COLUMNS if c not in self.events.columns]
@@ -254,6 +266,8 @@ class Dataset:
                     value=missing,
                     expected=f"columns {list(ITEM_COLUMNS)}",
                 )
+        if self.impressions is not None:
+            check_impressions(self.impressions, self.name)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -275,6 +289,48 @@ class Dataset:
             name=self.name,
             meta=dict(self.meta),
             report=self.report if report is None else report,
+        )
+
+
+def check_impressions(frame: Any, name: str = "") -> None:
+    """Check impressions (``Dataset.impressions``): a DataFrame with
+    :data:`SHOWN_COLUMNS`, ids present, integer timestamps; :class:`DataError` names the
+    first row that is not (``name``: where they came from)."""
+    where = name or None
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            "impressions are not a DataFrame",
+            path=where,
+            value=type(frame).__name__,
+            expected=f"None or a pandas DataFrame with columns {list(SHOWN_COLUMNS)}",
+        )
+    missing = [c for c in SHOWN_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            "impressions frame lacks required columns",
+            path=where,
+            value=missing,
+            expected=f"columns {list(SHOWN_COLUMNS)}",
+        )
+    for col in ("user_id", "item_id"):
+        bad = frame[col].isna().to_numpy()
+        if bad.any():
+            raise DataError(
+                f"impressions row {int(np.flatnonzero(bad)[0])} has no {col}",
+                path=where,
+                column=col,
+                expected=f"a {col} in every impression",
+            )
+    ts = pd.to_numeric(frame["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ts) | (ts != np.round(ts))
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"impressions row {at} has a timestamp that is no whole number",
+            path=where,
+            column="timestamp",
+            value=frame["timestamp"].iloc[at],
+            expected="integer UTC epoch seconds, as the events' timestamps",
         )
 
 

@@ -147,6 +147,20 @@ def _impression_rows(impressions: Any) -> list[tuple]:
     return list(zip(*cols, strict=True))
 
 
+def _impression_frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Stored impression rows of ``columns`` as a frame: ``score`` NaN and ``arm``
+    ``None`` where absent, ``id``, ``rank`` and ``timestamp`` int64."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    data = dict(zip(columns, cols, strict=True))
+    out = pd.DataFrame({k: np.array(v, dtype=object) for k, v in data.items()})
+    for name in ("id", "rank", "timestamp"):
+        if name in data:
+            out[name] = np.array(data[name], dtype=np.int64)
+    out["score"] = np.array([np.nan if s is None else s for s in data["score"]], dtype=np.float64)
+    out["arm"] = pd.Series(list(data["arm"]), dtype=object)  # None, not NaN
+    return out
+
+
 def _type_list(name: str, types: Any) -> list[str]:
     if isinstance(types, str) or not isinstance(types, Iterable):
         raise ParameterError(name, types, "a collection of event types (strings)")
@@ -213,6 +227,24 @@ class ImpressionsMixin:
         with self._reading() as conn:
             return int(conn.execute("SELECT count(*) FROM impressions").fetchone()[0])
 
+    def read_impressions(self, after_id: int = 0, limit: int = 20_000) -> pd.DataFrame:
+        """Impressions stored after ``after_id`` (their row ids, ascending, in an ``id``
+        column beside :data:`IMPRESSION_COLUMNS`), at most ``limit`` of them: a reader
+        that passes the last ``id`` it got reads each impression once (the learner's
+        exposure-aware steps). Ids only grow; erased users' rows are gone."""
+        after = check_int("after_id", after_id, low=0)
+        n = check_int("limit", limit, low=1)
+        sql = f"SELECT id, {', '.join(IMPRESSION_COLUMNS)} FROM impressions WHERE id > ?"
+        with self._reading() as conn:
+            rows = conn.execute(sql + " ORDER BY id LIMIT ?", (after, n)).fetchall()
+        return _impression_frame(rows, ("id", *IMPRESSION_COLUMNS))
+
+    @property
+    def last_impression_id(self) -> int:
+        """The row id of the newest impression stored (0: none)."""
+        with self._reading() as conn:
+            return int(conn.execute("SELECT coalesce(max(id), 0) FROM impressions").fetchone()[0])
+
     def impressions(
         self, user_id: str | None = None, request_id: str | None = None
     ) -> pd.DataFrame:
@@ -231,16 +263,7 @@ class ImpressionsMixin:
             sql += " WHERE " + " AND ".join(where)
         with self._reading() as conn:
             rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * len(IMPRESSION_COLUMNS)
-        data = dict(zip(IMPRESSION_COLUMNS, cols, strict=True))
-        out = pd.DataFrame({k: np.array(v, dtype=object) for k, v in data.items()})
-        out["rank"] = np.array(data["rank"], dtype=np.int64)
-        out["score"] = np.array(
-            [np.nan if s is None else s for s in data["score"]], dtype=np.float64
-        )
-        out["timestamp"] = np.array(data["timestamp"], dtype=np.int64)
-        out["arm"] = pd.Series(list(data["arm"]), dtype=object)  # None, not NaN
-        return out
+        return _impression_frame(rows, IMPRESSION_COLUMNS)
 
     def item_reach(self, item_id: str) -> dict[str, Any]:
         """How far an item has reached so far: ``impressions`` (times it was shown),

@@ -34,7 +34,9 @@ only what the model shows differs.
 :func:`simulate` runs strategies side by side on the same world: each learns the
 ``history_days`` of browsing before day 0 (one shared first fit), then serves every day
 from a copy that observes each event at once (``observe``: the user's state, not the
-parameters) and learns the day's events at the day's end through its strategy
+parameters) and learns the day's events at the day's end through its strategy (the
+day's window carries what was shown as ``Dataset.impressions``, for a model that learns
+from exposure, e.g. the sequential model's ``exposure_weight``)
 (:mod:`lifelongrec.training`: ``static`` never learns, ``retrain`` fits from scratch on
 everything so far, ``lifelong`` updates with replay and, for a model that has it,
 distillation from the model before each update: :data:`SIMULATION_LIFELONG`). It
@@ -58,7 +60,7 @@ import pandas as pd
 
 from lifelongrec._errors import ParameterError
 from lifelongrec._params import Integer, Number, Params
-from lifelongrec.data import Dataset, make_events, make_items
+from lifelongrec.data import SHOWN_COLUMNS, Dataset, make_events, make_items
 from lifelongrec.models import Recommender, get_model
 from lifelongrec.training import get_strategy
 
@@ -443,9 +445,9 @@ def simulate(
                 arm.serving.add_items(shop.catalogue(new))
             arm.days.append(_serve_day(shop, arm, day, arrived))
         for arm in arms:
-            window = Dataset(
-                events=_frame(arm.days[-1].pop("_events")), items=shop.catalogue(arrived)
-            )
+            shown = pd.DataFrame(arm.days[-1].pop("_shown"), columns=list(SHOWN_COLUMNS))
+            events = _frame(arm.days[-1].pop("_events"))
+            window = Dataset(events, shop.catalogue(arrived), impressions=shown)
             t0 = time.process_time()
             trained = arm.strategy.update(window)
             arm.serving = copy.deepcopy(trained)
@@ -486,7 +488,7 @@ def _serve_day(world: ClosedLoopWorld, arm: _Arm, day: int, arrived: np.ndarray)
         if reactions:
             arm.serving.observe(_frame(reactions))
         events += own + reactions
-    return {**tally.record(arrived), "_events": events}
+    return {**tally.record(arrived), "_events": events, "_shown": tally.shown_rows}
 
 
 class DayTally:
@@ -503,6 +505,7 @@ class DayTally:
         self.shown = np.zeros(len(world.item_ids), dtype=np.int64)
         self.sessions = self.impressions = self.clicks = self.purchases = 0
         self.users: set[int] = set()
+        self.shown_rows: list[tuple[str, str, int]] = []  # (user id, item id, time)
 
     def hour(self, batch: Sequence[tuple[int, int]]) -> None:
         """Count an hour's sessions ``(start second, user)`` and their users."""
@@ -542,6 +545,7 @@ class DayTally:
         for i in items:
             self.shown[world.position[i]] += 1
         t_react = (browsed[-1][2] + 30) if browsed else t
+        self.shown_rows += [(world.user_ids[user], i, t_react) for i in items]
         got = world.react(user, items, self.day, t_react, n_session, shown_before, bought)
         self.clicks += sum(e[3] == "click" for e in got)
         self.purchases += sum(e[3] == "purchase" for e in got)

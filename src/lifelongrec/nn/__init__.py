@@ -13,7 +13,8 @@ re-exports it as the public training toolkit).
 * **Losses** (:mod:`~lifelongrec.nn._losses`, :mod:`~lifelongrec.nn._multitask`):
   :func:`full_softmax_loss`, :func:`sampled_softmax_loss` (logQ-corrected, in-batch plus
   uniform negatives, :func:`mixed_log_q`), :func:`gbce_loss` (gSASRec's generalised
-  binary cross-entropy, :func:`gbce_beta`), :func:`soft_cross_entropy`, and
+  binary cross-entropy, :func:`gbce_beta`), :func:`soft_cross_entropy`,
+  :func:`exposure_loss` (targets above the items shown and skipped), and
   :class:`MultiTaskLoss`, the train wrapper that turns a batch into one loss.
 * **Forgetting** (:mod:`~lifelongrec.nn._forgetting`): :class:`Distillation` from a
   frozen earlier version, :class:`EWC` with :func:`estimate_fisher`.
@@ -45,6 +46,7 @@ from lifelongrec.nn._loop import (
     train_epoch,
 )
 from lifelongrec.nn._losses import (
+    exposure_loss,
     full_softmax_loss,
     gbce_beta,
     gbce_loss,
@@ -80,6 +82,7 @@ __all__ = [
     "add_training_flops",
     "concat_windows",
     "estimate_fisher",
+    "exposure_loss",
     "full_softmax_loss",
     "gap_buckets",
     "gbce_beta",

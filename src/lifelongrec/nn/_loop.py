@@ -44,6 +44,9 @@ class TrainConfig:
     #: ``"gbce"`` (``n_negatives`` uniform negatives, calibration ``gbce_t``).
     loss: str = "softmax"
     gbce_t: float = 0.75
+    #: Weight of the exposure loss (:func:`~lifelongrec.nn.exposure_loss`) on batches
+    #: whose windows carry ``target_exposed`` (0: off).
+    exposure_weight: float = 0.0
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

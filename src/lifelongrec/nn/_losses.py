@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "exposure_loss",
     "full_softmax_loss",
     "gbce_beta",
     "gbce_loss",
@@ -136,3 +137,32 @@ def soft_cross_entropy(
 ) -> torch.Tensor:
     """``-sum(p * log_softmax(logits))`` per row ``(P, C)``; (weighted) mean over rows."""
     return _weighted_mean(-(target_probs * torch.log_softmax(logits, dim=-1)).sum(-1), weight)
+
+
+def exposure_loss(
+    user: torch.Tensor,
+    pos_vecs: torch.Tensor,
+    exposed_vecs: torch.Tensor,
+    valid: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Exposure-aware pairwise loss: each target above the items the user was shown
+    just before it and did not act on (BPR, Rendle et al. 2009, with impressions as the
+    negatives: what was seen and skipped says more than an item drawn at random).
+
+    ``user (P, D)`` and ``pos_vecs (P, D)`` of the targets, ``exposed_vecs (P, K, D)``
+    of up to ``K`` skipped items per target, ``valid (P, K)`` which of them count,
+    optional ``weight (P,)`` per target. Returns the mean of
+    ``log(1 + exp(s_skipped - s_target))`` over the valid pairs, each weighted by its
+    target's weight (0 when there is none).
+    """
+    pos = (user * pos_vecs).sum(-1)  # (P,)
+    neg = torch.einsum("pd,pkd->pk", user, exposed_vecs)  # (P, K)
+    pair = F.softplus(neg - pos[:, None])
+    w = valid.to(pair.dtype)
+    if weight is not None:
+        w = w * weight[:, None]
+    total = w.sum()
+    if float(total) <= 0:
+        return pair.sum() * 0.0
+    return (pair * w).sum() / total

@@ -12,6 +12,7 @@ from lifelongrec.nn._forgetting import EWC, Distillation
 from lifelongrec.nn._loop import TrainConfig
 from lifelongrec.nn._losses import (
     _weighted_mean,
+    exposure_loss,
     full_softmax_loss,
     gbce_beta,
     gbce_loss,
@@ -43,7 +44,10 @@ class MultiTaskLoss(nn.Module):
         The sequential module.
     config
         Loss weights (``task_weights`` keys ``next_item``, ``event_type``, ``category``),
-        the next-item loss (full or sampled softmax, or gBCE) and the number of negatives.
+        the next-item loss (full or sampled softmax, or gBCE) and the number of negatives;
+        ``exposure_weight`` > 0 adds :func:`~lifelongrec.nn.exposure_loss` over the
+        batch's ``target_exposed`` (the items shown before each target and skipped;
+        plain item vectors, without item-age terms).
     item_categories
         ``(N, C)`` CSR of soft category targets per item row (rows sum to 1; empty rows
         mean no target), or ``None`` without a category head.
@@ -114,6 +118,13 @@ class MultiTaskLoss(nn.Module):
                 logits = out["category"][mask][sel]
                 parts["category"] = soft_cross_entropy(logits, dense, weight[sel])
         total = sum(cfg.task_weights.get(name, 0.0) * loss for name, loss in parts.items())
+        if cfg.exposure_weight > 0 and "target_exposed" in batch:
+            rows = batch["target_exposed"][mask]  # (P, K) shifted, 0 pad
+            valid = (rows > 0) & (rows != (targets + 1)[:, None])
+            vecs = model.item_tower(torch.cat([targets + 1, rows.reshape(-1)]))
+            pos, skipped = vecs[: len(targets)], vecs[len(targets) :].view(*rows.shape, -1)
+            parts["exposure"] = exposure_loss(user, pos, skipped, valid, weight)
+            total = total + cfg.exposure_weight * parts["exposure"]
         if self.distillation is not None:
             parts["distill"] = self.distillation.loss(
                 model, batch, mask, user, targets, weight, cfg.full_softmax, cfg.n_negatives

@@ -109,7 +109,10 @@ class Windows:
     (shifted, 0 = no target), ``target_types`` (class or -1) and ``target_weight``
     (0/1 float) describe the next event at each position; ``target_ts`` (int64 epoch
     seconds, 0 without a target; ``None`` when the windows were built without times)
-    is its timestamp, the moment the prediction is for (item age).
+    is its timestamp, the moment the prediction is for (item age). ``target_exposed``
+    (``(W, L, K)`` shifted item rows, 0 pad; ``None`` without impressions) holds the
+    items shown to the user just before each target and not acted on (exposure-aware
+    learning: the target should rank above them).
     """
 
     items: np.ndarray
@@ -119,12 +122,14 @@ class Windows:
     target_types: np.ndarray
     target_weight: np.ndarray
     target_ts: np.ndarray | None = None
+    target_exposed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def batch(self, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """Rows ``idx`` as tensors on ``device`` (``target_ts`` only when present)."""
+        """Rows ``idx`` as tensors on ``device`` (``target_ts`` and ``target_exposed``
+        only when present)."""
         return {
             name: torch.as_tensor(getattr(self, name)[idx], device=device)
             for name in _FIELDS
@@ -140,21 +145,35 @@ _FIELDS = (
     "target_types",
     "target_weight",
     "target_ts",
+    "target_exposed",
 )
 
 
 def _stack(parts: list[Windows] | tuple[Windows, ...], keep: np.ndarray | None = None) -> Windows:
     """The windows of ``parts`` one after the other (rows ``keep`` of them when given);
-    ``target_ts`` only when every part has it."""
+    ``target_ts`` only when every part has it; ``target_exposed`` when any part has it
+    (padded to the widest, zeros for parts without)."""
     timed = all(p.target_ts is not None for p in parts)
+    widths = [p.target_exposed.shape[2] for p in parts if p.target_exposed is not None]
     out = {}
     for f in _FIELDS:
-        if f == "target_ts" and not timed:
+        if (f == "target_ts" and not timed) or (f == "target_exposed" and not widths):
             out[f] = None
             continue
-        a = np.concatenate([getattr(p, f) for p in parts])
+        arrays = [getattr(p, f) for p in parts]
+        if f == "target_exposed":
+            arrays = [_exposed_width(p, max(widths)) for p in parts]
+        a = np.concatenate(arrays)
         out[f] = a if keep is None else a[keep]
     return Windows(**out)
+
+
+def _exposed_width(w: Windows, width: int) -> np.ndarray:
+    """``w.target_exposed`` padded with zeros to ``width`` (all zeros when absent)."""
+    out = np.zeros((*w.target_items.shape, width), dtype=np.int64)
+    if w.target_exposed is not None:
+        out[:, :, : w.target_exposed.shape[2]] = w.target_exposed
+    return out
 
 
 def training_windows(
@@ -167,11 +186,13 @@ def training_windows(
     max_len: int,
     n_windows: int = 1,
     timestamps: np.ndarray | None = None,
+    exposed: np.ndarray | None = None,
 ) -> Windows:
     """SASRec-style windows: inputs ``seq[:-1]``, targets ``seq[1:]`` over the last events.
 
     Arrays are per event, grouped by user in time order (:func:`order_events`);
-    ``timestamps`` (int64), when given, fill ``target_ts``. Window
+    ``timestamps`` (int64), when given, fill ``target_ts``; ``exposed`` (``(E, K)``
+    shifted item rows per event, 0 pad), when given, fills ``target_exposed``. Window
     ``k`` (``0 <= k < n_windows``) holds the ``max_len + 1`` events ending ``k * max_len``
     events before each user's last one, so consecutive windows share one event and every
     event is a target at most once. Positions whose target has ``weight == 0`` do not
@@ -208,6 +229,10 @@ def training_windows(
         )
         # a target without an input before it (the first event of a short window) is void
         void = w.items == 0
+        if exposed is not None:  # each position's event (+1; 0: none), its exposures
+            at = right_align(r, p_t, np.arange(1, len(items) + 1), n, L)
+            at[void] = 0
+            w.target_exposed = np.concatenate([np.zeros_like(exposed[:1]), exposed])[at]
         w.target_items[void] = 0
         w.target_types[void] = -1
         w.target_weight[void] = 0.0

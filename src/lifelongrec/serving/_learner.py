@@ -16,6 +16,9 @@ One round (:meth:`Learner.step`):
    users erased since the read began are dropped, and the rest are observed (state at
    once, parameter steps in mini-batches through
    :class:`~lifelongrec.training.OnlineLearner`);
+   for a trainer that learns from exposure (``exposure_weight > 0``), the impressions
+   stored since the last round go to it too (those of users erased meanwhile dropped),
+   so that its steps learn from what users were shown and skipped;
 3. users the serving side evicted from memory are forgotten by the trainer too;
 4. the parameter steps that are due are taken;
 5. every ``challenger_every`` learned events the trainer is snapshotted; once a held-out
@@ -46,6 +49,9 @@ from lifelongrec.training import OnlineLearner
 __all__ = ["Learner", "LearnerHost"]
 
 log = logging.getLogger("lifelongrec.serving")
+
+#: The most impressions one learner round reads (the rest wait for the next rounds).
+_IMPRESSIONS_READ = 50_000
 
 
 class LearnerHost(Protocol):
@@ -125,6 +131,7 @@ class Learner:
         self._trainer = model
         self._online = OnlineLearner(model, batch_size=settings.batch, train_inline=False)
         self._seq = int(seq)
+        self._shown_id = int(store.last_impression_id)  # the impressions' cursor
         self._line_version = version
         self._snapshot: tuple[Recommender, int] | None = None  # (trainer copy, its seq)
         self._learned_since = 0
@@ -259,6 +266,9 @@ class Learner:
                 self._seq = int(batch["seq"].iloc[-1])
             self._learned_since += len(batch)
             busy = True
+        if online.learns_from_exposure:
+            with timed("impressions"):
+                busy = self._take_impressions(generation) or busy
         evicted = self.host.take_evicted()
         if evicted:
             with online.lock:
@@ -271,6 +281,22 @@ class Learner:
         maintained = self.host.maintain()
         scrubbed = self.scrub_registry()
         return challenged or maintained or scrubbed or busy
+
+    def _take_impressions(self, generation: int) -> bool:
+        """Hand the impressions stored since the last round to the trainer (those of
+        users erased since ``generation`` left out); returns whether there were any."""
+        shown = self.store.read_impressions(after_id=self._shown_id, limit=_IMPRESSIONS_READ)
+        if len(shown) == 0:
+            return False
+        self._shown_id = int(shown["id"].iloc[-1])
+        with self._online.lock:
+            erased = self.erasures.since(generation)
+            if erased:
+                digest = self.erasures.digest
+                gone = [u for u in shown["user_id"].unique() if digest(u) in erased]
+                shown = shown[~shown["user_id"].isin(gone)]
+            self._online.observe_impressions(shown)
+        return True
 
     def forget_user(self, user_id: str) -> bool:
         """Remove an erased user from the trainer; whether it held them. The caller

@@ -13,7 +13,7 @@ lifelong with a replay buffer, distillation / EWC and a reaction to drift);
 once, parameters in mini-batches). :mod:`lifelongrec.training._capabilities` names the
 optional abilities of a model that both use, as Protocols checked with ``isinstance``
 (:class:`LearnsFromTeacher`, :class:`UpdateBudget`, :class:`UpdateEpochs`,
-:class:`OnlineBuffering`).
+:class:`OnlineBuffering`, :class:`LearnsFromExposure`).
 """
 
 from lifelongrec.nn import (
@@ -25,6 +25,7 @@ from lifelongrec.nn import (
     Windows,
     concat_windows,
     estimate_fisher,
+    exposure_loss,
     full_softmax_loss,
     gap_buckets,
     gbce_beta,
@@ -46,6 +47,7 @@ from lifelongrec.nn import (
     windows_ending_at,
 )
 from lifelongrec.training._capabilities import (
+    LearnsFromExposure,
     LearnsFromTeacher,
     OnlineBuffering,
     UpdateBudget,
@@ -70,6 +72,7 @@ __all__ = [
     "Distillation",
     "EarlyStopping",
     "FineTune",
+    "LearnsFromExposure",
     "LearnsFromTeacher",
     "Lifelong",
     "MultiTaskLoss",
@@ -86,6 +89,7 @@ __all__ = [
     "Windows",
     "concat_windows",
     "estimate_fisher",
+    "exposure_loss",
     "full_softmax_loss",
     "gap_buckets",
     "gbce_beta",

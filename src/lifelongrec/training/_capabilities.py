@@ -20,6 +20,9 @@ trained better by :class:`~lifelongrec.training.Lifelong` or faster by
   steps (``online_step``), the online learner's fast path. Defined beside the models
   (``lifelongrec.models._capabilities``: the hybrid model uses it too) and re-exported
   here; the service uses the same Protocol.
+* :class:`LearnsFromExposure`: ``observe_impressions`` feeds the online steps what
+  users were shown (exposure-aware learning, when ``exposure_weight > 0``); defined
+  beside the models and re-exported here.
 
 A runtime Protocol check sees only that a member exists, not which arguments a method
 takes; the optional keywords of ``partial_fit`` (``replay``, ``epochs``, ``budget``) are therefore
@@ -31,10 +34,11 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol, runtime_checkable
 
-from lifelongrec.models._capabilities import OnlineBuffering
+from lifelongrec.models._capabilities import LearnsFromExposure, OnlineBuffering
 
 __all__ = [
     "PARTIAL_FIT_KEYWORDS",
+    "LearnsFromExposure",
     "LearnsFromTeacher",
     "OnlineBuffering",
     "UpdateBudget",

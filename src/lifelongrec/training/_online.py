@@ -71,7 +71,7 @@ from lifelongrec.data import (
     Dataset,
 )
 from lifelongrec.models import Recommender
-from lifelongrec.training._capabilities import OnlineBuffering
+from lifelongrec.training._capabilities import LearnsFromExposure, OnlineBuffering
 
 __all__ = ["OnlineLearner", "OnlineStats", "online_events"]
 
@@ -530,6 +530,33 @@ class OnlineLearner(Params):
             self.stats.n_events += n
             self.stats.n_calls += 1
         return n
+
+    @property
+    def learns_from_exposure(self) -> bool:
+        """Whether the model's online steps learn from impressions now (a
+        :class:`~lifelongrec.training.LearnsFromExposure` model on the fast path whose
+        ``exposure_weight`` is above 0)."""
+        model = self.model
+        if not self.fast_path or not isinstance(model, LearnsFromExposure):
+            return False
+        return float(model.exposure_weight) > 0
+
+    def observe_impressions(self, impressions: pd.DataFrame) -> int:
+        """Hand what users were shown (``user_id``, ``item_id``, ``timestamp``; also
+        ``request_id``, ``rank``) to a model that learns from it
+        (:attr:`learns_from_exposure`) for its next steps; returns how many rows it took
+        (0, keeping nothing, for any other model).
+
+        Raises
+        ------
+        DataError
+            Impressions that are not such a frame (the model names the first bad row).
+        """
+        if not self.learns_from_exposure or len(impressions) == 0:
+            return 0
+        with self.lock:
+            self.model.observe_impressions(impressions)
+        return len(impressions)
 
     # ----------------------------------------------------------- parameter steps
     def train_pending(self) -> int:

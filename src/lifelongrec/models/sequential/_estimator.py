@@ -21,11 +21,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from scipy.special import softmax
 
-from lifelongrec._errors import ParameterError, UnknownIdError
-from lifelongrec._params import check_int, check_k
-from lifelongrec.data._schema import Dataset, as_dataset
+from lifelongrec._params import check_int
+from lifelongrec.data._schema import Dataset, as_dataset, check_impressions
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models._events import _catalogue_frame
 from lifelongrec.models._sparse import drop_cells
@@ -39,7 +37,8 @@ from lifelongrec.models.sequential._ages import (
 )
 from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
-from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events
+from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events, event_values
+from lifelongrec.models.sequential._exposure import exposure_lists, waiting
 from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
 from lifelongrec.models.sequential._items import ItemTables
 from lifelongrec.models.sequential._learned import LearnedState
@@ -47,6 +46,7 @@ from lifelongrec.models.sequential._lifecycle import RowChanges, RowLifecycle
 from lifelongrec.models.sequential._modules import SequentialModule, encode_users, padded_content
 from lifelongrec.models.sequential._online import OnlineBuffer
 from lifelongrec.models.sequential._params import SequentialParams
+from lifelongrec.models.sequential._predict import HeadPredictions
 from lifelongrec.models.sequential._state import RECORDED, read_state, state_arrays
 from lifelongrec.models.sequential._trainer import Forgetting, Trainer
 from lifelongrec.models.sequential._windows import (
@@ -60,7 +60,7 @@ from lifelongrec.nn import Windows, add_training_flops, concat_windows, gap_buck
 __all__ = ["SequentialRecommender"]
 
 
-class SequentialRecommender(SequentialParams, LearnedState, Recommender):
+class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Recommender):
     """SASRec/HSTU-style transformer two-tower model with content-aware items.
 
     The hyperparameters are the fields of :class:`SequentialParams` (typed, documented
@@ -89,6 +89,8 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
     n_updates_, n_replayed_, n_online_steps_, n_online_discarded_ : int
         Updates since ``fit``; windows the last update with replay rehearsed; online
         steps taken; observed events a new ``fit`` discarded untrained.
+    exposure_counts_ : dict
+        The last exposure-aware update's impressions (see ``exposure_weight``).
     user_vocab_, item_vocab_ : IdVocabulary
         Which id holds which row (``user_ids_`` / ``item_ids_`` are their ``ids``, with
         a :class:`FreeRow` placeholder at each free row; free item rows score ``-inf``),
@@ -295,6 +297,10 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         merged = self._history_store.merge(new, int(self.n_time_buckets))
         if not learn:
             return
+        exposed = None
+        if data.impressions is not None and float(self.exposure_weight) > 0:
+            rows = (self._user_index, self._item_index, self.exposure_negatives == "above")
+            exposed, self.exposure_counts_ = exposure_lists(data.impressions, merged, *rows)
         self.n_updates_ += 1
         seed = int(self.random_state) + 1_000_003 * self.n_updates_
         with torch.random.fork_rng(devices=[]):
@@ -304,7 +310,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             if self.partial_fit_patience is not None and trains:
                 n_users, cats = len(self.user_ids_), self._items.targets()
                 holdout, val = update_holdout(merged, n_users, X, cats, int(self.max_len), rng)
-            windows = self._update_windows(merged, holdout, L)
+            windows = self._update_windows(merged, holdout, L, exposed)
             if replayed is not None and len(replayed):
                 windows = concat_windows(windows, replayed)
             n_new = int(np.count_nonzero(new["item"] > 0))  # the new events that are targets
@@ -343,16 +349,17 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         return 0 if tower.content is None else int(tower.content.shape[1])
 
     def _update_windows(
-        self, merged: Events, holdout: np.ndarray | None = None, length: int | None = None
+        self, merged: Events, holdout: Any = None, length: int | None = None, exposed: Any = None
     ) -> Windows:
         """The training windows of new events merged with stored ones (updates and
         online steps alike), ``length`` long (``None``: :func:`P.update_len`'s), without
-        the ``holdout`` events as targets."""
+        the ``holdout`` events (a mask or ``None``) as targets, with each event's
+        ``exposed`` items (``(E, K)`` or ``None``)."""
         p = self._fitted_params()
         if length is None:
             length = P.update_len(p, merged["user"][merged["is_new"]])
         weight = float(p["partial_fit_context_weight"])
-        return update_windows(merged, length, int(p["n_windows"]), weight, holdout)
+        return update_windows(merged, length, int(p["n_windows"]), weight, holdout, exposed)
 
     def _take_items(self, items: pd.DataFrame | None, n_before: int, reused: np.ndarray) -> None:
         """Content for admitted items: the item tables grow for the rows from
@@ -467,6 +474,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             self._history_store.clear(rows)
             self.user_items_ = drop_cells(self.user_items_, rows, np.empty(0, np.int64))
             self._online.forget(rows)
+        self._online.forget_shown([str(i) for i in gone.ids.tolist()])
         return [str(i) for i in gone.ids.tolist()]
 
     # ---------------------------------------------------------------- online learning
@@ -502,7 +510,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         changes = self._rows.touch(users, rows, cols["timestamp"], *ttl) if known else None
         if changes is not None:
             self._apply(changes)
-            new = self._events.encode(users, rows, *_columns(cols))
+            new = self._events.encode(users, rows, *event_values(cols))
             note_first_events(self._module.item_tower, new)
             self._online.record(new, self._history_store)  # their stored events before
             self._history_store.append(new, int(self.n_time_buckets))
@@ -525,7 +533,7 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         data = Dataset(events=pd.DataFrame(cols), items=items)
         self._update(data, {"passes": 0, "budget": None}, None, learn=False)
         keep = np.isin(old["user"], known[self.user_ids_[known] == holders])  # not expired
-        new = self._events.encode(*self._cells(cols), *_columns(cols))
+        new = self._events.encode(*self._cells(cols), *event_values(cols))
         return {k: v[keep] for k, v in old.items()}, new
 
     def _cells(self, cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -533,6 +541,22 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         ids = cols["item_id"]
         items = np.fromiter((self._item_index.get(i, -1) for i in ids), np.int64, len(ids))
         return self.user_rows(cols["user_id"]), items
+
+    def observe_impressions(self, impressions: Any) -> SequentialRecommender:
+        """Take what users were shown (a frame with ``Dataset.impressions``' columns;
+        ``request_id`` and ``rank`` used when present) for the next :meth:`online_step`
+        to learn from with ``exposure_weight > 0`` (kept only then): the shown items
+        the user did not act on become negatives of what the user did next
+        (:mod:`~lifelongrec.models.sequential._exposure`). Impressions whose user has no
+        later event yet wait for a later step (see
+        :class:`~lifelongrec.models.sequential._online.OnlineBuffer`); erased users'
+        are dropped. Raises :class:`DataError` for impressions that are not such a
+        frame (naming the first bad row)."""
+        self._check_fitted()
+        check_impressions(impressions, "impressions")
+        if float(self.exposure_weight) > 0 and len(impressions):
+            self._online.record_shown(impressions)
+        return self
 
     def online_step(self, steps: int = 1) -> dict[str, Any]:
         """Take ``steps`` optimiser steps (an integer >= 0; 0 discards the material) on
@@ -544,8 +568,9 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         weight ``partial_fit_context_weight`` included): each user's stored events as
         they were before their first observed event, merged with the observed ones.
         Each step is one optimiser step over all of those windows (one mini-batch) with
-        the loss of :meth:`partial_fit` (next item, auxiliary heads, and the EWC pull
-        when ``ewc_weight > 0``; distillation is left to ``partial_fit``, as a teacher
+        the loss of :meth:`partial_fit` (next item, auxiliary heads, the EWC pull when
+        ``ewc_weight > 0``, the exposure loss over :meth:`observe_impressions`' items
+        when ``exposure_weight > 0``; distillation is left to ``partial_fit``, as a teacher
         copied before one small step would teach nothing), the optimiser state carried
         over. The material is used up whatever ``steps`` is; ``n_online_steps_`` counts
         the steps taken (it also varies the seed of each step's dropout and negatives).
@@ -558,7 +583,13 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
         if self._online.n == 0 or steps == 0:  # nothing, or discard the material
             self._online.clear()
             return out
-        windows = self._update_windows(merge_events(*self._online.take(), int(self.n_time_buckets)))
+        merged = merge_events(*self._online.take(), int(self.n_time_buckets))
+        exposed, shown = None, self._online.take_shown()
+        if shown is not None and float(self.exposure_weight) > 0:
+            rows = (self._user_index, self._item_index, self.exposure_negatives == "above")
+            exposed, self.exposure_counts_ = exposure_lists(shown, merged, *rows)
+            self._online.record_shown(waiting(shown, merged, self._user_index))
+        windows = self._update_windows(merged, exposed=exposed)
         out["n_windows"] = len(windows)
         if len(windows) == 0:
             return out
@@ -713,59 +744,6 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
             V = np.hstack([V, age[rows, None]])
         return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
 
-    def _known_rows(self, users: Any) -> np.ndarray:
-        rows = self.user_rows(users)
-        if (rows < 0).any():
-            ids = [users] if _is_single(users) else list(users)
-            raise UnknownIdError(
-                "user",
-                [ids[j] for j in np.flatnonzero(rows < 0)],
-                hint="the heads need the user's history; unknown users have none",
-            )
-        return rows
-
-    def predict_event_type(self, users: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Probability of each type for the users' next event.
-
-        Returns ``(classes (T,), probs)``: ``probs`` is ``(T,)`` for one id, ``(n, T)``
-        for a batch; rows sum to 1. Raises :class:`ParameterError` when the head is off
-        (one event type and no ratings) and :class:`UnknownIdError` for unknown users.
-        """
-        self._check_fitted()
-        if not self.event_types_:
-            raise ParameterError(
-                "predict_event_type",
-                self.event_mode_,
-                "a model fitted on two or more event types or on rated events",
-            )
-        rows = self._known_rows(users)
-        logits = self._outputs(rows).get("event_type") if len(rows) else None
-        P = softmax(logits, axis=1) if logits is not None else np.zeros((0, len(self.event_types_)))
-        classes = np.asarray(self.event_types_, dtype=object)
-        return classes, (P[0] if _is_single(users) else P)
-
-    def category_interest(self, users: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` categories the users' next item most likely belongs to, with
-        probabilities (softmax over all categories), best first.
-
-        Shapes as in :meth:`recommend`: ``(k,)`` for one id, ``(n, k)`` for a batch.
-        """
-        self._check_fitted()
-        k = check_k(k)
-        C = len(self.categories_)
-        if C < 2:
-            raise ParameterError(
-                "category_interest",
-                C,
-                "a model fitted with an items catalogue of two or more categories",
-            )
-        rows = self._known_rows(users)
-        P = softmax(self._outputs(rows)["category"] if len(rows) else np.zeros((0, C)), axis=1)
-        idx = np.argsort(-P, axis=1, kind="stable")[:, : min(int(k), C)]
-        names = np.asarray(self.categories_, dtype=object)[idx]
-        probs = np.take_along_axis(P, idx, axis=1)
-        return (names[0], probs[0]) if _is_single(users) else (names, probs)
-
     # ---------------------------------------------------------------- state
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         parts = (self._module, self._trainer, self._history_store, self._rows, self._items)
@@ -790,8 +768,3 @@ class SequentialRecommender(SequentialParams, LearnedState, Recommender):
 # The public path, which saved models name in model.json ("class"): it stays stable
 # however the package is organised inside.
 SequentialRecommender.__module__ = "lifelongrec.models.sequential"
-
-
-def _columns(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Timestamps, event types and values of checked event columns (``event_columns``)."""
-    return cols["timestamp"], cols["event_type"], cols["value"]

@@ -16,7 +16,7 @@ import pandas as pd
 from lifelongrec.models._base import map_ids
 from lifelongrec.nn import order_events
 
-__all__ = ["OOV_ROW", "TYPE_PAD", "TYPE_UNKNOWN", "EventEncoder", "Events"]
+__all__ = ["OOV_ROW", "TYPE_PAD", "TYPE_UNKNOWN", "EventEncoder", "Events", "event_values"]
 
 #: Table row, inside event sequences, of an event whose item has no row of its own (not
 #: admitted yet, or expired since): it reads the item tower's learned ``oov`` vector.
@@ -123,3 +123,8 @@ class EventEncoder:
         """The classes of stored event-type inputs ``types`` (``-1``: an unknown type, or
         a model without the event-type head)."""
         return np.where((types >= 2) & (self.mode != "none"), types - 2, -1)
+
+
+def event_values(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Timestamps, event types and values of checked event columns (``event_columns``)."""
+    return cols["timestamp"], cols["event_type"], cols["value"]

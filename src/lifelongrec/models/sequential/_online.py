@@ -5,16 +5,24 @@ context ``partial_fit`` would merge them with.
 and for each of their users the stored events as they were before that user's first
 observed event, so that an online step trains on the windows ``partial_fit`` would have
 built had it been given all those events at once.
+
+It also holds impressions (what users were shown) for exposure-aware steps: those
+waiting for their user's next event stay across steps, at most :data:`MAX_SHOWN` rows
+(the oldest are dropped first).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from lifelongrec.models.sequential._events import Events
 from lifelongrec.models.sequential._histories import HistoryStore
 
-__all__ = ["OnlineBuffer"]
+__all__ = ["MAX_SHOWN", "OnlineBuffer"]
+
+#: The most impressions an online buffer keeps waiting for their users' next events.
+MAX_SHOWN = 200_000
 
 
 class OnlineBuffer:
@@ -24,10 +32,40 @@ class OnlineBuffer:
     ----------
     n : int
         Observed events held.
+    n_shown : int
+        Impressions held.
     """
 
     def __init__(self) -> None:
         self.clear()
+        self._shown: list[pd.DataFrame] = []
+        self.n_shown = 0
+
+    def record_shown(self, impressions: pd.DataFrame) -> None:
+        """Keep checked impressions (``user_id``, ``item_id``, ``timestamp``, optional
+        ``request_id`` and ``rank``) for the next steps, the oldest dropped past
+        :data:`MAX_SHOWN`."""
+        cols = ("user_id", "item_id", "timestamp", "request_id", "rank")
+        part = impressions[[c for c in cols if c in impressions.columns]]
+        self._shown.append(part.assign(user_id=part["user_id"].astype(str)))
+        self.n_shown += len(part)
+        if self.n_shown > MAX_SHOWN:
+            held = self.take_shown()
+            self._shown = [held.iloc[len(held) - MAX_SHOWN :]]
+            self.n_shown = MAX_SHOWN
+
+    def take_shown(self) -> pd.DataFrame | None:
+        """The impressions held (``None``: none), emptying that part of the buffer."""
+        if not self._shown:
+            return None
+        out = pd.concat(self._shown, ignore_index=True)
+        self._shown, self.n_shown = [], 0
+        return out
+
+    def forget_shown(self, user_ids: list[str]) -> None:
+        """Drop the impressions of ``user_ids`` (erased users)."""
+        self._shown = [f[~f["user_id"].isin(user_ids)] for f in self._shown]
+        self.n_shown = int(sum(len(f) for f in self._shown))
 
     def record(self, new: Events, before: HistoryStore | Events) -> None:
         """Keep the encoded events ``new`` and, for users not in the material yet, their

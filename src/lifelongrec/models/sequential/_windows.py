@@ -182,13 +182,15 @@ def update_windows(
     n_windows: int,
     context_weight: float,
     holdout: np.ndarray | None = None,
+    exposed: np.ndarray | None = None,
 ) -> Windows:
     """The windows of an update: new events merged with their users' stored ones
     (:func:`~lifelongrec.models.sequential._histories.merge_events`), windows of
     ``max_len`` targets ending at each user's last event (at least ``n_windows``, more
     when a user brought more new events than they hold). New events weigh 1; stored
     ones in a user's last window weigh ``context_weight`` (0: not targets); events in
-    ``holdout`` (a mask, see :func:`update_holdout`) weigh 0."""
+    ``holdout`` (a mask, see :func:`update_holdout`) weigh 0. ``exposed`` ``(E, K)``:
+    the skipped items tied to each event (:func:`._exposure.exposure_lists`)."""
     per_user = np.bincount(merged["user"][merged["is_new"]])
     L = max_len
     n = max(int(n_windows), -(-int(per_user.max()) // L))
@@ -209,6 +211,7 @@ def update_windows(
         L,
         n,
         merged["ts"],
+        exposed,
     )
 
 
