@@ -14,8 +14,10 @@
    decided right (a run that decided wrong or not at all counts as never): A/B's over
    interleaving's is the efficiency figure. ``WEAK`` may be ``NAME~rev``: the ranker
    ``NAME`` with every list reversed (:class:`Damaged`), a pair whose order holds in
-   every world (``--aa 0 --pair als:als~rev --block reversed``), or ``NAME~SHARE``:
-   that share of every list replaced by random items.
+   every world (``--aa 0 --pair als:als~rev --block reversed``), ``NAME~SHARE``:
+   that share of every list replaced by random items, or ``NAME~offsetN``: the ranker's
+   next page (its items ranked ``N + 1`` to ``N + k``; ``--aa 0 --pair
+   als:als~offset10 --block offset``).
 
 Writes the ``experiments-<block>`` block of docs/benchmarks.md and its raw JSON.
 
@@ -85,17 +87,21 @@ class Damaged:
     """A fitted ranker with controlled damage. ``share`` a number: in each list it
     answers, every position is replaced, with probability ``share``, by an item drawn
     uniformly from ``pool`` (the world's items at day 0) that the list does not hold;
-    ``share="rev"``: the same items in reverse order (the best last).
+    ``share="rev"``: the same items in reverse order (the best last);
+    ``share="offsetN"``: the ranker's items ranked ``N + 1`` to ``N + k`` (its next page).
 
     Reversing is worse in every world and at every horizon (the same items are shown,
     so the users' fatigue with repeats is the same; only the positions, which users look
     at less the lower they are, are worse). Random replacements are worse at first but
     show more items the users have not tired of, and over weeks of the simulated world
-    they can win: not a pair whose order is known."""
+    they can win: not a pair whose order is known. The next page shows other items
+    than the ranker's first page, each a little less liked by the same model, and it
+    repeats its own lists as much as the first page does (the same fatigue)."""
 
     def __init__(self, model, share: float | str, pool: np.ndarray, seed: int) -> None:
         self.model, self.pool = model, pool
-        self.share = share if share == "rev" else float(share)
+        self.offset = int(share[6:]) if str(share).startswith("offset") else None
+        self.share = share if share == "rev" or self.offset is not None else float(share)
         self.rng = np.random.default_rng(seed)
 
     def observe(self, events) -> None:
@@ -105,6 +111,10 @@ class Damaged:
         self.model.add_items(items)
 
     def recommend(self, users, k: int = 10):
+        if self.offset is not None:
+            ids, scores = self.model.recommend(users, k=k + self.offset)
+            ids = np.array(np.atleast_2d(ids), dtype=object)[:, self.offset :]
+            return ids.copy(), np.atleast_2d(scores)[:, self.offset :].copy()
         ids, scores = self.model.recommend(users, k=k)
         ids = np.array(np.atleast_2d(ids), dtype=object)
         if self.share == "rev":

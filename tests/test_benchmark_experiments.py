@@ -74,3 +74,6 @@ def test_a_damaged_ranker_replaces_the_share_of_each_list_it_is_told(experiments
     assert all(len(set(row.tolist())) == 10 for row in ids)  # no repeats in a list
     rev = experiments_bench.Damaged(Fixed(), "rev", pool, seed=0)
     assert rev.recommend(["u"], k=4)[0][0].tolist() == ["i3", "i2", "i1", "i0"]
+    page = experiments_bench.Damaged(Fixed(), "offset3", pool, seed=0)
+    ids, scores = page.recommend(["u", "v"], k=4)
+    assert ids.tolist() == [["i3", "i4", "i5", "i6"]] * 2 and np.shape(scores) == (2, 4)
