@@ -311,3 +311,41 @@ def test_impressions_are_kept_only_when_the_model_learns_from_them(world):
     assert "exposure" not in out
     with pytest.raises(DataError, match="lacks required columns"):
         model.observe_impressions(pd.DataFrame({"user_id": ["auser0"]}))
+
+
+def test_a_batch_without_weighted_targets_but_with_exposures_trains(world):
+    """A mini-batch whose windows carry exposures but no position with a weighted
+    target (all held out, say) once failed to reshape the skipped items' vectors."""
+    from lifelongrec.nn import MultiTaskLoss, TrainConfig
+
+    model = SequentialRecommender(**{**TINY, "epochs": 1}).fit(world)
+    module = model.module_
+    config = TrainConfig(
+        epochs=1,
+        batch_size=2,
+        lr=0.01,
+        weight_decay=0.0,
+        grad_clip=0.0,
+        patience=1,
+        full_softmax=True,
+        n_negatives=4,
+        task_weights={"next_item": 1.0},
+        exposure_weight=3.0,
+    )
+    n_items = len(model.item_ids_)
+    loss = MultiTaskLoss(module, config, None, torch.full((n_items,), 1.0 / n_items))
+    L = int(TINY["max_len"])
+    items = torch.zeros((2, L), dtype=torch.int64)
+    items[:, -3:] = torch.tensor([1, 2, 3])
+    batch = {
+        "items": items,
+        "types": torch.zeros((2, L), dtype=torch.int64),
+        "gaps": torch.zeros((2, L), dtype=torch.int64),
+        "target_items": items.roll(-1, 1),
+        "target_types": torch.full((2, L), -1),
+        "target_weight": torch.zeros((2, L)),  # no target counts
+        "target_exposed": torch.ones((2, L, 9), dtype=torch.int64),
+    }
+    module.train()
+    total, parts = loss(batch)
+    assert parts["exposure"] == 0.0 and torch.isfinite(total)

@@ -122,7 +122,8 @@ class MultiTaskLoss(nn.Module):
             rows = batch["target_exposed"][mask]  # (P, K) shifted, 0 pad
             valid = (rows > 0) & (rows != (targets + 1)[:, None])
             vecs = model.item_tower(torch.cat([targets + 1, rows.reshape(-1)]))
-            pos, skipped = vecs[: len(targets)], vecs[len(targets) :].view(*rows.shape, -1)
+            pos, skipped = vecs[: len(targets)], vecs[len(targets) :]
+            skipped = skipped.view(*rows.shape, vecs.shape[-1])  # (P, K, D), P may be 0
             parts["exposure"] = exposure_loss(user, pos, skipped, valid, weight)
             total = total + cfg.exposure_weight * parts["exposure"]
         if self.distillation is not None:
