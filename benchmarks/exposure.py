@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         f"World settings beside the seed: {world or 'the defaults (the issue world)'}.",
         "",
         f"Per seed, {span}: CTR, purchases from recommendations per active user, and the "
-        "update CPU seconds per day.",
+        "update CPU seconds summed over those days.",
         "",
         md_table(rows, columns),
         "",
