@@ -284,6 +284,10 @@ def test_online_steps_learn_from_observed_impressions_and_keep_those_still_waiti
     model.observe(make_events(["auser2"], ["a7"], [t0 + 60]))
     model.online_step()
     assert model.exposure_counts_ == {"impressions": 2, "known": 2, "skipped": 2, "used": 2}
+    # nothing waits any more: a step without impressions keeps the last counts
+    model.observe(make_events(["auser2"], ["a8"], [t0 + 70]))
+    assert "exposure" not in model.online_step()
+    assert model.exposure_counts_["used"] == 2
 
 
 def test_an_erased_users_waiting_impressions_are_dropped(world):

@@ -162,7 +162,4 @@ def exposure_loss(
     w = valid.to(pair.dtype)
     if weight is not None:
         w = w * weight[:, None]
-    total = w.sum()
-    if float(total) <= 0:
-        return pair.sum() * 0.0
-    return (pair * w).sum() / total
+    return (pair * w).sum() / w.sum().clamp_min(1e-12)  # no valid pair: 0, no host sync

@@ -44,7 +44,9 @@ class OnlineBuffer:
     def record_shown(self, impressions: pd.DataFrame) -> None:
         """Keep checked impressions (``user_id``, ``item_id``, ``timestamp``, optional
         ``request_id`` and ``rank``) for the next steps, the oldest dropped past
-        :data:`MAX_SHOWN`."""
+        :data:`MAX_SHOWN`; an empty frame keeps nothing."""
+        if len(impressions) == 0:
+            return
         cols = ("user_id", "item_id", "timestamp", "request_id", "rank")
         part = impressions[[c for c in cols if c in impressions.columns]]
         self._shown.append(part.assign(user_id=part["user_id"].astype(str)))
