@@ -54,6 +54,31 @@ def test_the_equal_power_point_counts_undecided_and_wrong_runs_as_never(experime
     assert experiments_bench.power_point(runs, "b", 0.75) is None  # only 2 of 4 ever
     assert experiments_bench.power_ratio(600.0, 300.0) == "2.00x"
     assert "horizon" in experiments_bench.power_ratio(None, 300.0)
+    assert experiments_bench.power_floor(runs, "b", 0.5) is None  # reached
+    # 3 of 4 needed: the undecided run could still get there after its 900
+    assert experiments_bench.power_floor(runs, "b", 0.75) == 900.0
+    assert experiments_bench.power_ratio(None, 300.0, 900.0).startswith("more than 3.0x")
+    never = [*runs[:3], {"decision": "a", "impressions": 80}]
+    assert experiments_bench.power_floor(never, "b", 0.75) == float("inf")
+
+
+def test_the_bottom_damage_puts_the_lowest_ranked_first_and_shuffle_keeps_the_items(
+    experiments_bench,
+):
+    class Fixed:
+        def recommend(self, users, k=10):
+            ids = [[f"i{j}" for j in range(k)] + [None] * 2 for _ in users]
+            return ids, [[1.0] * (k + 2) for _ in users]
+
+    pool = np.array([f"i{j}" for j in range(8)], dtype=object)
+    low = experiments_bench.Damaged(Fixed(), "bottom2", pool, seed=0)
+    ids, _ = low.recommend(["u", "v"], k=4)
+    assert ids.tolist() == [["i7", "i6", "i0", "i1"]] * 2
+    mixed = experiments_bench.Damaged(Fixed(), "shuffle", pool, seed=0)
+    rows = mixed.recommend([f"u{j}" for j in range(50)], k=4)[0]
+    assert all(sorted(r[:4]) == ["i0", "i1", "i2", "i3"] for r in rows.tolist())
+    assert all(r[4:] == [None, None] for r in rows.tolist())  # the padding stays last
+    assert len({tuple(r) for r in rows.tolist()}) > 5  # an order of its own per answer
 
 
 def test_a_damaged_ranker_replaces_the_share_of_each_list_it_is_told(experiments_bench):

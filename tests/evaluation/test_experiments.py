@@ -109,25 +109,35 @@ def test_bad_test_arguments_are_refused(kw, name):
         msprt(args.pop("mean_a"), args.pop("n_a"), args.pop("mean_b"), args.pop("n_b"), **args)
 
 
-def test_team_draft_keeps_each_rankers_order_and_the_teams_balanced():
+@pytest.mark.parametrize("neutral", [True, False])
+def test_team_draft_keeps_each_rankers_order_and_the_teams_balanced(neutral):
     rng = np.random.default_rng(0)
     pool = [f"i{j}" for j in range(30)]
     for _ in range(200):
         a = list(rng.permutation(pool)[:12])
         b = list(rng.permutation(pool)[:12])
+        if rng.random() < 0.5:  # lists that share their first items too
+            b = a[:3] + [i for i in b if i not in a[:3]][:9]
         k = int(rng.integers(1, 16))
-        items, teams = team_draft(a, b, k, rng)
+        items, teams = team_draft(a, b, k, rng, neutral=neutral)
         assert len(items) == len(set(items)) == min(k, len(set(a) | set(b)))
-        for prefix in range(1, len(teams) + 1):
-            na = teams[:prefix].count("a")
+        assert set(teams) <= ({"a", "b", "both"} if neutral else {"a", "b"})
+        picks = [t for t in teams if t != "both"]
+        for prefix in range(1, len(picks) + 1):
+            na = picks[:prefix].count("a")
             assert abs(na - (prefix - na)) <= 1 or min(na, prefix - na) == 0
         for team, ranking in (("a", a), ("b", b)):
-            mine = [i for i, t in zip(items, teams, strict=True) if t == team]
+            mine = [i for i, t in zip(items, teams, strict=True) if t in (team, "both")]
             assert mine == [i for i in ranking if i in mine]  # in the ranker's order
             # each pick was the ranker's best item not already taken
             for i in mine:
                 before = ranking[: ranking.index(i)]
                 assert all(j in items[: items.index(i)] for j in before)
+        for i, t in zip(items, teams, strict=True):
+            if t == "both":  # both rankers' best item not yet in the list
+                taken = items[: items.index(i)]
+                assert [j for j in a if j not in taken][0] == i
+                assert [j for j in b if j not in taken][0] == i
 
 
 def test_identical_rankers_tie_on_average():
@@ -135,10 +145,47 @@ def test_identical_rankers_tie_on_average():
     ranking = [f"i{j}" for j in range(10)]
     outcomes = []
     for _ in range(4_000):
-        items, teams = team_draft(ranking, ranking, 10, rng)
+        items, teams = team_draft(ranking, ranking, 10, rng, neutral=False)
         clicked = [bool(rng.random() < 0.3 / (r + 1)) for r in range(len(items))]
         outcomes.append(interleaving_credit(teams, clicked))
     assert abs(np.mean(outcomes)) < 0.03
+    # with neutral items identical rankers agree on every item: no credit at all
+    items, teams = team_draft(ranking, ranking, 10, rng)
+    assert teams == ["both"] * 10
+    assert interleaving_credit(teams, [True] * 10) == 0
+
+
+def test_neutral_items_keep_equal_rankers_even_and_sharpen_a_real_difference():
+    """Two rankers of equal quality that share their first items: clicks that depend
+    only on the position credit neither on average; a ranker whose own items are
+    clicked more wins more often once the shared items no longer dilute the credit
+    (an independent count of clicks on each ranker's own items)."""
+    rng = np.random.default_rng(2)
+    pool = [f"i{j}" for j in range(40)]
+    for neutral in (True, False):
+        even, good, own = [], [], []
+        for _ in range(6_000):
+            shared = list(rng.permutation(pool)[:6])
+            rest = [i for i in pool if i not in shared]
+            a = shared + list(rng.permutation(rest)[:4])
+            b = shared + [i for i in rng.permutation(rest) if i not in a][:4]
+            items, teams = team_draft(a, b, 10, rng, neutral=neutral)
+            look = rng.random(10) < 1.0 / np.arange(1, 11)
+            clicked = list(look & (rng.random(10) < 0.3))
+            even.append(interleaving_credit(teams, clicked))
+            # b's own four items are liked twice as much as the rest
+            liked = [0.6 if (i in b[6:]) else 0.3 for i in items]
+            clicked = list(look & (rng.random(10) < np.array(liked)))
+            good.append(interleaving_credit(teams, clicked))
+            own.append(sum(c for i, c in zip(items, clicked, strict=True) if i in b[6:]))
+        se = np.std(even) / np.sqrt(len(even))
+        assert abs(np.mean(even)) < 3 * se + 1e-9
+        assert np.mean(good) > 0 and np.mean(own) > 0
+        z = np.mean(good) / (np.std(good) / np.sqrt(len(good)))
+        if neutral:
+            z_neutral = z
+        else:
+            assert z_neutral > 1.3 * z  # the disagreements alone: a sharper signal
 
 
 def test_credit_needs_one_flag_per_item():

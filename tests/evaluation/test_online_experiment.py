@@ -56,8 +56,13 @@ def test_a_worse_challenger_is_stopped_and_a_better_one_found(rankers, design):
 
 def test_the_same_ranker_twice_runs_to_the_end_without_a_decision(rankers):
     s, good, _ = rankers
+    # both propose every item: nothing to credit
     out = run_experiment(good, good, s, "interleave")
-    # one list, its items alternately credited to the two copies: clicks split evenly
+    assert out["decision"] is None and out["day"] == s.days - 1
+    assert out["wins_a"] == out["wins_b"] == 0 and out["ties"] == out["requests"] > 0
+    # the original team draft: one list, its items alternately credited to the two
+    # copies, so clicks split evenly
+    out = run_experiment(good, good, s, "interleave", neutral=False)
     assert out["decision"] is None and out["day"] == s.days - 1
     assert abs(out["wins_a"] - out["wins_b"]) < 0.25 * (out["wins_a"] + out["wins_b"])
 

@@ -409,6 +409,29 @@ def test_interleaving_credits_the_clicked_ranker_and_decides(fast_service):
     assert fast_service.live_version == version
 
 
+def test_interleaving_items_both_rankers_propose_credit_neither(fast_service):
+    """A challenger that ranks as the champion does proposes every item in the same
+    round as the champion: each is shown once, logged as the champion's, and clicks on
+    it credit neither ranker."""
+    version = _challenger(fast_service)  # a copy of the champion
+    e = fast_service.create_experiment(
+        "x", [{"version": version}], design="interleaving", tau=0.2, guardrails=NO_GUARDRAILS
+    )
+    for user in _users(fast_service, 30):
+        out = fast_service.recommend(user, k=5)
+        assert out["experiment"]["arm"] == "interleaved"
+        _click(fast_service, out)
+    fast_service.flush_impressions()
+    shown = fast_service.store.impressions()
+    assert set(shown["arm"]) == {f"{e['id']}:champion"}
+    got = fast_service.experiment(e["id"])
+    assert got["status"] == "running"
+    champion, challenger = got["arms"]
+    assert champion["impressions"] == len(shown) and challenger["impressions"] == 0
+    assert champion["clicks"] > 0 and challenger["clicks"] == 0
+    assert got["credits"]["wins_challenger"] == got["credits"]["wins_champion"] == 0
+
+
 def test_conversion_as_the_primary_metric(fast_service):
     version = _challenger(fast_service)
     arms = [{"version": version, "name": "better"}]

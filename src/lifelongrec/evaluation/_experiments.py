@@ -145,50 +145,67 @@ def _mixture(
 
 
 def team_draft(
-    ranking_a: Sequence[str], ranking_b: Sequence[str], k: int, rng: np.random.Generator
+    ranking_a: Sequence[str],
+    ranking_b: Sequence[str],
+    k: int,
+    rng: np.random.Generator,
+    *,
+    neutral: bool = True,
 ) -> tuple[list[str], list[str]]:
     """Team-draft interleaving of two rankings into at most ``k`` items; returns the
-    items and each one's team (``"a"`` or ``"b"``).
+    items and each one's team: ``"a"``, ``"b"``, or ``"both"`` (see below).
 
-    >>> items, teams = team_draft(["x", "y", "z"], ["y", "w", "x"], 4, np.random.default_rng(0))
-    >>> sorted(items), sorted(teams)
-    (['w', 'x', 'y', 'z'], ['a', 'a', 'b', 'b'])
+    In every round each ranker proposes its best item not yet in the list, and a coin
+    decides whose goes first. With ``neutral`` (the default), an item both propose in
+    the same round is added once as ``"both"``: the rankers agree on it, so a click on
+    it says nothing about which is better, and :func:`interleaving_credit` credits
+    neither (the disagreements alone decide; with rankers that share most of their
+    lists this removes most of the clicks' noise). ``neutral=False`` is the original
+    design (Radlinski, Kurup and Joachims, 2008): the coin's first pick takes the
+    shared item for its team and the other ranker proposes its next.
+
+    >>> items, teams = team_draft(["x", "y", "z"], ["x", "w", "y"], 4, np.random.default_rng(0))
+    >>> items[0], teams[0], sorted(items[1:])
+    ('x', 'both', ['w', 'y', 'z'])
+    >>> sorted(team_draft(["x", "y"], ["x", "y"], 2, np.random.default_rng(0), neutral=False)[1])
+    ['a', 'b']
     """
     items: list[str] = []
     teams: list[str] = []
     chosen: set[str] = set()
     pos = {"a": 0, "b": 0}
     lists = {"a": list(ranking_a), "b": list(ranking_b)}
-    count = {"a": 0, "b": 0}
 
-    def pick(team: str) -> bool:
+    def proposal(team: str) -> str | None:
         src = lists[team]
         while pos[team] < len(src) and src[pos[team]] in chosen:
             pos[team] += 1
-        if pos[team] >= len(src):
-            return False
-        item = src[pos[team]]
+        return src[pos[team]] if pos[team] < len(src) else None
+
+    def add(item: str, team: str) -> None:
         items.append(item)
         teams.append(team)
         chosen.add(item)
-        count[team] += 1
-        return True
 
     while len(items) < k:
-        # the team with fewer picks goes next; a coin decides between equals
-        if count["a"] < count["b"] or (count["a"] == count["b"] and rng.random() < 0.5):
-            first, second = "a", "b"
-        else:
-            first, second = "b", "a"
-        if not pick(first) and not pick(second):
+        order = ("a", "b") if rng.random() < 0.5 else ("b", "a")
+        first = proposal(order[0])
+        if first is None and proposal(order[1]) is None:
             break
+        if neutral and first is not None and first == proposal(order[1]):
+            add(first, "both")
+            continue
+        for team in order:  # each adds its best item not yet in the list
+            item = proposal(team)
+            if item is not None and len(items) < k:
+                add(item, team)
     return items, teams
 
 
 def interleaving_credit(teams: Sequence[str], clicked: Sequence[bool]) -> int:
     """The outcome of one interleaved answer: ``+1`` when the items of team ``"b"`` (the
     challenger) got more clicks, ``-1`` when team ``"a"``'s did, ``0`` for a tie (no click
-    included).
+    included); items of both teams (``"both"``) count for neither.
 
     >>> interleaving_credit(["a", "b", "a"], [False, True, False])
     1

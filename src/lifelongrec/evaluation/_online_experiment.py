@@ -96,6 +96,7 @@ def run_experiment(
     salt: str = "experiment",
     alpha: float = 0.05,
     tau: float | None = None,
+    neutral: bool = True,
 ) -> dict[str, Any]:
     """Run ``model_a`` (champion) against ``model_b`` (challenger) in the world of
     ``settings`` for at most ``settings.days`` days, looking after every answer; stop at
@@ -103,6 +104,9 @@ def run_experiment(
 
     ``tau``: the mixture's scale; ``None``: 0.01 for A/B on clicks per answer times
     ``k`` (a tenth of a click per ten-item answer), 0.05 for interleaving credits.
+    ``neutral``: interleaving credits neither ranker for an item both proposed in the
+    same round (:func:`~lifelongrec.evaluation.team_draft`); ``False``: the original
+    team draft.
 
     Returns ``design``, ``decision`` (``"a"`` or ``"b"``: the better one; ``None``: no
     decision), ``requests``, ``impressions`` (items shown), ``p_value``, ``effect``
@@ -151,7 +155,7 @@ def run_experiment(
                     ra = [str(i) for i in np.atleast_2d(ids_a)[j] if i is not None]
                     rb = [str(i) for i in np.atleast_2d(ids_b)[j] if i is not None]
                     coin = _rng(s.seed, _COIN, day + s.history_days, u, start + j)
-                    merged, team = team_draft(ra, rb, s.k, coin)
+                    merged, team = team_draft(ra, rb, s.k, coin, neutral=neutral)
                     lists.append(merged)
                     teams.append(team)
             for j, ((t, u), own_j) in enumerate(zip(batch, browsed, strict=True)):

@@ -9,7 +9,8 @@ version, and a design:
   applied to the arms' cumulative traffic shares), and gets that arm's answer;
 * ``interleaving``: every answer merges the champion's and the (one) challenger's
   lists by team draft (:func:`~lifelongrec.evaluation.team_draft`); each item remembers
-  the ranker that contributed it.
+  the ranker that contributed it, or that both proposed it in the same round (it is
+  then served, logged and counted as the champion's, and credits neither).
 
 **Serving a challenger** (:mod:`~._challengers`): its version is loaded from the
 registry and answers through the champion's recommendation path over a slot of its own,
@@ -131,6 +132,7 @@ class _Shown:
     items: dict[str, int]  # item -> position
     arms: list[Arm]  # per position: the arm (A/B) or the team (interleaving)
     time: int
+    neutral: frozenset[int] = frozenset()  # positions both rankers proposed (interleaving)
     clicked: set[int] = field(default_factory=set)
     converted: dict[int, int] = field(default_factory=dict)
     outcome: float = 0.0  # as counted in the arm's Moments (A/B) or the credits
@@ -429,6 +431,7 @@ class Experiments:
                 if out is None:  # it failed: the champion answers, outside the experiment
                     return None
             teams = [arm] * len(out["items"])
+            neutral: frozenset[int] = frozenset()
             timings = [(arm, took)]
             out["experiment"] = {"id": e.id, "arm": arm.name}
         else:
@@ -444,14 +447,16 @@ class Experiments:
                 np.random.default_rng(int(request_id[:16], 16)),  # the coins, per answer
             )
             by_team = {t: {i["item_id"]: i for i in x["items"]} for t, x in (("a", a), ("b", b))}
+            by_team["both"] = by_team["a"]
             items = [by_team[t][i] for i, t in zip(merged, team, strict=True)]
             if details:
                 champion.add_details(items)
             out = {**a, "cold_start": a["cold_start"] and b["cold_start"], "items": items}
             out["experiment"] = {"id": e.id, "arm": "interleaved"}
-            teams = [champ if t == "a" else chall for t in team]
+            teams = [chall if t == "b" else champ for t in team]
+            neutral = frozenset(p for p, t in enumerate(team) if t == "both")
             timings = [(champ, took_a), (chall, took_b)]
-        self._count(e, request_id, uid, out["items"], teams, timings)
+        self._count(e, request_id, uid, out["items"], teams, timings, neutral)
         versions = [e.champion_version if t.version is None else t.version for t in teams]
         return Answer(out, versions, [e.label(t) for t in teams])
 
@@ -492,9 +497,15 @@ class Experiments:
         items: list[dict[str, Any]],
         arms: list[Arm],
         latency: list[tuple[Arm, float]],
+        neutral: frozenset[int] = frozenset(),
     ) -> None:
         shown = _Shown(
-            e, user_id, {str(i["item_id"]): p for p, i in enumerate(items)}, arms, int(time.time())
+            e,
+            user_id,
+            {str(i["item_id"]): p for p, i in enumerate(items)},
+            arms,
+            int(time.time()),
+            neutral,
         )
         with self._mutex:
             if not e.running:  # ended while this answer was made
@@ -589,7 +600,10 @@ class Experiments:
             arm.outcome.revise(shown.outcome, new)
         else:
             hit = shown.clicked if e.primary_metric == "ctr" else set(shown.converted)
-            teams = ["a" if a.version is None else "b" for a in shown.arms]
+            teams = [
+                "both" if p in shown.neutral else "a" if a.version is None else "b"
+                for p, a in enumerate(shown.arms)
+            ]
             new = float(interleaving_credit(teams, [p in hit for p in range(len(teams))]))
             e.credits.revise(shown.outcome, new)
         shown.outcome = new
