@@ -357,7 +357,7 @@ def seq_factory(**kw):
 
 def test_distill_and_ewc_weights_reach_the_sequential_model(seq_windows):
     w0, w1, w2 = seq_windows
-    s = Lifelong(replay_share=0.0, distill_weight=5.0, ewc_weight=10.0)
+    s = Lifelong(replay_share=0.0, distill_weight=5.0, ewc_weight=10.0, drift_epochs_factor=2.0)
     model = s.start(seq_factory(), w0)
     assert model.distill_weight == 5.0 and model.ewc_weight == 10.0
     assert seq_factory()().distill_weight == 0.0  # the template's own setting is 0
@@ -378,6 +378,20 @@ def test_distill_and_ewc_weights_reach_the_sequential_model(seq_windows):
     passes = Counter(h["update"] for h in model.history_)
     assert passes[1] == 2 and passes[2] == 4 and model.partial_fit_epochs == 2
     assert s.reactions_[0]["partial_fit_epochs"] == [2, 4]
+
+
+def test_by_default_a_drift_halves_the_replay_but_not_the_passes(windows):
+    s = Lifelong(replay_size=100, replay_share=0.5)
+    assert s.drift_epochs_factor == 1.0
+    model = s.start(Epochs, windows[0])
+    s.on_drift({"window": 1, "detections": [{}]})
+    s.update(windows[1])
+    s.update(windows[2])
+    assert model.ran == [3, 3]  # the usual passes, after the drift too
+    n = [len(w) for w in windows[1:3]]
+    assert s.n_replayed_ == [min(100, round(n[0] * 0.25 / 0.75)), min(100, n[1])]
+    assert s.reactions_[0]["replay_share"] == 0.25
+    assert s.reactions_[0]["partial_fit_epochs"] == [3, 3]
 
 
 def test_distillation_with_new_items_in_the_window():

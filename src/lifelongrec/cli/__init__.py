@@ -244,7 +244,8 @@ def stream(
         str,
         typer.Option(
             help="Drift detector on the per-event hits: adwin, page-hinkley or none. Lifelong "
-            "reacts to a detection with a heavier next update."
+            "reacts to a detection: its next update replays less (and trains more with "
+            "--drift-epochs-factor above 1)."
         ),
     ] = "adwin",
     drift_delta: Annotated[
@@ -257,9 +258,10 @@ def stream(
         float,
         typer.Option(
             help="Lifelong, after a drift: the next update's compute budget "
-            "(partial_fit_budget; partial_fit_epochs where that is set) times this (>= 1)."
+            "(partial_fit_budget; partial_fit_epochs where that is set) times this (>= 1; "
+            "1: no heavier update)."
         ),
-    ] = 2.0,
+    ] = 1.0,
     drift_replay_share: Annotated[
         float | None,
         typer.Option(

@@ -363,7 +363,7 @@ def run_stream(
     ewc_weight: float | None = None,
     drift: str = "adwin",
     drift_delta: float | None = None,
-    drift_epochs_factor: float = 2.0,
+    drift_epochs_factor: float = 1.0,
     drift_replay_share: float | None = None,
     shift_at: float | None = None,
     catalogue_time: str | None = None,
