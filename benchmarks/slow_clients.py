@@ -127,6 +127,59 @@ def raise_fd_limit(n: int) -> None:
         sys.exit(f"needs {n} open files, the hard limit is {hard}: ulimit -Hn, or fewer --slow")
 
 
+def start_child(args, port: int, home: Path | None) -> subprocess.Popen:
+    """The server to attack: the tiny app (or ``lifelongrec serve``) on ``port``."""
+    script = Path(__file__).resolve()
+    cmd = [sys.executable, str(script), "--serve", "--port", str(port)]
+    for name in ("header_timeout", "body_timeout", "keep_alive", "max_connections"):
+        cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    if args.service:
+        cmd = [sys.executable, "-m", "lifelongrec.cli", "serve", "--home", str(home / "h")]
+        cmd += ["--data", "synthetic", "--open", "--port", str(port)]
+        cmd += ["--header-timeout", str(args.header_timeout)]
+        cmd += ["--body-timeout", str(args.body_timeout)]
+        cmd += ["--max-connections", str(args.max_connections)]
+    return subprocess.Popen(
+        cmd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL if args.service else None,
+        stderr=subprocess.DEVNULL if args.service else None,
+    )
+
+
+def stop_child(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def wait_for_server(args, port: int, child: subprocess.Popen | None) -> bool:
+    """Whether ``port`` answers ``GET args.path`` with 200 while our ``child`` (when we
+    started one) runs; ``False`` when the child exited or did not answer in time.
+
+    Another answer than 200 is an error (a wrong ``--path``), except from a port where
+    our tiny app has not started yet: that is someone else's server (the port was taken
+    before the child bound it, and the child will exit)."""
+    deadline = time.monotonic() + (900 if args.service else 60)
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            return False
+        try:
+            timed_get(port, args.path)
+            return True
+        except OSError:
+            time.sleep(0.1)
+        except (RuntimeError, ValueError, StopIteration):
+            if child is None or args.service:
+                raise
+            time.sleep(0.1)
+    return False
+
+
 def timed_get(port: int, path: str, sock: socket.socket | None = None) -> float:
     """Seconds for one GET (connect included when ``sock`` is None)."""
     start = time.perf_counter()
@@ -221,35 +274,24 @@ def main(argv: list[str] | None = None) -> dict:
     home = None
     if port is None:
         limits_from(args)  # bad settings fail here, not in the child
-        port = free_port()
-        script = Path(__file__).resolve()
-        cmd = [sys.executable, str(script), "--serve", "--port", str(port)]
-        for name in ("header_timeout", "body_timeout", "keep_alive", "max_connections"):
-            cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
         if args.service:
             home = Path(tempfile.mkdtemp(prefix="lifelongrec-slow-"))
-            cmd = [sys.executable, "-m", "lifelongrec.cli", "serve", "--home", str(home / "h")]
-            cmd += ["--data", "synthetic", "--open", "--port", str(port)]
-            cmd += ["--header-timeout", str(args.header_timeout)]
-            cmd += ["--body-timeout", str(args.body_timeout)]
-            cmd += ["--max-connections", str(args.max_connections)]
-        child = subprocess.Popen(
-            cmd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.DEVNULL if args.service else None,
-            stderr=subprocess.DEVNULL if args.service else None,
-        )
     slow: list = []
     try:
-        deadline = time.monotonic() + (900 if args.service else 60)
-        while True:  # wait for the server
-            try:
-                timed_get(port, args.path)
+        # another process may take the free port before the child binds it (tests run
+        # in parallel): then the child exits, or the port answers for someone else;
+        # start again on another port
+        for _attempt in range(5):
+            if args.port is None:
+                port = free_port()
+                child = start_child(args, port, home)
+            if wait_for_server(args, port, child):
                 break
-            except OSError:
-                if time.monotonic() > deadline or (child and child.poll() is not None):
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.1)
+            if child is None:
+                raise SystemExit("the server did not start")
+            stop_child(child)
+        else:
+            raise SystemExit("the server did not start (5 ports tried)")
         result: dict = {"slow": args.slow, "kinds": args.kinds, "port": port}
         if args.baseline:
             result["baseline"] = percentiles(

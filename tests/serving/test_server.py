@@ -473,3 +473,34 @@ def test_benchmark_script_runs_its_smallest_case(benchmark_module, capsys):
     assert result["with_slow"]["n"] == 5 and result["baseline"]["n"] == 5
     assert all(r["closed"] == r["opened"] == 2 for r in result["closed"].values())
     assert "p99 ms" in capsys.readouterr().out
+
+
+def test_benchmark_script_starts_again_when_its_port_was_taken(benchmark_module, monkeypatch):
+    """Tests run in parallel: another server may take the free port before the
+    benchmark's child binds it, and answer 404 there. The benchmark must not measure (or
+    fail on) that server: its child exits and it starts again on another port."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with benchmark_module("slow_clients") as bench:
+            ports = iter([other.server_address[1]])
+            real = bench.free_port
+            monkeypatch.setattr(bench, "free_port", lambda: next(ports, None) or real())
+            args = ["--slow", "4", "--normal-requests", "3", "--kinds", "line", "nothing"]
+            result = bench.main([*args, "--header-timeout", "0.5", "--watch", "2"])
+        assert result["port"] != other.server_address[1]
+        assert result["with_slow"]["n"] == 3
+    finally:
+        other.shutdown()
+        other.server_close()
