@@ -409,10 +409,11 @@ def test_interleaving_credits_the_clicked_ranker_and_decides(fast_service):
     assert fast_service.live_version == version
 
 
-def test_interleaving_items_both_rankers_propose_credit_neither(fast_service):
+def test_interleaving_items_both_rankers_propose_credit_neither(open_service):
     """A challenger that ranks as the champion does proposes every item in the same
     round as the champion: each is shown once, logged as the champion's, and clicks on
     it credit neither ranker."""
+    fast_service = open_service()
     version = _challenger(fast_service)  # a copy of the champion
     e = fast_service.create_experiment(
         "x", [{"version": version}], design="interleaving", tau=0.2, guardrails=NO_GUARDRAILS
@@ -430,6 +431,10 @@ def test_interleaving_items_both_rankers_propose_credit_neither(fast_service):
     assert champion["impressions"] == len(shown) and challenger["impressions"] == 0
     assert champion["clicks"] > 0 and challenger["clicks"] == 0
     assert got["credits"]["wins_challenger"] == got["credits"]["wins_champion"] == 0
+    assert got["credits"]["neutral_impressions"] == len(shown)  # says why: all shared
+    fast_service.close()  # the count survives a restart
+    again = open_service()
+    assert again.experiment(e["id"])["credits"]["neutral_impressions"] == len(shown)
 
 
 def test_conversion_as_the_primary_metric(fast_service):

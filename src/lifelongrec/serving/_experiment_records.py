@@ -114,6 +114,7 @@ class Experiment:
     reason: str = ""
     looks: int = 0
     credits: Moments = field(default_factory=Moments)  # per answer (interleaving)
+    neutral_impressions: int = 0  # items both rankers proposed (interleaving)
     verdict: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -202,6 +203,7 @@ class Experiment:
                 "wins_champion": int(round(c.sq)) - wins_b,
                 "wins_challenger": wins_b,
                 "ties": c.n - int(round(c.sq)),
+                "neutral_impressions": self.neutral_impressions,
             }
         return out
 

@@ -516,6 +516,7 @@ class Experiments:
                 self._new_users.add((e.id, arm.name, user_id))
             for arm in arms:
                 arm.impressions += 1
+            e.neutral_impressions += len(neutral)
             if e.design == "ab":
                 latency[0][0].outcome.add(0.0)  # an empty answer is an answer too
             else:
