@@ -24,7 +24,9 @@ for a mean of zero.
 
 **Team-draft interleaving** (Radlinski, Kurup and Joachims, CIKM 2008) merges two
 rankings into one list: in every round a coin decides which ranker picks first, and each
-ranker adds its best item not yet in the list; every item remembers its team.
+ranker adds its best item not yet in the list; every item remembers its team. An item
+both rankers propose in the same round is added once and belongs to neither ("neutral",
+the default), so only the items they disagree on are credited.
 """
 
 from __future__ import annotations
