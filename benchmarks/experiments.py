@@ -130,7 +130,7 @@ class Damaged:
     to decide within weeks."""
 
     def __init__(self, model, share: float | str, pool: np.ndarray, seed: int) -> None:
-        self.model, self.pool, self.spec = model, pool, share
+        self.model, self.pool = model, pool
         self.offset = int(share[6:]) if str(share).startswith("offset") else None
         self.bottom = int(share[6:]) if str(share).startswith("bottom") else None
         named = share in ("rev", "shuffle") or self.offset is not None or self.bottom is not None
@@ -201,7 +201,7 @@ def aa_pair(settings: SimulationSettings, name: str) -> tuple:
     one = rankers(settings, (name,))[name]
     if not isinstance(one, Damaged):
         return one, one
-    return one, Damaged(one.model, one.spec, one.pool, settings.seed + 1)
+    return one, Damaged(one.model, one.share, one.pool, settings.seed + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

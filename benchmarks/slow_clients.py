@@ -325,8 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _, _, sock in slow:
             sock.close()
         if child is not None:
-            child.terminate()
-            child.wait(30)
+            stop_child(child)
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
     print_report(result, args)

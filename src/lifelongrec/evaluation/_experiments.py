@@ -191,10 +191,10 @@ def team_draft(
 
     while len(items) < k:
         order = ("a", "b") if rng.random() < 0.5 else ("b", "a")
-        first = proposal(order[0])
-        if first is None and proposal(order[1]) is None:
+        first, second = proposal(order[0]), proposal(order[1])
+        if first is None and second is None:
             break
-        if neutral and first is not None and first == proposal(order[1]):
+        if neutral and first is not None and first == second:
             add(first, "both")
             continue
         for team in order:  # each adds its best item not yet in the list
