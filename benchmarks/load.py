@@ -58,9 +58,11 @@ statistics) and ``_load_phases.py`` (the phases and the recall measurement).
     nice -n 10 .venv/bin/python benchmarks/load.py --items 5000 --events 20000 \\
         --duration 5 --no-write
 
-The server builds its HNSW index when it starts and again whenever a challenger is
-promoted, and the recall phase builds one more in this process: on two cores that is
-about a minute or two for 100k items and tens of minutes for a million.
+The server builds its HNSW index when it starts on the fresh copy (and saves it in the
+home) and again whenever a challenger is promoted, and the recall phase builds one more
+in this process: on two cores that is about a minute or two for 100k items and minutes
+for a million. ``--restart`` stops the server after the phases and times a start on the
+same home, which reads the saved graph back instead of building it.
 
 Writes the ``service-load`` block of docs/benchmarks.md (``service-load-<items>`` for
 another catalogue size, ``-exact`` appended with ``--exact``; ``--block NAME`` to
@@ -162,6 +164,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--ingest-batch", type=int, default=1000)
     g.add_argument("--ingest-duration", type=float, default=10.0)
     g.add_argument("--recall", type=int, default=300, help="users for ANN recall (0: skip)")
+    g.add_argument(
+        "--restart",
+        action="store_true",
+        help="after the phases, stop the server and time a start on the same home",
+    )
     g.add_argument(
         "--merge",
         action="store_true",
@@ -398,6 +405,12 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
         if index == "hnsw"
         else str(index)
     )
+    restart = ""
+    if "restart_s" in res:
+        restart = (
+            f"; stopped after the phases and started again on the same home (the saved "
+            f"graph read back), it answered /health {res['restart_s']:.1f} s after starting"
+        )
     lines = [
         f"Setup: {meta['n_items']:,} synthetic items ({index_desc} index; ann_threshold "
         f"{cfg['ann_threshold']:,}), {meta['n_events']:,} events in the store from "
@@ -406,7 +419,7 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
         f"one torch thread) with the background learner on (service settings "
         f"{json.dumps({k: v for k, v in cfg.items() if k not in ('model', 'model_params')})}"
         f"); it answered /health {res.get('server_start_s', float('nan')):.0f} s after "
-        f"starting (index build included). Client: {args.client} "
+        f"starting (index build included){restart}. Client: {args.client} "
         f"({'HTTP/1.1 keep-alive over asyncio streams' if args.client == 'raw' else 'httpx.AsyncClient'}"
         f", up to {args.max_connections} connections) in one process on the same machine; "
         "latency from each request's scheduled send time (open loop), so queueing counts. "
@@ -573,6 +586,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             res["server_start_s"] = server.start_seconds
             print(f"server ready in {server.start_seconds:.1f} s (log: {server.log})", flush=True)
             res.update(asyncio.run(run_server_phases(args, feed, server)))
+            if args.restart:  # the same home again: the graph the first start saved
+                server.stop()
+                again = Server(home, config, port, args.work / "server-restart.log")
+                try:
+                    again.start(args.start_timeout)
+                    res["restart_s"] = again.start_seconds
+                    print(f"restarted: ready in {again.start_seconds:.1f} s", flush=True)
+                finally:
+                    again.stop()
         finally:
             server.stop()
         res["server_log_tail"] = server.tail(15)

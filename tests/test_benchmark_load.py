@@ -170,6 +170,9 @@ def test_tiny_end_to_end_run_writes_its_block(load, common, tmp_path, monkeypatc
     raw = json.loads((tmp_path / "service-t.json").read_text())
     assert raw["command"].startswith(".venv/bin/python benchmarks/load.py --items 300")
     # the second run reuses the home folder (no training) and starts from a fresh copy
-    res2 = load.main([*argv, "--phases", "recs", "--no-write"])
+    res2 = load.main([*argv, "--phases", "recs", "--no-write", "--restart"])
     assert res2["meta"]["built"] == res["meta"]["built"]
     assert res2["start"]["n_events"] == res["meta"]["n_events"]
+    # --restart: a second start on the run's home, from the graph the first one saved
+    assert 0 < res2["restart_s"] < 120
+    assert list((tmp_path / "w" / "run" / "index").glob("*.faiss"))

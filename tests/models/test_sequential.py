@@ -397,6 +397,7 @@ BAD_PARAMS = [
     ("loss", "bpr", "one of 'softmax', 'gbce'"),
     ("gbce_t", 1.5, r"a number in \[0, 1\]"),
     ("gbce_t", None, r"a number in \[0, 1\]"),
+    ("sparse_rows", 1, "True or False"),
     ("partial_fit_epochs", -1, "None or an integer >= 0"),
     ("partial_fit_budget", 0.0, "a finite number > 0"),
     ("partial_fit_budget", None, "a finite number > 0"),

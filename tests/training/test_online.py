@@ -130,6 +130,8 @@ def assert_same(a, b, where="model"):
             assert_same(x, y, f"{where}[{j}]")
     elif isinstance(a, (pd.DataFrame, pd.Series)):
         assert a.equals(b), where
+    elif isinstance(a, torch.optim.Optimizer):
+        return  # optimiser state: what only training touches (as _trainer)
     elif type(a).__module__.startswith("lifelongrec") and hasattr(a, "__dict__"):
         assert type(a) is type(b), where
         assert_same(vars(a), vars(b), where)

@@ -23,6 +23,9 @@ re-exports it as the public training toolkit).
   :func:`target_ranks` (full-ranking validation), :func:`grow_parameter` (add rows to an
   embedding while keeping the optimiser state), :func:`optimizer_arrays` /
   :func:`load_optimizer_arrays` (AdamW state as numpy arrays, no pickle).
+* **Sparse rows** (:mod:`~lifelongrec.nn._sparse`): :class:`RowAdamW` (AdamW that
+  updates only the embedding rows a batch touched) and :func:`clip_grad_norm` (which
+  takes their sparse gradients).
 * **Compute** (:mod:`~lifelongrec.nn._flops`): :func:`add_training_flops` and
   :func:`training_flops`, a process-wide count of the training FLOPs models estimate,
   read like a clock around a learning call.
@@ -69,6 +72,7 @@ from lifelongrec.nn._sequences import (
     ts_hours,
     windows_ending_at,
 )
+from lifelongrec.nn._sparse import RowAdamW, clip_grad_norm
 
 __all__ = [
     "EWC",
@@ -90,6 +94,8 @@ __all__ = [
     "grow_parameter",
     "load_optimizer_arrays",
     "make_optimizer",
+    "RowAdamW",
+    "clip_grad_norm",
     "minibatches",
     "mixed_log_q",
     "optimizer_arrays",

@@ -132,7 +132,8 @@ def estimate_fisher(
         total.backward()
         for n, p in named:
             if p.grad is not None:
-                fisher[n] += p.grad.detach() ** 2
+                grad = p.grad.detach()
+                fisher[n] += (grad.coalesce().to_dense() if grad.is_sparse else grad) ** 2
         seen += 1
     module.zero_grad(set_to_none=True)
     module.train(was_training)

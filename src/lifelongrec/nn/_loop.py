@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lifelongrec.nn._sequences import Windows, minibatches
+from lifelongrec.nn._sparse import RowAdamW, clip_grad_norm
 
 __all__ = [
     "EarlyStopping",
@@ -44,14 +45,18 @@ class TrainConfig:
     #: ``"gbce"`` (``n_negatives`` uniform negatives, calibration ``gbce_t``).
     loss: str = "softmax"
     gbce_t: float = 0.75
+    #: A loss that samples gives embeddings built with ``sparse`` sparse gradients, whose
+    #: rows alone :class:`~lifelongrec.nn.RowAdamW` updates (``False``: dense steps).
+    sparse_rows: bool = True
     #: Weight of the exposure loss (:func:`~lifelongrec.nn.exposure_loss`) on batches
     #: whose windows carry ``target_exposed`` (0: off).
     exposure_weight: float = 0.0
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices of linear layers only (not on embeddings,
-    biases, norms or gates), in a fixed parameter order."""
+    """AdamW (:class:`~lifelongrec.nn.RowAdamW`: an embedding with ``sparse=True`` has
+    only the rows a batch touched updated); weight decay on matrices of linear layers
+    only (not on embeddings, biases, norms or gates), in a fixed parameter order."""
     decay, no_decay = [], []
     embedding_params = {
         id(p) for m in module.modules() if isinstance(m, nn.Embedding) for p in m.parameters()
@@ -61,7 +66,7 @@ def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.o
             decay.append(p)
         else:
             no_decay.append(p)
-    return torch.optim.AdamW(
+    return RowAdamW(
         [
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
@@ -88,7 +93,7 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, grad_clip)
+            clip_grad_norm(params, grad_clip)
         optimizer.step()
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + value

@@ -75,6 +75,7 @@ from lifelongrec.serving._index_parts import (
     check_ids,
     check_queries,
     check_vectors,
+    graph_vectors,
 )
 
 __all__ = ["ItemIndex"]
@@ -315,35 +316,41 @@ class ItemIndex(Params):
         return self._slot_mask(st, allowed, "allowed")
 
     # ------------------------------------------------------------------ mutation
-    def build(self, ids: Sequence[str], vectors: Any) -> ItemIndex:
+    def build(self, ids: Sequence[str], vectors: Any, graph: Any = None) -> ItemIndex:
         """Index ``vectors`` (``(N, D)``, any float dtype; copied as float32) under
         ``ids`` (N distinct str), replacing any previous content. Returns ``self``.
 
         Above ``ann_threshold`` items this builds the HNSW graph, which takes a while
-        (FAISS uses its OpenMP threads).
+        (FAISS uses its OpenMP threads). ``graph``: an HNSW graph already built over
+        these vectors in this order (one saved earlier), used as it is.
         """
         self.check_params()
         ids_arr = self._check_ids(ids, "ids")
         vecs = self._check_vectors(vectors, ids_arr, None)
-        state = self._make_state(ids_arr, vecs)
+        if graph is not None and (graph.ntotal, graph.d) != vecs.shape:
+            raise ValueError(
+                f"graph holds {graph.ntotal} vectors of dimension {graph.d}; "
+                f"expected {vecs.shape[0]} of dimension {vecs.shape[1]}"
+            )
+        state = self._make_state(ids_arr, vecs, graph)
         with self._write_lock:
             self._state = state
             self._listeners = []
         return self
 
-    def _make_state(self, ids: np.ndarray, vecs: np.ndarray) -> _Snapshot:
+    def _make_state(self, ids: np.ndarray, vecs: np.ndarray, graph: Any = None) -> _Snapshot:
         n, d = vecs.shape
-        hnsw = None
-        if n > self.ann_threshold:
+        hnsw = graph
+        if hnsw is None and n > self.ann_threshold:
             import faiss
 
             hnsw = faiss.IndexHNSWFlat(d, int(self.m), faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efConstruction = int(self.ef_construction)
-            hnsw.hnsw.efSearch = int(self.ef_search)
             hnsw.add(vecs)
+        if hnsw is not None:
+            hnsw.hnsw.efSearch = int(self.ef_search)
             # Score exact paths straight from the graph's copy instead of keeping a second.
-            storage = faiss.downcast_index(hnsw.storage)
-            vecs = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+            vecs = graph_vectors(hnsw)
         head = np.empty(0, dtype=np.int64)
         if hnsw is not None and self.exact_head:
             norms = np.einsum("ij,ij->i", vecs, vecs)
@@ -373,6 +380,13 @@ class ItemIndex(Params):
             loc={},
             n_live=n,
         )
+
+    def graph(self) -> tuple[Any, np.ndarray]:
+        """The HNSW graph built by :meth:`build` and the ids of its rows (``(None, ids)``
+        in exact mode); what :class:`~lifelongrec.serving._index_store.IndexStore`
+        saves."""
+        st = self._snapshot()
+        return st.main.hnsw, st.slot_ids[: st.n_main]
 
     def upsert(self, ids: Sequence[str], vectors: Any) -> None:
         """Add new items and replace the vectors of known ones; searchable at once.

@@ -17,6 +17,7 @@ __all__ = [
     "NO_SLOT",
     "check_exclude",
     "check_ids",
+    "graph_vectors",
     "check_queries",
     "check_vectors",
 ]
@@ -82,6 +83,16 @@ class _Snapshot:
             slots = np.fromiter(self.loc.keys(), np.int64, len(self.loc))
             live[slots] = np.fromiter(self.loc.values(), np.int64, len(self.loc)) >= 0
         return live
+
+
+def graph_vectors(graph: Any) -> np.ndarray:
+    """The vectors an HNSW graph holds, ``(ntotal, d)`` float32: a view of its storage
+    (no copy)."""
+    import faiss
+
+    storage = faiss.downcast_index(graph.storage)
+    n, d = graph.ntotal, graph.d
+    return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
 
 
 def _grow(buf: np.ndarray, n: int, extra: int) -> np.ndarray:

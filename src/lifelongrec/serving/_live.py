@@ -23,6 +23,7 @@ from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import VectorModel, discard_online_material
 from lifelongrec.serving._config import IndexSettings
 from lifelongrec.serving._index import ItemIndex
+from lifelongrec.serving._index_store import IndexStore
 from lifelongrec.serving._shared import Locks
 
 __all__ = ["LiveModel", "LiveSlot", "popularity"]
@@ -127,29 +128,52 @@ class LiveSlot:
         The retrieval index's settings.
     locks
         The service's locks.
+    index_store
+        Where the graph of the version made live is kept between starts (``None``:
+        nowhere; every install builds its index).
     """
 
-    def __init__(self, store: EventStore, settings: IndexSettings, locks: Locks) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        settings: IndexSettings,
+        locks: Locks,
+        index_store: IndexStore | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.locks = locks
+        self.index_store = index_store
         self.current: LiveModel | None = None
         self.fresh: list[str] = []  # the newest catalogue entries, newest last
         self._refreshed_at = time.monotonic()
 
-    def build_index(self, model: Recommender) -> ItemIndex | None:
-        """A retrieval index over the model's item vectors (``None`` without vectors)."""
+    def build_index(self, model: Recommender, version: str | None = None) -> ItemIndex | None:
+        """A retrieval index over the model's item vectors (``None`` without vectors);
+        with an index store and the ``version``, its saved graph where it fits, else
+        built and saved for the next start."""
         if not isinstance(model, VectorModel):
             return None
         ids, vectors = model.item_vectors()
         s = self.settings
-        return ItemIndex(
+        index = ItemIndex(
             ann_threshold=s.ann_threshold,
             m=s.hnsw_m,
             ef_search=s.hnsw_ef_search,
             exact_head=s.hnsw_exact_head,
             max_delta=s.max_delta,
-        ).build(ids, vectors)
+        )
+        keep = self.index_store if version is not None else None
+        if keep is not None:
+            ids = np.asarray(ids, dtype=object)
+            vectors = np.asarray(vectors, dtype=np.float32)
+            loaded = keep.load(version, index, ids, vectors)
+            if loaded is not None:
+                return loaded
+        index.build(ids, vectors)
+        if keep is not None:
+            keep.save(version, index)
+        return index
 
     def install(
         self, model: Recommender, version: str, seq: int, follow: Callable[[Recommender], None]
@@ -168,7 +192,7 @@ class LiveSlot:
             seq = int(missed["seq"].iloc[-1])
         items = store.items()
         catch_up_items(model, items)
-        index = self.build_index(model)
+        index = self.build_index(model, version)
         categories = categories_of(items)
         with self.locks.ingest:
             missed = store.read(after_seq=seq)

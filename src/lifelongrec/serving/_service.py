@@ -101,6 +101,7 @@ from lifelongrec.serving._home import (
 )
 from lifelongrec.serving._impressions import ImpressionLog
 from lifelongrec.serving._index import ItemIndex
+from lifelongrec.serving._index_store import INDEX_DIR, IndexStore
 from lifelongrec.serving._ingest import Ingestion, UserMemory
 from lifelongrec.serving._learner import Learner
 from lifelongrec.serving._lifecycle import ModelLifecycle
@@ -172,7 +173,7 @@ class RecommenderService:
         self.counters: dict[str, float] = dict.fromkeys(COUNTERS, 0)
         locks = self._locks = Locks()
         counters = self.counters
-        self._slot = LiveSlot(self.store, config.index, locks)
+        self._slot = LiveSlot(self.store, config.index, locks, IndexStore(home / INDEX_DIR))
         self._users = UserMemory(self._slot, self.store, config.users, locks, counters)
         self._ingestion = Ingestion(
             self._slot, self._users, self.store, config.limits, locks, counters

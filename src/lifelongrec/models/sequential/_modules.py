@@ -421,7 +421,8 @@ class ItemTower(nn.Module):
         """
         old = self.id_emb.weight
         new = nn.Parameter(torch.cat([old.detach(), old.new_zeros(n_new, old.shape[1])]))
-        emb = nn.Embedding(len(new), old.shape[1], padding_idx=0, device=old.device)
+        sparse = self.id_emb.sparse  # as the trainer last set it
+        emb = nn.Embedding(len(new), old.shape[1], padding_idx=0, device=old.device, sparse=sparse)
         emb.weight = new
         self.id_emb = emb
         if self.content is not None:

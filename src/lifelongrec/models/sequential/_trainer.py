@@ -140,6 +140,12 @@ class Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr
+        # A loss that scores the whole catalogue touches every id row at every step (a
+        # dense gradient is cheaper); a sampled one touches the rows of its batch and
+        # negatives: a sparse gradient, whose rows alone the optimiser updates (RowAdamW),
+        # so a step at a million items costs the batch, not the table.
+        samples = config.loss == "gbce" or not config.full_softmax
+        module.item_tower.id_emb.sparse = config.sparse_rows and samples
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         stopper = EarlyStopping(config.patience) if validation is not None else None
         bar = tqdm(

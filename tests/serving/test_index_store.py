@@ -1,0 +1,133 @@
+"""The live version's HNSW graph kept on disk: reused on the next start when it fits the
+model, rebuilt (and saved again) when anything does not."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from lifelongrec.serving import ItemIndex
+from lifelongrec.serving._index_store import INDEX_DIR, IndexStore
+
+SETTINGS = dict(ann_threshold=50, m=8, ef_construction=40, ef_search=64, exact_head=0)
+
+
+def catalogue(n=400, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"i{j}" for j in range(n)], dtype=object)
+    return ids, rng.normal(size=(n, d)).astype(np.float32)
+
+
+def queries(d=8, n=30, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def answers(index, qs, k=10):
+    return [index.search(q, k=k)[0].tolist() for q in qs]
+
+
+def test_build_with_a_given_graph_searches_as_the_fresh_build(tmp_path):
+    ids, vecs = catalogue()
+    fresh = ItemIndex(**SETTINGS).build(ids, vecs)
+    graph, graph_ids = fresh.graph()
+    assert graph is not None and graph_ids.tolist() == ids.tolist()
+    again = ItemIndex(**SETTINGS).build(ids, vecs, graph=graph)
+    assert again.kind == "hnsw"
+    qs = queries()
+    assert answers(again, qs) == answers(fresh, qs)
+    with pytest.raises(ValueError, match="graph holds 400 vectors"):
+        ItemIndex(**SETTINGS).build(ids[:10], vecs[:10], graph=graph)
+
+
+def test_a_saved_graph_is_reused_for_its_version_and_extra_items_join_the_delta(tmp_path):
+    store = IndexStore(tmp_path / INDEX_DIR)
+    ids, vecs = catalogue()
+    fresh = ItemIndex(**SETTINGS).build(ids, vecs)
+    assert store.save("v000001", fresh)
+    assert sorted(p.name for p in store.folder.iterdir()) == ["v000001.faiss", "v000001.json"]
+    more_ids = np.concatenate([ids, np.array(["new1", "new2"], dtype=object)])
+    extra = np.zeros((2, 8), dtype=np.float32)
+    extra[:, 0] = 100.0  # far ahead of every other item on the first axis
+    more_vecs = np.concatenate([vecs, extra])
+    loaded = store.load("v000001", ItemIndex(**SETTINGS), more_ids[::-1].copy(), more_vecs[::-1])
+    assert loaded is not None and loaded.kind == "hnsw" and len(loaded) == 402
+    qs = queries()
+    assert answers(loaded, qs[:5], k=3) != []
+    q = np.zeros(8, dtype=np.float32)
+    q[0] = 1.0
+    assert set(loaded.search(q, k=2)[0].tolist()) == {"new1", "new2"}
+    # without the new items, every answer is the fresh build's
+    plain = store.load("v000001", ItemIndex(**SETTINGS), ids, vecs)
+    assert answers(plain, qs) == answers(fresh, qs)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("version", None),  # another version: no file, nothing to say
+        ("vectors", "vectors differ"),
+        ("items", "holds items the model does not"),
+        ("m", "m 8, expected 16"),
+        ("damaged", "unreadable"),
+    ],
+)
+def test_a_graph_that_does_not_fit_is_not_used(tmp_path, caplog, change, reason):
+    store = IndexStore(tmp_path / INDEX_DIR)
+    ids, vecs = catalogue()
+    store.save("v000001", ItemIndex(**SETTINGS).build(ids, vecs))
+    version, settings = "v000001", dict(SETTINGS)
+    if change == "version":
+        version = "v000002"
+    elif change == "vectors":
+        vecs = vecs.copy()
+        vecs[7] += 0.01
+    elif change == "items":
+        ids, vecs = ids[1:], vecs[1:]
+    elif change == "m":
+        settings["m"] = 16
+    elif change == "damaged":
+        path = store.folder / "v000001.faiss"
+        path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level(logging.INFO, logger="lifelongrec.serving"):
+        assert store.load(version, ItemIndex(**settings), ids, vecs) is None
+    if reason is not None:
+        assert reason in caplog.text
+
+
+def test_exact_indexes_are_not_saved_and_a_new_save_replaces_the_old(tmp_path):
+    store = IndexStore(tmp_path / INDEX_DIR)
+    ids, vecs = catalogue(n=30)
+    assert not store.save("v000001", ItemIndex(**SETTINGS).build(ids, vecs))  # 30 <= 50: exact
+    assert not store.folder.exists()
+    ids, vecs = catalogue()
+    store.save("v000001", ItemIndex(**SETTINGS).build(ids, vecs))
+    store.save("v000002", ItemIndex(**SETTINGS).build(ids, vecs))
+    assert sorted(p.name for p in store.folder.iterdir()) == ["v000002.faiss", "v000002.json"]
+
+
+def test_a_restarted_service_serves_from_the_saved_graph(home, service_config):
+    """The second start reads the graph the first start saved (the file is not written
+    again) and answers as the first did."""
+    from lifelongrec.serving import RecommenderService
+
+    cfg = {**service_config, "ann_threshold": 10}
+    first = RecommenderService.open(home, config=cfg)
+    try:
+        version = first.live_version
+        users = sorted(first.live.model.known_users())[:10]
+        before = [[i["item_id"] for i in first.recommend(u, k=5)["items"]] for u in users]
+    finally:
+        first.close()
+    graph = home / INDEX_DIR / f"{version}.faiss"
+    assert graph.exists()
+    stamp = graph.stat().st_mtime_ns
+    second = RecommenderService.open(home, config=cfg)
+    try:
+        assert second.live_version == version and second.live.index.kind == "hnsw"
+        after = [[i["item_id"] for i in second.recommend(u, k=5)["items"]] for u in users]
+    finally:
+        second.close()
+    assert graph.stat().st_mtime_ns == stamp
+    assert after == before
