@@ -162,7 +162,7 @@ def machine() -> str:
 
 def command_line(script: str, argv: list[str]) -> str:
     """``.venv/bin/python benchmarks/SCRIPT ARGV...``: how a block was made."""
-    return f".venv/bin/python benchmarks/{script} " + shlex.join(argv)
+    return f".venv/bin/python benchmarks/{script} {shlex.join(argv)}".rstrip()
 
 
 def earlier_runs(block: str, key: str) -> dict[tuple[str, str], dict[str, Any]]:

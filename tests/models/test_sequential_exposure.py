@@ -15,7 +15,7 @@ from test_sequential import TINY, two_worlds
 from lifelongrec import DataError
 from lifelongrec.data import Dataset, make_events
 from lifelongrec.models import SequentialRecommender
-from lifelongrec.models.sequential._exposure import exposure_lists
+from lifelongrec.models.sequential._exposure import exposure_lists, waiting
 from lifelongrec.nn import concat_windows, exposure_loss, training_windows
 
 
@@ -115,6 +115,38 @@ def test_exposure_lists_tie_skips_to_the_next_event_and_leave_out_what_was_acted
     assert out[2][out[2] > 0].tolist() == [4]
     assert out[3][out[3] > 0].tolist() == [4]
     assert not out[0].any()
+
+
+class _GetOnly(dict):
+    """An id index that may only be asked id by id: a lookup that reads it whole (what
+    ``Series.map(dict)`` does, a second per online step at a million items, holding the
+    GIL while the service's requests wait) fails the test."""
+
+    def __iter__(self):
+        raise AssertionError("the whole index was read")
+
+    keys = items = values = __iter__
+
+
+def test_exposure_lookups_follow_the_impressions_not_the_catalogue():
+    merged = _merged([0, 0, 0, 1], [1, 2, 3, 1], [10, 20, 30, 15])
+    users = _GetOnly({"u0": 0, "u1": 1} | {f"x{j}": 2 + j for j in range(100)})
+    items = _GetOnly(
+        {"i0": 0, "i1": 1, "i2": 2, "i3": 3, "i4": 4} | {f"y{j}": 5 + j for j in range(100)}
+    )
+    shown = pd.DataFrame(
+        {
+            "user_id": ["u0", "u0", "u0", "u0", "u0", "u1", "u1", "ghost", "u0"],
+            "item_id": ["i3", "i1", "i4", "i3", "i2", "i3", "i4", "i3", "nope"],
+            "timestamp": [12, 12, 12, 25, 25, 5, 16, 12, 12],
+        }
+    )
+    out, counts = exposure_lists(shown, merged, users, items)
+    assert counts == {"impressions": 9, "known": 7, "skipped": 5, "used": 4}  # as with dicts
+    assert sorted(out[1][out[1] > 0].tolist()) == [4, 5]
+    kept = waiting(shown, merged, users)
+    # kept for a later step: u1's impression at 16 (no event after it) and the ghost's
+    assert kept.index.tolist() == [6, 7]
 
 
 def test_exposure_lists_keep_the_latest_and_drop_repeats():

@@ -157,6 +157,7 @@ def train(
     from lifelongrec.data import prepare
     from lifelongrec.evaluation import parse_params
     from lifelongrec.models import get_model
+    from lifelongrec.nn import is_main
 
     try:
         recommender = get_model(model, **parse_params(param))
@@ -174,6 +175,8 @@ def train(
         t0 = time.perf_counter()
         recommender.fit(dataset)
         fit_seconds = time.perf_counter() - t0
+        if not is_main():  # under torchrun the other processes hold the same model
+            return
         path = recommender.save(out)
     except (LifelongrecError, FileNotFoundError) as exc:
         _fail(exc)
@@ -764,4 +767,8 @@ def serve(
 
 
 def main() -> None:  # console-script entry point (and ``python -m lifelongrec.cli``)
+    import sys
+
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
     app()

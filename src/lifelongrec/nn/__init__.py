@@ -26,6 +26,8 @@ re-exports it as the public training toolkit).
 * **Sparse rows** (:mod:`~lifelongrec.nn._sparse`): :class:`RowAdamW` (AdamW that
   updates only the embedding rows a batch touched) and :func:`clip_grad_norm` (which
   takes their sparse gradients).
+* **Distributed** (:mod:`~lifelongrec.nn._distributed`): :func:`world`,
+  :func:`is_main` and :func:`shard`, data-parallel training under ``torchrun``.
 * **Compute** (:mod:`~lifelongrec.nn._flops`): :func:`add_training_flops` and
   :func:`training_flops`, a process-wide count of the training FLOPs models estimate,
   read like a clock around a learning call.
@@ -36,6 +38,7 @@ negatives, ``T`` event-type classes, ``C`` categories. Item rows inside sequence
 shifted by one: ``0`` is padding, ``r + 1`` is item row ``r``.
 """
 
+from lifelongrec.nn._distributed import is_main, shard, world
 from lifelongrec.nn._flops import add_training_flops, training_flops
 from lifelongrec.nn._forgetting import EWC, Distillation, estimate_fisher
 from lifelongrec.nn._loop import (
@@ -94,6 +97,9 @@ __all__ = [
     "grow_parameter",
     "load_optimizer_arrays",
     "make_optimizer",
+    "is_main",
+    "shard",
+    "world",
     "RowAdamW",
     "clip_grad_norm",
     "minibatches",

@@ -4,8 +4,9 @@ mini-batch touched, and gradient clipping that accepts sparse gradients.
 An embedding built with ``sparse=True`` gets a sparse gradient holding only the rows
 looked up in the batch. torch's AdamW refuses those, and a dense gradient of a
 million-row table costs a full pass over the table (and over its two moment tables) at
-every step, whatever the batch touched: at 1M items x 64 dimensions about 1.1 s per
-step on one CPU thread, against milliseconds for the rows of one online mini-batch.
+every step, whatever the batch touched: at 1M items x 64 dimensions a 256-event online
+step of the sequential model took 816 ms at the median on one CPU thread, 42 ms with the
+rows of its batch alone (docs/benchmarks.md, block ``learner-rows-default``).
 
 :class:`RowAdamW` is AdamW (the same formula, decoupled weight decay, the same state
 keys ``step``, ``exp_avg``, ``exp_avg_sq``) with the *lazy* rule for sparse gradients

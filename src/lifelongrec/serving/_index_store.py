@@ -8,10 +8,12 @@ graph of the version that was made live last in ``HOME/index/``:
     HOME/index/VERSION.json      ids (in graph order), dimension and graph settings
 
 A saved graph is used only for the version it was built for, with the same graph
-settings (``m``, ``ef_construction``), and only when the vectors the model gives now for
-its ids are the ones it holds (within float32 rounding); items the model holds beyond
-them (catalogue items admitted since) go into the index's delta, as an upsert would put
-them. Anything else, a missing or unreadable file included, means a fresh build (and a
+settings (``m``, ``ef_construction``), and only when the model holds every item of it
+and gives the same vector (within float32 rounding) for at least :data:`MIN_SAME` of
+them. Items whose vector changed since (an item first met in the events caught up
+before the catalogue, say) and items the model holds beyond the graph's go into the
+index's delta, as upserts while it runs would (the graph's rows of the changed ones are
+masked); the learner's compaction folds the delta into a new graph later. Anything else, a missing or unreadable file included, means a fresh build (and a
 new save); the reason is logged. Files are written to a temporary name first and renamed,
 so a crash mid-write leaves the previous graph or none, never half of one. Item vectors
 hold no user data, so erasure has nothing to remove here.
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lifelongrec.registry._durable import _fsync_dir as _fsync  # a file or a folder
 from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._index_parts import graph_vectors
 
@@ -36,6 +39,11 @@ log = logging.getLogger("lifelongrec.serving")
 
 INDEX_DIR = "index"
 _FORMAT = 1
+
+#: The least share of a saved graph's vectors that must be the model's now for the graph
+#: to be used (the rest are masked in it and served from the delta until the next
+#: compaction).
+MIN_SAME = 0.5
 
 
 class IndexStore:
@@ -75,8 +83,13 @@ class IndexStore:
         tmp_meta = meta_path.with_suffix(".json.tmp")
         faiss.write_index(graph, str(tmp_graph))
         tmp_meta.write_text(json.dumps(meta))
+        # On disk before the renames, and now: left to the kernel's writeback, half a
+        # gigabyte of dirty pages would stall the event store's fsyncs for seconds later.
+        for path in (tmp_graph, tmp_meta):
+            _fsync(path)
         os.replace(tmp_meta, meta_path)
         os.replace(tmp_graph, graph_path)  # last: a graph file means a complete pair
+        _fsync(self.folder)
         for path in self.folder.iterdir():
             if path.name not in (graph_path.name, meta_path.name):
                 path.unlink(missing_ok=True)
@@ -131,12 +144,26 @@ class IndexStore:
             log.info("saved index not used: it holds items the model does not")
             return None
         held = graph_vectors(graph)
-        if not np.allclose(held, vectors[rows], rtol=1e-5, atol=1e-6):
-            log.info("saved index not used: the model's vectors differ from the graph's")
+        now = vectors[rows]
+        same = np.isclose(held, now, rtol=1e-5, atol=1e-6).all(axis=1)
+        if same.mean() < MIN_SAME:
+            log.info(
+                "saved index not used: %.1f %% of its vectors are the model's now (at least "
+                "%.0f %% needed)",
+                100 * same.mean(),
+                100 * MIN_SAME,
+            )
             return None
         index.build(saved, held, graph=graph)
-        rest = np.ones(len(ids), dtype=bool)
-        rest[rows] = False
-        if rest.any():
-            index.upsert(ids[rest], vectors[rest])
+        fresh = np.ones(len(ids), dtype=bool)
+        fresh[rows[same]] = False  # new items, and items whose vector changed: the delta
+        if fresh.any():
+            index.upsert(ids[fresh], vectors[fresh])
+        log.info(
+            "saved index of %s read back: %d of %d items from the graph, %d upserted",
+            meta.get("version"),
+            int(same.sum()),
+            len(ids),
+            int(fresh.sum()),
+        )
         return index

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lifelongrec.models._sparse import map_ids
+
 __all__ = ["MAX_EXPOSED", "exposure_lists", "waiting"]
 
 #: The most skipped items tied to one target (the latest shown are kept).
@@ -43,16 +45,18 @@ def exposure_lists(
     max_exposed``, most recent first), ``None`` when no impression is skipped; and the
     counts ``impressions``, ``known`` (user and item known), ``skipped`` (the skip-above
     ones with ``above``) and ``used`` (tied to an event)."""
-    users = impressions["user_id"].astype(str).map(user_index)
-    items = impressions["item_id"].astype(str).map(item_index)
-    known = (users.notna() & items.notna()).to_numpy()
+    # map_ids: Series.map(dict) would turn a million-item index into a Series on every
+    # online step (a second holding the GIL, stalling the service's requests)
+    users = map_ids(impressions["user_id"], user_index).astype(np.float64)
+    items = map_ids(impressions["item_id"], item_index).astype(np.float64)
+    known = ~np.isnan(users) & ~np.isnan(items)
     counts = {"impressions": len(impressions), "known": int(known.sum()), "skipped": 0, "used": 0}
     if not known.any() or len(merged["user"]) == 0:
         return None, counts
     shown = pd.DataFrame(
         {
-            "user": users.to_numpy()[known].astype(np.int64),
-            "item": items.to_numpy()[known].astype(np.int64) + 1,
+            "user": users[known].astype(np.int64),
+            "item": items[known].astype(np.int64) + 1,
             "ts": impressions["timestamp"].to_numpy()[known].astype(np.int64),
         }
     )
@@ -86,12 +90,14 @@ def waiting(
     """The impressions whose user has no event at or after their time in ``merged``
     (unknown users included): an online step keeps them for the next one, which may
     hold what the user did next."""
-    users = impressions["user_id"].astype(str).map(user_index)
+    users = map_ids(impressions["user_id"], user_index).astype(np.float64)
     ts = impressions["timestamp"].to_numpy().astype(np.int64)
     if len(merged["user"]) == 0:
         return impressions
     last = pd.Series(merged["ts"]).groupby(merged["user"]).max()
-    newest = users.map(last).to_numpy(dtype=np.float64)  # NaN: no event of the user
+    known = ~np.isnan(users)
+    newest = np.full(len(users), np.nan)  # NaN: no event of the user
+    newest[known] = last.reindex(users[known].astype(np.int64)).to_numpy(dtype=np.float64)
     return impressions[~(newest >= ts)]
 
 

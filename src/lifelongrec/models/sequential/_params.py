@@ -9,6 +9,7 @@ state and read the values of the moment they are called.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -214,10 +215,11 @@ class SequentialParams(Params):
         table gets sparse gradients and each optimiser step updates only the rows the
         batch touched (:class:`~lifelongrec.nn.RowAdamW`, the lazy Adam rule: rows not
         in the batch keep their weights and moments), so a step, online steps included,
-        costs the batch rather than the catalogue (at 1M items about 0.1 s against
-        1.5 s per 256-event online step). ``False``: dense AdamW over the whole table at
-        every step (rows not in the batch drift on their momentum). A loss that scores
-        the whole catalogue touches every row, where both are the same step.
+        costs the batch rather than the catalogue (at 1M items a 256-event online
+        step's median is 42 ms against 816 ms: docs/benchmarks.md). ``False``: dense
+        AdamW over the whole table at every step (rows not in the batch drift on their
+        momentum). A loss that scores the whole catalogue touches every row, where both
+        are the same step.
     partial_fit_epochs
         Passes of every update (``partial_fit``; warm start, optimiser carried over).
         ``None`` (default): the data decide, through ``partial_fit_budget``.
@@ -451,8 +453,11 @@ def task_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
 
 
 def torch_device(device: str) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; else the named device."""
+    """``"auto"``: CUDA when available (under ``torchrun``, the process's own GPU,
+    ``LOCAL_RANK``), else the CPU; else the named device."""
     if device == "auto":
+        if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 

@@ -10,6 +10,7 @@ update a teacher, an online step runs each epoch as one mini-batch of all its wi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
@@ -34,8 +36,10 @@ from lifelongrec.nn import (
     load_optimizer_arrays,
     make_optimizer,
     optimizer_arrays,
+    shard,
     target_ranks,
     train_epoch,
+    world,
 )
 
 __all__ = ["Forgetting", "Trainer", "TrainResult", "evaluate"]
@@ -156,13 +160,24 @@ class Trainer:
             leave=False,
         )
         size = config.batch_size if batch_size is None else batch_size
+        all_windows, step, shuffle, joined = windows, loss, rng, contextlib.nullcontext
+        rank, n_procs = world()
+        if n_procs > 1:  # data-parallel under torchrun (lifelongrec.nn._distributed)
+            windows = shard(windows, rank, n_procs)
+            size = max(1, -(-size // n_procs))  # one step averages a global batch
+            step = DistributedDataParallel(
+                loss, find_unused_parameters=True, broadcast_buffers=False
+            )
+            shuffle = np.random.default_rng([int(rng.integers(2**32)), rank])
+            joined = step.join  # shards may differ by a batch: the others wait
         try:
             for epoch in bar:
                 t0 = time.perf_counter()
                 module.train()
-                losses = train_epoch(
-                    loss, windows, self.optimizer, params, size, rng, config.grad_clip, dev
-                )
+                with joined():
+                    losses = train_epoch(
+                        step, windows, self.optimizer, params, size, shuffle, config.grad_clip, dev
+                    )
                 record: dict[str, Any] = {"epoch": epoch, **losses}
                 record["train_seconds"] = time.perf_counter() - t0
                 result.records.append(record)
@@ -186,7 +201,7 @@ class Trainer:
             if f.fisher_batches > 0:  # what was just learned, for the next update's pull
                 plain = MultiTaskLoss(module, config, item_categories, item_prob)
                 self.ewc = estimate_fisher(
-                    plain, module, windows, config.batch_size, f.fisher_batches, rng, dev
+                    plain, module, all_windows, config.batch_size, f.fisher_batches, rng, dev
                 )
         finally:
             module.eval()
