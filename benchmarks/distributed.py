@@ -80,9 +80,11 @@ def evaluate(args: argparse.Namespace, seed: int, procs: int) -> dict[str, Any]:
     return row
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 4) -> str:
     a = np.asarray(values, dtype=float)
-    return f"{a.mean():.4f} ± {a.std(ddof=1):.4f}" if len(a) > 1 else f"{a.mean():.4f}"
+    if len(a) < 2:
+        return f"{a.mean():.{digits}f}"
+    return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -100,9 +102,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "setting": f"{n} process(es) x {mine[0]['threads_per_proc']} thread(s)",
                 "ndcg": mean_std([r["ndcg@10"] for r in mine]),
                 "hr": mean_std([r["hr@10"] for r in mine]),
-                "fit": mean_std([r["fit_seconds"] for r in mine]),
-                "epochs": mean_std([r["epochs"] for r in mine]),
-                "epoch_s": mean_std([r["train_s_per_epoch"] for r in mine]),
+                "fit": mean_std([r["fit_seconds"] for r in mine], 1),
+                "epochs": mean_std([r["epochs"] for r in mine], 1),
+                "epoch_s": mean_std([r["train_s_per_epoch"] for r in mine], 2),
             }
         )
     one = np.mean([r["train_s_per_epoch"] for r in rows if r["procs"] == 1])
