@@ -2,8 +2,9 @@
 
 Opens the home (a copy of it, so the original is left as it was) with the settings
 saved in it or given (``--config``, as ``benchmarks/load.py`` writes one), the learner
-off, under :mod:`cProfile`, and prints the wall seconds of the open and the cumulative
-seconds of the parts of a start (the profiler adds about a third to them):
+off, under :mod:`cProfile`, and prints the service's log (what became of the saved
+index), the wall seconds of the open and the cumulative seconds of the parts of a start
+(the profiler adds about a third to them):
 
     .venv/bin/python benchmarks/restart.py benchmarks/_work/load-1000000/run \\
         --config benchmarks/_work/load-1000000/config.json
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import logging
 import pstats
 import shutil
 import sys
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
+    logging.getLogger("lifelongrec.serving").setLevel(logging.INFO)  # what the index did
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="  log: %(message)s")
     config = json.loads(args.config.read_text()) if args.config else None
     if config is not None:
         config = {**config, "background": False}

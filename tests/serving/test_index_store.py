@@ -145,3 +145,39 @@ def test_a_restarted_service_serves_from_the_saved_graph(home, service_config):
         second.close()
     assert graph.stat().st_mtime_ns == stamp
     assert after == before
+
+
+def test_a_restart_gives_items_met_first_in_caught_up_events_their_catalogue_content(
+    home, service_config, monkeypatch
+):
+    """The catalogue is admitted before the events after the champion are caught up, so
+    an item whose first event came after the champion was registered is served with its
+    content, as the start that admitted it from the catalogue served it (before, the
+    event gave it a row without content, and the catalogue admission skipped it)."""
+    from lifelongrec.models import Recommender
+    from lifelongrec.serving import RecommenderService
+
+    first = RecommenderService.open(home, config=service_config)
+    try:
+        version = first.live_version
+        category = first.live.model.categories_[0]
+        first.upsert_item({"item_id": "late-item", "categories": [category]}, wait=True)
+        want = first.live.model.item_vectors(["late-item"])[1][0]
+        user = sorted(first.live.model.known_users())[0]
+        first.ingest({"user_id": user, "item_id": "late-item", "timestamp": 2_100_000_000})
+    finally:
+        first.close()
+    champion = Recommender.load(home / "registry" / "versions" / version / "model")
+    assert "late-item" not in set(champion.item_ids_)  # only the live copy had it
+    from lifelongrec.serving import _live
+
+    # the events after the champion are caught up in chunks this long before the
+    # catalogue (a large catch-up; the last, short chunk comes after it either way)
+    monkeypatch.setattr(_live, "READ_CHUNK", 1)
+    second = RecommenderService.open(home, config=service_config)
+    try:
+        assert second.live_version == version
+        got = second.live.model.item_vectors(["late-item"])[1][0]
+    finally:
+        second.close()
+    assert np.abs(want).sum() > 0 and np.allclose(got, want, atol=1e-6)

@@ -183,6 +183,10 @@ class LiveSlot:
         Returns the catalogue it read (once: a million-item catalogue is seconds of JSON
         decoding). Callers hold the erase lock (a model being installed is scrubbed)."""
         store = self.store
+        # The catalogue first: an item first met in the events caught up below then has
+        # its content (catch_up_items skips items that already have a row).
+        items = store.items()
+        catch_up_items(model, items)
         # Most of the catch-up outside the ingestion lock, the rest under it.
         while True:
             missed = store.read(after_seq=seq, limit=READ_CHUNK)
@@ -190,8 +194,6 @@ class LiveSlot:
                 break
             model.observe(missed[list(EVENT_COLUMNS)])
             seq = int(missed["seq"].iloc[-1])
-        items = store.items()
-        catch_up_items(model, items)
         index = self.build_index(model, version)
         categories = categories_of(items)
         with self.locks.ingest:
