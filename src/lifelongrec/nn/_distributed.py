@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
-from lifelongrec.nn._sequences import _FIELDS, Windows
+from lifelongrec.nn._sequences import Windows, _stack
 
 __all__ = ["is_main", "shard", "world"]
 
@@ -58,8 +59,5 @@ def is_main() -> bool:
 def shard(windows: Windows, rank: int, size: int) -> Windows:
     """The ``rank``-th of ``size`` contiguous blocks of ``windows`` (sizes differ by at
     most one)."""
-    bounds = [len(windows) * r // size for r in range(size + 1)]
-    lo, hi = bounds[rank], bounds[rank + 1]
-    return Windows(
-        **{f: None if getattr(windows, f) is None else getattr(windows, f)[lo:hi] for f in _FIELDS}
-    )
+    lo, hi = (len(windows) * r // size for r in (rank, rank + 1))
+    return _stack((windows,), np.arange(lo, hi))

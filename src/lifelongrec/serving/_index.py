@@ -316,23 +316,29 @@ class ItemIndex(Params):
         return self._slot_mask(st, allowed, "allowed")
 
     # ------------------------------------------------------------------ mutation
-    def build(self, ids: Sequence[str], vectors: Any, graph: Any = None) -> ItemIndex:
+    def build(self, ids: Sequence[str], vectors: Any) -> ItemIndex:
         """Index ``vectors`` (``(N, D)``, any float dtype; copied as float32) under
         ``ids`` (N distinct str), replacing any previous content. Returns ``self``.
 
         Above ``ann_threshold`` items this builds the HNSW graph, which takes a while
-        (FAISS uses its OpenMP threads). ``graph``: an HNSW graph already built over
-        these vectors in this order (one saved earlier), used as it is.
+        (FAISS uses its OpenMP threads).
         """
         self.check_params()
         ids_arr = self._check_ids(ids, "ids")
-        vecs = self._check_vectors(vectors, ids_arr, None)
-        if graph is not None and (graph.ntotal, graph.d) != vecs.shape:
-            raise ValueError(
-                f"graph holds {graph.ntotal} vectors of dimension {graph.d}; "
-                f"expected {vecs.shape[0]} of dimension {vecs.shape[1]}"
-            )
-        state = self._make_state(ids_arr, vecs, graph)
+        return self._install(ids_arr, self._check_vectors(vectors, ids_arr, None), None)
+
+    def adopt(self, ids: Sequence[str], graph: Any) -> ItemIndex:
+        """Like :meth:`build`, from an HNSW graph already built (one saved earlier):
+        its rows, in order, are the vectors of ``ids``; they are searched where they are,
+        without a copy. Returns ``self``."""
+        self.check_params()
+        ids_arr = self._check_ids(ids, "ids")
+        if graph.ntotal != len(ids_arr):
+            raise ValueError(f"graph holds {graph.ntotal} vectors; expected {len(ids_arr)}")
+        return self._install(ids_arr, graph_vectors(graph), graph)
+
+    def _install(self, ids: np.ndarray, vecs: np.ndarray, graph: Any) -> ItemIndex:
+        state = self._make_state(ids, vecs, graph)
         with self._write_lock:
             self._state = state
             self._listeners = []

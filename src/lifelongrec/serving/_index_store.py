@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lifelongrec.registry._durable import _fsync_dir as _fsync  # a file or a folder
 from lifelongrec.serving._index import ItemIndex
@@ -111,7 +112,10 @@ class IndexStore:
                 import faiss
 
                 graph = faiss.read_index(str(graph_path))
-                return self._adopt(meta, graph, index, ids, vectors)
+                got = self._adopt(meta, graph, index, ids, vectors)
+                if not isinstance(got, str):
+                    return got
+                why = got
         except Exception as exc:  # unreadable or damaged files: build afresh
             why = f"unreadable ({type(exc).__name__}: {exc})"
         log.info("saved index of %s not used: %s; building it", version, why)
@@ -133,28 +137,22 @@ class IndexStore:
     @staticmethod
     def _adopt(
         meta: dict[str, Any], graph: Any, index: ItemIndex, ids: np.ndarray, vectors: np.ndarray
-    ) -> ItemIndex | None:
+    ) -> ItemIndex | str:
+        """``index`` made from ``graph``, the new and changed items upserted, or why
+        not."""
         saved = np.asarray(meta["ids"], dtype=object)
         if graph.ntotal != len(saved):
-            log.info("saved index not used: %d vectors for %d ids", graph.ntotal, len(saved))
-            return None
-        row_of = {x: i for i, x in enumerate(ids.tolist())}
-        rows = np.fromiter((row_of.get(x, -1) for x in saved.tolist()), np.int64, len(saved))
+            return f"{graph.ntotal} vectors for {len(saved)} ids"
+        rows = pd.Index(ids).get_indexer(saved)
         if (rows < 0).any():
-            log.info("saved index not used: it holds items the model does not")
-            return None
-        held = graph_vectors(graph)
-        now = vectors[rows]
-        same = np.isclose(held, now, rtol=1e-5, atol=1e-6).all(axis=1)
+            return "it holds items the model does not"
+        same = np.isclose(graph_vectors(graph), vectors[rows], rtol=1e-5, atol=1e-6).all(axis=1)
         if same.mean() < MIN_SAME:
-            log.info(
-                "saved index not used: %.1f %% of its vectors are the model's now (at least "
-                "%.0f %% needed)",
-                100 * same.mean(),
-                100 * MIN_SAME,
+            return (
+                f"{100 * same.mean():.1f} % of its vectors are the model's now "
+                f"(at least {100 * MIN_SAME:.0f} % needed)"
             )
-            return None
-        index.build(saved, held, graph=graph)
+        index.adopt(saved, graph)
         fresh = np.ones(len(ids), dtype=bool)
         fresh[rows[same]] = False  # new items, and items whose vector changed: the delta
         if fresh.any():
