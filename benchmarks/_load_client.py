@@ -270,14 +270,10 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the server process so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return proc_rss_mb(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -290,3 +286,24 @@ class Server:
         log = getattr(self, "_log", None)
         if log is not None and not log.closed:
             log.close()
+
+
+def proc_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (0 without one, or once gone)."""
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    except (TypeError, ValueError, OSError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int | None) -> float:
+    """A process's resident set in MB (NaN without one)."""
+    try:
+        lines = Path(f"/proc/{int(pid)}/status").read_text().splitlines()
+    except (TypeError, ValueError, OSError):
+        return float("nan")
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -21,6 +21,8 @@ from _load_client import (
     histogram_delta,
     make_client,
     metric,
+    proc_cpu_seconds,
+    proc_rss_mb,
     quantiles_ms,
     rec_path,
     schedule,
@@ -39,6 +41,9 @@ async def snapshot(client: Any, server: Server) -> dict[str, Any]:
         "t": time.perf_counter(),
         "cpu_s": server.cpu_seconds(),
         "rss_mb": server.rss_mb(),
+        # the learner process (learner_mode="process"; none in the thread mode)
+        "learner_cpu_s": proc_cpu_seconds(health.get("learner_pid")),
+        "learner_rss_mb": proc_rss_mb(health.get("learner_pid")),
         "model_version": health["model_version"],
         "index": health["index"],
         "n_items": health["n_items"],
@@ -72,6 +77,12 @@ def learner_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     wall = after["t"] - before["t"]
     out["server_cpu_cores"] = (after["cpu_s"] - before["cpu_s"]) / wall if wall > 0 else None
     out["rss_mb_after"] = after["rss_mb"]
+    out["learner_rss_mb_after"] = after["learner_rss_mb"]
+    same = after["learner_cpu_s"] >= before["learner_cpu_s"]  # not a restarted learner
+    out["learner_cpu_cores"] = (
+        (after["learner_cpu_s"] - before["learner_cpu_s"]) / wall if wall > 0 and same else None
+    )
+    out["learner_events_per_s"] = out["d_learner_trained_events"] / wall if wall > 0 else None
     return out
 
 

@@ -537,6 +537,8 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
                     ("version", "model", 0),
                     ("d_learner_errors", "errors", 0),
                     ("server_cpu_cores", "server CPU cores", 2),
+                    ("learner_cpu_cores", "learner process CPU cores", 2),
+                    ("learner_events_per_s", "events trained per s", 0),
                 ],
             ),
             "",
@@ -551,7 +553,8 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
             f"ms per request (learner and feeder included); client CPU "
             f"{r['client_cpu_ms_per_request']:.2f} ms per request; client send lag p99 "
             f"{r['send_lag_ms']['p99']:.1f} ms; answers with fewer than k items: "
-            f"{r['short_answers']}. Server RSS {r['learner']['rss_mb_after']:.0f} MB."
+            f"{r['short_answers']}. Server RSS {r['learner']['rss_mb_after']:.0f} MB; learner "
+            f"process RSS {r['learner']['learner_rss_mb_after']:.0f} MB."
         )
     if "feeder" in res:
         f = res["feeder"]

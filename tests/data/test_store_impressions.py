@@ -295,7 +295,7 @@ def test_a_store_of_schema_version_1_gains_the_impression_log(tmp_path):
         assert metrics(store)["clicks"].tolist() == [1]
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         conn.close()
 

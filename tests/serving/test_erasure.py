@@ -313,3 +313,25 @@ def test_a_torn_erasure_line_is_skipped(home, service_config, line):
         assert service.erasures.generation == 1
     finally:
         service.close()
+
+
+def test_the_erasure_log_is_shared_between_processes(tmp_path):
+    """Two logs on one home folder (an API process and the learner process, or two
+    replicas): each reads what the other recorded, and a line torn by a writer that
+    crashed cannot swallow the next erasure."""
+    from lifelongrec.serving._erasure import ERASURES_FILE, ErasureLog
+
+    a, b = ErasureLog(tmp_path), ErasureLog(tmp_path)
+    a.record("u1", 10)
+    assert b.generation == 0 and b.refresh() == 1 and b.refresh() == 0
+    assert b.erased_among(["u1", "u2"], 5) == ["u1"]
+    b.record("u2", 20)
+    assert a.refresh() == 1 and a.generation == b.generation == 2
+    assert a.since(0) == b.since(0) == {a.digest("u1"): 10, a.digest("u2"): 20}
+    # A writer died mid-line: readers wait for the newline, the next writer ends it.
+    with open(tmp_path / ERASURES_FILE, "ab") as fh:
+        fh.write(b'{"user": "abc')
+    assert a.refresh() == 0
+    a.record("u3", 30)
+    assert b.refresh() == 1 and b.erased_among(["u3"], 29) == ["u3"]
+    assert ErasureLog(tmp_path).generation == 3  # the torn line is skipped on reading

@@ -20,6 +20,7 @@ def test_models_swap_under_load_without_failing_a_request(home, service_config):
     cfg = {
         **service_config,
         "background": True,
+        "learner_mode": "thread",  # the learner process has its own test
         "learner_batch": 32,
         "challenger_every": 150,
         "holdout_events": 40,

@@ -1,5 +1,6 @@
 """The ``lifelongrec`` command line: ``data``, ``evaluate``, ``train``, ``stream``,
-``simulate``, ``report``, ``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``.
+``simulate``, ``report``, ``tune``, ``demo``, ``models`` (:mod:`._models`), ``serve``,
+``learn`` (:mod:`._learn`).
 
 Argument parsing lives in this package and only here; the library never reads ``sys.argv``. A
 command parses its options, calls the library (the experiment runners of
@@ -37,6 +38,7 @@ from lifelongrec.cli._common import (
     _run_command,
     service_data,
 )
+from lifelongrec.cli._learn import learn
 from lifelongrec.cli._models import models_app
 
 # The library is imported inside the commands: `lifelongrec --help` and the registry
@@ -50,6 +52,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Inspect interaction data.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.command("learn")(learn)
 
 
 # ------------------------------------------------------------------- commands

@@ -48,7 +48,7 @@ from lifelongrec._errors import DataError, LifelongrecError, ParameterError
 from lifelongrec._params import check_int
 from lifelongrec.data._schema import EVENT_COLUMNS, Dataset
 from lifelongrec.data._store_impressions import IMPRESSIONS_SCHEMA, ImpressionsMixin
-from lifelongrec.data._store_items import CatalogueMixin, _items_frame
+from lifelongrec.data._store_items import ITEM_REVISIONS_SCHEMA, CatalogueMixin, _items_frame
 from lifelongrec.data._store_items import _item_rows as _item_rows
 from lifelongrec.data._store_items import _item_values as _item_values
 from lifelongrec.data._store_items import _json_value as _json_value
@@ -72,7 +72,7 @@ from lifelongrec.data._store_rows import _values as _values
 __all__ = ["AppendResult", "EventStore", "StoreClosedError"]
 
 _APPLICATION_ID = 0x4C4C5253  # "LLRS": marks a SQLite file as a lifelongrec event store
-_SCHEMA_VERSION = 2  # 2: impressions and the request ids of events
+_SCHEMA_VERSION = 3  # 2: impressions and the request ids of events; 3: items' revisions
 _SCHEMA = (
     """
 CREATE TABLE events (
@@ -95,6 +95,7 @@ CREATE TABLE items (
 );
 """
     + IMPRESSIONS_SCHEMA
+    + ITEM_REVISIONS_SCHEMA
 )
 _EVENT_SELECT = "SELECT user_id, item_id, timestamp, event_type, value, seq FROM events"
 
@@ -275,10 +276,11 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
                 expected=f"schema version {_SCHEMA_VERSION} or older",
             )
         conn.execute("PRAGMA journal_mode = WAL")
-        if version < 2:  # a store of an earlier lifelongrec: add the impression log
+        if version < _SCHEMA_VERSION:  # a store of an earlier lifelongrec: migrate it
+            added = (IMPRESSIONS_SCHEMA if version < 2 else "") + ITEM_REVISIONS_SCHEMA
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in IMPRESSIONS_SCHEMA.split(";"):
+                for statement in added.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lifelongrec._errors import ParameterError
 from lifelongrec.data._schema import ITEM_COLUMNS
 from lifelongrec.data._store_rows import (
     _CHUNK,
@@ -26,7 +27,15 @@ from lifelongrec.data._store_rows import (
     _strings,
 )
 
-__all__ = ["CatalogueMixin"]
+__all__ = ["ITEM_REVISIONS_SCHEMA", "CatalogueMixin"]
+
+#: Schema version 3 (added to an older store when it is opened): every upsert gives the
+#: rows it writes the next revision, so a reader in another process can follow the
+#: catalogue's changes (:meth:`CatalogueMixin.items_since`).
+ITEM_REVISIONS_SCHEMA = """
+ALTER TABLE items ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX items_rev ON items (rev);
+"""
 
 
 class CatalogueMixin:
@@ -69,13 +78,52 @@ class CatalogueMixin:
         ids = [r[0] for r in rows]
         with self._writing() as conn:
             known = _lookup(conn, "SELECT item_id, pos FROM items WHERE item_id IN", ids)
+            rev = conn.execute("SELECT coalesce(max(rev), 0) + 1 FROM items").fetchone()[0]
             conn.executemany(
-                "INSERT INTO items (item_id, title, categories, attributes) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,"
-                " categories = excluded.categories, attributes = excluded.attributes",
-                rows,
+                "INSERT INTO items (item_id, title, categories, attributes, rev)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET"
+                " title = excluded.title, categories = excluded.categories,"
+                " attributes = excluded.attributes, rev = excluded.rev",
+                [(*row, rev) for row in rows],
             )
         return len(rows) - len(known), len(known)
+
+    @property
+    def item_revision(self) -> int:
+        """The catalogue's latest revision (0: no upsert yet). Read it before
+        :meth:`items`, then follow the changes with :meth:`items_since`."""
+        with self._reading() as conn:
+            return int(conn.execute("SELECT coalesce(max(rev), 0) FROM items").fetchone()[0])
+
+    def items_since(self, revision: int, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+        """The items added or replaced after ``revision`` (whole upserts, oldest first,
+        each item once with its stored fields) and the revision they bring the reader
+        to; ``limit`` stops after the upsert that reaches that many items.
+
+        Raises
+        ------
+        ParameterError
+            ``revision`` is not a non-negative integer, or ``limit`` not a positive one.
+        """
+        revision = _non_negative("revision", revision)
+        if limit is not None and (_non_negative("limit", limit) == 0):
+            raise ParameterError("limit", limit, "a positive integer or None")
+        sql = (
+            "SELECT item_id, title, categories, attributes, rev FROM items"
+            " WHERE rev > ? ORDER BY rev, pos"
+        )
+        with self._reading() as conn:
+            if limit is not None:  # whole revisions: up to the one that reaches the limit
+                last = conn.execute(
+                    "SELECT rev FROM items WHERE rev > ? ORDER BY rev LIMIT 1 OFFSET ?",
+                    (revision, int(limit) - 1),
+                ).fetchone()
+                if last is not None:
+                    sql = sql.replace("rev > ?", "rev > ? AND rev <= ?")
+            args = (revision,) if limit is None or last is None else (revision, int(last[0]))
+            rows = conn.execute(sql, args).fetchall()
+        reached = int(rows[-1][4]) if rows else revision
+        return _items_frame([r[:4] for r in rows]), reached
 
     def items(self) -> pd.DataFrame:
         """The catalogue in :data:`~lifelongrec.data.ITEM_COLUMNS`, in order of first insertion.
@@ -120,6 +168,12 @@ class CatalogueMixin:
                 for item_id, title, cats in conn.execute(sql, part).fetchall():
                     out[item_id] = (title, json.loads(cats))
         return out
+
+
+def _non_negative(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ParameterError(name, value, "a non-negative integer")
+    return int(value)
 
 
 def _json_value(value: Any, where: str) -> Any:

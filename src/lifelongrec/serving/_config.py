@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lifelongrec._errors import ParameterError
-from lifelongrec._params import Boolean, Constraint, Integer, Number, Satisfies
+from lifelongrec._params import Boolean, Constraint, Integer, Number, OneOf, Satisfies
 from lifelongrec.registry import PromotionGate
 
 __all__ = [
@@ -217,9 +217,19 @@ class LearnerSettings(_Group):
         ... and at least this many seconds between them: judging and swapping in a
         model (gate, registry write, index build) is a burst of work; once every few
         minutes is plenty for a live service.
+    mode (flat name ``learner_mode``)
+        Where the background learner runs: ``"process"`` (default: the service starts
+        ``lifelongrec learn`` beside itself, supervises it, and serves the champions it
+        promotes; training never takes the request path's interpreter), ``"thread"``
+        (in the service's own process, sharing its GIL) or ``"external"`` (started on
+        its own, ``lifelongrec learn --home HOME``; the service only follows the
+        champion). Only read with ``background=True``.
     """
 
     background: bool = _setting(True, _FLAG)
+    mode: str = _setting(
+        "process", _Plain(OneOf("process", "thread", "external"), str), flat="learner_mode"
+    )
     batch: int = _setting(256, _integer(1), flat="learner_batch")
     share: float = _setting(0.5, _SHARE, flat="learner_share")
     challenger_every: int = _setting(5_000, _integer(0))

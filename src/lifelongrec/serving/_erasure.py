@@ -23,6 +23,7 @@ is told in :mod:`lifelongrec.serving._service` ("Erasure is final").
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -82,21 +83,36 @@ class ErasureLog:
         self._lock = threading.Lock()
         self._entries: list[tuple[str, int]] = []
         self._latest: dict[str, int] = {}  # digest -> the latest erasure's seq
-        migrated = False
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    doc = json.loads(line)
-                    seq = int(doc["seq"])
-                    if "user" in doc:
-                        digest = str(doc["user"])
-                    else:
-                        digest, migrated = self.digest(str(doc["user_id"])), True
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line torn by a crash: its deletion was not acknowledged
-                self._add(digest, seq)
+        self._offset = 0  # bytes of the file read so far (whole lines only)
+        migrated = self._read_new() if self.path.exists() else False
         if migrated or (self.path.exists() and self.path.stat().st_mode & 0o077):
             _write_private(self.path, self._text().encode())
+            self._offset = self.path.stat().st_size
+
+    def _read_new(self, fh: Any = None) -> bool:
+        """Add the whole lines written after :attr:`_offset` (by this or another process)
+        and move past them; returns whether a line held a plain user id (an older
+        home). The caller holds the lock (or is the constructor)."""
+        if fh is None:
+            with open(self.path, "rb") as own:
+                return self._read_new(own)
+        fh.seek(self._offset)
+        data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for its newline
+        migrated = False
+        for line in data[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                doc = json.loads(line)
+                seq = int(doc["seq"])
+                if "user" in doc:
+                    digest = str(doc["user"])
+                else:
+                    digest, migrated = self.digest(str(doc["user_id"])), True
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash: its deletion was not acknowledged
+            self._add(digest, seq)
+        self._offset += end
+        return migrated
 
     def _text(self) -> str:
         return "".join(json.dumps({"user": d, "seq": s}) + "\n" for d, s in self._entries)
@@ -111,19 +127,44 @@ class ErasureLog:
 
     @property
     def generation(self) -> int:
-        """How many erasures were recorded (grows by one per :meth:`record`)."""
+        """How many erasures were recorded (grows by one per :meth:`record`, and by
+        :meth:`refresh` with those another process recorded)."""
         return len(self._entries)
 
+    def refresh(self) -> int:
+        """Read the erasures other processes (another API replica, the API process
+        beside a learner process) logged since the last read; returns how many. Cheap
+        when there are none (one ``stat``)."""
+        with self._lock:
+            try:
+                if self.path.stat().st_size <= self._offset:
+                    return 0
+            except FileNotFoundError:
+                return 0
+            before = len(self._entries)
+            self._read_new()
+            return len(self._entries) - before
+
     def record(self, user_id: str, seq: int) -> None:
-        """Durably log that ``user_id`` was erased below store position ``seq``."""
+        """Durably log that ``user_id`` was erased below store position ``seq``.
+
+        Writers in several processes take turns (an exclusive ``flock`` on the log); each
+        first reads what the others wrote, and a line left torn by a crashed writer is
+        closed first, so it cannot swallow this one."""
         digest = self.digest(user_id)
+        line = (json.dumps({"user": digest, "seq": int(seq)}) + "\n").encode()
         with self._lock:
             exists = self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"user": digest, "seq": int(seq)}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "r+b", buffering=0) as fh:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed
+                self._read_new(fh)
+                size = os.fstat(fd).st_size
+                if size > self._offset:  # a torn line: end it so this one stands alone
+                    fh.write(b"\n")
+                fh.write(line)
+                os.fsync(fd)
+                self._offset = os.fstat(fd).st_size
             if not exists:
                 os.chmod(self.path, 0o600)
             self._add(digest, int(seq))

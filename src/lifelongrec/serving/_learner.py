@@ -30,6 +30,7 @@ One round (:meth:`Learner.step`):
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import threading
@@ -119,6 +120,8 @@ class Learner:
         gate: GateSettings,
         counters: dict[str, float],
         timings: Timings,
+        apart: bool = False,
+        max_users: int | None = None,
     ) -> None:
         self.store = store
         self.erasures = erasures
@@ -141,6 +144,15 @@ class Learner:
         self._rounds = threading.Condition()
         self._started_rounds = 0
         self._done_rounds = 0
+        # In a process of its own (``apart``) the learner follows erasures through the
+        # log, forgetting the users erased after ``_forgotten`` itself, and keeps at most
+        # ``max_users`` users, least recently active out first.
+        self._apart = bool(apart)
+        self._forgotten = erasures.generation
+        self._max_users = max_users
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        if apart and max_users is not None:
+            self._recent = collections.OrderedDict.fromkeys(model.known_users())
 
     # ------------------------------------------------------------ read-only views
     @property
@@ -249,9 +261,18 @@ class Learner:
                 for frame in queued:
                     self._trainer.add_items(frame)
             busy = True
+        if self._apart:
+            self.erasures.refresh()
         generation = self.erasures.generation  # before the read: see the filter below
         with timed("read"):
             batch = self.store.read(after_seq=self._seq, limit=max_events)
+        if self._apart:
+            # Erasures logged by the API process up to now (every one below the events
+            # just read is in the log: the API logs an erasure before it stores the
+            # next event) are forgotten before those events are learned.
+            self.erasures.refresh()
+            with online.lock:
+                busy = self._forget_erased() or busy
         if len(batch):
             with timed("observe"), online.lock:
                 # A user erased since the read began was already forgotten by the trainer
@@ -263,6 +284,8 @@ class Learner:
                     learn = batch[~np.asarray(gone, dtype=bool)]
                 if len(learn):
                     online.observe(learn[list(EVENT_COLUMNS)])
+                    if self._max_users is not None:
+                        self._evict(learn["user_id"])
                 self._seq = int(batch["seq"].iloc[-1])
             self._learned_since += len(batch)
             busy = True
@@ -297,6 +320,33 @@ class Learner:
                 shown = shown[~shown["user_id"].isin(gone)]
             self._online.observe_impressions(shown)
         return True
+
+    def _forget_erased(self) -> bool:
+        """Forget the trainer's users erased since the last call (learner lock held);
+        whether there were any erasures."""
+        erased = self.erasures.since(self._forgotten)
+        self._forgotten = self.erasures.generation
+        if not erased:
+            return False
+        digest = self.erasures.digest
+        gone = [u for u in self._trainer.known_users() if digest(u) in erased]
+        if gone:
+            self._trainer.forget_users(gone)
+            for u in gone:
+                self._recent.pop(u, None)
+        return True
+
+    def _evict(self, users: pd.Series) -> None:
+        """Mark ``users`` most recently active and forget the least recently active
+        beyond ``max_users`` (learner lock held)."""
+        recent = self._recent
+        for u in pd.unique(users.to_numpy()[::-1])[::-1]:  # by their last event
+            recent[u] = None
+            recent.move_to_end(u)
+        over = len(recent) - int(self._max_users)
+        if over > 0:
+            old = [recent.popitem(last=False)[0] for _ in range(over)]
+            self._trainer.forget_users(old)
 
     def forget_user(self, user_id: str) -> bool:
         """Remove an erased user from the trainer; whether it held them. The caller

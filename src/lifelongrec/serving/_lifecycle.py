@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -30,7 +32,7 @@ from lifelongrec.serving._ingest import UserMemory
 from lifelongrec.serving._live import LiveSlot
 from lifelongrec.serving._shared import Locks
 
-__all__ = ["ModelLifecycle"]
+__all__ = ["ModelLifecycle", "register_challenger"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -120,11 +122,7 @@ class ModelLifecycle:
     ) -> dict[str, Any]:
         """Judge a challenger that learned the store up to ``seq`` against the champion
         on ``holdout`` (ranked from ``history``), register it, and serve it if it is
-        promoted. From the moment the gate has decided until the challenger is
-        registered and (if promoted) live, no erasure can happen; users erased after
-        ``seq`` are removed from it first."""
-        ev = pd.concat([history, holdout], ignore_index=True)
-        ts = ev["timestamp"]
+        promoted (see :func:`register_challenger`)."""
         with self.locks.swap:
             live = self.slot.current
             champion, before = live.model, live.version
@@ -132,38 +130,86 @@ class ModelLifecycle:
             if current != before:  # the registry moved on without this service
                 champion = None if current is None else self.registry.load(current)
                 before = current
-            held = contextlib.ExitStack()
 
-            def scrub(model: Recommender) -> None:
-                # Users erased after the snapshot was taken (the trainer forgot the
-                # earlier ones) are removed now, and no erasure happens until exit.
-                held.enter_context(self.locks.erase)
-                scrub_model(model, self.erasures, seq)
+            def install(record: dict[str, Any]) -> None:
+                self.slot.install(challenger, record["version"], seq, self.users.follow)
 
-            with held:
-                record = judge_challenger(
-                    self.registry,
-                    self.gate,
-                    champion,
-                    before,
-                    challenger,
-                    holdout[list(EVENT_COLUMNS)],
-                    history[list(EVENT_COLUMNS)],
-                    parent=parent,
-                    window=(int(ts.min()), int(ts.max())) if len(ts) else None,
-                    data={
-                        "last_seq": int(seq),
-                        "n_holdout": len(holdout),
-                        "erasure_generation": int(self.erasures.generation),
-                    },
-                    tags={"source": "online learner"},
-                    prepare=scrub,
-                )
-                self.counters["challengers"] += 1
-                # Registered after every erasure so far: nothing for the scrubber to check.
-                self.scrubber.mark(record["version"], self.erasures.generation)
-                if record["promoted"]:
-                    self.slot.install(challenger, record["version"], seq, self.users.follow)
-                    self.counters["promotions"] += 1
-        log.info("challenger %s: %s", record["version"], record["reason"])
-        return record
+            return register_challenger(
+                self.registry,
+                self.gate,
+                self.erasures,
+                self.scrubber,
+                self.locks.erase,
+                champion,
+                before,
+                challenger,
+                seq=seq,
+                holdout=holdout,
+                history=history,
+                parent=parent,
+                counters=self.counters,
+                on_promoted=install,
+            )
+
+
+def register_challenger(
+    registry: ModelRegistry,
+    gate: PromotionGate,
+    erasures: ErasureLog,
+    scrubber: RegistryScrubber,
+    erase_lock: threading.RLock,
+    champion: Recommender | None,
+    before: str | None,
+    challenger: Recommender,
+    *,
+    seq: int,
+    holdout: pd.DataFrame,
+    history: pd.DataFrame,
+    parent: str,
+    counters: dict[str, float],
+    on_promoted: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Judge ``challenger`` (which learned the store up to ``seq``) against ``champion``
+    (version ``before``) on ``holdout``, register it and, when the gate passes it, make
+    it the registry's champion; ``on_promoted(record)`` then makes it live. From the
+    moment the gate has decided until the challenger is registered (and live), no
+    erasure can happen (``erase_lock``); users erased after ``seq`` are removed from it
+    first. Returns the record of :func:`~lifelongrec.registry.judge_challenger`."""
+    ts = pd.concat([history["timestamp"], holdout["timestamp"]], ignore_index=True)
+    held = contextlib.ExitStack()
+
+    def scrub(model: Recommender) -> None:
+        # Users erased after the snapshot was taken (the trainer forgot the earlier
+        # ones) are removed now, and no erasure happens until exit.
+        held.enter_context(erase_lock)
+        erasures.refresh()  # those another process logged, too
+        scrub_model(model, erasures, seq)
+
+    with held:
+        record = judge_challenger(
+            registry,
+            gate,
+            champion,
+            before,
+            challenger,
+            holdout[list(EVENT_COLUMNS)],
+            history[list(EVENT_COLUMNS)],
+            parent=parent,
+            window=(int(ts.min()), int(ts.max())) if len(ts) else None,
+            data={
+                "last_seq": int(seq),
+                "n_holdout": len(holdout),
+                "erasure_generation": int(erasures.generation),
+            },
+            tags={"source": "online learner"},
+            prepare=scrub,
+        )
+        counters["challengers"] += 1
+        # Registered after every erasure so far: nothing for the scrubber to check.
+        scrubber.mark(record["version"], erasures.generation)
+        if record["promoted"]:
+            if on_promoted is not None:
+                on_promoted(record)
+            counters["promotions"] += 1
+    log.info("challenger %s: %s", record["version"], record["reason"])
+    return record

@@ -14,6 +14,10 @@ over parts, each in its own module:
 :mod:`~._erasure`                 the erasure log, ``delete_user``, registry scrubbing
 :mod:`~._lifecycle`               loading, judging, promoting and rolling back versions
 :mod:`~._learner`                 the background learner (its own object and thread)
+:mod:`~._learner_process`         the learner in a process of its own
+                                  (``lifelongrec learn``)
+:mod:`~._learner_link`            the serving side of that process: the champion
+                                  follower and the learner's supervisor
 :mod:`~._experiments`             online experiments: challengers served beside the
                                   champion, their counts, the sequential test
 :mod:`~._capabilities`            optional abilities of a model, as Protocols
@@ -27,8 +31,9 @@ How an event flows
    the same ingestion lock, lets the *live* model observe the written events: the user's
    stored sequence changes at once, so the next recommendation reflects the event. The
    live model's parameters never change in place.
-2. The :class:`~lifelongrec.serving._learner.Learner` (its own thread) reads the store
-   after its cursor and feeds a *trainer* copy of the model through
+2. The :class:`~lifelongrec.serving._learner.Learner` (by default in a process of its
+   own, :mod:`~._learner_process`; with ``learner_mode="thread"`` a thread of this one)
+   reads the store after its cursor and feeds a *trainer* copy of the model through
    :class:`~lifelongrec.training.OnlineLearner` (state at once, parameter steps in
    mini-batches). The distance between the store's newest event and the trainer's
    cursor is the online-learning lag (``/metrics``).
@@ -39,7 +44,9 @@ How an event flows
    (:func:`~lifelongrec.registry.judge_challenger`, the one promotion path). A promoted
    snapshot catches up with the events that arrived meanwhile (state only), gets its own
    index, and replaces the live model and index in one reference swap: a request sees
-   either the old pair or the new one, never a mix, and none fails.
+   either the old pair or the new one, never a mix, and none fails. A learner in another
+   process moves the registry's champion pointer instead, and this process's follower
+   (:mod:`~._learner_link`) loads the version and swaps it in the same way.
 
 Erasure is final
 ----------------
@@ -82,7 +89,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lifelongrec._errors import LifelongrecError, UnknownIdError
+import torch
+
+from lifelongrec._errors import UnknownIdError
 from lifelongrec.data import Dataset, EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
@@ -104,18 +113,14 @@ from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._index_store import INDEX_DIR, IndexStore
 from lifelongrec.serving._ingest import Ingestion, UserMemory
 from lifelongrec.serving._learner import Learner
+from lifelongrec.serving._learner_link import LearnerLink
 from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveModel, LiveSlot
 from lifelongrec.serving._queries import Queries
-from lifelongrec.serving._shared import COUNTERS, Locks, Timings
+from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings
 from lifelongrec.training import online_events
 
 __all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
-
-
-class ServiceError(LifelongrecError, RuntimeError):
-    """The service cannot do what was asked in its current state (e.g. a home folder
-    without a champion and no data to train one)."""
 
 
 class _Host:
@@ -194,7 +199,7 @@ class RecommenderService:
             counters,
         )
         self._impressions = ImpressionLog(self.store, config.feedback, counters)
-        self._learner: Learner | None = None
+        self._learner: Learner | LearnerLink | None = None
         loader = ChallengerLoader(self._lifecycle, self._ingestion, self.store, config, locks)
         self._experiments = Experiments(home, self.registry, loader, self.promote, config)
 
@@ -270,6 +275,20 @@ class RecommenderService:
         live = self._slot.current
         self._users.reset(live.model, self.store.user_last_seqs())
         self._slot.set_fresh(items)
+        learner = self.config.learner
+        if learner.background and learner.mode != "thread":
+            # The learner works in another process; this one follows the champion.
+            self._learner = LearnerLink(
+                self.home,
+                learner.mode,
+                self.store,
+                champion_moved=lambda: self.registry.champion() != self._slot.current.version,
+                serve_champion=self._lifecycle.serve_champion,
+                maintain=self._maintain,
+                counters=self.counters,
+                torch_threads=torch.get_num_threads(),
+            )
+            return
         # The trainer: a copy that learns every stored event (the learner thread).
         seq = int(self.registry.info(live.version).data.get("last_seq", 0))
         self._learner = Learner(
@@ -285,6 +304,16 @@ class RecommenderService:
             counters=self.counters,
             timings=self.timings,
         )
+
+    def _maintain(self) -> None:
+        """The serving side's housekeeping while the learner runs elsewhere: what the
+        learner thread does in one process (index compaction, popularity), and nothing
+        kept for a trainer that is not here."""
+        with self.timings.timed("index"):
+            self._slot.compact_index()
+        self._slot.refresh_popularity()
+        self._users.take_evicted()
+        self._catalogue.take_published()
 
     # ------------------------------------------------------------------- events
     def ingest(
@@ -626,9 +655,11 @@ class RecommenderService:
 
     # ---------------------------------------------------------- the learner
     @property
-    def learner(self) -> Learner:
-        """The background learner (its trainer, cursor, challenger; see
-        :class:`~lifelongrec.serving._learner.Learner`)."""
+    def learner(self) -> Learner | LearnerLink:
+        """The background learner: the :class:`~lifelongrec.serving._learner.Learner`
+        itself (its trainer, cursor, challenger) with ``learner_mode="thread"`` or
+        ``background=False``, else the :class:`~lifelongrec.serving._learner_link.
+        LearnerLink` to the learner process (its status, pid, cursor)."""
         return self._learner
 
     def start_learner(self) -> None:
@@ -672,6 +703,14 @@ class RecommenderService:
         """How many users the live model holds now (at most ``max_users``)."""
         return len(self._users)
 
+    @property
+    def learner_mode(self) -> str:
+        """Where the learner runs now: ``"process"``, ``"external"`` or ``"thread"``
+        (``background=False`` runs it in this process, by :meth:`learn_step`)."""
+        if isinstance(self._learner, LearnerLink):
+            return self._learner.mode
+        return "thread"
+
     def learner_stats(self) -> dict[str, Any]:
         """The online learner's counters (``OnlineStats.as_dict``)."""
         return self._learner.stats()
@@ -691,8 +730,14 @@ class RecommenderService:
             "n_events": int(self.store.n_events),
             "index": None if live.index is None else live.index.kind,
             "learner_running": self._learner.running,
+            "learner_mode": self.learner_mode,
+            "learner_pid": getattr(self._learner, "pid", None),
             "learner_lag_events": self.lag()["events"],
-            "learner_phase_seconds": self.timings.as_dict(),
+            "learner_phase_seconds": (
+                self._learner.phase_seconds()
+                if isinstance(self._learner, LearnerLink)
+                else self.timings.as_dict()
+            ),
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "event_types": sorted(self.event_types),
             "erasures": int(self.erasures.generation),

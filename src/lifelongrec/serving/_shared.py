@@ -24,9 +24,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from lifelongrec._errors import LifelongrecError
 from lifelongrec.models import Recommender
 
-__all__ = ["COUNTERS", "Locks", "Timings", "forget"]
+__all__ = ["COUNTERS", "Locks", "ServiceError", "Timings", "forget"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -37,6 +38,7 @@ COUNTERS = (
     "challengers",
     "promotions",
     "learner_errors",
+    "learner_restarts",
     "challengers_dropped",
     "versions_scrubbed",
     "users_evicted",
@@ -45,6 +47,11 @@ COUNTERS = (
     "impressions_dropped",
     "impression_flush_errors",
 )
+
+
+class ServiceError(LifelongrecError, RuntimeError):
+    """The service cannot do what was asked in its current state (e.g. a home folder
+    without a champion and no data to train one)."""
 
 
 class Locks:
