@@ -134,3 +134,22 @@ def test_an_app_around_a_service_it_does_not_own_leaves_it_alone(service, keys):
         assert not service.learner.running  # background=False: nobody starts it
     assert not service.store.closed  # the test still drives it
     assert service.recommend("someone", k=3)["cold_start"]
+
+
+def test_the_first_champion_holds_the_whole_catalogue(tmp_path, service_config):
+    """Catalogue items without events yet are in the first registered version, so a
+    start (and the learner process) need not admit them again."""
+    import dataclasses
+
+    import pandas as pd
+
+    from lifelongrec.data import make_items, synthetic
+
+    ds = synthetic(n_events=1_500, seed=0)
+    extra = make_items(["never-seen"], ["A thing nobody touched"], [["misc"]], [{}])
+    ds = dataclasses.replace(ds, items=pd.concat([ds.items, extra], ignore_index=True))
+    assert "never-seen" not in set(ds.events["item_id"])
+    with RecommenderService.open(tmp_path / "h", data=ds, config=service_config) as s:
+        saved = s.registry.load(s.registry.champion())
+        assert "never-seen" in saved.known_items()
+        assert set(saved.known_items()) == set(ds.items["item_id"])

@@ -32,7 +32,7 @@ from lifelongrec.models import get_model
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._config import ServiceConfig
 from lifelongrec.serving._erasure import ERASURE_KEY_FILE, ERASURES_FILE, SCRUBBED_FILE
-from lifelongrec.serving._live import READ_CHUNK
+from lifelongrec.serving._live import READ_CHUNK, catch_up_items
 
 __all__ = [
     "CONFIG_FILE",
@@ -134,6 +134,10 @@ def first_start(
     t0 = time.perf_counter()
     model = get_model(config.model, **dict(config.model_params)).fit(stored)
     seconds = time.perf_counter() - t0
+    # The catalogue's items without events yet are admitted now (content only), so the
+    # registered version holds the whole catalogue: a start does not admit them again.
+    if stored.items is not None and len(stored.items):
+        catch_up_items(model, stored.items)
     ts = stored.events["timestamp"]
     registry.register(
         model,
