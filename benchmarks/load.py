@@ -416,7 +416,7 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
         f"{cfg['ann_threshold']:,}), {meta['n_events']:,} events in the store from "
         f"{meta['n_users']:,} users; champion: sequential {json.dumps(mp)} trained on the first "
         f"start in {meta['fit_seconds']} s. Server: `lifelongrec serve --open` (uvicorn, "
-        f"one torch thread) with the background learner on (service settings "
+        f"one torch thread) with the background learner on ({learner_desc(res)}; service settings "
         f"{json.dumps({k: v for k, v in cfg.items() if k not in ('model', 'model_params')})}"
         f"); it answered /health {res.get('server_start_s', float('nan')):.0f} s after "
         f"starting (index build included){restart}. Client: {args.client} "
@@ -566,6 +566,34 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
 
 
 # ======================================================================= main
+def learner_desc(res: dict[str, Any]) -> str:
+    """Where the learner ran, and when the phases started."""
+    wait = res.get("learner_start_s")
+    mode = res["config"].get("learner_mode", "process")
+    if mode == "thread" or wait is None:
+        return f"learner_mode {mode}"
+    return (
+        f"learner_mode {mode}: its own process, nice 10; the phases began once it had "
+        f"loaded the champion and completed a round, {wait:.0f} s after /health answered"
+    )
+
+
+def wait_for_learner(port: int, timeout: float) -> float:
+    """Seconds until the server's learner has completed a round (a learner process
+    loads the champion after the server answers): the phases measure a running
+    learner, not its start."""
+    import urllib.request
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+            health = json.loads(r.read())
+        if not health.get("learner_running") or health.get("learner_rounds", 1) >= 1:
+            return time.perf_counter() - t0
+        time.sleep(0.5)
+    raise TimeoutError(f"the learner did not start within {timeout:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     meta = ensure_base(args)
@@ -588,6 +616,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             server.start(args.start_timeout)
             res["server_start_s"] = server.start_seconds
             print(f"server ready in {server.start_seconds:.1f} s (log: {server.log})", flush=True)
+            res["learner_start_s"] = wait_for_learner(server.port, args.start_timeout)
+            print(f"learner running {res['learner_start_s']:.1f} s after that", flush=True)
             res.update(asyncio.run(run_server_phases(args, feed, server)))
             if args.restart:  # the same home again: the graph the first start saved
                 server.stop()

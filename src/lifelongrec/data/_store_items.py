@@ -27,7 +27,20 @@ from lifelongrec.data._store_rows import (
     _strings,
 )
 
-__all__ = ["ITEM_REVISIONS_SCHEMA", "CatalogueMixin"]
+__all__ = ["ITEM_REVISIONS_SCHEMA", "CatalogueMixin", "UpsertResult"]
+
+
+class UpsertResult(tuple):
+    """``(n_new, n_updated)`` of :meth:`CatalogueMixin.upsert_items`, with the
+    ``revision`` the upsert gave its items as an attribute (it unpacks as the pair)."""
+
+    revision: int
+
+    def __new__(cls, n_new: int, n_updated: int, revision: int) -> UpsertResult:
+        out = super().__new__(cls, (int(n_new), int(n_updated)))
+        out.revision = int(revision)
+        return out
+
 
 #: Schema version 3 (added to an older store when it is opened): every upsert gives the
 #: rows it writes the next revision, so a reader in another process can follow the
@@ -48,7 +61,7 @@ class CatalogueMixin:
         with self._reading() as conn:
             return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
 
-    def upsert_items(self, items: pd.DataFrame) -> tuple[int, int]:
+    def upsert_items(self, items: pd.DataFrame) -> UpsertResult:
         """Insert new items and replace stored ones (all four fields); one durable transaction.
 
         Parameters
@@ -64,7 +77,8 @@ class CatalogueMixin:
         Returns
         -------
         (n_new, n_updated)
-            Items added, and items that were present and are now replaced.
+            Items added, and items that were present and are now replaced (an
+            :class:`UpsertResult`: its ``revision`` is the one this upsert wrote).
 
         Raises
         ------
@@ -86,7 +100,7 @@ class CatalogueMixin:
                 " attributes = excluded.attributes, rev = excluded.rev",
                 [(*row, rev) for row in rows],
             )
-        return len(rows) - len(known), len(known)
+        return UpsertResult(len(rows) - len(known), len(known), rev)
 
     @property
     def item_revision(self) -> int:
@@ -95,10 +109,13 @@ class CatalogueMixin:
         with self._reading() as conn:
             return int(conn.execute("SELECT coalesce(max(rev), 0) FROM items").fetchone()[0])
 
-    def items_since(self, revision: int, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+    def items_since(
+        self, revision: int, limit: int | None = None, *, with_revision: bool = False
+    ) -> tuple[pd.DataFrame, int]:
         """The items added or replaced after ``revision`` (whole upserts, oldest first,
         each item once with its stored fields) and the revision they bring the reader
-        to; ``limit`` stops after the upsert that reaches that many items.
+        to; ``limit`` stops after the upsert that reaches that many items;
+        ``with_revision`` adds a ``revision`` column (each item's upsert).
 
         Raises
         ------
@@ -123,7 +140,10 @@ class CatalogueMixin:
             args = (revision,) if limit is None or last is None else (revision, int(last[0]))
             rows = conn.execute(sql, args).fetchall()
         reached = int(rows[-1][4]) if rows else revision
-        return _items_frame([r[:4] for r in rows]), reached
+        frame = _items_frame([r[:4] for r in rows])
+        if with_revision:
+            frame["revision"] = np.array([r[4] for r in rows], dtype=np.int64)
+        return frame, reached
 
     def items(self) -> pd.DataFrame:
         """The catalogue in :data:`~lifelongrec.data.ITEM_COLUMNS`, in order of first insertion.

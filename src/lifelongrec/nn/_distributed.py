@@ -18,6 +18,7 @@ already exists.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import numpy as np
@@ -43,7 +44,17 @@ def world() -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # Torn down before the interpreter exits: a gloo group left to the interpreter's
+    # teardown sometimes crashed a process after its work was done (SIGSEGV at exit).
+    atexit.register(_destroy)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _destroy() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main() -> bool:

@@ -117,6 +117,10 @@ class Catalogue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Catalogue revisions followed (other processes' upserts, :meth:`follow_store`),
+        # and this process's own, which need no following.
+        self._revision = 0
+        self._own: set[int] = set()
 
     # ------------------------------------------------------------- requests
     def upsert_items(self, items: Sequence[Mapping[str, Any]], wait: bool = True) -> dict[str, Any]:
@@ -151,11 +155,9 @@ class Catalogue:
         # An id given twice: the later entry is the upsert that counts (as two requests).
         frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
         check_bool("wait", wait)
-        n_new, n_updated = self.store.upsert_items(frame)  # durable before anything else
-        ticket: dict[str, Any] = {"frame": frame, "done": threading.Event()}
-        with self._mutex:
-            self._pending.append(ticket)
-        self._wake.set()
+        written = self.store.upsert_items(frame)  # durable before anything else
+        n_new, n_updated = written
+        ticket = self._queue(frame, own=written.revision)
         if wait:
             if self._thread is None:
                 self.publish()
@@ -168,6 +170,37 @@ class Catalogue:
             "n_updated": int(n_updated),
             "live": ticket["done"].is_set() and "error" not in ticket,
         }
+
+    def _queue(self, frame: pd.DataFrame, own: int | None = None) -> dict[str, Any]:
+        ticket: dict[str, Any] = {"frame": frame, "done": threading.Event()}
+        with self._mutex:
+            if own is not None:
+                self._own.add(own)
+            self._pending.append(ticket)
+        self._wake.set()
+        return ticket
+
+    def follow_from(self, revision: int) -> None:
+        """The live model holds the catalogue as of ``revision`` (read before the
+        catalogue it was given): :meth:`follow_store` goes on from there."""
+        self._revision = int(revision)
+
+    def follow_store(self, limit: int = 20_000) -> int:
+        """Queue for publishing the items other processes (API replicas on the same
+        store) upserted since the last call; returns how many. Cheap when there are
+        none (one look at the store's newest revision)."""
+        if self.store.item_revision <= self._revision:
+            return 0
+        frame, reached = self.store.items_since(self._revision, limit, with_revision=True)
+        with self._mutex:
+            own = self._own
+            theirs = ~frame["revision"].isin(own).to_numpy()
+            self._own = {r for r in own if r > reached}
+        self._revision = reached
+        frame = frame.loc[theirs].drop(columns="revision").reset_index(drop=True)
+        if len(frame):
+            self._queue(frame)
+        return len(frame)
 
     # ----------------------------------------------------------- publishing
     @property

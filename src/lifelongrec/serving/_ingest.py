@@ -59,12 +59,21 @@ class UserMemory:
         self.counters = counters
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._evicted: list[str] = []  # evicted from the live model, not yet the trainer
+        # User -> the newest store position a restore from the store observed for them:
+        # their events up to it are in the model, whoever wrote them (the store
+        # follower skips them). Changed under the ingestion lock.
+        self.restored_upto: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._recent)
 
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._recent
+
+    def users(self) -> list[str]:
+        """The users in memory, least recently active first (a copy)."""
+        with self.locks.ingest:
+            return list(self._recent)
 
     def reset(self, model: Recommender, last_seqs: dict[str, int]) -> None:
         """Start from the users ``model`` holds, the least recently active (by their
@@ -149,6 +158,7 @@ class UserMemory:
                 live.model.observe(past[list(EVENT_COLUMNS)])
                 discard_online_material(live.model)
                 live.forget_vectors([user_id])
+            self.restored_upto[user_id] = int(past["seq"].max())
             self.counters["users_restored"] += 1
             self.touch([user_id])
         return True
@@ -177,6 +187,10 @@ class Ingestion:
         # experiment's challengers), each with the users it holds; changed only under
         # the ingestion lock.
         self.followers: list[tuple[LiveSlot, UserMemory]] = []
+        # The store position up to which the live model observed every event; events
+        # below it written by other processes (API replicas on the same store) are
+        # observed by :meth:`follow_store`. Only changed under the ingestion lock.
+        self._cursor = 0
 
     def ingest(
         self,
@@ -219,7 +233,14 @@ class Ingestion:
             before = self.store.last_seq
             result = self.store.append(frame, event_ids, request_ids)
             if result.n_written:
-                self._observe(frame, np.asarray(result.seqs), before)
+                seqs = np.asarray(result.seqs)
+                first = int(seqs[seqs > before].min())
+                while first > self.cursor + 1:  # another process wrote before this batch
+                    if not self._follow(until=first - 1):
+                        break  # the rest was erased meanwhile
+                self._observe(frame, seqs, before)
+                self._cursor = max(self._cursor, int(result.last_seq))
+                self._prune_restored()
         self.counters["events_ingested"] += result.n_written
         self.counters["events_duplicate"] += result.n_duplicates
         return {
@@ -228,6 +249,44 @@ class Ingestion:
             "n_duplicates": int(result.n_duplicates),
             "last_seq": int(result.last_seq),
         }
+
+    @property
+    def cursor(self) -> int:
+        """The store position up to which the live model observed every stored event
+        (its own writes and, through :meth:`follow_store`, other processes')."""
+        return max(self._cursor, self.slot.current.seq)
+
+    def follow_store(self, limit: int = 5_000) -> int:
+        """Observe the events other processes (API replicas on the same store) stored
+        since the cursor, as if they had been ingested here; returns how many. Cheap
+        when there are none (one look at the store's newest position, no lock)."""
+        if self.store.last_seq <= self.cursor:
+            return 0
+        with self.locks.ingest:
+            return self._follow(limit=limit)
+
+    def _follow(self, until: int | None = None, limit: int = 5_000) -> int:
+        """Observe the stored events after the cursor (up to ``until``); the ingestion
+        lock is held."""
+        start = self.cursor
+        batch = self.store.read(after_seq=start, limit=limit)
+        if until is not None:
+            batch = batch[batch["seq"] <= until]
+        if not len(batch):
+            return 0
+        frame = batch[list(EVENT_COLUMNS)].reset_index(drop=True)
+        self._observe(frame, batch["seq"].to_numpy(), start)
+        self._cursor = max(self._cursor, int(batch["seq"].iloc[-1]))
+        self._prune_restored()
+        return len(batch)
+
+    def _prune_restored(self) -> None:
+        """Forget the restore positions the cursor has passed (nothing below it is
+        observed again); the ingestion lock is held."""
+        cursor = self.cursor
+        for _, memory in ((self.slot, self.users), *self.followers):
+            if memory.restored_upto:
+                memory.restored_upto = {u: q for u, q in memory.restored_upto.items() if q > cursor}
 
     def _observe(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
         """The live model, and every follower, observe what was written (the ingestion
@@ -238,12 +297,25 @@ class Ingestion:
         written = frame[new]
         users = written["user_id"].unique().tolist()
         for slot, memory in ((self.slot, self.users), *self.followers):
-            self._observe_in(slot, memory, written, users)
+            self._observe_in(slot, memory, written, seqs[new], users)
 
     def _observe_in(
-        self, slot: LiveSlot, memory: UserMemory, written: pd.DataFrame, users: list[str]
+        self,
+        slot: LiveSlot,
+        memory: UserMemory,
+        written: pd.DataFrame,
+        seqs: np.ndarray,
+        users: list[str],
     ) -> None:
         live = slot.current
+        if memory.restored_upto:  # events a restore from the store took in already
+            upto = written["user_id"].map(memory.restored_upto).fillna(-1).to_numpy()
+            fresh = seqs > upto
+            if not fresh.all():
+                written, seqs = written[fresh], seqs[fresh]
+                users = written["user_id"].unique().tolist()
+                if not users:
+                    return
         rows = live.model.user_rows(users)
         absent = [u for u, r in zip(users, rows, strict=True) if r < 0]
         if absent:
@@ -251,6 +323,9 @@ class Ingestion:
             # events, which include these, restore them.
             mine = written["user_id"].isin(set(absent)).to_numpy()
             past = self.store.recent_events(absent, memory.settings.rehydrate_events)
+            if len(past):
+                newest = past.groupby("user_id", sort=False)["seq"].max()
+                memory.restored_upto.update({str(u): int(q) for u, q in newest.items()})
             if memory is self.users:
                 had = past["user_id"].value_counts()
                 now = written.loc[mine, "user_id"].value_counts().reindex(had.index)

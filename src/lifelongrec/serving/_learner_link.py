@@ -25,6 +25,7 @@ it writes (``HOME/learner.json``); the link adds the learner's counters to the s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelongrec.data import EventStore
-from lifelongrec.serving._learner_process import LEARNER_STATUS
+from lifelongrec.serving._learner_process import LEARNER_LOCK, LEARNER_STATUS
 from lifelongrec.serving._shared import ServiceError
 from lifelongrec.training import OnlineStats
 
@@ -193,9 +194,23 @@ class LearnerLink:
             return
         self._stop.clear()
         if self.mode == "process" and (self._proc is None or self._proc.poll() is not None):
-            self._spawn()
+            if not self.learner_elsewhere():
+                self._spawn()
         self._thread = threading.Thread(target=self._loop, name="champion-follower", daemon=True)
         self._thread.start()
+
+    def learner_elsewhere(self) -> bool:
+        """Whether another process (a learner another replica started, or one started
+        by hand) holds the home folder's learner lock: then this service only follows,
+        and takes over when that learner is gone."""
+        fd = os.open(self.home / LEARNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # releases the lock if it was taken
+        return False
 
     def _spawn(self) -> None:
         cmd = [
@@ -245,9 +260,18 @@ class LearnerLink:
         self._maintain()
         self._add_counters()
         proc = self._proc
-        if self.mode == "process" and proc is not None and proc.poll() is not None:
+        if self.mode != "process":
+            return
+        if proc is None:  # another process's learner ran: take over when it is gone
+            if not self._stop.is_set() and not self.learner_elsewhere():
+                self._spawn()
+            return
+        if proc.poll() is not None:
             now = time.monotonic()
-            if self._restart_at == 0.0:
+            if self.learner_elsewhere():  # ours lost the race to another replica's
+                self._proc = None
+                self._restart_at = 0.0
+            elif self._restart_at == 0.0:
                 log.warning(
                     "learner process %d exited (status %s); starting another in %.0f s",
                     proc.pid,

@@ -63,6 +63,7 @@ LEARNER_LOCK = "learner.lock"
 ITEMS_PER_ROUND = 20_000
 STATUS_SECONDS = 0.5  # how often the status file is rewritten while the learner runs
 NICE = 10  # the learner's scheduling priority below the API's (Unix ``nice``)
+LOCK_TRIES = 5
 
 
 class LearnerBusyError(RuntimeError):
@@ -154,9 +155,14 @@ def _hold_lock(path: Path) -> int:
     """Take the home folder's learner lock (an open descriptor) or raise
     :class:`LearnerBusyError` naming the process that holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt + 1 < LOCK_TRIES:  # a service looking whether it is free holds
+                time.sleep(0.1)  # it for an instant: try again before giving up
+    else:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise LearnerBusyError(

@@ -62,6 +62,7 @@ class LiveModel:
     categories: dict[str, set[str]]
     popular: list[tuple[str, float]]
     item_set: set[str]
+    seq: int = 0  # the store position the model had observed every event up to when made live
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # category -> index mask
     # User vectors computed by requests, dropped when the user's state changes (an
     # event, an erasure, an eviction). ``encoding`` holds a token per user whose vector
@@ -200,6 +201,7 @@ class LiveSlot:
             missed = store.read(after_seq=seq)
             if len(missed):
                 model.observe(missed[list(EVENT_COLUMNS)])
+                seq = int(missed["seq"].iloc[-1])
             if store.n_items != len(items):  # new items were upserted meanwhile
                 items = store.items()
                 added = catch_up_items(model, items)
@@ -211,7 +213,9 @@ class LiveSlot:
             popular = popularity(model, POPULAR)
             live_items = set(model.known_items())
             with self.locks.model:
-                self.current = LiveModel(model, version, index, categories, popular, live_items)
+                self.current = LiveModel(
+                    model, version, index, categories, popular, live_items, seq=seq
+                )
         return items
 
     def set_fresh(self, items: pd.DataFrame) -> None:

@@ -100,6 +100,7 @@ from lifelongrec.serving._challengers import ChallengerLoader
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber, erase_user
 from lifelongrec.serving._experiments import Experiments
+from lifelongrec.serving._follow import StoreFollower
 from lifelongrec.serving._home import (
     REGISTRY_DIR,
     STORE_FILE,
@@ -117,7 +118,7 @@ from lifelongrec.serving._learner_link import LearnerLink
 from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveModel, LiveSlot
 from lifelongrec.serving._queries import Queries
-from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings
+from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings, forget
 from lifelongrec.training import online_events
 
 __all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
@@ -200,6 +201,8 @@ class RecommenderService:
         )
         self._impressions = ImpressionLog(self.store, config.feedback, counters)
         self._learner: Learner | LearnerLink | None = None
+        self._erasures_seen = 0
+        self._follower = StoreFollower(self.follow_store)
         loader = ChallengerLoader(self._lifecycle, self._ingestion, self.store, config, locks)
         self._experiments = Experiments(home, self.registry, loader, self.promote, config)
 
@@ -271,7 +274,10 @@ class RecommenderService:
         return service
 
     def _load_champion(self) -> None:
+        revision = self.store.item_revision  # the catalogue the champion is given
         items = self._lifecycle.serve_champion()
+        self._catalogue.follow_from(revision)
+        self._erasures_seen = self.erasures.generation
         live = self._slot.current
         self._users.reset(live.model, self.store.user_last_seqs())
         self._slot.set_fresh(items)
@@ -314,6 +320,41 @@ class RecommenderService:
         self._slot.refresh_popularity()
         self._users.take_evicted()
         self._catalogue.take_published()
+
+    def follow_store(self) -> int:
+        """Take in what other processes on the same home folder (API replicas) wrote
+        since the last call: their events (observed by the live model, as if ingested
+        here), catalogue upserts (queued for publishing) and erasures (the users
+        forgotten). Returns how many events and items there were; the follower thread
+        calls it every ``FOLLOW_STORE_SECONDS`` (20 ms)."""
+        n = self._ingestion.follow_store()
+        n += self._catalogue.follow_store()
+        if not self._catalogue.threaded and self._catalogue.pending:
+            self._catalogue.publish()
+        if self.erasures.refresh():
+            self._forget_erased()
+        return n
+
+    def _forget_erased(self) -> None:
+        """Forget the users in memory erased (by another process) since the last call."""
+        with self._locks.erase:
+            erased = self.erasures.since(self._erasures_seen)
+            self._erasures_seen = self.erasures.generation
+            digest = self.erasures.digest
+            gone = [u for u in self._users.users() if digest(u) in erased]
+            if not gone:
+                return
+            with self._learner.lock, self._locks.ingest:
+                live = self._slot.current
+                with self._locks.model:
+                    for uid in gone:
+                        forget(live.model, uid)
+                    live.forget_vectors(gone)
+                for uid in gone:
+                    self._learner.forget_user(uid)
+                    self._users.discard(uid)
+            for uid in gone:
+                self._experiments.forget_user(uid)
 
     # ------------------------------------------------------------------- events
     def ingest(
@@ -667,6 +708,7 @@ class RecommenderService:
         item upserts (idempotent)."""
         self._learner.start()
         self._catalogue.start()
+        self._follower.start()
 
     def learn_step(self, max_events: int = 5_000) -> bool:
         """One round of the background learner: feed the trainer the next events after
@@ -732,6 +774,7 @@ class RecommenderService:
             "learner_running": self._learner.running,
             "learner_mode": self.learner_mode,
             "learner_pid": getattr(self._learner, "pid", None),
+            "learner_rounds": int(self._learner.rounds),
             "learner_lag_events": self.lag()["events"],
             "learner_phase_seconds": (
                 self._learner.phase_seconds()
@@ -748,6 +791,7 @@ class RecommenderService:
 
     def close(self) -> None:
         """Stop the learner and catalogue threads and close the store (idempotent)."""
+        self._follower.stop()
         if self._learner is not None:
             self._learner.stop()
         self._catalogue.stop()
