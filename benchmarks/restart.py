@@ -1,8 +1,9 @@
 """Where a service start goes: ``RecommenderService.open`` on an existing home, profiled.
 
 Opens the home (a copy of it, so the original is left as it was) with the settings
-saved in it or given (``--config``, as ``benchmarks/load.py`` writes one), the learner
-off, under :mod:`cProfile`, and prints the service's log (what became of the saved
+saved in it or given (``--config``, as ``benchmarks/load.py`` writes one), as ``serve``
+does (the learner process is not started: ``start=False``), under :mod:`cProfile`
+(``--no-profile``: without), and prints the service's log (what became of the saved
 index), the wall seconds of the open and the cumulative seconds of the parts of a start
 (the profiler adds about a third to them):
 
@@ -30,7 +31,9 @@ from typing import Any
 #: The parts of a start, by the function that does each (file suffix, function name).
 PARTS = {
     "load the champion from the registry": ("serving/_lifecycle.py", "load_version"),
-    "read the catalogue from the store": ("data/_store_items.py", "items"),
+    "read the catalogue from the store": ("data/_store_items.py", "item_categories"),
+    "read the items the model lacks": ("data/_store_items.py", "items"),
+    "catch up with the events stored since the version": ("models/_base.py", "observe"),
     "admit catalogue items the model lacks": ("serving/_live.py", "catch_up_items"),
     "the retrieval index (read back or built)": ("serving/_live.py", "build_index"),
     "the learner's copy of the model": ("copy.py", "deepcopy"),
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("home", type=Path)
     p.add_argument("--config", type=Path, help="settings JSON (default: the home's own)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the server's 1)")
+    p.add_argument("--no-profile", action="store_true", help="wall time only")
     return p
 
 
@@ -66,18 +70,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="  log: %(message)s")
     config = json.loads(args.config.read_text()) if args.config else None
-    if config is not None:
-        config = {**config, "background": False}
     with tempfile.TemporaryDirectory(dir=args.home.parent) as tmp:
         home = Path(tmp) / "home"
         shutil.copytree(args.home, home)
         profile = cProfile.Profile()
         t0 = time.perf_counter()
-        profile.enable()
-        service = RecommenderService.open(home, config=config)
+        if not args.no_profile:
+            profile.enable()
+        service = RecommenderService.open(home, config=config, start=False)
         profile.disable()
         seconds = time.perf_counter() - t0
         service.close()
+    if args.no_profile:
+        print(f"open: {seconds:.1f} s")
+        return {"open_seconds": seconds}
     parts = part_seconds(pstats.Stats(profile))
     print(f"open: {seconds:.1f} s under the profiler")
     for part, s in parts.items():

@@ -62,3 +62,24 @@ def test_a_store_of_schema_version_2_gains_item_revisions(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         conn.close()
+
+
+def test_partial_catalogue_reads_agree_with_the_whole(tmp_path):
+    with EventStore(tmp_path / "s.sqlite") as store:
+        assert store.item_categories().empty and store.items([]).empty
+        items = make_items(
+            ["a", "b", "c"],
+            ["A", None, "C"],
+            [["x", "y"], [], ["z"]],
+            [{"p": 1}, {}, {"q": [1, 2]}],
+        )
+        store.upsert_items(items)
+        whole = store.items()
+        cats = store.item_categories()
+        assert cats["item_id"].tolist() == whole["item_id"].tolist()
+        assert cats["categories"].tolist() == whole["categories"].tolist()
+        some = store.items(["c", "missing", "a"])
+        assert some["item_id"].tolist() == ["c", "a"]
+        assert some.to_dict("records") == whole.set_index("item_id").loc[
+            ["c", "a"]
+        ].reset_index().to_dict("records")

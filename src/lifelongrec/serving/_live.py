@@ -107,6 +107,17 @@ def popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
     return [(str(ids[j]), float(counts[j])) for j in order]
 
 
+def admit_catalogue(model: Recommender, store: EventStore) -> pd.DataFrame:
+    """Give ``model`` the stored catalogue items it has no row for (their full entries
+    read for those only); returns every item's ``item_id`` and ``categories``."""
+    cats = store.item_categories()
+    known = set(np.asarray(model.item_ids_, dtype=object).tolist())
+    missing = cats.loc[~cats["item_id"].isin(known), "item_id"].tolist()
+    if missing:
+        catch_up_items(model, store.items(missing))
+    return cats
+
+
 def catch_up_items(model: Recommender, items: pd.DataFrame) -> list[str]:
     """Give ``model`` the catalogue items it has no row for; returns their ids."""
     if not len(items):
@@ -181,13 +192,14 @@ class LiveSlot:
     ) -> pd.DataFrame:
         """Catch ``model`` up with the store's events after ``seq`` and make it live;
         ``follow(model)`` (:meth:`UserMemory.follow`) makes it hold the users in memory.
-        Returns the catalogue it read (once: a million-item catalogue is seconds of JSON
-        decoding). Callers hold the erase lock (a model being installed is scrubbed)."""
+        Returns the catalogue's ``item_id`` and ``categories`` (read once, without the
+        titles and attributes the model already holds: at a million items decoding
+        those is seconds). Callers hold the erase lock (a model being installed is
+        scrubbed)."""
         store = self.store
         # The catalogue first: an item first met in the events caught up below then has
-        # its content (catch_up_items skips items that already have a row).
-        items = store.items()
-        catch_up_items(model, items)
+        # its content (only items without a row are read whole and admitted).
+        items = admit_catalogue(model, store)
         # Most of the catch-up outside the ingestion lock, the rest under it.
         while True:
             missed = store.read(after_seq=seq, limit=READ_CHUNK)
@@ -203,8 +215,9 @@ class LiveSlot:
                 model.observe(missed[list(EVENT_COLUMNS)])
                 seq = int(missed["seq"].iloc[-1])
             if store.n_items != len(items):  # new items were upserted meanwhile
-                items = store.items()
-                added = catch_up_items(model, items)
+                known = set(items["item_id"])
+                items = admit_catalogue(model, store)
+                added = [i for i in items["item_id"] if i not in known]
                 categories = categories_of(items)
                 if index is not None and added:
                     index.upsert(*model.item_vectors(added))
