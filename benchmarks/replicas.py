@@ -4,7 +4,7 @@ A home folder is made with the synthetic shop (``--events`` events, the sequenti
 of ``--param`` on top of a small default); then two ``lifelongrec serve`` processes
 (replica A and B, ports picked free) open it with the default settings: A starts the
 learner process, B finds it running and only follows (``learner_mode="process"`` on
-both). Measured, in this order:
+both; B is started once A's learner has completed a round). Measured, in this order:
 
 1. **Reflection across replicas** (``--trials`` times): for a user, B's current top
    item; the event "the user viewed it" is posted to A; from A's acknowledgement, B is
@@ -115,11 +115,14 @@ async def ingestion(
                 for k in range(args.batch)
             ]
             ts += args.batch
-            status, body = await client.request("POST", "/events", json.dumps(batch).encode())
+            body = json.dumps({"events": batch}).encode()
+            status, body = await client.request("POST", "/events", body)
             if status == 201:
                 acked[0] += json.loads(body)["n_written"]
             else:
                 errors[0] += 1
+                if errors[0] == 1:
+                    print(f"POST /events answered {status}: {body[:300]!r}", flush=True)
 
     t0 = time.perf_counter()
     await asyncio.gather(
@@ -152,6 +155,19 @@ async def measure(ports: list[int], users, items, args) -> dict[str, Any]:
     }
 
 
+def wait_for_learner(port: int, timeout: float = 300) -> None:
+    """Until the server's learner process has completed a round."""
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+            if json.loads(r.read()).get("learner_rounds", 0) >= 1:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"no learner round within {timeout:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -161,9 +177,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         Server(home, config, free_port(), args.work / f"replica-{name}.log") for name in "ab"
     ]
     try:
-        for s in servers:
-            s.start(timeout=300)
-        time.sleep(2.0)  # A's learner process is up
+        servers[0].start(timeout=300)
+        wait_for_learner(servers[0].port)  # A's learner holds the home: B follows it
+        servers[1].start(timeout=300)
         out = asyncio.run(measure([s.port for s in servers], users, items, args))
     finally:
         for s in servers:

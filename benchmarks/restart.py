@@ -33,7 +33,10 @@ PARTS = {
     "load the champion from the registry": ("serving/_lifecycle.py", "load_version"),
     "read the catalogue from the store": ("data/_store_items.py", "item_categories"),
     "read the items the model lacks": ("data/_store_items.py", "items"),
-    "catch up with the events stored since the version": ("models/_base.py", "observe"),
+    "catch up with the events stored since the version (sequential model)": (
+        "models/sequential/_estimator.py",
+        "observe",
+    ),
     "admit catalogue items the model lacks": ("serving/_live.py", "catch_up_items"),
     "the retrieval index (read back or built)": ("serving/_live.py", "build_index"),
     "the learner's copy of the model": ("copy.py", "deepcopy"),

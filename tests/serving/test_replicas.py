@@ -13,6 +13,7 @@ import numpy as np
 from lifelongrec.serving import RecommenderService
 
 TS = 2_000_000_000
+DEADLINE = 180  # seconds; a hang guard that only a broken service reaches
 
 
 def _open(home, service_config):
@@ -125,3 +126,112 @@ def test_concurrent_writers_lose_nothing_and_converge(home, service_config):
     finally:
         a.close()
         b.close()
+
+
+def _serve(home, port, config_file):
+    """``lifelongrec serve`` on ``home``; returns the process once /health answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lifelongrec.cli", "serve", "--home", str(home), "--open"]
+        + ["--port", str(port), "--config", str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"serve exited with {proc.returncode}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("serve did not answer")
+
+
+def _health(port):
+    import httpx
+
+    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+
+
+def _alive(pid):
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_9_of_the_replica_running_the_learner(home, service_config, tmp_path):
+    """Two ``serve`` processes on one home, one learner between them. SIGKILL of the
+    replica that started the learner: every event it acknowledged is in the store and
+    reflected by the other, its learner stops (its parent is gone), and the other
+    replica starts the next one."""
+    import json
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    def port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**service_config, "background": True}))
+    ports = [port(), port()]
+    procs = [_serve(home, p, config) for p in ports]
+    try:
+        end = time.monotonic() + DEADLINE
+        owner = None
+        while owner is None and time.monotonic() < end:
+            pids = [_health(p)["learner_pid"] for p in ports]
+            running = [pid for pid in pids if pid is not None and _alive(pid)]
+            rounds = [_health(p)["learner_rounds"] for p in ports]
+            if len(running) == 1 and max(rounds) > 0:
+                owner = pids.index(running[0])
+            time.sleep(0.2)
+        assert owner is not None, "no single learner"
+        learner, other = _health(ports[owner])["learner_pid"], 1 - owner
+        n0 = _health(ports[other])["n_events"]
+        users = [f"u{j:05d}" for j in range(1, 21)]
+        shown = {}
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports[owner]}", timeout=30) as c:
+            for j, u in enumerate(users):
+                top = c.get(f"/users/{u}/recommendations", params={"k": 1}).json()["items"][0]
+                shown[u] = top["item_id"]
+                event = {"user_id": u, "item_id": top["item_id"], "timestamp": TS + j}
+                assert c.post("/events", json=event).status_code == 201
+        os.kill(procs[owner].pid, signal.SIGKILL)
+        procs[owner].wait()
+        assert _health(ports[other])["n_events"] == n0 + len(users)
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports[other]}", timeout=30) as c:
+            time.sleep(0.2)  # a few looks of its store follower
+            for u in users:  # the other replica excludes the item each user just saw
+                got = c.get(f"/users/{u}/recommendations", params={"k": 50}).json()["items"]
+                assert shown[u] not in [i["item_id"] for i in got], u
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end and (
+            _alive(learner) or _health(ports[other])["learner_pid"] is None
+        ):
+            time.sleep(0.2)
+        assert not _alive(learner), "the killed replica's learner outlived it"
+        new = _health(ports[other])["learner_pid"]
+        assert new is not None and new != learner and _alive(new)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=60)
