@@ -209,8 +209,10 @@ class LearnerSettings(_Group):
     share (flat name ``learner_share``)
         Largest share of one core the learner thread may take while it has work, in
         ``(0, 1]``: after a round that took ``t`` seconds it pauses ``t * (1 - share) /
-        share``. Requests and the learner share the process (and Python's GIL); at 1.0
-        the learner runs flat out and request latency suffers on a small machine.
+        share``. As a thread (``learner_mode="thread"``) the learner shares the
+        process (and Python's GIL) with requests; at 1.0 it runs flat out and request
+        latency suffers on a small machine. In its own process it also runs at a lower
+        scheduling priority than the service.
     challenger_every
         Learned events between challengers (0: never make one).
     challenger_min_seconds

@@ -18,6 +18,8 @@ over parts, each in its own module:
                                   (``lifelongrec learn``)
 :mod:`~._learner_link`            the serving side of that process: the champion
                                   follower and the learner's supervisor
+:mod:`~._follow`                  what other API processes on the home folder wrote,
+                                  taken in (replicas)
 :mod:`~._experiments`             online experiments: challengers served beside the
                                   champion, their counts, the sequential test
 :mod:`~._capabilities`            optional abilities of a model, as Protocols
