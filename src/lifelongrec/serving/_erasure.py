@@ -50,6 +50,8 @@ __all__ = [
     "ErasureLog",
     "RegistryScrubber",
     "erase_user",
+    "forget_erased_elsewhere",
+    "forget_held",
     "scrub_model",
 ]
 
@@ -234,15 +236,47 @@ def erase_user(
         # Every event of the user is below this position now; registered versions that
         # learned less forget the user when loaded (and are rewritten).
         erasures.record(uid, int(store.last_seq) + 1)
-        live = slot.current
-        with locks.model:
-            erased = forget(live.model, uid)
-            live.forget_vectors([uid])
-        erased = learner.forget_user(uid) or erased
-        users.discard(uid)
+        erased = forget_held([uid], slot=slot, users=users, learner=learner, locks=locks)
     if n == 0 and not erased:
         raise UnknownIdError("user", [uid], hint="no events or state of this user")
     return {"user_id": uid, "events_erased": int(n), "state_erased": bool(erased)}
+
+
+def forget_held(
+    user_ids: list[str], *, slot: LiveSlot, users: UserMemory, learner: Trainer, locks: Locks
+) -> bool:
+    """Remove users from the live model, its cached vectors, the trainer and the users in
+    memory; whether any was held. The caller holds the erase lock, the learner's and the
+    ingestion lock."""
+    live = slot.current
+    with locks.model:
+        held = [forget(live.model, u) for u in user_ids]
+        live.forget_vectors(user_ids)
+    for u in user_ids:
+        held.append(learner.forget_user(u))
+        users.discard(u)
+    return any(held)
+
+
+def forget_erased_elsewhere(
+    erasures: ErasureLog,
+    since: int,
+    *,
+    slot: LiveSlot,
+    users: UserMemory,
+    learner: Trainer,
+    locks: Locks,
+) -> list[str]:
+    """Forget the users in memory erased since generation ``since`` (by another process
+    on the home folder: its erasures reach this one through the log); returns them."""
+    with locks.erase:
+        erased = erasures.since(since)
+        digest = erasures.digest
+        gone = [u for u in users.users() if digest(u) in erased]
+        if gone:
+            with learner.lock, locks.ingest:
+                forget_held(gone, slot=slot, users=users, learner=learner, locks=locks)
+    return gone
 
 
 def scrub_model(model: Recommender, erasures: ErasureLog, after_seq: int) -> list[str]:

@@ -21,6 +21,10 @@ Its thread, every :data:`FOLLOW_SECONDS`:
 The learner's figures (cursor, rounds, counters, phase times) come from the status file
 it writes (``HOME/learner.json``); the link adds the learner's counters to the service's
 (``challengers``, ``promotions``, ...), so ``/metrics`` counts across learner restarts.
+
+:class:`ServiceHost` is the serving side's half in either case: the learner thread's
+host in one process, and the housekeeping :class:`LearnerLink` runs when the learner
+is elsewhere.
 """
 
 from __future__ import annotations
@@ -36,14 +40,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifelongrec.data import EventStore
 from lifelongrec.serving._learner_process import LEARNER_LOCK, LEARNER_STATUS
 from lifelongrec.serving._shared import ServiceError
 from lifelongrec.training import OnlineStats
 
-__all__ = ["FOLLOW_SECONDS", "LEARNER_COUNTERS", "LearnerLink"]
+if TYPE_CHECKING:
+    from lifelongrec.serving._catalogue import Catalogue
+    from lifelongrec.serving._ingest import UserMemory
+    from lifelongrec.serving._lifecycle import ModelLifecycle
+    from lifelongrec.serving._live import LiveSlot
+    from lifelongrec.serving._shared import Timings
+
+__all__ = ["FOLLOW_SECONDS", "LEARNER_COUNTERS", "LearnerLink", "ServiceHost"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -300,3 +311,36 @@ class LearnerLink:
             if delta > 0:
                 self.counters[key] += delta
                 self._seen[key] = value
+
+
+class ServiceHost:
+    """The learner's view of the service in the service's own process (a
+    :class:`~lifelongrec.serving._learner.LearnerHost` for a learner thread), and the
+    housekeeping the serving side does when the learner runs elsewhere
+    (:meth:`maintain_apart`)."""
+
+    def __init__(
+        self,
+        lifecycle: ModelLifecycle,
+        catalogue: Catalogue,
+        users: UserMemory,
+        slot: LiveSlot,
+        timings: Timings,
+    ) -> None:
+        self.judge = lifecycle.judge
+        self.take_items = catalogue.take_published
+        self.take_evicted = users.take_evicted
+        self._slot = slot
+        self._timings = timings
+
+    def maintain(self) -> bool:
+        with self._timings.timed("index"):
+            compacted = self._slot.compact_index()
+        return compacted or self._slot.refresh_popularity()
+
+    def maintain_apart(self) -> None:
+        """The housekeeping while the learner runs in another process: the same, and
+        nothing kept for a trainer that is not here."""
+        self.maintain()
+        self.take_evicted()
+        self.take_items()

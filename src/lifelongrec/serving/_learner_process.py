@@ -46,10 +46,10 @@ from lifelongrec.data import EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._config import ServiceConfig
-from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber, scrub_model
+from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber
 from lifelongrec.serving._home import REGISTRY_DIR, STORE_FILE, read_settings
 from lifelongrec.serving._learner import Learner
-from lifelongrec.serving._lifecycle import register_challenger
+from lifelongrec.serving._lifecycle import load_version, register_challenger
 from lifelongrec.serving._live import catch_up_items
 from lifelongrec.serving._shared import COUNTERS, ServiceError, Timings
 
@@ -84,7 +84,6 @@ class RegistryHost:
         erasures: ErasureLog,
         scrubber: RegistryScrubber,
         counters: dict[str, float],
-        champion: tuple[str, Recommender],
         revision: int,
     ) -> None:
         self.registry = registry
@@ -94,7 +93,9 @@ class RegistryHost:
         self.scrubber = scrubber
         self.counters = counters
         self.lock = scrubber.lock  # the erase lock of this process
-        self._champion = champion  # (version, model): the last one loaded or promoted
+        # (version, model): the last champion loaded or promoted; loaded when first
+        # judged against, so that a start loads one model (the trainer), not two.
+        self._champion: tuple[str | None, Recommender | None] = (None, None)
         self._revision = revision
 
     def champion(self) -> tuple[str | None, Recommender | None]:
@@ -103,10 +104,7 @@ class RegistryHost:
         if current is None:
             return None, None
         if self._champion[0] != current:
-            model = self.registry.load(current)
-            seq = int(self.registry.info(current).data.get("last_seq", 0))
-            scrub_model(model, self.erasures, seq)
-            self._champion = (current, model)
+            self._champion = (current, load_version(self.registry, self.erasures, current)[0])
         return self._champion
 
     def judge(
@@ -212,12 +210,7 @@ class LearnerProcess:
             version = self.registry.champion()
             if version is None:
                 raise ServiceError(f"{self.home} has no champion model yet")
-            model = self.registry.load(version)
-            seq = int(self.registry.info(version).data.get("last_seq", 0))
-            scrub_model(model, self.erasures, seq)
-            champion = (version, model)
-            trainer = self.registry.load(version)  # the copy that learns
-            scrub_model(trainer, self.erasures, seq)
+            trainer, seq = load_version(self.registry, self.erasures, version)
             revision = self.store.item_revision  # before reading: changes after it follow
             catch_up_items(trainer, self.store.items())
             scrubber = RegistryScrubber(
@@ -235,7 +228,6 @@ class LearnerProcess:
                 self.erasures,
                 scrubber,
                 self.counters,
-                champion,
                 revision,
             )
             self.learner = Learner(

@@ -32,7 +32,7 @@ from lifelongrec.serving._ingest import UserMemory
 from lifelongrec.serving._live import LiveSlot
 from lifelongrec.serving._shared import Locks
 
-__all__ = ["ModelLifecycle", "register_challenger"]
+__all__ = ["ModelLifecycle", "load_version", "register_challenger"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -62,12 +62,8 @@ class ModelLifecycle:
         self.counters = counters
 
     def load_version(self, version: str) -> tuple[Recommender, int]:
-        """A registered model and the store position it had learned up to, without the
-        users erased after that position (they come back only through newer events)."""
-        model = self.registry.load(version)
-        seq = int(self.registry.info(version).data.get("last_seq", 0))
-        scrub_model(model, self.erasures, seq)
-        return model, seq
+        """See :func:`load_version`."""
+        return load_version(self.registry, self.erasures, version)
 
     def serve_champion(self) -> pd.DataFrame | None:
         """Make the registry's champion live unless it is already; returns the
@@ -150,6 +146,17 @@ class ModelLifecycle:
                 counters=self.counters,
                 on_promoted=install,
             )
+
+
+def load_version(
+    registry: ModelRegistry, erasures: ErasureLog, version: str
+) -> tuple[Recommender, int]:
+    """A registered model and the store position it had learned up to, without the
+    users erased after that position (they come back only through newer events)."""
+    model = registry.load(version)
+    seq = int(registry.info(version).data.get("last_seq", 0))
+    scrub_model(model, erasures, seq)
+    return model, seq
 
 
 def register_challenger(

@@ -100,7 +100,12 @@ from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._catalogue import Catalogue
 from lifelongrec.serving._challengers import ChallengerLoader
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
-from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber, erase_user
+from lifelongrec.serving._erasure import (
+    ErasureLog,
+    RegistryScrubber,
+    erase_user,
+    forget_erased_elsewhere,
+)
 from lifelongrec.serving._experiments import Experiments
 from lifelongrec.serving._follow import StoreFollower
 from lifelongrec.serving._home import (
@@ -116,38 +121,14 @@ from lifelongrec.serving._index import ItemIndex
 from lifelongrec.serving._index_store import INDEX_DIR, IndexStore
 from lifelongrec.serving._ingest import Ingestion, UserMemory
 from lifelongrec.serving._learner import Learner
-from lifelongrec.serving._learner_link import LearnerLink
+from lifelongrec.serving._learner_link import LearnerLink, ServiceHost
 from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveModel, LiveSlot
 from lifelongrec.serving._queries import Queries
-from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings, forget
+from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings
 from lifelongrec.training import online_events
 
 __all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
-
-
-class _Host:
-    """The learner's view of the service in this process (a
-    :class:`~lifelongrec.serving._learner.LearnerHost`)."""
-
-    def __init__(
-        self,
-        lifecycle: ModelLifecycle,
-        catalogue: Catalogue,
-        users: UserMemory,
-        slot: LiveSlot,
-        timings: Timings,
-    ) -> None:
-        self.judge = lifecycle.judge
-        self.take_items = catalogue.take_published
-        self.take_evicted = users.take_evicted
-        self._slot = slot
-        self._timings = timings
-
-    def maintain(self) -> bool:
-        with self._timings.timed("index"):
-            compacted = self._slot.compact_index()
-        return compacted or self._slot.refresh_popularity()
 
 
 class RecommenderService:
@@ -284,6 +265,7 @@ class RecommenderService:
         self._users.reset(live.model, self.store.user_last_seqs())
         self._slot.set_fresh(items)
         learner = self.config.learner
+        host = ServiceHost(self._lifecycle, self._catalogue, self._users, self._slot, self.timings)
         if learner.background and learner.mode != "thread":
             # The learner works in another process; this one follows the champion.
             self._learner = LearnerLink(
@@ -292,7 +274,7 @@ class RecommenderService:
                 self.store,
                 champion_moved=lambda: self.registry.champion() != self._slot.current.version,
                 serve_champion=self._lifecycle.serve_champion,
-                maintain=self._maintain,
+                maintain=host.maintain_apart,
                 counters=self.counters,
                 torch_threads=torch.get_num_threads(),
             )
@@ -306,22 +288,12 @@ class RecommenderService:
             store=self.store,
             erasures=self.erasures,
             scrubber=self._scrubber,
-            host=_Host(self._lifecycle, self._catalogue, self._users, self._slot, self.timings),
+            host=host,
             settings=self.config.learner,
             gate=self.config.gate,
             counters=self.counters,
             timings=self.timings,
         )
-
-    def _maintain(self) -> None:
-        """The serving side's housekeeping while the learner runs elsewhere: what the
-        learner thread does in one process (index compaction, popularity), and nothing
-        kept for a trainer that is not here."""
-        with self.timings.timed("index"):
-            self._slot.compact_index()
-        self._slot.refresh_popularity()
-        self._users.take_evicted()
-        self._catalogue.take_published()
 
     def follow_store(self) -> int:
         """Take in what other processes on the same home folder (API replicas) wrote
@@ -338,25 +310,18 @@ class RecommenderService:
         return n
 
     def _forget_erased(self) -> None:
-        """Forget the users in memory erased (by another process) since the last call."""
-        with self._locks.erase:
-            erased = self.erasures.since(self._erasures_seen)
-            self._erasures_seen = self.erasures.generation
-            digest = self.erasures.digest
-            gone = [u for u in self._users.users() if digest(u) in erased]
-            if not gone:
-                return
-            with self._learner.lock, self._locks.ingest:
-                live = self._slot.current
-                with self._locks.model:
-                    for uid in gone:
-                        forget(live.model, uid)
-                    live.forget_vectors(gone)
-                for uid in gone:
-                    self._learner.forget_user(uid)
-                    self._users.discard(uid)
-            for uid in gone:
-                self._experiments.forget_user(uid)
+        """Forget the users in memory erased by another process since the last call."""
+        since, self._erasures_seen = self._erasures_seen, self.erasures.generation
+        gone = forget_erased_elsewhere(
+            self.erasures,
+            since,
+            slot=self._slot,
+            users=self._users,
+            learner=self._learner,
+            locks=self._locks,
+        )
+        for uid in gone:
+            self._experiments.forget_user(uid)
 
     # ------------------------------------------------------------------- events
     def ingest(
