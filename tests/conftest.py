@@ -1,5 +1,7 @@
 """Shared fixtures. Real datasets are read in place from ../shared/data (never copied)."""
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,6 @@ def pytest_configure(config):
     """Under pytest-xdist, each worker's torch takes its share of the cores: two workers
     with two intra-op threads each on two cores oversubscribe them, and the tests' tiny
     matrix products then wait on each other (one test measured 3.7 s alone, 50 s so)."""
-    import os
-
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if workers > 1:
         import torch
@@ -27,6 +27,46 @@ def _private_cache_dir(tmp_path_factory):
     mp.setenv("LIFELONGREC_CACHE_DIR", str(tmp_path_factory.mktemp("lifelongrec-cache")))
     yield
     mp.undo()
+
+
+#: The PostgreSQL server the backend tests use (trust auth on the project's machines).
+POSTGRES_URL = os.environ.get(
+    "LIFELONGREC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL; tests that need it skip, saying why, when it is absent."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'lifelongrec[postgres]')")
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} ({str(exc).strip()[:120]})")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_store_url(postgres_url):
+    """A store URL on the test server with a schema of its own, dropped afterwards."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{postgres_url}?schema={schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where an event store lives, once per backend: a SQLite file, then a PostgreSQL
+    schema (skipped, saying why, where no server runs)."""
+    if request.param == "sqlite":
+        return tmp_path / "events.sqlite"
+    return request.getfixturevalue("postgres_store_url")
 
 
 @pytest.fixture(scope="session")

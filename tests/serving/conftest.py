@@ -104,3 +104,41 @@ def _feed(client, service, n, start=2_000_000_000):
 def feed():
     """:func:`_feed`: events of known users through the API."""
     return _feed
+
+
+def _copy_store(home, url):
+    """The home's SQLite store copied into the PostgreSQL store at ``url`` (same
+    ``seq`` numbers, so the champion's store position holds), and the home's settings
+    pointed there: the home, as a first start with ``store_url`` would have made it."""
+    import json
+
+    from lifelongrec.data import EventStore, PostgresEventStore
+
+    with EventStore(home / "events.sqlite") as src, PostgresEventStore(url) as dst:
+        events = src.read()
+        for start in range(0, len(events), 5_000):
+            part = events.iloc[start : start + 5_000]
+            got = dst.append(part.drop(columns="seq"))
+            assert got.seqs.tolist() == part["seq"].tolist()
+        dst.upsert_items(src.items())
+    for name in ("events.sqlite", "events.sqlite-wal", "events.sqlite-shm"):
+        (home / name).unlink(missing_ok=True)
+    saved = json.loads((home / "service.json").read_text())
+    (home / "service.json").write_text(json.dumps({**saved, "store_url": url}))
+
+
+@pytest.fixture
+def copy_store():
+    """``copy_store(home, url)``: the home's store moved to PostgreSQL (see _copy_store)."""
+    return _copy_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_home(request, home, service_config):
+    """``(home, settings)`` once per store backend: the tiny home on SQLite, then the
+    same home with its store on PostgreSQL (skipped, saying why, without a server)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_store_url")
+        _copy_store(home, url)
+        service_config = {**service_config, "store_url": url}
+    return home, service_config

@@ -4,8 +4,9 @@ their latest event.
 
 Two services opened on the same home in this process stand for two replicas (each has
 its own store connection, live model and erasure log, as two processes would); their
-followers are driven by hand, so the test decides when a replica looks. A last test
-runs two real ``lifelongrec serve`` processes.
+followers are driven by hand, so the test decides when a replica looks. Each runs on
+both store backends (SQLite; PostgreSQL where a server runs). A last test runs two real
+``lifelongrec serve`` processes.
 """
 
 import numpy as np
@@ -29,7 +30,8 @@ def _knows(model, user):
     return int(model.user_rows([user])[0]) >= 0
 
 
-def test_an_event_accepted_by_one_replica_is_reflected_by_the_other(home, service_config):
+def test_an_event_accepted_by_one_replica_is_reflected_by_the_other(backend_home):
+    home, service_config = backend_home
     a, b = _open(home, service_config), _open(home, service_config)
     try:
         user = sorted(a.live_model.known_users())[0]
@@ -61,7 +63,8 @@ def test_an_event_accepted_by_one_replica_is_reflected_by_the_other(home, servic
         b.close()
 
 
-def test_catalogue_upserts_and_erasures_reach_the_other_replica(home, service_config):
+def test_catalogue_upserts_and_erasures_reach_the_other_replica(backend_home):
+    home, service_config = backend_home
     a, b = _open(home, service_config), _open(home, service_config)
     try:
         a.upsert_items([{"item_id": "fresh-item", "title": "Fresh", "categories": ["fresh"]}])
@@ -90,7 +93,8 @@ def test_catalogue_upserts_and_erasures_reach_the_other_replica(home, service_co
         b.close()
 
 
-def test_concurrent_writers_lose_nothing_and_converge(home, service_config):
+def test_concurrent_writers_lose_nothing_and_converge(backend_home):
+    home, service_config = backend_home
     import threading
 
     a, b = _open(home, service_config), _open(home, service_config)

@@ -54,6 +54,9 @@ from lifelongrec.serving import (
         ({"event_types": ["view", ""]}, "event_types"),
         ({"event_types": ["view", 3]}, "event_types"),
         ({"event_types": ["x" * 65]}, "event_types"),
+        ({"store_url": "mysql://127.0.0.1/test"}, "store_url"),
+        ({"store_url": "events.sqlite"}, "store_url"),
+        ({"store": {"url": 5}}, "store_url"),
     ],
 )
 def test_bad_settings_name_the_setting(settings, name):
@@ -204,6 +207,24 @@ def test_serve_refuses_open_access_off_loopback(tmp_path):
 def test_serve_without_data_or_champion_fails_clearly(tmp_path):
     r = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "h"), "--port", "0"])
     assert r.exit_code == 2 and "start once with data" in r.output
+
+
+def test_a_home_keeps_the_store_it_started_with(home, service_config):
+    """A home whose models learned from its SQLite file is not opened on another store
+    (their positions in the log would mean other events): the error names both."""
+    url = "postgresql://127.0.0.1/test?schema=elsewhere"
+    with pytest.raises(ParameterError, match="keeps its store") as err:
+        RecommenderService.open(home, config={**service_config, "store_url": url})
+    assert err.value.name == "store_url" and "elsewhere" in str(err.value)
+    r = CliRunner().invoke(app, ["serve", "--home", str(home), "--store", url, "--port", "0"])
+    assert r.exit_code == 2 and "keeps its store" in r.output
+
+
+def test_serve_names_a_bad_store_url(tmp_path):
+    r = CliRunner().invoke(
+        app, ["serve", "--home", str(tmp_path / "h"), "--store", "mysql://x/y", "--port", "0"]
+    )
+    assert r.exit_code == 2 and "store_url" in r.output and "postgresql://" in r.output
 
 
 def test_serve_rejects_an_unreadable_config(tmp_path):

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lifelongrec._errors import LifelongrecError, ParameterError
+from lifelongrec._errors import DataError, LifelongrecError, ParameterError
 from lifelongrec.cli._common import (
     SYNTHETIC,
     ColumnsOpt,
@@ -699,6 +699,15 @@ def serve(
         int,
         typer.Option(min=1, help="Open connections at most (the oldest slow one makes room)."),
     ] = 4096,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Where events, the catalogue and impressions live: a postgresql:// URL "
+            "shared by several serve processes (default: the SQLite file HOME/events.sqlite). "
+            "A home folder keeps the store it started with.",
+        ),
+    ] = None,
 ) -> None:
     """Run the recommendation service: HTTP API, durable events, online learning."""
     import torch
@@ -737,6 +746,14 @@ def serve(
         settings.setdefault("synthetic_events", synthetic_events)
         if params:
             settings["model_params"] = {**settings.get("model_params", {}), **params}
+    if store is not None:
+        if settings is None:  # a later start: its saved settings, with the store named
+            saved = home / "service.json"
+            try:
+                settings = json.loads(saved.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                _fail(DataError(f"unreadable settings ({exc})", path=saved))
+        settings["store_url"] = store
     import logging
 
     handler = logging.StreamHandler()

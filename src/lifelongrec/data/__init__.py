@@ -44,6 +44,13 @@ from lifelongrec.data._split import Split, leave_one_out, temporal_split, time_w
 from lifelongrec.data._stats import describe
 from lifelongrec.data._store import AppendResult, EventStore, StoreClosedError
 from lifelongrec.data._store_impressions import IMPRESSION_COLUMNS
+from lifelongrec.data._store_pg import (
+    PostgresEventStore,
+    StoreUnavailableError,
+    is_store_url,
+    open_store,
+    shown_url,
+)
 from lifelongrec.data._synthetic import SyntheticWorld, synthetic
 from lifelongrec.data._synthetic_streams import STREAM_FAMILIES, synthetic_streams
 
@@ -66,8 +73,10 @@ __all__ = [
     "Dataset",
     "EventStore",
     "LoadReport",
+    "PostgresEventStore",
     "Split",
     "StoreClosedError",
+    "StoreUnavailableError",
     "SyntheticWorld",
     "as_dataset",
     "check_impressions",
@@ -76,6 +85,7 @@ __all__ = [
     "describe",
     "detect_format",
     "implicit_feedback",
+    "is_store_url",
     "kcore",
     "leave_one_out",
     "load",
@@ -83,6 +93,7 @@ __all__ = [
     "make_split",
     "make_events",
     "make_items",
+    "open_store",
     "parse_columns",
     "prepare",
     "read_amazon_reviews",
@@ -91,6 +102,7 @@ __all__ = [
     "read_movielens_dat",
     "read_sequence_file",
     "read_table",
+    "shown_url",
     "sort_by_time",
     "synthetic",
     "synthetic_streams",

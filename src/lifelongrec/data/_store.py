@@ -268,13 +268,7 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
             return
         if app_id != _APPLICATION_ID:
             raise self._not_a_store(f"a SQLite database with application id {app_id}")
-        if version > _SCHEMA_VERSION:
-            raise DataError(
-                "event store written by a newer lifelongrec",
-                path=self.path,
-                value=f"schema version {version}",
-                expected=f"schema version {_SCHEMA_VERSION} or older",
-            )
+        self._check_version(version)
         conn.execute("PRAGMA journal_mode = WAL")
         if version < _SCHEMA_VERSION:  # a store of an earlier lifelongrec: migrate it
             added = (IMPRESSIONS_SCHEMA if version < 2 else "") + ITEM_REVISIONS_SCHEMA
@@ -288,6 +282,15 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _check_version(self, version: int) -> None:
+        if version > _SCHEMA_VERSION:
+            raise DataError(
+                "event store written by a newer lifelongrec",
+                path=self.path,
+                value=f"schema version {version}",
+                expected=f"schema version {_SCHEMA_VERSION} or older",
+            )
 
     @contextmanager
     def _call(self) -> Iterator[None]:
@@ -314,10 +317,14 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
             try:
                 yield conn
             finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                with self._state:
-                    self._readers.append(conn)
+                self._put_back(conn)
+
+    def _put_back(self, conn: sqlite3.Connection) -> None:
+        """A read connection back to the pool, out of any transaction."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        with self._state:
+            self._readers.append(conn)
 
     @contextmanager
     def _writing(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -371,13 +378,20 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"last_seq={self.last_seq}"
-        return f"EventStore({str(self.path)!r}, {state})"
+        return f"{type(self).__name__}({str(self.path)!r}, {state})"
 
     # ------------------------------------------------------------------ events
+    #: Starts a read transaction that sees one snapshot of the store.
+    _SNAPSHOT = "BEGIN"
+
     @staticmethod
     def _last_seq(conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return 0 if row is None else int(row[0])
+
+    @staticmethod
+    def _set_last_seq(conn: sqlite3.Connection, seq: int) -> None:
+        """Record ``seq`` as the highest given (SQLite's AUTOINCREMENT already did)."""
 
     @property
     def last_seq(self) -> int:
@@ -477,6 +491,8 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
                 )
             if asked:
                 conn.executemany("INSERT INTO event_requests VALUES (?, ?)", asked)
+            if next_seq != base:
+                self._set_last_seq(conn, next_seq)
         return AppendResult(len(write), n - len(write), next_seq, seqs)
 
     def read(self, after_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
@@ -517,10 +533,12 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
             The store is closed.
         """
         user_id = _id_argument("user_id", user_id)
-        limit = -1 if limit is None else _count("limit", limit)  # SQLite: LIMIT -1 = all
-        sql = f"{_EVENT_SELECT} WHERE user_id = ? ORDER BY timestamp DESC, seq DESC LIMIT ?"
+        sql = f"{_EVENT_SELECT} WHERE user_id = ? ORDER BY timestamp DESC, seq DESC"
+        args: tuple = (user_id,)
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", (user_id, _count("limit", limit))
         with self._reading() as conn:
-            rows = conn.execute(sql, (user_id, limit)).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         rows.reverse()
         return _events_frame(rows)
 
@@ -545,7 +563,7 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
                     "SELECT user_id, item_id, timestamp, event_type, value, seq FROM ("
                     "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY timestamp "
                     f"DESC, seq DESC) AS rn FROM events WHERE user_id IN ({marks})"
-                    ") WHERE rn <= ?"
+                    ") AS recent WHERE rn <= ?"
                 )
                 rows.extend(conn.execute(sql, (*part, int(limit))).fetchall())
         order = {u: j for j, u in enumerate(ids)}
@@ -584,13 +602,17 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
             shown = conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
             n = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
         if n or shown:
-            with self._call(), self._write_lock:
-                self._writer.execute("PRAGMA busy_timeout = 0")
-                try:
-                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                finally:
-                    self._writer.execute("PRAGMA busy_timeout = 10000")
+            self._after_erasure()
         return int(n)
+
+    def _after_erasure(self) -> None:
+        """Overwrite what the write-ahead log still holds of erased rows."""
+        with self._call(), self._write_lock:
+            self._writer.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                self._writer.execute("PRAGMA busy_timeout = 10000")
 
     # ------------------------------------------------------------------ all of it
     def to_dataset(self) -> Dataset:
@@ -602,7 +624,7 @@ class EventStore(CatalogueMixin, ImpressionsMixin):
         ``timestamps="epoch"`` and the snapshot's ``last_seq``.
         """
         with self._reading() as conn:
-            conn.execute("BEGIN")  # one snapshot for the three reads
+            conn.execute(self._SNAPSHOT)  # one snapshot for the three reads
             last = self._last_seq(conn)
             events = _events_frame(conn.execute(f"{_EVENT_SELECT} ORDER BY seq").fetchall())
             item_rows = self._item_rows(conn)

@@ -215,8 +215,9 @@ class ImpressionsMixin:
             before = conn.total_changes
             for start in range(0, len(rows), _INSERT_CHUNK):
                 conn.executemany(
-                    "INSERT OR IGNORE INTO impressions (request_id, user_id, item_id, rank,"
-                    " score, model_version, arm, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO impressions (request_id, user_id, item_id, rank,"
+                    " score, model_version, arm, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     rows[start : start + _INSERT_CHUNK],
                 )
             return int(conn.total_changes - before)
@@ -356,8 +357,10 @@ class ImpressionsMixin:
             ) END AS imp
             FROM ev
         ), per AS (
-            SELECT imp, MAX(event_type IN ({marks(clicks)})) AS clicked,
-                SUM(event_type IN ({marks(conversions)})) AS conv, COUNT(*) AS n
+            SELECT imp,
+                MAX(CASE WHEN event_type IN ({marks(clicks)}) THEN 1 ELSE 0 END) AS clicked,
+                SUM(CASE WHEN event_type IN ({marks(conversions)}) THEN 1 ELSE 0 END) AS conv,
+                COUNT(*) AS n
             FROM att WHERE imp IS NOT NULL GROUP BY imp
         )
         SELECT i.model_version, i.arm, {hour_col}i.rank, COUNT(*),
@@ -373,7 +376,7 @@ class ImpressionsMixin:
         FROM impressions i WHERE i.timestamp >= ? AND i.timestamp < ? GROUP BY {group}
         """
         with self._reading() as conn:
-            conn.execute("BEGIN")  # one snapshot for both queries
+            conn.execute(self._SNAPSHOT)  # one snapshot for both queries
             by_rank = conn.execute(sql, args).fetchall()
             counts = conn.execute(people, (lo, hi)).fetchall()
             conn.execute("COMMIT")
@@ -386,6 +389,8 @@ def _metrics_frame(by_rank: list[tuple], counts: list[tuple], keys: list[str]) -
     if not by_rank:
         return pd.DataFrame(columns=[*keys, *_METRIC_COLUMNS])
     n_keys = len(keys)
+    # counts as ints (PostgreSQL's SUM of a bigint is a numeric: Decimal in Python)
+    by_rank = [(*r[: n_keys + 1], *(int(v) for v in r[n_keys + 1 :])) for r in by_rank]
     shown: dict[int, int] = {}
     clicked: dict[int, int] = {}
     for row in by_rank:

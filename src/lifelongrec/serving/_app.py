@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifelongrec import __version__
 from lifelongrec._errors import DataError, ParameterError, UnknownIdError
+from lifelongrec.data import StoreUnavailableError
 from lifelongrec.registry import RegistryError
 from lifelongrec.serving._auth import KeyRing, cookie_key, key_problem, request_key
 from lifelongrec.serving._metrics import ServiceMetrics
@@ -438,6 +439,18 @@ def create_app(
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return _error(503, exc, service.home)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        # The database's address is the operator's business, not the client's: logged
+        # here, answered without it. Nothing of the call was written; a retry once the
+        # server is back succeeds.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the event store is unavailable; retry", "error": type(exc).__name__},
+            503,
+            headers={"Retry-After": "1"},
+        )
 
     # Starlette runs the last added middleware first: timing, then the catch-all, the
     # key check and the body limit, in that order, before any route.

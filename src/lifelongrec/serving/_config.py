@@ -30,6 +30,7 @@ from typing import Any
 
 from lifelongrec._errors import ParameterError
 from lifelongrec._params import Boolean, Constraint, Integer, Number, OneOf, Satisfies
+from lifelongrec.data import is_store_url
 from lifelongrec.registry import PromotionGate
 
 __all__ = [
@@ -101,6 +102,10 @@ _EVENT_TYPES = Satisfies(
     ),
     "None or a non-empty list of names (1-64 characters)",
 )
+_STORE_URL = Satisfies(
+    lambda v: v is None or is_store_url(v),
+    "None (the embedded SQLite store) or a postgresql:// URL",
+)
 #: The gate's own constraints, named here by their flat names.
 _GATE = PromotionGate.constraints()
 
@@ -157,11 +162,18 @@ class StoreSettings(_Group):
         The event types ``ingest`` accepts (others are a 422 naming the field); ``None``:
         :data:`STANDARD_EVENT_TYPES` plus every type in the store when the service opens
         (so the types of the first data are in).
+    url
+        Where the event log, catalogue and impressions live (flat name ``store_url``):
+        ``None``, the embedded SQLite file ``HOME/events.sqlite``; or a PostgreSQL URL,
+        ``postgresql://user@host:port/database?schema=name`` (see
+        :class:`~lifelongrec.data.PostgresEventStore`), which API processes on several
+        machines share. A home folder keeps the store it started with.
     """
 
     synthetic_events: int = _setting(20_000, _integer(1))
     seed: int = _setting(0)
     event_types: list[str] | None = _setting(None, _EVENT_TYPES)
+    url: str | None = _setting(None, _STORE_URL, flat="store_url")
 
 
 @dataclass

@@ -15,6 +15,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from lifelongrec.data import StoreUnavailableError
+
 __all__ = ["FOLLOW_STORE_SECONDS", "StoreFollower"]
 
 log = logging.getLogger("lifelongrec.serving")
@@ -49,8 +51,17 @@ class StoreFollower:
             self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
+        down = False  # the store was unreachable at the last look
         while not self._stop.wait(FOLLOW_STORE_SECONDS):
             try:
                 self._follow()
+            except StoreUnavailableError as exc:  # said once per outage, not 50 times a second
+                if not down:
+                    log.warning("following the store paused: %s", exc)
+                down = True
+                continue
             except Exception:  # keep following; the error is logged
                 log.exception("following the store failed")
+            if down:
+                log.warning("following the store again")
+                down = False

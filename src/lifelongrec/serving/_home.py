@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelongrec._errors import DataError, ParameterError
-from lifelongrec.data import Dataset, EventStore, load, synthetic
+from lifelongrec.data import Dataset, EventStore, load, open_store, synthetic
 from lifelongrec.models import get_model
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._config import ServiceConfig
@@ -40,6 +40,7 @@ __all__ = [
     "STORE_FILE",
     "first_start",
     "open_home",
+    "open_event_store",
     "read_settings",
     "save_settings",
 ]
@@ -77,7 +78,32 @@ def read_settings(home: Path, config: ServiceConfig | Mapping[str, Any] | None) 
         config = ServiceConfig.from_dict(config)
     elif not isinstance(config, ServiceConfig):
         raise ParameterError("config", type(config).__name__, "a ServiceConfig or a dict")
-    return config.validate()
+    config = config.validate()
+    if saved.is_file() and (home / REGISTRY_DIR).is_dir():
+        kept = _saved_store_url(saved)
+        if kept != config.store.url:
+            raise ParameterError(
+                "store_url",
+                config.store.url,
+                f"{kept!r}, the store this home folder's models learned from (a home "
+                "folder keeps its store; start a new home for another)",
+            )
+    return config
+
+
+def _saved_store_url(saved: Path) -> str | None:
+    try:
+        return json.loads(saved.read_text()).get("store_url")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def open_event_store(home: Path, config: ServiceConfig) -> EventStore:
+    """The event store of a home folder: ``HOME/events.sqlite``, or the PostgreSQL
+    store its settings name (``store_url``)."""
+    if config.store.url is not None:
+        return open_store(config.store.url)
+    return EventStore(home / STORE_FILE)
 
 
 def save_settings(home: Path, config: ServiceConfig) -> None:

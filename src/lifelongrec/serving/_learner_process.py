@@ -47,7 +47,7 @@ from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._config import ServiceConfig
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber
-from lifelongrec.serving._home import REGISTRY_DIR, STORE_FILE, read_settings
+from lifelongrec.serving._home import REGISTRY_DIR, open_event_store, read_settings
 from lifelongrec.serving._learner import Learner
 from lifelongrec.serving._lifecycle import load_version, register_challenger
 from lifelongrec.serving._live import catch_up_items
@@ -204,7 +204,7 @@ class LearnerProcess:
         self.timings = Timings()
         self._written_at = 0.0
         try:
-            self.store = EventStore(self.home / STORE_FILE)
+            self.store = open_event_store(self.home, self.config)
             self.registry = ModelRegistry(self.home / REGISTRY_DIR)
             self.erasures = ErasureLog(self.home)
             version = self.registry.champion()

@@ -94,7 +94,7 @@ from typing import Any
 import torch
 
 from lifelongrec._errors import UnknownIdError
-from lifelongrec.data import Dataset, EventStore
+from lifelongrec.data import Dataset, shown_url
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._catalogue import Catalogue
@@ -110,8 +110,8 @@ from lifelongrec.serving._experiments import Experiments
 from lifelongrec.serving._follow import StoreFollower
 from lifelongrec.serving._home import (
     REGISTRY_DIR,
-    STORE_FILE,
     first_start,
+    open_event_store,
     open_home,
     read_settings,
     save_settings,
@@ -153,7 +153,7 @@ class RecommenderService:
     def __init__(self, home: Path, config: ServiceConfig) -> None:
         self.home = home
         self.config = config
-        self.store = EventStore(home / STORE_FILE)
+        self.store = open_event_store(home, config)
         self.registry = ModelRegistry(home / REGISTRY_DIR)
         self.erasures = ErasureLog(home)
         self.gate = config.promotion_gate()
@@ -753,7 +753,7 @@ class RecommenderService:
             "erasures": int(self.erasures.generation),
             "experiment": self._experiments.running,
             "counters": {k: int(v) for k, v in self.counters.items()},
-            "config": self.config.to_dict(),
+            "config": {**self.config.to_dict(), "store_url": shown_url(self.config.store.url)},
         }
 
     def close(self) -> None:
