@@ -208,6 +208,33 @@ def make_client(kind: str, host: str, port: int, max_connections: int, timeout: 
     return cls(host, port, max_connections=max_connections, timeout=timeout)
 
 
+class RoundRobin:
+    """Requests spread over several servers' clients in turn (API replicas behind a
+    load balancer); ``first`` is the first server's client."""
+
+    def __init__(self, clients: list[Any]) -> None:
+        self.clients, self.first, self._next = clients, clients[0], 0
+
+    async def request(self, *args: Any, **kwargs: Any) -> Any:
+        client = self.clients[self._next % len(self.clients)]
+        self._next += 1
+        return await client.request(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+def make_clients(
+    kind: str, host: str, ports: list[int], max_connections: int, timeout: float
+) -> Any:
+    """One client, or a :class:`RoundRobin` over one per port."""
+    if len(ports) == 1:
+        return make_client(kind, host, ports[0], max_connections, timeout)
+    share = max(1, max_connections // len(ports))
+    return RoundRobin([make_client(kind, host, p, share, timeout) for p in ports])
+
+
 def rec_path(user: str, k: int) -> str:
     return f"/users/{urllib.parse.quote(str(user), safe='')}/recommendations?k={int(k)}"
 
@@ -286,6 +313,25 @@ class Server:
         log = getattr(self, "_log", None)
         if log is not None and not log.closed:
             log.close()
+
+
+class ServerGroup:
+    """Several servers on one home folder measured as one: CPU and memory summed, the
+    first one's port and log for what needs one."""
+
+    def __init__(self, servers: list[Server]) -> None:
+        self.servers = servers
+        self.port = servers[0].port
+        self.ports = [s.port for s in servers]
+
+    def cpu_seconds(self) -> float:
+        return sum(s.cpu_seconds() for s in self.servers)
+
+    def rss_mb(self) -> float:
+        return sum(s.rss_mb() for s in self.servers)
+
+    def tail(self, n: int = 30) -> str:
+        return self.servers[0].tail(n)
 
 
 def proc_cpu_seconds(pid: int | None) -> float:

@@ -19,7 +19,7 @@ from _common import metric_samples
 from _load_client import (
     Server,
     histogram_delta,
-    make_client,
+    make_clients,
     metric,
     proc_cpu_seconds,
     proc_rss_mb,
@@ -32,7 +32,9 @@ REC_ROUTE = "/users/{user_id}/recommendations"
 
 
 async def snapshot(client: Any, server: Server) -> dict[str, Any]:
-    """The service's counters now (``/health``, ``/metrics``) and the server's CPU."""
+    """The service's counters now (``/health``, ``/metrics``; of the first server when
+    there are several) and the server's CPU (all of them)."""
+    client = getattr(client, "first", client)
     _, h = await client.request("GET", "/health")
     _, m = await client.request("GET", "/metrics")
     health = json.loads(h)
@@ -330,7 +332,8 @@ async def ingest_phase(
 
 
 async def run_server_phases(args: argparse.Namespace, feed: Any, server: Server) -> dict[str, Any]:
-    client = make_client(args.client, "127.0.0.1", server.port, args.max_connections, args.timeout)
+    ports = getattr(server, "ports", [server.port])
+    client = make_clients(args.client, "127.0.0.1", ports, args.max_connections, args.timeout)
     results: dict[str, Any] = {}
     try:
         first = await snapshot(client, server)

@@ -16,6 +16,9 @@ Everything runs on this machine over loopback, bounded in time:
    so the catalogue is searched through the HNSW index; ``--exact`` serves the same home
    with exact search instead. ``--service key=value`` sets any other ServiceConfig
    field for the server (e.g. ``hnsw_ef_search=64``, ``challenger_every=0``).
+   ``--replicas N`` starts N such processes on the home (the first starts the learner,
+   the others follow it) and sends the requests of every phase to them in turn, as a
+   round-robin load balancer would; server CPU and memory are then their sum.
 3. **Recommendation load.** An open-loop generator sends ``GET
    /users/{u}/recommendations?k=10`` (``exclude_seen`` on: the default) for random
    users the champion knows, at ``--rate`` requests/s (``--arrivals uniform`` or
@@ -86,7 +89,7 @@ from typing import Any
 import _common
 import numpy as np
 from _common import ROOT, command_line, free_port, md_table, write_block
-from _load_client import Server
+from _load_client import Server, ServerGroup
 from _load_phases import recall_phase, run_server_phases
 
 from lifelongrec.evaluation import parse_params
@@ -141,6 +144,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--ann-threshold", type=int, default=None)
     g.add_argument("--service", action="append", metavar="K=V", help="ServiceConfig field")
     g.add_argument("--port", type=int, default=0, help="0: a free port")
+    g.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="serve processes on the home (the first starts the learner; requests go to "
+        "them in turn, as a round-robin load balancer sends them)",
+    )
     g.add_argument("--start-timeout", type=float, default=3600.0, help="seconds")
     g = p.add_argument_group("load")
     g.add_argument("--phases", default=",".join(PHASES), help=f"subset of {','.join(PHASES)}")
@@ -419,7 +429,14 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
         f"one torch thread) with the background learner on ({learner_desc(res)}; service settings "
         f"{json.dumps({k: v for k, v in cfg.items() if k not in ('model', 'model_params')})}"
         f"); it answered /health {res.get('server_start_s', float('nan')):.0f} s after "
-        f"starting (index build included){restart}. Client: {args.client} "
+        f"starting (index build included){restart}"
+        + (
+            f"; **{args.replicas} such processes on the home**, requests sent to them in "
+            "turn (server CPU and memory below are their sum; counters are the first's)"
+            if getattr(args, "replicas", 1) > 1
+            else ""
+        )
+        + f". Client: {args.client} "
         f"({'HTTP/1.1 keep-alive over asyncio streams' if args.client == 'raw' else 'httpx.AsyncClient'}"
         f", up to {args.max_connections} connections) in one process on the same machine; "
         "latency from each request's scheduled send time (open loop), so queueing counts. "
@@ -618,7 +635,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"server ready in {server.start_seconds:.1f} s (log: {server.log})", flush=True)
             res["learner_start_s"] = wait_for_learner(server.port, args.start_timeout)
             print(f"learner running {res['learner_start_s']:.1f} s after that", flush=True)
-            res.update(asyncio.run(run_server_phases(args, feed, server)))
+            others = [
+                Server(home, config, free_port(), args.work / f"server-{j}.log")
+                for j in range(1, args.replicas)
+            ]
+            for other in others:  # they find the learner running and follow it
+                other.start(args.start_timeout)
+                print(f"replica on port {other.port} ready", flush=True)
+            group = ServerGroup([server, *others]) if others else server
+            try:
+                res.update(asyncio.run(run_server_phases(args, feed, group)))
+            finally:
+                for other in others:
+                    other.stop()
             if args.restart:  # the same home again: the graph the first start saved
                 server.stop()
                 again = Server(home, config, port, args.work / "server-restart.log")

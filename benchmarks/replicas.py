@@ -10,7 +10,8 @@ both; B is started once A's learner has completed a round). Measured, in this or
    item; the event "the user viewed it" is posted to A; from A's acknowledgement, B is
    asked for the user's recommendations every ``--poll-ms`` until the item is gone
    (excluded as seen): the wait is the time an event accepted by A takes to show in B's
-   answers (B's store follower looks every 20 ms).
+   answers (B's store follower looks every 20 ms; with ``--bus``, B takes A's events
+   from the bus as they are published and looks at the store every 0.25 s).
 2. **Ingestion through both replicas**: for ``--ingest-seconds``, ``--writers``
    connections per replica post batches of ``--batch`` events (users and items of the
    shop, new timestamps) as fast as they are acknowledged; events/s acknowledged
@@ -20,6 +21,7 @@ both; B is started once A's learner has completed a round). Measured, in this or
 Both replicas, the learner and this client share the machine's cores.
 
     .venv/bin/python benchmarks/replicas.py
+    .venv/bin/python benchmarks/replicas.py --store "postgresql://postgres@127.0.0.1:5432/test?schema=bench_replicas" --bus redis://127.0.0.1:6379/0
     .venv/bin/python benchmarks/replicas.py --trials 20 --ingest-seconds 3 --no-write
 """
 
@@ -53,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-seconds", type=float, default=10.0)
     p.add_argument("--writers", type=int, default=4, help="connections per replica")
     p.add_argument("--batch", type=int, default=500, help="events per POST /events")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="a postgresql:// URL for the replicas' store (its schema is emptied first); "
+        "default: the home's SQLite file",
+    )
+    p.add_argument(
+        "--bus",
+        default=None,
+        help="a redis:// URL: the replicas and the learner use that event bus (default: none)",
+    )
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--no-write", action="store_true", help="print, do not write the block")
     return p
@@ -65,6 +78,13 @@ def make_home(args: argparse.Namespace) -> tuple[Path, list[str], list[str]]:
     args.work.mkdir(parents=True)
     home = args.work / "home"
     cfg = {"model": "sequential", "model_params": MODEL, "synthetic_events": args.events}
+    if args.store:
+        from lifelongrec.data import PostgresEventStore
+
+        PostgresEventStore(args.store).drop()  # a fresh schema for a fresh home
+        cfg["store_url"] = args.store
+    if args.bus:
+        cfg["bus_url"] = args.bus
     with RecommenderService.open(home, data="synthetic", config={**cfg, "background": False}) as s:
         users = sorted(s.live_model.known_users())
         items = sorted(s.live_model.known_items())
@@ -147,7 +167,12 @@ async def measure(ports: list[int], users, items, args) -> dict[str, Any]:
         await a.aclose()
         await b.aclose()
     ingest["stored"] = health_a["n_events"] - n0
+    bus = ("bus_published", "bus_publish_errors", "bus_events_in")
     return {
+        "bus": {
+            name: {k: h["counters"].get(k, 0) for k in bus}
+            for name, h in (("a", health_a), ("b", health_b))
+        },
         "reflection": quantiles_ms(waits),
         "ingest": ingest,
         "learner_a": {k: health_a[k] for k in ("learner_mode", "learner_pid", "learner_running")},
@@ -210,9 +235,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("n", "trials", 0),
         ],
     )
+    store = "PostgreSQL store on the same machine" if args.store else "SQLite store"
+    if args.bus:
+        store += ", the Redis Streams event bus on the same machine"
     body = [
         f"Two `lifelongrec serve` processes on one home folder (synthetic shop, "
-        f"{args.events:,} events, sequential {MODEL}; the default settings: SQLite store, "
+        f"{args.events:,} events, sequential {MODEL}; the default settings, {store}, "
         "the learner process started by A, B following it), this client on the same "
         f"2-core machine. Reflection: B polled every {args.poll_ms:g} ms after A's "
         "acknowledgement until the item the event named left B's top 10.",
@@ -224,9 +252,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"acknowledged ({g['acked']:,} events; {g['stored']:,} more in the store afterwards; "
         f"{g['errors']} errors). Learner: A {out['learner_a']}, B {out['learner_b']}.",
     ]
+    if args.bus:
+        body += [
+            "",
+            f"Bus counters at the end: A {out['bus']['a']}, B {out['bus']['b']} "
+            "(`bus_events_in`: events a replica took in from the bus rather than the store).",
+        ]
+    backend = "PostgreSQL" if args.store else "SQLite"
     write_block(
-        "sqlite",
-        "Two API replicas on one home folder (SQLite)",
+        backend.lower() + ("-bus" if args.bus else ""),
+        f"Two API replicas on one home folder ({backend}{' + Redis bus' if args.bus else ''})",
         command_line("replicas.py", argv),
         body,
         out,

@@ -7,7 +7,10 @@ cursor, erasure of a user):
 * ``sqlite``: :class:`lifelongrec.data.EventStore` itself (stdlib ``sqlite3``, WAL,
   ``synchronous=FULL``: each commit fsyncs the log);
 * ``duckdb``: :class:`DuckStore` below, the same store on DuckDB (each commit flushes
-  and fsyncs DuckDB's write-ahead log); kept here only for the comparison.
+  and fsyncs DuckDB's write-ahead log); kept here only for the comparison;
+* ``postgresql``: :class:`lifelongrec.data.PostgresEventStore` on a server
+  (``LIFELONGREC_BENCH_POSTGRES``, default the local one; a schema of its own, dropped
+  at the end).
 
 Workload, on a fresh file per engine in ``--dir`` (default: a temporary folder on the
 disk that holds the system's temp dir; never tmpfs for a fair fsync):
@@ -29,6 +32,7 @@ The synthetic events: ``--n-users`` users with Zipf-like activity (exponent 0.8)
 
     nice -n 10 .venv/bin/python benchmarks/store.py                 # ~1M events, both engines
     nice -n 10 .venv/bin/python benchmarks/store.py --events 100000 --no-write   # a quick look
+    nice -n 10 .venv/bin/python benchmarks/store.py --engines sqlite postgresql --block store-postgresql
 
 Writes the ``service-store`` block of docs/benchmarks.md and
 docs/benchmarks/service-store.json (``--no-write`` prints only).
@@ -152,7 +156,42 @@ class SqliteStore:
         self.store.close()
 
 
-ENGINES = {"sqlite": (SqliteStore, "events.sqlite"), "duckdb": (DuckStore, "events.duckdb")}
+class PostgresStore(SqliteStore):
+    """:class:`PostgresEventStore` (a schema of its own on the server that
+    ``LIFELONGREC_BENCH_POSTGRES`` names, default the local one; dropped at the end)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from lifelongrec.data import PostgresEventStore
+
+        base = os.environ.get(
+            "LIFELONGREC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        self.base = base
+        self.store = PostgresEventStore(f"{base}?schema=bench_store_{os.getpid()}")
+        self.path = Path(path)
+
+    def size_bytes(self) -> int:
+        """The schema's tables and indexes on the server."""
+        import psycopg
+
+        with psycopg.connect(self.base) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'r'",
+                (self.store.schema,),
+            ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self.store.drop()
+
+
+ENGINES = {
+    "sqlite": (SqliteStore, "events.sqlite"),
+    "duckdb": (DuckStore, "events.duckdb"),
+    "postgresql": (PostgresStore, "events.postgresql"),
+}
 
 
 # ---------------------------------------------------------------- the workload
@@ -279,8 +318,9 @@ def run_engine(name: str, folder: Path, events: pd.DataFrame, ids: list, args) -
         deleted.append(store.delete_user(u))
         lat.append(time.perf_counter() - t)
     out["delete_user"] = {**stats_ms(lat), "events_per_user_mean": float(np.mean(deleted))}
+    size = store.size_bytes() if hasattr(store, "size_bytes") else None
     store.close()
-    out["file_mib"] = file_bytes(path) / 2**20
+    out["file_mib"] = (file_bytes(path) if size is None else size) / 2**20
     out["n_events"] = len(events) - int(sum(deleted))
     return out
 
@@ -389,6 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", type=Path, default=None, help="where the store files go")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--block", default="store", help="the docs block (service-<block>)")
     args = p.parse_args(argv)
 
     events, ids = make_workload(args.events, args.n_users, args.n_items, args.seed)
@@ -412,7 +453,9 @@ def main(argv: list[str] | None = None) -> None:
         f"after a cursor into a pandas frame (median of 3), {args.deletes} users deleted (drawn by "
         "activity; durable), and the size of the files after closing. sqlite is "
         "`lifelongrec.data.EventStore` (WAL, synchronous=FULL); duckdb is the same operations on "
-        "DuckDB (benchmarks/store.py DuckStore). Wall-clock figures on a shared 2-core machine "
+        "DuckDB (benchmarks/store.py DuckStore); postgresql is "
+        "`lifelongrec.data.PostgresEventStore` on the local server (synchronous_commit on; "
+        "its size: the schema's tables with their indexes). Wall-clock figures on a shared 2-core machine "
         f"(load average {load:.2f} before the run); one 4 KiB write + fsync on this disk takes "
         f"{fsync:.2f} ms (median), the floor of every durable commit.",
         "",
@@ -422,9 +465,13 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(body))
     if not args.no_write:
         command = ("nice -n 10 " + command_line("store.py", argv)).strip()
+        names = {"sqlite": "SQLite", "duckdb": "DuckDB", "postgresql": "PostgreSQL"}
+        title = " vs ".join(names[e] for e in args.engines)
         write_block(
-            "store",
-            "Event store: SQLite vs DuckDB (issue 5)",
+            args.block,
+            "Event store: SQLite vs DuckDB (issue 5)"
+            if args.block == "store"
+            else f"Event store: {title}",
             command,
             body,
             {

@@ -60,6 +60,34 @@ def postgres_store_url(postgres_url):
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+#: The Redis server the event bus tests use.
+REDIS_URL = os.environ.get("LIFELONGREC_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The test Redis server's URL; tests that need it skip, saying why, when it is absent."""
+    try:
+        import redis
+    except ImportError:
+        pytest.skip("redis-py is not installed (pip install 'lifelongrec[bus]')")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.skip(f"no Redis server at {REDIS_URL} ({str(exc)[:120]})")
+    return REDIS_URL
+
+
+@pytest.fixture
+def bus_url(redis_server_url):
+    """A bus URL on the test server with a stream of its own, deleted afterwards."""
+    import redis
+
+    stream = f"test:{uuid.uuid4().hex[:12]}"
+    yield f"{redis_server_url}?stream={stream}"
+    redis.Redis.from_url(redis_server_url).delete(stream)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_location(request, tmp_path):
     """Where an event store lives, once per backend: a SQLite file, then a PostgreSQL

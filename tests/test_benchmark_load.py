@@ -176,3 +176,8 @@ def test_tiny_end_to_end_run_writes_its_block(load, common, tmp_path, monkeypatc
     # --restart: a second start on the run's home, from the graph the first one saved
     assert 0 < res2["restart_s"] < 120
     assert list((tmp_path / "w" / "run" / "index").glob("*.faiss"))
+    # --replicas 2: two serve processes on the home, requests sent to them in turn (an
+    # event posted to one, the recommendations asked of the other: reflected across)
+    res3 = load.main([*argv, "--phases", "recs,reflect", "--no-write", "--replicas", "2"])
+    assert res3["recs"]["ok"] == res3["recs"]["sent"] == 40
+    assert res3["reflect"]["reflected"] == 5 and not res3["reflect"]["failures"]

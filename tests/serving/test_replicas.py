@@ -10,6 +10,7 @@ both store backends (SQLite; PostgreSQL where a server runs). A last test runs t
 """
 
 import numpy as np
+import pytest
 
 from lifelongrec.serving import RecommenderService
 
@@ -175,11 +176,24 @@ def _alive(pid):
     return True
 
 
-def test_kill_9_of_the_replica_running_the_learner(home, service_config, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql+bus"])
+def cluster_home(request, home, service_config):
+    """``(home, settings)``: the tiny home on SQLite alone, then with its store on
+    PostgreSQL and a Redis event bus (skipped, saying why, without those servers)."""
+    if request.param == "sqlite":
+        return home, service_config
+    url = request.getfixturevalue("postgres_store_url")
+    bus = request.getfixturevalue("bus_url")
+    request.getfixturevalue("copy_store")(home, url)
+    return home, {**service_config, "store_url": url, "bus_url": bus}
+
+
+def test_kill_9_of_the_replica_running_the_learner(cluster_home, tmp_path):
     """Two ``serve`` processes on one home, one learner between them. SIGKILL of the
     replica that started the learner: every event it acknowledged is in the store and
     reflected by the other, its learner stops (its parent is gone), and the other
     replica starts the next one."""
+    home, service_config = cluster_home
     import json
     import os
     import signal

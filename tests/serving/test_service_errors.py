@@ -57,6 +57,8 @@ from lifelongrec.serving import (
         ({"store_url": "mysql://127.0.0.1/test"}, "store_url"),
         ({"store_url": "events.sqlite"}, "store_url"),
         ({"store": {"url": 5}}, "store_url"),
+        ({"bus_url": "nats://127.0.0.1:4222"}, "bus_url"),
+        ({"bus_url": ""}, "bus_url"),
     ],
 )
 def test_bad_settings_name_the_setting(settings, name):
@@ -225,6 +227,13 @@ def test_serve_names_a_bad_store_url(tmp_path):
         app, ["serve", "--home", str(tmp_path / "h"), "--store", "mysql://x/y", "--port", "0"]
     )
     assert r.exit_code == 2 and "store_url" in r.output and "postgresql://" in r.output
+
+
+def test_serve_names_a_bad_bus_url(tmp_path):
+    r = CliRunner().invoke(
+        app, ["serve", "--home", str(tmp_path / "h"), "--bus", "amqp://x", "--port", "0"]
+    )
+    assert r.exit_code == 2 and "bus_url" in r.output and "redis://" in r.output
 
 
 def test_serve_rejects_an_unreadable_config(tmp_path):

@@ -708,6 +708,14 @@ def serve(
             "A home folder keeps the store it started with.",
         ),
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            help="An event bus between the serve processes and the learner: a redis:// URL "
+            "(default: none; each process follows the store).",
+        ),
+    ] = None,
 ) -> None:
     """Run the recommendation service: HTTP API, durable events, online learning."""
     import torch
@@ -746,14 +754,15 @@ def serve(
         settings.setdefault("synthetic_events", synthetic_events)
         if params:
             settings["model_params"] = {**settings.get("model_params", {}), **params}
-    if store is not None:
-        if settings is None:  # a later start: its saved settings, with the store named
+    named = {k: v for k, v in (("store_url", store), ("bus_url", bus)) if v is not None}
+    if named:
+        if settings is None:  # a later start: its saved settings, with these named
             saved = home / "service.json"
             try:
                 settings = json.loads(saved.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 _fail(DataError(f"unreadable settings ({exc})", path=saved))
-        settings["store_url"] = store
+        settings.update(named)
     import logging
 
     handler = logging.StreamHandler()

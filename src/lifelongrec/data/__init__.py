@@ -2,6 +2,13 @@
 streams, the event store, preprocessing, splits; data as an experiment names it
 (:func:`load_data`, :func:`prepare`, :func:`make_split`, :func:`parse_columns`)."""
 
+from lifelongrec.data._bus import (
+    BusUnavailableError,
+    EventFeed,
+    RedisEventBus,
+    StoreFeed,
+    is_bus_url,
+)
 from lifelongrec.data._preprocess import deduplicate, implicit_feedback, kcore, sort_by_time
 from lifelongrec.data._readers import (
     FORMATS,
@@ -70,10 +77,14 @@ __all__ = [
     "TIMESTAMP_MIN",
     "TIMESTAMP_RANGE",
     "TIMESTAMP_UNITS",
+    "BusUnavailableError",
     "Dataset",
+    "EventFeed",
     "EventStore",
     "LoadReport",
     "PostgresEventStore",
+    "RedisEventBus",
+    "StoreFeed",
     "Split",
     "StoreClosedError",
     "StoreUnavailableError",
@@ -85,6 +96,7 @@ __all__ = [
     "describe",
     "detect_format",
     "implicit_feedback",
+    "is_bus_url",
     "is_store_url",
     "kcore",
     "leave_one_out",

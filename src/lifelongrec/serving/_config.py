@@ -30,7 +30,7 @@ from typing import Any
 
 from lifelongrec._errors import ParameterError
 from lifelongrec._params import Boolean, Constraint, Integer, Number, OneOf, Satisfies
-from lifelongrec.data import is_store_url
+from lifelongrec.data import is_bus_url, is_store_url
 from lifelongrec.registry import PromotionGate
 
 __all__ = [
@@ -106,6 +106,7 @@ _STORE_URL = Satisfies(
     lambda v: v is None or is_store_url(v),
     "None (the embedded SQLite store) or a postgresql:// URL",
 )
+_BUS_URL = Satisfies(lambda v: v is None or is_bus_url(v), "None (no bus) or a redis:// URL")
 #: The gate's own constraints, named here by their flat names.
 _GATE = PromotionGate.constraints()
 
@@ -168,12 +169,19 @@ class StoreSettings(_Group):
         ``postgresql://user@host:port/database?schema=name`` (see
         :class:`~lifelongrec.data.PostgresEventStore`), which API processes on several
         machines share. A home folder keeps the store it started with.
+    bus
+        The event bus (flat name ``bus_url``): ``None``, none (API processes and the
+        learner follow the store); or a Redis URL, ``redis://host:port/db?stream=key``
+        (see :class:`~lifelongrec.data.RedisEventBus`): each API process publishes what
+        it stored there, the others and the learner take it from there at once (the
+        store stays the log of record: what the bus misses is read from it).
     """
 
     synthetic_events: int = _setting(20_000, _integer(1))
     seed: int = _setting(0)
     event_types: list[str] | None = _setting(None, _EVENT_TYPES)
     url: str | None = _setting(None, _STORE_URL, flat="store_url")
+    bus: str | None = _setting(None, _BUS_URL, flat="bus_url")
 
 
 @dataclass

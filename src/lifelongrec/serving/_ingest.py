@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import DataError
-from lifelongrec.data import EVENT_COLUMNS, EventStore
+from lifelongrec.data import EVENT_COLUMNS, BusUnavailableError, EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import discard_online_material
 from lifelongrec.serving._config import LimitSettings, UserSettings
@@ -191,6 +191,11 @@ class Ingestion:
         # below it written by other processes (API replicas on the same store) are
         # observed by :meth:`follow_store`. Only changed under the ingestion lock.
         self._cursor = 0
+        # The event bus what is stored is published on (None: none), and the rows of
+        # a bus batch to leave out (events of users erased since it was published).
+        self.bus: Any = None
+        self.erased_rows: Any = None
+        self._bus_down = False
 
     def ingest(
         self,
@@ -229,6 +234,7 @@ class Ingestion:
                     "event_types lists the accepted types)",
                 )
         frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
+        seqs = np.zeros(0, dtype=np.int64)
         with self.locks.ingest:
             before = self.store.last_seq
             result = self.store.append(frame, event_ids, request_ids)
@@ -241,6 +247,10 @@ class Ingestion:
                 self._observe(frame, seqs, before)
                 self._cursor = max(self._cursor, int(result.last_seq))
                 self._prune_restored()
+        if self.bus is not None and result.n_written:
+            # Outside the lock: requests do not wait on the bus. Two batches of this
+            # process may reach it out of order; readers take that in (the store fills).
+            self._publish(frame, seqs, before)
         self.counters["events_ingested"] += result.n_written
         self.counters["events_duplicate"] += result.n_duplicates
         return {
@@ -249,6 +259,44 @@ class Ingestion:
             "n_duplicates": int(result.n_duplicates),
             "last_seq": int(result.last_seq),
         }
+
+    def _publish(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
+        """Publish the rows just written on the bus. A failure is
+        counted and logged once per outage, never the request's: the events are stored,
+        and the other processes find them in the store."""
+        new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
+        try:
+            self.bus.publish(frame[new], seqs[new])
+        except BusUnavailableError as exc:
+            self.counters["bus_publish_errors"] += 1
+            if not self._bus_down:
+                log.warning("publishing on the event bus failed: %s", exc)
+            self._bus_down = True
+            return
+        if self._bus_down:
+            log.warning("publishing on the event bus again")
+        self._bus_down = False
+        self.counters["bus_published"] += 1
+
+    def take_in(self, batch: pd.DataFrame, upto: int) -> int:
+        """Observe the events other processes stored up to position ``upto`` that
+        ``batch`` (from the bus, with ``seq``) holds, as if ingested here: those after
+        the cursor, but events of users erased since (:attr:`erased_rows`); the cursor
+        moves to ``upto``. Returns how many were observed."""
+        with self.locks.ingest:
+            start = self.cursor
+            if upto <= start:
+                return 0
+            part = batch[batch["seq"].to_numpy() > start]
+            if self.erased_rows is not None and len(part):
+                part = part[~np.asarray(self.erased_rows(part), dtype=bool)]
+            if len(part):
+                frame = part[list(EVENT_COLUMNS)].reset_index(drop=True)
+                self._observe(frame, part["seq"].to_numpy(), start)
+            self._cursor = max(self._cursor, int(upto))
+            self._prune_restored()
+            self.counters["bus_events_in"] += len(part)
+            return len(part)
 
     @property
     def cursor(self) -> int:

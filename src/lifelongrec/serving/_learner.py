@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from lifelongrec.data import EVENT_COLUMNS, EventStore
+from lifelongrec.data import EVENT_COLUMNS, EventStore, StoreFeed
 from lifelongrec.models import Recommender
 from lifelongrec.serving._config import GateSettings, LearnerSettings
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber
@@ -122,8 +122,12 @@ class Learner:
         timings: Timings,
         apart: bool = False,
         max_users: int | None = None,
+        feed: Any = None,
     ) -> None:
         self.store = store
+        # Where the events after the cursor come from: the store, or the event bus
+        # (an EventFeed: entries acknowledged once a round has learned them).
+        self.feed = feed if feed is not None else StoreFeed(store)
         self.erasures = erasures
         self.scrubber = scrubber
         self.host = host
@@ -265,7 +269,7 @@ class Learner:
             self.erasures.refresh()
         generation = self.erasures.generation  # before the read: see the filter below
         with timed("read"):
-            batch = self.store.read(after_seq=self._seq, limit=max_events)
+            batch, upto = self.feed.read(after_seq=self._seq, limit=max_events)
         if self._apart:
             # Erasures logged by the API process up to now (every one below the events
             # just read is in the log: the API logs an erasure before it stores the
@@ -286,9 +290,12 @@ class Learner:
                     online.observe(learn[list(EVENT_COLUMNS)])
                     if self._max_users is not None:
                         self._evict(learn["user_id"])
-                self._seq = int(batch["seq"].iloc[-1])
+                self._seq = upto
             self._learned_since += len(batch)
             busy = True
+        elif upto > self._seq:  # the bus gave only events of users erased since
+            with online.lock:
+                self._seq = upto
         if online.learns_from_exposure:
             with timed("impressions"):
                 busy = self._take_impressions(generation) or busy
@@ -301,6 +308,7 @@ class Learner:
                 busy = True
         with timed("challenge"):
             challenged = self._challenge()
+        self.feed.done(self._seq)  # the bus's entries learned this round: acknowledged
         maintained = self.host.maintain()
         scrubbed = self.scrub_registry()
         return challenged or maintained or scrubbed or busy

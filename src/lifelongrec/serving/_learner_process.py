@@ -45,6 +45,7 @@ import pandas as pd
 from lifelongrec.data import EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
+from lifelongrec.serving._bus_link import LearnerFeed
 from lifelongrec.serving._config import ServiceConfig
 from lifelongrec.serving._erasure import ErasureLog, RegistryScrubber
 from lifelongrec.serving._home import REGISTRY_DIR, open_event_store, read_settings
@@ -244,6 +245,11 @@ class LearnerProcess:
                 timings=self.timings,
                 apart=True,
                 max_users=self.config.users.max_users,
+                feed=(
+                    LearnerFeed(self.config.store.bus, self.store, self.erasures)
+                    if self.config.store.bus is not None
+                    else None
+                ),
             )
         except BaseException:
             os.close(self._lock_fd)

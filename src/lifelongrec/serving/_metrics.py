@@ -94,6 +94,9 @@ class _ServiceCollector:
             ("impressions_logged", "Impressions stored since start"),
             ("impressions_dropped", "Impressions not logged: the buffer was full"),
             ("impression_flush_errors", "Impression flushes that failed (retried)"),
+            ("bus_published", "Stored event batches published on the event bus"),
+            ("bus_publish_errors", "Publishes on the event bus that failed (stored all the same)"),
+            ("bus_events_in", "Events other processes stored, taken in from the event bus"),
         ):
             yield GaugeMetricFamily(f"lifelongrec_{name}", help_, value=c[name])
         yield from self._online(s)

@@ -94,9 +94,10 @@ from typing import Any
 import torch
 
 from lifelongrec._errors import UnknownIdError
-from lifelongrec.data import Dataset, shown_url
+from lifelongrec.data import Dataset
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
+from lifelongrec.serving._bus_link import BusLink, shown_config
 from lifelongrec.serving._catalogue import Catalogue
 from lifelongrec.serving._challengers import ChallengerLoader
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
@@ -185,7 +186,8 @@ class RecommenderService:
         self._impressions = ImpressionLog(self.store, config.feedback, counters)
         self._learner: Learner | LearnerLink | None = None
         self._erasures_seen = 0
-        self._follower = StoreFollower(self.follow_store)
+        self._bus = BusLink.open(config, self.store, self._ingestion, self.erasures)
+        self._follower = StoreFollower(self.follow_store, self._bus and self._bus.interval)
         loader = ChallengerLoader(self._lifecycle, self._ingestion, self.store, config, locks)
         self._experiments = Experiments(home, self.registry, loader, self.promote, config)
 
@@ -676,6 +678,8 @@ class RecommenderService:
         self._learner.start()
         self._catalogue.start()
         self._follower.start()
+        if self._bus is not None:
+            self._bus.start()
 
     def learn_step(self, max_events: int = 5_000) -> bool:
         """One round of the background learner: feed the trainer the next events after
@@ -752,13 +756,17 @@ class RecommenderService:
             "event_types": sorted(self.event_types),
             "erasures": int(self.erasures.generation),
             "experiment": self._experiments.running,
+            "store_position": int(self._ingestion.cursor),  # every event below it observed
+            "bus_following": None if self._bus is None else self._bus.follower.healthy,
             "counters": {k: int(v) for k, v in self.counters.items()},
-            "config": {**self.config.to_dict(), "store_url": shown_url(self.config.store.url)},
+            "config": shown_config(self.config),
         }
 
     def close(self) -> None:
         """Stop the learner and catalogue threads and close the store (idempotent)."""
         self._follower.stop()
+        if self._bus is not None:
+            self._bus.close()
         if self._learner is not None:
             self._learner.stop()
         self._catalogue.stop()

@@ -46,6 +46,9 @@ COUNTERS = (
     "impressions_logged",
     "impressions_dropped",
     "impression_flush_errors",
+    "bus_published",
+    "bus_publish_errors",
+    "bus_events_in",
 )
 
 
