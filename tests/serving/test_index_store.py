@@ -180,3 +180,71 @@ def test_a_restart_gives_items_met_first_in_caught_up_events_their_catalogue_con
     finally:
         second.close()
     assert np.abs(want).sum() > 0 and np.allclose(got, want, atol=1e-6)
+
+
+def test_an_exact_index_above_the_threshold_is_rebuilt_from_the_saved_graph(tmp_path):
+    """A lazy start's index: exact although the catalogue is above the threshold (so
+    it needs a rebuild), then rebuilt from the saved graph, with what was upserted in
+    between carried over."""
+    ids, vecs = catalogue()
+    store = IndexStore(tmp_path / INDEX_DIR)
+    assert not store.has("v1")
+    store.save("v1", ItemIndex(**SETTINGS).build(ids, vecs))
+    assert store.has("v1") and not store.has("v2")
+    lazy = ItemIndex(**SETTINGS).build(ids, vecs, exact=True)
+    assert lazy.kind == "exact" and lazy.needs_rebuild
+    qs = queries()
+    exact = answers(lazy, qs)
+    extra = np.random.default_rng(3).normal(size=(1, 8)).astype(np.float32) * 10
+    lazy.upsert(["late"], extra)
+    made = []
+
+    def from_saved(got_ids, got_vecs):
+        made.append(len(got_ids))
+        return store.load("v1", ItemIndex(**SETTINGS), got_ids, got_vecs)
+
+    fresh = lazy.rebuilt(from_saved)
+    assert made == [len(ids) + 1] and fresh.kind == "hnsw" and not fresh.needs_rebuild
+    assert "late" in fresh and fresh.search(extra[0], k=1)[0].tolist() == ["late"]
+    lazy.upsert(["later"], -extra)  # written to the old index after: passed on
+    assert "later" in fresh
+    hits = [fresh.search(q, k=10)[0].tolist() for q in qs]
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hits, exact, strict=True)])
+    assert overlap >= 0.9  # the graph's answers, close to the exact ones
+
+
+def test_a_start_with_background_work_answers_before_reading_the_graph(home, service_config):
+    """With background work on, a start serves by exact search at once and the
+    housekeeping reads the saved graph back (not written again); with it off (tests,
+    notebooks) the graph is read before ``open`` returns, as before."""
+    import time
+
+    from lifelongrec.serving import RecommenderService
+
+    cfg = {**service_config, "ann_threshold": 10}
+    first = RecommenderService.open(home, config=cfg)
+    try:
+        version = first.live_version
+        users = sorted(first.live.model.known_users())[:10]
+        before = [[i["item_id"] for i in first.recommend(u, k=5)["items"]] for u in users]
+    finally:
+        first.close()
+    graph = home / INDEX_DIR / f"{version}.faiss"
+    stamp = graph.stat().st_mtime_ns
+    lazy_cfg = {**cfg, "background": True, "learner_mode": "thread", "challenger_every": 10**9}
+    second = RecommenderService.open(home, config=lazy_cfg, start=False)
+    try:
+        assert second.live.index.kind == "exact"  # answering already, exactly
+        exact = [[i["item_id"] for i in second.recommend(u, k=5)["items"]] for u in users]
+        second.start_learner()  # its housekeeping reads the graph back
+        end = time.monotonic() + 60
+        while second.live.index.kind != "hnsw" and time.monotonic() < end:
+            time.sleep(0.05)
+        assert second.live.index.kind == "hnsw"
+        after = [[i["item_id"] for i in second.recommend(u, k=5)["items"]] for u in users]
+    finally:
+        second.close()
+    assert graph.stat().st_mtime_ns == stamp  # read back, not rebuilt
+    assert after == before
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, before, strict=True)])
+    assert overlap >= 0.8

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -76,6 +76,7 @@ from lifelongrec.serving._index_parts import (
     check_queries,
     check_vectors,
     graph_vectors,
+    main_masks,
 )
 
 __all__ = ["ItemIndex"]
@@ -316,16 +317,18 @@ class ItemIndex(Params):
         return self._slot_mask(st, allowed, "allowed")
 
     # ------------------------------------------------------------------ mutation
-    def build(self, ids: Sequence[str], vectors: Any) -> ItemIndex:
+    def build(self, ids: Sequence[str], vectors: Any, *, exact: bool = False) -> ItemIndex:
         """Index ``vectors`` (``(N, D)``, any float dtype; copied as float32) under
         ``ids`` (N distinct str), replacing any previous content. Returns ``self``.
 
         Above ``ann_threshold`` items this builds the HNSW graph, which takes a while
-        (FAISS uses its OpenMP threads).
+        (FAISS uses its OpenMP threads); ``exact`` leaves it to :meth:`rebuilt` (exact
+        search meanwhile: :attr:`needs_rebuild` is then true).
         """
         self.check_params()
         ids_arr = self._check_ids(ids, "ids")
-        return self._install(ids_arr, self._check_vectors(vectors, ids_arr, None), None)
+        vecs = self._check_vectors(vectors, ids_arr, None)
+        return self._install(ids_arr, vecs, None, exact=exact)
 
     def adopt(self, ids: Sequence[str], graph: Any) -> ItemIndex:
         """Like :meth:`build`, from an HNSW graph already built (one saved earlier):
@@ -337,17 +340,21 @@ class ItemIndex(Params):
             raise ValueError(f"graph holds {graph.ntotal} vectors; expected {len(ids_arr)}")
         return self._install(ids_arr, graph_vectors(graph), graph)
 
-    def _install(self, ids: np.ndarray, vecs: np.ndarray, graph: Any) -> ItemIndex:
-        state = self._make_state(ids, vecs, graph)
+    def _install(
+        self, ids: np.ndarray, vecs: np.ndarray, graph: Any, exact: bool = False
+    ) -> ItemIndex:
+        state = self._make_state(ids, vecs, graph, exact)
         with self._write_lock:
             self._state = state
             self._listeners = []
         return self
 
-    def _make_state(self, ids: np.ndarray, vecs: np.ndarray, graph: Any = None) -> _Snapshot:
+    def _make_state(
+        self, ids: np.ndarray, vecs: np.ndarray, graph: Any = None, exact: bool = False
+    ) -> _Snapshot:
         n, d = vecs.shape
         hnsw = graph
-        if hnsw is None and n > self.ann_threshold:
+        if hnsw is None and n > self.ann_threshold and not exact:
             import faiss
 
             hnsw = faiss.IndexHNSWFlat(d, int(self.m), faiss.METRIC_INNER_PRODUCT)
@@ -442,7 +449,7 @@ class ItemIndex(Params):
         main_hit = slots[slots < st.n_main]
         self._state = replace(
             st,
-            **self._main_masks(st, main_hit),
+            **main_masks(st, main_hit),
             slot_ids=slot_ids,
             n_slots=n_slots,
             delta_vectors=delta_vectors,
@@ -452,20 +459,6 @@ class ItemIndex(Params):
             loc=loc,
             n_live=st.n_live + len(fresh) + revived,
         )
-
-    @staticmethod
-    def _main_masks(st: _Snapshot, rows: np.ndarray) -> dict[str, Any]:
-        """The main-row fields of a snapshot with ``rows`` masked out as well."""
-        if not rows.size or not st.main_ok[rows].any():
-            return {}
-        main_ok = st.main_ok.copy()
-        main_ok[rows] = False
-        return {
-            "main_ok": main_ok,
-            "main_bits": np.packbits(main_ok, bitorder="little"),
-            "n_main_ok": int(np.count_nonzero(main_ok)),
-            "stale_rows": np.flatnonzero(~main_ok),
-        }
 
     def remove(self, ids: Sequence[str]) -> None:
         """Remove items at once. Unknown (or already removed) ids raise
@@ -487,7 +480,7 @@ class ItemIndex(Params):
             loc.update(dict.fromkeys(slots.tolist(), -1))
             self._state = replace(
                 st,
-                **self._main_masks(st, slots[slots < st.n_main]),
+                **main_masks(st, slots[slots < st.n_main]),
                 delta_ok=delta_ok,
                 loc=loc,
                 n_live=st.n_live - len(slots),
@@ -513,9 +506,12 @@ class ItemIndex(Params):
         else:
             self.remove(ids)
 
-    def rebuilt(self) -> ItemIndex:
+    def rebuilt(
+        self, make: Callable[[np.ndarray, np.ndarray], ItemIndex] | None = None
+    ) -> ItemIndex:
         """A fresh index (same parameters) of the live items: no delta, no masked rows,
         and the kind their number calls for. Slots are renumbered (make new masks).
+        ``make(ids, vectors)``, when given, makes it instead (from a saved graph, say).
 
         Safe to call from a background thread while searches and writes go on: writes
         made during the build are replayed onto the new index, and every write made to
@@ -536,9 +532,12 @@ class ItemIndex(Params):
             in_main = rows < 0
             vecs[in_main] = st.main.vectors[slots[in_main]]
             vecs[~in_main] = st.delta_vectors[rows[~in_main]]
-            new = ItemIndex(**self.get_params())
-            new.check_params()
-            new._state = new._make_state(st.slot_ids[slots], vecs)
+            if make is not None:
+                new = make(st.slot_ids[slots], vecs)
+            else:
+                new = ItemIndex(**self.get_params())
+                new.check_params()
+                new._state = new._make_state(st.slot_ids[slots], vecs)
         except BaseException:
             with self._write_lock:
                 self._listeners = [x for x in self._listeners if x is not journal]

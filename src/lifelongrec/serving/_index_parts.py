@@ -20,6 +20,7 @@ __all__ = [
     "graph_vectors",
     "check_queries",
     "check_vectors",
+    "main_masks",
 ]
 
 NO_SLOT = -1
@@ -239,3 +240,17 @@ def check_exclude(exclude: Any, m: int, single: bool) -> list[Any]:
     ):
         raise ParameterError("exclude", exclude, expected)
     return [() if x is None else x for x in exclude]
+
+
+def main_masks(st: _Snapshot, rows: np.ndarray) -> dict[str, Any]:
+    """The main-row fields of a snapshot with ``rows`` masked out as well."""
+    if not rows.size or not st.main_ok[rows].any():
+        return {}
+    main_ok = st.main_ok.copy()
+    main_ok[rows] = False
+    return {
+        "main_ok": main_ok,
+        "main_bits": np.packbits(main_ok, bitorder="little"),
+        "n_main_ok": int(np.count_nonzero(main_ok)),
+        "stale_rows": np.flatnonzero(~main_ok),
+    }

@@ -96,6 +96,10 @@ class IndexStore:
                 path.unlink(missing_ok=True)
         return True
 
+    def has(self, version: str) -> bool:
+        """Whether a graph of ``version`` is on disk (not whether it fits)."""
+        return all(p.exists() for p in self._paths(version))
+
     def load(
         self, version: str, index: ItemIndex, ids: np.ndarray, vectors: np.ndarray
     ) -> ItemIndex | None:

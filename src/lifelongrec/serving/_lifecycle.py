@@ -65,16 +65,17 @@ class ModelLifecycle:
         """See :func:`load_version`."""
         return load_version(self.registry, self.erasures, version)
 
-    def serve_champion(self) -> pd.DataFrame | None:
+    def serve_champion(self, lazy: bool = False) -> pd.DataFrame | None:
         """Make the registry's champion live unless it is already; returns the
-        catalogue read while installing it (``None`` when nothing changed)."""
+        catalogue read while installing it (``None`` when nothing changed). ``lazy``:
+        its saved retrieval graph is read back later (see :meth:`LiveSlot.build_index`)."""
         with self.locks.swap, self.locks.erase:
             version = self.registry.champion()
             current = self.slot.current
             if current is not None and version == current.version:
                 return None
             model, seq = self.load_version(version)
-            return self.slot.install(model, version, seq, self.users.follow)
+            return self.slot.install(model, version, seq, self.users.follow, lazy=lazy)
 
     # ------------------------------------------------------------------ the API
     def models(self) -> dict[str, Any]:

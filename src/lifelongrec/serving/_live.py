@@ -160,25 +160,34 @@ class LiveSlot:
         self.fresh: list[str] = []  # the newest catalogue entries, newest last
         self._refreshed_at = time.monotonic()
 
-    def build_index(self, model: Recommender, version: str | None = None) -> ItemIndex | None:
-        """A retrieval index over the model's item vectors (``None`` without vectors);
-        with an index store and the ``version``, its saved graph where it fits, else
-        built and saved for the next start."""
-        if not isinstance(model, VectorModel):
-            return None
-        ids, vectors = model.item_vectors()
+    def _new_index(self) -> ItemIndex:
         s = self.settings
-        index = ItemIndex(
+        return ItemIndex(
             ann_threshold=s.ann_threshold,
             m=s.hnsw_m,
             ef_search=s.hnsw_ef_search,
             exact_head=s.hnsw_exact_head,
             max_delta=s.max_delta,
         )
+
+    def build_index(
+        self, model: Recommender, version: str | None = None, lazy: bool = False
+    ) -> ItemIndex | None:
+        """A retrieval index over the model's item vectors (``None`` without vectors);
+        with an index store and the ``version``, its saved graph where it fits, else
+        built and saved for the next start. ``lazy`` (a start): where a saved graph of
+        the version is on disk, an exact index now, and the graph read back by the
+        next :meth:`compact_index` (the service answers meanwhile, by exact search)."""
+        if not isinstance(model, VectorModel):
+            return None
+        ids, vectors = model.item_vectors()
+        index = self._new_index()
         keep = self.index_store if version is not None else None
         if keep is not None:
             ids = np.asarray(ids, dtype=object)
             vectors = np.asarray(vectors, dtype=np.float32)
+            if lazy and len(ids) > index.ann_threshold and keep.has(version):
+                return index.build(ids, vectors, exact=True)
             loaded = keep.load(version, index, ids, vectors)
             if loaded is not None:
                 return loaded
@@ -187,8 +196,27 @@ class LiveSlot:
             keep.save(version, index)
         return index
 
+    def _from_saved(self, version: str) -> Callable[[np.ndarray, np.ndarray], ItemIndex]:
+        """``make(ids, vectors)`` for :meth:`ItemIndex.rebuilt`: the version's saved
+        graph where it fits, else a fresh graph, saved for the next start."""
+
+        def make(ids: np.ndarray, vectors: np.ndarray) -> ItemIndex:
+            loaded = self.index_store.load(version, self._new_index(), ids, vectors)
+            if loaded is not None:
+                return loaded
+            index = self._new_index().build(ids, vectors)
+            self.index_store.save(version, index)
+            return index
+
+        return make
+
     def install(
-        self, model: Recommender, version: str, seq: int, follow: Callable[[Recommender], None]
+        self,
+        model: Recommender,
+        version: str,
+        seq: int,
+        follow: Callable[[Recommender], None],
+        lazy: bool = False,
     ) -> pd.DataFrame:
         """Catch ``model`` up with the store's events after ``seq`` and make it live;
         ``follow(model)`` (:meth:`UserMemory.follow`) makes it hold the users in memory.
@@ -207,7 +235,7 @@ class LiveSlot:
                 break
             model.observe(missed[list(EVENT_COLUMNS)])
             seq = int(missed["seq"].iloc[-1])
-        index = self.build_index(model, version)
+        index = self.build_index(model, version, lazy=lazy)
         categories = categories_of(items)
         with self.locks.ingest:
             missed = store.read(after_seq=seq)
@@ -261,7 +289,9 @@ class LiveSlot:
         live = self.current
         if live.index is None or not live.index.needs_rebuild:
             return False
-        fresh = live.index.rebuilt()
+        saved = self.index_store is not None and live.index.kind == "exact"
+        # An exact index above the threshold after a lazy start: the saved graph.
+        fresh = live.index.rebuilt(self._from_saved(live.version) if saved else None)
         with self.locks.model:
             if self.current is live:  # masks belong to an index object: start afresh
                 self.current = dataclasses.replace(live, index=fresh, masks={})

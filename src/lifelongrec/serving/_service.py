@@ -260,7 +260,9 @@ class RecommenderService:
 
     def _load_champion(self) -> None:
         revision = self.store.item_revision  # the catalogue the champion is given
-        items = self._lifecycle.serve_champion()
+        # With background work on, a start answers once the model is in: a large
+        # catalogue's saved graph is read back by the housekeeping (exact search until).
+        items = self._lifecycle.serve_champion(lazy=self.config.learner.background)
         self._catalogue.follow_from(revision)
         self._erasures_seen = self.erasures.generation
         live = self._slot.current
