@@ -418,8 +418,9 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
     restart = ""
     if "restart_s" in res:
         restart = (
-            f"; stopped after the phases and started again on the same home (the saved "
-            f"graph read back), it answered /health {res['restart_s']:.1f} s after starting"
+            f"; stopped after the phases and started again on the same home (exact search "
+            "until the housekeeping has read the saved graph back), it answered /health "
+            f"{res['restart_s']:.1f} s after starting"
         )
     lines = [
         f"Setup: {meta['n_items']:,} synthetic items ({index_desc} index; ann_threshold "
