@@ -173,3 +173,15 @@ def test_the_store_feed_reads_the_store():
     feed = StoreFeed(Store())
     got, upto = feed.read(after_seq=4)
     assert upto == 5 and got["seq"].tolist() == [5] and feed.done(5) == 0
+
+
+def test_a_reader_far_behind_reads_the_store_page_after_page(store, bus):
+    """Nothing on the bus, the store far ahead: each read takes a full page and the
+    next one does not wait for the quiet-bus interval."""
+    feed = EventFeed(store, bus, store_every=3600)
+    write(store, bus, batch(25), publish=False)
+    seen, upto = [], 0
+    for _ in range(3):
+        got, upto = feed.read(after_seq=upto, limit=10, block_ms=0)
+        seen += got["seq"].tolist()
+    assert seen == list(range(1, 26)) and upto == 25

@@ -25,6 +25,7 @@ stream's key, ``lifelongrec:events`` when absent; every other part is redis-py's
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -314,7 +315,7 @@ class EventFeed:
         self._recover = group is not None  # first take: entries left unacknowledged
         self._held: list[Entry] = []  # taken, not yet given out
         self._given: list[tuple[str, int]] = []  # (entry id, last seq) given, not acked
-        self._looked = 0.0
+        self._looked = -math.inf  # the first quiet read looks at the store
         self.store_reads = 0  # how often the store filled a gap
         self.bus_events = 0  # events taken from the bus's entries
         if group is not None:
@@ -362,11 +363,14 @@ class EventFeed:
             # An entry that does not continue the cursor, or a quiet bus: the store is
             # read (it has everything, in order, without what was erased).
             self._looked = now
-            stored = self.store.read(after_seq=cursor, limit=max(limit - n, 1))
+            room = max(limit - n, 1)
+            stored = self.store.read(after_seq=cursor, limit=room)
             if len(stored):
                 self.store_reads += 1
                 parts.append(stored)
                 cursor = int(stored["seq"].iloc[-1])
+            if len(stored) >= room:
+                self._looked = -math.inf  # a full page: more to read, at the next call
             keep = []
             for entry in self._held:  # entries the store read covered are done
                 if entry.last <= cursor:
