@@ -284,3 +284,38 @@ def test_a_spawned_learner_is_followed_and_survives_sigkill(home, service_config
         service.close()
     assert not failures
     assert not link.running
+
+
+def test_a_store_outage_pauses_the_learner_without_counting_errors(
+    home, service_config, caplog, monkeypatch
+):
+    """While the store cannot be reached the learner says so once, waits a second
+    between tries and counts no failed rounds; it says when it learns again."""
+    import logging
+
+    from lifelongrec.data import StoreUnavailableError
+
+    service = _open(home, service_config)
+    learner = LearnerProcess(home)
+    calls, stop = [], threading.Event()
+    real = learner.step
+
+    def step(*args, **kwargs):
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            raise StoreUnavailableError("the event store is unavailable (a test)")
+        stop.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learner, "step", step)
+    try:
+        with caplog.at_level(logging.WARNING, logger="lifelongrec"):
+            learner.run(stop)
+    finally:
+        learner.close()
+        service.close()
+    assert len(calls) == 3 and calls[2] - calls[0] >= 1.9  # a second between tries
+    assert learner.counters["learner_errors"] == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("learning paused" in m for m in said) == 1
+    assert any("learning again" in m for m in said)

@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from lifelongrec.data import EventStore
+from lifelongrec.data import EventStore, StoreUnavailableError
 from lifelongrec.models import Recommender
 from lifelongrec.registry import ModelRegistry
 from lifelongrec.serving._bus_link import LearnerFeed
@@ -298,6 +298,7 @@ class LearnerProcess:
             os.nice(NICE)  # the API process comes first for the CPU
         share = float(self.config.learner.share)
         self.write_status()
+        down = False  # the store was unreachable at the last round
         while not stop.is_set():
             if parent is not None and os.getppid() != parent:
                 log.warning("the service that started this learner is gone; stopping")
@@ -305,6 +306,15 @@ class LearnerProcess:
             t0 = time.perf_counter()
             try:
                 busy = self.step()
+                if down:
+                    log.warning("the event store is back; learning again")
+                down = False
+            except StoreUnavailableError as exc:  # said once per outage; tried every second
+                if not down:
+                    log.warning("learning paused: %s", exc)
+                down = True
+                stop.wait(1.0)
+                continue
             except Exception:
                 log.exception("learner round failed")
                 self.counters["learner_errors"] += 1
