@@ -35,18 +35,27 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def _server_url(name: str, url: str, client: str, extra: str, reach) -> str:
+    """``url`` once ``reach(client_module)`` got an answer from the server there; else
+    the test skips, saying why (no client package, or no server)."""
+    module = pytest.importorskip(client, reason=f"{client} is not installed ({extra})")
+    try:
+        reach(module)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is the reason
+        pytest.skip(f"no {name} server at {url} ({str(exc).strip()[:120]})")
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The test server's URL; tests that need it skip, saying why, when it is absent."""
-    try:
-        import psycopg
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'lifelongrec[postgres]')")
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} ({str(exc).strip()[:120]})")
-    return POSTGRES_URL
+    return _server_url(
+        "PostgreSQL",
+        POSTGRES_URL,
+        "psycopg",
+        "pip install 'lifelongrec[postgres]'",
+        lambda psycopg: psycopg.connect(POSTGRES_URL, connect_timeout=3).close(),
+    )
 
 
 @pytest.fixture
@@ -67,15 +76,13 @@ REDIS_URL = os.environ.get("LIFELONGREC_TEST_REDIS", "redis://127.0.0.1:6379/0")
 @pytest.fixture(scope="session")
 def redis_server_url() -> str:
     """The test Redis server's URL; tests that need it skip, saying why, when it is absent."""
-    try:
-        import redis
-    except ImportError:
-        pytest.skip("redis-py is not installed (pip install 'lifelongrec[bus]')")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except (redis.RedisError, OSError) as exc:
-        pytest.skip(f"no Redis server at {REDIS_URL} ({str(exc)[:120]})")
-    return REDIS_URL
+    return _server_url(
+        "Redis",
+        REDIS_URL,
+        "redis",
+        "pip install 'lifelongrec[bus]'",
+        lambda redis: redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping(),
+    )
 
 
 @pytest.fixture

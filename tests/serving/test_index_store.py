@@ -120,12 +120,11 @@ def test_exact_indexes_are_not_saved_and_a_new_save_replaces_the_old(tmp_path):
     assert sorted(p.name for p in store.folder.iterdir()) == ["v000002.faiss", "v000002.json"]
 
 
-def test_a_restarted_service_serves_from_the_saved_graph(home, service_config):
-    """The second start reads the graph the first start saved (the file is not written
-    again) and answers as the first did."""
+def _first_start(home, cfg):
+    """Open the home once and close it: its version, ten users, their top 5 and the
+    graph file that start saved."""
     from lifelongrec.serving import RecommenderService
 
-    cfg = {**service_config, "ann_threshold": 10}
     first = RecommenderService.open(home, config=cfg)
     try:
         version = first.live_version
@@ -135,6 +134,16 @@ def test_a_restarted_service_serves_from_the_saved_graph(home, service_config):
         first.close()
     graph = home / INDEX_DIR / f"{version}.faiss"
     assert graph.exists()
+    return version, users, before, graph
+
+
+def test_a_restarted_service_serves_from_the_saved_graph(home, service_config):
+    """The second start reads the graph the first start saved (the file is not written
+    again) and answers as the first did."""
+    from lifelongrec.serving import RecommenderService
+
+    cfg = {**service_config, "ann_threshold": 10}
+    version, users, before, graph = _first_start(home, cfg)
     stamp = graph.stat().st_mtime_ns
     second = RecommenderService.open(home, config=cfg)
     try:
@@ -215,21 +224,14 @@ def test_an_exact_index_above_the_threshold_is_rebuilt_from_the_saved_graph(tmp_
 
 def test_a_start_with_background_work_answers_before_reading_the_graph(home, service_config):
     """With background work on, a start serves by exact search at once and the
-    housekeeping reads the saved graph back (not written again); with it off (tests,
-    notebooks) the graph is read before ``open`` returns, as before."""
+    housekeeping reads the saved graph back (not written again). (With it off the
+    graph is read before ``open`` returns: the test above.)"""
     import time
 
     from lifelongrec.serving import RecommenderService
 
     cfg = {**service_config, "ann_threshold": 10}
-    first = RecommenderService.open(home, config=cfg)
-    try:
-        version = first.live_version
-        users = sorted(first.live.model.known_users())[:10]
-        before = [[i["item_id"] for i in first.recommend(u, k=5)["items"]] for u in users]
-    finally:
-        first.close()
-    graph = home / INDEX_DIR / f"{version}.faiss"
+    version, users, before, graph = _first_start(home, cfg)
     stamp = graph.stat().st_mtime_ns
     lazy_cfg = {**cfg, "background": True, "learner_mode": "thread", "challenger_every": 10**9}
     second = RecommenderService.open(home, config=lazy_cfg, start=False)

@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 
 from lifelongrec._errors import LifelongrecError, ParameterError
 from lifelongrec.data._schema import EVENT_COLUMNS, make_events
+from lifelongrec.data._store_pg import pop_query, shown_url
 from lifelongrec.data._store_rows import _events_frame
 
 __all__ = [
@@ -137,16 +135,9 @@ class RedisEventBus:
             raise ParameterError("url", url, "a redis:// URL")
         import redis
 
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        streams = [v for k, v in query if k == "stream"]
-        self.stream = streams[-1] if streams and streams[-1] else _DEFAULT_STREAM
-        rest = urlencode([(k, v) for k, v in query if k != "stream"])
-        self._url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
-        netloc = parts.netloc
-        if "@" in netloc and ":" in netloc.split("@", 1)[0]:
-            netloc = f"{netloc.split(':', 1)[0]}:***@{netloc.split('@', 1)[1]}"
-        self.shown = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        self._url, stream = pop_query(url, "stream")
+        self.stream = stream or _DEFAULT_STREAM
+        self.shown = shown_url(url)
         self._redis = redis
         self._client = redis.Redis.from_url(
             self._url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=10
@@ -270,11 +261,6 @@ def _id(mid: Any) -> str:
     return mid.decode() if isinstance(mid, bytes) else str(mid)
 
 
-def consumer_name() -> str:
-    """A consumer name unique among live processes: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class EventFeed:
     """Stored events after a cursor, from the bus where its entries continue the cursor
     and from the store where they do not (see the module): what a reader takes is every
@@ -288,8 +274,9 @@ class EventFeed:
         ``None``: every entry (an API process following the others); else the consumer
         group's share, acknowledged by :meth:`done` once the events are learned.
     consumer
-        The consumer's name in ``group`` (one learner per home: a fixed name lets a
-        restarted one take its predecessor's unacknowledged entries).
+        The consumer's name in ``group`` (default: the group's name; one learner per
+        home under a fixed name lets a restarted one take its predecessor's
+        unacknowledged entries).
     drop
         ``drop(frame)`` -> a bool per row to leave out of what the bus gave (events of
         users erased since the entry was published: the store no longer has them), or
@@ -304,12 +291,12 @@ class EventFeed:
         store: Any,
         bus: RedisEventBus,
         group: str | None = None,
-        consumer: str = "",
+        consumer: str | None = None,
         drop: Callable[[pd.DataFrame], Any] | None = None,
         store_every: float = 0.5,
     ) -> None:
         self.store, self.bus, self.group, self.drop = store, bus, group, drop
-        self.consumer = consumer or consumer_name()
+        self.consumer = consumer or group or ""
         self.store_every = float(store_every)
         self._after_id = bus.last_id() if group is None else ""
         self._recover = group is not None  # first take: entries left unacknowledged

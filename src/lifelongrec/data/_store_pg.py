@@ -46,6 +46,7 @@ __all__ = [
     "StoreUnavailableError",
     "is_store_url",
     "open_store",
+    "pop_query",
     "shown_url",
 ]
 
@@ -118,7 +119,7 @@ class _Connection:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         cur = self.raw.execute(_pg_sql(sql), tuple(args))
-        if cur.rowcount > 0:
+        if cur.description is None and cur.rowcount > 0:  # rows changed, not rows read
             self.total_changes += cur.rowcount
         return cur
 
@@ -142,19 +143,28 @@ class _Connection:
         self.raw.close()
 
 
+def pop_query(url: str, key: str) -> tuple[str, str | None]:
+    """``url`` without the query parameter ``key`` (which its client would not know),
+    and that parameter's value (the last one given; ``None`` when absent)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    values = [v for k, v in query if k == key]
+    rest = urlencode([(k, v) for k, v in query if k != key])
+    return (
+        urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)),
+        values[-1] if values else None,
+    )
+
+
 def _split_url(url: str) -> tuple[str, str, str]:
     """``(conninfo, schema, shown)``: the URL libpq takes, the schema, and the URL with
     its password hidden (for messages)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [v for k, v in query if k == "schema"]
-    schema = schemas[-1] if schemas else _DEFAULT_SCHEMA
+    conninfo, schema = pop_query(url, "schema")
+    schema = _DEFAULT_SCHEMA if schema is None else schema
     if not schema or not schema.replace("_", "a").isalnum() or schema[0].isdigit():
         raise ParameterError(
             "schema", schema, "a PostgreSQL schema name of letters, digits and _ (not first)"
         )
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
     return conninfo, schema.lower(), shown_url(url)
 
 
@@ -342,16 +352,11 @@ class PostgresEventStore(EventStore):
 
     def _after_erasure(self) -> None:
         """Let VACUUM mark the erased rows' space for reuse (their bytes stay in the
-        table files until it is reused; ``VACUUM FULL`` rewrites the tables)."""
-        import psycopg
-
-        with self._call(), self._write_lock:
-            try:
-                self._usable_writer()
-                for table in ("events", "event_requests", "impressions"):
-                    self._writer.execute(f"VACUUM {table}")
-            except psycopg.OperationalError as exc:
-                raise self._unavailable(exc) from None
+        table files until it is reused; ``VACUUM FULL`` rewrites the tables). On a read
+        connection: writes go on meanwhile (VACUUM takes no lock that blocks them)."""
+        with self._reading() as conn:
+            for table in ("events", "event_requests", "impressions"):
+                conn.execute(f"VACUUM {table}")
 
     def drop(self) -> None:
         """Delete the store: its schema and every table in it (for tests and tear-down)."""

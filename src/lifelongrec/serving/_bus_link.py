@@ -60,9 +60,7 @@ def erased_rows_of(erasures: ErasureLog):  # noqa: ANN201 (a filter for EventFee
         erasures.refresh()
         if not erasures.generation:
             return np.zeros(len(frame), dtype=bool)
-        return np.asarray(
-            erasures.erased_rows(frame["user_id"], frame["seq"], erasures.since(0)), dtype=bool
-        )
+        return np.asarray(erasures.erased_rows(frame["user_id"], frame["seq"]), dtype=bool)
 
     return rows
 

@@ -189,9 +189,18 @@ class ErasureLog:
         wanted = {d for d, s in latest.items() if s > after_seq}
         return [u for u in user_ids if self.digest(u) in wanted]
 
-    def erased_rows(self, user_ids: Iterable[str], seqs: Iterable[int], digests: dict[str, int]):
-        """A bool per event: its user is in ``digests`` (from :meth:`since`) and the
-        event lies below that erasure (it was erased from the store)."""
+    def erased_rows(
+        self,
+        user_ids: Iterable[str],
+        seqs: Iterable[int],
+        digests: dict[str, int] | None = None,
+    ):
+        """A bool per event: its user is in ``digests`` (from :meth:`since`; ``None``:
+        every erasure logged) and the event lies below that erasure (it was erased from
+        the store)."""
+        if digests is None:
+            with self._lock:
+                digests = dict(self._latest)
         cache: dict[str, int | None] = {}
         out = []
         for u, s in zip(user_ids, seqs, strict=True):

@@ -234,7 +234,6 @@ class Ingestion:
                     "event_types lists the accepted types)",
                 )
         frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
-        seqs = np.zeros(0, dtype=np.int64)
         with self.locks.ingest:
             before = self.store.last_seq
             result = self.store.append(frame, event_ids, request_ids)
