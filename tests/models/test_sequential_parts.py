@@ -107,6 +107,61 @@ def test_history_store_append_equals_merge_and_forgets_items():
     assert one.n_users == 5 and not one.arrays["items"][0].any()
 
 
+def test_history_store_grows_in_place_without_aliasing_copies():
+    stored = _events([0, 1, 1], [1, 2, 3], [10, 20, 30])
+    stored["gap"] = gap_buckets(stored["user"], stored["ts"], 8)
+    one = HistoryStore.from_events(stored, 2, 4)
+    before = {k: v.copy() for k, v in one.arrays.items()}
+    for n in (3, 4, 9, 10, 40):  # within the room kept, and beyond it
+        one.grow(n)
+        assert one.n_users == n
+        for key, m in one.arrays.items():
+            np.testing.assert_array_equal(m[:2], before[key])
+            assert not m[2:].any()
+    one.merge(_events([5, 39], [4, 5], [40, 50]), 8)  # writes reach the grown rows
+    assert one.read(np.array([5, 39]))["item"].tolist() == [4, 5]
+    other = copy.deepcopy(one)  # a copy (a challenger's model) grows on its own
+    other.merge(_events([39], [6], [60]), 8)
+    other.grow(45)
+    one.grow(45)
+    one.merge(_events([42], [7], [70]), 8)
+    assert one.read(np.array([39, 42]))["item"].tolist() == [5, 7]
+    assert other.read(np.array([39, 42]))["item"].tolist() == [5, 6]
+
+
+@pytest.mark.parametrize("encoder", ["sasrec", "hstu"])
+def test_a_users_vector_is_the_same_whatever_the_batch_beside_it(world, encoder):
+    """The encoder cuts the columns that are padding in every row of a batch (a short
+    history alone, or a batch of them, costs less); what a user gets must not change."""
+    model = SequentialRecommender(**{**TINY, "encoder": encoder, "epochs": 2}).fit(world)
+    t = int(world.events["timestamp"].max())
+    items = model.known_items()
+    model.observe(make_events(["short", "short", "one"], items[:3], [t + 1, t + 2, t + 3]))
+    full = model.known_users()[0]  # max_len stored events
+    assert np.count_nonzero(model.user_state([full])["items"]) == TINY["max_len"]
+    state = model.user_state(["short", "one", full])
+    together = model.encode_state(state)
+    for j, user in enumerate(["short", "one", full]):
+        alone = model.encode_state(model.user_state([user]))
+        np.testing.assert_allclose(alone[0], together[j], rtol=1e-5, atol=1e-6)
+    pair = model.encode_state(model.user_state(["short", "one"]))  # cut to 2 columns
+    np.testing.assert_allclose(pair, together[:2], rtol=1e-5, atol=1e-6)
+
+
+def test_a_new_user_leaves_the_item_ids_alone_and_a_new_item_the_user_ids(world, fitted):
+    """Only the side whose rows changed is read again from the lifecycle: at a million
+    items, copying every item id for each new user's first event cost milliseconds."""
+    model = copy.deepcopy(fitted)
+    t = int(world.events["timestamp"].max()) + 1
+    items, users = model.item_ids_, model.user_ids_
+    model.observe(make_events(["newcomer"], [model.known_items()[0]], [t]))
+    assert model.item_ids_ is items and "newcomer" in model.user_ids_.tolist()
+    users = model.user_ids_
+    model.observe(make_events(["newcomer"] * 2, ["brand-new"] * 2, [t + 1, t + 2]))
+    assert model.user_ids_ is users and "brand-new" in model.item_ids_.tolist()
+    assert model.recommend("newcomer", k=3)[0].size == 3
+
+
 # ------------------------------------------------------------ row lifecycle
 def test_row_lifecycle_returns_what_it_changed():
     ev = make_events(["u", "v", "v"], ["a", "b", "b"], [0, 10, 20])

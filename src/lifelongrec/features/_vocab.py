@@ -320,11 +320,12 @@ class IdVocabulary(Params):
         batch_rows = np.empty(0, np.int64)
         uniq = np.empty(0, object)
         if len(arr):
-            grouped = pd.DataFrame({"id": arr, "ts": ts}).groupby("id", sort=False)["ts"]
-            agg = grouped.agg(["size", "max"])
-            uniq = agg.index.to_numpy(dtype=object)
-            cnt = agg["size"].to_numpy(np.int64)
-            newest = agg["max"].to_numpy(np.int64)
+            # Per distinct id, in order of first appearance: count and newest time.
+            codes, uniq = pd.factorize(arr)
+            uniq = np.asarray(uniq, dtype=object)
+            cnt = np.bincount(codes, minlength=len(uniq)).astype(np.int64)
+            newest = np.full(len(uniq), np.iinfo(np.int64).min, np.int64)
+            np.maximum.at(newest, codes, np.asarray(ts, np.int64))
             index = self._index
             rows = np.fromiter((index.get(i, -1) for i in uniq), np.int64, len(uniq))
             known = rows >= 0

@@ -24,6 +24,7 @@ from lifelongrec._params import check_bool
 from lifelongrec.data import EventStore, make_items
 from lifelongrec.serving._capabilities import discard_online_material
 from lifelongrec.serving._config import LimitSettings
+from lifelongrec.serving._details import ItemDetails
 from lifelongrec.serving._live import LiveSlot
 from lifelongrec.serving._shared import Locks, Timings
 
@@ -104,7 +105,9 @@ class Catalogue:
         limits: LimitSettings,
         locks: Locks,
         timings: Timings,
+        details: ItemDetails,
     ) -> None:
+        self.details = details  # titles kept for answers: upserted ones are forgotten
         self.slot = slot
         self.store = store
         self.limits = limits
@@ -156,6 +159,7 @@ class Catalogue:
         frame = frame[~frame["item_id"].duplicated(keep="last")].reset_index(drop=True)
         check_bool("wait", wait)
         written = self.store.upsert_items(frame)  # durable before anything else
+        self.details.forget(frame["item_id"])
         n_new, n_updated = written
         ticket = self._queue(frame, own=written.revision)
         if wait:
@@ -198,6 +202,7 @@ class Catalogue:
             self._own = {r for r in own if r > reached}
         self._revision = reached
         frame = frame.loc[theirs].drop(columns="revision").reset_index(drop=True)
+        self.details.forget(frame["item_id"])
         if len(frame):
             self._queue(frame)
         return len(frame)

@@ -18,6 +18,7 @@ from typing import Any
 
 from lifelongrec.data import EventStore
 from lifelongrec.serving._config import ServiceConfig
+from lifelongrec.serving._details import ItemDetails
 from lifelongrec.serving._ingest import Ingestion, UserMemory
 from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveSlot
@@ -47,7 +48,9 @@ class ChallengerLoader:
         store: EventStore,
         config: ServiceConfig,
         locks: Locks,
+        details: ItemDetails,
     ) -> None:
+        self.details = details
         self.lifecycle = lifecycle
         self.ingestion = ingestion
         self.store = store
@@ -69,7 +72,8 @@ class ChallengerLoader:
             items = slot.install(model, version, seq, follow)
         users.reset(model, self.store.user_last_seqs())
         slot.set_fresh(items)
-        return Challenger(version, slot, users, Queries(slot, users, self.store, self.locks))
+        queries = Queries(slot, users, self.store, self.locks, self.details)
+        return Challenger(version, slot, users, queries)
 
     def drop(self, challenger: Challenger) -> None:
         """Stop feeding it events (it is garbage once no request holds it)."""

@@ -689,9 +689,10 @@ class ItemIndex(Params):
                     if rows is None:
                         row[ex] = -np.inf
                     else:
-                        pos = np.searchsorted(rows, ex)
-                        pos = pos[pos < len(rows)]
-                        row[pos[np.isin(rows[pos], ex)]] = -np.inf
+                        pos = np.searchsorted(rows, ex)  # rows and ex sorted, distinct
+                        ok = pos < len(rows)
+                        pos = pos[ok]
+                        row[pos[rows[pos] == ex[ok]]] = -np.inf
                 c = _candidates(row, k)
                 cands[qi].append((c if rows is None else rows[c], row[c]))
 

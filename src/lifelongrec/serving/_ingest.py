@@ -16,7 +16,9 @@ back (an event, or a recommendation request).
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,9 +34,38 @@ from lifelongrec.serving._live import LiveSlot
 from lifelongrec.serving._shared import Locks
 from lifelongrec.training import online_events
 
-__all__ = ["Ingestion", "UserMemory"]
+__all__ = ["OBSERVE_PART", "Ingestion", "UserMemory", "observe_parts"]
 
 log = logging.getLogger("lifelongrec.serving")
+
+#: Events the live model observes per hold of the model lock (about a millisecond).
+OBSERVE_PART = 128
+
+
+def observe_parts(model: Recommender, events: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """``events`` in parts of about ``size`` events for :meth:`Recommender.observe`, each
+    user's events (in their order) in one part. Events of users the model does not
+    hold, and of every user with an event on an item it does not hold, come first and
+    together: observing them grows the model's tables, a cost paid per call."""
+    n = len(events)
+    if n <= size:
+        return [events]
+    inverse, users = pd.factorize(events["user_id"].to_numpy(dtype=object))
+    growing = np.asarray(model.user_rows(users.tolist())) < 0
+    index = model.item_index_
+    items = events["item_id"].to_numpy(dtype=object)
+    unknown = np.fromiter((i not in index for i in items), bool, n)
+    growing[inverse[unknown]] = True
+    grows = growing[inverse]
+    # Whole users into consecutive parts (a user's part is where the running count of
+    # the events before it falls); the growing events first, as part -1.
+    counts = np.bincount(inverse[~grows], minlength=len(users))
+    part_of = (np.cumsum(counts) - counts) // size
+    key = np.where(grows, -1, part_of[inverse])
+    order = np.argsort(key, kind="stable")  # stable: each user's events keep their order
+    ordered = events.iloc[order]
+    cuts = [0, *(np.flatnonzero(np.diff(key[order])) + 1).tolist(), n]
+    return [ordered.iloc[a:b] for a, b in itertools.pairwise(cuts)]
 
 
 class UserMemory:
@@ -378,8 +409,13 @@ class Ingestion:
                 now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
                 self.counters["users_restored"] += int((had > now.fillna(0)).sum())
             written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
-        with self.locks.model:
-            live.model.observe(written)
-            discard_online_material(live.model)
-            live.forget_vectors(users)
+        # In parts, the model lock taken for each: a request waits for one part, not
+        # for the batch (each user's events stay together, so a user changes at once).
+        for j, part in enumerate(observe_parts(live.model, written, OBSERVE_PART)):
+            if j:
+                time.sleep(0)  # lets a request waiting for the lock take it (no barging)
+            with self.locks.model:
+                live.model.observe(part)
+                discard_online_material(live.model)
+                live.forget_vectors(part["user_id"].unique().tolist())
         memory.touch(users)

@@ -20,6 +20,7 @@ from lifelongrec._params import check_k
 from lifelongrec.data import EventStore
 from lifelongrec.models import Recommender
 from lifelongrec.serving._capabilities import VectorModel
+from lifelongrec.serving._details import ItemDetails
 from lifelongrec.serving._ingest import UserMemory
 from lifelongrec.serving._live import LiveModel, LiveSlot, popularity
 from lifelongrec.serving._shared import Locks
@@ -43,11 +44,19 @@ def _user_items(model: Recommender, row: int) -> np.ndarray:
 class Queries:
     """Read-only answers from the live model (see the module docstring)."""
 
-    def __init__(self, slot: LiveSlot, users: UserMemory, store: EventStore, locks: Locks) -> None:
+    def __init__(
+        self,
+        slot: LiveSlot,
+        users: UserMemory,
+        store: EventStore,
+        locks: Locks,
+        details: ItemDetails,
+    ) -> None:
         self.slot = slot
         self.users = users
         self.store = store
         self.locks = locks
+        self.details = details
 
     def recommend(
         self,
@@ -184,10 +193,9 @@ class Queries:
     def add_details(self, items: list[dict[str, Any]]) -> None:
         """Each answer item's title and categories from the catalogue (``None`` and
         ``[]`` for an item without a catalogue entry)."""
-        found = self.store.item_details([i["item_id"] for i in items])
+        found = self.details.get([i["item_id"] for i in items])
         for item in items:
-            title, cats = found.get(item["item_id"], (None, []))
-            item["title"], item["categories"] = title, list(cats)
+            item["title"], item["categories"] = found[item["item_id"]]
 
     def item(self, item_id: str) -> dict[str, Any]:
         """See :meth:`RecommenderService.item`."""

@@ -101,6 +101,7 @@ from lifelongrec.serving._bus_link import BusLink, shown_config
 from lifelongrec.serving._catalogue import Catalogue
 from lifelongrec.serving._challengers import ChallengerLoader
 from lifelongrec.serving._config import STANDARD_EVENT_TYPES, ServiceConfig
+from lifelongrec.serving._details import ItemDetails
 from lifelongrec.serving._erasure import (
     ErasureLog,
     RegistryScrubber,
@@ -168,8 +169,11 @@ class RecommenderService:
         self._ingestion = Ingestion(
             self._slot, self._users, self.store, config.limits, locks, counters
         )
-        self._queries = Queries(self._slot, self._users, self.store, locks)
-        self._catalogue = Catalogue(self._slot, self.store, config.limits, locks, self.timings)
+        details = ItemDetails(self.store)
+        self._queries = Queries(self._slot, self._users, self.store, locks, details)
+        self._catalogue = Catalogue(
+            self._slot, self.store, config.limits, locks, self.timings, details
+        )
         self._scrubber = RegistryScrubber(
             home, self.registry, self.erasures, locks.erase, counters, self.timings
         )
@@ -188,7 +192,9 @@ class RecommenderService:
         self._erasures_seen = 0
         self._bus = BusLink.open(config, self.store, self._ingestion, self.erasures)
         self._follower = StoreFollower(self.follow_store, self._bus and self._bus.interval)
-        loader = ChallengerLoader(self._lifecycle, self._ingestion, self.store, config, locks)
+        loader = ChallengerLoader(
+            self._lifecycle, self._ingestion, self.store, config, locks, details
+        )
         self._experiments = Experiments(home, self.registry, loader, self.promote, config)
 
     # ------------------------------------------------------------------ opening

@@ -50,6 +50,9 @@ class HistoryStore:
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
+        # ``arrays`` are the first ``n_users`` rows of these (zeros beyond): :meth:`grow`
+        # adds rows without copying every stored row each time.
+        self._room = arrays
 
     @classmethod
     def from_events(cls, ev: Events, n_users: int, max_len: int) -> HistoryStore:
@@ -85,9 +88,10 @@ class HistoryStore:
     def write(self, ev: Events, users: np.ndarray) -> None:
         """Replace the rows of ``users`` by the last ``max_len`` of their events ``ev``
         (grouped by user in time order, with ``gap``; no other user's events)."""
-        slot = np.full(self.n_users, -1, dtype=np.int64)
-        slot[users] = np.arange(len(users))
-        for key, m in _aligned(ev, slot[ev["user"]], len(users), self.max_len).items():
+        users = np.asarray(users, dtype=np.int64)
+        by = np.argsort(users, kind="stable")
+        slot = by[np.searchsorted(users[by], ev["user"])]  # each event's place in users
+        for key, m in _aligned(ev, slot, len(users), self.max_len).items():
             self.arrays[key][users] = m
 
     def merge(self, new: Events, n_time_buckets: int) -> Events:
@@ -120,10 +124,19 @@ class HistoryStore:
 
     def grow(self, n_users: int) -> None:
         """Empty rows for new users up to ``n_users``."""
-        extra = n_users - self.n_users
-        if extra > 0:
-            for key, m in self.arrays.items():
-                self.arrays[key] = np.concatenate([m, np.zeros((extra, m.shape[1]), m.dtype)])
+        n = self.n_users
+        if n_users <= n:
+            return
+        room = self._room
+        if any(self.arrays[k].base is not room[k] for k in room) or n_users > len(room["items"]):
+            # A quarter more than asked: a stream of new users copies the rows rarely.
+            cap = n_users + n_users // 4 + 64
+            room = {
+                k: np.concatenate([m, np.zeros((cap - n, m.shape[1]), m.dtype)])
+                for k, m in self.arrays.items()
+            }
+            self._room = room
+        self.arrays = {k: m[:n_users] for k, m in room.items()}
 
     def clear(self, users: np.ndarray) -> None:
         """Forget the stored events of the user rows ``users``."""

@@ -642,8 +642,16 @@ def encode_users(
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(rows), batch):
         r = rows[start : start + batch]
+        items = inputs["items"][r]
+        # Columns that are padding in every row change no output (positions count from
+        # the right, padded keys are masked): cut them, attention is quadratic in L.
+        used = (items != 0).any(axis=0)
+        first = min(int(used.argmax()) if used.any() else items.shape[1], items.shape[1] - 1)
         out = module.last(
-            *(torch.as_tensor(inputs[k][r], device=device) for k in ("items", "types", "gaps"))
+            *(
+                torch.as_tensor(a[:, first:], device=device)
+                for a in (items, inputs["types"][r], inputs["gaps"][r])
+            )
         )
         for key, value in out.items():
             parts.setdefault(key, []).append(value.cpu().numpy())
