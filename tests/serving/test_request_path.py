@@ -13,6 +13,7 @@ from lifelongrec.data import make_events, make_items
 from lifelongrec.serving import RecommenderService
 from lifelongrec.serving._details import ItemDetails
 from lifelongrec.serving._ingest import observe_parts
+from lifelongrec.serving._live import popularity
 
 TS = 2_000_000_000
 
@@ -185,3 +186,26 @@ def test_an_upsert_in_another_replica_reaches_the_titles_when_followed(home, ser
     finally:
         a.close()
         b.close()
+
+
+# ------------------------------------------------------------ cold-start ranking
+class _Rows:
+    """What ``popularity`` reads of a model: ids per row, counts, the id -> row index."""
+
+    def __init__(self, ids, counts, free=()):
+        self.item_ids_ = np.asarray(ids, dtype=object)
+        self.item_counts_ = np.asarray(counts, dtype=float)
+        self.item_index_ = {i: r for r, i in enumerate(ids) if r not in set(free)}
+
+
+@pytest.mark.parametrize("free", [(), (1, 4)])
+def test_popularity_ranks_the_rows_holding_an_item(free):
+    rng = np.random.default_rng(3)
+    ids = [f"i{j}" for j in range(40)]
+    counts = rng.integers(0, 6, 40).astype(float)
+    counts[[1, 4]] = 99  # free rows keep stale counts: they must not rank
+    model = _Rows(ids, counts, free)
+    live = [r for r in range(40) if r not in free]
+    want = sorted(live, key=lambda r: (-counts[r], r))[:12]
+    assert popularity(model, 12) == [(ids[r], float(counts[r])) for r in want]
+    assert len(popularity(model, None)) == len(live)

@@ -96,8 +96,12 @@ def popularity(model: Recommender, top: int | None) -> list[tuple[str, float]]:
     """The live items by event count, most first (ties: row order), the first ``top``."""
     ids = np.asarray(model.item_ids_, dtype=object)
     counts = np.asarray(model.item_counts_, dtype=np.float64)[: len(ids)]
-    live = np.zeros(len(ids), dtype=bool)  # rows that hold an item (free rows do not)
-    live[np.fromiter(model.item_index_.values(), np.int64, len(model.item_index_))] = True
+    index = model.item_index_
+    if len(index) >= len(ids):  # every row holds an item: no walk over a million rows
+        live = np.ones(len(ids), dtype=bool)
+    else:  # rows that hold an item (free rows do not)
+        live = np.zeros(len(ids), dtype=bool)
+        live[np.fromiter(index.values(), np.int64, len(index))] = True
     counts = np.where(live, counts, -np.inf)
     n = int(live.sum()) if top is None else min(int(top), int(live.sum()))
     if n == 0:
