@@ -31,8 +31,9 @@ def _batch(model, n_known_users=30, per_user=5, new_users=3):
         ]
     rows += [(f"new-user-{j}", items[j], TS + 10_000 + j) for j in range(new_users)]
     rows.append((users[4], "never-seen-item", TS + 20_000))  # this user grows the model too
-    order = rng.permutation(len(rows))  # users interleaved, each user's events in time order
-    rows = sorted((rows[i] for i in order), key=lambda r: r[2] % 7)  # shuffled across users
+    # Shuffled: users interleave, and a user's events are not in time order (the
+    # model orders them; the parts must keep the order they came in).
+    rows = [rows[i] for i in rng.permutation(len(rows))]
     frame = make_events(*(list(c) for c in zip(*rows, strict=True)))
     return frame, users
 
