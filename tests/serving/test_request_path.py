@@ -65,9 +65,15 @@ def test_observing_in_parts_gives_the_state_observing_at_once_gives(service):
     whole = copy.deepcopy(service.live_model)
     parts = copy.deepcopy(service.live_model)
     frame, _ = _batch(whole)
+    index = whole.item_index_
+    before = {i: float(whole.item_counts_[index[i]]) for i in whole.known_items()}
     whole.observe(frame)
     for part in observe_parts(parts, frame, 16):
         parts.observe(part)
+    added = frame["item_id"].value_counts()  # counted independently
+    for model in (whole, parts):
+        for item, n in added.items():
+            assert model.item_counts_[model.item_index_[item]] == before.get(item, 0) + n, item
     users = sorted(set(frame["user_id"]))
     assert whole.known_users() and sorted(whole.known_users()) == sorted(parts.known_users())
     assert sorted(whole.known_items()) == sorted(parts.known_items())

@@ -276,7 +276,8 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         self.user_items_ = X.tocsr()
         counts = np.zeros(shape[1])
         counts[:n_items_before] = self.item_counts_
-        self.item_counts_ = counts + self._item_event_counts(ev)
+        np.add.at(counts, self._event_cells(ev)[1], 1.0)  # the batch's events only
+        self.item_counts_ = counts
         trains = learn and plan.get("passes", 1) != 0
         teacher = None
         if trains and len(ev) > 0 and self.distill_weight > 0:
