@@ -202,8 +202,8 @@ class Catalogue:
             self._own = {r for r in own if r > reached}
         self._revision = reached
         frame = frame.loc[theirs].drop(columns="revision").reset_index(drop=True)
-        self.details.forget(frame["item_id"])
         if len(frame):
+            self.details.forget(frame["item_id"])
             self._queue(frame)
         return len(frame)
 

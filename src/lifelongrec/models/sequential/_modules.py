@@ -646,7 +646,7 @@ def encode_users(
         # Columns that are padding in every row change no output (positions count from
         # the right, padded keys are masked): cut them, attention is quadratic in L.
         used = (items != 0).any(axis=0)
-        first = min(int(used.argmax()) if used.any() else items.shape[1], items.shape[1] - 1)
+        first = int(used.argmax()) if used.any() else items.shape[1] - 1  # keep one column
         out = module.last(
             *(
                 torch.as_tensor(a[:, first:], device=device)
