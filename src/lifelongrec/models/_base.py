@@ -189,7 +189,7 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
         self.user_items_ = X.tocsr()
         counts = np.zeros(shape[1])
         counts[:n_items_before] = self.item_counts_
-        counts += self._item_event_counts(ev)
+        self._add_event_counts(counts, ev)
         self.item_counts_ = counts
         self._partial_fit(delta, data, n_users_before, n_items_before)
         return self

@@ -132,6 +132,11 @@ class VocabularyMixin:
         _, cols = self._event_cells(events)
         return np.bincount(cols, minlength=len(self.item_ids_)).astype(np.float64)
 
+    def _add_event_counts(self, counts: np.ndarray, events: pd.DataFrame) -> None:
+        """Add the events with a row to ``counts`` (a fresh ``(n_items,)`` array) in
+        place: the batch's events only, not a pass over the catalogue."""
+        np.add.at(counts, self._event_cells(events)[1], 1.0)
+
     def _matrix(self, events: pd.DataFrame) -> sp.csr_matrix:
         """Binary user x item matrix of ``events`` on the current vocabularies (events
         whose user or item has no row are not in it)."""

@@ -276,7 +276,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         self.user_items_ = X.tocsr()
         counts = np.zeros(shape[1])
         counts[:n_items_before] = self.item_counts_
-        np.add.at(counts, self._event_cells(ev)[1], 1.0)  # the batch's events only
+        self._add_event_counts(counts, ev)
         self.item_counts_ = counts
         trains = learn and plan.get("passes", 1) != 0
         teacher = None
