@@ -33,6 +33,7 @@ from lifelongrec.registry import RegistryError
 from lifelongrec.serving._auth import KeyRing, cookie_key, key_problem, request_key
 from lifelongrec.serving._metrics import ServiceMetrics
 from lifelongrec.serving._service import RecommenderService, ServiceError
+from lifelongrec.serving._shared import GATED_READS, ReadGate
 from lifelongrec.serving.routers import (
     dashboard,
     events,
@@ -228,12 +229,14 @@ class CatchAll:
 
 
 class Timed:
-    """Request latency per route template into the metrics (a plain ASGI middleware:
-    no extra task or thread per request)."""
+    """Request latency per route template into the metrics, and the serving reads in
+    flight counted in ``reads`` (ingestion gives way to them: :class:`ReadGate`). A
+    plain ASGI middleware: no extra task or thread per request."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, reads: ReadGate) -> None:
         self.app = app
         self.metrics = metrics
+        self.reads = reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,9 +251,15 @@ class Timed:
                 status = int(message["status"])
             await send(message)
 
+        read = scope.get("method") == "GET" and scope.get("path", "").startswith(GATED_READS)
+        gate = self.reads if read else None
+        if gate is not None:
+            gate.enter()
         try:
             await self.app(scope, receive, sending)
         finally:
+            if gate is not None:
+                gate.exit()
             route = scope.get("route")
             method = scope.get("method", "")
             self.metrics.observe(
@@ -457,5 +466,5 @@ def create_app(
     app.add_middleware(BodyLimit, limit=int(max_body_bytes))
     app.add_middleware(KeyFirst, keys=keys)
     app.add_middleware(CatchAll)
-    app.add_middleware(Timed, metrics=app.state.metrics)
+    app.add_middleware(Timed, metrics=app.state.metrics, reads=service.read_gate)
     return app

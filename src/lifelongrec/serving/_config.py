@@ -306,15 +306,22 @@ class GateSettings(_Group):
 
 @dataclass
 class LimitSettings(_Group):
-    """Request sizes.
+    """Request sizes, and the priority of reads over writes.
 
     Attributes
     ----------
     max_batch
         Most events (or catalogue items) in one ``ingest`` (``upsert_items``) call.
+    read_priority_ms
+        Longest one step of ingestion (the store write, each part the live model
+        observes) waits for the serving reads in flight (GET ``/users/...`` and
+        ``/items/...``) to finish, in milliseconds; ``0``: ingestion never waits. Reads
+        then never share the interpreter with a batch of events, which is what keeps
+        the recommendation tail short under a steady event feed (docs/service.md).
     """
 
     max_batch: int = _setting(10_000, _integer(1))
+    read_priority_ms: float = _setting(20.0, _NON_NEGATIVE)
 
 
 @dataclass

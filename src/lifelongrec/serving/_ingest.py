@@ -265,6 +265,7 @@ class Ingestion:
                     "event_types lists the accepted types)",
                 )
         frame = pd.DataFrame({c: cols[c] for c in EVENT_COLUMNS})
+        self._give_way()
         with self.locks.ingest:
             before = self.store.last_seq
             result = self.store.append(frame, event_ids, request_ids)
@@ -289,6 +290,15 @@ class Ingestion:
             "n_duplicates": int(result.n_duplicates),
             "last_seq": int(result.last_seq),
         }
+
+    def _give_way(self) -> bool:
+        """Before a step: wait for the serving reads in flight (see
+        :class:`~lifelongrec.serving._shared.ReadGate`); whether it waited."""
+        waited = self.locks.reads.give_way()
+        if waited:
+            self.counters["ingest_read_waits"] += 1
+            self.counters["ingest_read_wait_seconds"] += waited
+        return waited > 0
 
     def _publish(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
         """Publish the rows just written on the bus. A failure is
@@ -412,7 +422,7 @@ class Ingestion:
         # In parts, the model lock taken for each: a request waits for one part, not
         # for the batch (each user's events stay together, so a user changes at once).
         for j, part in enumerate(observe_parts(live.model, written, OBSERVE_PART)):
-            if j:
+            if not self._give_way() and j:
                 time.sleep(0)  # lets a request waiting for the lock take it (no barging)
             with self.locks.model:
                 live.model.observe(part)

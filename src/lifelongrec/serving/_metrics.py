@@ -97,6 +97,8 @@ class _ServiceCollector:
             ("bus_published", "Stored event batches published on the event bus"),
             ("bus_publish_errors", "Publishes on the event bus that failed (stored all the same)"),
             ("bus_events_in", "Events other processes stored, taken in from the event bus"),
+            ("ingest_read_waits", "Ingestion steps that waited for serving reads in flight"),
+            ("ingest_read_wait_seconds", "Seconds ingestion steps waited for serving reads"),
         ):
             yield GaugeMetricFamily(f"lifelongrec_{name}", help_, value=c[name])
         yield from self._online(s)

@@ -127,7 +127,7 @@ from lifelongrec.serving._learner_link import LearnerLink, ServiceHost
 from lifelongrec.serving._lifecycle import ModelLifecycle
 from lifelongrec.serving._live import LiveModel, LiveSlot
 from lifelongrec.serving._queries import Queries
-from lifelongrec.serving._shared import COUNTERS, Locks, ServiceError, Timings
+from lifelongrec.serving._shared import COUNTERS, Locks, ReadGate, ServiceError, Timings
 from lifelongrec.training import online_events
 
 __all__ = ["RecommenderService", "ServiceConfig", "ServiceError"]
@@ -162,7 +162,7 @@ class RecommenderService:
         self.timings = Timings()
         self.started_at = time.time()
         self.counters: dict[str, float] = dict.fromkeys(COUNTERS, 0)
-        locks = self._locks = Locks()
+        locks = self._locks = Locks(config.limits.read_priority_ms / 1000.0)
         counters = self.counters
         self._slot = LiveSlot(self.store, config.index, locks, IndexStore(home / INDEX_DIR))
         self._users = UserMemory(self._slot, self.store, config.users, locks, counters)
@@ -378,6 +378,12 @@ class RecommenderService:
                 request_ids,
             )
         return result
+
+    @property
+    def read_gate(self) -> ReadGate:
+        """The serving reads in flight that ingestion gives way to (the app counts
+        them: GET requests under :data:`~lifelongrec.serving._shared.GATED_READS`)."""
+        return self._locks.reads
 
     @property
     def event_types(self) -> frozenset[str]:

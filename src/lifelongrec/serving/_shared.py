@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from lifelongrec._errors import LifelongrecError
 from lifelongrec.models import Recommender
 
-__all__ = ["COUNTERS", "Locks", "ServiceError", "Timings", "forget"]
+__all__ = ["COUNTERS", "GATED_READS", "Locks", "ReadGate", "ServiceError", "Timings", "forget"]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -49,7 +49,13 @@ COUNTERS = (
     "bus_published",
     "bus_publish_errors",
     "bus_events_in",
+    "ingest_read_waits",
+    "ingest_read_wait_seconds",
 )
+
+#: Path prefixes of the GET requests ingestion gives way to (:class:`ReadGate`): the
+#: serving reads (recommendations, similar items, a user's or an item's details).
+GATED_READS = ("/users/", "/items/")
 
 
 class ServiceError(LifelongrecError, RuntimeError):
@@ -60,11 +66,56 @@ class ServiceError(LifelongrecError, RuntimeError):
 class Locks:
     """The service's locks (see the module docstring for their order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_wait: float = 0.02) -> None:
         self.swap = threading.RLock()
         self.erase = threading.RLock()
         self.ingest = threading.Lock()
         self.model = threading.RLock()
+        self.reads = ReadGate(read_wait)  # not a lock: ingestion's courtesy to reads
+
+
+class ReadGate:
+    """The serving reads in flight (:data:`GATED_READS`), which ingestion gives way to.
+
+    Under one interpreter lock a request that runs beside ingestion gets the lock in
+    turns and runs at half speed or worse, and a batch of events costs milliseconds of
+    it. So between its steps (before the store write, before each part the live model
+    observes) ingestion waits until no read is in flight, at most ``max_wait`` seconds
+    a step: a request that arrives during a step waits for that step only, and writes
+    are never starved (they lose at most ``max_wait`` a step while reads never pause).
+    ``max_wait=0`` turns the gate off."""
+
+    def __init__(self, max_wait: float = 0.02) -> None:
+        self.max_wait = float(max_wait)
+        self._active = 0
+        self._idle = threading.Condition(threading.Lock())
+
+    def enter(self) -> None:
+        """A read begins."""
+        with self._idle:
+            self._active += 1
+
+    def exit(self) -> None:
+        """A read ends (every :meth:`enter` is paired with one)."""
+        with self._idle:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.notify_all()
+
+    @property
+    def active(self) -> int:
+        """Reads in flight now."""
+        return self._active
+
+    def give_way(self) -> float:
+        """Wait until no read is in flight, at most ``max_wait`` seconds; the seconds
+        waited (0.0 at once when none is in flight or the gate is off)."""
+        if self._active == 0 or self.max_wait <= 0:
+            return 0.0
+        t0 = time.perf_counter()
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, self.max_wait)
+        return time.perf_counter() - t0
 
 
 class Timings(dict[str, tuple[float, float]]):
