@@ -222,11 +222,26 @@ def test_observe_grows_tables_for_new_users_and_items_like_partial_fit(quick, wo
     assert fast.n_updates_ == quick.n_updates_ and fast.n_online_pending == 4
 
 
-@pytest.mark.parametrize("name", ["long time-to-live", "ids expire", "admission"])
+@pytest.mark.parametrize("name", ["long time-to-live", "ids expire", "admission", "new users"])
 def test_observe_equals_partial_fit_with_a_dynamic_vocabulary(world, name):
     t = last_ts(world)
     view = "view"
-    if name == "admission":  # items need two events for a row
+    forget_before: dict[int, list[str]] = {}
+    if name == "new users":  # only users are new: rows without the update's path
+        settings = {}
+        steps = [
+            make_events(
+                ["newbie0", "auser0", "newbie0", "newbie1", "newbie0"],
+                ["a1", "a2", "b3", "b4", "a1"],
+                [t + 1, t + 1, t + 2, t, t - 10**6],  # out of order, one before the rest
+                ["view", "view", "purchase", "view", "view"],
+            ),
+            make_events(["newbie2", "newbie2"], ["a5", "b6"], [t + 3, t + 3]),  # a freed row
+            make_events(["newbie3", "buser3"], ["a_new", "b1"], [t + 4] * 2),  # an item too
+        ]
+        forget_before = {1: ["buser1"]}
+        slow_calls = [False, False, True]
+    elif name == "admission":  # items need two events for a row
         settings = {"item_min_count": 2}
         steps = [
             make_events(["auser0", "buser1", "auser4"], ["a_rare", "b1", "b_once"], [t + 1] * 3),
@@ -255,7 +270,9 @@ def test_observe_equals_partial_fit_with_a_dynamic_vocabulary(world, name):
         return growing(*args)
 
     fast._observe_growing = spy
-    for events in steps:
+    for j, events in enumerate(steps):
+        for m in (fast, slow):
+            m.forget_users(forget_before.get(j, []))
         took.append(False)
         fast.observe(events)
         slow.partial_fit(events, epochs=0)

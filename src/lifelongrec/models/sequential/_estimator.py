@@ -26,7 +26,7 @@ from lifelongrec._params import check_int
 from lifelongrec.data._schema import Dataset, as_dataset, check_impressions
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models._events import _catalogue_frame
-from lifelongrec.models._sparse import drop_cells
+from lifelongrec.models._sparse import drop_cells, grow_csr
 from lifelongrec.models.sequential import _params as P
 from lifelongrec.models.sequential._ages import (
     age_columns,
@@ -514,10 +514,18 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             return self
         users, rows = self._cells(cols)
         known = bool((users >= 0).all() and (rows >= 0).all())
-        ttl = (self.user_ttl, self.item_ttl)
-        changes = self._rows.touch(users, rows, cols["timestamp"], *ttl) if known else None
+        if known:
+            ttl = (self.user_ttl, self.item_ttl)
+            changes = self._rows.touch(users, rows, cols["timestamp"], *ttl)
+        else:
+            changes = self._new_users_only(cols, rows)
         if changes is not None:
             self._apply(changes)
+            if not known:  # rows for the new users: empty, as the update leaves them
+                users = self.user_rows(cols["user_id"])
+                n_users = len(self.user_ids_)
+                self.user_items_ = grow_csr(self.user_items_, (n_users, self.user_items_.shape[1]))
+                self._history_store.grow(n_users)
             new = self._events.encode(users, rows, *event_values(cols))
             note_first_events(self._module.item_tower, new)
             self._online.record(new, self._history_store)  # their stored events before
@@ -527,6 +535,17 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             old, new = self._observe_growing(cols, items, users)
             self._online.record(new, old)
         return self
+
+    def _new_users_only(self, cols: dict[str, np.ndarray], items: np.ndarray) -> RowChanges | None:
+        """The lifecycle's changes for a batch whose only ids without a row are users
+        (rows for them, the other ids touched), or ``None``, changing nothing, when the
+        batch needs the update's path: an item without a row, or a time-to-live (expiry
+        frees rows). The update would take the same rows; it also rebuilds the seen-items
+        matrix and the item counts, which cost milliseconds per call at 100k items."""
+        if (items < 0).any() or self.user_ttl is not None or self.item_ttl is not None:
+            return None
+        frame = pd.DataFrame({c: cols[c] for c in ("user_id", "item_id", "timestamp")})
+        return self._rows.observe(frame, None, None)
 
     def _observe_growing(
         self, cols: dict[str, np.ndarray], items: pd.DataFrame | None, users: np.ndarray
