@@ -61,6 +61,21 @@ def test_observe_parts_keep_each_users_events_together_in_order(service):
     assert len(observe_parts(model, frame.iloc[:10], 16)) == 1  # a small batch: one call
 
 
+def test_observe_parts_of_column_arrays_match_the_parts_of_the_frame(service):
+    model = service.live_model
+    frame, _ = _batch(model)
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    by_frame = observe_parts(model, frame, 16)
+    by_columns = observe_parts(model, columns, 16)
+    assert len(by_columns) == len(by_frame) > 3
+    for a, b in zip(by_frame, by_columns, strict=True):
+        assert isinstance(b, dict) and set(b) == set(frame.columns)
+        for c in frame.columns:
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c])
+    whole = observe_parts(model, {c: v[:10] for c, v in columns.items()}, 16)
+    assert len(whole) == 1 and len(whole[0]["user_id"]) == 10
+
+
 def test_observing_in_parts_gives_the_state_observing_at_once_gives(service):
     whole = copy.deepcopy(service.live_model)
     parts = copy.deepcopy(service.live_model)

@@ -15,6 +15,7 @@ import http.client
 import logging
 import selectors
 import socket
+import sys
 import threading
 import time
 
@@ -29,6 +30,7 @@ from lifelongrec.serving import (
     serve_in_thread,
     uvicorn_options,
 )
+from lifelongrec.serving._server import SWITCH_INTERVAL
 
 resource = pytest.importorskip("resource", reason="RLIMIT_NOFILE is a POSIX limit")
 
@@ -445,6 +447,24 @@ def test_uvicorn_options_set_the_limits_and_refuse_overrides(app):
             run_server(app, "127.0.0.1", 0, **{name: 1})
     with pytest.raises(ParameterError, match="'max_connections'"):
         run_server(app, "127.0.0.1", 0, ServerLimits(max_connections=0))
+
+
+def test_the_server_runs_with_a_short_switch_interval_and_restores_it(app, monkeypatch):
+    import uvicorn
+
+    seen = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(sys.getswitchinterval()))
+    before = sys.getswitchinterval()
+    run_server(app, "127.0.0.1", 0)
+    assert seen == [pytest.approx(SWITCH_INTERVAL)] and SWITCH_INTERVAL == 0.0005
+    assert sys.getswitchinterval() == before  # given back when the server stops
+    run_server(app, "127.0.0.1", 0, switch_interval=None)  # left as it is
+    run_server(app, "127.0.0.1", 0, switch_interval=0.002)
+    assert seen[1:] == [pytest.approx(before), pytest.approx(0.002)]
+    for bad in (0, -1.0, float("nan"), "fast", True):
+        with pytest.raises(ParameterError, match="'switch_interval'"):
+            run_server(app, "127.0.0.1", 0, switch_interval=bad)
+    assert len(seen) == 3 and sys.getswitchinterval() == before
 
 
 def test_open_file_limit_is_raised_or_max_connections_lowered(monkeypatch, caplog):

@@ -42,18 +42,21 @@ log = logging.getLogger("lifelongrec.serving")
 OBSERVE_PART = 128
 
 
-def observe_parts(model: Recommender, events: pd.DataFrame, size: int) -> list[pd.DataFrame]:
-    """``events`` in parts of about ``size`` events for :meth:`Recommender.observe`, each
-    user's events (in their order) in one part. Events of users the model does not
-    hold, and of every user with an event on an item it does not hold, come first and
-    together: observing them grows the model's tables, a cost paid per call."""
-    n = len(events)
+def observe_parts(model: Recommender, events: Any, size: int) -> list[Any]:
+    """``events`` (a DataFrame, or a mapping of column name -> array, which costs
+    :meth:`Recommender.observe` less per call) in parts of about ``size`` events, of the
+    same kind, each user's events (in their order) in one part. Events of users the
+    model does not hold, and of every user with an event on an item it does not hold,
+    come first and together: observing them grows the model's tables, a cost paid per
+    call."""
+    user_ids = np.asarray(events["user_id"], dtype=object)
+    n = len(user_ids)
     if n <= size:
         return [events]
-    inverse, users = pd.factorize(events["user_id"].to_numpy(dtype=object))
+    inverse, users = pd.factorize(user_ids)
     growing = np.asarray(model.user_rows(users.tolist())) < 0
     index = model.item_index_
-    items = events["item_id"].to_numpy(dtype=object)
+    items = np.asarray(events["item_id"], dtype=object)
     unknown = np.fromiter((i not in index for i in items), bool, n)
     growing[inverse[unknown]] = True
     grows = growing[inverse]
@@ -63,9 +66,12 @@ def observe_parts(model: Recommender, events: pd.DataFrame, size: int) -> list[p
     part_of = (np.cumsum(counts) - counts) // size
     key = np.where(grows, -1, part_of[inverse])
     order = np.argsort(key, kind="stable")  # stable: each user's events keep their order
-    ordered = events.iloc[order]
     cuts = [0, *(np.flatnonzero(np.diff(key[order])) + 1).tolist(), n]
-    return [ordered.iloc[a:b] for a, b in itertools.pairwise(cuts)]
+    if isinstance(events, pd.DataFrame):
+        ordered = events.iloc[order]
+        return [ordered.iloc[a:b] for a, b in itertools.pairwise(cuts)]
+    columns = {c: np.asarray(v)[order] for c, v in events.items()}
+    return [{c: v[a:b] for c, v in columns.items()} for a, b in itertools.pairwise(cuts)]
 
 
 class UserMemory:
@@ -421,11 +427,13 @@ class Ingestion:
             written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
         # In parts, the model lock taken for each: a request waits for one part, not
         # for the batch (each user's events stay together, so a user changes at once).
-        for j, part in enumerate(observe_parts(live.model, written, OBSERVE_PART)):
+        # As column arrays: a frame costs the model's observe more per call.
+        columns = {c: written[c].to_numpy() for c in EVENT_COLUMNS}
+        for j, part in enumerate(observe_parts(live.model, columns, OBSERVE_PART)):
             if not self._give_way() and j:
                 time.sleep(0)  # lets a request waiting for the lock take it (no barging)
             with self.locks.model:
                 live.model.observe(part)
                 discard_online_material(live.model)
-                live.forget_vectors(part["user_id"].unique().tolist())
+                live.forget_vectors(pd.unique(part["user_id"]).tolist())
         memory.touch(users)
