@@ -92,6 +92,24 @@ def test_observe_changes_the_ranking_of_a_history_scored_user(name, fitted):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_observe_counts_events_whether_or_not_the_counts_can_be_written(name, fitted):
+    """The counts grow in place; a read-only array (e.g. shared with a reader that must
+    not see it change) is copied first, and left as it was."""
+    model = fitted(name)
+    row = int(model.item_index_["a4"])
+    start = float(model.item_counts_[row])
+    model.observe(make_events(["pA", "pB", "pA"], ["a4", "a4", "a4"], [1_000, 1_001, 1_002]))
+    assert model.item_counts_[row] == start + 3
+    frozen = model.item_counts_
+    frozen.flags.writeable = False
+    model.observe(one_event("pB", "a4", 1_003))
+    assert model.item_counts_[row] == start + 4 and model.item_counts_ is not frozen
+    assert frozen[row] == start + 3  # the read-only array was not changed
+    model.observe(one_event("pA", "a4", 1_004))  # and the copy is written from then on
+    assert model.item_counts_[row] == start + 5
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_observe_leaves_the_state_partial_fit_leaves(name, fitted, blocks_update):
     observed, learned = fitted(name), fitted(name)
     observed.observe(blocks_update)

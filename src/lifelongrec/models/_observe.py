@@ -132,11 +132,14 @@ class ObserveForgetMixin:
     def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
         """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
         :meth:`partial_fit` leaves them, by inserting the new cells (each row's columns
-        stay sorted) instead of a sparse sum. New objects replace the old ones, so a
-        reader holding the old matrix is not disturbed."""
-        counts = self.item_counts_.copy()  # one pass over the catalogue, not three
+        stay sorted) instead of a sparse sum. A new matrix replaces the old one, so a
+        reader holding the old matrix is not disturbed; the counts only grow, in place
+        (copying a catalogue-long array for a few events cost more than the rest of the
+        call at a million items), unless the array is read-only."""
+        counts = self.item_counts_
+        if not counts.flags.writeable:
+            counts = self.item_counts_ = counts.copy()
         np.add.at(counts, cols, 1)
-        self.item_counts_ = counts
         self.user_items_ = insert_cells(self.user_items_, rows, cols)
 
     def _observe(
