@@ -67,6 +67,35 @@ def test_max_wait_zero_turns_the_gate_off():
     assert gate.give_way() == 0.0
 
 
+def test_a_read_steps_aside_while_it_waits_for_ingestion():
+    gate = ReadGate(max_wait=5.0)
+    with gate.aside():  # not in a read: nothing to step aside from
+        assert gate.active == 0
+    with gate.reading():
+        assert gate.active == 1
+        with gate.aside():
+            assert gate.active == 0
+            assert _aside_active(gate) == 0  # nested: stepped aside once, not twice
+            done = []
+            t = threading.Thread(target=lambda: done.append(gate.give_way()))
+            t.start()
+            t.join(timeout=2.0)
+            assert done == [0.0]  # ingestion does not wait for a read that waits for it
+        assert gate.active == 1
+    assert gate.active == 0
+    other = []  # another thread's context is not a read
+    t = threading.Thread(target=lambda: other.append(_aside_active(gate)))
+    with gate.reading():
+        t.start()
+        t.join()
+    assert other == [1]
+
+
+def _aside_active(gate):
+    with gate.aside():
+        return gate.active
+
+
 # ------------------------------------------------------------------ the setting
 def test_the_setting_defaults_to_20_ms_and_rejects_negative_waits():
     assert ServiceConfig().limits.read_priority_ms == ServiceConfig().read_priority_ms == 20.0
@@ -127,7 +156,8 @@ def test_the_app_counts_serving_reads_and_nothing_else(service, client, monkeypa
         real = getattr(service, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
-            seen[_name] = gate.active
+            # in flight, and marked as a read (stepping aside takes it out of the count)
+            seen[_name] = (gate.active, _aside_active(gate))
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(service, name, spy)
@@ -136,7 +166,7 @@ def test_the_app_counts_serving_reads_and_nothing_else(service, client, monkeypa
     assert client.get(f"/users/{user}/recommendations?k=3").status_code == 200
     assert client.get(f"/items/{item}/similar?k=3").status_code == 200
     assert client.get("/health").status_code == 200
-    assert seen == {"recommend": 1, "similar": 1, "health": 0}
+    assert seen == {"recommend": (1, 0), "similar": (1, 0), "health": (0, 0)}
     assert client.get("/users/nobody/recommendations?k=0").status_code == 422
     assert client.get("/items/no-such-item/similar").status_code == 404
     assert client.post("/events", json=_event(service)).status_code == 201

@@ -252,14 +252,10 @@ class Timed:
             await send(message)
 
         read = scope.get("method") == "GET" and scope.get("path", "").startswith(GATED_READS)
-        gate = self.reads if read else None
-        if gate is not None:
-            gate.enter()
         try:
-            await self.app(scope, receive, sending)
+            with self.reads.reading() if read else contextlib.nullcontext():
+                await self.app(scope, receive, sending)
         finally:
-            if gate is not None:
-                gate.exit()
             route = scope.get("route")
             method = scope.get("method", "")
             self.metrics.observe(

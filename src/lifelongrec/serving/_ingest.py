@@ -184,7 +184,9 @@ class UserMemory:
         past = self.store.recent_events([user_id], n)
         if not len(past):
             return False
-        with self.locks.ingest:
+        with self.locks.reads.aside():  # ingestion may hold the lock, waiting for reads
+            self.locks.ingest.acquire()
+        try:
             live = self.slot.current
             if live.model.user_rows([user_id])[0] >= 0:
                 return True  # an event or another request restored them meanwhile
@@ -198,6 +200,8 @@ class UserMemory:
             self.restored_upto[user_id] = int(past["seq"].max())
             self.counters["users_restored"] += 1
             self.touch([user_id])
+        finally:
+            self.locks.ingest.release()
         return True
 
 

@@ -19,6 +19,7 @@ these.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -74,6 +75,10 @@ class Locks:
         self.reads = ReadGate(read_wait)  # not a lock: ingestion's courtesy to reads
 
 
+#: Whether the current context is a serving read (:meth:`ReadGate.reading`).
+_IN_READ: contextvars.ContextVar[bool] = contextvars.ContextVar("in_read", default=False)
+
+
 class ReadGate:
     """The serving reads in flight (:data:`GATED_READS`), which ingestion gives way to.
 
@@ -91,7 +96,7 @@ class ReadGate:
         self._idle = threading.Condition(threading.Lock())
 
     def enter(self) -> None:
-        """A read begins."""
+        """A read begins (:meth:`reading` marks its context too)."""
         with self._idle:
             self._active += 1
 
@@ -106,6 +111,35 @@ class ReadGate:
     def active(self) -> int:
         """Reads in flight now."""
         return self._active
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read in flight for the duration, its context marked as one (the app wraps
+        every serving GET in it)."""
+        self.enter()
+        token = _IN_READ.set(True)
+        try:
+            yield
+        finally:
+            _IN_READ.reset(token)
+            self.exit()
+
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """While a read waits for what ingestion holds (the ingestion lock, to restore
+        an evicted user), it does not count: ingestion, which may be waiting for the
+        reads in flight, would otherwise wait its longest for this one at every step.
+        Outside a read (:meth:`reading`) nothing changes."""
+        if not _IN_READ.get():
+            yield
+            return
+        self.exit()
+        token = _IN_READ.set(False)  # a nested aside steps aside once
+        try:
+            yield
+        finally:
+            _IN_READ.reset(token)
+            self.enter()
 
     def give_way(self) -> float:
         """Wait until no read is in flight, at most ``max_wait`` seconds; the seconds
