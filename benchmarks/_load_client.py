@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,8 @@ def rec_path(user: str, k: int) -> str:
 
 
 # ======================================================================= the server
-def serve_command(home: Path, port: int, config: Path) -> list[str]:
+def serve_command(home: Path, port: int, config: Path, extra: Sequence[str] = ()) -> list[str]:
+    """``lifelongrec serve`` on ``home`` (open access, loopback), ``extra`` options last."""
     exe = Path(sys.executable).parent / "lifelongrec"
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "lifelongrec.cli"]
     return [*head, "serve", "--home", str(home), "--open", "--host", "127.0.0.1"] + [
@@ -248,14 +250,23 @@ def serve_command(home: Path, port: int, config: Path) -> list[str]:
         str(port),
         "--config",
         str(config),
+        *extra,
     ]
 
 
 class Server:
     """``lifelongrec serve`` as a subprocess; its output goes to ``log``."""
 
-    def __init__(self, home: Path, config: dict[str, Any], port: int, log: Path) -> None:
+    def __init__(
+        self,
+        home: Path,
+        config: dict[str, Any],
+        port: int,
+        log: Path,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.home, self.port, self.log = home, port, log
+        self.extra = list(extra)  # more serve options
         self.config_path = home.parent / "config.json"
         self.config_path.write_text(json.dumps(config, indent=2))
         self.proc: subprocess.Popen | None = None
@@ -263,7 +274,7 @@ class Server:
 
     @property
     def command(self) -> list[str]:
-        return serve_command(self.home, self.port, self.config_path)
+        return serve_command(self.home, self.port, self.config_path, self.extra)
 
     def start(self, timeout: float) -> None:
         import urllib.request

@@ -145,6 +145,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--service", action="append", metavar="K=V", help="ServiceConfig field")
     g.add_argument("--port", type=int, default=0, help="0: a free port")
     g.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=None,
+        help="serve's --switch-interval-ms (default: serve's own, 0.5)",
+    )
+    g.add_argument(
         "--replicas",
         type=int,
         default=1,
@@ -214,6 +220,8 @@ def check_args(
             fail(f"--{name.replace('_', '-')} must be >= 0")
     if args.feed_batch and not args.feed_interval:
         fail("--feed-interval must be > 0 when the feeder is on")
+    if args.switch_interval_ms is not None and not args.switch_interval_ms >= 0.01:
+        fail("--switch-interval-ms must be >= 0.01 (as serve's)")
     if args.users is None:
         args.users = max(10, args.events // 40)
     if args.pool is None:
@@ -258,6 +266,13 @@ def server_config(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, A
 
 
 # ======================================================================= home folder
+def serve_options(args: argparse.Namespace) -> list[str]:
+    """The ``lifelongrec serve`` options the arguments name beyond the defaults."""
+    if args.switch_interval_ms is None:
+        return []
+    return ["--switch-interval-ms", str(args.switch_interval_ms)]
+
+
 def ensure_base(args: argparse.Namespace) -> dict[str, Any]:
     """The cached home folder and the events to post; built when missing or stale.
     Returns ``meta`` (settings, sizes, build timings, paths)."""
@@ -628,7 +643,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server_phases = [x for x in args.phase_list if x != "recall"]
     if server_phases:
         port = args.port or free_port()
-        server = Server(home, config, port, args.work / "server.log")
+        extra = serve_options(args)
+        server = Server(home, config, port, args.work / "server.log", extra)
         print(f"starting: {shlex.join(server.command)}", flush=True)
         try:
             server.start(args.start_timeout)
@@ -637,7 +653,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             res["learner_start_s"] = wait_for_learner(server.port, args.start_timeout)
             print(f"learner running {res['learner_start_s']:.1f} s after that", flush=True)
             others = [
-                Server(home, config, free_port(), args.work / f"server-{j}.log")
+                Server(home, config, free_port(), args.work / f"server-{j}.log", extra)
                 for j in range(1, args.replicas)
             ]
             for other in others:  # they find the learner running and follow it
@@ -651,7 +667,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     other.stop()
             if args.restart:  # the same home again: the graph the first start saved
                 server.stop()
-                again = Server(home, config, port, args.work / "server-restart.log")
+                again = Server(home, config, port, args.work / "server-restart.log", extra)
                 try:
                     again.start(args.start_timeout)
                     res["restart_s"] = again.start_seconds

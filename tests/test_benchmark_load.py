@@ -44,9 +44,22 @@ def test_arguments_and_what_they_imply(load, tmp_path):
     assert exact.phase_list == ["recs", "recall"]
     cfg = load.server_config(exact, {"settings": load.build_settings(exact)})
     assert cfg["background"] is True and cfg["ann_threshold"] == exact.ann_threshold
-    for bad in (["--phases", "recs,nope"], ["--rate", "0"], ["--feed-interval", "0"]):
+    for bad in (
+        ["--phases", "recs,nope"],
+        ["--rate", "0"],
+        ["--feed-interval", "0"],
+        ["--switch-interval-ms", "0"],
+    ):
         with pytest.raises(SystemExit):
             load.parse_args(bad)
+
+
+def test_serve_options_reach_the_server_command(load, client, tmp_path):
+    assert load.serve_options(load.parse_args([])) == []  # serve's own default
+    extra = load.serve_options(load.parse_args(["--switch-interval-ms", "5"]))
+    assert extra == ["--switch-interval-ms", "5.0"]
+    cmd = client.Server(tmp_path / "home", {}, 8123, tmp_path / "log", extra).command
+    assert cmd[cmd.index("serve") :][-2:] == extra and "--port" in cmd
 
 
 def test_statistics(client, benchmark_module):

@@ -377,3 +377,19 @@ def test_stream_catalogue_time_admits_published_items():
     assert out["n_unknown_items"] < plain["n_unknown_items"]
     res = runner.invoke(app, [*base, "--catalogue-time", "launch"])
     assert res.exit_code == 2 and "catalogue_time" in res.output and "'launch'" in res.output
+
+
+def test_serve_runs_the_server_with_the_switch_interval_asked(tmp_path, monkeypatch):
+    """`serve` hands its settings to run_server (stubbed: nothing listens); the default
+    switch interval is the server's own."""
+    import lifelongrec.serving._server as server
+
+    calls = []
+    monkeypatch.setattr(server, "run_server", lambda *a, **k: calls.append(k))
+    home = tmp_path / "home"
+    base = ["serve", "--home", str(home), "--data", "synthetic", "--model", "popularity", "--open"]
+    assert runner.invoke(app, base).exit_code == 0
+    assert runner.invoke(app, [*base, "--switch-interval-ms", "2"]).exit_code == 0
+    assert [c["switch_interval"] for c in calls] == [server.SWITCH_INTERVAL, 0.002]
+    bad = runner.invoke(app, [*base, "--switch-interval-ms", "0"])
+    assert bad.exit_code != 0 and "switch-interval-ms" in bad.output

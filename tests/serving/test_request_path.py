@@ -6,7 +6,6 @@ item is upserted (here or in another replica)."""
 import copy
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from lifelongrec.data import make_events, make_items
@@ -41,39 +40,29 @@ def _batch(model, n_known_users=30, per_user=5, new_users=3):
 def test_observe_parts_keep_each_users_events_together_in_order(service):
     model = service.live_model
     frame, users = _batch(model)
+    frame["pos"] = np.arange(len(frame))  # each event's place in the batch, carried along
     parts = observe_parts(model, frame, 16)
     assert len(parts) > 3
-    assert sum(len(p) for p in parts) == len(frame)
-    seen = pd.concat(parts)
-    assert sorted(seen.index) == sorted(frame.index)  # every event once
+    assert all(isinstance(p, dict) and set(p) == set(frame.columns) for p in parts)
+    pos = np.concatenate([p["pos"] for p in parts])
+    assert sorted(pos) == list(range(len(frame)))  # every event once
+    for p in parts:  # the columns stay aligned: each row is the batch's row at its place
+        for c in ("user_id", "item_id", "timestamp"):
+            np.testing.assert_array_equal(p[c], frame[c].to_numpy()[p["pos"]])
     owner = {}
     for j, part in enumerate(parts):
-        for u in part["user_id"].unique():
+        for u in set(part["user_id"]):
             assert owner.setdefault(u, j) == j, f"{u} split over parts"
-        for _, events in part.groupby("user_id", sort=False):
-            assert list(events.index) == sorted(events.index)  # their order kept
+            mine = part["pos"][part["user_id"] == u]
+            assert list(mine) == sorted(mine)  # their order kept
     # The events that grow the model (new users; a user with an unknown item) come
     # first and together: one growing call, not one per part.
     growing = {u for u in frame["user_id"] if int(model.user_rows([u])[0]) < 0} | {users[4]}
     assert set(parts[0]["user_id"]) == growing
     assert all(not growing & set(p["user_id"]) for p in parts[1:])
-    assert all(len(p) <= 16 + 5 for p in parts[1:])  # about size: whole users
-    assert len(observe_parts(model, frame.iloc[:10], 16)) == 1  # a small batch: one call
-
-
-def test_observe_parts_of_column_arrays_match_the_parts_of_the_frame(service):
-    model = service.live_model
-    frame, _ = _batch(model)
-    columns = {c: frame[c].to_numpy() for c in frame.columns}
-    by_frame = observe_parts(model, frame, 16)
-    by_columns = observe_parts(model, columns, 16)
-    assert len(by_columns) == len(by_frame) > 3
-    for a, b in zip(by_frame, by_columns, strict=True):
-        assert isinstance(b, dict) and set(b) == set(frame.columns)
-        for c in frame.columns:
-            np.testing.assert_array_equal(a[c].to_numpy(), b[c])
-    whole = observe_parts(model, {c: v[:10] for c, v in columns.items()}, 16)
-    assert len(whole) == 1 and len(whole[0]["user_id"]) == 10
+    assert all(len(p["user_id"]) <= 16 + 5 for p in parts[1:])  # about size: whole users
+    small = observe_parts(model, frame.iloc[:10], 16)  # a small batch: one call
+    assert len(small) == 1 and list(small[0]["pos"]) == list(range(10))
 
 
 def test_observing_in_parts_gives_the_state_observing_at_once_gives(service):

@@ -100,6 +100,14 @@ def serve(
         int,
         typer.Option(min=1, help="Open connections at most (the oldest slow one makes room)."),
     ] = 4096,
+    switch_interval_ms: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="The interpreter's thread switch interval in milliseconds (Python's is 5): "
+            "how soon a request gets the interpreter back from ingestion.",
+        ),
+    ] = 0.5,  # serving._server.SWITCH_INTERVAL (not imported here: the CLI starts light)
     store: Annotated[
         str | None,
         typer.Option(
@@ -191,6 +199,6 @@ def serve(
     app_ = create_app(service, keys, own_service=True)  # its lifespan runs the learner
     typer.echo(serve_banner(host, port, keys, service.live_version))
     try:
-        run_server(app_, host=host, port=port, limits=limits)
+        run_server(app_, host, port, limits, switch_interval=switch_interval_ms / 1000)
     finally:
         service.close()

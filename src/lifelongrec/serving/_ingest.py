@@ -42,22 +42,22 @@ log = logging.getLogger("lifelongrec.serving")
 OBSERVE_PART = 128
 
 
-def observe_parts(model: Recommender, events: Any, size: int) -> list[Any]:
-    """``events`` (a DataFrame, or a mapping of column name -> array, which costs
-    :meth:`Recommender.observe` less per call) in parts of about ``size`` events, of the
-    same kind, each user's events (in their order) in one part. Events of users the
-    model does not hold, and of every user with an event on an item it does not hold,
-    come first and together: observing them grows the model's tables, a cost paid per
-    call."""
-    user_ids = np.asarray(events["user_id"], dtype=object)
+def observe_parts(model: Recommender, events: Any, size: int) -> list[dict[str, np.ndarray]]:
+    """``events`` (column name -> array; a DataFrame is one too) as column arrays in
+    parts of about ``size`` events for :meth:`Recommender.observe` (arrays cost it less
+    per call than a frame), each user's events (in their order) in one part. Events of
+    users the model does not hold, and of every user with an event on an item it does
+    not hold, come first and together: observing them grows the model's tables, a cost
+    paid per call."""
+    columns = {c: np.asarray(v) for c, v in events.items()}
+    user_ids = columns["user_id"].astype(object, copy=False)
     n = len(user_ids)
     if n <= size:
-        return [events]
+        return [columns]
     inverse, users = pd.factorize(user_ids)
     growing = np.asarray(model.user_rows(users.tolist())) < 0
     index = model.item_index_
-    items = np.asarray(events["item_id"], dtype=object)
-    unknown = np.fromiter((i not in index for i in items), bool, n)
+    unknown = np.fromiter((i not in index for i in columns["item_id"]), bool, n)
     growing[inverse[unknown]] = True
     grows = growing[inverse]
     # Whole users into consecutive parts (a user's part is where the running count of
@@ -67,11 +67,8 @@ def observe_parts(model: Recommender, events: Any, size: int) -> list[Any]:
     key = np.where(grows, -1, part_of[inverse])
     order = np.argsort(key, kind="stable")  # stable: each user's events keep their order
     cuts = [0, *(np.flatnonzero(np.diff(key[order])) + 1).tolist(), n]
-    if isinstance(events, pd.DataFrame):
-        ordered = events.iloc[order]
-        return [ordered.iloc[a:b] for a, b in itertools.pairwise(cuts)]
-    columns = {c: np.asarray(v)[order] for c, v in events.items()}
-    return [{c: v[a:b] for c, v in columns.items()} for a, b in itertools.pairwise(cuts)]
+    ordered = {c: v[order] for c, v in columns.items()}
+    return [{c: v[a:b] for c, v in ordered.items()} for a, b in itertools.pairwise(cuts)]
 
 
 class UserMemory:
@@ -431,9 +428,8 @@ class Ingestion:
             written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
         # In parts, the model lock taken for each: a request waits for one part, not
         # for the batch (each user's events stay together, so a user changes at once).
-        # As column arrays: a frame costs the model's observe more per call.
-        columns = {c: written[c].to_numpy() for c in EVENT_COLUMNS}
-        for j, part in enumerate(observe_parts(live.model, columns, OBSERVE_PART)):
+        parts = observe_parts(live.model, written[list(EVENT_COLUMNS)], OBSERVE_PART)
+        for j, part in enumerate(parts):
             if not self._give_way() and j:
                 time.sleep(0)  # lets a request waiting for the lock take it (no barging)
             with self.locks.model:

@@ -642,12 +642,7 @@ def run_server(
     "Reads before writes")."""
     import uvicorn
 
-    if switch_interval is not None and not (
-        isinstance(switch_interval, (int, float))
-        and not isinstance(switch_interval, bool)
-        and is_number(switch_interval)
-        and switch_interval > 0
-    ):
+    if switch_interval is not None and not (is_number(switch_interval) and switch_interval > 0):
         raise ParameterError("switch_interval", switch_interval, "None or seconds > 0")
     limits = (ServerLimits() if limits is None else limits).validate()
     uvicorn_options(limits, **uvicorn_kwargs)  # reject bad options before touching limits
