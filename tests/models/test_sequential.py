@@ -419,6 +419,8 @@ BAD_PARAMS = [
     ("item_ttl", float("nan"), "None or a finite number > 0"),
     ("device", "tpu", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ("device", None, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("train_threads", 0, "None or an integer >= 1"),
+    ("train_threads", 1.5, "None or an integer >= 1"),
     ("random_state", -1, "an integer >= 0"),
     ("random_state", True, "an integer >= 0"),
     ("verbose", "no", "True or False"),

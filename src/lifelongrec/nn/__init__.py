@@ -26,6 +26,9 @@ re-exports it as the public training toolkit).
 * **Sparse rows** (:mod:`~lifelongrec.nn._sparse`): :class:`RowAdamW` (AdamW that
   updates only the embedding rows a batch touched) and :func:`clip_grad_norm` (which
   takes their sparse gradients).
+* **Threads** (:mod:`~lifelongrec.nn._threads`): :class:`StepThreads`, the CPU
+  threads of each training step, chosen by timing steps of each size on one thread and
+  on torch's threads.
 * **Distributed** (:mod:`~lifelongrec.nn._distributed`): :func:`world`,
   :func:`is_main` and :func:`shard`, data-parallel training under ``torchrun``.
 * **Compute** (:mod:`~lifelongrec.nn._flops`): :func:`add_training_flops` and
@@ -76,6 +79,7 @@ from lifelongrec.nn._sequences import (
     windows_ending_at,
 )
 from lifelongrec.nn._sparse import RowAdamW, clip_grad_norm
+from lifelongrec.nn._threads import StepThreads
 
 __all__ = [
     "EWC",
@@ -101,6 +105,7 @@ __all__ = [
     "shard",
     "world",
     "RowAdamW",
+    "StepThreads",
     "clip_grad_norm",
     "minibatches",
     "mixed_log_q",

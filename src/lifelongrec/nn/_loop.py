@@ -3,6 +3,7 @@ full-ranking validation ranks, growing an embedding under its optimiser."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from torch import nn
 
 from lifelongrec.nn._sequences import Windows, minibatches
 from lifelongrec.nn._sparse import RowAdamW, clip_grad_norm
+from lifelongrec.nn._threads import StepThreads
 
 __all__ = [
     "EarlyStopping",
@@ -51,6 +53,8 @@ class TrainConfig:
     #: Weight of the exposure loss (:func:`~lifelongrec.nn.exposure_loss`) on batches
     #: whose windows carry ``target_exposed`` (0: off).
     exposure_weight: float = 0.0
+    #: CPU threads of each step (``None``: chosen by timing, :class:`StepThreads`).
+    threads: int | None = None
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -84,17 +88,23 @@ def train_epoch(
     rng: np.random.Generator,
     grad_clip: float,
     device: torch.device,
+    threads: StepThreads | None = None,
 ) -> dict[str, float]:
-    """One pass over ``windows`` in shuffled mini-batches; mean loss of each task."""
+    """One pass over ``windows`` in shuffled mini-batches; mean loss of each task.
+
+    ``threads`` (inside its :meth:`~lifelongrec.nn.StepThreads.running`) sets the CPU
+    threads of each step."""
     sums: dict[str, float] = {}
     n_batches = 0
+    length = windows.items.shape[1]
     for idx in minibatches(len(windows), batch_size, rng):
-        total, parts = loss_fn(windows.batch(idx, device))
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if grad_clip > 0:
-            clip_grad_norm(params, grad_clip)
-        optimizer.step()
+        with contextlib.nullcontext() if threads is None else threads.step(len(idx) * length):
+            total, parts = loss_fn(windows.batch(idx, device))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if grad_clip > 0:
+                clip_grad_norm(params, grad_clip)
+            optimizer.step()
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + value
         n_batches += 1

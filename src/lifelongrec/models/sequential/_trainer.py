@@ -29,6 +29,7 @@ from lifelongrec.nn import (
     Distillation,
     EarlyStopping,
     MultiTaskLoss,
+    StepThreads,
     TrainConfig,
     Windows,
     estimate_fisher,
@@ -100,6 +101,8 @@ class Trainer:
         self.device = device
         self.optimizer = make_optimizer(module, lr, weight_decay)
         self.ewc: EWC | None = None
+        #: The CPU threads of each step (chosen by timing; kept across runs).
+        self.threads = StepThreads()
 
     def train(
         self,
@@ -170,39 +173,52 @@ class Trainer:
             )
             shuffle = np.random.default_rng([int(rng.integers(2**32)), rank])
             joined = step.join  # shards may differ by a batch: the others wait
+        threads = self.threads
+        threads.fixed = config.threads
         try:
-            for epoch in bar:
-                t0 = time.perf_counter()
-                module.train()
-                with joined():
-                    losses = train_epoch(
-                        step, windows, self.optimizer, params, size, shuffle, config.grad_clip, dev
+            with threads.running(dev):
+                for epoch in bar:
+                    t0 = time.perf_counter()
+                    module.train()
+                    with joined():
+                        losses = train_epoch(
+                            step,
+                            windows,
+                            self.optimizer,
+                            params,
+                            size,
+                            shuffle,
+                            config.grad_clip,
+                            dev,
+                            threads,
+                        )
+                    record: dict[str, Any] = {"epoch": epoch, **losses}
+                    record["train_seconds"] = time.perf_counter() - t0
+                    result.records.append(record)
+                    result.losses.append(losses)
+                    if stopper is None:
+                        bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
+                        continue
+                    threads.rest()  # validation scores the catalogue: torch's threads
+                    t1 = time.perf_counter()
+                    metrics = evaluate(module, validation, dev)
+                    record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
+                    record["val_seconds"] = time.perf_counter() - t1
+                    bar.set_postfix(
+                        loss=f"{losses.get('next_item', 0):.3f}",
+                        ndcg=f"{record['val_ndcg@10']:.4f}",
                     )
-                record: dict[str, Any] = {"epoch": epoch, **losses}
-                record["train_seconds"] = time.perf_counter() - t0
-                result.records.append(record)
-                result.losses.append(losses)
-                if stopper is None:
-                    bar.set_postfix(loss=f"{losses.get('next_item', 0):.3f}")
-                    continue
-                t1 = time.perf_counter()
-                metrics = evaluate(module, validation, dev)
-                record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
-                record["val_seconds"] = time.perf_counter() - t1
-                bar.set_postfix(
-                    loss=f"{losses.get('next_item', 0):.3f}", ndcg=f"{record['val_ndcg@10']:.4f}"
-                )
-                if stopper.step(record["val_ndcg@10"], epoch, module, metrics):
-                    break
-            bar.close()
-            if stopper is not None:
-                stopper.restore(module)
-                result.best_epoch, result.best_metrics = stopper.best_epoch, stopper.best_info
-            if f.fisher_batches > 0:  # what was just learned, for the next update's pull
-                plain = MultiTaskLoss(module, config, item_categories, item_prob)
-                self.ewc = estimate_fisher(
-                    plain, module, all_windows, config.batch_size, f.fisher_batches, rng, dev
-                )
+                    if stopper.step(record["val_ndcg@10"], epoch, module, metrics):
+                        break
+                bar.close()
+                if stopper is not None:
+                    stopper.restore(module)
+                    result.best_epoch, result.best_metrics = stopper.best_epoch, stopper.best_info
+                if f.fisher_batches > 0:  # what was just learned, for the next update's pull
+                    plain = MultiTaskLoss(module, config, item_categories, item_prob)
+                    self.ewc = estimate_fisher(
+                        plain, module, all_windows, config.batch_size, f.fisher_batches, rng, dev
+                    )
         finally:
             module.eval()
         return result
