@@ -21,7 +21,10 @@ from test_conformance import TINY_PARAMS  # tests/models is on the path under py
 from lifelongrec import DataError, NotFittedError
 from lifelongrec.data import Dataset, make_events
 from lifelongrec.models import MODELS, Hybrid, ItemKNN, Recommender, get_model
+from lifelongrec.models import _observe as observe_module
+from lifelongrec.models import _sparse as sparse_module
 from lifelongrec.models._base import FreeRow, insert_cells
+from lifelongrec.models._sparse import PendingCells
 
 #: The conformance suite's small models, the sequential one trained for fewer epochs.
 TINY = {**TINY_PARAMS, "sequential": {**TINY_PARAMS["sequential"], "epochs": 3}}
@@ -450,6 +453,82 @@ def test_insert_cells_equals_a_sparse_maximum(n_cells, with_values):
     assert Y.has_sorted_indices
     np.testing.assert_array_equal(X.toarray(), before.toarray())  # X itself untouched
     assert insert_cells(X, rows[-1:], cols[-1:]) is X  # nothing new: the same matrix
+
+
+def spy_insertions(monkeypatch) -> list[int]:
+    """Counts every call of ``insert_cells`` (under any name a models module imported
+    it by; before observed cells waited apart, ``observe`` called it on each call)."""
+    calls: list[int] = []
+    real = sparse_module.insert_cells
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(sparse_module, "insert_cells", spy)
+    monkeypatch.setattr(observe_module, "insert_cells", spy, raising=False)
+    return calls
+
+
+def test_pending_cells_find_rows_and_merge_like_one_insertion():
+    rng = np.random.default_rng(3)
+    X = sp.random(12, 9, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    X.data[:] = 1.0
+    rows, cols = rng.integers(0, 12, 25), rng.integers(0, 9, 25)
+    empty = PendingCells()
+    a = empty.plus(rows[:10], cols[:10])
+    b = a.plus(rows[10:], cols[10:])
+    assert (empty.n, a.n, b.n) == (0, 10, 25)  # a value: plus leaves the old one as it was
+    assert a.plus([], []) is a
+    np.testing.assert_array_equal(b.merged(X).toarray(), insert_cells(X, rows, cols).toarray())
+    asked = np.array([rows[0], 11, rows[0], 99])  # a row twice, a row maybe without any
+    at, got = b.of_rows(asked)
+    pairs = sorted(zip(at.tolist(), got.tolist(), strict=True))
+    expected = sorted(
+        (i, int(c))
+        for i, r in enumerate(asked)
+        for rr, c in zip(rows, cols, strict=True)
+        if rr == r
+    )
+    assert pairs == expected
+    assert [len(x) for x in empty.of_rows(asked)] == [0, 0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_observed_cells_wait_apart_until_the_matrix_is_read(name, fitted, monkeypatch):
+    """A few observed events do not rebuild ``user_items_`` (one insertion copies all its
+    arrays): they wait until it is read whole, while ``seen_items`` and ``recommend``
+    see them at once."""
+    model = fitted(name)
+    calls = spy_insertions(monkeypatch)
+    before = model.user_items_
+    r = int(model.user_rows("pA")[0])
+    col = {str(i): j for j, i in enumerate(model.item_ids_)}
+    for t, item in enumerate(["a4", "b0", "a4"]):
+        model.observe(one_event("pA", item, 1_000 + t))
+    if name != "hybrid":  # a hybrid's components read their matrices to score
+        assert calls == []
+    assert set(model.seen_items(r).tolist()) == {
+        col[i] for i in ("a0", "a1", "a2", "a3", "a4", "b0")
+    }
+    ids, _ = model.recommend("pA", k=model.n_items)
+    assert {"a4", "b0"}.isdisjoint(set(ids))
+    assert before[r].nnz == 4  # a reader holding the old matrix is not disturbed
+    assert seen(model, "pA") == {"a0", "a1", "a2", "a3", "a4", "b0"}  # the read merges
+    assert model.user_items_ is model.user_items_  # once
+
+
+def test_many_observed_cells_merge_during_observe(fitted, monkeypatch):
+    model = fitted("itemknn")
+    monkeypatch.setattr(observe_module, "PENDING_MIN", 2)
+    calls = spy_insertions(monkeypatch)
+    model.observe(one_event("pA", "a4"))
+    assert calls == []
+    model.observe(make_events(["pA", "new"], ["b0", "b1"], [1_001, 1_002]))  # 3 >= 2
+    assert calls == [1]
+    assert seen(model, "pA") == {"a0", "a1", "a2", "a3", "a4", "b0"}
+    assert seen(model, "new") == {"b1"}
+    assert calls == [1]  # merged already: the read copies nothing
 
 
 def test_known_ids_leave_out_free_rows(blocks_dataset):

@@ -142,6 +142,8 @@ def assert_same(a, b, where="model"):
 
 
 def assert_same_state(model, twin):
+    for m in (model, twin):
+        assert m.user_items_ is not None  # the read merges the cells observe left pending
     state = {k: v for k, v in vars(model).items() if k not in _TRAINING_ONLY}
     other = {k: v for k, v in vars(twin).items() if k not in _TRAINING_ONLY}
     assert_same(state, other)

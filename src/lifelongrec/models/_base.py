@@ -101,7 +101,65 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
     # -------------------------------------------------------------- vocabulary
     @property
     def is_fitted(self) -> bool:
-        return hasattr(self, "user_items_")
+        return "_seen" in self.__dict__
+
+    # ------------------------------------------------------------ seen items
+    @property
+    def user_items_(self) -> sp.csr_matrix:
+        """Users x items, 1 where the user has an event on the item (``csr_matrix``).
+
+        The cells :meth:`observe` added since the matrix was last rebuilt are kept apart
+        (:class:`~lifelongrec.models._sparse.PendingCells`; a few events then do not copy
+        the whole matrix) and merged in by this read; :meth:`seen_items` reads a user's
+        row without merging. Setting it replaces the matrix and drops what was pending.
+        """
+        d = self.__dict__
+        if "_seen" not in d:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'user_items_'")
+        pending = d.get("_seen_pending")
+        if pending is not None and pending.n:
+            d["_seen"] = pending.merged(d["_seen"])
+        d["_seen_pending"] = None
+        return d["_seen"]
+
+    @user_items_.setter
+    def user_items_(self, X: sp.csr_matrix) -> None:
+        self.__dict__["_seen"] = X
+        self.__dict__["_seen_pending"] = None
+
+    def _seen_rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """``user_items_[rows]`` (``-1``: an empty row, a user without one has seen
+        nothing), the pending cells included, without merging them."""
+        X = self.__dict__["_seen"]
+        known = np.flatnonzero(rows >= 0)
+        pick = sp.csr_matrix(
+            (np.ones(len(known), np.float32), (known, rows[known])), shape=(len(rows), X.shape[0])
+        )
+        out = (pick @ X).tocsr()
+        pending = self.__dict__.get("_seen_pending")
+        if pending is not None and pending.n:
+            at, cols = pending.of_rows(rows[known])
+            if len(at):
+                extra = sp.csr_matrix(
+                    (np.ones(len(at), out.dtype), (known[at], cols)), shape=out.shape
+                )
+                out = (out + extra).tocsr()
+                out.data[:] = 1
+        return out
+
+    def seen_items(self, row: int) -> np.ndarray:
+        """Sorted item columns of the user in ``row`` (their row of ``user_items_``),
+        without merging the cells :meth:`observe` left pending."""
+        self._check_fitted()
+        X = self.__dict__["_seen"]
+        row = int(row)
+        cols = X.indices[X.indptr[row] : X.indptr[row + 1]]
+        pending = self.__dict__.get("_seen_pending")
+        if pending is not None and pending.n:
+            _, more = pending.of_rows(np.array([row]))
+            if len(more):
+                cols = np.union1d(cols, more)
+        return np.asarray(cols, dtype=np.int64)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -338,17 +396,12 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
         self._check_fitted()
         k = check_k(k)
         rows = self.user_rows(users)
-        X = self.user_items_
 
         def batch(index: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None]:
             r = rows[index]
             if not exclude_seen:
                 return self._scores_for(r), None
-            known = np.flatnonzero(r >= 0)  # unknown users have seen nothing
-            pick = sp.csr_matrix(
-                (np.ones(len(known), np.float32), (known, r[known])), shape=(len(r), X.shape[0])
-            )
-            return self._scores_for(r), (pick @ X).tocsr()
+            return self._scores_for(r), self._seen_rows(r)
 
         ids, scores = self._ranked(len(rows), batch, k, items)
         return (ids[0], scores[0]) if _is_single(users) else (ids, scores)

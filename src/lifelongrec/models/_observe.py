@@ -18,10 +18,16 @@ import pandas as pd
 
 from lifelongrec.data._schema import ITEM_COLUMNS, frame_of
 from lifelongrec.models._events import event_columns
-from lifelongrec.models._sparse import clear_rows, grow_csr, insert_cells
+from lifelongrec.models._sparse import PendingCells, clear_rows, grow_csr
 from lifelongrec.models._vocabulary import FreeRow, _is_single
 
-__all__ = ["ObserveForgetMixin"]
+__all__ = ["PENDING_MIN", "PENDING_SHARE", "ObserveForgetMixin"]
+
+#: Observed cells wait apart from ``user_items_`` until they are this share of its stored
+#: cells (and at least :data:`PENDING_MIN`): merging them copies the matrix once, so each
+#: observed cell costs about ``1 / PENDING_SHARE`` copied cells however large it grows.
+PENDING_SHARE = 1 / 32
+PENDING_MIN = 4096
 
 
 class ObserveForgetMixin:
@@ -45,9 +51,10 @@ class ObserveForgetMixin:
         lets each component observe them. Parameters shared by all users (item factors,
         similarities, weights) do not change: that is :meth:`partial_fit`'s work.
 
-        The cost follows the events, not the data: a search per new (user, item) cell,
-        one copy of the interaction matrix's arrays when a cell is new, and the model's
-        own per-event bookkeeping; no sparse sum, no refit.
+        The cost follows the events, not the data: the new (user, item) cells wait
+        apart from ``user_items_`` until they are a thirty-second of its cells (or it is
+        read whole), and are then inserted in one copy of its arrays; the rest is the
+        model's own per-event bookkeeping; no sparse sum, no refit.
 
         Rule: observe is state, :meth:`partial_fit` is learning (state included). Give
         one model an event once, through one of the two; a model that observes events
@@ -121,7 +128,7 @@ class ObserveForgetMixin:
             shape = (len(self.user_ids_), len(self.item_ids_))
             rows = np.fromiter((uidx[u] for u in users), np.int64, n)
             columns = np.fromiter((iidx[i] for i in item_ids), np.int64, n)
-            self.user_items_ = grow_csr(self.user_items_, shape)
+            self._grow_seen(shape)
             counts = np.zeros(shape[1])
             counts[:n_items_before] = self.item_counts_
             self.item_counts_ = counts
@@ -131,16 +138,28 @@ class ObserveForgetMixin:
 
     def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
         """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
-        :meth:`partial_fit` leaves them, by inserting the new cells (each row's columns
-        stay sorted) instead of a sparse sum. A new matrix replaces the old one, so a
-        reader holding the old matrix is not disturbed; the counts only grow, in place
+        :meth:`partial_fit` leaves them. The cells wait apart from the matrix
+        (:class:`PendingCells`) until they are :data:`PENDING_SHARE` of its stored cells
+        (at least :data:`PENDING_MIN`) or the matrix is read whole: then one insertion
+        (:func:`insert_cells`; each row's columns stay sorted) builds a new matrix, so a
+        reader holding the old one is not disturbed. The counts only grow, in place
         (copying a catalogue-long array for a few events cost more than the rest of the
         call at a million items), unless the array is read-only."""
         counts = self.item_counts_
         if not counts.flags.writeable:
             counts = self.item_counts_ = counts.copy()
         np.add.at(counts, cols, 1)
-        self.user_items_ = insert_cells(self.user_items_, rows, cols)
+        d = self.__dict__
+        pending = (d.get("_seen_pending") or PendingCells()).plus(rows, cols)
+        d["_seen_pending"] = pending
+        if pending.n >= max(PENDING_MIN, PENDING_SHARE * d["_seen"].nnz):
+            self.user_items_  # noqa: B018 (the read merges)
+
+    def _grow_seen(self, shape: tuple[int, int]) -> None:
+        """``user_items_`` grown to ``shape`` (empty rows and columns appended), keeping
+        the pending cells pending."""
+        d = self.__dict__
+        d["_seen"] = grow_csr(d["_seen"], shape)
 
     def _observe(
         self,

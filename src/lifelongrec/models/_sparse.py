@@ -15,7 +15,15 @@ import scipy.sparse as sp
 
 from lifelongrec.models._history import _ranges
 
-__all__ = ["clear_rows", "drop_cells", "grow_csr", "insert_cells", "map_ids", "topk_rows"]
+__all__ = [
+    "PendingCells",
+    "clear_rows",
+    "drop_cells",
+    "grow_csr",
+    "insert_cells",
+    "map_ids",
+    "topk_rows",
+]
 
 _SCORE_BATCH_CELLS = 16_000_000  # float32 cells scored at once (64 MB)
 
@@ -190,3 +198,60 @@ def drop_cells(X: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_m
     return sp.csr_matrix(
         (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=X.shape, dtype=X.dtype
     )
+
+
+class PendingCells:
+    """Cells set to 1 in a user x item matrix since it was last rebuilt: the seen items
+    that :meth:`~lifelongrec.models.Recommender.observe` adds, kept apart so that a few
+    events do not copy the whole matrix (:func:`insert_cells` copies its arrays, a cost
+    that grows with every event ever stored), and merged in one :func:`insert_cells`
+    when they are many or when the whole matrix is read.
+
+    A value: :meth:`plus` returns a new one (sharing the arrays, which are never
+    changed), so two shallow copies of a model never see each other's cells.
+    """
+
+    __slots__ = ("_cols", "_rows", "n")
+
+    def __init__(self, rows: list[np.ndarray] | None = None, cols: list[np.ndarray] | None = None):
+        self._rows: list[np.ndarray] = rows or []
+        self._cols: list[np.ndarray] = cols or []
+        self.n = int(sum(len(r) for r in self._rows))
+
+    def plus(self, rows: np.ndarray, cols: np.ndarray) -> PendingCells:
+        """These cells and ``(rows[e], cols[e])``."""
+        rows = np.array(rows, dtype=np.int64)
+        cols = np.array(cols, dtype=np.int64)
+        if not len(rows):
+            return self
+        return PendingCells([*self._rows, rows], [*self._cols, cols])
+
+    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._rows) > 1:
+            self._rows = [np.concatenate(self._rows)]
+            self._cols = [np.concatenate(self._cols)]
+        if not self._rows:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return self._rows[0], self._cols[0]
+
+    def of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pending cells in ``rows``: ``(position in rows, column)`` pairs."""
+        r, c = self._joined()
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(r) or not len(rows):
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        at = np.searchsorted(sorted_rows, r)
+        hit = at < len(rows)
+        hit[hit] = sorted_rows[at[hit]] == r[hit]
+        # a row asked for several times gets its cells at each position
+        first, last = at[hit], np.searchsorted(sorted_rows, r[hit], side="right")
+        n = last - first
+        pos = order[_ranges(first, n)]
+        return pos, np.repeat(c[hit], n)
+
+    def merged(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        """``X`` with the pending cells set (see :func:`insert_cells`)."""
+        r, c = self._joined()
+        return insert_cells(X, r, c)

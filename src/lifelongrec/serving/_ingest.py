@@ -282,7 +282,7 @@ class Ingestion:
                 while first > self.cursor + 1:  # another process wrote before this batch
                     if not self._follow(until=first - 1):
                         break  # the rest was erased meanwhile
-                self._observe(frame, seqs, before)
+                self._observe(cols, seqs, before)
                 self._cursor = max(self._cursor, int(result.last_seq))
                 self._prune_restored()
         if self.bus is not None and result.n_written:
@@ -383,14 +383,19 @@ class Ingestion:
             if memory.restored_upto:
                 memory.restored_upto = {u: q for u, q in memory.restored_upto.items() if q > cursor}
 
-    def _observe(self, frame: pd.DataFrame, seqs: np.ndarray, before: int) -> None:
+    def _observe(self, events: Any, seqs: np.ndarray, before: int) -> None:
         """The live model, and every follower, observe what was written (the ingestion
-        lock is held)."""
+        lock is held). ``events``: a frame or a mapping of the event columns, one row
+        per ``seqs`` entry."""
         # The rows given a new seq, each once (a key repeated in the batch shares its
         # first row's seq): what was written, without reading back.
-        new = (seqs > before) & ~pd.Series(seqs).duplicated().to_numpy()
-        written = frame[new]
-        users = written["user_id"].unique().tolist()
+        seqs = np.asarray(seqs)
+        _, first = np.unique(seqs, return_index=True)
+        new = np.zeros(len(seqs), dtype=bool)
+        new[first] = True
+        new &= seqs > before
+        written = {c: np.asarray(events[c])[new] for c in EVENT_COLUMNS}
+        users = pd.unique(written["user_id"]).tolist()
         for slot, memory in ((self.slot, self.users), *self.followers):
             self._observe_in(slot, memory, written, seqs[new], users)
 
@@ -398,17 +403,19 @@ class Ingestion:
         self,
         slot: LiveSlot,
         memory: UserMemory,
-        written: pd.DataFrame,
+        written: dict[str, np.ndarray],
         seqs: np.ndarray,
         users: list[str],
     ) -> None:
         live = slot.current
         if memory.restored_upto:  # events a restore from the store took in already
-            upto = written["user_id"].map(memory.restored_upto).fillna(-1).to_numpy()
+            got = memory.restored_upto.get
+            ids = written["user_id"]
+            upto = np.fromiter((got(u, -1) for u in ids), np.int64, len(ids))
             fresh = seqs > upto
             if not fresh.all():
-                written, seqs = written[fresh], seqs[fresh]
-                users = written["user_id"].unique().tolist()
+                written, seqs = {c: v[fresh] for c, v in written.items()}, seqs[fresh]
+                users = pd.unique(written["user_id"]).tolist()
                 if not users:
                     return
         rows = live.model.user_rows(users)
@@ -416,19 +423,24 @@ class Ingestion:
         if absent:
             # Users the model does not hold (new, or evicted): their recent stored
             # events, which include these, restore them.
-            mine = written["user_id"].isin(set(absent)).to_numpy()
+            gone = set(absent)
+            ids = written["user_id"]
+            mine = np.fromiter((u in gone for u in ids), bool, len(ids))
             past = self.store.recent_events(absent, memory.settings.rehydrate_events)
             if len(past):
                 newest = past.groupby("user_id", sort=False)["seq"].max()
                 memory.restored_upto.update({str(u): int(q) for u, q in newest.items()})
             if memory is self.users:
                 had = past["user_id"].value_counts()
-                now = written.loc[mine, "user_id"].value_counts().reindex(had.index)
+                now = pd.Series(ids[mine]).value_counts().reindex(had.index)
                 self.counters["users_restored"] += int((had > now.fillna(0)).sum())
-            written = pd.concat([written[~mine], past[list(EVENT_COLUMNS)]], ignore_index=True)
+            written = {
+                c: np.concatenate([v[~mine], past[c].to_numpy(dtype=v.dtype)])
+                for c, v in written.items()
+            }
         # In parts, the model lock taken for each: a request waits for one part, not
         # for the batch (each user's events stay together, so a user changes at once).
-        parts = observe_parts(live.model, written[list(EVENT_COLUMNS)], OBSERVE_PART)
+        parts = observe_parts(live.model, written, OBSERVE_PART)
         for j, part in enumerate(parts):
             if not self._give_way() and j:
                 time.sleep(0)  # lets a request waiting for the lock take it (no barging)

@@ -36,9 +36,7 @@ def _trim(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _user_items(model: Recommender, row: int) -> np.ndarray:
-    X = model.user_items_
-    cols = X.indices[X.indptr[row] : X.indptr[row + 1]]
-    return np.asarray(model.item_ids_, dtype=object)[cols]
+    return np.asarray(model.item_ids_, dtype=object)[model.seen_items(row)]
 
 
 class Queries:

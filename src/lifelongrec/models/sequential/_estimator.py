@@ -26,7 +26,7 @@ from lifelongrec._params import check_int
 from lifelongrec.data._schema import Dataset, as_dataset, check_impressions
 from lifelongrec.models._base import Recommender, _is_single, _resize_csr, event_columns
 from lifelongrec.models._events import _catalogue_frame
-from lifelongrec.models._sparse import drop_cells, grow_csr
+from lifelongrec.models._sparse import drop_cells
 from lifelongrec.models.sequential import _params as P
 from lifelongrec.models.sequential._ages import (
     age_columns,
@@ -524,7 +524,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             if not known:  # rows for the new users: empty, as the update leaves them
                 users = self.user_rows(cols["user_id"])
                 n_users = len(self.user_ids_)
-                self.user_items_ = grow_csr(self.user_items_, (n_users, self.user_items_.shape[1]))
+                self._grow_seen((n_users, len(self.item_ids_)))
                 self._history_store.grow(n_users)
             new = self._events.encode(users, rows, *event_values(cols))
             note_first_events(self._module.item_tower, new)
