@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 from test_conformance import TINY_PARAMS  # tests/models is on the path under pytest
 
-from lifelongrec import DataError, NotFittedError
+from lifelongrec import DataError, NotFittedError, ParameterError
 from lifelongrec.data import Dataset, make_events
 from lifelongrec.models import MODELS, Hybrid, ItemKNN, Recommender, get_model
 from lifelongrec.models import _observe as observe_module
@@ -516,6 +516,21 @@ def test_observed_cells_wait_apart_until_the_matrix_is_read(name, fitted, monkey
     assert before[r].nnz == 4  # a reader holding the old matrix is not disturbed
     assert seen(model, "pA") == {"a0", "a1", "a2", "a3", "a4", "b0"}  # the read merges
     assert model.user_items_ is model.user_items_  # once
+
+
+def test_seen_items_checks_its_row(fitted):
+    model = fitted("itemknn")
+    n = model.n_users
+    for bad in (-1, n, 1.0, True, "0", None):
+        with pytest.raises(
+            ParameterError, match=rf"'row' must be an integer user row in \[0, {n}\)"
+        ):
+            model.seen_items(bad)
+    r = int(model.user_rows("pA")[0])
+    col = {str(i): j for j, i in enumerate(model.item_ids_)}
+    assert model.seen_items(np.int64(r)).tolist() == sorted(col[f"a{j}"] for j in range(4))
+    with pytest.raises(NotFittedError):
+        get_model("itemknn").seen_items(0)
 
 
 def test_many_observed_cells_merge_during_observe(fitted, monkeypatch):

@@ -58,8 +58,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lifelongrec._errors import NotFittedError
-from lifelongrec._params import Params, check_k
+from lifelongrec._errors import NotFittedError, ParameterError
+from lifelongrec._params import Params, check_k, is_int
 from lifelongrec.data._schema import (
     EVENT_COLUMNS,
     Dataset,
@@ -148,12 +148,24 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
         return out
 
     def seen_items(self, row: int) -> np.ndarray:
-        """Sorted item columns of the user in ``row`` (their row of ``user_items_``),
-        without merging the cells :meth:`observe` left pending."""
+        """Sorted item columns of the user in ``row`` (their row of ``user_items_``,
+        e.g. from :meth:`user_rows`), without merging the cells :meth:`observe` left
+        pending.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        ParameterError
+            ``row`` is not an integer row of ``user_items_``.
+        """
         self._check_fitted()
         X = self.__dict__["_seen"]
+        n = X.shape[0]
+        if not is_int(row) or not 0 <= int(row) < n:
+            raise ParameterError("row", row, f"an integer user row in [0, {n})")
         row = int(row)
-        cols = X.indices[X.indptr[row] : X.indptr[row + 1]]
+        cols = np.sort(X.indices[X.indptr[row] : X.indptr[row + 1]])
         pending = self.__dict__.get("_seen_pending")
         if pending is not None and pending.n:
             _, more = pending.of_rows(np.array([row]))
