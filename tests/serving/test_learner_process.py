@@ -319,3 +319,43 @@ def test_a_store_outage_pauses_the_learner_without_counting_errors(
     said = [r.getMessage() for r in caplog.records]
     assert sum("learning paused" in m for m in said) == 1
     assert any("learning again" in m for m in said)
+
+
+LOWER = """
+import json, os, threading
+from lifelongrec.serving._learner_process import lower_priority
+ready, done = threading.Event(), threading.Event()
+ids = []
+def wait():
+    ids.append(threading.get_native_id())
+    ready.set()
+    done.wait()
+t = threading.Thread(target=wait)
+t.start()
+ready.wait()
+before = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in (os.getpid(), ids[0])}
+lower_priority(3)
+after = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in (os.getpid(), ids[0])}
+later = []
+t2 = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
+t2.start()
+t2.join()
+done.set()
+t.join()
+print(json.dumps({"before": list(before.values()), "after": list(after.values()), "later": later[0]}))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice is Linux's")
+def test_the_learner_lowers_the_priority_of_every_thread_it_has():
+    """``os.nice`` alone leaves the threads started before it at the API's priority."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", LOWER], capture_output=True, text=True, check=True, timeout=60
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    main, thread = got["before"]
+    assert got["after"] == [main + 3, thread + 3]  # the thread started before too
+    assert got["later"] == main + 3  # a thread started after inherits it

@@ -54,7 +54,13 @@ from lifelongrec.serving._lifecycle import load_version, register_challenger
 from lifelongrec.serving._live import catch_up_items
 from lifelongrec.serving._shared import COUNTERS, ServiceError, Timings
 
-__all__ = ["LEARNER_LOCK", "LEARNER_STATUS", "LearnerBusyError", "LearnerProcess"]
+__all__ = [
+    "LEARNER_LOCK",
+    "LEARNER_STATUS",
+    "LearnerBusyError",
+    "LearnerProcess",
+    "lower_priority",
+]
 
 log = logging.getLogger("lifelongrec.serving")
 
@@ -64,6 +70,25 @@ LEARNER_LOCK = "learner.lock"
 ITEMS_PER_ROUND = 20_000
 STATUS_SECONDS = 0.5  # how often the status file is rewritten while the learner runs
 NICE = 10  # the learner's scheduling priority below the API's (Unix ``nice``)
+
+
+def lower_priority(step: int) -> None:
+    """Every thread of this process ``step`` nice levels lower. Linux keeps a nice value
+    per thread and ``os.nice`` changes only the caller's: threads a library started
+    before (a thread pool, a store's helper) would keep the API's priority. Threads
+    started later inherit their creator's. Where ``/proc/self/task`` is absent, only
+    ``os.nice``. A level that cannot be set is left as it is."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.nice(step)
+        return
+    for tid in tids:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
+
+
 LOCK_TRIES = 5
 
 
@@ -294,8 +319,7 @@ class LearnerProcess:
         that spawned this learner died without stopping it). Each round's error is
         logged and counted; the loop goes on."""
         stop = stop or threading.Event()
-        with contextlib.suppress(OSError):
-            os.nice(NICE)  # the API process comes first for the CPU
+        lower_priority(NICE)  # the API process comes first for the CPU
         share = float(self.config.learner.share)
         self.write_status()
         down = False  # the store was unreachable at the last round
