@@ -8,6 +8,7 @@ interleaving is forced, not hoped for. Two tests spawn the real process: one fol
 its promotions under requests and kills it with SIGKILL, one checks the command line.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from lifelongrec.cli import app
 from lifelongrec.serving import RecommenderService, ServiceError
-from lifelongrec.serving._learner_process import LearnerBusyError, LearnerProcess
+from lifelongrec.serving._learner_process import NICE, LearnerBusyError, LearnerProcess
 
 VICTIM = "victim-user"
 TS = 2_000_000_000
@@ -261,6 +262,11 @@ def test_a_spawned_learner_is_followed_and_survives_sigkill(home, service_config
             time.sleep(0.1)
         assert service.live_version != first, "the spawned learner's champion never went live"
         old = link.pid
+        if os.path.isdir(f"/proc/{old}/task"):  # every thread of it below the API's priority
+            want = min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)
+            for tid in os.listdir(f"/proc/{old}/task"):
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    assert os.getpriority(os.PRIO_PROCESS, int(tid)) == want, tid
         os.kill(old, signal.SIGKILL)
         time.sleep(0.2)  # gone: it promotes nothing more
         seq0 = int(service.registry.info(service.registry.champion()).data["last_seq"])

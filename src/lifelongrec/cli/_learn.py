@@ -33,9 +33,15 @@ def learn(
     learner_mode=thread or external; stop it with Ctrl-C or SIGTERM."""
     import torch
 
-    from lifelongrec.serving._learner_process import LearnerBusyError, LearnerProcess
+    from lifelongrec.serving._learner_process import (
+        NICE,
+        LearnerBusyError,
+        LearnerProcess,
+        lower_priority,
+    )
 
     torch.set_num_threads(torch_threads)
+    lower_priority(NICE)  # the API processes come first for the CPU
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s (learner): %(message)s")

@@ -319,7 +319,6 @@ class LearnerProcess:
         that spawned this learner died without stopping it). Each round's error is
         logged and counted; the loop goes on."""
         stop = stop or threading.Event()
-        lower_priority(NICE)  # the API process comes first for the CPU
         share = float(self.config.learner.share)
         self.write_status()
         down = False  # the store was unreachable at the last round
