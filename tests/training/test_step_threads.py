@@ -89,8 +89,8 @@ def test_rest_gives_torch_its_threads_until_the_next_step(two_threads):
 
 
 def test_fixed_count_and_restore_after_an_error(two_threads):
-    threads = StepThreads(fixed=1)
-    with pytest.raises(RuntimeError, match="boom"), threads.running(CPU):
+    threads = StepThreads()
+    with pytest.raises(RuntimeError, match="boom"), threads.running(CPU, fixed=1):
         with threads.step(1024):
             assert torch.get_num_threads() == 1
             raise RuntimeError("boom")

@@ -77,7 +77,14 @@ from lifelongrec.models._persist import _json_default as _json_default
 from lifelongrec.models._persist import _restore_tuples as _restore_tuples
 from lifelongrec.models._persist import _rmtree as _rmtree
 from lifelongrec.models._persist import load_model, save_model
-from lifelongrec.models._sparse import _SCORE_BATCH_CELLS, _mask_seen, _resize_csr, topk_rows
+from lifelongrec.models._sparse import (
+    _SCORE_BATCH_CELLS,
+    NO_CELLS,
+    PendingCells,
+    _mask_seen,
+    _resize_csr,
+    topk_rows,
+)
 from lifelongrec.models._sparse import clear_rows as clear_rows
 from lifelongrec.models._sparse import grow_csr as grow_csr
 from lifelongrec.models._sparse import insert_cells as insert_cells
@@ -116,16 +123,20 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
         d = self.__dict__
         if "_seen" not in d:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute 'user_items_'")
-        pending = d.get("_seen_pending")
-        if pending is not None and pending.n:
+        pending = self._pending_cells()
+        if pending.n:
             d["_seen"] = pending.merged(d["_seen"])
-        d["_seen_pending"] = None
+            d["_seen_pending"] = NO_CELLS
         return d["_seen"]
 
     @user_items_.setter
     def user_items_(self, X: sp.csr_matrix) -> None:
         self.__dict__["_seen"] = X
-        self.__dict__["_seen_pending"] = None
+        self.__dict__["_seen_pending"] = NO_CELLS
+
+    def _pending_cells(self) -> PendingCells:
+        """The seen cells :meth:`observe` added that ``user_items_`` does not hold yet."""
+        return self.__dict__.get("_seen_pending", NO_CELLS)
 
     def _seen_rows(self, rows: np.ndarray) -> sp.csr_matrix:
         """``user_items_[rows]`` (``-1``: an empty row, a user without one has seen
@@ -136,15 +147,11 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
             (np.ones(len(known), np.float32), (known, rows[known])), shape=(len(rows), X.shape[0])
         )
         out = (pick @ X).tocsr()
-        pending = self.__dict__.get("_seen_pending")
-        if pending is not None and pending.n:
-            at, cols = pending.of_rows(rows[known])
-            if len(at):
-                extra = sp.csr_matrix(
-                    (np.ones(len(at), out.dtype), (known[at], cols)), shape=out.shape
-                )
-                out = (out + extra).tocsr()
-                out.data[:] = 1
+        at, cols = self._pending_cells().of_rows(rows[known])
+        if len(at):
+            extra = sp.csr_matrix((np.ones(len(at), out.dtype), (known[at], cols)), shape=out.shape)
+            out = (out + extra).tocsr()
+            out.data[:] = 1
         return out
 
     def seen_items(self, row: int) -> np.ndarray:
@@ -165,13 +172,8 @@ class Recommender(VocabularyMixin, ObserveForgetMixin, GivenHistoriesMixin, Para
         if not is_int(row) or not 0 <= int(row) < n:
             raise ParameterError("row", row, f"an integer user row in [0, {n})")
         row = int(row)
-        cols = np.sort(X.indices[X.indptr[row] : X.indptr[row + 1]])
-        pending = self.__dict__.get("_seen_pending")
-        if pending is not None and pending.n:
-            _, more = pending.of_rows(np.array([row]))
-            if len(more):
-                cols = np.union1d(cols, more)
-        return np.asarray(cols, dtype=np.int64)
+        _, more = self._pending_cells().of_rows(np.array([row]))
+        return np.union1d(X.indices[X.indptr[row] : X.indptr[row + 1]], more).astype(np.int64)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lifelongrec.data._schema import ITEM_COLUMNS, frame_of
 from lifelongrec.models._events import event_columns
-from lifelongrec.models._sparse import PendingCells, clear_rows, grow_csr
+from lifelongrec.models._sparse import clear_rows, grow_csr
 from lifelongrec.models._vocabulary import FreeRow, _is_single
 
 __all__ = ["PENDING_MIN", "PENDING_SHARE", "ObserveForgetMixin"]
@@ -139,7 +139,7 @@ class ObserveForgetMixin:
     def _add_seen(self, rows: np.ndarray, cols: np.ndarray) -> None:
         """``user_items_[rows, cols] = 1`` and the events counted in ``item_counts_``, as
         :meth:`partial_fit` leaves them. The cells wait apart from the matrix
-        (:class:`PendingCells`) until they are :data:`PENDING_SHARE` of its stored cells
+        (:class:`~lifelongrec.models._sparse.PendingCells`) until they are :data:`PENDING_SHARE` of its stored cells
         (at least :data:`PENDING_MIN`) or the matrix is read whole: then one insertion
         (:func:`insert_cells`; each row's columns stay sorted) builds a new matrix, so a
         reader holding the old one is not disturbed. The counts only grow, in place
@@ -150,8 +150,7 @@ class ObserveForgetMixin:
             counts = self.item_counts_ = counts.copy()
         np.add.at(counts, cols, 1)
         d = self.__dict__
-        pending = (d.get("_seen_pending") or PendingCells()).plus(rows, cols)
-        d["_seen_pending"] = pending
+        pending = d["_seen_pending"] = self._pending_cells().plus(rows, cols)
         if pending.n >= max(PENDING_MIN, PENDING_SHARE * d["_seen"].nnz):
             self.user_items_  # noqa: B018 (the read merges)
 

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from lifelongrec.models._history import _ranges
 
 __all__ = [
+    "NO_CELLS",
     "PendingCells",
     "clear_rows",
     "drop_cells",
@@ -255,3 +256,7 @@ class PendingCells:
         """``X`` with the pending cells set (see :func:`insert_cells`)."""
         r, c = self._joined()
         return insert_cells(X, r, c)
+
+
+#: No pending cells (a value: :meth:`PendingCells.plus` returns a new one).
+NO_CELLS = PendingCells()

@@ -48,24 +48,18 @@ class StepThreads:
 
     Parameters
     ----------
-    fixed
-        A thread count to use for every step, or ``None`` to choose by timing.
     probe_steps
         Steps timed on each candidate (after one untimed step on it).
     """
 
-    def __init__(
-        self,
-        fixed: int | None = None,
-        probe_steps: int = PROBE_STEPS,
-    ) -> None:
+    def __init__(self, probe_steps: int = PROBE_STEPS) -> None:
         if int(probe_steps) < 1:
             raise ValueError(f"probe_steps must be at least 1, got {probe_steps!r}")
-        self.fixed = fixed
         self.probe_steps = int(probe_steps)
         self._probes: dict[tuple[int, int], _Probe] = {}
         self._most = 1
         self._active = False
+        self._fixed: int | None = None
 
     @property
     def choices(self) -> dict[tuple[int, int], int]:
@@ -74,17 +68,18 @@ class StepThreads:
         return {k: int(p.chosen) for k, p in self._probes.items() if p.chosen is not None}
 
     @contextlib.contextmanager
-    def running(self, device: torch.device) -> Iterator[StepThreads]:
-        """Steps of one training run go inside: torch's thread count is what it was after.
+    def running(self, device: torch.device, fixed: int | None = None) -> Iterator[StepThreads]:
+        """Steps of one training run go inside, on ``fixed`` threads each, or (``None``)
+        on the count chosen for their size; torch's thread count is what it was after.
 
         On a GPU, or where torch has one thread and no fixed count asks for more, the
         steps run as torch is set."""
         before = torch.get_num_threads()
-        self._most = before
-        self._active = device.type == "cpu" and (self.fixed is not None or before > 1)
+        self._most, self._fixed = before, fixed
+        self._active = device.type == "cpu" and (fixed is not None or before > 1)
         try:
-            if self._active and self.fixed is not None:
-                torch.set_num_threads(int(self.fixed))
+            if self._active and fixed is not None:
+                torch.set_num_threads(int(fixed))
             yield self
         finally:
             self._active = False
@@ -94,7 +89,7 @@ class StepThreads:
     @contextlib.contextmanager
     def step(self, tokens: int) -> Iterator[None]:
         """One training step of ``tokens`` (batch rows times window length)."""
-        if not self._active or self.fixed is not None:
+        if not self._active or self._fixed is not None:
             yield
             return
         most = self._most
@@ -124,7 +119,7 @@ class StepThreads:
     def rest(self) -> None:
         """Torch's own thread count again until the next step (for work between steps,
         such as a validation pass)."""
-        if self._active and self.fixed is None:
+        if self._active and self._fixed is None:
             self._use(self._most)
 
     def _decide(self, seconds: dict[int, list[float]]) -> int:

@@ -70,6 +70,7 @@ LEARNER_LOCK = "learner.lock"
 ITEMS_PER_ROUND = 20_000
 STATUS_SECONDS = 0.5  # how often the status file is rewritten while the learner runs
 NICE = 10  # the learner's scheduling priority below the API's (Unix ``nice``)
+LOCK_TRIES = 5
 
 
 def lower_priority(step: int) -> None:
@@ -87,9 +88,6 @@ def lower_priority(step: int) -> None:
     for tid in tids:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
-
-
-LOCK_TRIES = 5
 
 
 class LearnerBusyError(RuntimeError):

@@ -317,14 +317,14 @@ class SequentialParams(Params):
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     train_threads
-        CPU threads of a training step. ``None`` (default): for each size of step, the
-        first steps run alternately on one thread and on torch's threads
-        (``torch.get_num_threads()``), and torch's threads are kept only if they make a
-        step at least 0.6 times their number faster (two threads: 1.2 times), otherwise
-        one thread (:class:`lifelongrec.nn.StepThreads`). The small steps of updates and
-        online steps run as fast on one thread as on two and take half the CPU; what a
-        step computes does not change. An int uses that many threads for every step.
-        Torch's setting is restored after each training call.
+        CPU threads of a training step. ``None`` (default): for each size of step, its
+        first steps are timed on one thread, on the powers of two between and on
+        torch's threads (``torch.get_num_threads()``), and the count ``n`` with the least
+        ``(1 + n) * seconds`` is kept (two threads must make a step 1.5 times faster;
+        :class:`lifelongrec.nn.StepThreads`). The small steps of updates run about as
+        fast on one thread as on two, at half the CPU; what a step computes does not
+        change. An int uses that many threads for every step. Torch's setting is
+        restored after each training call.
     random_state
         Seed of initialisation, shuffling, dropout and sampling (int >= 0).
     verbose

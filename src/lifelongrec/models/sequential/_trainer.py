@@ -174,9 +174,8 @@ class Trainer:
             shuffle = np.random.default_rng([int(rng.integers(2**32)), rank])
             joined = step.join  # shards may differ by a batch: the others wait
         threads = self.threads
-        threads.fixed = config.threads
         try:
-            with threads.running(dev):
+            with threads.running(dev, config.threads):
                 for epoch in bar:
                     t0 = time.perf_counter()
                     module.train()
