@@ -605,9 +605,12 @@ def learner_desc(res: dict[str, Any]) -> str:
     mode = res["config"].get("learner_mode", "process")
     if mode == "thread" or wait is None:
         return f"learner_mode {mode}"
+    priority = res["config"].get("learner_priority", _DEFAULTS.learner.priority)
+    how = "SCHED_IDLE and nice 10" if priority == "idle" else "nice 10"
     return (
-        f"learner_mode {mode}: its own process, nice 10; the phases began once it had "
-        f"loaded the champion and completed a round, {wait:.0f} s after /health answered"
+        f"learner_mode {mode}: its own process, {how} (learner_priority {priority}); the "
+        f"phases began once it had loaded the champion and completed a round, {wait:.0f} s "
+        "after /health answered"
     )
 
 

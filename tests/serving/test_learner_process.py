@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from lifelongrec.cli import app
 from lifelongrec.serving import RecommenderService, ServiceError
+from lifelongrec.serving import _learner_process as learner_process
 from lifelongrec.serving._learner_process import NICE, LearnerBusyError, LearnerProcess
 
 VICTIM = "victim-user"
@@ -218,11 +219,19 @@ def test_health_and_metrics_before_the_learner_wrote_its_status(home, service_co
         service.close()
 
 
-def test_learn_on_a_folder_that_is_no_home_says_what_to_do(tmp_path):
+def test_learn_on_a_folder_that_is_no_home_says_what_to_do(tmp_path, monkeypatch):
+    lowered = []  # in this process: leave the test run's own priority alone
+    monkeypatch.setattr(learner_process, "lower_priority", lambda *a, **kw: lowered.append(kw))
     result = CliRunner().invoke(app, ["learn", "--home", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "not a service home folder yet" in result.output
     assert "lifelongrec serve" in result.output
+    assert lowered == [{"idle": True}]  # the default: SCHED_IDLE
+    result = CliRunner().invoke(
+        app, ["learn", "--home", str(tmp_path / "nothing"), "--priority", "fast"]
+    )
+    assert result.exit_code == 2 and lowered == [{"idle": True}]  # refused before it
+    assert "'--priority' must be one of ['idle', 'nice']; got 'fast'" in result.output
 
 
 def test_a_spawned_learner_is_followed_and_survives_sigkill(home, service_config):
@@ -264,9 +273,11 @@ def test_a_spawned_learner_is_followed_and_survives_sigkill(home, service_config
         old = link.pid
         if os.path.isdir(f"/proc/{old}/task"):  # every thread of it below the API's priority
             want = min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICE)
+            idle = getattr(os, "SCHED_IDLE", None)  # learner_priority "idle", the default
             for tid in os.listdir(f"/proc/{old}/task"):
                 with contextlib.suppress(OSError):  # a thread that ended meanwhile
                     assert os.getpriority(os.PRIO_PROCESS, int(tid)) == want, tid
+                    assert idle is None or os.sched_getscheduler(int(tid)) == idle, tid
         os.kill(old, signal.SIGKILL)
         time.sleep(0.2)  # gone: it promotes nothing more
         seq0 = int(service.registry.info(service.registry.champion()).data["last_seq"])
@@ -328,7 +339,7 @@ def test_a_store_outage_pauses_the_learner_without_counting_errors(
 
 
 LOWER = """
-import json, os, threading
+import json, os, sys, threading
 from lifelongrec.serving._learner_process import lower_priority
 ready, done = threading.Event(), threading.Event()
 ids = []
@@ -339,29 +350,49 @@ def wait():
 t = threading.Thread(target=wait)
 t.start()
 ready.wait()
-before = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in (os.getpid(), ids[0])}
-lower_priority(3)
-after = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in (os.getpid(), ids[0])}
+tids = (os.getpid(), ids[0])
+def policies():
+    return [os.sched_getscheduler(tid) == os.SCHED_IDLE for tid in tids]
+before = [os.getpriority(os.PRIO_PROCESS, tid) for tid in tids]
+idle_before = policies()
+lower_priority(3, idle=sys.argv[1] == "idle")
+after = [os.getpriority(os.PRIO_PROCESS, tid) for tid in tids]
+idle_after = policies()
 later = []
-t2 = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
+def new():
+    later.append(os.getpriority(os.PRIO_PROCESS, 0))
+    later.append(os.sched_getscheduler(0) == os.SCHED_IDLE)
+t2 = threading.Thread(target=new)
 t2.start()
 t2.join()
 done.set()
 t.join()
-print(json.dumps({"before": list(before.values()), "after": list(after.values()), "later": later[0]}))
+print(json.dumps({"before": before, "after": after, "later": later, "idle_before": idle_before,
+                  "idle_after": idle_after}))
 """
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice is Linux's")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or not hasattr(os, "SCHED_IDLE"),
+    reason="per-thread nice and SCHED_IDLE are Linux's",
+)
 def test_the_learner_lowers_the_priority_of_every_thread_it_has():
     """``os.nice`` alone leaves the threads started before it at the API's priority."""
     import subprocess
     import sys
 
-    out = subprocess.run(
-        [sys.executable, "-c", LOWER], capture_output=True, text=True, check=True, timeout=60
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    main, thread = got["before"]
-    assert got["after"] == [main + 3, thread + 3]  # the thread started before too
-    assert got["later"] == main + 3  # a thread started after inherits it
+    for priority in ("idle", "nice"):
+        out = subprocess.run(
+            [sys.executable, "-c", LOWER, priority],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        main, thread = got["before"]
+        assert got["after"] == [main + 3, thread + 3]  # the thread started before too
+        assert got["idle_before"] == [False, False]
+        idle = priority == "idle"
+        assert got["idle_after"] == [idle, idle]  # SCHED_IDLE on every thread, or none
+        assert got["later"] == [main + 3, idle]  # a thread started after inherits both

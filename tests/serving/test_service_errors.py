@@ -37,6 +37,8 @@ from lifelongrec.serving import (
         ({"hnsw_exact_head": -1}, "hnsw_exact_head"),
         ({"background": 1}, "background"),
         ({"learner_share": True}, "learner_share"),
+        ({"learner_priority": "high"}, "learner_priority"),
+        ({"learner": {"priority": 10}}, "learner_priority"),
         ({"challenger_min_seconds": float("nan")}, "challenger_min_seconds"),
         ({"synthetic_events": 0}, "synthetic_events"),
         ({"no_such_setting": 1}, "config"),
@@ -72,6 +74,7 @@ def test_settings_messages_are_the_shared_ones_under_the_flat_name():
         ({"learner_batch": 0}, "'learner_batch' must be an integer >= 1; got 0"),
         ({"learner_share": 1.5}, "'learner_share' must be a number in (0, 1]; got 1.5"),
         ({"background": "yes"}, "'background' must be True or False; got 'yes'"),
+        ({"learner_priority": "low"}, "'learner_priority' must be one of"),
         ({"max_users": np.int64(5)}, "'max_users' must be an integer >= 0; got"),  # JSON-ready
         ({"challenger_min_seconds": -1}, "'challenger_min_seconds' must be a finite number >= 0"),
     ]

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lifelongrec._errors import LifelongrecError
+from lifelongrec._errors import LifelongrecError, ParameterError
 from lifelongrec.cli._common import _fail
 
 __all__ = ["learn"]
@@ -26,6 +26,14 @@ def learn(
         typer.Option(help="Stop when this process (the service that started it) is gone."),
     ] = None,
     torch_threads: Annotated[int, typer.Option(min=1, help="Threads for torch (training).")] = 1,
+    priority: Annotated[
+        str,
+        typer.Option(
+            help="How this process yields the CPU to the services: idle (Linux's "
+            "SCHED_IDLE and nice +10 on every thread: it runs on what they leave) or nice "
+            "(nice +10 only: a small share even when they take every core)."
+        ),
+    ] = "idle",
 ) -> None:
     """Run the online learner of a home folder: learn the stored events, judge
     challengers, write versions to the registry (the services on the home folder serve
@@ -35,13 +43,16 @@ def learn(
 
     from lifelongrec.serving._learner_process import (
         NICE,
+        PRIORITIES,
         LearnerBusyError,
         LearnerProcess,
         lower_priority,
     )
 
+    if priority not in PRIORITIES:
+        _fail(ParameterError("--priority", priority, f"one of {list(PRIORITIES)}"))
     torch.set_num_threads(torch_threads)
-    lower_priority(NICE)  # the API processes come first for the CPU
+    lower_priority(NICE, idle=priority == "idle")  # the API processes come first for the CPU
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s (learner): %(message)s")

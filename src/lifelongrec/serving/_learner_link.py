@@ -90,6 +90,9 @@ class LearnerLink:
         The service's counters (the learner's are added in).
     torch_threads
         Threads for the spawned learner's torch.
+    priority
+        The spawned learner's ``--priority`` (``"idle"`` or ``"nice"``; the service's
+        ``learner_priority``).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class LearnerLink:
         maintain: Callable[[], Any],
         counters: dict[str, float],
         torch_threads: int = 1,
+        priority: str = "idle",
     ) -> None:
         self.home = home
         self.mode = mode
@@ -112,6 +116,7 @@ class LearnerLink:
         self._maintain = maintain
         self.counters = counters
         self.torch_threads = int(torch_threads)
+        self.priority = priority
         self.lock = threading.RLock()  # what an erasure holds of "the trainer": nothing here
         self._proc: subprocess.Popen | None = None
         self._stop = threading.Event()
@@ -235,6 +240,8 @@ class LearnerLink:
             str(os.getpid()),
             "--torch-threads",
             str(self.torch_threads),
+            "--priority",
+            self.priority,
         ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         log.info("learner process %d started", self._proc.pid)

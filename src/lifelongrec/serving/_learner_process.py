@@ -59,6 +59,7 @@ __all__ = [
     "LEARNER_STATUS",
     "LearnerBusyError",
     "LearnerProcess",
+    "PRIORITIES",
     "lower_priority",
 ]
 
@@ -70,24 +71,37 @@ LEARNER_LOCK = "learner.lock"
 ITEMS_PER_ROUND = 20_000
 STATUS_SECONDS = 0.5  # how often the status file is rewritten while the learner runs
 NICE = 10  # the learner's scheduling priority below the API's (Unix ``nice``)
+#: How a learner process yields the CPU (``lifelongrec learn --priority``): see
+#: :func:`lower_priority` and ServiceConfig's ``learner_priority``.
+PRIORITIES = ("idle", "nice")
 LOCK_TRIES = 5
 
 
-def lower_priority(step: int) -> None:
-    """Every thread of this process ``step`` nice levels lower. Linux keeps a nice value
-    per thread and ``os.nice`` changes only the caller's: threads a library started
-    before (a thread pool, a store's helper) would keep the API's priority. Threads
-    started later inherit their creator's. Where ``/proc/self/task`` is absent, only
-    ``os.nice``. A level that cannot be set is left as it is."""
+def lower_priority(step: int, idle: bool = False) -> None:
+    """Every thread of this process ``step`` nice levels lower and, with ``idle``, under
+    Linux's ``SCHED_IDLE`` policy (it runs only on CPU time other threads leave, and a
+    thread of another policy that wakes up preempts it at once; unprivileged processes
+    may take it but not leave it). Linux keeps both per thread and ``os.nice`` changes
+    only the caller's: threads a library started before (a thread pool, a store's
+    helper) would keep the API's priority. Threads started later inherit their
+    creator's. Where ``/proc/self/task`` is absent, only the calling thread; where
+    ``SCHED_IDLE`` is absent, only the nice level. A setting that cannot be made is
+    left as it is."""
+    policy = getattr(os, "SCHED_IDLE", None) if idle else None
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
         with contextlib.suppress(OSError):
             os.nice(step)
+        if policy is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, policy, os.sched_param(0))
         return
     for tid in tids:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
+            if policy is not None:
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
 
 
 class LearnerBusyError(RuntimeError):

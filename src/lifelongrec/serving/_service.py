@@ -287,6 +287,7 @@ class RecommenderService:
                 maintain=host.maintain_apart,
                 counters=self.counters,
                 torch_threads=torch.get_num_threads(),
+                priority=learner.priority,
             )
             return
         # The trainer: a copy that learns every stored event (the learner thread).
