@@ -288,6 +288,23 @@ def test_the_default_shift_is_the_same_data_as_before_the_knobs(kwargs, expected
     assert _checksum(synthetic(n_events=2_000, seed=11, **kwargs)) == expected
 
 
+def test_one_off_visitors_come_only_in_their_active_days():
+    day = 86_400
+    kwargs = {"n_events": N, "seed": 5, "new_user_rate": 1.0}
+    for active, longest in ((2.0, 2.5 * day), (None, None)):
+        data = synthetic(**kwargs, user_active_days=active)
+        joined = data.users.set_index("user_id")["joined"]
+        ev = data.events
+        since = ev["timestamp"].to_numpy() - joined.loc[ev["user_id"]].to_numpy()
+        assert since.min() >= 0  # never before joining
+        span = ev.groupby("user_id")["timestamp"].agg(lambda t: t.max() - t.min())
+        if longest is None:  # the whole span: many users come back days later
+            assert (span > 10 * day).mean() > 0.2
+        else:  # a session starts within the active days and lasts under 12 hours
+            assert since.max() < longest and span.max() < longest
+            assert len(ev) == N and span.median() > 0  # a spree, not a single visit
+
+
 def test_shift_knobs_change_nothing_before_the_shift():
     sudden = synthetic(n_events=N, seed=3, shift_at=0.4)
     partial = synthetic(n_events=N, seed=3, shift_at=0.4, shift_share=0.5, shift_days=10.0)
@@ -445,6 +462,10 @@ _PROBABILITIES = [
         ({"shift_at": 0.5, "shift_days": float("nan")}, "shift_days", "a finite number >= 0"),
         ({"shift_days": 7.0}, "shift_days", "0.0 (the default) without shift_at"),
         ({"popularity_skew": -0.5}, "popularity_skew", "a finite number >= 0"),
+        ({"user_active_days": 0}, "user_active_days", "a finite number > 0"),
+        ({"user_active_days": -1.0}, "user_active_days", "a finite number > 0"),
+        ({"user_active_days": float("nan")}, "user_active_days", "a finite number > 0"),
+        ({"user_active_days": "2"}, "user_active_days", "a finite number > 0"),
         ({"novelty_days": 0}, "novelty_days", "a finite number > 0"),
         ({"mean_session_views": 0.5}, "mean_session_views", "a finite number >= 1"),
     ]

@@ -18,7 +18,9 @@ structure that real shops have and that makes drift visible:
   other categories through one cyclic permutation of categories, for every user or
   for a random share ``shift_share`` of them, at once or gradually over ``shift_days``
   days (a linear blend of the old and the permuted interests). Activity is heavy-tailed (lognormal session rates); a fraction
-  ``new_user_rate`` of users joins during the span. User ids ``"u00042"``.
+  ``new_user_rate`` of users joins during the span, and with ``user_active_days`` each
+  user comes only in that many days from joining (one-off visitors, a MovieLens-like
+  spree) instead of the whole span. User ids ``"u00042"``.
 * **Sessions.** A user opens a session (times follow a daily rhythm), picks one category
   from their current interests and views ``mean_session_views`` items on average
   (geometric). The first view is drawn by popularity within the category (Zipf with
@@ -143,6 +145,12 @@ class SyntheticWorld:
         (every category keeps at least one item present from the start).
     new_user_rate
         In ``[0, 1]``: share of users who join during the span rather than at ``start``.
+    user_active_days
+        ``None`` (default): a user's sessions fall anywhere from their joining to the end
+        of the span. A number > 0: only in this many days from their joining (a session
+        that would not fit before the span's end starts as late as it can), so users
+        with ``new_user_rate=1`` come in one burst and do not return, as MovieLens'
+        raters do.
     popularity_skew
         Zipf exponent of item popularity within a category (0 = uniform), at least 0.
     novelty_boost
@@ -181,6 +189,7 @@ class SyntheticWorld:
     shift_days: float = 0.0
     new_item_rate: float = 0.2
     new_user_rate: float = 0.2
+    user_active_days: float | None = None
     popularity_skew: float = 1.0
     novelty_boost: float = 0.2
     novelty_days: float = 7.0
@@ -240,6 +249,8 @@ class SyntheticWorld:
                         getattr(self, name),
                         f"{default} (the default) without shift_at",
                     )
+        if self.user_active_days is not None:
+            check_number("user_active_days", self.user_active_days, 0, low_open=True)
         check_number("popularity_skew", self.popularity_skew, 0)
         check_number("novelty_days", self.novelty_days, 0, low_open=True)
         check_number("mean_session_views", self.mean_session_views, 1)
@@ -276,7 +287,8 @@ class SyntheticWorld:
         users = _users(rng, n_users, span, self.new_user_rate)
         shift_offset = None if self.shift_at is None else int(round(self.shift_at * span))
         ses = _session_shapes(rng, self, n_users, users["rate"])
-        _session_times(rng, ses, users["joined"], span)
+        active = None if self.user_active_days is None else self.user_active_days * _DAY
+        _session_times(rng, ses, users["joined"], span, active)
         ses["cat"] = _session_categories(rng, self, ses, n_users, span, shift_offset)
         ev = _events(rng, self, ses, cat)
         ev = _trim(rng, ev, self.n_events)

@@ -74,14 +74,19 @@ def _gaps(rng: np.random.Generator, floor: int, mean: float, cap: int, n: int) -
 
 
 def _session_times(
-    rng: np.random.Generator, ses: dict[str, np.ndarray], joined: np.ndarray, span: int
+    rng: np.random.Generator,
+    ses: dict[str, np.ndarray],
+    joined: np.ndarray,
+    span: int,
+    active: float | None = None,
 ) -> None:
     """Offsets of views, carts and purchases in their session, and session starts.
 
     Offsets are whole seconds and strictly ordered: a view's cart comes at least 2 s after
     it, checkout at least 10 s after the session's last view and cart, purchases one
     second apart from there. A session lasts less than 12 hours, so it fits in the span
-    (at least a day) and starts at or after its user joined, when there is room.
+    (at least a day) and starts at or after its user joined, when there is room; with
+    ``active`` (seconds), before its user's joining plus ``active`` too.
     """
     views, carted, bought = ses["views"], ses["carted"], ses["bought"]
     n_ses, n_views = len(views), int(views.sum())
@@ -103,7 +108,10 @@ def _session_times(
     duration = checkout + views  # > last purchase offset
 
     lo = np.minimum(joined[ses["user"]], span - duration - 1)
-    hi = np.maximum(lo + 1, span - duration)
+    last = span - duration
+    if active is not None:
+        last = np.minimum(last, joined[ses["user"]] + int(round(active)))
+    hi = np.maximum(lo + 1, last)
     raw = lo + (rng.random(n_ses) * (hi - lo)).astype(np.int64)
     hour = rng.choice(24, size=n_ses, p=_HOURLY / _HOURLY.sum())
     t0 = (raw // _DAY) * _DAY + hour * 3600 + rng.integers(0, 3600, size=n_ses)

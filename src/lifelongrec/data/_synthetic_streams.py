@@ -46,6 +46,15 @@ _TRAIN: dict[str, SyntheticWorld] = {
         shift_days=10.0,
         mean_session_views=2.0,
     ),
+    # one-off visitors: every user joins during the span and comes within two days only
+    "train-visitors-30k": SyntheticWorld(
+        n_events=30_000,
+        seed=106,
+        new_item_rate=0.2,
+        new_user_rate=1.0,
+        user_active_days=2.0,
+        mean_session_views=6.0,
+    ),
 }
 
 _TEST: dict[str, SyntheticWorld] = {
@@ -119,7 +128,13 @@ def synthetic_streams(family: str, *, large: bool = False) -> dict[str, Syntheti
     train-half-late-30k   30,000    103    0.30      0.7   0.5   0    3
     train-gradual-100k    100,000   104    0.05      0.4   1.0   20   6
     train-small-10k       10,000    105    0.50      0.6   0.5   10   2
+    train-visitors-30k    30,000    106    0.20      --    --    --   6
     ===================== ========= ====== ========= ===== ===== ==== =====
+
+    ``train-visitors-30k`` is a stream of one-off visitors (``new_user_rate=1``,
+    ``user_active_days=2``): every user joins during the span and comes within two
+    days, as MovieLens' raters rate in one spree, so most of a window's events come
+    from users no earlier window saw.
 
     ``"test"``: report on these, with other seeds and settings (``test-half-late-80k``
     has 2,700 users, about 30 events each rather than 40; ``large=True`` adds the
