@@ -254,10 +254,11 @@ class LearnerSettings(_Group):
         small share of the CPU even when the services take all of it, at the cost of
         request latency: at 100k items, 120 requests/s and 2,000 events/s fed on 2
         cores, the 99th percentile was 14.1-15.5 ms with ``"idle"`` against 15.9-24.5 ms
-        with ``"nice"``, the learner training as many events (docs/capacity.md). A
-        ``lifelongrec learn`` started by hand takes ``--priority`` (default ``idle``). Where the services keep every core busy, an ``"idle"``
-        learner falls behind (its lag shows in ``/health``); on a platform without
-        ``SCHED_IDLE``, ``"idle"`` is ``"nice"``.
+        with ``"nice"``, the learner training as many events (docs/capacity.md).
+        Where the services keep every core busy, an ``"idle"`` learner falls behind
+        (its lag shows in ``/health``); on a platform without ``SCHED_IDLE``,
+        ``"idle"`` is ``"nice"``. A ``lifelongrec learn`` started by hand takes
+        ``--priority`` (default ``idle``).
     """
 
     background: bool = _setting(True, _FLAG)
