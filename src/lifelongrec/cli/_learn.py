@@ -41,9 +41,9 @@ def learn(
     learner_mode=thread or external; stop it with Ctrl-C or SIGTERM."""
     import torch
 
+    from lifelongrec.serving._config import PRIORITIES
     from lifelongrec.serving._learner_process import (
         NICE,
-        PRIORITIES,
         LearnerBusyError,
         LearnerProcess,
         lower_priority,

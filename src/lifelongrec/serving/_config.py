@@ -41,11 +41,17 @@ __all__ = [
     "IndexSettings",
     "LearnerSettings",
     "LimitSettings",
+    "PRIORITIES",
     "STANDARD_EVENT_TYPES",
     "ServiceConfig",
     "StoreSettings",
     "UserSettings",
 ]
+
+#: How a learner process yields the CPU to the services (``LearnerSettings.priority``,
+#: ``lifelongrec learn --priority``; see
+#: :func:`~lifelongrec.serving._learner_process.lower_priority`).
+PRIORITIES = ("idle", "nice")
 
 #: Event types every service accepts (with those of its first data; see
 #: ``StoreSettings.event_types``).
@@ -265,7 +271,7 @@ class LearnerSettings(_Group):
     mode: str = _setting(
         "process", _Plain(OneOf("process", "thread", "external"), str), flat="learner_mode"
     )
-    priority: str = _setting("idle", _Plain(OneOf("idle", "nice"), str), flat="learner_priority")
+    priority: str = _setting("idle", _Plain(OneOf(*PRIORITIES), str), flat="learner_priority")
     batch: int = _setting(256, _integer(1), flat="learner_batch")
     share: float = _setting(0.5, _SHARE, flat="learner_share")
     challenger_every: int = _setting(5_000, _integer(0))

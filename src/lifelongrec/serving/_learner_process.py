@@ -59,7 +59,6 @@ __all__ = [
     "LEARNER_STATUS",
     "LearnerBusyError",
     "LearnerProcess",
-    "PRIORITIES",
     "lower_priority",
 ]
 
@@ -71,9 +70,6 @@ LEARNER_LOCK = "learner.lock"
 ITEMS_PER_ROUND = 20_000
 STATUS_SECONDS = 0.5  # how often the status file is rewritten while the learner runs
 NICE = 10  # the learner's scheduling priority below the API's (Unix ``nice``)
-#: How a learner process yields the CPU (``lifelongrec learn --priority``): see
-#: :func:`lower_priority` and ServiceConfig's ``learner_priority``.
-PRIORITIES = ("idle", "nice")
 LOCK_TRIES = 5
 
 
@@ -91,12 +87,7 @@ def lower_priority(step: int, idle: bool = False) -> None:
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
-        with contextlib.suppress(OSError):
-            os.nice(step)
-        if policy is not None:
-            with contextlib.suppress(OSError):
-                os.sched_setscheduler(0, policy, os.sched_param(0))
-        return
+        tids = [0]  # the calling thread
     for tid in tids:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
