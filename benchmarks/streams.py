@@ -128,6 +128,7 @@ def stream_settings(name: str, world: SyntheticWorld | None, run: dict[str, Any]
         "shift_share": world.shift_share if shifted else None,
         "shift_days": world.shift_days if shifted else None,
         "views": world.mean_session_views,
+        "half_life": world.item_half_life_days,
     }
 
 
@@ -306,6 +307,7 @@ SETTINGS_COLUMNS = [
     ("shift_share", "shift share", 2),
     ("shift_days", "shift days", 0),
     ("views", "session views", 1),
+    ("half_life", "item half-life days", 0),
 ]
 
 

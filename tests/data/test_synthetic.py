@@ -305,6 +305,44 @@ def test_one_off_visitors_come_only_in_their_active_days():
             assert len(ev) == N and span.median() > 0  # a spree, not a single visit
 
 
+def _start_item_views(half_life: float | None) -> tuple[int, float, float]:
+    """Views of items present at ``start``: observed, and the expected count and its
+    variance when each view is drawn among the items arrived by then with weight
+    ``2 ** (-age / half_life)`` (one category, uniform popularity, no chains, no novelty
+    boost, so the age is the only thing that weighs)."""
+    data = synthetic(
+        n_events=20_000,
+        seed=8,
+        n_categories=1,
+        n_items=400,
+        new_item_rate=0.5,
+        popularity_skew=0.0,
+        novelty_boost=0.0,
+        sequential_strength=0.0,
+        item_half_life_days=half_life,
+    )
+    arrival = data.items.set_index("item_id")["attributes"].map(lambda a: a["arrival"])
+    views = data.events[data.events["event_type"] == "view"]
+    t = views["timestamp"].to_numpy()
+    arrived = np.sort(arrival.to_numpy())  # the start items first, at `start`
+    in_range = arrived[None, :] <= t[:, None]
+    age_days = (t[:, None] - arrived[None, :]) / 86_400
+    weight = np.where(in_range, 1.0 if half_life is None else np.exp2(-age_days / half_life), 0)
+    at_start = arrived == data.meta["start"]
+    p = weight[:, at_start].sum(axis=1) / weight.sum(axis=1)
+    observed = int((arrival.loc[views["item_id"]].to_numpy() == data.meta["start"]).sum())
+    return observed, float(p.sum()), float((p * (1 - p)).sum())
+
+
+@pytest.mark.parametrize("half_life", [None, 10.0])
+def test_item_popularity_fades_with_age_at_the_half_life(half_life):
+    observed, expected, variance = _start_item_views(half_life)
+    assert abs(observed - expected) < 4 * variance**0.5
+    if half_life is not None:  # far from what the items would get without fading
+        _, unfaded, _ = _start_item_views(None)
+        assert observed < 0.7 * unfaded
+
+
 def test_shift_knobs_change_nothing_before_the_shift():
     sudden = synthetic(n_events=N, seed=3, shift_at=0.4)
     partial = synthetic(n_events=N, seed=3, shift_at=0.4, shift_share=0.5, shift_days=10.0)
@@ -466,6 +504,10 @@ _PROBABILITIES = [
         ({"user_active_days": -1.0}, "user_active_days", "a finite number > 0"),
         ({"user_active_days": float("nan")}, "user_active_days", "a finite number > 0"),
         ({"user_active_days": "2"}, "user_active_days", "a finite number > 0"),
+        ({"item_half_life_days": 0}, "item_half_life_days", "a finite number > 0"),
+        ({"item_half_life_days": -3.0}, "item_half_life_days", "a finite number > 0"),
+        ({"item_half_life_days": float("inf")}, "item_half_life_days", "a finite number > 0"),
+        ({"item_half_life_days": "15"}, "item_half_life_days", "a finite number > 0"),
         ({"novelty_days": 0}, "novelty_days", "a finite number > 0"),
         ({"mean_session_views": 0.5}, "mean_session_views", "a finite number >= 1"),
     ]

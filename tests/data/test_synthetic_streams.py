@@ -15,7 +15,7 @@ from lifelongrec.data import _synthetic_streams as module
 def test_train_and_test_differ_in_seeds_and_settings():
     train, test = synthetic_streams("train"), synthetic_streams("test", large=True)
     assert STREAM_FAMILIES == ("train", "test")
-    assert 4 <= len(train) <= 6 and 4 <= len(synthetic_streams("test")) <= 6
+    assert 4 <= len(train) <= 8 and 4 <= len(synthetic_streams("test")) <= 6
     assert not {w.seed for w in train.values()} & {w.seed for w in test.values()}
 
     def settings(world: SyntheticWorld) -> dict:
@@ -37,8 +37,9 @@ def test_each_family_covers_the_kinds_of_stream(family):
     assert all(0.4 <= w.shift_at <= 0.8 for w in shifted)
     assert all(0.05 <= w.new_item_rate <= 0.5 for w in worlds)
     assert all(2 <= w.mean_session_views <= 8 for w in worlds)
-    if family == "train":  # one-off visitors (the test family's is ml-latest-small)
+    if family == "train":  # one-off visitors and aging items, as ml-latest-small has
         assert any(w.user_active_days is not None and w.new_user_rate == 1 for w in worlds)
+        assert any(w.item_half_life_days is not None for w in worlds)
     sizes = sorted(w.n_events for w in worlds)
     assert sizes[0] <= 12_000 and 20_000 <= sizes[len(sizes) // 2] <= 100_000
     assert sizes[-1] <= 100_000

@@ -24,7 +24,8 @@ structure that real shops have and that makes drift visible:
 * **Sessions.** A user opens a session (times follow a daily rhythm), picks one category
   from their current interests and views ``mean_session_views`` items on average
   (geometric). The first view is drawn by popularity within the category (Zipf with
-  exponent ``popularity_skew``) among items that have already arrived; with probability
+  exponent ``popularity_skew``, fading with the item's age with ``item_half_life_days``)
+  among items that have already arrived; with probability
   ``novelty_boost`` it is drawn among items that arrived in the last ``novelty_days``
   (when there are any). Each later view follows the previous item's fixed "next"
   item (a hidden chain through each category: complements, the next volume) with
@@ -153,6 +154,11 @@ class SyntheticWorld:
         raters do.
     popularity_skew
         Zipf exponent of item popularity within a category (0 = uniform), at least 0.
+    item_half_life_days
+        ``None`` (default): an item keeps its popularity for good. A number > 0: its
+        popularity halves every this many days from its arrival (items present at
+        ``start`` age from ``start``), so newer items take over as films and fashions
+        do, and what was popular early in the span fades.
     novelty_boost
         In ``[0, 1]``: probability that a session's first view goes to an item that
         arrived in the last ``novelty_days`` (when the category has one).
@@ -191,6 +197,7 @@ class SyntheticWorld:
     new_user_rate: float = 0.2
     user_active_days: float | None = None
     popularity_skew: float = 1.0
+    item_half_life_days: float | None = None
     novelty_boost: float = 0.2
     novelty_days: float = 7.0
     sequential_strength: float = 0.4
@@ -252,6 +259,8 @@ class SyntheticWorld:
         if self.user_active_days is not None:
             check_number("user_active_days", self.user_active_days, 0, low_open=True)
         check_number("popularity_skew", self.popularity_skew, 0)
+        if self.item_half_life_days is not None:
+            check_number("item_half_life_days", self.item_half_life_days, 0, low_open=True)
         check_number("novelty_days", self.novelty_days, 0, low_open=True)
         check_number("mean_session_views", self.mean_session_views, 1)
 

@@ -220,11 +220,64 @@ def _draw(rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndar
     return np.clip(np.searchsorted(cum, x, side="right") - 1, lo, hi - 1)
 
 
+def _aged_popularity(cat: dict[str, Any], skew: float, half_life: float) -> tuple:
+    """Weights that fade with age, and their running sums within each category.
+
+    At time ``t`` an item that arrived at ``a`` weighs ``zipf * 2 ** (-(t - a) / h)``;
+    the factor ``2 ** (-t / h)`` is common to every item a session can draw, so the
+    draw uses ``zipf * 2 ** ((a - A) / h)`` with ``A`` the latest arrival of the item's
+    category (every weight at most 1). The sums restart at each category, so a draw
+    among a category's old items keeps its precision when newer items weigh far more.
+    """
+    zipf = 1.0 / (cat["rank_in_cat"] + 1.0) ** skew
+    offsets = cat["offsets"]
+    latest = cat["arrival"][np.maximum(offsets[1:] - 1, 0)][cat["cat"]]
+    w = zipf * np.exp2((cat["arrival"] - latest) / (half_life * _DAY))
+    incl = np.cumsum(w)
+    before = np.concatenate(([0.0], incl))[offsets[:-1]]  # sum of earlier categories
+    incl -= before[cat["cat"]]
+    return w, incl
+
+
+def _draw_aged(
+    rng: np.random.Generator, aged: tuple, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """As :func:`_draw`, by faded weights (:func:`_aged_popularity`).
+
+    A binary search over ``[lo, hi)``, which lies in one category. Where every weight
+    there has faded to 0 (a category whose newest item is a thousand half-lives older
+    than its latest arrival), the draw falls back to plain popularity.
+    """
+    w, incl = aged
+    low = incl[lo] - w[lo]
+    total = incl[hi - 1] - low
+    x = low + rng.random(len(lo)) * total
+    a, b = lo.copy(), hi - 1
+    while np.any(a < b):
+        m = (a + b) // 2
+        right = incl[m] <= x
+        a = np.where(right, m + 1, a)
+        b = np.where(right, b, m)
+    faded = ~(total > 0)
+    if faded.any():
+        a[faded] = _draw(rng, cum, lo[faded], hi[faded])
+    return a
+
+
 def _events(
     rng: np.random.Generator, cfg: Any, ses: dict[str, np.ndarray], cat: dict
 ) -> dict[str, np.ndarray]:
     """Items of every view, then carts and purchases, in session order (unsorted)."""
     cum = _set_popularity(cat, cfg.popularity_skew)
+    half_life = cfg.item_half_life_days
+    if half_life is None:
+        draw = _draw
+    else:
+        aged = _aged_popularity(cat, cfg.popularity_skew, half_life)
+
+        def draw(rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+            return _draw_aged(rng, aged, cum, lo, hi)
+
     arrival, offsets, nxt = cat["arrival"], cat["offsets"], cat["nxt"]
     # Items are sorted by (category, arrival): a query key finds what had arrived by t.
     big = np.int64(1) << 40
@@ -239,7 +292,7 @@ def _events(
     n_views = int(views.sum())
     item = np.empty(n_views, dtype=np.int64)
     first_view = ses["first_view"]
-    item[first_view] = _draw(rng, cum, first_lo, hi)
+    item[first_view] = draw(rng, cum, first_lo, hi)
     active = np.arange(len(t0))
     for step in range(1, int(views.max())):
         active = active[views[active] > step]
@@ -247,7 +300,7 @@ def _events(
         prev = item[pos - 1]
         follow = nxt[prev]
         ok = (rng.random(len(active)) < cfg.sequential_strength) & (arrival[follow] <= t0[active])
-        chosen = _draw(rng, cum, lo[active], hi[active])
+        chosen = draw(rng, cum, lo[active], hi[active])
         item[pos] = np.where(ok, follow, chosen)
 
     # Funnel: carts and purchases of the viewed items, at their offsets.

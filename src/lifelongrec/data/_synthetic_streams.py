@@ -55,6 +55,13 @@ _TRAIN: dict[str, SyntheticWorld] = {
         user_active_days=2.0,
         mean_session_views=6.0,
     ),
+    # item turnover: popularity halves every 15 days from arrival, new items take over
+    "train-aging-30k": SyntheticWorld(
+        n_events=30_000,
+        seed=107,
+        new_item_rate=0.4,
+        item_half_life_days=15.0,
+    ),
 }
 
 _TEST: dict[str, SyntheticWorld] = {
@@ -129,12 +136,16 @@ def synthetic_streams(family: str, *, large: bool = False) -> dict[str, Syntheti
     train-gradual-100k    100,000   104    0.05      0.4   1.0   20   6
     train-small-10k       10,000    105    0.50      0.6   0.5   10   2
     train-visitors-30k    30,000    106    0.20      --    --    --   6
+    train-aging-30k       30,000    107    0.40      --    --    --   4
     ===================== ========= ====== ========= ===== ===== ==== =====
 
     ``train-visitors-30k`` is a stream of one-off visitors (``new_user_rate=1``,
     ``user_active_days=2``): every user joins during the span and comes within two
     days, as MovieLens' raters rate in one spree, so most of a window's events come
-    from users no earlier window saw.
+    from users no earlier window saw. ``train-aging-30k`` has items that come and go
+    (``item_half_life_days=15``: an item's popularity halves every 15 days from its
+    arrival), as films do over ml-latest-small's 22 years: what was popular in the
+    first window has mostly faded by the last.
 
     ``"test"``: report on these, with other seeds and settings (``test-half-late-80k``
     has 2,700 users, about 30 events each rather than 40; ``large=True`` adds the
