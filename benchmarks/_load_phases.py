@@ -58,6 +58,8 @@ async def snapshot(client: Any, server: Server) -> dict[str, Any]:
         "challengers": metric(samples, "lifelongrec_challengers"),
         "promotions": metric(samples, "lifelongrec_promotions"),
         "learner_errors": metric(samples, "lifelongrec_learner_errors"),
+        # the interpreter's full collections in the (first) API process
+        "full_collections": metric(samples, "python_gc_collections_total", generation="2"),
         "_samples": samples,
     }
 
@@ -70,6 +72,7 @@ def learner_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
         "learner_trained_events",
         "challengers",
         "promotions",
+        "full_collections",
     )
     out = {f"d_{k}": after[k] - before[k] for k in keys}
     out["d_learner_errors"] = after["learner_errors"] - before["learner_errors"]

@@ -41,7 +41,9 @@ Everything runs on this machine over loopback, bounded in time:
 
 Before and after each phase the benchmark reads ``/health`` and ``/metrics``: the model
 version, stored events, learner batches and trained events, lag, challengers and
-promotions (so the table shows that the learner ran). It also reads the server's CPU
+promotions (so the table shows that the learner ran), and the interpreter's full
+(generation 2) collections in the API process, a pause every request in flight waits
+out. It also reads the server's CPU
 time (``/proc``) and its own, and the server's latency histogram.
 
 HTTP client: ``--client raw`` (default; HTTP/1.1 keep-alive over asyncio streams, a
@@ -149,6 +151,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="serve's --switch-interval-ms (default: serve's own, 0.5)",
+    )
+    g.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="serve --no-gc-freeze: leave the start's objects to the full collections",
     )
     g.add_argument(
         "--replicas",
@@ -268,9 +275,10 @@ def server_config(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, A
 # ======================================================================= home folder
 def serve_options(args: argparse.Namespace) -> list[str]:
     """The ``lifelongrec serve`` options the arguments name beyond the defaults."""
-    if args.switch_interval_ms is None:
-        return []
-    return ["--switch-interval-ms", str(args.switch_interval_ms)]
+    options = ["--no-gc-freeze"] if args.no_gc_freeze else []
+    if args.switch_interval_ms is not None:
+        options += ["--switch-interval-ms", str(args.switch_interval_ms)]
+    return options
 
 
 def ensure_base(args: argparse.Namespace) -> dict[str, Any]:
@@ -572,6 +580,7 @@ def report_lines(args: argparse.Namespace, meta: dict[str, Any], res: dict[str, 
                     ("server_cpu_cores", "server CPU cores", 2),
                     ("learner_cpu_cores", "learner process CPU cores", 2),
                     ("learner_events_per_s", "events trained per s", 0),
+                    ("d_full_collections", "full collections (API)", 0),
                 ],
             ),
             "",

@@ -58,6 +58,8 @@ def test_serve_options_reach_the_server_command(load, client, tmp_path):
     assert load.serve_options(load.parse_args([])) == []  # serve's own default
     extra = load.serve_options(load.parse_args(["--switch-interval-ms", "5"]))
     assert extra == ["--switch-interval-ms", "5.0"]
+    both = ["--no-gc-freeze", "--switch-interval-ms", "5"]
+    assert load.serve_options(load.parse_args(both)) == ["--no-gc-freeze", *extra]
     cmd = client.Server(tmp_path / "home", {}, 8123, tmp_path / "log", extra).command
     assert cmd[cmd.index("serve") :][-2:] == extra and "--port" in cmd
 

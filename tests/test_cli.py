@@ -391,5 +391,7 @@ def test_serve_runs_the_server_with_the_switch_interval_asked(tmp_path, monkeypa
     assert runner.invoke(app, base).exit_code == 0
     assert runner.invoke(app, [*base, "--switch-interval-ms", "2"]).exit_code == 0
     assert [c["switch_interval"] for c in calls] == [server.SWITCH_INTERVAL, 0.002]
+    assert runner.invoke(app, [*base, "--no-gc-freeze"]).exit_code == 0
+    assert [c["freeze"] for c in calls] == [True, True, False]
     bad = runner.invoke(app, [*base, "--switch-interval-ms", "0"])
     assert bad.exit_code != 0 and "switch-interval-ms" in bad.output

@@ -300,6 +300,30 @@ def test_metrics_in_prometheus_format(client):
     assert "lifelongrec_online_lag_events" in text
 
 
+def test_metrics_count_the_collectors_work(client):
+    import gc
+    import re
+
+    def collections(generation: int) -> float:
+        text = client.get("/metrics").text
+        pattern = rf'python_gc_collections_total{{generation="{generation}"}} (\S+)'
+        return float(re.search(pattern, text).group(1))
+
+    before = collections(2)
+    gc.collect()
+    assert collections(2) == before + 1
+    text = client.get("/metrics").text
+    assert "python_gc_frozen_objects 0.0" in text  # frozen only by run_server
+    gc.freeze()
+    try:
+        frozen = float(
+            re.search(r"^python_gc_frozen_objects (\S+)", client.get("/metrics").text, re.M)[1]
+        )
+        assert frozen == gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_openapi_schema_validates(client):
     from openapi_spec_validator import validate
 

@@ -467,6 +467,32 @@ def test_the_server_runs_with_a_short_switch_interval_and_restores_it(app, monke
     assert len(seen) == 3 and sys.getswitchinterval() == before
 
 
+def test_the_server_runs_with_the_start_objects_frozen_and_unfreezes_them(app, monkeypatch):
+    import gc
+
+    import uvicorn
+
+    made_before = [[i] for i in range(1_000)]  # containers the collector tracks
+    seen = []
+
+    def run(*args, **kwargs):  # the objects the collections walk, while it serves
+        walked = {id(x) for x in gc.get_objects()}
+        seen.append((gc.get_freeze_count(), any(id(x) in walked for x in made_before)))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    assert gc.get_freeze_count() == 0
+    run_server(app, "127.0.0.1", 0)
+    frozen, walked = seen[0]
+    assert frozen >= len(made_before) and not walked
+    assert gc.get_freeze_count() == 0  # given back when the server stops
+    run_server(app, "127.0.0.1", 0, freeze=False)
+    assert seen[1] == (0, True)
+    for bad in (0, 1, "yes", None):
+        with pytest.raises(ParameterError, match="parameter 'freeze' must be True or False"):
+            run_server(app, "127.0.0.1", 0, freeze=bad)
+    assert len(seen) == 2 and gc.get_freeze_count() == 0
+
+
 def test_open_file_limit_is_raised_or_max_connections_lowered(monkeypatch, caplog):
     import lifelongrec.serving._server as mod
 
