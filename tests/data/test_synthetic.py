@@ -305,15 +305,15 @@ def test_one_off_visitors_come_only_in_their_active_days():
             assert len(ev) == N and span.median() > 0  # a spree, not a single visit
 
 
-def _start_item_views(half_life: float | None) -> tuple[int, float, float]:
+def _start_item_views(half_life: float | None, n_categories: int = 1) -> tuple[int, float, float]:
     """Views of items present at ``start``: observed, and the expected count and its
-    variance when each view is drawn among the items arrived by then with weight
-    ``2 ** (-age / half_life)`` (one category, uniform popularity, no chains, no novelty
+    variance when each view is drawn among the items of its category arrived by then
+    with weight ``2 ** (-age / half_life)`` (uniform popularity, no chains, no novelty
     boost, so the age is the only thing that weighs)."""
     data = synthetic(
         n_events=20_000,
         seed=8,
-        n_categories=1,
+        n_categories=n_categories,
         n_items=400,
         new_item_rate=0.5,
         popularity_skew=0.0,
@@ -321,11 +321,17 @@ def _start_item_views(half_life: float | None) -> tuple[int, float, float]:
         sequential_strength=0.0,
         item_half_life_days=half_life,
     )
-    arrival = data.items.set_index("item_id")["attributes"].map(lambda a: a["arrival"])
+    items = data.items.set_index("item_id")
+    arrival = items["attributes"].map(lambda a: a["arrival"])
+    top = items["categories"].map(lambda c: c[0]).to_numpy()  # the top-level category
     views = data.events[data.events["event_type"] == "view"]
     t = views["timestamp"].to_numpy()
-    arrived = np.sort(arrival.to_numpy())  # the start items first, at `start`
-    in_range = arrived[None, :] <= t[:, None]
+    arrived = arrival.to_numpy()
+    same = (
+        top[None, :]
+        == items.loc[views["item_id"], "categories"].map(lambda c: c[0]).to_numpy()[:, None]
+    )
+    in_range = (arrived[None, :] <= t[:, None]) & same
     age_days = (t[:, None] - arrived[None, :]) / 86_400
     weight = np.where(in_range, 1.0 if half_life is None else np.exp2(-age_days / half_life), 0)
     at_start = arrived == data.meta["start"]
@@ -334,9 +340,11 @@ def _start_item_views(half_life: float | None) -> tuple[int, float, float]:
     return observed, float(p.sum()), float((p * (1 - p)).sum())
 
 
-@pytest.mark.parametrize("half_life", [None, 10.0])
-def test_item_popularity_fades_with_age_at_the_half_life(half_life):
-    observed, expected, variance = _start_item_views(half_life)
+@pytest.mark.parametrize("half_life, n_categories", [(None, 1), (10.0, 1), (0.5, 3)])
+def test_item_popularity_fades_with_age_at_the_half_life(half_life, n_categories):
+    # 0.5 days over 90: the oldest weights are 2 ** -180 of the newest; the draw among
+    # a category's early items must keep them apart from the other categories' sums
+    observed, expected, variance = _start_item_views(half_life, n_categories)
     assert abs(observed - expected) < 4 * variance**0.5
     if half_life is not None:  # far from what the items would get without fading
         _, unfaded, _ = _start_item_views(None)

@@ -233,9 +233,9 @@ def _aged_popularity(cat: dict[str, Any], skew: float, half_life: float) -> tupl
     offsets = cat["offsets"]
     latest = cat["arrival"][np.maximum(offsets[1:] - 1, 0)][cat["cat"]]
     w = zipf * np.exp2((cat["arrival"] - latest) / (half_life * _DAY))
-    incl = np.cumsum(w)
-    before = np.concatenate(([0.0], incl))[offsets[:-1]]  # sum of earlier categories
-    incl -= before[cat["cat"]]
+    incl = np.empty_like(w)
+    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):  # not across categories
+        incl[lo:hi] = np.cumsum(w[lo:hi])
     return w, incl
 
 
