@@ -305,12 +305,10 @@ def test_one_off_visitors_come_only_in_their_active_days():
             assert len(ev) == N and span.median() > 0  # a spree, not a single visit
 
 
-def _start_item_views(half_life: float | None, n_categories: int = 1) -> tuple[int, float, float]:
-    """Views of items present at ``start``: observed, and the expected count and its
-    variance when each view is drawn among the items of its category arrived by then
-    with weight ``2 ** (-age / half_life)`` (uniform popularity, no chains, no novelty
-    boost, so the age is the only thing that weighs)."""
-    data = synthetic(
+def _fading_world(half_life: float | None, n_categories: int) -> Dataset:
+    """Uniform popularity, no chains, no novelty boost: an item's age is the only thing
+    that weighs in a draw."""
+    return synthetic(
         n_events=20_000,
         seed=8,
         n_categories=n_categories,
@@ -321,16 +319,19 @@ def _start_item_views(half_life: float | None, n_categories: int = 1) -> tuple[i
         sequential_strength=0.0,
         item_half_life_days=half_life,
     )
+
+
+def _start_item_views(data: Dataset, half_life: float | None) -> tuple[int, float, float]:
+    """Views of items present at ``start``: observed, and the expected count and its
+    variance when each view is drawn among the items of its category arrived by then
+    with weight ``2 ** (-age / half_life)`` (``None``: all alike)."""
     items = data.items.set_index("item_id")
     arrival = items["attributes"].map(lambda a: a["arrival"])
-    top = items["categories"].map(lambda c: c[0]).to_numpy()  # the top-level category
+    top = items["categories"].map(lambda c: c[0])  # the top-level category
     views = data.events[data.events["event_type"] == "view"]
     t = views["timestamp"].to_numpy()
     arrived = arrival.to_numpy()
-    same = (
-        top[None, :]
-        == items.loc[views["item_id"], "categories"].map(lambda c: c[0]).to_numpy()[:, None]
-    )
+    same = top.to_numpy()[None, :] == top.loc[views["item_id"]].to_numpy()[:, None]
     in_range = (arrived[None, :] <= t[:, None]) & same
     age_days = (t[:, None] - arrived[None, :]) / 86_400
     weight = np.where(in_range, 1.0 if half_life is None else np.exp2(-age_days / half_life), 0)
@@ -344,11 +345,14 @@ def _start_item_views(half_life: float | None, n_categories: int = 1) -> tuple[i
 def test_item_popularity_fades_with_age_at_the_half_life(half_life, n_categories):
     # 0.5 days over 90: the oldest weights are 2 ** -180 of the newest; the draw among
     # a category's early items must keep them apart from the other categories' sums
-    observed, expected, variance = _start_item_views(half_life, n_categories)
+    data = _fading_world(half_life, n_categories)
+    observed, expected, variance = _start_item_views(data, half_life)
     assert abs(observed - expected) < 4 * variance**0.5
-    if half_life is not None:  # far from what the items would get without fading
-        _, unfaded, _ = _start_item_views(None)
-        assert observed < 0.7 * unfaded
+    # the same views are far from what another half-life (or none) would give
+    others = [10.0] if half_life is None else [None, 0.7 * half_life, 1.4 * half_life]
+    for other in others:
+        _, wrong, wrong_variance = _start_item_views(data, other)
+        assert abs(observed - wrong) > 10 * wrong_variance**0.5, other
 
 
 def test_shift_knobs_change_nothing_before_the_shift():

@@ -10,6 +10,7 @@ See :mod:`lifelongrec.data._synthetic` for the whole world.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -240,7 +241,7 @@ def _aged_popularity(cat: dict[str, Any], skew: float, half_life: float) -> tupl
 
 
 def _draw_aged(
-    rng: np.random.Generator, aged: tuple, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, aged: tuple
 ) -> np.ndarray:
     """As :func:`_draw`, by faded weights (:func:`_aged_popularity`).
 
@@ -270,14 +271,13 @@ def _events(
     """Items of every view, then carts and purchases, in session order (unsorted)."""
     cum = _set_popularity(cat, cfg.popularity_skew)
     half_life = cfg.item_half_life_days
-    if half_life is None:
-        draw = _draw
-    else:
-        aged = _aged_popularity(cat, cfg.popularity_skew, half_life)
-
-        def draw(rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-            return _draw_aged(rng, aged, cum, lo, hi)
-
+    draw = (
+        _draw
+        if half_life is None
+        else functools.partial(
+            _draw_aged, aged=_aged_popularity(cat, cfg.popularity_skew, half_life)
+        )
+    )
     arrival, offsets, nxt = cat["arrival"], cat["offsets"], cat["nxt"]
     # Items are sorted by (category, arrival): a query key finds what had arrived by t.
     big = np.int64(1) << 40

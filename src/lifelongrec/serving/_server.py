@@ -647,8 +647,8 @@ def run_server(
     champion, the catalogue's indexes: hundreds of thousands) to the permanent
     generation (:func:`gc.freeze`), so the collector's full collections, which the
     interpreter starts on its own as objects pile up and which stop every thread, walk
-    only what was made since; in a 100k-item service they took 0.2-0.5 s each, a pause
-    every request in flight waits out (docs/service.md, "Garbage collection"). The
+    only what was made since; in a 100k-item service one took 229 ms
+    (``benchmarks/gc_pause.py``), a pause every request in flight waits out (docs/service.md, "Garbage collection"). The
     objects are unfrozen when the server stops."""
     import uvicorn
 
