@@ -236,6 +236,48 @@ def test_sequences_carry_learnable_transitions():
     assert _top_transition_share(strong) > _top_transition_share(none) + 0.2
 
 
+def _top_successors(views: pd.DataFrame) -> pd.Series:
+    """Each item's most common next view (items followed at least three times)."""
+    u, i = views["user_id"].to_numpy(), views["item_id"].to_numpy()
+    pairs = pd.DataFrame({"a": i[:-1], "b": i[1:]})[u[:-1] == u[1:]]
+    counts = pairs.value_counts().reset_index(name="n")
+    best = counts.sort_values("n", ascending=False).drop_duplicates("a")
+    return best[best["n"] >= 3].set_index("a")["b"]
+
+
+def test_a_redrawn_chain_changes_what_follows_each_item_per_period():
+    day, period = 86_400, 30.0
+    kwargs = {"n_events": N, "seed": 8, "sequential_strength": 0.6}
+    fixed = synthetic(**kwargs)
+    redrawn = synthetic(**kwargs, chain_redraw_days=period)
+    # Only the items differ, and only in sessions after the first period.
+    a, b = fixed.events, redrawn.events
+    for column in ("user_id", "timestamp", "event_type"):
+        assert a[column].equals(b[column])
+    first = a["timestamp"].to_numpy() < fixed.meta["start"] + period * day
+    assert a["item_id"][first].equals(b["item_id"][first])
+    assert (a["item_id"][~first] != b["item_id"][~first]).mean() > 0.2
+
+    def agreement(data: Dataset) -> tuple[float, float]:
+        """Share of items whose top successor is the same in periods 0 and 1, and the
+        share of period 1's next views that are the top successor of period 1."""
+        views = data.events[data.events["event_type"] == "view"]
+        views = views.sort_values(["user_id", "timestamp"], kind="stable")
+        slot = (views["timestamp"] - data.meta["start"]) // int(period * day)
+        tops = [_top_successors(views[slot == p]) for p in (0, 1)]
+        both = tops[0].index.intersection(tops[1].index)
+        assert len(both) >= 100
+        return float((tops[0][both] == tops[1][both]).mean()), _top_transition_share(
+            Dataset(events=views[slot == 1], name="period 1")
+        )
+
+    same_fixed, within_fixed = agreement(fixed)
+    same_redrawn, within_redrawn = agreement(redrawn)
+    assert same_fixed > 0.8 and same_redrawn < 0.1
+    # Within a period the redrawn chain is as learnable as the fixed one.
+    assert abs(within_redrawn - within_fixed) < 0.05
+
+
 def _halves_distance(data: Dataset) -> float:
     """Mean total-variation distance of a user's category mix before vs after mid-span."""
     ev = _with_category(data)
@@ -521,6 +563,10 @@ _PROBABILITIES = [
         ({"item_half_life_days": float("inf")}, "item_half_life_days", "a finite number > 0"),
         ({"item_half_life_days": "15"}, "item_half_life_days", "a finite number > 0"),
         ({"novelty_days": 0}, "novelty_days", "a finite number > 0"),
+        ({"chain_redraw_days": 0}, "chain_redraw_days", "a finite number > 0"),
+        ({"chain_redraw_days": -2.0}, "chain_redraw_days", "a finite number > 0"),
+        ({"chain_redraw_days": float("nan")}, "chain_redraw_days", "a finite number > 0"),
+        ({"chain_redraw_days": "11"}, "chain_redraw_days", "a finite number > 0"),
         ({"mean_session_views": 0.5}, "mean_session_views", "a finite number >= 1"),
     ]
     + [({p: -0.1}, p, "a number in [0, 1]") for p in _PROBABILITIES]

@@ -37,9 +37,10 @@ def test_each_family_covers_the_kinds_of_stream(family):
     assert all(0.4 <= w.shift_at <= 0.8 for w in shifted)
     assert all(0.05 <= w.new_item_rate <= 0.5 for w in worlds)
     assert all(2 <= w.mean_session_views <= 8 for w in worlds)
-    if family == "train":  # one-off visitors and aging items, as ml-latest-small has
+    if family == "train":  # one-off visitors, aging items, changing order: as ml-latest-small
         assert any(w.user_active_days is not None and w.new_user_rate == 1 for w in worlds)
         assert any(w.item_half_life_days is not None for w in worlds)
+        assert any(w.chain_redraw_days is not None for w in worlds)
     sizes = sorted(w.n_events for w in worlds)
     assert sizes[0] <= 12_000 and 20_000 <= sizes[len(sizes) // 2] <= 100_000
     assert sizes[-1] <= 100_000

@@ -19,6 +19,7 @@ from lifelongrec.models.sequential._budget import (
     budget_passes,
     catchup_share,
     refit_shape,
+    shrink_factor,
 )
 from lifelongrec.nn import training_windows
 
@@ -136,13 +137,14 @@ def test_fixed_epochs_and_the_epochs_argument_come_before_the_budget(fitted, wor
     fixed = SequentialRecommender(**{**TINY, "partial_fit_epochs": 3}).fit(world)
     fixed.partial_fit(_later(world, 30))
     assert (
-        fixed.update_plan_ == {"passes": 3, "budget": None, "window": 8}
+        fixed.update_plan_ == {"passes": 3, "budget": None, "window": 8, "shrink": 1.0}
         and _update_passes(fixed) == 3
     )
     fixed.partial_fit(_later(world, 30, seed=1), budget=0.3)  # an explicit budget wins
     assert fixed.update_plan_["budget"] == 0.3
     m = copy.deepcopy(fitted).partial_fit(_later(world, 30), epochs=1)
-    assert m.update_plan_ == {"passes": 1, "budget": None, "window": 8} and _update_passes(m) == 1
+    plan = {"passes": 1, "budget": None, "window": 8, "shrink": 1.0}  # fixed passes: no shrink
+    assert m.update_plan_ == plan and _update_passes(m) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.1", True])
@@ -201,3 +203,40 @@ def test_the_training_flop_count_refuses_what_is_not_a_count():
             add_training_flops(bad)
     add_training_flops(0)
     assert training_flops() == before
+
+
+def test_the_shrink_factor_follows_the_share_an_update_spends():
+    plan = {"passes": 4, "budget": 0.1, "pass_flops": 5.0, "refit_flops": 200.0}  # 0.1
+    assert shrink_factor(0.5, plan) == pytest.approx(0.5)
+    assert shrink_factor(0.5, {**plan, "passes": 2}) == pytest.approx(0.5**0.5)  # half
+    assert shrink_factor(0.5, {**plan, "passes": 12}) == pytest.approx(0.5)  # catch-up
+    assert shrink_factor(1.0, plan) == 1.0
+    assert shrink_factor(0.5, {"passes": 3, "budget": None}) == 1.0  # fixed passes
+
+
+def test_an_update_shrinks_the_weights_before_it_trains(fitted, world):
+    """With a learning rate too small to move anything, what an update leaves is its
+    shrink: every weight times ``update_plan_["shrink"]``, the buffers as they were."""
+    m = copy.deepcopy(fitted)
+    assert m.partial_fit_shrink == 0.8  # the default
+    m.partial_fit_shrink, m.lr, m.weight_decay = 0.5, 1e-12, 0.0
+    # the second update's passes stop at the most an update may take, short of its budget
+    for n, budget, shrunk in ((30, None, 0.5), (2, 2.0, None)):
+        before = {k: v.clone() for k, v in m.module_.state_dict().items()}
+        m.partial_fit(_later(world, n, seed=n), budget=budget)
+        plan = m.update_plan_
+        spent = plan["passes"] * plan["pass_flops"] / plan["refit_flops"]
+        expected = 0.5 ** min(1.0, spent / plan["budget"])
+        assert plan["shrink"] == pytest.approx(expected)
+        if shrunk is not None:
+            assert expected == pytest.approx(shrunk)
+        else:
+            assert plan["passes"] == MAX_PASSES and 0.5 < expected < 0.999
+        weights = dict(m.module_.named_parameters())
+        for name, value in m.module_.state_dict().items():
+            factor = plan["shrink"] if name in weights else 1.0
+            np.testing.assert_allclose(value, factor * before[name], rtol=1e-5, atol=1e-7)
+    fixed = copy.deepcopy(fitted)
+    fixed.partial_fit_shrink = 0.5
+    fixed.partial_fit(_later(world, 30), epochs=2)
+    assert fixed.update_plan_["shrink"] == 1.0

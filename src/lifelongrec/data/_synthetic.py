@@ -166,6 +166,12 @@ class SyntheticWorld:
         How long an arrival counts as fresh, in days (> 0).
     sequential_strength
         In ``[0, 1]``: probability that a view follows the previous item's "next" item.
+    chain_redraw_days
+        ``None`` (default): the hidden "next" chain holds for the whole span. A number
+        > 0: every this many days it is redrawn (a session follows the chain of the
+        period it starts in), so the order in which users go from item to item changes
+        over time, as the order in which a site shows its items to rate or buy does;
+        what earlier sessions teach about "what comes next" goes stale.
     mean_session_views
         Mean number of views per session (geometric), at least 1.
     cart_rate
@@ -201,6 +207,7 @@ class SyntheticWorld:
     novelty_boost: float = 0.2
     novelty_days: float = 7.0
     sequential_strength: float = 0.4
+    chain_redraw_days: float | None = None
     mean_session_views: float = 4.0
     cart_rate: float = 0.1
     purchase_rate: float = 0.4
@@ -262,6 +269,8 @@ class SyntheticWorld:
         if self.item_half_life_days is not None:
             check_number("item_half_life_days", self.item_half_life_days, 0, low_open=True)
         check_number("novelty_days", self.novelty_days, 0, low_open=True)
+        if self.chain_redraw_days is not None:
+            check_number("chain_redraw_days", self.chain_redraw_days, 0, low_open=True)
         check_number("mean_session_views", self.mean_session_views, 1)
 
     def sizes(self) -> tuple[int, int]:

@@ -241,6 +241,7 @@ def _catalogue(
         "offsets": offsets,
         "rank_in_cat": rank_in_cat,
         "nxt": nxt,
+        "chain": chain,
         "sub": sub,
         "brand": brand,
         "price": price,

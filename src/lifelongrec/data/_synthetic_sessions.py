@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -294,11 +295,12 @@ def _events(
     first_view = ses["first_view"]
     item[first_view] = draw(rng, cum, first_lo, hi)
     active = np.arange(len(t0))
+    follow_of = _follower(cfg, cat, t0)
     for step in range(1, int(views.max())):
         active = active[views[active] > step]
         pos = first_view[active] + step
         prev = item[pos - 1]
-        follow = nxt[prev]
+        follow = nxt[prev] if follow_of is None else follow_of(prev, active)
         ok = (rng.random(len(active)) < cfg.sequential_strength) & (arrival[follow] <= t0[active])
         chosen = draw(rng, cum, lo[active], hi[active])
         item[pos] = np.where(ok, follow, chosen)
@@ -329,6 +331,39 @@ def _events(
         ),
         "session": np.concatenate([ses_of_view, ses_of_view[c_idx], ses_of_view[b_idx]]),
     }
+
+
+def _follower(
+    cfg: Any, cat: dict, t0: np.ndarray
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The "next" item of ``prev`` in the sessions ``ses`` when the chain is redrawn.
+
+    ``None`` without ``chain_redraw_days``: the fixed chain ``cat["nxt"]`` holds. With
+    it, the sessions that start in the ``e``-th period of ``chain_redraw_days`` days
+    follow each item by the one ``stride[e, c]`` places further along its category
+    ``c``'s hidden cycle (``stride`` 1 in the first period: the fixed chain), strides
+    drawn uniformly from ``1 .. size - 1`` per period and category by a generator of
+    their own (so the rest of the world is the same with and without the redraw).
+    """
+    if cfg.chain_redraw_days is None:
+        return None
+    chain, offsets, cat_of = cat["chain"], cat["offsets"], cat["cat"]
+    sizes = np.diff(offsets)
+    place = np.empty(len(chain), dtype=np.int64)
+    place[chain] = np.arange(len(chain)) - offsets[cat_of[chain]]
+    period = np.floor_divide(t0, max(1, int(round(cfg.chain_redraw_days * _DAY))))
+    periods, period_of = np.unique(period, return_inverse=True)
+    srng = np.random.default_rng((int(cfg.seed), 0x636861696E))
+    draws = srng.random((len(periods), len(sizes)))
+    stride = 1 + np.floor(draws * np.maximum(sizes - 1, 1)).astype(np.int64)
+    stride[periods == 0] = 1
+
+    def follow(prev: np.ndarray, ses: np.ndarray) -> np.ndarray:
+        c = cat_of[prev]
+        step = stride[period_of[ses], c]
+        return chain[offsets[c] + (place[prev] + step) % sizes[c]]
+
+    return follow
 
 
 def _trim(rng: np.random.Generator, ev: dict[str, np.ndarray], n_events: int) -> dict:

@@ -62,6 +62,14 @@ _TRAIN: dict[str, SyntheticWorld] = {
         new_item_rate=0.4,
         item_half_life_days=15.0,
     ),
+    # what follows what changes: the hidden "next" chain is redrawn every 11 days
+    "train-reorder-30k": SyntheticWorld(
+        n_events=30_000,
+        seed=108,
+        new_item_rate=0.4,
+        item_half_life_days=15.0,
+        chain_redraw_days=11.0,
+    ),
 }
 
 _TEST: dict[str, SyntheticWorld] = {
@@ -137,6 +145,7 @@ def synthetic_streams(family: str, *, large: bool = False) -> dict[str, Syntheti
     train-small-10k       10,000    105    0.50      0.6   0.5   10   2
     train-visitors-30k    30,000    106    0.20      --    --    --   6
     train-aging-30k       30,000    107    0.40      --    --    --   4
+    train-reorder-30k     30,000    108    0.40      --    --    --   4
     ===================== ========= ====== ========= ===== ===== ==== =====
 
     ``train-visitors-30k`` is a stream of one-off visitors (``new_user_rate=1``,
@@ -145,7 +154,12 @@ def synthetic_streams(family: str, *, large: bool = False) -> dict[str, Syntheti
     from users no earlier window saw. ``train-aging-30k`` has items that come and go
     (``item_half_life_days=15``: an item's popularity halves every 15 days from its
     arrival), as films do over ml-latest-small's 22 years: what was popular in the
-    first window has mostly faded by the last.
+    first window has mostly faded by the last. ``train-reorder-30k`` has aging items too,
+    and its hidden "next" chain is redrawn every 11 days (``chain_redraw_days=11``, about
+    one window of eight): the order in which users go from item to item changes, as
+    ml-latest-small's does over its years (there, the item-to-next-item counts of the
+    latest window predict the next window's better than those of all the windows before
+    it: ``benchmarks/transition_drift.py``).
 
     ``"test"``: report on these, with other seeds and settings (``test-half-late-80k``
     has 2,700 users, about 30 events each rather than 40; ``large=True`` adds the

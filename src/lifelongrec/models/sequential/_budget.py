@@ -262,3 +262,19 @@ def plan_passes(
         "pass_flops": per_pass,
         "refit_flops": refit,
     }
+
+
+def shrink_factor(shrink: float, plan: Mapping[str, Any]) -> float:
+    """What an update multiplies the module's weights by before it trains:
+    ``shrink ** min(1, spent / budget)``, ``spent`` being the share of a refit's
+    estimated compute that the update's passes cost (``passes * pass_flops /
+    refit_flops`` of ``plan``) and ``budget`` the share its budget gives. An update that
+    trains as much as its budget (or more: the catch-up) shrinks by ``shrink``; one that
+    trains less (a small batch, whose passes stop at the most an update may take)
+    shrinks as much less, so that many small updates shrink about as much as one large
+    one of the same events. 1.0 for a plan without a budget (fixed passes)."""
+    budget, refit = plan.get("budget"), plan.get("refit_flops")
+    if shrink >= 1.0 or not budget or not refit:
+        return 1.0
+    spent = float(plan["passes"]) * float(plan["pass_flops"]) / float(refit)
+    return float(shrink ** min(1.0, spent / float(budget)))

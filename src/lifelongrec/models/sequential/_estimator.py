@@ -35,7 +35,12 @@ from lifelongrec.models.sequential._ages import (
     note_first_events,
     query_clocks,
 )
-from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
+from lifelongrec.models.sequential._budget import (
+    cost_model,
+    epoch_flops,
+    plan_passes,
+    shrink_factor,
+)
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events, event_values
 from lifelongrec.models.sequential._exposure import exposure_lists, waiting
@@ -320,6 +325,12 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             if val is not None:
                 config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
             forgetting = self._forgetting(teacher)
+            factor = shrink_factor(float(self.partial_fit_shrink), self.update_plan_)
+            self.update_plan_["shrink"] = factor
+            if factor < 1.0:
+                with torch.no_grad():
+                    for weight in self._module.parameters():
+                        weight.mul_(factor)
             self._train(windows, config, rng, validation=val, forgetting=forgetting)
 
     def _plan(self, plan: dict[str, Any], windows: Windows, n_new: int) -> dict[str, Any]:
