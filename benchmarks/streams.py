@@ -129,6 +129,7 @@ def stream_settings(name: str, world: SyntheticWorld | None, run: dict[str, Any]
         "shift_days": world.shift_days if shifted else None,
         "views": world.mean_session_views,
         "half_life": world.item_half_life_days,
+        "chain_redraw": world.chain_redraw_days,
     }
 
 
@@ -308,6 +309,7 @@ SETTINGS_COLUMNS = [
     ("shift_days", "shift days", 0),
     ("views", "session views", 1),
     ("half_life", "item half-life days", 0),
+    ("chain_redraw", "next-item chain redrawn every (days)", 0),
 ]
 
 
