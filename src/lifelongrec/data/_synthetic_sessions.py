@@ -336,7 +336,8 @@ def _events(
 def _follower(
     cfg: Any, cat: dict, t0: np.ndarray
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """The "next" item of ``prev`` in the sessions ``ses`` when the chain is redrawn.
+    """What gives the "next" item of ``prev`` in the sessions ``ses`` (indices into
+    ``t0``) when the chain is redrawn: a function of ``(prev, ses)``.
 
     ``None`` without ``chain_redraw_days``: the fixed chain ``cat["nxt"]`` holds. With
     it, the sessions that start in the ``e``-th period of ``chain_redraw_days`` days

@@ -271,8 +271,8 @@ def shrink_factor(shrink: float, plan: Mapping[str, Any]) -> float:
     refit_flops`` of ``plan``) and ``budget`` the share its budget gives. An update that
     trains as much as its budget (or more: the catch-up) shrinks by ``shrink``; one that
     trains less (a small batch, whose passes stop at the most an update may take)
-    shrinks as much less, so that many small updates shrink about as much as one large
-    one of the same events. 1.0 for a plan without a budget (fixed passes)."""
+    shrinks as much less: small updates that together train as much as one large one
+    shrink as much. 1.0 for a plan without a budget (fixed passes)."""
     budget, refit = plan.get("budget"), plan.get("refit_flops")
     if shrink >= 1.0 or not budget or not refit:
         return 1.0

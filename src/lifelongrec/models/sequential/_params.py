@@ -252,10 +252,10 @@ class SequentialParams(Params):
         factor (shrink, as in Ash & Adams' "shrink and perturb" for warm-started
         training), then trains: a warm-started model keeps its old answers confidently
         and learns the new window more slowly than a fresh fit; shrinking its weights
-        makes it as ready to learn as a fresh model while it keeps the directions it
-        learned. An update whose passes cost less than its budget (a small batch)
-        shrinks by ``shrink ** (its cost / the budget's)``, so that many small updates
-        shrink about as much as one large one. A number in ``(0, 1]``; 1 does not
+        makes it readier to learn while it keeps the directions it learned. An update whose passes cost less than its budget (a small batch)
+        shrinks by ``shrink ** (its cost / the budget's)``: updates shrink in proportion
+        to what they train, and small ones that together train as much as one large
+        one shrink as much. A number in ``(0, 1]``; 1 does not
         shrink; updates with fixed passes (``partial_fit_epochs``, ``epochs=``) do not
         shrink. ``update_plan_["shrink"]`` records the factor of the last update.
         Default 0.8, chosen on the training family of streams (docs/lifelong.md): it
