@@ -211,7 +211,6 @@ def test_the_shrink_factor_follows_the_share_an_update_spends():
     assert shrink_factor(0.5, {**plan, "passes": 2}) == pytest.approx(0.5**0.5)  # half
     assert shrink_factor(0.5, {**plan, "passes": 12}) == pytest.approx(0.5)  # catch-up
     assert shrink_factor(1.0, plan) == 1.0
-    assert shrink_factor(0.5, {"passes": 3, "budget": None}) == 1.0  # fixed passes
 
 
 def test_an_update_shrinks_the_weights_before_it_trains(fitted, world):

@@ -243,7 +243,9 @@ def plan_passes(
     content, whose fit ran ``fit_epochs`` epochs; or, when larger, the share
     ``p["partial_fit_catchup"] * n_new / refit targets`` (:func:`catchup_share`) for
     ``n_new`` new target events. Returns ``passes``, ``budget`` (the share given),
-    ``share`` (the share spent), ``pass_flops`` and ``refit_flops``."""
+    ``share`` (the share spent), ``pass_flops``, ``refit_flops`` and ``shrink`` (what
+    the weights are multiplied by before the passes: :func:`shrink_factor` of
+    ``p["partial_fit_shrink"]``)."""
     model = cost_model(p, n_items, content_dim)
     per_pass = windows_flops(model, update, float(p["distill_weight"]) > 0)
     L = int(p["max_len"])
@@ -255,13 +257,14 @@ def plan_passes(
         epoch += model.ranking_flops(n_val, L, n_items)
     refit = float(fit_epochs) * epoch
     spent = max(float(share), catchup_share(float(p["partial_fit_catchup"]), n_new, targets))
-    return {
+    plan = {
         "passes": budget_passes(spent, refit, per_pass),
         "budget": float(share),
         "share": spent,
         "pass_flops": per_pass,
         "refit_flops": refit,
     }
+    return {**plan, "shrink": shrink_factor(float(p["partial_fit_shrink"]), plan)}
 
 
 def shrink_factor(shrink: float, plan: Mapping[str, Any]) -> float:
@@ -272,9 +275,9 @@ def shrink_factor(shrink: float, plan: Mapping[str, Any]) -> float:
     trains as much as its budget (or more: the catch-up) shrinks by ``shrink``; one that
     trains less (a small batch, whose passes stop at the most an update may take)
     shrinks as much less: small updates that together train as much as one large one
-    shrink as much. 1.0 for a plan without a budget (fixed passes)."""
-    budget, refit = plan.get("budget"), plan.get("refit_flops")
-    if shrink >= 1.0 or not budget or not refit:
+    shrink as much. (Updates with fixed passes have no budget and do not shrink.)"""
+    refit = float(plan["refit_flops"])
+    if refit <= 0.0:  # no refit to measure against
         return 1.0
-    spent = float(plan["passes"]) * float(plan["pass_flops"]) / float(refit)
-    return float(shrink ** min(1.0, spent / float(budget)))
+    spent = float(plan["passes"]) * float(plan["pass_flops"]) / refit
+    return float(shrink ** min(1.0, spent / float(plan["budget"])))

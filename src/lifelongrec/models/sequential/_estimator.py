@@ -35,12 +35,7 @@ from lifelongrec.models.sequential._ages import (
     note_first_events,
     query_clocks,
 )
-from lifelongrec.models.sequential._budget import (
-    cost_model,
-    epoch_flops,
-    plan_passes,
-    shrink_factor,
-)
+from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events, event_values
 from lifelongrec.models.sequential._exposure import exposure_lists, waiting
@@ -259,7 +254,8 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             return self.fit(new_interactions)
         n = epochs if epochs is not None or budget is not None else self.partial_fit_epochs
         share = float(self.partial_fit_budget if budget is None else budget)
-        plan = {"passes": int(n), "budget": None} if n is not None else {"budget": share}
+        fixed = None if n is None else {"passes": int(n), "budget": None, "shrink": 1.0}
+        plan = fixed or {"budget": share}
         self._update(as_dataset(new_interactions), plan, replay_events)
         return self
 
@@ -325,12 +321,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             if val is not None:
                 config = dataclasses.replace(config, patience=int(self.partial_fit_patience))
             forgetting = self._forgetting(teacher)
-            factor = shrink_factor(float(self.partial_fit_shrink), self.update_plan_)
-            self.update_plan_["shrink"] = factor
-            if factor < 1.0:
-                with torch.no_grad():
-                    for weight in self._module.parameters():
-                        weight.mul_(factor)
+            self._trainer.shrink(self.update_plan_["shrink"])
             self._train(windows, config, rng, validation=val, forgetting=forgetting)
 
     def _plan(self, plan: dict[str, Any], windows: Windows, n_new: int) -> dict[str, Any]:
@@ -341,7 +332,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             return dict(plan)
         fit_epochs = sum(1 for h in self.history_ if h["update"] == 0)
         if fit_epochs == 0:
-            return {"passes": 2, "budget": None}
+            return {"passes": 2, "budget": None, "shrink": 1.0}
         stored = np.count_nonzero(self._history_store.arrays["items"], axis=1)
         lengths = np.maximum(stored, np.diff(self.user_items_.indptr))
         p, share, content_dim = self._fitted_params(), float(plan["budget"]), self._content_dim()

@@ -104,6 +104,14 @@ class Trainer:
         #: The CPU threads of each step (chosen by timing; kept across runs).
         self.threads = StepThreads()
 
+    def shrink(self, factor: float) -> None:
+        """Multiply every weight of the module by ``factor`` (an update's shrink before
+        it trains: ``partial_fit_shrink``); 1 leaves them."""
+        if factor < 1.0:
+            with torch.no_grad():
+                for weight in self.module.parameters():
+                    weight.mul_(factor)
+
     def train(
         self,
         windows: Windows,
