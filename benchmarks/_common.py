@@ -141,9 +141,22 @@ def add_stream_options(ap: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="lifelong strategy setting as in `lifelongrec stream` (replay_size, "
-        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share)",
+        "replay_share, distill_weight, ewc_weight, drift_epochs_factor, drift_replay_share, "
+        "replay_drift_power)",
     )
     ap.add_argument("--drift", default="adwin", choices=["adwin", "page-hinkley", "none"])
+
+
+def add_simulation_lifelong_option(ap: Any) -> None:
+    """The simulator benchmarks' ``--lifelong K=V`` (repeatable; given, it replaces
+    ``SIMULATION_LIFELONG`` as the strategy's settings)."""
+    ap.add_argument(
+        "--lifelong",
+        action="append",
+        default=None,
+        metavar="K=V",
+        help="a setting of the lifelong strategy (default: SIMULATION_LIFELONG)",
+    )
 
 
 # -------------------------------------------------------------- the record

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from _common import command_line, md_table, write_block
+from _common import add_simulation_lifelong_option, command_line, md_table, write_block
 
 from lifelongrec.evaluation import SimulationSettings, parse_params, simulate
 
@@ -61,13 +61,16 @@ def parse_arm(text: str) -> tuple[str, dict[str, Any]]:
     return name, parse_params([p for p in rest.split(",") if p])
 
 
-def run_one(seed: int, arm: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
-    """One lifelong run: the summary from the shift day on (all days without one)."""
+def run_one(
+    seed: int, arm: dict[str, Any], world: dict[str, Any], lifelong: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One lifelong run: the summary from the shift day on (all days without one).
+    ``lifelong``: the strategy's settings (``None``: ``SIMULATION_LIFELONG``)."""
     import torch
 
     torch.set_num_threads(1)
     settings = SimulationSettings(**{**world, "seed": seed})
-    result = simulate("sequential", arm, settings, ["lifelong"])
+    result = simulate("sequential", arm, settings, ["lifelong"], lifelong=lifelong)
     summary = result["strategies"]["lifelong"]["summary"]
     part = summary.get("after_shift", summary)
     return {k: float(part[k]) for k in ("ctr", "purchases_per_user", "update_cpu_seconds")}
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arm", action="append", default=None, metavar="NAME:K=V,...")
     ap.add_argument("--param", action="append", default=[], metavar="K=V")
     ap.add_argument("--world", action="append", default=[], metavar="K=V")
+    add_simulation_lifelong_option(ap)
     ap.add_argument("--issue-world", action="store_true")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--block", default="default")
@@ -94,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     SimulationSettings(**world).check_params()
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lifelong = parse_params(args.lifelong) if args.lifelong else None
     jobs = [(seed, name) for seed in args.seeds for name in arms]
     if args.jobs <= 1:
-        results = {job: run_one(job[0], arms[job[1]], world) for job in jobs}
+        results = {job: run_one(job[0], arms[job[1]], world, lifelong) for job in jobs}
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            futures = {job: pool.submit(run_one, job[0], arms[job[1]], world) for job in jobs}
+            futures = {
+                job: pool.submit(run_one, job[0], arms[job[1]], world, lifelong) for job in jobs
+            }
             results = {job: f.result() for job, f in futures.items()}
     wall = time.perf_counter() - t0
     names = list(arms)
@@ -153,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     body = [
         f"Started {started}; {wall / 60:.1f} min wall, {args.jobs} simulation(s) side by "
         "side (one torch thread each; the CPU seconds are contended when more than one). "
-        "The sequential model's lifelong strategy (`SIMULATION_LIFELONG`), once per world "
+        "The sequential model's lifelong strategy "
+        f"({f'settings {lifelong}' if lifelong else '`SIMULATION_LIFELONG`'}), once per world "
         "seed and arm; each day's window carries what was shown as impressions.",
         "",
         f"World settings beside the seed: {world or 'the defaults (the issue world)'}.",
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = {
         "world": world,
         "arms": arms,
+        "lifelong": lifelong,
         "seeds": args.seeds,
         "results": [{"seed": s, "arm": n, **results[(s, n)]} for s, n in jobs],
         "summary": summary,

@@ -77,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="sequential")
     ap.add_argument("--param", action="append", default=[], metavar="K=V")
     ap.add_argument("--world", action="append", default=[], metavar="K=V")
-    ap.add_argument(
-        "--lifelong",
-        action="append",
-        default=None,
-        metavar="K=V",
-        help="a setting of the lifelong strategy (default: SIMULATION_LIFELONG)",
-    )
+    _common.add_simulation_lifelong_option(ap)
     ap.add_argument("--strategies", nargs="+", default=["static", "lifelong", "retrain"])
     ap.add_argument("--block", default="default")
     ap.add_argument("--no-write", action="store_true")

@@ -50,6 +50,22 @@ def test_writes_the_seeds_the_means_and_the_differences(exposure, common, tmp_pa
     assert on["diff"] == pytest.approx(mean["on"] - mean["off"])
     ahead = sum(ctr[(s, "on")] > ctr[(s, "off")] for s in (1, 2))
     assert on["ahead"] == f"{ahead} of 2"
+    assert raw["lifelong"] is None and "`SIMULATION_LIFELONG`" in text
+
+
+def test_lifelong_settings_reach_the_strategy(exposure, monkeypatch):
+    seen = []
+
+    def fake(model, arm, settings, strategies, lifelong=None):
+        seen.append(lifelong)
+        summary = {"ctr": 0.1, "purchases_per_user": 0.0, "update_cpu_seconds": 1.0}
+        return {"strategies": {"lifelong": {"summary": summary}}}
+
+    monkeypatch.setattr(exposure, "simulate", fake)
+    argv = ["--seeds", "1", "--arm", "a:", "--no-write", "--lifelong", "replay_drift_power=0"]
+    assert exposure.main(argv + ["--lifelong", "distill_weight=1.0"]) == 0
+    assert exposure.main(["--seeds", "1", "--arm", "a:", "--no-write"]) == 0
+    assert seen == [{"replay_drift_power": 0, "distill_weight": 1.0}, None]
 
 
 def test_a_bad_arm_is_refused(exposure):

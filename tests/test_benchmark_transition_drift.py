@@ -36,3 +36,14 @@ def test_hit_rates_of_latest_and_older_successors(benchmark_module, capsys):
                 module.main(bad)
     table = capsys.readouterr().out
     assert "| train-small-10k |" in table and "latest / older" in table
+
+
+def test_per_window_ratios_are_the_strategy_s(benchmark_module, capsys):
+    with benchmark_module("transition_drift") as module:
+        # windows 2-5: both tables predict b (1.0); 6: c, which neither has (–);
+        # 7: c, which only the latest (window 6) has (inf)
+        ratios = module.per_window(_switching_stream(), 8)
+        assert ratios == [None, None, 1.0, 1.0, 1.0, 1.0, None, float("inf")]
+        assert module.main(["--per-window", "--streams", "train-small-10k", "--windows", "4"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("train-small-10k – – ") and len(line.split()) == 5

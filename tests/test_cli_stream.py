@@ -134,7 +134,7 @@ def test_drift_detection_and_the_true_shift_in_json_text_and_plot(tmp_path):
         "--model", "itemknn", "--strategy", "all", "--windows", "4", "--shift-at", "0.5",
         "--drift", "page-hinkley", "--drift-delta", "0.01", "--replay-size", "40",
         "--replay-share", "0.4", "--drift-epochs-factor", "3", "--drift-replay-share", "0.1",
-        "--json", "--plot", str(png),
+        "--replay-drift-power", "1.5", "--json", "--plot", str(png),
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -151,6 +151,7 @@ def test_drift_detection_and_the_true_shift_in_json_text_and_plot(tmp_path):
     params = out["strategies"]["lifelong"]["strategy_params"]
     assert params["replay_share"] == 0.4 and params["drift_epochs_factor"] == 3.0
     assert params["drift_replay_share"] == 0.1 and params["distill_weight"] is None
+    assert params["replay_drift_power"] == 1.5
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the text output says what was detected and where the true shift was
     text = invoke("--model", "itemknn", "--strategy", "finetune", "--windows", "4",

@@ -171,6 +171,16 @@ def test_compare_models_is_lazy_and_notes_a_model_that_refuses_the_data(tmp_path
             {"lifelong": {"distill_weight": 1.0}},
             "--distill-weight",
         ),
+        (
+            ("synthetic", "itemknn", "retrain", 3, {}, 10, None),
+            {"lifelong": {"replay_drift_power": 2.0}},
+            "--replay-drift-power",
+        ),
+        (
+            ("synthetic", "itemknn", "lifelong", 3, {}, 10, None),
+            {"lifelong": {"replay_drift_power": -1.0}},
+            "--replay-drift-power",
+        ),
     ],
 )
 def test_check_stream_arguments_names_the_option(args, kwargs, name):
@@ -187,7 +197,8 @@ def test_check_stream_arguments_returns_the_strategies_to_run():
     names = check_stream_arguments(
         "synthetic", "sequential", "lifelong", 3, {"dim": 8}, 10, None,
         drift="page-hinkley", drift_delta=0.01, shift_at=0.5,
-        lifelong={"distill_weight": 1.0, "ewc_weight": 2.0, "drift_replay_share": 0.1},
+        lifelong={"distill_weight": 1.0, "ewc_weight": 2.0, "drift_replay_share": 0.1,
+                  "replay_drift_power": 0.5},
     )  # fmt: skip
     assert names == ["lifelong"]
 

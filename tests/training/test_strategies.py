@@ -297,6 +297,7 @@ def test_lifelong_settings_are_params_and_checked(windows):
         "ewc_weight": None,
         "drift_epochs_factor": 3,
         "drift_replay_share": None,
+        "replay_drift_power": 2.0,
     }
     bad = [
         ({"distill_weight": -1.0}, "distill_weight"),

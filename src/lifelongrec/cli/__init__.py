@@ -280,6 +280,15 @@ def stream(
             "(default: half of --replay-share)."
         ),
     ] = None,
+    replay_drift_power: Annotated[
+        float | None,
+        typer.Option(
+            help="Lifelong: replay less where what follows what has changed: the share "
+            "times (how much better the latest window's item-to-next-item counts predict "
+            "the new window than older windows' do) ** -this, where above 1; 0: off "
+            "(default: the strategy's)."
+        ),
+    ] = None,
     shift_at: Annotated[
         float | None,
         typer.Option(
@@ -324,6 +333,7 @@ def stream(
         drift_delta=drift_delta,
         drift_epochs_factor=drift_epochs_factor,
         drift_replay_share=drift_replay_share,
+        replay_drift_power=replay_drift_power,
         shift_at=shift_at,
         catalogue_time=catalogue_time,
         plot=plot,

@@ -337,12 +337,16 @@ def check_stream_arguments(
     except ParameterError as exc:
         raise ParameterError(f"--{exc.name.replace('_', '-')}", exc.value, exc.expected) from None
     hyperparameters = cls.param_names()
-    for name in ("distill_weight", "ewc_weight", "drift_replay_share"):
+    for name in ("distill_weight", "ewc_weight", "drift_replay_share", "replay_drift_power"):
         value = settings.get(name)
         option = f"--{name.replace('_', '-')}"
         if value is not None and "lifelong" not in names:
             raise ParameterError(option, value, "used only with --strategy lifelong or all")
-        if value is not None and name != "drift_replay_share" and name not in hyperparameters:
+        if (
+            value is not None
+            and name.startswith(("distill", "ewc"))
+            and name not in hyperparameters
+        ):
             raise ParameterError(
                 option, value, f"unset with --model {model}, which has no {name} (sequential has)"
             )
@@ -365,6 +369,7 @@ def run_stream(
     drift_delta: float | None = None,
     drift_epochs_factor: float = 1.0,
     drift_replay_share: float | None = None,
+    replay_drift_power: float | None = None,
     shift_at: float | None = None,
     catalogue_time: str | None = None,
     plot: Path | None = None,
@@ -386,7 +391,8 @@ def run_stream(
     (``"adwin"``, ``"page-hinkley"`` or ``"none"``) watches each run's hit stream (a
     fresh detector per strategy, :class:`DriftMonitor` with ``drift_delta``); the
     lifelong settings (``replay_size``, ``replay_share``, ``distill_weight``,
-    ``ewc_weight``, ``drift_epochs_factor``, ``drift_replay_share``) go to
+    ``ewc_weight``, ``drift_epochs_factor``, ``drift_replay_share``,
+    ``replay_drift_power``: ``None`` keeps the strategy's default) go to
     :class:`~lifelongrec.training.Lifelong`. ``shift_at`` injects a sudden interest
     shift into the synthetic world; ``catalogue_time`` admits catalogue items when they
     are published (:func:`prequential`); ``plot`` writes a PNG (:func:`plot_prequential`).
@@ -432,6 +438,8 @@ def run_stream(
         "drift_epochs_factor": drift_epochs_factor,
         "drift_replay_share": drift_replay_share,
     }
+    if replay_drift_power is not None:
+        lifelong["replay_drift_power"] = replay_drift_power
     names = check_stream_arguments(
         data,
         model,

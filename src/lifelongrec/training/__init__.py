@@ -67,6 +67,7 @@ from lifelongrec.training._strategies import (
     Strategy,
     get_strategy,
 )
+from lifelongrec.training._transitions import TransitionDrift
 
 __all__ = [
     "EWC",
@@ -86,6 +87,7 @@ __all__ = [
     "Static",
     "Strategy",
     "TrainConfig",
+    "TransitionDrift",
     "UpdateBudget",
     "UpdateEpochs",
     "Windows",
