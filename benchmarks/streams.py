@@ -358,7 +358,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="admit catalogue items when published (their time: an item column or "
         "attribute, 'arrival' in the synthetic streams; real datasets without it: none)",
     )
-    ap.add_argument("--seed", type=int, default=0, help="of the models and strategies")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="of the strategies (the lifelong replay sample); a model's own seed is a "
+        "--param (random_state=N for the sequential model)",
+    )
     ap.add_argument(
         "--merge",
         action="store_true",
