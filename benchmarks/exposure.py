@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
     span = f"from day {world.get('shift_day', SimulationSettings().shift_day)} on"
+    strategy = f"settings {lifelong}" if lifelong else "`SIMULATION_LIFELONG`"
     body = [
         f"Started {started}; {wall / 60:.1f} min wall, {args.jobs} simulation(s) side by "
         "side (one torch thread each; the CPU seconds are contended when more than one). "
-        "The sequential model's lifelong strategy "
-        f"({f'settings {lifelong}' if lifelong else '`SIMULATION_LIFELONG`'}), once per world "
+        f"The sequential model's lifelong strategy ({strategy}), once per world "
         "seed and arm; each day's window carries what was shown as impressions.",
         "",
         f"World settings beside the seed: {world or 'the defaults (the issue world)'}.",

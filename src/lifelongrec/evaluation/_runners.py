@@ -337,16 +337,13 @@ def check_stream_arguments(
     except ParameterError as exc:
         raise ParameterError(f"--{exc.name.replace('_', '-')}", exc.value, exc.expected) from None
     hyperparameters = cls.param_names()
-    for name in ("distill_weight", "ewc_weight", "drift_replay_share", "replay_drift_power"):
+    of_the_model = ("distill_weight", "ewc_weight")  # set on the model, which must have them
+    for name in (*of_the_model, "drift_replay_share", "replay_drift_power"):
         value = settings.get(name)
         option = f"--{name.replace('_', '-')}"
         if value is not None and "lifelong" not in names:
             raise ParameterError(option, value, "used only with --strategy lifelong or all")
-        if (
-            value is not None
-            and name.startswith(("distill", "ewc"))
-            and name not in hyperparameters
-        ):
+        if value is not None and name in of_the_model and name not in hyperparameters:
             raise ParameterError(
                 option, value, f"unset with --model {model}, which has no {name} (sequential has)"
             )
