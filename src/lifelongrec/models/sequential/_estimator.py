@@ -79,9 +79,9 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
     history_ : list[dict]
         Per epoch of fits and updates: mean losses, ``train_seconds``, ``val_ndcg@10``,
         ``val_seconds`` and ``est_gflops``, estimated GFLOPs (``train_gflops_``: the sum).
-    n_windows_, validation_events_ : int
-        Training windows per user and validation events per user of the fit (the
-        setting, or what the data chose when it is ``None``); updates read them too.
+    n_windows_, validation_events_, dropout_ : int, int, float
+        Training windows per user, validation events per user and dropout of the fit
+        (the setting, or what the data chose when it is ``None``); updates read them too.
     update_plan_ : dict or None
         How the last update trained: ``passes``, ``budget`` (the compute share,
         ``None`` for a fixed number), for a budget the estimated ``pass_flops`` and
@@ -127,7 +127,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         self.categories_ = list(featurizer.categories_)
         n_items, n_types = len(self.item_ids_), self._events.n_type_ids
         n_classes, n_categories = len(self._events.classes), len(self.categories_)
-        p = self.get_params()
+        p = P.with_dropout(self.get_params(), getattr(self, "dropout_", None))
         configs = P.module_configs(p, n_items, content_dim, n_types, n_classes, n_categories)
         c = padded_content(content, n_items, content_dim)
         self._module = SequentialModule(*configs, c).to(self._torch_device)
@@ -165,6 +165,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         self.n_oov_events_ = int((ev["item"] == OOV_ROW).sum())
         ev["gap"] = gap_buckets(ev["user"], ev["ts"], int(self.n_time_buckets))
         self._history_store = HistoryStore.from_events(ev, len(self.user_ids_), int(self.max_len))
+        self.dropout_ = P.fit_dropout(self.dropout, data.events)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             self._build(featurizer, categories, content.shape[1], content)
@@ -181,6 +182,10 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
             init_age_bias(self._module.item_tower, windows, int(self.random_state))
             config = self._train_config(int(self.epochs))
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
+            if val is not None and int(self.final_passes) > 0:  # the held-out events too
+                windows, _ = fit_windows(ev, users, X, categories, L, n_windows, False, rng)
+                config = self._train_config(int(self.final_passes))
+                self._train(windows, config, rng, forgetting=self._forgetting())
 
     def _forgetting(self, teacher: torch.nn.Module | None = None) -> Forgetting:
         ewc, fisher = float(self.ewc_weight), int(self.fisher_batches)

@@ -38,13 +38,16 @@ __all__ = [
     "TEXT_ENCODERS",
     "SequentialParams",
     "check_epochs",
+    "data_dropout",
     "data_update_len",
     "data_windows",
+    "fit_dropout",
     "module_configs",
     "task_weights",
     "torch_device",
     "train_config",
     "update_len",
+    "with_dropout",
 ]
 
 #: Default loss weights of the tasks (``task_weights`` overrides any of them). The
@@ -116,7 +119,11 @@ class SequentialParams(Params):
         weights per block). The relative time between two events is read from the
         inputs' log-bucketed gaps (each bucket's lower bound, summed between them).
     dropout
-        Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``.
+        Dropout on inputs, attention and feed-forward outputs, in ``[0, 1)``. ``None``
+        (default): the data decide (:func:`data_dropout`): 0.5 where the fit's events
+        fill less than 0.1 % of its user x item matrix (review data such as Amazon's,
+        with a few events per user and per item), 0.2 elsewhere; the fit records its
+        choice in ``dropout_``.
     max_len
         Events per user the encoder reads (the most recent; also the training window).
     n_windows
@@ -185,6 +192,10 @@ class SequentialParams(Params):
         maximum: early stopping usually ends sooner.
     patience
         Epochs without a better validation NDCG@10 before stopping.
+    final_passes
+        Passes over the fit's windows with the held-out validation events back as
+        targets, after early stopping restored the best epoch (0: none; the model then
+        never trains on each user's latest events).
     validation
         Hold out each user's last events for early stopping and ``head_metrics_``; with
         ``False`` train all ``epochs`` on everything.
@@ -350,7 +361,7 @@ class SequentialParams(Params):
     n_heads: int = 2
     ffn_mult: int = 1
     encoder: str = "sasrec"
-    dropout: float = 0.2
+    dropout: float | None = None
     max_len: int = 50
     n_windows: int | None = None
     n_time_buckets: int = 32
@@ -370,6 +381,7 @@ class SequentialParams(Params):
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     patience: int = 5
+    final_passes: int = 0
     validation: bool = True
     validation_events: int | None = None
     full_softmax_max_items: int = 20000
@@ -404,7 +416,7 @@ class SequentialParams(Params):
         "n_heads": Integer(1),
         "ffn_mult": Integer(1),
         "encoder": OneOf("sasrec", "hstu"),
-        "dropout": Number(0, 1, high_open=True),
+        "dropout": Number(0, 1, high_open=True, none=True),
         "max_len": Integer(1),
         "n_windows": Integer(1, none=True),
         "n_time_buckets": Integer(3),
@@ -427,6 +439,7 @@ class SequentialParams(Params):
         "weight_decay": Number(0),
         "grad_clip": Number(0),
         "patience": Integer(1),
+        "final_passes": Integer(0),
         "validation": _BOOL,
         "validation_events": Integer(1, none=True),
         "full_softmax_max_items": Integer(0),
@@ -514,6 +527,43 @@ def data_windows(lengths: Any, max_len: int) -> int:
         if np.minimum(targets, k * int(max_len)).sum() >= WINDOW_COVERAGE * total:
             return k
     return MAX_DATA_WINDOWS
+
+
+#: ``dropout=None``: the dropout of sparse data, below which density, and elsewhere.
+SPARSE_DROPOUT = 0.5
+SPARSE_DENSITY = 1e-3
+DENSE_DROPOUT = 0.2
+
+
+def data_dropout(n_events: int, n_users: int, n_items: int) -> float:
+    """The dropout of a fit on ``n_events`` events of ``n_users`` users and ``n_items``
+    items (those with at least one event): :data:`SPARSE_DROPOUT` where the events
+    fill less than :data:`SPARSE_DENSITY` of the user x item matrix, else
+    :data:`DENSE_DROPOUT`: ``dropout=None``.
+
+    >>> data_dropout(353_962, 40_226, 54_542)  # Amazon Beauty (BERT4Rec's): 0.016 %
+    0.5
+    >>> data_dropout(100_000, 943, 1_682)  # MovieLens 100K: 6.3 %
+    0.2
+    """
+    cells = max(int(n_users), 1) * max(int(n_items), 1)
+    return SPARSE_DROPOUT if int(n_events) < SPARSE_DENSITY * cells else DENSE_DROPOUT
+
+
+def fit_dropout(setting: float | None, events: Any) -> float:
+    """The dropout of a fit on ``events`` (``user_id``, ``item_id``): ``setting``, or
+    with ``None`` :func:`data_dropout`'s."""
+    if setting is not None:
+        return float(setting)
+    return data_dropout(len(events), events["user_id"].nunique(), events["item_id"].nunique())
+
+
+def with_dropout(p: Mapping[str, Any], chosen: float | None) -> dict[str, Any]:
+    """``p`` with the dropout a fit used: the setting, else ``chosen`` (the fit's
+    ``dropout_``), else (a model saved before fits chose) :data:`DENSE_DROPOUT`."""
+    if p["dropout"] is not None:
+        return dict(p)
+    return {**p, "dropout": DENSE_DROPOUT if chosen is None else float(chosen)}
 
 
 #: ``validation_events=None``: the validation events wanted, and the most per user.

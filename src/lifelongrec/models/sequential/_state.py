@@ -55,6 +55,7 @@ RECORDED: dict[str, Any] = {
     "update_plan_": None,  # None: no update yet
     "n_windows_": None,  # None: saved before the fit recorded it (n_windows then holds)
     "validation_events_": None,  # likewise
+    "dropout_": None,  # likewise (the former default, 0.2, where dropout is None)
 }
 
 
