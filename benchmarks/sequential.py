@@ -87,6 +87,7 @@ def model_facts(model: Any) -> dict[str, Any]:
         "seconds_per_epoch": statistics.fmean(seconds) if seconds else None,
         "n_windows_chosen": getattr(model, "n_windows_", None),
         "validation_events_chosen": getattr(model, "validation_events_", None),
+        "dropout_chosen": getattr(model, "dropout_", None),
     }
     module = getattr(model, "_module", None)  # private: only for the record
     if module is not None:
