@@ -51,6 +51,8 @@ The parts, each readable alone (none calls back into the estimator):
 ``_state``         save/load, namespaced by part, with a format version
 ``_learned``       read-only views of the learned state (``module_``, ``optimizer_``,
                    ``ewc_``, ``user_histories_``, ...): a mixin of the estimator
+``_scoring``       user and item vectors and their scores (free rows masked, age
+                   biases added): a mixin of the estimator
 ``_estimator``     :class:`SequentialRecommender`, which composes them
 =================  ==================================================================
 """

@@ -6,8 +6,8 @@ encoder (``_events``), the user-history store (``_histories``), the id/row lifec
 (``_lifecycle``), the item tables (``_items``), the content featurizer (``_content``),
 the torch modules (``_modules``), what is trained on (``_windows``), the trainer
 (``_trainer``), the online buffer (``_online``), hyperparameter checks and configs
-(``_params``), save/load (``_state``) and read-only views of the learned state
-(``_learned``). The estimator holds them, reads its hyperparameters when it calls them,
+(``_params``), save/load (``_state``), read-only views of the learned state
+(``_learned``) and user and item vectors and scores (``_scoring``). The estimator holds them, reads its hyperparameters when it calls them,
 and applies what one part changed to the others.
 """
 
@@ -29,24 +29,23 @@ from lifelongrec.models._events import _catalogue_frame
 from lifelongrec.models._sparse import drop_cells
 from lifelongrec.models.sequential import _params as P
 from lifelongrec.models.sequential._ages import (
-    age_columns,
     check_releases,
     init_age_bias,
     note_first_events,
-    query_clocks,
 )
 from lifelongrec.models.sequential._budget import cost_model, epoch_flops, plan_passes
 from lifelongrec.models.sequential._content import ContentFeaturizer, catalogue_rows
 from lifelongrec.models.sequential._events import OOV_ROW, EventEncoder, Events, event_values
 from lifelongrec.models.sequential._exposure import exposure_lists, waiting
-from lifelongrec.models.sequential._histories import HistoryStore, given_inputs, merge_events
+from lifelongrec.models.sequential._histories import HistoryStore, merge_events
 from lifelongrec.models.sequential._items import ItemTables
 from lifelongrec.models.sequential._learned import LearnedState
 from lifelongrec.models.sequential._lifecycle import RowChanges, RowLifecycle
-from lifelongrec.models.sequential._modules import SequentialModule, encode_users, padded_content
+from lifelongrec.models.sequential._modules import SequentialModule, padded_content
 from lifelongrec.models.sequential._online import OnlineBuffer
 from lifelongrec.models.sequential._params import SequentialParams
 from lifelongrec.models.sequential._predict import HeadPredictions
+from lifelongrec.models.sequential._scoring import Scoring
 from lifelongrec.models.sequential._state import RECORDED, read_state, state_arrays
 from lifelongrec.models.sequential._trainer import Forgetting, Trainer
 from lifelongrec.models.sequential._windows import (
@@ -60,7 +59,7 @@ from lifelongrec.nn import Windows, add_training_flops, concat_windows, gap_buck
 __all__ = ["SequentialRecommender"]
 
 
-class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Recommender):
+class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Scoring, Recommender):
     """SASRec/HSTU-style transformer two-tower model with content-aware items.
 
     The hyperparameters are the fields of :class:`SequentialParams` (typed, documented
@@ -127,7 +126,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         self.categories_ = list(featurizer.categories_)
         n_items, n_types = len(self.item_ids_), self._events.n_type_ids
         n_classes, n_categories = len(self._events.classes), len(self.categories_)
-        p = P.with_dropout(self.get_params(), getattr(self, "dropout_", None))
+        p = P.with_dropout(self.get_params(), self.dropout_)
         configs = P.module_configs(p, n_items, content_dim, n_types, n_classes, n_categories)
         c = padded_content(content, n_items, content_dim)
         self._module = SequentialModule(*configs, c).to(self._torch_device)
@@ -650,133 +649,6 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Rec
         """Events observed since the last :meth:`online_step` (not trained on yet; 0
         before ``fit``)."""
         return self._online.n if self.is_fitted else 0
-
-    # ---------------------------------------------------------------- scoring
-    def _age_column(self) -> np.ndarray | None:
-        """The age biases of every item row for the next event (one second after
-        ``last_timestamp_``), ``(N,)``, or ``None`` without ``item_age`` and
-        ``release_attribute``; new items share their mass among the live ones."""
-        tower = self._module.item_tower
-        if not tower.has_age:
-            return None
-        key = (id(tower), *tower.age_version, self.last_timestamp_)  # what it depends on
-        cached = getattr(self, "_age_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        col = age_columns(tower, np.array([int(self.last_timestamp_)]), self.item_vocab_.active)[0]
-        self._age_cache = (key, col)
-        return col
-
-    @torch.no_grad()
-    def _item_matrix(self) -> np.ndarray:
-        if self._item_cache is None:
-            self._module.eval()
-            self._item_cache = self._module.item_tower.all().cpu().numpy()
-        return self._item_cache
-
-    def _outputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return encode_users(self._module, self._history_store.arrays, rows, self._torch_device)
-
-    def _vector_width(self) -> int:
-        """Width of :meth:`user_vectors` and :meth:`item_vectors`: ``dim``, plus one with
-        ``item_age`` (a 1 in user vectors, the age bias in item vectors)."""
-        return int(self.dim) + bool(self._module.item_tower.has_age)
-
-    def _with_one(self, U: np.ndarray) -> np.ndarray:
-        """User vectors with the 1 that meets the items' age bias (``item_age``)."""
-        if not self._module.item_tower.has_age:
-            return U
-        return np.hstack([U, np.ones((len(U), 1), U.dtype)])
-
-    def user_vectors(self, users: Any) -> np.ndarray:
-        """User vectors ``(n, W)`` (``(W,)`` for one id) from the stored histories:
-        ``W = dim``, and with ``item_age`` one more, a 1 (see :meth:`item_vectors`)."""
-        rows = self._known_rows(users)
-        width = self._vector_width()
-        U = self._with_one(self._outputs(rows)["user"]) if len(rows) else np.zeros((0, width))
-        return U[0] if _is_single(users) else U
-
-    def user_state(self, users: Any) -> dict[str, np.ndarray]:
-        """A copy of the users' stored recent events (the encoder's input), for
-        :meth:`encode_state`. Copying is cheap; a service copies under its lock and
-        encodes outside it, so state updates never wait for an encoder pass."""
-        return self._history_store.inputs(self._known_rows(users))
-
-    def encode_state(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """User vectors ``(n, W)`` of a :meth:`user_state` copy (equal to
-        :meth:`user_vectors` of those users at the time of the copy)."""
-        if len(state["items"]) == 0:
-            return np.zeros((0, self._vector_width()), np.float32)
-        rows = np.arange(len(state["items"]))
-        return self._with_one(encode_users(self._module, state, rows, self._torch_device)["user"])
-
-    def _scores_of(self, U: np.ndarray, clocks: np.ndarray | None = None) -> np.ndarray:
-        """Scores of user vectors ``U`` ``(n, dim)`` over every item row (free rows at
-        ``-inf``), with the age biases of ``item_age``/``release_attribute`` read after
-        each row's clock ``clocks`` ``(n,)`` (``None``: the model's)."""
-        S = (U @ self._item_matrix().T).astype(np.float32)
-        if clocks is not None and self._module.item_tower.has_age:
-            at, inverse = np.unique(clocks, return_inverse=True)
-            S += age_columns(self._module.item_tower, at, self.item_vocab_.active)[inverse]
-        elif (age := self._age_column()) is not None:
-            S += age[None, :]
-        return self._free_item_mask(S)
-
-    def _score(self, rows: np.ndarray) -> np.ndarray:
-        return self._scores_of(self._outputs(np.asarray(rows))["user"])
-
-    def _score_history(self, hist: Any) -> np.ndarray:
-        """Scores of given histories (``Recommender.score_histories``): each query's last
-        ``max_len`` visible events encoded as a stored history is, whatever the model
-        stored about the user. Age biases are read at each query's time: one second
-        before its ``before`` (the model's clock when it has none)."""
-        inputs = given_inputs(
-            hist, self._events, self._item_index, int(self.max_len), int(self.n_time_buckets)
-        )
-        U = encode_users(self._module, inputs, np.arange(len(hist)), self._torch_device)["user"]
-        return self._scores_of(U, query_clocks(hist.before, int(self.last_timestamp_)))
-
-    def _free_item_mask(self, S: np.ndarray) -> np.ndarray:
-        """``S`` with the columns of free item rows at ``-inf`` (never recommended)."""
-        free = self.item_vocab_.free_rows
-        if len(free):
-            S[..., free] = -np.inf
-        return S
-
-    def _cold_scores(self) -> np.ndarray:
-        return self._free_item_mask(super()._cold_scores())
-
-    def _similar_scores(self, rows: np.ndarray) -> np.ndarray:
-        return self._free_item_mask(super()._similar_scores(rows))
-
-    def _item_vectors(self) -> np.ndarray:
-        return self._item_matrix()
-
-    def item_vectors(self, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Item ids ``(n,)`` and vectors ``(n, W)`` (float32): a user's score for an item
-        is ``user_vectors(user) @ vector``. ``items=None``: every live item (free rows
-        left out), for an ANN index (``lifelongrec.serving.ItemIndex``); else those ids,
-        in that order (an unknown id raises :class:`UnknownIdError`), copying only
-        their rows. With ``item_age`` or ``release_attribute`` the last column is the
-        item's age biases as of ``last_timestamp_`` (an index built from them keeps that
-        clock until rebuilt)."""
-        self._check_fitted()
-        if items is None:
-            rows = np.flatnonzero(np.asarray(self.item_vocab_.active, bool))
-            V = self._item_matrix()[rows]
-        else:
-            rows = self._item_rows([items] if _is_single(items) else list(items))
-            if self._item_cache is not None or len(rows) * 4 > len(self.item_ids_):
-                V = self._item_matrix()[rows]
-            else:  # a few items after the cache was dropped (new items): only their rows
-                with torch.no_grad():
-                    self._module.eval()
-                    shifted = torch.as_tensor(rows + 1, device=self._torch_device)
-                    V = self._module.item_tower(shifted).cpu().numpy()
-        age = self._age_column()
-        if age is not None:
-            V = np.hstack([V, age[rows, None]])
-        return self.item_ids_[rows].astype(object), np.ascontiguousarray(V, np.float32)
 
     # ---------------------------------------------------------------- state
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
