@@ -174,7 +174,9 @@ def run_size(job: dict[str, Any]) -> dict[str, Any]:
     )
     counts = {}
     for dim in job["dims"]:
-        p = {**model.get_params(), **_tuples(job.get("params", {})), "dim": int(dim)}
+        # the base fit's dropout as the data chose it (``dropout=None`` by default)
+        p = {**model.get_params(), "dropout": model.dropout_}
+        p.update({**_tuples(job.get("params", {})), "dim": int(dim)})
         configs = P.module_configs(p, shapes[0], *shapes[1:])
         module = SequentialModule(*configs, padded_content(None, shapes[0], content_dim))
         counts[str(dim)] = int(sum(t.numel() for t in module.parameters()))
@@ -656,6 +658,9 @@ def encoder_dims(dim: int) -> list[int]:
     return [d for d in range(int(0.85 * dim), int(1.25 * dim) + 1) if d % 2 == 0]
 
 
+ENCODER_ARMS = ("sasrec", "hstu")
+
+
 def cmd_encoders(args: argparse.Namespace) -> None:
     """The SASRec-style and the HSTU encoder at equal parameter count."""
     jobs = []
@@ -689,6 +694,8 @@ def cmd_encoders(args: argparse.Namespace) -> None:
             ("sasrec", {}),
             (f"hstu (dim {dim})", {"encoder": "hstu", "dim": int(dim)}),
         ):
+            if label.split()[0] not in args.arms:
+                continue
             for seed in args.seeds:
                 params = seq_params(args, seed, **variant)
                 jobs.append(
@@ -716,6 +723,11 @@ def cmd_encoders(args: argparse.Namespace) -> None:
         "",
         md_table(rows, cols),
     ]
+    if args.arms != list(ENCODER_ARMS):
+        body[0] += (
+            f" Arms run: {', '.join(args.arms)} (the other's figures are in the block "
+            "that measured it with the same settings)."
+        )
     results.append({"sizes": sizes})
     finish(args, "encoders", "SASRec-style vs HSTU encoder at equal parameter count", body, results)
 
@@ -773,6 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.choices["multitask"].add_argument(
         "--arms", nargs="+", default=list(MT_ARMS)[:2], choices=list(MT_ARMS)
+    )
+    sub.choices["encoders"].add_argument(
+        "--arms", nargs="+", default=list(ENCODER_ARMS), choices=list(ENCODER_ARMS)
     )
     return ap
 

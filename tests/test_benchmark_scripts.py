@@ -330,3 +330,25 @@ def test_time_to_quality_curves(benchmark_module):
         points = [(1.0, 0.1), (2.0, 0.3), (3.0, 0.2), (4.0, 0.3)]
         assert ttq.best(points) == (2.0, 0.3)  # the first of equal bests
         assert ttq.reached(points, 0.25) == 2.0 and ttq.reached(points, 0.5) is None
+
+
+def test_worker_size_counts_parameters_with_the_data_dropout(bench):
+    """The encoders command sizes HSTU widths from a default fit, whose dropout is
+    chosen by the data (``dropout=None``); sizing must build modules all the same."""
+    job = {"task": "size", "dataset": "synthetic", "model": "sequential"}
+    job.update(synthetic_events=1500, dims=[8, 10])
+    job["base"] = {k: v for k, v in TINY.items() if k != "dim"} | {"dim": 8}
+    job["params"] = {"encoder": "hstu"}
+    res = bench.worker(job)
+    assert "note" not in res, res.get("note")
+    assert set(res["counts"]) == {"8", "10"}
+    assert 0 < res["counts"]["8"] < res["counts"]["10"]
+    assert res["default_parameters"] > 0
+
+
+def test_encoders_arms_filter(bench):
+    args = bench.build_parser().parse_args(["encoders", "--arms", "hstu"])
+    assert args.arms == ["hstu"] and args.seeds == [0, 1, 2]
+    assert bench.build_parser().parse_args(["encoders"]).arms == ["sasrec", "hstu"]
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["encoders", "--arms", "gru"])
