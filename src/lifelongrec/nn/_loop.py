@@ -58,6 +58,9 @@ class TrainConfig:
     #: Decay of an exponential moving average of the weights, updated after every step;
     #: validation scores the average and the run ends with it in the module (0: off).
     ema_decay: float = 0.0
+    #: With validation: checks without a better one before the learning rate is
+    #: halved (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`; 0: never).
+    lr_plateau: int = 0
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

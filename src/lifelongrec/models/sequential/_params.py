@@ -201,6 +201,11 @@ class SequentialParams(Params):
         (:class:`torch.optim.swa_utils.AveragedModel`): early stopping scores the average
         and the fit keeps the best epoch's average (0, default: off). Updates
         (``partial_fit``) train the weights as they are.
+    lr_plateau
+        With validation: after this many epochs without a better validation NDCG@10
+        the learning rate is halved (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`),
+        and again after as many more (0, default: never). Each fit or update starts at
+        ``lr``.
     validation
         Hold out each user's last events for early stopping and ``head_metrics_``; with
         ``False`` train all ``epochs`` on everything.
@@ -388,6 +393,7 @@ class SequentialParams(Params):
     patience: int = 5
     final_passes: int = 0
     ema_decay: float = 0.0
+    lr_plateau: int = 0
     validation: bool = True
     validation_events: int | None = None
     full_softmax_max_items: int = 20000
@@ -447,6 +453,7 @@ class SequentialParams(Params):
         "patience": Integer(1),
         "final_passes": Integer(0),
         "ema_decay": Number(0, 1, high_open=True),
+        "lr_plateau": Integer(0),
         "validation": _BOOL,
         "validation_events": Integer(1, none=True),
         "full_softmax_max_items": Integer(0),
@@ -620,6 +627,7 @@ def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig
         exposure_weight=float(p["exposure_weight"]),
         threads=None if p["train_threads"] is None else int(p["train_threads"]),
         ema_decay=float(p["ema_decay"]),
+        lr_plateau=int(p["lr_plateau"]),
     )
 
 

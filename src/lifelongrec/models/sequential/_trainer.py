@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -164,6 +165,12 @@ class Trainer:
         module.item_tower.id_emb.sparse = config.sparse_rows and samples
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         stopper = EarlyStopping(config.patience) if validation is not None else None
+        plateau = None
+        if stopper is not None and config.lr_plateau > 0:
+            # torch halves after ``patience + 1`` checks without a better value
+            plateau = ReduceLROnPlateau(
+                self.optimizer, "max", 0.5, patience=config.lr_plateau - 1, threshold=0.0
+            )
         bar = tqdm(
             range(config.epochs),
             desc=progress,
@@ -236,6 +243,9 @@ class Trainer:
                     )
                     if stopper.step(record["val_ndcg@10"], epoch, judged, metrics):
                         break
+                    if plateau is not None:
+                        plateau.step(record["val_ndcg@10"])
+                        record["lr"] = self.optimizer.param_groups[0]["lr"]
                 bar.close()
                 if average is not None and stopper is None:
                     module.load_state_dict(judged.state_dict())

@@ -1,4 +1,5 @@
-"""``ema_decay``: a fit keeps the moving average of its weights over its steps."""
+"""``ema_decay`` (a fit keeps the moving average of its weights) and ``lr_plateau`` (the
+learning rate halves when validation stalls)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,35 @@ def test_updates_do_not_average(tmp_path):
 def test_a_bad_ema_decay_is_refused_naming_it(bad):
     with pytest.raises((ValueError, TypeError), match="ema_decay"):
         SequentialRecommender(ema_decay=bad).fit(_world(n_users=4))
+
+
+# ------------------------------------------------------------------ lr_plateau
+def _plateau_rule(checks: list[float], wait: int, lr: float) -> list[float]:
+    """The learning rate after each check: halved after ``wait`` checks without a
+    better one since the best (or since the last halving)."""
+    best, bad, out = -np.inf, 0, []
+    for value in checks:
+        best, bad = (value, 0) if value > best else (best, bad + 1)
+        if bad >= wait:
+            lr, bad = lr / 2, 0
+        out.append(lr)
+    return out
+
+
+@pytest.mark.parametrize("wait", [1, 2])
+def test_the_learning_rate_halves_on_a_plateau(wait):
+    events = _world(n_users=60)
+    params = {**TINY, "validation": True, "validation_events": 1, "epochs": 10, "patience": 10}
+    params["batch_size"] = 16
+    model = SequentialRecommender(**params, lr_plateau=wait).fit(events)
+    checks = [h["val_ndcg@10"] for h in model.history_]
+    lrs = [h["lr"] for h in model.history_]
+    assert lrs == pytest.approx(_plateau_rule(checks, wait, params["lr"]))
+    assert min(lrs) < params["lr"]  # this run did reach a plateau
+    plain = SequentialRecommender(**params).fit(events)
+    assert all("lr" not in h for h in plain.history_)
+    first = next(i for i, lr in enumerate(lrs) if lr < params["lr"])  # the first halving
+    plain_checks = [h["val_ndcg@10"] for h in plain.history_]
+    # identical up to the check that first halved, different after it
+    assert plain_checks[: first + 1] == pytest.approx(checks[: first + 1])
+    assert plain_checks[first + 1 :] != pytest.approx(checks[first + 1 :])
