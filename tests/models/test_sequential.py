@@ -391,6 +391,8 @@ BAD_PARAMS = [
     ("grad_clip", -1.0, "a finite number >= 0"),
     ("patience", 0, "an integer >= 1"),
     ("final_passes", -1, "an integer >= 0"),
+    ("ema_decay", 1.0, r"a number in \[0, 1\)"),
+    ("lr_plateau", -1, "an integer >= 0"),
     ("validation", 1, "True or False"),
     ("validation_events", 0, "None or an integer >= 1"),
     ("full_softmax_max_items", -1, "an integer >= 0"),

@@ -47,7 +47,7 @@ def test_no_part_imports_the_estimator():
 def test_hyperparameters_are_the_typed_fields_and_keep_their_names():
     names = list(SequentialRecommender().get_params())
     assert names[:3] == ["dim", "n_layers", "n_heads"] and names[-1] == "verbose"
-    assert len(names) == 53 and isinstance(SequentialRecommender(), SequentialParams)
+    assert len(names) == 55 and isinstance(SequentialRecommender(), SequentialParams)
     assert SequentialRecommender.__module__ == "lifelongrec.models.sequential"
 
 

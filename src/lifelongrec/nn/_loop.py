@@ -55,6 +55,12 @@ class TrainConfig:
     exposure_weight: float = 0.0
     #: CPU threads of each step (``None``: chosen by timing, :class:`StepThreads`).
     threads: int | None = None
+    #: Decay of an exponential moving average of the weights, updated after every step;
+    #: validation scores the average and the run ends with it in the module (0: off).
+    ema_decay: float = 0.0
+    #: With validation: checks without a better one before the learning rate is
+    #: halved (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`; 0: never).
+    lr_plateau: int = 0
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -89,11 +95,12 @@ def train_epoch(
     grad_clip: float,
     device: torch.device,
     threads: StepThreads | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``windows`` in shuffled mini-batches; mean loss of each task.
 
     ``threads`` (inside its :meth:`~lifelongrec.nn.StepThreads.running`) sets the CPU
-    threads of each step."""
+    threads of each step; ``after_step`` is called after each optimiser step."""
     sums: dict[str, float] = {}
     n_batches = 0
     length = windows.items.shape[1]
@@ -105,6 +112,8 @@ def train_epoch(
             if grad_clip > 0:
                 clip_grad_norm(params, grad_clip)
             optimizer.step()
+            if after_step is not None:
+                after_step()
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + value
         n_batches += 1

@@ -110,8 +110,10 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Sco
     name: ClassVar[str] = "sequential"
 
     # ------------------------------------------------------------------ setup
-    def _train_config(self, epochs: int) -> P.TrainConfig:
-        return P.train_config(self.get_params(), epochs, self.n_items)
+    def _train_config(self, epochs: int, *, fit: bool = False) -> P.TrainConfig:
+        """``fit``: a fit's first run, the only one that averages weights (``ema_decay``)."""
+        config = P.train_config(self.get_params(), epochs, self.n_items)
+        return config if fit else dataclasses.replace(config, ema_decay=0.0)
 
     def _build(
         self,
@@ -179,7 +181,7 @@ class SequentialRecommender(SequentialParams, LearnedState, HeadPredictions, Sco
             valid, users = bool(self.validation), len(self.user_ids_)
             windows, val = fit_windows(ev, users, X, categories, L, n_windows, valid, rng, n_valid)
             init_age_bias(self._module.item_tower, windows, int(self.random_state))
-            config = self._train_config(int(self.epochs))
+            config = self._train_config(int(self.epochs), fit=True)
             self._train(windows, config, rng, validation=val, forgetting=self._forgetting())
             if val is not None and int(self.final_passes) > 0:  # the held-out events too
                 windows, _ = fit_windows(ev, users, X, categories, L, n_windows, False, rng)

@@ -196,6 +196,16 @@ class SequentialParams(Params):
         Passes over the fit's windows with the held-out validation events back as
         targets, after early stopping restored the best epoch (0: none; the model then
         never trains on each user's latest events).
+    ema_decay
+        Decay of an exponential moving average of the weights over a fit's steps
+        (:class:`torch.optim.swa_utils.AveragedModel`): early stopping scores the average
+        and the fit keeps the best epoch's average (0, default: off). Updates
+        (``partial_fit``) train the weights as they are.
+    lr_plateau
+        With validation: after this many epochs without a better validation NDCG@10
+        the learning rate is halved (:class:`torch.optim.lr_scheduler.ReduceLROnPlateau`),
+        and again after as many more (0, default: never). Each fit or update starts at
+        ``lr``.
     validation
         Hold out each user's last events for early stopping and ``head_metrics_``; with
         ``False`` train all ``epochs`` on everything.
@@ -382,6 +392,8 @@ class SequentialParams(Params):
     grad_clip: float = 1.0
     patience: int = 5
     final_passes: int = 0
+    ema_decay: float = 0.0
+    lr_plateau: int = 0
     validation: bool = True
     validation_events: int | None = None
     full_softmax_max_items: int = 20000
@@ -440,6 +452,8 @@ class SequentialParams(Params):
         "grad_clip": Number(0),
         "patience": Integer(1),
         "final_passes": Integer(0),
+        "ema_decay": Number(0, 1, high_open=True),
+        "lr_plateau": Integer(0),
         "validation": _BOOL,
         "validation_events": Integer(1, none=True),
         "full_softmax_max_items": Integer(0),
@@ -612,6 +626,8 @@ def train_config(p: Mapping[str, Any], epochs: int, n_items: int) -> TrainConfig
         sparse_rows=bool(p["sparse_rows"]),
         exposure_weight=float(p["exposure_weight"]),
         threads=None if p["train_threads"] is None else int(p["train_threads"]),
+        ema_decay=float(p["ema_decay"]),
+        lr_plateau=int(p["lr_plateau"]),
     )
 
 

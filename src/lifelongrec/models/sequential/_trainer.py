@@ -20,6 +20,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from lifelongrec.metrics import auc, hit_rate_from_ranks, ndcg_at_k, ndcg_from_ranks
@@ -163,6 +165,12 @@ class Trainer:
         module.item_tower.id_emb.sparse = config.sparse_rows and samples
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         stopper = EarlyStopping(config.patience) if validation is not None else None
+        plateau = None
+        if stopper is not None and config.lr_plateau > 0:
+            # torch halves after ``patience + 1`` checks without a better value
+            plateau = ReduceLROnPlateau(
+                self.optimizer, "max", 0.5, patience=config.lr_plateau - 1, threshold=0.0
+            )
         bar = tqdm(
             range(config.epochs),
             desc=progress,
@@ -182,6 +190,17 @@ class Trainer:
             shuffle = np.random.default_rng([int(rng.integers(2**32)), rank])
             joined = step.join  # shards may differ by a batch: the others wait
         threads = self.threads
+        # The weights' moving average (``ema_decay``): what validation scores, what the
+        # best epoch keeps and what the run leaves in the module.
+        average, judged, after_step = None, module, None
+        if config.ema_decay > 0:
+            decay = float(config.ema_decay)
+            average = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay))
+            judged = average.module
+
+            def after_step() -> None:
+                average.update_parameters(module)
+
         try:
             with threads.running(dev, config.threads):
                 for epoch in bar:
@@ -198,7 +217,14 @@ class Trainer:
                             config.grad_clip,
                             dev,
                             threads,
+                            after_step,
                         )
+                    if average is not None:  # buffers follow the module (not averaged)
+                        with torch.no_grad():
+                            for mine, theirs in zip(
+                                judged.buffers(), module.buffers(), strict=True
+                            ):
+                                mine.copy_(theirs)
                     record: dict[str, Any] = {"epoch": epoch, **losses}
                     record["train_seconds"] = time.perf_counter() - t0
                     result.records.append(record)
@@ -208,16 +234,21 @@ class Trainer:
                         continue
                     threads.rest()  # validation scores the catalogue: torch's threads
                     t1 = time.perf_counter()
-                    metrics = evaluate(module, validation, dev)
+                    metrics = evaluate(judged, validation, dev)
                     record["val_ndcg@10"] = metrics["next_item"]["ndcg@10"]
                     record["val_seconds"] = time.perf_counter() - t1
                     bar.set_postfix(
                         loss=f"{losses.get('next_item', 0):.3f}",
                         ndcg=f"{record['val_ndcg@10']:.4f}",
                     )
-                    if stopper.step(record["val_ndcg@10"], epoch, module, metrics):
+                    if stopper.step(record["val_ndcg@10"], epoch, judged, metrics):
                         break
+                    if plateau is not None:
+                        plateau.step(record["val_ndcg@10"])
+                        record["lr"] = self.optimizer.param_groups[0]["lr"]
                 bar.close()
+                if average is not None and stopper is None:
+                    module.load_state_dict(judged.state_dict())
                 if stopper is not None:
                     stopper.restore(module)
                     result.best_epoch, result.best_metrics = stopper.best_epoch, stopper.best_info
