@@ -24,63 +24,91 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-def _run(threads: StepThreads, n_steps: int, seconds: dict[int, float], tokens: int = 1024):
-    """``n_steps`` steps that sleep ``seconds[threads they run on]``; the counts seen."""
+class FakeClock:
+    """``time.perf_counter`` for the test: it moves only when a step says so, so a
+    busy machine cannot change what the steps are timed at."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", fake)
+    return fake
+
+
+def _run(
+    threads: StepThreads,
+    n_steps: int,
+    seconds: dict[int, float],
+    tokens: int = 1024,
+    clock: FakeClock | None = None,
+):
+    """``n_steps`` steps that take ``seconds[threads they run on]`` (on ``clock``, or
+    sleeping without one); the counts seen."""
     seen = []
     with threads.running(CPU):
         for _ in range(n_steps):
             with threads.step(tokens):
                 n = torch.get_num_threads()
                 seen.append(n)
-                time.sleep(seconds[n])
+                if clock is None:
+                    time.sleep(seconds[n])
+                else:
+                    clock.now += seconds[n]
     return seen
 
 
-def test_steps_no_faster_on_two_threads_run_on_one(two_threads):
+def test_steps_no_faster_on_two_threads_run_on_one(two_threads, clock):
     threads = StepThreads(probe_steps=2)
-    seen = _run(threads, 10, {1: 0.004, 2: 0.004})
+    seen = _run(threads, 10, {1: 0.004, 2: 0.004}, clock=clock)
     # probe: a block of 3 on one thread, a block of 3 on two; then the choice
     assert seen == [1, 1, 1, 2, 2, 2, 1, 1, 1, 1]
     assert threads.choices == {(2, 10): 1}
     assert torch.get_num_threads() == 2  # restored after the run
 
 
-def test_steps_much_faster_on_two_threads_keep_them(two_threads):
+def test_steps_much_faster_on_two_threads_keep_them(two_threads, clock):
     threads = StepThreads(probe_steps=2)
     # cost (1 + n) * seconds: 2 * 0.012 on one thread against 3 * 0.003 on two
-    seen = _run(threads, 9, {1: 0.012, 2: 0.003})
+    seen = _run(threads, 9, {1: 0.012, 2: 0.003}, clock=clock)
     assert seen[6:] == [2, 2, 2]
     assert threads.choices == {(2, 10): 2}
 
 
-def test_a_second_thread_must_save_a_third_of_the_step(two_threads):
+def test_a_second_thread_must_save_a_third_of_the_step(two_threads, clock):
     # 1.25x faster on two threads: 2 * 0.010 < 3 * 0.008, one thread wins
     threads = StepThreads(probe_steps=2)
-    _run(threads, 7, {1: 0.010, 2: 0.008})
+    _run(threads, 7, {1: 0.010, 2: 0.008}, clock=clock)
     assert threads.choices == {(2, 10): 1}
 
 
-def test_each_size_is_decided_once_and_remembered(two_threads):
+def test_each_size_is_decided_once_and_remembered(two_threads, clock):
     threads = StepThreads(probe_steps=1)
-    _run(threads, 4, {1: 0.002, 2: 0.002}, tokens=1000)  # 2**10
-    _run(threads, 4, {1: 0.002, 2: 0.002}, tokens=100)  # 2**7: probed on its own
+    _run(threads, 4, {1: 0.002, 2: 0.002}, tokens=1000, clock=clock)  # 2**10
+    _run(threads, 4, {1: 0.002, 2: 0.002}, tokens=100, clock=clock)  # 2**7: probed on its own
     assert threads.choices == {(2, 10): 1, (2, 7): 1}
     # a later run of a decided size starts on the choice at once
-    assert _run(threads, 2, {1: 0.0, 2: 0.0}, tokens=1100) == [1, 1]
+    assert _run(threads, 2, {1: 0.0, 2: 0.0}, tokens=1100, clock=clock) == [1, 1]
 
 
-def test_probing_goes_on_across_runs(two_threads):
+def test_probing_goes_on_across_runs(two_threads, clock):
     threads = StepThreads(probe_steps=1)
-    assert _run(threads, 3, {1: 0.002, 2: 0.002}) == [1, 1, 2]
+    assert _run(threads, 3, {1: 0.002, 2: 0.002}, clock=clock) == [1, 1, 2]
     assert threads.choices == {}
     assert torch.get_num_threads() == 2
-    assert _run(threads, 2, {1: 0.002, 2: 0.002}) == [2, 1]
+    assert _run(threads, 2, {1: 0.002, 2: 0.002}, clock=clock) == [2, 1]
     assert threads.choices == {(2, 10): 1}
 
 
-def test_rest_gives_torch_its_threads_until_the_next_step(two_threads):
+def test_rest_gives_torch_its_threads_until_the_next_step(two_threads, clock):
     threads = StepThreads(probe_steps=1)
-    _run(threads, 4, {1: 0.001, 2: 0.001})
+    _run(threads, 4, {1: 0.001, 2: 0.001}, clock=clock)
     with threads.running(CPU):
         with threads.step(1024):
             assert torch.get_num_threads() == 1
